@@ -1,0 +1,203 @@
+//! `ferrolite bench`: load, allocate and invoke timings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ferrolite::{DataType, Interpreter, InterpreterOptions, Model, OpResolver};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    model: PathBuf,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed invocations.
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// Untimed invocations before the timed ones.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Add a per-op-type and per-node time table.
+    #[arg(long)]
+    profile: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The process's peak resident memory, from the kernel (Linux only).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Deterministic pseudo-random bytes so every run sees the same input.
+fn fill_inputs(it: &mut Interpreter<'_>) -> Result<(), String> {
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..it.input_count() {
+        let mut t = it.input_mut(i).map_err(|e| e.to_string())?;
+        match t.dtype() {
+            DataType::Float32 => {
+                for v in t.as_slice_mut::<f32>().map_err(|e| e.to_string())? {
+                    *v = (next() % 20001) as f32 / 10000.0 - 1.0;
+                }
+            }
+            _ => t.bytes.iter_mut().for_each(|b| *b = next() as u8),
+        }
+    }
+    Ok(())
+}
+
+pub fn bench(args: BenchArgs) -> Result<(), String> {
+    let t0 = Instant::now();
+    let model = Model::from_file(&args.model).map_err(|e| e.to_string())?;
+    let load = t0.elapsed();
+
+    let resolver = OpResolver::with_builtins();
+    let t1 = Instant::now();
+    let mut it = Interpreter::new(
+        &model,
+        &resolver,
+        InterpreterOptions {
+            threads: args.threads,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    it.allocate_tensors().map_err(|e| e.to_string())?;
+    let allocate = t1.elapsed();
+    fill_inputs(&mut it)?;
+
+    let t2 = Instant::now();
+    it.invoke().map_err(|e| e.to_string())?;
+    let first = t2.elapsed();
+    for _ in 0..args.warmup {
+        it.invoke().map_err(|e| e.to_string())?;
+    }
+
+    let runs = args.runs.max(1);
+    let mut times = Vec::with_capacity(runs);
+    let mut by_node: Vec<Duration> = vec![Duration::ZERO; it.node_count()];
+    let mut node_ops: Vec<String> = vec![String::new(); it.node_count()];
+    for _ in 0..runs {
+        let t = Instant::now();
+        if args.profile {
+            for nt in it.invoke_profiled().map_err(|e| e.to_string())? {
+                by_node[nt.node] += nt.elapsed;
+                node_ops[nt.node] = nt.op;
+            }
+        } else {
+            it.invoke().map_err(|e| e.to_string())?;
+        }
+        times.push(t.elapsed());
+    }
+    let mut sorted = times.clone();
+    sorted.sort();
+    let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    let median = pick(0.5);
+    let p90 = pick(0.9);
+    let min = sorted[0];
+    let rss = peak_rss_bytes();
+
+    let mut by_type: BTreeMap<&str, (Duration, usize)> = BTreeMap::new();
+    for (d, op) in by_node.iter().zip(&node_ops) {
+        if !op.is_empty() {
+            let e = by_type.entry(op.as_str()).or_default();
+            e.0 += *d;
+            e.1 += 1;
+        }
+    }
+    let total: Duration = by_node.iter().sum();
+
+    if args.json {
+        let mut v = json!({
+            "model": args.model.display().to_string(),
+            "threads": args.threads,
+            "runs": runs,
+            "warmup": args.warmup,
+            "load_ms": ms(load),
+            "allocate_ms": ms(allocate),
+            "first_invoke_ms": ms(first),
+            "median_ms": ms(median),
+            "p90_ms": ms(p90),
+            "min_ms": ms(min),
+            "arena_bytes": it.arena_size(),
+            "owned_bytes": it.owned_bytes(),
+            "peak_rss_bytes": rss,
+        });
+        if args.profile {
+            let per_op: Vec<_> = by_type
+                .iter()
+                .map(|(op, (d, n))| json!({"op": op, "nodes": n, "ms_per_run": ms(*d) / runs as f64}))
+                .collect();
+            let per_node: Vec<_> = by_node
+                .iter()
+                .zip(&node_ops)
+                .enumerate()
+                .filter(|(_, (_, op))| !op.is_empty())
+                .map(
+                    |(i, (d, op))| json!({"node": i, "op": op, "ms_per_run": ms(*d) / runs as f64}),
+                )
+                .collect();
+            v["profile"] = json!({"per_op_type": per_op, "per_node": per_node});
+        }
+        println!("{v}");
+        return Ok(());
+    }
+
+    println!("model: {}", args.model.display());
+    println!(
+        "threads: {}  runs: {runs}  warmup: {}",
+        args.threads, args.warmup
+    );
+    println!("load:         {:9.3} ms", ms(load));
+    println!("allocate:     {:9.3} ms", ms(allocate));
+    println!("first invoke: {:9.3} ms", ms(first));
+    println!(
+        "invoke:       median {:.3} ms  p90 {:.3} ms  min {:.3} ms",
+        ms(median),
+        ms(p90),
+        ms(min)
+    );
+    println!(
+        "arena:        {} bytes (+ {} bytes owned constants)",
+        it.arena_size(),
+        it.owned_bytes()
+    );
+    if let Some(r) = rss {
+        println!("peak RSS:     {r} bytes");
+    }
+    if args.profile && !total.is_zero() {
+        println!("\nper op type (ms per run, share):");
+        let mut rows: Vec<_> = by_type.iter().collect();
+        rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        for (op, (d, n)) in rows {
+            println!(
+                "  {op:<28} {:>4} nodes {:9.3} ms {:5.1}%",
+                n,
+                ms(*d) / runs as f64,
+                100.0 * d.as_secs_f64() / total.as_secs_f64()
+            );
+        }
+        println!("\nper node:");
+        for (i, (d, op)) in by_node.iter().zip(&node_ops).enumerate() {
+            if !op.is_empty() {
+                println!("  {i:4} {op:<28} {:9.3} ms", ms(*d) / runs as f64);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,814 @@
+//! Load, allocate, invoke.
+//!
+//! `allocate_tensors()` prepares every node in order (shapes flow from the
+//! inputs through each op's `prepare`), evaluates nodes whose inputs are all
+//! constant once (constant folding: fp16 weight DEQUANTIZE, shape
+//! arithmetic), and plans one arena for the remaining intermediates.
+//! `invoke()` then only runs kernels.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use crate::arena::{ArenaPlan, ArenaRequest};
+use crate::dtype::Element;
+use crate::error::{Error, Location, OpError, Result};
+use crate::model::{Model, SignatureDef, SubgraphDef};
+use crate::op::{EvalContext, InputInfo, PrepareContext, PreparedOp};
+use crate::registry::{OpResolver, Registration};
+use crate::tensor::{AlignedBytes, TensorInfo, TensorMut, TensorRef};
+
+/// Settings of an interpreter.
+#[derive(Clone, Debug)]
+pub struct InterpreterOptions {
+    /// Worker threads for kernels that split their work (1 = no pool).
+    pub threads: usize,
+}
+
+impl Default for InterpreterOptions {
+    fn default() -> Self {
+        InterpreterOptions { threads: 1 }
+    }
+}
+
+/// Where a tensor's bytes live.
+#[derive(Clone, Debug)]
+enum Storage {
+    /// Absent or not yet allocated.
+    None,
+    /// A constant inside the model file (zero-copy).
+    Model(Range<usize>),
+    /// Owned: constants that needed copying or were folded, and variables.
+    Owned(AlignedBytes),
+    /// An intermediate, input or output in the arena.
+    Arena(Range<usize>),
+}
+
+impl Storage {
+    fn is_constant(&self) -> bool {
+        matches!(self, Storage::Model(_) | Storage::Owned(_))
+    }
+}
+
+struct Node {
+    name: String,
+    registration: Option<Registration>,
+    version: i32,
+    prepared: Option<Box<dyn PreparedOp>>,
+    /// Evaluated at prepare: skipped by invoke.
+    folded: bool,
+}
+
+/// Time spent in one node, reported by [`Interpreter::invoke_profiled`].
+#[derive(Clone, Debug)]
+pub struct NodeTiming {
+    pub node: usize,
+    pub op: String,
+    pub elapsed: Duration,
+}
+
+/// Runs one subgraph of a model.
+pub struct Interpreter<'m> {
+    model: &'m Model<'m>,
+    subgraph: usize,
+    options: InterpreterOptions,
+    tensors: Vec<TensorInfo>,
+    storage: Vec<Storage>,
+    nodes: Vec<Node>,
+    arena: AlignedBytes,
+    arena_plan: ArenaPlan,
+    allocated: bool,
+    /// Input shapes set by `resize_input`, kept across re-allocation.
+    input_shapes: Vec<Option<Vec<usize>>>,
+}
+
+impl<'m> Interpreter<'m> {
+    /// An interpreter for the model's first subgraph.
+    pub fn new(
+        model: &'m Model<'m>,
+        resolver: &OpResolver,
+        options: InterpreterOptions,
+    ) -> Result<Interpreter<'m>> {
+        Interpreter::for_subgraph(model, 0, resolver, options)
+    }
+
+    /// An interpreter for any subgraph (signatures may name another one).
+    pub fn for_subgraph(
+        model: &'m Model<'m>,
+        subgraph: usize,
+        resolver: &OpResolver,
+        options: InterpreterOptions,
+    ) -> Result<Interpreter<'m>> {
+        let sg = model
+            .subgraphs
+            .get(subgraph)
+            .ok_or_else(|| Error::InvalidArgument(format!("subgraph {subgraph} does not exist")))?;
+        let nodes = sg
+            .operators
+            .iter()
+            .map(|op| {
+                let code = &model.operator_codes[op.opcode_index];
+                Node {
+                    name: code.name(),
+                    registration: resolver.find(code),
+                    version: code.version,
+                    prepared: None,
+                    folded: false,
+                }
+            })
+            .collect();
+        let options = InterpreterOptions {
+            threads: options.threads.max(1),
+            ..options
+        };
+        Ok(Interpreter {
+            model,
+            subgraph,
+            options,
+            tensors: sg.tensors.iter().map(|t| t.info.clone()).collect(),
+            storage: vec![Storage::None; sg.tensors.len()],
+            nodes,
+            arena: AlignedBytes::default(),
+            arena_plan: ArenaPlan::default(),
+            allocated: false,
+            input_shapes: vec![None; sg.inputs.len()],
+        })
+    }
+
+    fn sg(&self) -> &'m SubgraphDef {
+        &self.model.subgraphs[self.subgraph]
+    }
+
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    /// Number of nodes (operators) in the subgraph.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bytes of the arena planned by the last `allocate_tensors()`.
+    pub fn arena_size(&self) -> usize {
+        self.arena_plan.size
+    }
+
+    /// Bytes held outside the arena: folded constants, copied weights, variables.
+    pub fn owned_bytes(&self) -> usize {
+        self.storage
+            .iter()
+            .map(|s| {
+                if let Storage::Owned(b) = s {
+                    b.len()
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+
+    /// Prepare every node and plan the arena. Call again after `resize_input`.
+    pub fn allocate_tensors(&mut self) -> Result<()> {
+        self.allocated = false;
+        let model = self.model;
+        let sg = self.sg();
+        let si = self.subgraph;
+
+        // Start from the file's description, with resized inputs applied.
+        for (i, t) in sg.tensors.iter().enumerate() {
+            self.tensors[i] = t.info.clone();
+            self.storage[i] = match &t.data {
+                Some(r) if t.info.is_variable => {
+                    Storage::Owned(AlignedBytes::from_slice(model.slice(r)))
+                }
+                Some(r) if is_aligned(model.slice(r), t.info.dtype.size().unwrap_or(1)) => {
+                    Storage::Model(r.clone())
+                }
+                Some(r) => Storage::Owned(AlignedBytes::from_slice(model.slice(r))),
+                None if t.info.is_variable => {
+                    let bytes = t.info.dtype.bytes_for(t.info.num_elements()).unwrap_or(0);
+                    Storage::Owned(AlignedBytes::zeroed(bytes))
+                }
+                None => Storage::None,
+            };
+        }
+        for (k, &t) in sg.inputs.iter().enumerate() {
+            if let Some(shape) = &self.input_shapes[k] {
+                self.tensors[t].shape = shape.clone();
+            }
+        }
+
+        // Prepare in order; fold nodes whose inputs are all known.
+        for (ni, op) in sg.operators.iter().enumerate() {
+            let node = &mut self.nodes[ni];
+            node.prepared = None;
+            node.folded = false;
+            let loc = Location::Operator {
+                subgraph: si,
+                index: ni,
+                op: node.name.clone(),
+            };
+            let Some(reg) = node.registration.clone() else {
+                return Err(Error::UnsupportedOp {
+                    subgraph: si,
+                    node: ni,
+                    op: node.name.clone(),
+                    version: node.version,
+                });
+            };
+            let inputs: Vec<Option<InputInfo<'_>>> = op
+                .inputs
+                .iter()
+                .map(|t| {
+                    t.map(|t| InputInfo {
+                        info: &self.tensors[t],
+                        constant: constant_bytes(
+                            model,
+                            &self.storage[t],
+                            self.tensors[t].is_variable,
+                        ),
+                    })
+                })
+                .collect();
+            let all_constant =
+                !inputs.is_empty() && inputs.iter().flatten().all(|i| i.constant.is_some());
+            let mut ctx = PrepareContext {
+                node: ni,
+                op_name: &node.name,
+                version: node.version,
+                builtin_options: op.builtin_options.as_ref(),
+                builtin_options_2: op.builtin_options_2.as_ref(),
+                custom_options: model.slice(&op.custom_options),
+                threads: self.options.threads,
+                inputs,
+                outputs: op
+                    .outputs
+                    .iter()
+                    .map(|&t| self.tensors[t].clone())
+                    .collect(),
+                constant_outputs: vec![None; op.outputs.len()],
+            };
+            let prepared = reg.op.prepare(&mut ctx).map_err(|error| Error::Op {
+                location: loc.clone(),
+                error,
+            })?;
+            let PrepareContext {
+                outputs,
+                constant_outputs,
+                ..
+            } = ctx;
+            for ((&t, info), constant) in op.outputs.iter().zip(outputs).zip(constant_outputs) {
+                if info.dtype != self.tensors[t].dtype {
+                    return Err(Error::Op {
+                        location: loc,
+                        error: OpError::Value(format!(
+                            "prepare changed the type of output tensor {t}"
+                        )),
+                    });
+                }
+                let bytes = info
+                    .dtype
+                    .bytes_for(info.num_elements())
+                    .ok_or_else(|| Error::Op {
+                        location: loc.clone(),
+                        error: OpError::Unsupported(format!(
+                            "output tensor {t} of type {}",
+                            info.dtype
+                        )),
+                    })?;
+                self.tensors[t].shape = info.shape;
+                if let Some(c) = constant {
+                    if c.len() != bytes {
+                        return Err(Error::Op {
+                            location: loc,
+                            error: OpError::Value(format!(
+                                "constant output has {} bytes, expected {bytes}",
+                                c.len()
+                            )),
+                        });
+                    }
+                    self.storage[t] = Storage::Owned(c);
+                    node.folded = true;
+                }
+            }
+            node.prepared = Some(prepared);
+            if !node.folded && all_constant && reg.pure {
+                self.fold_node(ni, &loc)?;
+            }
+        }
+
+        self.plan_arena()?;
+        self.allocated = true;
+        Ok(())
+    }
+
+    /// Evaluate a node with constant inputs now, keeping its outputs.
+    fn fold_node(&mut self, ni: usize, loc: &Location) -> Result<()> {
+        let op = &self.sg().operators[ni];
+        for &t in &op.outputs {
+            let info = &self.tensors[t];
+            let bytes = info.dtype.bytes_for(info.num_elements()).unwrap_or(0);
+            self.storage[t] = Storage::Owned(try_zeroed(bytes, loc)?);
+        }
+        let mut empty: [u8; 0] = [];
+        self.eval_node(ni, &mut empty).map_err(|error| Error::Op {
+            location: loc.clone(),
+            error,
+        })?;
+        self.nodes[ni].folded = true;
+        Ok(())
+    }
+
+    fn plan_arena(&mut self) -> Result<()> {
+        let sg = self.sg();
+        let n_steps = sg.operators.len();
+        // first/last use per tensor that lives in the arena.
+        let mut uses: Vec<Option<(usize, usize)>> = vec![None; self.tensors.len()];
+        let mut touch = |t: usize, step: usize| {
+            let u = uses[t].get_or_insert((step, step));
+            u.0 = u.0.min(step);
+            u.1 = u.1.max(step);
+        };
+        // Graph inputs and outputs live for the whole run, so callers can
+        // set inputs once and read outputs after.
+        for &t in sg.inputs.iter().chain(sg.outputs.iter()) {
+            touch(t, 0);
+            touch(t, n_steps);
+        }
+        for (ni, op) in sg.operators.iter().enumerate() {
+            if self.nodes[ni].folded {
+                continue;
+            }
+            for &t in op
+                .inputs
+                .iter()
+                .flatten()
+                .chain(op.outputs.iter())
+                .chain(op.intermediates.iter())
+            {
+                touch(t, ni);
+            }
+        }
+        let mut ids = Vec::new();
+        let mut requests = Vec::new();
+        for (t, u) in uses.iter().enumerate() {
+            let Some((first, last)) = *u else { continue };
+            if self.storage[t].is_constant() {
+                continue;
+            }
+            let info = &self.tensors[t];
+            let size = info.dtype.bytes_for(info.num_elements()).unwrap_or(0);
+            ids.push(t);
+            requests.push(ArenaRequest {
+                size,
+                first_use: first,
+                last_use: last,
+            });
+        }
+        let plan = ArenaPlan::greedy_by_size(&requests).ok_or_else(|| Error::InvalidModel {
+            location: Location::Subgraph(self.subgraph),
+            message: "the activations need more memory than the address space".into(),
+        })?;
+        for (k, &t) in ids.iter().enumerate() {
+            self.storage[t] = Storage::Arena(plan.offsets[k]..plan.offsets[k] + requests[k].size);
+        }
+        self.arena = try_zeroed(plan.size, &Location::Subgraph(self.subgraph))?;
+        self.arena_plan = plan;
+        Ok(())
+    }
+
+    /// Run the graph once.
+    pub fn invoke(&mut self) -> Result<()> {
+        self.invoke_with(|_, _, _| {})
+    }
+
+    /// Run the graph once and report each node's time.
+    pub fn invoke_profiled(&mut self) -> Result<Vec<NodeTiming>> {
+        let mut timings = Vec::new();
+        self.invoke_with(|node, op, elapsed| {
+            timings.push(NodeTiming {
+                node,
+                op: op.to_string(),
+                elapsed,
+            })
+        })?;
+        Ok(timings)
+    }
+
+    fn invoke_with(&mut self, mut on_node: impl FnMut(usize, &str, Duration)) -> Result<()> {
+        if !self.allocated {
+            return Err(Error::NotAllocated);
+        }
+        let mut arena = std::mem::take(&mut self.arena);
+        let result = (|| {
+            for ni in 0..self.nodes.len() {
+                if self.nodes[ni].folded {
+                    continue;
+                }
+                let start = Instant::now();
+                self.eval_node(ni, arena.as_mut_slice())
+                    .map_err(|error| Error::Op {
+                        location: Location::Operator {
+                            subgraph: self.subgraph,
+                            index: ni,
+                            op: self.nodes[ni].name.clone(),
+                        },
+                        error,
+                    })?;
+                on_node(ni, &self.nodes[ni].name, start.elapsed());
+            }
+            Ok(())
+        })();
+        self.arena = arena;
+        result
+    }
+
+    /// Give node `ni` views of its tensors and run its kernel.
+    fn eval_node(&mut self, ni: usize, arena: &mut [u8]) -> Result<(), OpError> {
+        let model = self.model;
+        let op = &model.subgraphs[self.subgraph].operators[ni];
+        let Interpreter {
+            tensors,
+            storage,
+            nodes,
+            options,
+            ..
+        } = self;
+        let prepared = nodes[ni]
+            .prepared
+            .as_mut()
+            .ok_or_else(|| OpError::Value("node was not prepared".into()))?;
+
+        // Collect the node's arena ranges (outputs writable, inputs read-only)
+        // and split the arena into disjoint slices for them.
+        let mut wanted: Vec<(Range<usize>, usize)> =
+            Vec::with_capacity(op.inputs.len() + op.outputs.len());
+        for &t in op.inputs.iter().flatten().chain(op.outputs.iter()) {
+            if let Storage::Arena(r) = &storage[t] {
+                if !wanted.iter().any(|(_, u)| *u == t) {
+                    wanted.push((r.clone(), t));
+                }
+            }
+        }
+        wanted.sort_by_key(|(r, _)| r.start);
+        let mut arena_views: Vec<(usize, &mut [u8])> = Vec::with_capacity(wanted.len());
+        let mut rest: &mut [u8] = arena;
+        let mut consumed = 0usize;
+        for (r, t) in wanted {
+            if r.start < consumed || r.end > consumed + rest.len() {
+                return Err(OpError::Value(format!(
+                    "arena ranges of tensor {t} overlap another tensor of this node"
+                )));
+            }
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(r.start - consumed);
+            let (mine, tail) = tail.split_at_mut(r.len());
+            arena_views.push((t, mine));
+            rest = tail;
+            consumed = r.end;
+        }
+
+        // Owned outputs (folding writes there) are taken out of storage for
+        // the duration of the call.
+        let mut owned_out: Vec<(usize, AlignedBytes)> = Vec::new();
+        for &t in &op.outputs {
+            if let Storage::Owned(b) = &mut storage[t] {
+                owned_out.push((t, std::mem::take(b)));
+            }
+        }
+
+        let result = {
+            let mut outputs: Vec<TensorMut<'_>> = Vec::with_capacity(op.outputs.len());
+            let mut inputs: Vec<Option<TensorRef<'_>>> = Vec::with_capacity(op.inputs.len());
+            let mut shared: Vec<(usize, &[u8])> = Vec::new();
+            let mut out_slices: Vec<(usize, &mut [u8])> = Vec::new();
+            for (t, v) in arena_views {
+                if op.outputs.contains(&t) {
+                    out_slices.push((t, v));
+                } else {
+                    shared.push((t, &*v));
+                }
+            }
+            for (t, b) in owned_out.iter_mut() {
+                out_slices.push((*t, b.as_mut_slice()));
+            }
+            for &t in &op.outputs {
+                let pos = out_slices.iter().position(|(u, _)| *u == t);
+                let bytes = match pos {
+                    Some(p) => out_slices.swap_remove(p).1,
+                    None => {
+                        return Err(OpError::Value(format!("output tensor {t} has no storage")))
+                    }
+                };
+                outputs.push(TensorMut {
+                    info: &tensors[t],
+                    bytes,
+                });
+            }
+            for t in &op.inputs {
+                inputs.push(t.map(|t| {
+                    let bytes: &[u8] = match &storage[t] {
+                        Storage::Model(r) => model.slice(r),
+                        Storage::Owned(b) => b.as_slice(),
+                        Storage::Arena(_) => shared
+                            .iter()
+                            .find(|(u, _)| *u == t)
+                            .map(|(_, b)| *b)
+                            .unwrap_or(&[]),
+                        Storage::None => &[],
+                    };
+                    TensorRef {
+                        info: &tensors[t],
+                        bytes,
+                    }
+                }));
+            }
+            let mut ctx = EvalContext {
+                inputs,
+                outputs,
+                threads: options.threads,
+            };
+            prepared.eval(&mut ctx)
+        };
+        for (t, b) in owned_out {
+            storage[t] = Storage::Owned(b);
+        }
+        result
+    }
+
+    // ----- inputs and outputs -------------------------------------------
+
+    /// Tensor indices of the subgraph's inputs.
+    pub fn inputs(&self) -> &'m [usize] {
+        &self.sg().inputs
+    }
+    /// Tensor indices of the subgraph's outputs.
+    pub fn outputs(&self) -> &'m [usize] {
+        &self.sg().outputs
+    }
+    pub fn input_count(&self) -> usize {
+        self.sg().inputs.len()
+    }
+    pub fn output_count(&self) -> usize {
+        self.sg().outputs.len()
+    }
+
+    /// The description of any tensor (shapes are current after allocation).
+    pub fn tensor_info(&self, tensor: usize) -> Result<&TensorInfo> {
+        self.tensors
+            .get(tensor)
+            .ok_or_else(|| Error::InvalidArgument(format!("tensor {tensor} does not exist")))
+    }
+
+    /// The position of the input with this tensor name.
+    pub fn input_index(&self, name: &str) -> Result<usize> {
+        self.sg()
+            .inputs
+            .iter()
+            .position(|&t| self.tensors[t].name == name)
+            .ok_or_else(|| Error::InvalidArgument(format!("no input named '{name}'")))
+    }
+
+    /// The position of the output with this tensor name.
+    pub fn output_index(&self, name: &str) -> Result<usize> {
+        self.sg()
+            .outputs
+            .iter()
+            .position(|&t| self.tensors[t].name == name)
+            .ok_or_else(|| Error::InvalidArgument(format!("no output named '{name}'")))
+    }
+
+    fn io_tensor(&self, list: &[usize], i: usize, what: &str) -> Result<usize> {
+        list.get(i).copied().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{what} {i} does not exist: the model has {} {what}s",
+                list.len()
+            ))
+        })
+    }
+
+    /// Read any allocated tensor.
+    pub fn tensor(&self, t: usize) -> Result<TensorRef<'_>> {
+        if !self.allocated {
+            return Err(Error::NotAllocated);
+        }
+        let info = self.tensor_info(t)?;
+        let bytes: &[u8] = match &self.storage[t] {
+            Storage::Model(r) => self.model.slice(r),
+            Storage::Owned(b) => b.as_slice(),
+            Storage::Arena(r) => &self.arena.as_slice()[r.clone()],
+            Storage::None => &[],
+        };
+        Ok(TensorRef { info, bytes })
+    }
+
+    fn tensor_mut(&mut self, t: usize) -> Result<TensorMut<'_>> {
+        if !self.allocated {
+            return Err(Error::NotAllocated);
+        }
+        let info = self
+            .tensors
+            .get(t)
+            .ok_or_else(|| Error::InvalidArgument(format!("tensor {t} does not exist")))?;
+        let bytes: &mut [u8] = match &mut self.storage[t] {
+            Storage::Arena(r) => &mut self.arena.as_mut_slice()[r.clone()],
+            Storage::Owned(b) => b.as_mut_slice(),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "tensor {t} ('{}') is constant",
+                    info.name
+                )))
+            }
+        };
+        Ok(TensorMut { info, bytes })
+    }
+
+    /// The i-th input, to read.
+    pub fn input(&self, i: usize) -> Result<TensorRef<'_>> {
+        self.tensor(self.io_tensor(self.inputs(), i, "input")?)
+    }
+    /// The i-th input, to fill before `invoke()`.
+    pub fn input_mut(&mut self, i: usize) -> Result<TensorMut<'_>> {
+        let t = self.io_tensor(self.inputs(), i, "input")?;
+        self.tensor_mut(t)
+    }
+    /// The input with this tensor name, to fill.
+    pub fn input_by_name(&mut self, name: &str) -> Result<TensorMut<'_>> {
+        let i = self.input_index(name)?;
+        self.input_mut(i)
+    }
+    /// The i-th output.
+    pub fn output(&self, i: usize) -> Result<TensorRef<'_>> {
+        self.tensor(self.io_tensor(self.outputs(), i, "output")?)
+    }
+
+    /// Copy `data` into the i-th input, checking type and length.
+    pub fn set_input<T: Element>(&mut self, i: usize, data: &[T]) -> Result<()> {
+        let mut t = self.input_mut(i)?;
+        let name = t.name().to_string();
+        let dst = t.as_slice_mut::<T>()?;
+        if dst.len() != data.len() {
+            return Err(Error::InvalidArgument(format!(
+                "input {i} ('{name}') holds {} elements, got {}",
+                dst.len(),
+                data.len()
+            )));
+        }
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Copy raw bytes (in the tensor's own type) into the i-th input.
+    pub fn set_input_bytes(&mut self, i: usize, data: &[u8]) -> Result<()> {
+        let t = self.input_mut(i)?;
+        if t.bytes.len() != data.len() {
+            return Err(Error::InvalidArgument(format!(
+                "input {i} ('{}') holds {} bytes, got {}",
+                t.name(),
+                t.bytes.len(),
+                data.len()
+            )));
+        }
+        t.bytes.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Change the shape of an input; call `allocate_tensors()` afterwards.
+    pub fn resize_input(&mut self, i: usize, shape: &[usize]) -> Result<()> {
+        let t = self.io_tensor(self.inputs(), i, "input")?;
+        let info = &self.tensors[t];
+        if shape.len() != info.shape.len() && !info.shape.is_empty() {
+            // Rank changes are allowed by TFLite only where the signature
+            // says the rank is unknown; keep it simple and refuse.
+            if info.shape_signature.as_ref().is_some_and(|s| !s.is_empty()) {
+                return Err(Error::InvalidArgument(format!(
+                    "input {i} ('{}') has rank {}, cannot resize to rank {}",
+                    info.name,
+                    info.shape.len(),
+                    shape.len()
+                )));
+            }
+        }
+        if let Some(sig) = &info.shape_signature {
+            for (d, (&want, &got)) in sig.iter().zip(shape).enumerate() {
+                if want >= 0 && want as usize != got {
+                    return Err(Error::InvalidArgument(format!(
+                        "input {i} ('{}') dimension {d} is fixed at {want} by the model, cannot resize to {got}",
+                        info.name
+                    )));
+                }
+            }
+        }
+        if crate::tensor::checked_num_elements(shape).is_none() {
+            return Err(Error::InvalidArgument(format!("shape {shape:?} overflows")));
+        }
+        self.input_shapes[i] = Some(shape.to_vec());
+        self.allocated = false;
+        Ok(())
+    }
+
+    // ----- signatures ------------------------------------------------------
+
+    /// The keys of the model's signatures.
+    pub fn signature_keys(&self) -> Vec<&'m str> {
+        self.model
+            .signatures
+            .iter()
+            .map(|s| s.key.as_str())
+            .collect()
+    }
+
+    /// An interpreter bound to a signature, with named inputs and outputs.
+    pub fn signature_runner(
+        &self,
+        key: &str,
+        resolver: &OpResolver,
+    ) -> Result<SignatureRunner<'m>> {
+        SignatureRunner::new(self.model, key, resolver, self.options.clone())
+    }
+}
+
+/// Runs a signature: the subgraph it names, with its input/output names.
+pub struct SignatureRunner<'m> {
+    pub interpreter: Interpreter<'m>,
+    signature: &'m SignatureDef,
+}
+
+impl<'m> SignatureRunner<'m> {
+    pub fn new(
+        model: &'m Model<'m>,
+        key: &str,
+        resolver: &OpResolver,
+        options: InterpreterOptions,
+    ) -> Result<Self> {
+        let signature = model
+            .signatures
+            .iter()
+            .find(|s| s.key == key)
+            .ok_or_else(|| Error::InvalidArgument(format!("no signature '{key}'")))?;
+        let mut interpreter =
+            Interpreter::for_subgraph(model, signature.subgraph, resolver, options)?;
+        interpreter.allocate_tensors()?;
+        Ok(SignatureRunner {
+            interpreter,
+            signature,
+        })
+    }
+
+    pub fn input_names(&self) -> Vec<&'m str> {
+        self.signature
+            .inputs
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+    pub fn output_names(&self) -> Vec<&'m str> {
+        self.signature
+            .outputs
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    fn lookup(list: &[(String, usize)], name: &str, what: &str) -> Result<usize> {
+        list.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("the signature has no {what} named '{name}'"))
+            })
+    }
+
+    pub fn input_mut(&mut self, name: &str) -> Result<TensorMut<'_>> {
+        let t = Self::lookup(&self.signature.inputs, name, "input")?;
+        self.interpreter.tensor_mut(t)
+    }
+    pub fn output(&self, name: &str) -> Result<TensorRef<'_>> {
+        let t = Self::lookup(&self.signature.outputs, name, "output")?;
+        self.interpreter.tensor(t)
+    }
+    pub fn invoke(&mut self) -> Result<()> {
+        self.interpreter.invoke()
+    }
+}
+
+fn is_aligned(bytes: &[u8], align: usize) -> bool {
+    (bytes.as_ptr() as usize) % align.max(1) == 0
+}
+
+fn constant_bytes<'a>(model: &'a Model<'_>, s: &'a Storage, is_variable: bool) -> Option<&'a [u8]> {
+    if is_variable {
+        return None;
+    }
+    match s {
+        Storage::Model(r) => Some(model.slice(r)),
+        Storage::Owned(b) => Some(b.as_slice()),
+        _ => None,
+    }
+}
+
+/// A zeroed buffer, or an error (not an abort) if memory is short.
+fn try_zeroed(bytes: usize, loc: &Location) -> Result<AlignedBytes> {
+    AlignedBytes::try_zeroed(bytes).ok_or_else(|| Error::InvalidModel {
+        location: loc.clone(),
+        message: format!("cannot allocate {bytes} bytes"),
+    })
+}

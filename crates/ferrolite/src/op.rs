@@ -1,0 +1,230 @@
+//! The operator interface: what a builtin or custom op implements.
+//!
+//! An op is prepared once per `allocate_tensors()` and evaluated on every
+//! `invoke()`, the split TFLite and tflite-micro use:
+//! - [`Operator::prepare`] parses the options, checks the inputs' types and
+//!   shapes, sets the outputs' shapes, and returns a [`PreparedOp`] holding
+//!   whatever eval needs (parsed options, packed weights, lookup tables).
+//! - [`PreparedOp::eval`] computes the outputs from the inputs' bytes.
+
+use ferrolite_schema as fb;
+
+use crate::dtype::{DataType, Element};
+use crate::error::{Error, OpError};
+use crate::tensor::{AlignedBytes, QuantParams, TensorInfo, TensorMut, TensorRef};
+
+/// A kind of operator: builtin or user-registered custom.
+pub trait Operator: Send + Sync {
+    /// Check the node and return its prepared form.
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError>;
+}
+
+/// An operator prepared for one node with fixed input shapes.
+pub trait PreparedOp: Send {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError>;
+}
+
+/// Convenience: a closure is a prepared op.
+impl<F: FnMut(&mut EvalContext<'_>) -> Result<(), OpError> + Send> PreparedOp for F {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        self(ctx)
+    }
+}
+
+impl From<Error> for OpError {
+    fn from(e: Error) -> OpError {
+        match e {
+            Error::InvalidArgument(s) => OpError::Value(s),
+            other => OpError::Value(other.to_string()),
+        }
+    }
+}
+
+/// What prepare knows about an input: its description and, for constants
+/// (weights, shape tensors, folded results), its bytes.
+#[derive(Clone, Copy)]
+pub struct InputInfo<'a> {
+    pub info: &'a TensorInfo,
+    pub constant: Option<&'a [u8]>,
+}
+
+impl<'a> InputInfo<'a> {
+    pub fn dtype(&self) -> DataType {
+        self.info.dtype
+    }
+    pub fn shape(&self) -> &'a [usize] {
+        &self.info.shape
+    }
+    pub fn quant(&self) -> Option<&'a QuantParams> {
+        self.info.quant.as_ref()
+    }
+    pub fn is_constant(&self) -> bool {
+        self.constant.is_some()
+    }
+    /// The constant's elements, or `None` if the input is computed at run time.
+    pub fn constant_as<T: Element>(&self) -> Result<Option<&'a [T]>, OpError> {
+        match self.constant {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(
+                TensorRef {
+                    info: self.info,
+                    bytes,
+                }
+                .as_slice::<T>()?,
+            )),
+        }
+    }
+}
+
+/// Everything `prepare` may look at and set.
+pub struct PrepareContext<'a> {
+    /// Index of the node in its subgraph (for messages).
+    pub node: usize,
+    /// Builtin name (`CONV_2D`) or custom code.
+    pub op_name: &'a str,
+    pub version: i32,
+    pub builtin_options: Option<&'a fb::BuiltinOptions>,
+    pub builtin_options_2: Option<&'a fb::BuiltinOptions2>,
+    /// Raw custom options (usually a FlexBuffer) of a custom op.
+    pub custom_options: &'a [u8],
+    pub threads: usize,
+    pub(crate) inputs: Vec<Option<InputInfo<'a>>>,
+    pub(crate) outputs: Vec<TensorInfo>,
+    pub(crate) constant_outputs: Vec<Option<AlignedBytes>>,
+}
+
+impl<'a> PrepareContext<'a> {
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+    pub fn num_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Fail unless the node has between `min` and `max` inputs.
+    pub fn check_inputs(&self, min: usize, max: usize) -> Result<(), OpError> {
+        check_count("inputs", self.inputs.len(), min, max)
+    }
+    /// Fail unless the node has between `min` and `max` outputs.
+    pub fn check_outputs(&self, min: usize, max: usize) -> Result<(), OpError> {
+        check_count("outputs", self.outputs.len(), min, max)
+    }
+
+    /// A required input.
+    pub fn input(&self, i: usize) -> Result<InputInfo<'a>, OpError> {
+        self.inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or(OpError::MissingInput(i))
+    }
+    /// An input that may be absent (index -1, or past the end of the list).
+    pub fn optional_input(&self, i: usize) -> Option<InputInfo<'a>> {
+        self.inputs.get(i).copied().flatten()
+    }
+
+    pub fn output(&self, i: usize) -> Result<&TensorInfo, OpError> {
+        self.outputs
+            .get(i)
+            .ok_or_else(|| OpError::Value(format!("no output {i}")))
+    }
+    pub fn output_dtype(&self, i: usize) -> Result<DataType, OpError> {
+        Ok(self.output(i)?.dtype)
+    }
+
+    /// Set an output's shape (prepare's main job).
+    pub fn set_output_shape(&mut self, i: usize, shape: Vec<usize>) -> Result<(), OpError> {
+        let out = self
+            .outputs
+            .get_mut(i)
+            .ok_or_else(|| OpError::Value(format!("no output {i}")))?;
+        out.shape = shape;
+        Ok(())
+    }
+
+    /// Give an output a value known at prepare (e.g. SHAPE's result); the
+    /// node then never runs at invoke.
+    pub fn set_output_constant(&mut self, i: usize, bytes: AlignedBytes) -> Result<(), OpError> {
+        let slot = self
+            .constant_outputs
+            .get_mut(i)
+            .ok_or_else(|| OpError::Value(format!("no output {i}")))?;
+        *slot = Some(bytes);
+        Ok(())
+    }
+
+    /// The builtin options, or a clear error naming what was expected.
+    pub fn options(&self) -> Option<&'a fb::BuiltinOptions> {
+        self.builtin_options
+    }
+}
+
+fn check_count(what: &'static str, got: usize, min: usize, max: usize) -> Result<(), OpError> {
+    if got < min || got > max {
+        let expected = if min == max {
+            format!("{min}")
+        } else if max == usize::MAX {
+            format!("at least {min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        return Err(OpError::Arity {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
+/// Fail with a DType error unless `t` has one of the accepted types.
+pub fn expect_dtype(role: &str, got: DataType, accepted: &[DataType]) -> Result<(), OpError> {
+    if accepted.contains(&got) {
+        return Ok(());
+    }
+    Err(OpError::DType {
+        tensor: role.to_string(),
+        expected: accepted
+            .iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        got: got.name().to_string(),
+    })
+}
+
+/// The tensors of one node during `invoke`.
+pub struct EvalContext<'a> {
+    pub(crate) inputs: Vec<Option<TensorRef<'a>>>,
+    pub(crate) outputs: Vec<TensorMut<'a>>,
+    pub threads: usize,
+}
+
+impl<'a> EvalContext<'a> {
+    /// A required input.
+    pub fn input(&self, i: usize) -> Result<TensorRef<'a>, OpError> {
+        self.inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or(OpError::MissingInput(i))
+    }
+    pub fn optional_input(&self, i: usize) -> Option<TensorRef<'a>> {
+        self.inputs.get(i).copied().flatten()
+    }
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+    pub fn num_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+    pub fn output(&mut self, i: usize) -> Result<&mut TensorMut<'a>, OpError> {
+        self.outputs
+            .get_mut(i)
+            .ok_or_else(|| OpError::Value(format!("no output {i}")))
+    }
+    /// All outputs at once (for ops with several, like SPLIT).
+    pub fn outputs_mut(&mut self) -> &mut [TensorMut<'a>] {
+        &mut self.outputs
+    }
+}

@@ -1,0 +1,151 @@
+//! CONV_2D: 2-D convolution, NHWC input, OHWI filter, optional bias.
+
+use ferrolite_kernels::reference::conv::{conv2d_f32, Conv2dParams};
+use ferrolite_kernels::reference::padding::Padding2d;
+use ferrolite_schema::BuiltinOperator as B;
+
+use super::{float_clamp, options, padding, positive, shape4, FloatWeights};
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{expect_dtype, EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    r.add_builtin(B::Conv2d as i32, 1..=8, Conv2d);
+}
+
+struct Conv2d;
+
+/// Shapes and parameters shared by every conv kernel.
+#[derive(Clone, Copy)]
+pub(crate) struct ConvGeometry {
+    pub in_shape: [usize; 4],
+    pub filter_shape: [usize; 4],
+    pub out_shape: [usize; 4],
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+impl Operator for Conv2d {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(2, 3)?;
+        ctx.check_outputs(1, 1)?;
+        let o = options!(ctx, Conv2DOptions).cloned().unwrap_or_default();
+        let input = ctx.input(0)?;
+        let filter = ctx.input(1)?;
+        let in_shape = shape4(input.shape(), "input")?;
+        let filter_shape = shape4(filter.shape(), "filter")?;
+        let [batches, in_h, in_w, in_c] = in_shape;
+        let [out_c, kh, kw, filter_in_c] = filter_shape;
+        if filter_in_c == 0 || in_c % filter_in_c != 0 {
+            return Err(OpError::Shape(format!(
+                "input has {in_c} channels, not a multiple of the filter's {filter_in_c}"
+            )));
+        }
+        let groups = in_c / filter_in_c;
+        if out_c % groups != 0 {
+            return Err(OpError::Shape(format!(
+                "{out_c} output channels do not split into {groups} groups"
+            )));
+        }
+        if let Some(b) = ctx.optional_input(2) {
+            if b.info.num_elements() != out_c {
+                return Err(OpError::Shape(format!(
+                    "bias has {} elements, expected {out_c}",
+                    b.info.num_elements()
+                )));
+            }
+        }
+        let stride_h = positive(o.stride_h, "stride_h")?;
+        let stride_w = positive(o.stride_w, "stride_w")?;
+        let dilation_h = positive(o.dilation_h_factor, "dilation_h_factor")?;
+        let dilation_w = positive(o.dilation_w_factor, "dilation_w_factor")?;
+        let win = Padding2d::compute(
+            padding(o.padding),
+            in_h,
+            in_w,
+            kh,
+            kw,
+            stride_h,
+            stride_w,
+            dilation_h,
+            dilation_w,
+        );
+        let out_shape = [batches, win.out_h, win.out_w, out_c];
+        ctx.set_output_shape(0, out_shape.to_vec())?;
+        let geometry = ConvGeometry {
+            in_shape,
+            filter_shape,
+            out_shape,
+            stride_h,
+            stride_w,
+            dilation_h,
+            dilation_w,
+            pad_top: win.padding.top,
+            pad_left: win.padding.left,
+        };
+
+        match input.dtype() {
+            DataType::Float32 => {
+                expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Float32])?;
+                let clamp = float_clamp(o.fused_activation_function)?;
+                let filter = FloatWeights::prepare(ctx, 1)?;
+                let bias = match ctx.optional_input(2) {
+                    Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
+                    None => None,
+                };
+                Ok(Box::new(ConvF32 {
+                    g: geometry,
+                    clamp,
+                    filter,
+                    bias,
+                }))
+            }
+            other => Err(OpError::Unsupported(format!("CONV_2D on {other} input"))),
+        }
+    }
+}
+
+struct ConvF32 {
+    g: ConvGeometry,
+    clamp: ferrolite_kernels::activation::ClampF32,
+    filter: FloatWeights,
+    bias: Option<FloatWeights>,
+}
+
+impl PreparedOp for ConvF32 {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        let g = &self.g;
+        let input = ctx.input(0)?.as_slice::<f32>()?;
+        let filter = self.filter.get(ctx)?;
+        let bias = match &self.bias {
+            Some(b) => Some(b.get(ctx)?),
+            None => None,
+        };
+        let p = Conv2dParams {
+            stride_h: g.stride_h,
+            stride_w: g.stride_w,
+            dilation_h: g.dilation_h,
+            dilation_w: g.dilation_w,
+            pad_top: g.pad_top,
+            pad_left: g.pad_left,
+            clamp: self.clamp,
+        };
+        let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+        conv2d_f32(
+            &p,
+            input,
+            g.in_shape,
+            filter,
+            g.filter_shape,
+            bias,
+            out,
+            g.out_shape,
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! DEPTHWISE_CONV_2D: each input channel filtered on its own, with a depth
+//! multiplier; filter `[1, kh, kw, out_c]`.
+
+use ferrolite_kernels::reference::conv::{depthwise_conv2d_f32, DepthwiseParams};
+use ferrolite_kernels::reference::padding::Padding2d;
+use ferrolite_schema::BuiltinOperator as B;
+
+use super::{float_clamp, options, padding, positive, shape4, FloatWeights};
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{expect_dtype, EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    r.add_builtin(B::DepthwiseConv2d as i32, 1..=7, DepthwiseConv2d);
+}
+
+struct DepthwiseConv2d;
+
+impl Operator for DepthwiseConv2d {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(2, 3)?;
+        ctx.check_outputs(1, 1)?;
+        let o = options!(ctx, DepthwiseConv2DOptions)
+            .cloned()
+            .unwrap_or_default();
+        let input = ctx.input(0)?;
+        let in_shape = shape4(input.shape(), "input")?;
+        let filter_shape = shape4(ctx.input(1)?.shape(), "filter")?;
+        let [batches, in_h, in_w, in_c] = in_shape;
+        let [one, kh, kw, out_c] = filter_shape;
+        if one != 1 {
+            return Err(OpError::Shape(format!(
+                "filter must be [1, kh, kw, channels], got {filter_shape:?}"
+            )));
+        }
+        // Newer converters may leave depth_multiplier at 0: derive it.
+        if in_c == 0 || out_c % in_c != 0 {
+            return Err(OpError::Shape(format!(
+                "{out_c} filter channels are not a multiple of {in_c} input channels"
+            )));
+        }
+        let depth_multiplier = out_c / in_c;
+        if o.depth_multiplier > 0 && o.depth_multiplier as usize != depth_multiplier {
+            return Err(OpError::Options(format!(
+                "depth_multiplier {} does not match {out_c} filter channels over {in_c} input channels",
+                o.depth_multiplier
+            )));
+        }
+        if let Some(b) = ctx.optional_input(2) {
+            if b.info.num_elements() != out_c {
+                return Err(OpError::Shape(format!(
+                    "bias has {} elements, expected {out_c}",
+                    b.info.num_elements()
+                )));
+            }
+        }
+        let stride_h = positive(o.stride_h, "stride_h")?;
+        let stride_w = positive(o.stride_w, "stride_w")?;
+        let dilation_h = positive(o.dilation_h_factor, "dilation_h_factor")?;
+        let dilation_w = positive(o.dilation_w_factor, "dilation_w_factor")?;
+        let win = Padding2d::compute(
+            padding(o.padding),
+            in_h,
+            in_w,
+            kh,
+            kw,
+            stride_h,
+            stride_w,
+            dilation_h,
+            dilation_w,
+        );
+        let out_shape = [batches, win.out_h, win.out_w, out_c];
+        ctx.set_output_shape(0, out_shape.to_vec())?;
+        let params = |clamp| DepthwiseParams {
+            stride_h,
+            stride_w,
+            dilation_h,
+            dilation_w,
+            pad_top: win.padding.top,
+            pad_left: win.padding.left,
+            depth_multiplier,
+            clamp,
+        };
+        match input.dtype() {
+            DataType::Float32 => {
+                expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Float32])?;
+                let p = params(float_clamp(o.fused_activation_function)?);
+                let filter = FloatWeights::prepare(ctx, 1)?;
+                let bias = match ctx.optional_input(2) {
+                    Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
+                    None => None,
+                };
+                Ok(Box::new(DepthwiseF32 {
+                    p,
+                    in_shape,
+                    filter_shape,
+                    out_shape,
+                    filter,
+                    bias,
+                }))
+            }
+            other => Err(OpError::Unsupported(format!(
+                "DEPTHWISE_CONV_2D on {other} input"
+            ))),
+        }
+    }
+}
+
+struct DepthwiseF32 {
+    p: DepthwiseParams,
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+    filter: FloatWeights,
+    bias: Option<FloatWeights>,
+}
+
+impl PreparedOp for DepthwiseF32 {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        let input = ctx.input(0)?.as_slice::<f32>()?;
+        let filter = self.filter.get(ctx)?;
+        let bias = match &self.bias {
+            Some(b) => Some(b.get(ctx)?),
+            None => None,
+        };
+        let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+        depthwise_conv2d_f32(
+            &self.p,
+            input,
+            self.in_shape,
+            filter,
+            self.filter_shape,
+            bias,
+            out,
+            self.out_shape,
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! Builtin operators, one file each.
+//!
+//! Every file has a `register` function and one or more [`Operator`]s: the
+//! operator's `prepare` parses the options, checks the inputs, sets the
+//! output shapes and picks a kernel from `ferrolite-kernels`; the returned
+//! [`PreparedOp`] runs it.
+//!
+//! [`Operator`]: crate::op::Operator
+//! [`PreparedOp`]: crate::op::PreparedOp
+
+use fb::BuiltinOperator as B;
+use ferrolite_kernels::activation::ClampF32;
+use ferrolite_schema as fb;
+
+use crate::error::OpError;
+use crate::registry::OpResolver;
+
+mod common;
+pub mod conv2d;
+pub mod depthwise_conv2d;
+pub mod dequantize;
+pub mod pool2d;
+pub mod reshape;
+pub mod shape;
+
+pub(crate) use common::*;
+
+/// Register every builtin op this crate implements.
+pub fn register_all(r: &mut OpResolver) {
+    conv2d::register(r);
+    depthwise_conv2d::register(r);
+    dequantize::register(r);
+    pool2d::register(r);
+    reshape::register(r);
+    shape::register(r);
+    for impure in [
+        B::RandomUniform,
+        B::RandomStandardNormal,
+        B::Multinomial,
+        B::AssignVariable,
+        B::CallOnce,
+    ] {
+        r.mark_impure(impure as i32);
+    }
+}
+
+/// The clamp a fused activation amounts to, for float kernels.
+pub(crate) fn float_clamp(act: fb::ActivationFunctionType) -> Result<ClampF32, OpError> {
+    use fb::ActivationFunctionType as A;
+    Ok(match act {
+        A::None => ClampF32::NONE,
+        A::Relu => ClampF32::RELU,
+        A::ReluN1To1 => ClampF32::RELU_N1_TO_1,
+        A::Relu6 => ClampF32::RELU6,
+        other => return Err(OpError::Unsupported(format!("fused activation {other:?}"))),
+    })
+}

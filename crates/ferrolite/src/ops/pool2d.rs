@@ -1,0 +1,90 @@
+//! AVERAGE_POOL_2D, MAX_POOL_2D, L2_POOL_2D over NHWC windows.
+
+use ferrolite_kernels::reference::padding::Padding2d;
+use ferrolite_kernels::reference::pool::{
+    average_pool_f32, l2_pool_f32, max_pool_f32, Pool2dParams,
+};
+use ferrolite_schema::BuiltinOperator as B;
+
+use super::{float_clamp, options, padding, positive, shape4};
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{expect_dtype, EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    r.add_builtin(B::AveragePool2d as i32, 1..=3, Pool(Kind::Average));
+    r.add_builtin(B::MaxPool2d as i32, 1..=3, Pool(Kind::Max));
+    r.add_builtin(B::L2Pool2d as i32, 1..=1, Pool(Kind::L2));
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Average,
+    Max,
+    L2,
+}
+
+struct Pool(Kind);
+
+impl Operator for Pool {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(1, 1)?;
+        ctx.check_outputs(1, 1)?;
+        let o = options!(ctx, Pool2DOptions).cloned().unwrap_or_default();
+        let input = ctx.input(0)?;
+        let in_shape = shape4(input.shape(), "input")?;
+        let [batches, in_h, in_w, channels] = in_shape;
+        let stride_h = positive(o.stride_h, "stride_h")?;
+        let stride_w = positive(o.stride_w, "stride_w")?;
+        let filter_h = positive(o.filter_height, "filter_height")?;
+        let filter_w = positive(o.filter_width, "filter_width")?;
+        let win = Padding2d::compute(
+            padding(o.padding),
+            in_h,
+            in_w,
+            filter_h,
+            filter_w,
+            stride_h,
+            stride_w,
+            1,
+            1,
+        );
+        let out_shape = [batches, win.out_h, win.out_w, channels];
+        ctx.set_output_shape(0, out_shape.to_vec())?;
+        let kind = self.0;
+        match input.dtype() {
+            DataType::Float32 => {
+                expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Float32])?;
+                let p = Pool2dParams {
+                    stride_h,
+                    stride_w,
+                    filter_h,
+                    filter_w,
+                    pad_top: win.padding.top,
+                    pad_left: win.padding.left,
+                    clamp: float_clamp(o.fused_activation_function)?,
+                };
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let input = ctx.input(0)?.as_slice::<f32>()?;
+                    let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    let complete = match kind {
+                        Kind::Average => average_pool_f32(&p, input, in_shape, out, out_shape),
+                        Kind::Max => {
+                            max_pool_f32(&p, input, in_shape, out, out_shape);
+                            true
+                        }
+                        Kind::L2 => l2_pool_f32(&p, input, in_shape, out, out_shape),
+                    };
+                    if !complete {
+                        return Err(OpError::Shape(
+                            "a pooling window lies entirely in the padding".into(),
+                        ));
+                    }
+                    Ok(())
+                }))
+            }
+            other => Err(OpError::Unsupported(format!("pooling on {other} input"))),
+        }
+    }
+}
