@@ -44,13 +44,21 @@ pub fn prelu_f32(
     output: &mut [f32],
     out_shape: &[usize],
 ) {
-    broadcast_binary(input, in_shape, alpha, alpha_shape, output, out_shape, |x, a| {
-        if x >= 0.0 {
-            x
-        } else {
-            x * a
-        }
-    });
+    broadcast_binary(
+        input,
+        in_shape,
+        alpha,
+        alpha_shape,
+        output,
+        out_shape,
+        |x, a| {
+            if x >= 0.0 {
+                x
+            } else {
+                x * a
+            }
+        },
+    );
 }
 
 /// LOGISTIC for one value, as TFLite's float reference computes it: 1 above
@@ -259,7 +267,10 @@ mod tests {
         ];
         for (x, want) in cases {
             let got = erfc_f64(x);
-            assert!((got - want).abs() <= 1e-12 * want, "erfc({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 1e-12 * want,
+                "erfc({x}) = {got}, want {want}"
+            );
         }
     }
 
@@ -269,7 +280,13 @@ mod tests {
         let mut o = [0.0f32; 6];
         gelu_f32(&x, &mut o, false);
         // 0.5 x (1 + erf(x/sqrt2)): known GELU values.
-        let exact = [-0.004_049_694_f32, -0.158_655_25, 0.0, 0.841_344_7, 1.954_499_7];
+        let exact = [
+            -0.004_049_694_f32,
+            -0.158_655_25,
+            0.0,
+            0.841_344_7,
+            1.954_499_7,
+        ];
         for i in 0..5 {
             assert!(close(o[i], exact[i], 1e-6), "gelu({}) = {}", x[i], o[i]);
         }
@@ -280,7 +297,12 @@ mod tests {
         // tanh form: 0.5 x (1 + tanh(0.7978845608 (x + 0.044715 x^3)))
         let approx = [-0.003_637_392_f32, -0.158_808, 0.0, 0.841_192, 1.954_597_7];
         for i in 0..5 {
-            assert!(close(o[i], approx[i], 1e-5), "gelu_approx({}) = {}", x[i], o[i]);
+            assert!(
+                close(o[i], approx[i], 1e-5),
+                "gelu_approx({}) = {}",
+                x[i],
+                o[i]
+            );
         }
     }
 

@@ -35,10 +35,15 @@ pub fn gather<T: Copy, I: Copy + Into<i64>>(
     output: &mut [T],
 ) -> Result<(), String> {
     if axis >= params_shape.len() {
-        return Err(format!("gather: axis {axis} out of range for rank {}", params_shape.len()));
+        return Err(format!(
+            "gather: axis {axis} out of range for rank {}",
+            params_shape.len()
+        ));
     }
     if batch_dims > axis || batch_dims > indices_shape.len() {
-        return Err(format!("gather: batch_dims {batch_dims} exceeds axis {axis} or indices rank"));
+        return Err(format!(
+            "gather: batch_dims {batch_dims} exceeds axis {axis} or indices rank"
+        ));
     }
     if params_shape[..batch_dims] != indices_shape[..batch_dims] {
         return Err("gather: batch dimensions of params and indices differ".to_string());

@@ -5,7 +5,13 @@
 /// TFLite's reference computes `norm = max(sqrt(sum x²), epsilon)` (epsilon
 /// applied after the square root; the TFLite op uses 1e-6) and writes
 /// `x / norm`, so an all-zero row stays zero instead of becoming NaN.
-pub fn l2_normalize_f32(input: &[f32], output: &mut [f32], outer: usize, depth: usize, epsilon: f32) {
+pub fn l2_normalize_f32(
+    input: &[f32],
+    output: &mut [f32],
+    outer: usize,
+    depth: usize,
+    epsilon: f32,
+) {
     if depth == 0 {
         return;
     }

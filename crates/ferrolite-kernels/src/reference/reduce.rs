@@ -131,12 +131,24 @@ pub fn mean_f32(input: &[f32], in_shape: &[usize], axes: &[usize], output: &mut 
 /// REDUCE_MAX: starts from `f32::MIN` (lowest finite, as TFLite) and takes
 /// `x` when `x > acc`, so NaNs are skipped.
 pub fn reduce_max_f32(input: &[f32], in_shape: &[usize], axes: &[usize], output: &mut [f32]) {
-    reduce(input, in_shape, axes, output, f32::MIN, |acc, x| if x > acc { x } else { acc });
+    reduce(input, in_shape, axes, output, f32::MIN, |acc, x| {
+        if x > acc {
+            x
+        } else {
+            acc
+        }
+    });
 }
 
 /// REDUCE_MIN: starts from `f32::MAX` and takes `x` when `x < acc`.
 pub fn reduce_min_f32(input: &[f32], in_shape: &[usize], axes: &[usize], output: &mut [f32]) {
-    reduce(input, in_shape, axes, output, f32::MAX, |acc, x| if x < acc { x } else { acc });
+    reduce(input, in_shape, axes, output, f32::MAX, |acc, x| {
+        if x < acc {
+            x
+        } else {
+            acc
+        }
+    });
 }
 
 /// REDUCE_PROD: product from 1 in row-major input order.
@@ -196,7 +208,12 @@ mod tests {
         let mut two = [0.0f32; 2];
         reduce_prod_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], &[1], &mut two);
         assert_eq!(two, [6.0, 120.0]);
-        reduce_prod_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], &[0], &mut [0.0; 3]);
+        reduce_prod_f32(
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            &[2, 3],
+            &[0],
+            &mut [0.0; 3],
+        );
     }
 
     #[test]
@@ -219,7 +236,14 @@ mod tests {
     #[test]
     fn generic_integer_reduce() {
         let mut out = [0i32; 2];
-        reduce(&[1i32, 5, 3, 9, 2, 4], &[2, 3], &[1], &mut out, i32::MIN, |a, x| a.max(x));
+        reduce(
+            &[1i32, 5, 3, 9, 2, 4],
+            &[2, 3],
+            &[1],
+            &mut out,
+            i32::MIN,
+            |a, x| a.max(x),
+        );
         assert_eq!(out, [5, 9]);
     }
 }
