@@ -200,3 +200,68 @@ pub(crate) fn positive(v: i32, what: &str) -> Result<usize, OpError> {
     }
     Ok(v as usize)
 }
+
+/// Run `$body` with `$T` bound to an unsigned integer type of the given
+/// element size: data-movement ops (transpose, concat, pad...) only copy
+/// elements, so their kernels need the size, not the meaning.
+macro_rules! with_element_size {
+    ($size:expr, $T:ident, $body:block) => {
+        match $size {
+            1 => {
+                type $T = u8;
+                $body
+            }
+            2 => {
+                type $T = u16;
+                $body
+            }
+            4 => {
+                type $T = u32;
+                $body
+            }
+            8 => {
+                type $T = u64;
+                $body
+            }
+            s => Err($crate::error::OpError::Unsupported(format!(
+                "elements of {s} bytes"
+            ))),
+        }
+    };
+}
+pub(crate) use with_element_size;
+
+/// View bytes as elements of a plain integer type chosen by size (see
+/// `with_element_size!`); alignment is guaranteed by the arena.
+pub(crate) fn elems<T: bytemuck::Pod>(bytes: &[u8]) -> Result<&[T], OpError> {
+    bytemuck::try_cast_slice(bytes)
+        .map_err(|e| OpError::Value(format!("misaligned tensor data: {e:?}")))
+}
+pub(crate) fn elems_mut<T: bytemuck::Pod>(bytes: &mut [u8]) -> Result<&mut [T], OpError> {
+    bytemuck::try_cast_slice_mut(bytes)
+        .map_err(|e| OpError::Value(format!("misaligned tensor data: {e:?}")))
+}
+
+/// Element size of a type an op moves, or an error naming the type.
+pub(crate) fn element_size(dtype: crate::DataType) -> Result<usize, OpError> {
+    dtype
+        .size()
+        .ok_or_else(|| OpError::Unsupported(format!("{dtype} tensors")))
+}
+
+/// Fail unless input `i` and output `o` have the same type.
+pub(crate) fn same_dtype(
+    ctx: &crate::op::PrepareContext<'_>,
+    i: usize,
+    o: usize,
+) -> Result<crate::DataType, OpError> {
+    let (a, b) = (ctx.input(i)?.dtype(), ctx.output_dtype(o)?);
+    if a != b {
+        return Err(OpError::DType {
+            tensor: format!("output {o}"),
+            expected: a.to_string(),
+            got: b.to_string(),
+        });
+    }
+    Ok(a)
+}

@@ -15,24 +15,52 @@ use ferrolite_schema as fb;
 use crate::error::OpError;
 use crate::registry::OpResolver;
 
+pub mod binary;
+pub mod cast;
 mod common;
+pub mod concatenation;
 pub mod conv2d;
 pub mod depthwise_conv2d;
 pub mod dequantize;
+pub mod fully_connected;
+pub mod pad;
 pub mod pool2d;
+pub mod prelu;
+pub mod reduce;
 pub mod reshape;
+pub mod resize;
 pub mod shape;
+pub mod softmax;
+pub mod space_depth;
+pub mod split;
+pub mod transpose;
+pub mod transpose_conv;
+pub mod unary;
 
 pub(crate) use common::*;
 
 /// Register every builtin op this crate implements.
 pub fn register_all(r: &mut OpResolver) {
+    binary::register(r);
+    cast::register(r);
+    concatenation::register(r);
     conv2d::register(r);
     depthwise_conv2d::register(r);
     dequantize::register(r);
+    fully_connected::register(r);
+    pad::register(r);
     pool2d::register(r);
+    prelu::register(r);
+    reduce::register(r);
     reshape::register(r);
+    resize::register(r);
     shape::register(r);
+    softmax::register(r);
+    space_depth::register(r);
+    split::register(r);
+    transpose::register(r);
+    transpose_conv::register(r);
+    unary::register(r);
     for impure in [
         B::RandomUniform,
         B::RandomStandardNormal,

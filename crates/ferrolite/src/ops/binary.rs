@@ -1,0 +1,217 @@
+//! Element-wise binary ops with numpy broadcasting: ADD, SUB, MUL, DIV,
+//! SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, POW, FLOOR_DIV, FLOOR_MOD.
+
+use ferrolite_kernels::activation::ClampF32;
+use ferrolite_kernels::reference::elementwise as k;
+use ferrolite_schema::{ActivationFunctionType, BuiltinOperator as B};
+
+use super::{float_clamp, options};
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    for (code, kind) in [
+        (B::Add, Kind::Add),
+        (B::Sub, Kind::Sub),
+        (B::Mul, Kind::Mul),
+        (B::Div, Kind::Div),
+        (B::SquaredDifference, Kind::SquaredDifference),
+        (B::Maximum, Kind::Maximum),
+        (B::Minimum, Kind::Minimum),
+        (B::Pow, Kind::Pow),
+        (B::FloorDiv, Kind::FloorDiv),
+        (B::FloorMod, Kind::FloorMod),
+    ] {
+        r.add_builtin(code as i32, 1..=i32::MAX, Binary(kind));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    SquaredDifference,
+    Maximum,
+    Minimum,
+    Pow,
+    FloorDiv,
+    FloorMod,
+}
+
+struct Binary(Kind);
+
+impl Binary {
+    fn activation(&self, ctx: &PrepareContext<'_>) -> Result<ActivationFunctionType, OpError> {
+        Ok(match self.0 {
+            Kind::Add => options!(ctx, AddOptions).map(|o| o.fused_activation_function),
+            Kind::Sub => options!(ctx, SubOptions).map(|o| o.fused_activation_function),
+            Kind::Mul => options!(ctx, MulOptions).map(|o| o.fused_activation_function),
+            Kind::Div => options!(ctx, DivOptions).map(|o| o.fused_activation_function),
+            _ => None,
+        }
+        .unwrap_or(ActivationFunctionType::None))
+    }
+}
+
+impl Operator for Binary {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(2, 2)?;
+        ctx.check_outputs(1, 1)?;
+        let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+        if a.dtype() != b.dtype() {
+            return Err(OpError::DType {
+                tensor: "input 1".into(),
+                expected: a.dtype().to_string(),
+                got: b.dtype().to_string(),
+            });
+        }
+        let out_shape = k::broadcast_shape(a.shape(), b.shape()).ok_or_else(|| {
+            OpError::Shape(format!(
+                "{:?} and {:?} do not broadcast",
+                a.shape(),
+                b.shape()
+            ))
+        })?;
+        ctx.set_output_shape(0, out_shape.clone())?;
+        let shapes = Shapes {
+            a: a.shape().to_vec(),
+            b: b.shape().to_vec(),
+            out: out_shape,
+        };
+        let act = self.activation(ctx)?;
+        let kind = self.0;
+        match a.dtype() {
+            DataType::Float32 => {
+                let clamp = float_clamp(act)?;
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    eval_f32(ctx, kind, clamp, &shapes)
+                }))
+            }
+            DataType::Int32 | DataType::Int64
+                if act == ActivationFunctionType::None || act == ActivationFunctionType::Relu =>
+            {
+                let relu = act == ActivationFunctionType::Relu;
+                if a.dtype() == DataType::Int32 {
+                    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        eval_int::<i32>(ctx, kind, relu, &shapes)
+                    }))
+                } else {
+                    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        eval_int::<i64>(ctx, kind, relu, &shapes)
+                    }))
+                }
+            }
+            other => Err(OpError::Unsupported(format!("{kind:?} on {other}"))),
+        }
+    }
+}
+
+struct Shapes {
+    a: Vec<usize>,
+    b: Vec<usize>,
+    out: Vec<usize>,
+}
+
+fn eval_f32(
+    ctx: &mut EvalContext<'_>,
+    kind: Kind,
+    clamp: ClampF32,
+    s: &Shapes,
+) -> Result<(), OpError> {
+    let a = ctx.input(0)?.as_slice::<f32>()?;
+    let b = ctx.input(1)?.as_slice::<f32>()?;
+    let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+    let f = match kind {
+        Kind::Add => k::add_f32,
+        Kind::Sub => k::sub_f32,
+        Kind::Mul => k::mul_f32,
+        Kind::Div => k::div_f32,
+        Kind::SquaredDifference => {
+            return Ok(k::squared_difference_f32(a, &s.a, b, &s.b, out, &s.out))
+        }
+        Kind::Maximum => return Ok(k::maximum_f32(a, &s.a, b, &s.b, out, &s.out)),
+        Kind::Minimum => return Ok(k::minimum_f32(a, &s.a, b, &s.b, out, &s.out)),
+        Kind::Pow => return Ok(k::pow_f32(a, &s.a, b, &s.b, out, &s.out)),
+        Kind::FloorDiv => return Ok(k::floor_div_f32(a, &s.a, b, &s.b, out, &s.out)),
+        Kind::FloorMod => return Ok(k::floor_mod_f32(a, &s.a, b, &s.b, out, &s.out)),
+    };
+    f(a, &s.a, b, &s.b, out, &s.out, clamp);
+    Ok(())
+}
+
+/// Integer arithmetic for shape computations (int32/int64 tensors).
+trait IntOps: crate::dtype::Element + Ord + Copy + Default {
+    fn apply(kind: Kind, x: Self, y: Self) -> Result<Self, OpError>;
+}
+
+macro_rules! int_ops {
+    ($t:ty) => {
+        impl IntOps for $t {
+            fn apply(kind: Kind, x: $t, y: $t) -> Result<$t, OpError> {
+                let div0 = || OpError::Value("integer division by zero".into());
+                Ok(match kind {
+                    Kind::Add => x.wrapping_add(y),
+                    Kind::Sub => x.wrapping_sub(y),
+                    Kind::Mul => x.wrapping_mul(y),
+                    Kind::Div => x.checked_div(y).ok_or_else(div0)?,
+                    Kind::SquaredDifference => (x.wrapping_sub(y)).wrapping_mul(x.wrapping_sub(y)),
+                    Kind::Maximum => x.max(y),
+                    Kind::Minimum => x.min(y),
+                    Kind::Pow => {
+                        if y < 0 {
+                            return Err(OpError::Value(
+                                "integer POW with a negative exponent".into(),
+                            ));
+                        }
+                        x.wrapping_pow(y as u32)
+                    }
+                    Kind::FloorDiv => {
+                        let q = x.checked_div(y).ok_or_else(div0)?;
+                        if (x % y != 0) && ((x < 0) != (y < 0)) {
+                            q - 1
+                        } else {
+                            q
+                        }
+                    }
+                    Kind::FloorMod => {
+                        let r = x.checked_rem(y).ok_or_else(div0)?;
+                        if r != 0 && ((r < 0) != (y < 0)) {
+                            r + y
+                        } else {
+                            r
+                        }
+                    }
+                })
+            }
+        }
+    };
+}
+int_ops!(i32);
+int_ops!(i64);
+
+fn eval_int<T: IntOps>(
+    ctx: &mut EvalContext<'_>,
+    kind: Kind,
+    relu: bool,
+    s: &Shapes,
+) -> Result<(), OpError> {
+    let a = ctx.input(0)?.as_slice::<T>()?;
+    let b = ctx.input(1)?.as_slice::<T>()?;
+    let out = ctx.output(0)?.as_slice_mut::<T>()?;
+    let err = std::cell::Cell::new(None);
+    k::broadcast_binary(a, &s.a, b, &s.b, out, &s.out, |x, y| {
+        match T::apply(kind, x, y) {
+            Ok(v) if relu => v.max(T::default()),
+            Ok(v) => v,
+            Err(e) => {
+                err.set(Some(e));
+                T::default()
+            }
+        }
+    });
+    err.into_inner().map_or(Ok(()), Err)
+}

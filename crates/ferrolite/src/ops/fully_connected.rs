@@ -1,0 +1,92 @@
+//! FULLY_CONNECTED: `y = x · Wᵀ + b` with weights `[units, depth]`.
+
+use ferrolite_kernels::reference::fully_connected::fully_connected_f32;
+use ferrolite_schema::BuiltinOperator as B;
+
+use super::{float_clamp, options, FloatWeights};
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{expect_dtype, EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    r.add_builtin(B::FullyConnected as i32, 1..=13, FullyConnected);
+}
+
+struct FullyConnected;
+
+impl Operator for FullyConnected {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(2, 3)?;
+        ctx.check_outputs(1, 1)?;
+        let o = options!(ctx, FullyConnectedOptions)
+            .cloned()
+            .unwrap_or_default();
+        if o.weights_format != ferrolite_schema::FullyConnectedOptionsWeightsFormat::Default {
+            return Err(OpError::Unsupported(format!(
+                "weights format {:?}",
+                o.weights_format
+            )));
+        }
+        let input = ctx.input(0)?;
+        let weights = ctx.input(1)?;
+        let [units, depth] = weights.shape()[..] else {
+            return Err(OpError::Shape(format!(
+                "weights must be 2-D [units, depth], got {:?}",
+                weights.shape()
+            )));
+        };
+        let count = input.info.num_elements();
+        if depth == 0 || count % depth != 0 {
+            return Err(OpError::Shape(format!(
+                "input {:?} does not split into rows of the weights' depth {depth}",
+                input.shape()
+            )));
+        }
+        let batches = count / depth;
+        if let Some(b) = ctx.optional_input(2) {
+            if b.info.num_elements() != units {
+                return Err(OpError::Shape(format!(
+                    "bias has {} elements, expected {units}",
+                    b.info.num_elements()
+                )));
+            }
+        }
+        // keep_num_dims keeps the input's leading dimensions.
+        let out_shape = if o.keep_num_dims {
+            let mut s = input.shape().to_vec();
+            if let Some(last) = s.last_mut() {
+                *last = units;
+            }
+            s
+        } else {
+            vec![batches, units]
+        };
+        ctx.set_output_shape(0, out_shape)?;
+        match input.dtype() {
+            DataType::Float32 => {
+                expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Float32])?;
+                let clamp = float_clamp(o.fused_activation_function)?;
+                let w = FloatWeights::prepare(ctx, 1)?;
+                let bias = match ctx.optional_input(2) {
+                    Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
+                    None => None,
+                };
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let w = w.get(ctx)?;
+                    let b = match &bias {
+                        Some(b) => Some(b.get(ctx)?),
+                        None => None,
+                    };
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    fully_connected_f32(x, w, b, y, batches, depth, units, clamp);
+                    Ok(())
+                }))
+            }
+            other => Err(OpError::Unsupported(format!(
+                "FULLY_CONNECTED on {other} input"
+            ))),
+        }
+    }
+}

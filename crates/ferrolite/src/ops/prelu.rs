@@ -1,0 +1,47 @@
+//! PRELU: `x >= 0 ? x : alpha * x`, alpha broadcast (usually per channel).
+
+use ferrolite_kernels::reference::activations::prelu_f32;
+use ferrolite_kernels::reference::elementwise::broadcast_shape;
+use ferrolite_schema::BuiltinOperator as B;
+
+use super::FloatWeights;
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    r.add_builtin(B::Prelu as i32, 1..=i32::MAX, Prelu);
+}
+
+struct Prelu;
+
+impl Operator for Prelu {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(2, 2)?;
+        ctx.check_outputs(1, 1)?;
+        let (x, alpha) = (ctx.input(0)?, ctx.input(1)?);
+        let out_shape = broadcast_shape(x.shape(), alpha.shape()).ok_or_else(|| {
+            OpError::Shape(format!(
+                "alpha {:?} does not broadcast to {:?}",
+                alpha.shape(),
+                x.shape()
+            ))
+        })?;
+        ctx.set_output_shape(0, out_shape.clone())?;
+        let (in_shape, alpha_shape) = (x.shape().to_vec(), alpha.shape().to_vec());
+        match x.dtype() {
+            DataType::Float32 => {
+                let alpha = FloatWeights::prepare(ctx, 1)?;
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let a = alpha.get(ctx)?;
+                    let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    prelu_f32(x, &in_shape, a, &alpha_shape, out, &out_shape);
+                    Ok(())
+                }))
+            }
+            other => Err(OpError::Unsupported(format!("PRELU on {other}"))),
+        }
+    }
+}

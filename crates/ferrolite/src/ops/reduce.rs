@@ -1,0 +1,73 @@
+//! MEAN, SUM, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD over constant axes.
+
+use ferrolite_kernels::reference::reduce as k;
+use ferrolite_schema::BuiltinOperator as B;
+
+use super::{int_values, normalize_axis, options};
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    r.add_builtin(B::Mean as i32, 1..=i32::MAX, Reduce(Kind::Mean));
+    r.add_builtin(B::Sum as i32, 1..=i32::MAX, Reduce(Kind::Sum));
+    r.add_builtin(B::ReduceMax as i32, 1..=i32::MAX, Reduce(Kind::Max));
+    r.add_builtin(B::ReduceMin as i32, 1..=i32::MAX, Reduce(Kind::Min));
+    r.add_builtin(B::ReduceProd as i32, 1..=i32::MAX, Reduce(Kind::Prod));
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Mean,
+    Sum,
+    Max,
+    Min,
+    Prod,
+}
+
+struct Reduce(Kind);
+
+/// The axes input, normalised, sorted and without repeats.
+pub(crate) fn reduction_axes(ctx: &PrepareContext<'_>, rank: usize) -> Result<Vec<usize>, OpError> {
+    let mut axes = Vec::new();
+    for a in int_values(&ctx.input(1)?, "the axes input")? {
+        let a = normalize_axis(a, rank)?;
+        if !axes.contains(&a) {
+            axes.push(a);
+        }
+    }
+    axes.sort_unstable();
+    Ok(axes)
+}
+
+impl Operator for Reduce {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(2, 2)?;
+        ctx.check_outputs(1, 1)?;
+        let input = ctx.input(0)?;
+        let in_shape = input.shape().to_vec();
+        let axes = reduction_axes(ctx, in_shape.len())?;
+        let keep_dims = options!(ctx, ReducerOptions)
+            .map(|o| o.keep_dims)
+            .unwrap_or(false);
+        let out_shape = k::reduced_shape(&in_shape, &axes, keep_dims);
+        ctx.set_output_shape(0, out_shape)?;
+        let kind = self.0;
+        match input.dtype() {
+            DataType::Float32 => Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                let x = ctx.input(0)?.as_slice::<f32>()?;
+                let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                match kind {
+                    Kind::Mean => k::mean_f32(x, &in_shape, &axes, y),
+                    Kind::Sum => k::sum_f32(x, &in_shape, &axes, y),
+                    Kind::Max => k::reduce_max_f32(x, &in_shape, &axes, y),
+                    Kind::Min => k::reduce_min_f32(x, &in_shape, &axes, y),
+                    Kind::Prod => k::reduce_prod_f32(x, &in_shape, &axes, y),
+                }
+                Ok(())
+            })),
+            other => Err(OpError::Unsupported(format!("{kind:?} on {other}"))),
+        }
+    }
+}
