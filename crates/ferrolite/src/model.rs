@@ -6,6 +6,7 @@
 //! Constant tensor data is not copied: a tensor refers to a byte range of
 //! the file, which stays borrowed or memory-mapped for the model's life.
 
+use std::cell::{Cell, RefCell};
 use std::ops::Range;
 use std::path::Path;
 
@@ -207,6 +208,118 @@ fn invalid(location: Location, message: impl Into<String>) -> Error {
 /// and refusing them here keeps every later allocation bounded.
 const MAX_TENSOR_BYTES: usize = 1 << 40;
 
+/// What one table costs the [`LoadBudget`] besides its strings and vectors:
+/// roughly the size of the Rust value the loader and interpreter keep for it.
+const TABLE_COST: usize = 64;
+
+/// Work and memory the loader may spend, in approximate bytes.
+///
+/// A FlatBuffer is a DAG, not a tree: a vector may hold the same table
+/// offset a million times, and a table may point at a vector another table
+/// uses too. Every read is in bounds, yet a hostile 100 KB file could
+/// describe a graph of gigabytes (a million operators sharing one input
+/// list of 25,000 entries, a million tensors sharing one long name) and
+/// make loading, or the interpreter built from it, allocate without bound
+/// or run for hours. Files from a converter copy each value once, so what
+/// they decode is a small multiple of their size; the budget allows
+/// generously more and turns anything beyond into an error.
+struct LoadBudget {
+    left: Cell<usize>,
+    file_len: usize,
+    /// Scratch space to measure owned option tables by serializing them.
+    scratch: RefCell<planus::Builder>,
+}
+
+impl LoadBudget {
+    fn new(file_len: usize) -> LoadBudget {
+        LoadBudget {
+            left: Cell::new(file_len.saturating_mul(16).saturating_add(16 << 20)),
+            file_len,
+            scratch: RefCell::new(planus::Builder::new()),
+        }
+    }
+
+    fn charge(&self, units: usize, location: &Location) -> Result<()> {
+        match self.left.get().checked_sub(units) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => Err(Error::Format {
+                location: location.clone(),
+                message: format!(
+                    "the file refers to the same tables and vectors over and over: its {} bytes describe far more data than they hold (corrupt or hostile file)",
+                    self.file_len
+                ),
+            }),
+        }
+    }
+
+    /// Charge for the owned options of an operator (measured as their
+    /// serialized size, since they may hold vectors).
+    fn charge_options(
+        &self,
+        builtin_options: &mut Option<fb::BuiltinOptions>,
+        builtin_options_2: &mut Option<fb::BuiltinOptions2>,
+        location: &Location,
+    ) -> Result<()> {
+        if builtin_options.is_none() && builtin_options_2.is_none() {
+            return Ok(());
+        }
+        let op = fb::Operator {
+            builtin_options: builtin_options.take(),
+            builtin_options_2: builtin_options_2.take(),
+            ..Default::default()
+        };
+        let size = {
+            let mut b = self.scratch.borrow_mut();
+            b.clear();
+            let n = b.finish(&op, None).len();
+            b.clear();
+            n
+        };
+        *builtin_options = op.builtin_options;
+        *builtin_options_2 = op.builtin_options_2;
+        self.charge(size, location)
+    }
+
+    /// Charge for a tensor's owned sparsity parameters.
+    fn charge_sparsity(
+        &self,
+        sparsity: &mut Option<Box<fb::SparsityParameters>>,
+        location: &Location,
+    ) -> Result<()> {
+        if sparsity.is_none() {
+            return Ok(());
+        }
+        let t = fb::Tensor {
+            sparsity: sparsity.take(),
+            ..Default::default()
+        };
+        let size = {
+            let mut b = self.scratch.borrow_mut();
+            b.clear();
+            let n = b.finish(&t, None).len();
+            b.clear();
+            n
+        };
+        *sparsity = t.sparsity;
+        self.charge(size, location)
+    }
+}
+
+/// An optional union field whose tag this schema does not know (a newer
+/// converter's options for a newer op) reads as absent: the op is then
+/// reported unsupported, or rejects missing options, at `allocate_tensors`.
+fn known_union<T>(r: planus::Result<Option<T>>) -> planus::Result<Option<T>> {
+    match r {
+        Err(e) if matches!(e.error_kind, planus::errors::ErrorKind::UnknownUnionTag { .. }) => {
+            Ok(None)
+        }
+        r => r,
+    }
+}
+
 impl<'a> Model<'a> {
     fn load(bytes: ModelBytes<'a>) -> Result<Model<'a>> {
         let data = bytes.as_slice();
@@ -230,6 +343,7 @@ impl<'a> Model<'a> {
             });
         }
         let e = fmt_err(Location::Model);
+        let budget = LoadBudget::new(data.len());
         let root = fb::ModelRef::read_as_root(data).map_err(&e)?;
         let version = root.version().map_err(&e)?;
         if version != 3 {
@@ -238,7 +352,9 @@ impl<'a> Model<'a> {
                 format!("schema version {version}, only version 3 is supported"),
             ));
         }
-        let description = root.description().map_err(&e)?.map(str::to_string);
+        let description = root.description().map_err(&e)?;
+        budget.charge(description.map_or(0, str::len), &Location::Model)?;
+        let description = description.map(str::to_string);
 
         let base = data.as_ptr() as usize;
         let range_of = |s: &[u8]| -> Range<usize> {
@@ -251,6 +367,7 @@ impl<'a> Model<'a> {
         if let Some(codes) = root.operator_codes().map_err(&e)? {
             for (i, code) in codes.iter().enumerate() {
                 let e = fmt_err(Location::OperatorCode(i));
+                budget.charge(TABLE_COST, &Location::OperatorCode(i))?;
                 let code = code.map_err(&e)?;
                 let deprecated = code.deprecated_builtin_code().map_err(&e)? as i32;
                 // An unknown builtin number is a newer op, not a broken file:
@@ -262,10 +379,12 @@ impl<'a> Model<'a> {
                         _ => return Err(e(err)),
                     },
                 };
+                let custom_code = code.custom_code().map_err(&e)?;
+                budget.charge(custom_code.map_or(0, str::len), &Location::OperatorCode(i))?;
                 operator_codes.push(OperatorCode {
                     // Files from before the int32 field set only the byte.
                     builtin_code: builtin.max(deprecated),
-                    custom_code: code.custom_code().map_err(&e)?.map(str::to_string),
+                    custom_code: custom_code.map(str::to_string),
                     version: code.version().map_err(&e)?,
                 });
             }
@@ -277,6 +396,7 @@ impl<'a> Model<'a> {
         if let Some(bufs) = root.buffers().map_err(&e)? {
             for (i, b) in bufs.iter().enumerate() {
                 let e = fmt_err(Location::Buffer(i));
+                budget.charge(TABLE_COST / 2, &Location::Buffer(i))?;
                 let b = b.map_err(&e)?;
                 let offset = b.offset().map_err(&e)?;
                 let size = b.size().map_err(&e)?;
@@ -307,8 +427,16 @@ impl<'a> Model<'a> {
         for (si, sg) in sgs.iter().enumerate() {
             let sloc = Location::Subgraph(si);
             let e = fmt_err(sloc.clone());
+            budget.charge(TABLE_COST, &sloc)?;
             let sg = sg.map_err(&e)?;
-            subgraphs.push(read_subgraph(si, sg, &buffers, &operator_codes, &range_of)?);
+            subgraphs.push(read_subgraph(
+                si,
+                sg,
+                &buffers,
+                &operator_codes,
+                &range_of,
+                &budget,
+            )?);
         }
         if subgraphs.is_empty() {
             return Err(invalid(Location::Model, "the model has no subgraphs"));
@@ -320,6 +448,7 @@ impl<'a> Model<'a> {
             for (i, s) in sigs.iter().enumerate() {
                 let loc = Location::Signature(i);
                 let e = fmt_err(loc.clone());
+                budget.charge(TABLE_COST, &loc)?;
                 let s = s.map_err(&e)?;
                 let subgraph = s.subgraph_index().map_err(&e)? as usize;
                 let Some(sg) = subgraphs.get(subgraph) else {
@@ -331,8 +460,11 @@ impl<'a> Model<'a> {
                 let maps = |v: Option<planus::Vector<'_, planus::Result<fb::TensorMapRef<'_>>>>| -> Result<Vec<(String, usize)>> {
                     let mut out = Vec::new();
                     for m in v.iter().flat_map(|v| v.iter()) {
+                        budget.charge(TABLE_COST, &loc)?;
                         let m = m.map_err(&e)?;
-                        let name = m.name().map_err(&e)?.unwrap_or_default().to_string();
+                        let name = m.name().map_err(&e)?.unwrap_or_default();
+                        budget.charge(name.len(), &loc)?;
+                        let name = name.to_string();
                         let t = m.tensor_index().map_err(&e)? as usize;
                         if t >= sg.tensors.len() {
                             return Err(invalid(loc.clone(), format!("'{name}' names tensor {t}, out of range")));
@@ -343,12 +475,10 @@ impl<'a> Model<'a> {
                 };
                 let inputs = maps(s.inputs().map_err(&e)?)?;
                 let outputs = maps(s.outputs().map_err(&e)?)?;
+                let key = s.signature_key().map_err(&e)?.unwrap_or_default();
+                budget.charge(key.len(), &loc)?;
                 signatures.push(SignatureDef {
-                    key: s
-                        .signature_key()
-                        .map_err(&e)?
-                        .unwrap_or_default()
-                        .to_string(),
+                    key: key.to_string(),
                     subgraph,
                     inputs,
                     outputs,
@@ -359,8 +489,11 @@ impl<'a> Model<'a> {
         let mut metadata = Vec::new();
         if let Some(md) = root.metadata().map_err(&e)? {
             for m in md.iter() {
+                budget.charge(TABLE_COST, &Location::Model)?;
                 let m = m.map_err(&e)?;
-                let name = m.name().map_err(&e)?.unwrap_or_default().to_string();
+                let name = m.name().map_err(&e)?.unwrap_or_default();
+                budget.charge(name.len(), &Location::Model)?;
+                let name = name.to_string();
                 let b = m.buffer().map_err(&e)? as usize;
                 let range = buffers.get(b).cloned().flatten().unwrap_or(0..0);
                 metadata.push((name, range));
@@ -385,10 +518,13 @@ fn read_subgraph(
     buffers: &[Option<Range<usize>>],
     operator_codes: &[OperatorCode],
     range_of: &dyn Fn(&[u8]) -> Range<usize>,
+    budget: &LoadBudget,
 ) -> Result<SubgraphDef> {
     let sloc = Location::Subgraph(si);
     let e = fmt_err(sloc.clone());
-    let name = sg.name().map_err(&e)?.unwrap_or_default().to_string();
+    let name = sg.name().map_err(&e)?.unwrap_or_default();
+    budget.charge(name.len(), &sloc)?;
+    let name = name.to_string();
 
     let mut tensors = Vec::new();
     if let Some(ts) = sg.tensors().map_err(&e)? {
@@ -398,12 +534,14 @@ fn read_subgraph(
                 tensor: ti,
                 name: String::new(),
             };
+            budget.charge(TABLE_COST, &loc)?;
             let t = t.map_err(fmt_err(loc.clone()))?;
-            tensors.push(read_tensor(si, ti, t, buffers)?);
+            tensors.push(read_tensor(si, ti, t, buffers, budget)?);
         }
     }
     let n = tensors.len();
     let index_list = |v: Option<planus::Vector<'_, i32>>, what: &str| -> Result<Vec<usize>> {
+        budget.charge(8 * v.map_or(0, |v| v.len()), &sloc)?;
         let mut out = Vec::new();
         for t in v.iter().flat_map(|v| v.iter()) {
             if t < 0 || t as usize >= n {
@@ -428,6 +566,7 @@ fn read_subgraph(
                 op: "?".into(),
             };
             let e = fmt_err(loc.clone());
+            budget.charge(TABLE_COST, &loc)?;
             let op = op.map_err(&e)?;
             let opcode_index = op.opcode_index().map_err(&e)? as usize;
             let Some(code) = operator_codes.get(opcode_index) else {
@@ -445,8 +584,18 @@ fn read_subgraph(
                 op: code.name(),
             };
             let e = fmt_err(loc.clone());
+            // The interpreter keeps the op's name per node.
+            let op_inputs_v = op.inputs().map_err(&e)?;
+            let op_outputs_v = op.outputs().map_err(&e)?;
+            let intermediates_v = op.intermediates().map_err(&e)?;
+            let len = |v: &Option<planus::Vector<'_, i32>>| v.map_or(0, |v| v.len());
+            budget.charge(
+                code.name().len()
+                    + 8 * (len(&op_inputs_v) + len(&op_outputs_v) + len(&intermediates_v)),
+                &loc,
+            )?;
             let mut op_inputs = Vec::new();
-            for t in op.inputs().map_err(&e)?.iter().flat_map(|v| v.iter()) {
+            for t in op_inputs_v.iter().flat_map(|v| v.iter()) {
                 if t == -1 {
                     op_inputs.push(None);
                 } else if t < 0 || t as usize >= n {
@@ -459,7 +608,7 @@ fn read_subgraph(
                 }
             }
             let mut op_outputs = Vec::new();
-            for t in op.outputs().map_err(&e)?.iter().flat_map(|v| v.iter()) {
+            for t in op_outputs_v.iter().flat_map(|v| v.iter()) {
                 if t < 0 || t as usize >= n {
                     return Err(invalid(
                         loc,
@@ -469,24 +618,20 @@ fn read_subgraph(
                 op_outputs.push(t as usize);
             }
             let mut intermediates = Vec::new();
-            for t in op
-                .intermediates()
-                .map_err(&e)?
-                .iter()
-                .flat_map(|v| v.iter())
-            {
+            for t in intermediates_v.iter().flat_map(|v| v.iter()) {
                 if t >= 0 && (t as usize) < n {
                     intermediates.push(t as usize);
                 }
             }
-            let builtin_options = match op.builtin_options().map_err(&e)? {
+            let mut builtin_options = match known_union(op.builtin_options()).map_err(&e)? {
                 Some(o) => Some(fb::BuiltinOptions::try_from(o).map_err(&e)?),
                 None => None,
             };
-            let builtin_options_2 = match op.builtin_options_2().map_err(&e)? {
+            let mut builtin_options_2 = match known_union(op.builtin_options_2()).map_err(&e)? {
                 Some(o) => Some(fb::BuiltinOptions2::try_from(o).map_err(&e)?),
                 None => None,
             };
+            budget.charge_options(&mut builtin_options, &mut builtin_options_2, &loc)?;
             let custom_options = op
                 .custom_options()
                 .map_err(&e)?
@@ -519,39 +664,66 @@ fn read_tensor(
     ti: usize,
     t: fb::TensorRef<'_>,
     buffers: &[Option<Range<usize>>],
+    budget: &LoadBudget,
 ) -> Result<TensorDef> {
     let e0 = fmt_err(Location::Tensor {
         subgraph: si,
         tensor: ti,
         name: String::new(),
     });
-    let name = t.name().map_err(&e0)?.unwrap_or_default().to_string();
+    let name = t.name().map_err(&e0)?.unwrap_or_default();
+    budget.charge(
+        name.len(),
+        &Location::Tensor {
+            subgraph: si,
+            tensor: ti,
+            name: String::new(),
+        },
+    )?;
+    let name = name.to_string();
     let loc = Location::Tensor {
         subgraph: si,
         tensor: ti,
         name: name.clone(),
     };
     let e = fmt_err(loc.clone());
-    let type_code = t.type_().map_err(&e)? as i8;
-    let dtype = DataType::from_tflite(type_code)
+    let type_code = match t.type_() {
+        Ok(t) => t as i8 as i64,
+        Err(err) => match err.error_kind {
+            planus::errors::ErrorKind::UnknownEnumTag { source } => source.tag as i64,
+            _ => return Err(e(err)),
+        },
+    };
+    let dtype = i8::try_from(type_code)
+        .ok()
+        .and_then(DataType::from_tflite)
         .ok_or_else(|| invalid(loc.clone(), format!("unknown tensor type {type_code}")))?;
-    let mut shape = Vec::new();
-    for d in t.shape().map_err(&e)?.iter().flat_map(|v| v.iter()) {
+    let shape_v = t.shape().map_err(&e)?;
+    let rank = shape_v.map_or(0, |v| v.len());
+    if rank > 16 {
+        return Err(invalid(
+            loc,
+            format!("rank {rank} is larger than any op supports"),
+        ));
+    }
+    let mut shape = Vec::with_capacity(rank);
+    for d in shape_v.iter().flat_map(|v| v.iter()) {
         if d < 0 {
             return Err(invalid(loc, format!("negative dimension {d} in its shape")));
         }
         shape.push(d as usize);
     }
-    if shape.len() > 16 {
+    let shape_signature = t.shape_signature().map_err(&e)?;
+    if shape_signature.is_some_and(|v| v.len() > 16) {
         return Err(invalid(
             loc,
-            format!("rank {} is larger than any op supports", shape.len()),
+            format!(
+                "shape_signature of rank {} is larger than any op supports",
+                shape_signature.map_or(0, |v| v.len())
+            ),
         ));
     }
-    let shape_signature = t
-        .shape_signature()
-        .map_err(&e)?
-        .map(|v| v.iter().collect::<Vec<i32>>());
+    let shape_signature = shape_signature.map(|v| v.iter().collect::<Vec<i32>>());
     let count = checked_num_elements(&shape).ok_or_else(|| {
         invalid(
             loc.clone(),
@@ -559,7 +731,14 @@ fn read_tensor(
         )
     })?;
     let bytes = dtype.bytes_for(count);
-    if bytes.is_some_and(|b| b > MAX_TENSOR_BYTES) {
+    // `bytes_for` is `None` both when the byte count overflows and for
+    // types without a fixed element size (strings...); both must stay below
+    // the limit, counting at least a byte per element.
+    let too_big = match bytes {
+        Some(b) => b > MAX_TENSOR_BYTES,
+        None => dtype.size().is_some() || count > MAX_TENSOR_BYTES,
+    };
+    if too_big {
         return Err(invalid(
             loc,
             format!("shape {shape:?} of {dtype} needs more than 1 TiB"),
@@ -567,13 +746,14 @@ fn read_tensor(
     }
 
     let quant = match t.quantization().map_err(&e)? {
-        Some(q) => read_quant(q, &shape, &loc)?,
+        Some(q) => read_quant(q, &shape, &loc, budget)?,
         None => None,
     };
-    let sparsity = match t.sparsity().map_err(&e)? {
+    let mut sparsity = match t.sparsity().map_err(&e)? {
         Some(s) => Some(Box::new(fb::SparsityParameters::try_from(s).map_err(&e)?)),
         None => None,
     };
+    budget.charge_sparsity(&mut sparsity, &loc)?;
 
     let buffer = t.buffer().map_err(&e)? as usize;
     let data = match buffers.get(buffer) {
@@ -621,18 +801,17 @@ fn read_quant(
     q: fb::QuantizationParametersRef<'_>,
     shape: &[usize],
     loc: &Location,
+    budget: &LoadBudget,
 ) -> Result<Option<QuantParams>> {
     let e = fmt_err(loc.clone());
-    let scales: Vec<f32> = q
-        .scale()
-        .map_err(&e)?
-        .map(|v| v.iter().collect())
-        .unwrap_or_default();
-    let zero_points: Vec<i64> = q
-        .zero_point()
-        .map_err(&e)?
-        .map(|v| v.iter().collect())
-        .unwrap_or_default();
+    let scale_v = q.scale().map_err(&e)?;
+    let zero_point_v = q.zero_point().map_err(&e)?;
+    budget.charge(
+        4 * scale_v.map_or(0, |v| v.len()) + 8 * zero_point_v.map_or(0, |v| v.len()),
+        loc,
+    )?;
+    let scales: Vec<f32> = scale_v.map(|v| v.iter().collect()).unwrap_or_default();
+    let zero_points: Vec<i64> = zero_point_v.map(|v| v.iter().collect()).unwrap_or_default();
     if scales.is_empty() {
         // min/max-only quantisation info is not used at run time.
         return Ok(None);
@@ -689,13 +868,17 @@ fn check_dataflow(si: usize, sg: &SubgraphDef, codes: &[OperatorCode]) -> Result
             producer[i] = Some(usize::MAX);
         }
     }
+    // A lookup table, not `sg.inputs.contains`: a hostile file may list
+    // many inputs and outputs, and the check must stay linear.
+    let mut is_input = vec![false; n];
     for &i in &sg.inputs {
         producer[i] = Some(usize::MAX);
+        is_input[i] = true;
     }
     let mut writer: Vec<Option<usize>> = vec![None; n];
     for (oi, op) in sg.operators.iter().enumerate() {
         for &t in &op.outputs {
-            if writer[t].is_some() || sg.inputs.contains(&t) || sg.tensors[t].data.is_some() {
+            if writer[t].is_some() || is_input[t] || sg.tensors[t].data.is_some() {
                 let name = codes
                     .get(op.opcode_index)
                     .map(|c| c.name())

@@ -15,6 +15,7 @@ use ferrolite_schema as fb;
 use crate::error::OpError;
 use crate::registry::OpResolver;
 
+pub mod batch_matmul;
 pub mod binary;
 pub mod cast;
 mod common;
@@ -23,6 +24,8 @@ pub mod conv2d;
 pub mod depthwise_conv2d;
 pub mod dequantize;
 pub mod fully_connected;
+pub mod gather;
+pub mod l2_normalization;
 pub mod pad;
 pub mod pool2d;
 pub mod prelu;
@@ -30,6 +33,7 @@ pub mod reduce;
 pub mod reshape;
 pub mod resize;
 pub mod shape;
+pub mod slice;
 pub mod softmax;
 pub mod space_depth;
 pub mod split;
@@ -41,6 +45,7 @@ pub(crate) use common::*;
 
 /// Register every builtin op this crate implements.
 pub fn register_all(r: &mut OpResolver) {
+    batch_matmul::register(r);
     binary::register(r);
     cast::register(r);
     concatenation::register(r);
@@ -48,6 +53,8 @@ pub fn register_all(r: &mut OpResolver) {
     depthwise_conv2d::register(r);
     dequantize::register(r);
     fully_connected::register(r);
+    gather::register(r);
+    l2_normalization::register(r);
     pad::register(r);
     pool2d::register(r);
     prelu::register(r);
@@ -55,6 +62,7 @@ pub fn register_all(r: &mut OpResolver) {
     reshape::register(r);
     resize::register(r);
     shape::register(r);
+    slice::register(r);
     softmax::register(r);
     space_depth::register(r);
     split::register(r);

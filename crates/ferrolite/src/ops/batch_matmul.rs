@@ -1,0 +1,54 @@
+//! BATCH_MATMUL: matrix products over broadcast batch dimensions, with
+//! optional transposition (adj_x / adj_y) of either side.
+
+use ferrolite_kernels::reference::batch_matmul::batch_matmul_f32;
+use ferrolite_kernels::reference::elementwise::broadcast_shape;
+use ferrolite_schema::BuiltinOperator as B;
+
+use super::{options, FloatWeights};
+use crate::dtype::DataType;
+use crate::error::OpError;
+use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::registry::OpResolver;
+
+pub fn register(r: &mut OpResolver) {
+    r.add_builtin(B::BatchMatmul as i32, 1..=i32::MAX, BatchMatmul);
+}
+
+struct BatchMatmul;
+
+impl Operator for BatchMatmul {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(2, 2)?;
+        ctx.check_outputs(1, 1)?;
+        let o = options!(ctx, BatchMatMulOptions).cloned().unwrap_or_default();
+        let (lhs, rhs) = (ctx.input(0)?, ctx.input(1)?);
+        let (ls, rs) = (lhs.shape().to_vec(), rhs.shape().to_vec());
+        if ls.len() < 2 || rs.len() < 2 || ls.len() > 5 || rs.len() > 5 {
+            return Err(OpError::Shape(format!("operands must have rank 2 to 5, got {ls:?} and {rs:?}")));
+        }
+        let (m, k1) = if o.adj_x { (ls[ls.len() - 1], ls[ls.len() - 2]) } else { (ls[ls.len() - 2], ls[ls.len() - 1]) };
+        let (k2, n) = if o.adj_y { (rs[rs.len() - 1], rs[rs.len() - 2]) } else { (rs[rs.len() - 2], rs[rs.len() - 1]) };
+        if k1 != k2 {
+            return Err(OpError::Shape(format!("inner dimensions differ: {ls:?} x {rs:?}")));
+        }
+        let mut out_shape = broadcast_shape(&ls[..ls.len() - 2], &rs[..rs.len() - 2])
+            .ok_or_else(|| OpError::Shape(format!("batch dimensions of {ls:?} and {rs:?} do not broadcast")))?;
+        out_shape.extend([m, n]);
+        ctx.set_output_shape(0, out_shape.clone())?;
+        let (adj_x, adj_y) = (o.adj_x, o.adj_y);
+        match lhs.dtype() {
+            DataType::Float32 => {
+                let rhs_w = FloatWeights::prepare(ctx, 1)?;
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let l = ctx.input(0)?.as_slice::<f32>()?;
+                    let r = rhs_w.get(ctx)?;
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    batch_matmul_f32(l, &ls, r, &rs, adj_x, adj_y, y, &out_shape);
+                    Ok(())
+                }))
+            }
+            other => Err(OpError::Unsupported(format!("BATCH_MATMUL on {other}"))),
+        }
+    }
+}
