@@ -12,6 +12,7 @@ pub mod l2norm;
 pub mod pad;
 pub mod padding;
 pub mod pool;
+pub mod quantized;
 pub mod reduce;
 pub mod resize;
 pub mod slice;
