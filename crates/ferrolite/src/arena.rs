@@ -76,11 +76,7 @@ mod tests {
     use super::*;
 
     fn req(size: usize, first_use: usize, last_use: usize) -> ArenaRequest {
-        ArenaRequest {
-            size,
-            first_use,
-            last_use,
-        }
+        ArenaRequest { size, first_use, last_use }
     }
 
     /// No two tensors alive at the same step may share a byte.
@@ -91,12 +87,8 @@ mod tests {
             for j in 0..i {
                 let (a, b) = (reqs[i], reqs[j]);
                 let time = a.first_use <= b.last_use && b.first_use <= a.last_use;
-                let space = plan.offsets[i] < plan.offsets[j] + b.size
-                    && plan.offsets[j] < plan.offsets[i] + a.size;
-                assert!(
-                    !(time && space && a.size > 0 && b.size > 0),
-                    "{i} and {j} collide"
-                );
+                let space = plan.offsets[i] < plan.offsets[j] + b.size && plan.offsets[j] < plan.offsets[i] + a.size;
+                assert!(!(time && space && a.size > 0 && b.size > 0), "{i} and {j} collide");
             }
         }
     }
@@ -104,12 +96,7 @@ mod tests {
     #[test]
     fn chain_reuses_memory() {
         // a -> b -> c -> d: each lives two steps, so two slots suffice.
-        let reqs = [
-            req(1000, 0, 1),
-            req(1000, 1, 2),
-            req(1000, 2, 3),
-            req(1000, 3, 4),
-        ];
+        let reqs = [req(1000, 0, 1), req(1000, 1, 2), req(1000, 2, 3), req(1000, 3, 4)];
         let plan = ArenaPlan::greedy_by_size(&reqs).unwrap();
         assert_valid(&reqs, &plan);
         assert_eq!(plan.size, 2 * align_up(1000));
@@ -127,12 +114,7 @@ mod tests {
     fn small_tensor_fills_a_gap() {
         // Big tensors at 0..2 and 3..5; a small one alive at 2..3 can reuse
         // the start of the arena once the first big one is dead.
-        let reqs = [
-            req(4096, 0, 1),
-            req(4096, 2, 5),
-            req(64, 4, 6),
-            req(4096, 0, 6),
-        ];
+        let reqs = [req(4096, 0, 1), req(4096, 2, 5), req(64, 4, 6), req(4096, 0, 6)];
         let plan = ArenaPlan::greedy_by_size(&reqs).unwrap();
         assert_valid(&reqs, &plan);
         assert!(plan.size <= 3 * 4096);
@@ -143,9 +125,7 @@ mod tests {
         // A small LCG: deterministic, no dependency.
         let mut s = 12345u64;
         let mut next = |m: usize| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 33) as usize) % m
         };
         for _ in 0..200 {

@@ -12,16 +12,8 @@ pub enum Location {
     OperatorCode(usize),
     Buffer(usize),
     Subgraph(usize),
-    Tensor {
-        subgraph: usize,
-        tensor: usize,
-        name: String,
-    },
-    Operator {
-        subgraph: usize,
-        index: usize,
-        op: String,
-    },
+    Tensor { subgraph: usize, tensor: usize, name: String },
+    Operator { subgraph: usize, index: usize, op: String },
     Signature(usize),
 }
 
@@ -32,22 +24,14 @@ impl fmt::Display for Location {
             Location::OperatorCode(i) => write!(f, "operator code {i}"),
             Location::Buffer(i) => write!(f, "buffer {i}"),
             Location::Subgraph(s) => write!(f, "subgraph {s}"),
-            Location::Tensor {
-                subgraph,
-                tensor,
-                name,
-            } => {
+            Location::Tensor { subgraph, tensor, name } => {
                 write!(f, "subgraph {subgraph} tensor {tensor}")?;
                 if !name.is_empty() {
                     write!(f, " ('{name}')")?;
                 }
                 Ok(())
             }
-            Location::Operator {
-                subgraph,
-                index,
-                op,
-            } => {
+            Location::Operator { subgraph, index, op } => {
                 write!(f, "subgraph {subgraph} operator {index} ({op})")
             }
             Location::Signature(i) => write!(f, "signature {i}"),
@@ -59,19 +43,11 @@ impl fmt::Display for Location {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpError {
     /// Wrong number of inputs or outputs.
-    Arity {
-        what: &'static str,
-        expected: String,
-        got: usize,
-    },
+    Arity { what: &'static str, expected: String, got: usize },
     /// A required input is absent (tensor index -1).
     MissingInput(usize),
     /// A tensor's element type is not one this op accepts here.
-    DType {
-        tensor: String,
-        expected: String,
-        got: String,
-    },
+    DType { tensor: String, expected: String, got: String },
     /// Shapes do not fit together.
     Shape(String),
     /// The op's options table is missing or of the wrong kind.
@@ -85,19 +61,11 @@ pub enum OpError {
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OpError::Arity {
-                what,
-                expected,
-                got,
-            } => {
+            OpError::Arity { what, expected, got } => {
                 write!(f, "expected {expected} {what}, got {got}")
             }
             OpError::MissingInput(i) => write!(f, "input {i} is required but absent"),
-            OpError::DType {
-                tensor,
-                expected,
-                got,
-            } => {
+            OpError::DType { tensor, expected, got } => {
                 write!(f, "{tensor} has type {got}, expected {expected}")
             }
             OpError::Shape(s) => write!(f, "shape error: {s}"),
@@ -120,12 +88,7 @@ pub enum Error {
     /// of range, inconsistent sizes, a cycle...).
     InvalidModel { location: Location, message: String },
     /// The resolver has no kernel for this operator.
-    UnsupportedOp {
-        subgraph: usize,
-        node: usize,
-        op: String,
-        version: i32,
-    },
+    UnsupportedOp { subgraph: usize, node: usize, op: String, version: i32 },
     /// An operator rejected its inputs at prepare, or failed at eval.
     Op { location: Location, error: OpError },
     /// Misuse of the API: wrong index, wrong element type, wrong length.

@@ -83,11 +83,7 @@ pub struct Interpreter<'m> {
 
 impl<'m> Interpreter<'m> {
     /// An interpreter for the model's first subgraph.
-    pub fn new(
-        model: &'m Model<'m>,
-        resolver: &OpResolver,
-        options: InterpreterOptions,
-    ) -> Result<Interpreter<'m>> {
+    pub fn new(model: &'m Model<'m>, resolver: &OpResolver, options: InterpreterOptions) -> Result<Interpreter<'m>> {
         Interpreter::for_subgraph(model, 0, resolver, options)
     }
 
@@ -116,10 +112,7 @@ impl<'m> Interpreter<'m> {
                 }
             })
             .collect();
-        let options = InterpreterOptions {
-            threads: options.threads.max(1),
-            ..options
-        };
+        let options = InterpreterOptions { threads: options.threads.max(1), ..options };
         Ok(Interpreter {
             model,
             subgraph,
@@ -154,16 +147,7 @@ impl<'m> Interpreter<'m> {
 
     /// Bytes held outside the arena: folded constants, copied weights, variables.
     pub fn owned_bytes(&self) -> usize {
-        self.storage
-            .iter()
-            .map(|s| {
-                if let Storage::Owned(b) = s {
-                    b.len()
-                } else {
-                    0
-                }
-            })
-            .sum()
+        self.storage.iter().map(|s| if let Storage::Owned(b) = s { b.len() } else { 0 }).sum()
     }
 
     /// Prepare every node and plan the arena. Call again after `resize_input`.
@@ -177,12 +161,8 @@ impl<'m> Interpreter<'m> {
         for (i, t) in sg.tensors.iter().enumerate() {
             self.tensors[i] = t.info.clone();
             self.storage[i] = match &t.data {
-                Some(r) if t.info.is_variable => {
-                    Storage::Owned(AlignedBytes::from_slice(model.slice(r)))
-                }
-                Some(r) if is_aligned(model.slice(r), t.info.dtype.size().unwrap_or(1)) => {
-                    Storage::Model(r.clone())
-                }
+                Some(r) if t.info.is_variable => Storage::Owned(AlignedBytes::from_slice(model.slice(r))),
+                Some(r) if is_aligned(model.slice(r), t.info.dtype.size().unwrap_or(1)) => Storage::Model(r.clone()),
                 Some(r) => Storage::Owned(AlignedBytes::from_slice(model.slice(r))),
                 None if t.info.is_variable => {
                     let bytes = t.info.dtype.bytes_for(t.info.num_elements()).unwrap_or(0);
@@ -202,11 +182,7 @@ impl<'m> Interpreter<'m> {
             let node = &mut self.nodes[ni];
             node.prepared = None;
             node.folded = false;
-            let loc = Location::Operator {
-                subgraph: si,
-                index: ni,
-                op: node.name.clone(),
-            };
+            let loc = Location::Operator { subgraph: si, index: ni, op: node.name.clone() };
             let Some(reg) = node.registration.clone() else {
                 return Err(Error::UnsupportedOp {
                     subgraph: si,
@@ -221,16 +197,11 @@ impl<'m> Interpreter<'m> {
                 .map(|t| {
                     t.map(|t| InputInfo {
                         info: &self.tensors[t],
-                        constant: constant_bytes(
-                            model,
-                            &self.storage[t],
-                            self.tensors[t].is_variable,
-                        ),
+                        constant: constant_bytes(model, &self.storage[t], self.tensors[t].is_variable),
                     })
                 })
                 .collect();
-            let all_constant =
-                !inputs.is_empty() && inputs.iter().flatten().all(|i| i.constant.is_some());
+            let all_constant = !inputs.is_empty() && inputs.iter().flatten().all(|i| i.constant.is_some());
             let mut ctx = PrepareContext {
                 node: ni,
                 op_name: &node.name,
@@ -240,50 +211,28 @@ impl<'m> Interpreter<'m> {
                 custom_options: model.slice(&op.custom_options),
                 threads: self.options.threads,
                 inputs,
-                outputs: op
-                    .outputs
-                    .iter()
-                    .map(|&t| self.tensors[t].clone())
-                    .collect(),
+                outputs: op.outputs.iter().map(|&t| self.tensors[t].clone()).collect(),
                 constant_outputs: vec![None; op.outputs.len()],
             };
-            let prepared = reg.op.prepare(&mut ctx).map_err(|error| Error::Op {
-                location: loc.clone(),
-                error,
-            })?;
-            let PrepareContext {
-                outputs,
-                constant_outputs,
-                ..
-            } = ctx;
+            let prepared = reg.op.prepare(&mut ctx).map_err(|error| Error::Op { location: loc.clone(), error })?;
+            let PrepareContext { outputs, constant_outputs, .. } = ctx;
             for ((&t, info), constant) in op.outputs.iter().zip(outputs).zip(constant_outputs) {
                 if info.dtype != self.tensors[t].dtype {
                     return Err(Error::Op {
                         location: loc,
-                        error: OpError::Value(format!(
-                            "prepare changed the type of output tensor {t}"
-                        )),
+                        error: OpError::Value(format!("prepare changed the type of output tensor {t}")),
                     });
                 }
-                let bytes = info
-                    .dtype
-                    .bytes_for(info.num_elements())
-                    .ok_or_else(|| Error::Op {
-                        location: loc.clone(),
-                        error: OpError::Unsupported(format!(
-                            "output tensor {t} of type {}",
-                            info.dtype
-                        )),
-                    })?;
+                let bytes = info.dtype.bytes_for(info.num_elements()).ok_or_else(|| Error::Op {
+                    location: loc.clone(),
+                    error: OpError::Unsupported(format!("output tensor {t} of type {}", info.dtype)),
+                })?;
                 self.tensors[t].shape = info.shape;
                 if let Some(c) = constant {
                     if c.len() != bytes {
                         return Err(Error::Op {
                             location: loc,
-                            error: OpError::Value(format!(
-                                "constant output has {} bytes, expected {bytes}",
-                                c.len()
-                            )),
+                            error: OpError::Value(format!("constant output has {} bytes, expected {bytes}", c.len())),
                         });
                     }
                     self.storage[t] = Storage::Owned(c);
@@ -310,10 +259,7 @@ impl<'m> Interpreter<'m> {
             self.storage[t] = Storage::Owned(try_zeroed(bytes, loc)?);
         }
         let mut empty: [u8; 0] = [];
-        self.eval_node(ni, &mut empty).map_err(|error| Error::Op {
-            location: loc.clone(),
-            error,
-        })?;
+        self.eval_node(ni, &mut empty).map_err(|error| Error::Op { location: loc.clone(), error })?;
         self.nodes[ni].folded = true;
         Ok(())
     }
@@ -338,13 +284,7 @@ impl<'m> Interpreter<'m> {
             if self.nodes[ni].folded {
                 continue;
             }
-            for &t in op
-                .inputs
-                .iter()
-                .flatten()
-                .chain(op.outputs.iter())
-                .chain(op.intermediates.iter())
-            {
+            for &t in op.inputs.iter().flatten().chain(op.outputs.iter()).chain(op.intermediates.iter()) {
                 touch(t, ni);
             }
         }
@@ -358,11 +298,7 @@ impl<'m> Interpreter<'m> {
             let info = &self.tensors[t];
             let size = info.dtype.bytes_for(info.num_elements()).unwrap_or(0);
             ids.push(t);
-            requests.push(ArenaRequest {
-                size,
-                first_use: first,
-                last_use: last,
-            });
+            requests.push(ArenaRequest { size, first_use: first, last_use: last });
         }
         let plan = ArenaPlan::greedy_by_size(&requests).ok_or_else(|| Error::InvalidModel {
             location: Location::Subgraph(self.subgraph),
@@ -384,13 +320,7 @@ impl<'m> Interpreter<'m> {
     /// Run the graph once and report each node's time.
     pub fn invoke_profiled(&mut self) -> Result<Vec<NodeTiming>> {
         let mut timings = Vec::new();
-        self.invoke_with(|node, op, elapsed| {
-            timings.push(NodeTiming {
-                node,
-                op: op.to_string(),
-                elapsed,
-            })
-        })?;
+        self.invoke_with(|node, op, elapsed| timings.push(NodeTiming { node, op: op.to_string(), elapsed }))?;
         Ok(timings)
     }
 
@@ -405,15 +335,14 @@ impl<'m> Interpreter<'m> {
                     continue;
                 }
                 let start = Instant::now();
-                self.eval_node(ni, arena.as_mut_slice())
-                    .map_err(|error| Error::Op {
-                        location: Location::Operator {
-                            subgraph: self.subgraph,
-                            index: ni,
-                            op: self.nodes[ni].name.clone(),
-                        },
-                        error,
-                    })?;
+                self.eval_node(ni, arena.as_mut_slice()).map_err(|error| Error::Op {
+                    location: Location::Operator {
+                        subgraph: self.subgraph,
+                        index: ni,
+                        op: self.nodes[ni].name.clone(),
+                    },
+                    error,
+                })?;
                 on_node(ni, &self.nodes[ni].name, start.elapsed());
             }
             Ok(())
@@ -426,22 +355,12 @@ impl<'m> Interpreter<'m> {
     fn eval_node(&mut self, ni: usize, arena: &mut [u8]) -> Result<(), OpError> {
         let model = self.model;
         let op = &model.subgraphs[self.subgraph].operators[ni];
-        let Interpreter {
-            tensors,
-            storage,
-            nodes,
-            options,
-            ..
-        } = self;
-        let prepared = nodes[ni]
-            .prepared
-            .as_mut()
-            .ok_or_else(|| OpError::Value("node was not prepared".into()))?;
+        let Interpreter { tensors, storage, nodes, options, .. } = self;
+        let prepared = nodes[ni].prepared.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
 
         // Collect the node's arena ranges (outputs writable, inputs read-only)
         // and split the arena into disjoint slices for them.
-        let mut wanted: Vec<(Range<usize>, usize)> =
-            Vec::with_capacity(op.inputs.len() + op.outputs.len());
+        let mut wanted: Vec<(Range<usize>, usize)> = Vec::with_capacity(op.inputs.len() + op.outputs.len());
         for &t in op.inputs.iter().flatten().chain(op.outputs.iter()) {
             if let Storage::Arena(r) = &storage[t] {
                 if !wanted.iter().any(|(_, u)| *u == t) {
@@ -455,9 +374,7 @@ impl<'m> Interpreter<'m> {
         let mut consumed = 0usize;
         for (r, t) in wanted {
             if r.start < consumed || r.end > consumed + rest.len() {
-                return Err(OpError::Value(format!(
-                    "arena ranges of tensor {t} overlap another tensor of this node"
-                )));
+                return Err(OpError::Value(format!("arena ranges of tensor {t} overlap another tensor of this node")));
             }
             let (_, tail) = std::mem::take(&mut rest).split_at_mut(r.start - consumed);
             let (mine, tail) = tail.split_at_mut(r.len());
@@ -494,38 +411,22 @@ impl<'m> Interpreter<'m> {
                 let pos = out_slices.iter().position(|(u, _)| *u == t);
                 let bytes = match pos {
                     Some(p) => out_slices.swap_remove(p).1,
-                    None => {
-                        return Err(OpError::Value(format!("output tensor {t} has no storage")))
-                    }
+                    None => return Err(OpError::Value(format!("output tensor {t} has no storage"))),
                 };
-                outputs.push(TensorMut {
-                    info: &tensors[t],
-                    bytes,
-                });
+                outputs.push(TensorMut { info: &tensors[t], bytes });
             }
             for t in &op.inputs {
                 inputs.push(t.map(|t| {
                     let bytes: &[u8] = match &storage[t] {
                         Storage::Model(r) => model.slice(r),
                         Storage::Owned(b) => b.as_slice(),
-                        Storage::Arena(_) => shared
-                            .iter()
-                            .find(|(u, _)| *u == t)
-                            .map(|(_, b)| *b)
-                            .unwrap_or(&[]),
+                        Storage::Arena(_) => shared.iter().find(|(u, _)| *u == t).map(|(_, b)| *b).unwrap_or(&[]),
                         Storage::None => &[],
                     };
-                    TensorRef {
-                        info: &tensors[t],
-                        bytes,
-                    }
+                    TensorRef { info: &tensors[t], bytes }
                 }));
             }
-            let mut ctx = EvalContext {
-                inputs,
-                outputs,
-                threads: options.threads,
-            };
+            let mut ctx = EvalContext { inputs, outputs, threads: options.threads };
             prepared.eval(&mut ctx)
         };
         for (t, b) in owned_out {
@@ -553,9 +454,7 @@ impl<'m> Interpreter<'m> {
 
     /// The description of any tensor (shapes are current after allocation).
     pub fn tensor_info(&self, tensor: usize) -> Result<&TensorInfo> {
-        self.tensors
-            .get(tensor)
-            .ok_or_else(|| Error::InvalidArgument(format!("tensor {tensor} does not exist")))
+        self.tensors.get(tensor).ok_or_else(|| Error::InvalidArgument(format!("tensor {tensor} does not exist")))
     }
 
     /// The position of the input with this tensor name.
@@ -578,10 +477,7 @@ impl<'m> Interpreter<'m> {
 
     fn io_tensor(&self, list: &[usize], i: usize, what: &str) -> Result<usize> {
         list.get(i).copied().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "{what} {i} does not exist: the model has {} {what}s",
-                list.len()
-            ))
+            Error::InvalidArgument(format!("{what} {i} does not exist: the model has {} {what}s", list.len()))
         })
     }
 
@@ -604,19 +500,11 @@ impl<'m> Interpreter<'m> {
         if !self.allocated {
             return Err(Error::NotAllocated);
         }
-        let info = self
-            .tensors
-            .get(t)
-            .ok_or_else(|| Error::InvalidArgument(format!("tensor {t} does not exist")))?;
+        let info = self.tensors.get(t).ok_or_else(|| Error::InvalidArgument(format!("tensor {t} does not exist")))?;
         let bytes: &mut [u8] = match &mut self.storage[t] {
             Storage::Arena(r) => &mut self.arena.as_mut_slice()[r.clone()],
             Storage::Owned(b) => b.as_mut_slice(),
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "tensor {t} ('{}') is constant",
-                    info.name
-                )))
-            }
+            _ => return Err(Error::InvalidArgument(format!("tensor {t} ('{}') is constant", info.name))),
         };
         Ok(TensorMut { info, bytes })
     }
@@ -709,19 +597,11 @@ impl<'m> Interpreter<'m> {
 
     /// The keys of the model's signatures.
     pub fn signature_keys(&self) -> Vec<&'m str> {
-        self.model
-            .signatures
-            .iter()
-            .map(|s| s.key.as_str())
-            .collect()
+        self.model.signatures.iter().map(|s| s.key.as_str()).collect()
     }
 
     /// An interpreter bound to a signature, with named inputs and outputs.
-    pub fn signature_runner(
-        &self,
-        key: &str,
-        resolver: &OpResolver,
-    ) -> Result<SignatureRunner<'m>> {
+    pub fn signature_runner(&self, key: &str, resolver: &OpResolver) -> Result<SignatureRunner<'m>> {
         SignatureRunner::new(self.model, key, resolver, self.options.clone())
     }
 }
@@ -733,48 +613,29 @@ pub struct SignatureRunner<'m> {
 }
 
 impl<'m> SignatureRunner<'m> {
-    pub fn new(
-        model: &'m Model<'m>,
-        key: &str,
-        resolver: &OpResolver,
-        options: InterpreterOptions,
-    ) -> Result<Self> {
+    pub fn new(model: &'m Model<'m>, key: &str, resolver: &OpResolver, options: InterpreterOptions) -> Result<Self> {
         let signature = model
             .signatures
             .iter()
             .find(|s| s.key == key)
             .ok_or_else(|| Error::InvalidArgument(format!("no signature '{key}'")))?;
-        let mut interpreter =
-            Interpreter::for_subgraph(model, signature.subgraph, resolver, options)?;
+        let mut interpreter = Interpreter::for_subgraph(model, signature.subgraph, resolver, options)?;
         interpreter.allocate_tensors()?;
-        Ok(SignatureRunner {
-            interpreter,
-            signature,
-        })
+        Ok(SignatureRunner { interpreter, signature })
     }
 
     pub fn input_names(&self) -> Vec<&'m str> {
-        self.signature
-            .inputs
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect()
+        self.signature.inputs.iter().map(|(n, _)| n.as_str()).collect()
     }
     pub fn output_names(&self) -> Vec<&'m str> {
-        self.signature
-            .outputs
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect()
+        self.signature.outputs.iter().map(|(n, _)| n.as_str()).collect()
     }
 
     fn lookup(list: &[(String, usize)], name: &str, what: &str) -> Result<usize> {
         list.iter()
             .find(|(n, _)| n == name)
             .map(|(_, t)| *t)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("the signature has no {what} named '{name}'"))
-            })
+            .ok_or_else(|| Error::InvalidArgument(format!("the signature has no {what} named '{name}'")))
     }
 
     pub fn input_mut(&mut self, name: &str) -> Result<TensorMut<'_>> {
@@ -807,8 +668,6 @@ fn constant_bytes<'a>(model: &'a Model<'_>, s: &'a Storage, is_variable: bool) -
 
 /// A zeroed buffer, or an error (not an abort) if memory is short.
 fn try_zeroed(bytes: usize, loc: &Location) -> Result<AlignedBytes> {
-    AlignedBytes::try_zeroed(bytes).ok_or_else(|| Error::InvalidModel {
-        location: loc.clone(),
-        message: format!("cannot allocate {bytes} bytes"),
-    })
+    AlignedBytes::try_zeroed(bytes)
+        .ok_or_else(|| Error::InvalidModel { location: loc.clone(), message: format!("cannot allocate {bytes} bytes") })
 }

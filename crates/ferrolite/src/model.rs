@@ -144,10 +144,7 @@ impl<'a> Model<'a> {
 
     /// The bytes of a metadata entry by name (e.g. "min_runtime_version").
     pub fn metadata(&self, name: &str) -> Option<&[u8]> {
-        self.metadata
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, r)| self.slice(r))
+        self.metadata.iter().find(|(n, _)| n == name).map(|(_, r)| self.slice(r))
     }
 }
 
@@ -161,17 +158,11 @@ impl Model<'static> {
     /// cache, shared with other processes; nothing is copied.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Model<'static>> {
         let path = path.as_ref();
-        let io = |error| Error::Io {
-            path: path.display().to_string(),
-            error,
-        };
+        let io = |error| Error::Io { path: path.display().to_string(), error };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len == 0 {
-            return Err(Error::Format {
-                location: Location::Model,
-                message: "the file is empty".into(),
-            });
+            return Err(Error::Format { location: Location::Model, message: "the file is empty".into() });
         }
         // SAFETY: the map is read-only and private to this process. A file
         // truncated by another process while mapped would fault (SIGBUS);
@@ -189,19 +180,13 @@ fn fmt_err(location: Location) -> impl Fn(planus::Error) -> Error {
         location: location.clone(),
         message: format!(
             "{} (while reading {}.{} at byte {})",
-            e.error_kind,
-            e.source_location.type_,
-            e.source_location.method,
-            e.source_location.byte_offset
+            e.error_kind, e.source_location.type_, e.source_location.method, e.source_location.byte_offset
         ),
     }
 }
 
 fn invalid(location: Location, message: impl Into<String>) -> Error {
-    Error::InvalidModel {
-        location,
-        message: message.into(),
-    }
+    Error::InvalidModel { location, message: message.into() }
 }
 
 /// The largest tensor we agree to describe: larger claims are corrupt files,
@@ -284,18 +269,11 @@ impl LoadBudget {
     }
 
     /// Charge for a tensor's owned sparsity parameters.
-    fn charge_sparsity(
-        &self,
-        sparsity: &mut Option<Box<fb::SparsityParameters>>,
-        location: &Location,
-    ) -> Result<()> {
+    fn charge_sparsity(&self, sparsity: &mut Option<Box<fb::SparsityParameters>>, location: &Location) -> Result<()> {
         if sparsity.is_none() {
             return Ok(());
         }
-        let t = fb::Tensor {
-            sparsity: sparsity.take(),
-            ..Default::default()
-        };
+        let t = fb::Tensor { sparsity: sparsity.take(), ..Default::default() };
         let size = {
             let mut b = self.scratch.borrow_mut();
             b.clear();
@@ -313,9 +291,7 @@ impl LoadBudget {
 /// reported unsupported, or rejects missing options, at `allocate_tensors`.
 fn known_union<T>(r: planus::Result<Option<T>>) -> planus::Result<Option<T>> {
     match r {
-        Err(e) if matches!(e.error_kind, planus::errors::ErrorKind::UnknownUnionTag { .. }) => {
-            Ok(None)
-        }
+        Err(e) if matches!(e.error_kind, planus::errors::ErrorKind::UnknownUnionTag { .. }) => Ok(None),
         r => r,
     }
 }
@@ -327,10 +303,7 @@ impl<'a> Model<'a> {
         if data.len() < 8 {
             return Err(Error::Format {
                 location: model_loc,
-                message: format!(
-                    "file is {} bytes long, too short for a FlatBuffer",
-                    data.len()
-                ),
+                message: format!("file is {} bytes long, too short for a FlatBuffer", data.len()),
             });
         }
         if &data[4..8] != fb::FILE_IDENTIFIER {
@@ -347,10 +320,7 @@ impl<'a> Model<'a> {
         let root = fb::ModelRef::read_as_root(data).map_err(&e)?;
         let version = root.version().map_err(&e)?;
         if version != 3 {
-            return Err(invalid(
-                Location::Model,
-                format!("schema version {version}, only version 3 is supported"),
-            ));
+            return Err(invalid(Location::Model, format!("schema version {version}, only version 3 is supported")));
         }
         let description = root.description().map_err(&e)?;
         budget.charge(description.map_or(0, str::len), &Location::Model)?;
@@ -404,15 +374,15 @@ impl<'a> Model<'a> {
                     let end = offset.checked_add(size).filter(|&end| end <= data.len() as u64).ok_or_else(|| {
                         invalid(
                             Location::Buffer(i),
-                            format!("data at offset {offset} size {size} lies past the end of the {}-byte file", data.len()),
+                            format!(
+                                "data at offset {offset} size {size} lies past the end of the {}-byte file",
+                                data.len()
+                            ),
                         )
                     })?;
                     Some(offset as usize..end as usize)
                 } else {
-                    b.data()
-                        .map_err(&e)?
-                        .filter(|d| !d.is_empty())
-                        .map(range_of)
+                    b.data().map_err(&e)?.filter(|d| !d.is_empty()).map(range_of)
                 };
                 buffers.push(range);
             }
@@ -420,23 +390,14 @@ impl<'a> Model<'a> {
 
         // Subgraphs.
         let mut subgraphs = Vec::new();
-        let sgs = root
-            .subgraphs()
-            .map_err(&e)?
-            .ok_or_else(|| invalid(Location::Model, "the model has no subgraphs"))?;
+        let sgs =
+            root.subgraphs().map_err(&e)?.ok_or_else(|| invalid(Location::Model, "the model has no subgraphs"))?;
         for (si, sg) in sgs.iter().enumerate() {
             let sloc = Location::Subgraph(si);
             let e = fmt_err(sloc.clone());
             budget.charge(TABLE_COST, &sloc)?;
             let sg = sg.map_err(&e)?;
-            subgraphs.push(read_subgraph(
-                si,
-                sg,
-                &buffers,
-                &operator_codes,
-                &range_of,
-                &budget,
-            )?);
+            subgraphs.push(read_subgraph(si, sg, &buffers, &operator_codes, &range_of, &budget)?);
         }
         if subgraphs.is_empty() {
             return Err(invalid(Location::Model, "the model has no subgraphs"));
@@ -452,10 +413,7 @@ impl<'a> Model<'a> {
                 let s = s.map_err(&e)?;
                 let subgraph = s.subgraph_index().map_err(&e)? as usize;
                 let Some(sg) = subgraphs.get(subgraph) else {
-                    return Err(invalid(
-                        loc,
-                        format!("subgraph index {subgraph} out of range"),
-                    ));
+                    return Err(invalid(loc, format!("subgraph index {subgraph} out of range")));
                 };
                 let maps = |v: Option<planus::Vector<'_, planus::Result<fb::TensorMapRef<'_>>>>| -> Result<Vec<(String, usize)>> {
                     let mut out = Vec::new();
@@ -477,12 +435,7 @@ impl<'a> Model<'a> {
                 let outputs = maps(s.outputs().map_err(&e)?)?;
                 let key = s.signature_key().map_err(&e)?.unwrap_or_default();
                 budget.charge(key.len(), &loc)?;
-                signatures.push(SignatureDef {
-                    key: key.to_string(),
-                    subgraph,
-                    inputs,
-                    outputs,
-                });
+                signatures.push(SignatureDef { key: key.to_string(), subgraph, inputs, outputs });
             }
         }
 
@@ -500,15 +453,7 @@ impl<'a> Model<'a> {
             }
         }
 
-        Ok(Model {
-            bytes,
-            version,
-            description,
-            operator_codes,
-            subgraphs,
-            signatures,
-            metadata,
-        })
+        Ok(Model { bytes, version, description, operator_codes, subgraphs, signatures, metadata })
     }
 }
 
@@ -529,11 +474,7 @@ fn read_subgraph(
     let mut tensors = Vec::new();
     if let Some(ts) = sg.tensors().map_err(&e)? {
         for (ti, t) in ts.iter().enumerate() {
-            let loc = Location::Tensor {
-                subgraph: si,
-                tensor: ti,
-                name: String::new(),
-            };
+            let loc = Location::Tensor { subgraph: si, tensor: ti, name: String::new() };
             budget.charge(TABLE_COST, &loc)?;
             let t = t.map_err(fmt_err(loc.clone()))?;
             tensors.push(read_tensor(si, ti, t, buffers, budget)?);
@@ -560,11 +501,7 @@ fn read_subgraph(
     let mut operators = Vec::new();
     if let Some(ops) = sg.operators().map_err(&e)? {
         for (oi, op) in ops.iter().enumerate() {
-            let loc = Location::Operator {
-                subgraph: si,
-                index: oi,
-                op: "?".into(),
-            };
+            let loc = Location::Operator { subgraph: si, index: oi, op: "?".into() };
             let e = fmt_err(loc.clone());
             budget.charge(TABLE_COST, &loc)?;
             let op = op.map_err(&e)?;
@@ -572,17 +509,10 @@ fn read_subgraph(
             let Some(code) = operator_codes.get(opcode_index) else {
                 return Err(invalid(
                     loc,
-                    format!(
-                        "opcode index {opcode_index}, but the model has {} operator codes",
-                        operator_codes.len()
-                    ),
+                    format!("opcode index {opcode_index}, but the model has {} operator codes", operator_codes.len()),
                 ));
             };
-            let loc = Location::Operator {
-                subgraph: si,
-                index: oi,
-                op: code.name(),
-            };
+            let loc = Location::Operator { subgraph: si, index: oi, op: code.name() };
             let e = fmt_err(loc.clone());
             // The interpreter keeps the op's name per node.
             let op_inputs_v = op.inputs().map_err(&e)?;
@@ -590,8 +520,7 @@ fn read_subgraph(
             let intermediates_v = op.intermediates().map_err(&e)?;
             let len = |v: &Option<planus::Vector<'_, i32>>| v.map_or(0, |v| v.len());
             budget.charge(
-                code.name().len()
-                    + 8 * (len(&op_inputs_v) + len(&op_outputs_v) + len(&intermediates_v)),
+                code.name().len() + 8 * (len(&op_inputs_v) + len(&op_outputs_v) + len(&intermediates_v)),
                 &loc,
             )?;
             let mut op_inputs = Vec::new();
@@ -599,10 +528,7 @@ fn read_subgraph(
                 if t == -1 {
                     op_inputs.push(None);
                 } else if t < 0 || t as usize >= n {
-                    return Err(invalid(
-                        loc,
-                        format!("input names tensor {t}, but the subgraph has {n} tensors"),
-                    ));
+                    return Err(invalid(loc, format!("input names tensor {t}, but the subgraph has {n} tensors")));
                 } else {
                     op_inputs.push(Some(t as usize));
                 }
@@ -610,10 +536,7 @@ fn read_subgraph(
             let mut op_outputs = Vec::new();
             for t in op_outputs_v.iter().flat_map(|v| v.iter()) {
                 if t < 0 || t as usize >= n {
-                    return Err(invalid(
-                        loc,
-                        format!("output names tensor {t}, but the subgraph has {n} tensors"),
-                    ));
+                    return Err(invalid(loc, format!("output names tensor {t}, but the subgraph has {n} tensors")));
                 }
                 op_outputs.push(t as usize);
             }
@@ -632,11 +555,7 @@ fn read_subgraph(
                 None => None,
             };
             budget.charge_options(&mut builtin_options, &mut builtin_options_2, &loc)?;
-            let custom_options = op
-                .custom_options()
-                .map_err(&e)?
-                .map(range_of)
-                .unwrap_or(0..0);
+            let custom_options = op.custom_options().map_err(&e)?.map(range_of).unwrap_or(0..0);
             operators.push(OperatorDef {
                 opcode_index,
                 inputs: op_inputs,
@@ -648,13 +567,7 @@ fn read_subgraph(
             });
         }
     }
-    let sg = SubgraphDef {
-        name,
-        tensors,
-        inputs,
-        outputs,
-        operators,
-    };
+    let sg = SubgraphDef { name, tensors, inputs, outputs, operators };
     check_dataflow(si, &sg, operator_codes)?;
     Ok(sg)
 }
@@ -666,26 +579,11 @@ fn read_tensor(
     buffers: &[Option<Range<usize>>],
     budget: &LoadBudget,
 ) -> Result<TensorDef> {
-    let e0 = fmt_err(Location::Tensor {
-        subgraph: si,
-        tensor: ti,
-        name: String::new(),
-    });
+    let e0 = fmt_err(Location::Tensor { subgraph: si, tensor: ti, name: String::new() });
     let name = t.name().map_err(&e0)?.unwrap_or_default();
-    budget.charge(
-        name.len(),
-        &Location::Tensor {
-            subgraph: si,
-            tensor: ti,
-            name: String::new(),
-        },
-    )?;
+    budget.charge(name.len(), &Location::Tensor { subgraph: si, tensor: ti, name: String::new() })?;
     let name = name.to_string();
-    let loc = Location::Tensor {
-        subgraph: si,
-        tensor: ti,
-        name: name.clone(),
-    };
+    let loc = Location::Tensor { subgraph: si, tensor: ti, name: name.clone() };
     let e = fmt_err(loc.clone());
     let type_code = match t.type_() {
         Ok(t) => t as i8 as i64,
@@ -701,10 +599,7 @@ fn read_tensor(
     let shape_v = t.shape().map_err(&e)?;
     let rank = shape_v.map_or(0, |v| v.len());
     if rank > 16 {
-        return Err(invalid(
-            loc,
-            format!("rank {rank} is larger than any op supports"),
-        ));
+        return Err(invalid(loc, format!("rank {rank} is larger than any op supports")));
     }
     let mut shape = Vec::with_capacity(rank);
     for d in shape_v.iter().flat_map(|v| v.iter()) {
@@ -724,12 +619,8 @@ fn read_tensor(
         ));
     }
     let shape_signature = shape_signature.map(|v| v.iter().collect::<Vec<i32>>());
-    let count = checked_num_elements(&shape).ok_or_else(|| {
-        invalid(
-            loc.clone(),
-            format!("shape {shape:?} has more elements than fit in memory"),
-        )
-    })?;
+    let count = checked_num_elements(&shape)
+        .ok_or_else(|| invalid(loc.clone(), format!("shape {shape:?} has more elements than fit in memory")))?;
     let bytes = dtype.bytes_for(count);
     // `bytes_for` is `None` both when the byte count overflows and for
     // types without a fixed element size (strings...); both must stay below
@@ -739,10 +630,7 @@ fn read_tensor(
         None => dtype.size().is_some() || count > MAX_TENSOR_BYTES,
     };
     if too_big {
-        return Err(invalid(
-            loc,
-            format!("shape {shape:?} of {dtype} needs more than 1 TiB"),
-        ));
+        return Err(invalid(loc, format!("shape {shape:?} of {dtype} needs more than 1 TiB")));
     }
 
     let quant = match t.quantization().map_err(&e)? {
@@ -760,13 +648,7 @@ fn read_tensor(
         Some(r) => r.clone(),
         None if buffer == 0 => None,
         None => {
-            return Err(invalid(
-                loc,
-                format!(
-                    "buffer index {buffer}, but the model has {} buffers",
-                    buffers.len()
-                ),
-            ));
+            return Err(invalid(loc, format!("buffer index {buffer}, but the model has {} buffers", buffers.len())));
         }
     };
     if let (Some(r), Some(expected)) = (&data, bytes) {
@@ -775,26 +657,12 @@ fn read_tensor(
         if sparsity.is_none() && r.len() != expected {
             return Err(invalid(
                 loc,
-                format!(
-                    "buffer {buffer} holds {} bytes, but shape {shape:?} of {dtype} needs {expected}",
-                    r.len()
-                ),
+                format!("buffer {buffer} holds {} bytes, but shape {shape:?} of {dtype} needs {expected}", r.len()),
             ));
         }
     }
     let is_variable = t.is_variable().map_err(&e)?;
-    Ok(TensorDef {
-        info: TensorInfo {
-            name,
-            dtype,
-            shape,
-            shape_signature,
-            quant,
-            is_variable,
-        },
-        data,
-        sparsity,
-    })
+    Ok(TensorDef { info: TensorInfo { name, dtype, shape, shape_signature, quant, is_variable }, data, sparsity })
 }
 
 fn read_quant(
@@ -806,10 +674,7 @@ fn read_quant(
     let e = fmt_err(loc.clone());
     let scale_v = q.scale().map_err(&e)?;
     let zero_point_v = q.zero_point().map_err(&e)?;
-    budget.charge(
-        4 * scale_v.map_or(0, |v| v.len()) + 8 * zero_point_v.map_or(0, |v| v.len()),
-        loc,
-    )?;
+    budget.charge(4 * scale_v.map_or(0, |v| v.len()) + 8 * zero_point_v.map_or(0, |v| v.len()), loc)?;
     let scales: Vec<f32> = scale_v.map(|v| v.iter().collect()).unwrap_or_default();
     let zero_points: Vec<i64> = zero_point_v.map(|v| v.iter().collect()).unwrap_or_default();
     if scales.is_empty() {
@@ -818,41 +683,20 @@ fn read_quant(
     }
     let quantized_dimension = q.quantized_dimension().map_err(&e)?;
     if quantized_dimension < 0 {
-        return Err(invalid(
-            loc.clone(),
-            format!("negative quantized_dimension {quantized_dimension}"),
-        ));
+        return Err(invalid(loc.clone(), format!("negative quantized_dimension {quantized_dimension}")));
     }
     let qd = quantized_dimension as usize;
-    let zero_points = if zero_points.is_empty() {
-        vec![0; scales.len()]
-    } else {
-        zero_points
-    };
+    let zero_points = if zero_points.is_empty() { vec![0; scales.len()] } else { zero_points };
     if zero_points.len() != scales.len() {
-        return Err(invalid(
-            loc.clone(),
-            format!(
-                "{} scales but {} zero points",
-                scales.len(),
-                zero_points.len()
-            ),
-        ));
+        return Err(invalid(loc.clone(), format!("{} scales but {} zero points", scales.len(), zero_points.len())));
     }
     if scales.len() > 1 && shape.get(qd) != Some(&scales.len()) {
         return Err(invalid(
             loc.clone(),
-            format!(
-                "{} per-channel scales along dimension {qd}, but the shape is {shape:?}",
-                scales.len()
-            ),
+            format!("{} per-channel scales along dimension {qd}, but the shape is {shape:?}", scales.len()),
         ));
     }
-    Ok(Some(QuantParams {
-        scales,
-        zero_points,
-        quantized_dimension: qd,
-    }))
+    Ok(Some(QuantParams { scales, zero_points, quantized_dimension: qd }))
 }
 
 /// Operators run in file order, so every tensor an operator reads must be a
@@ -879,13 +723,12 @@ fn check_dataflow(si: usize, sg: &SubgraphDef, codes: &[OperatorCode]) -> Result
     for (oi, op) in sg.operators.iter().enumerate() {
         for &t in &op.outputs {
             if writer[t].is_some() || is_input[t] || sg.tensors[t].data.is_some() {
-                let name = codes
-                    .get(op.opcode_index)
-                    .map(|c| c.name())
-                    .unwrap_or_default();
+                let name = codes.get(op.opcode_index).map(|c| c.name()).unwrap_or_default();
                 return Err(invalid(
                     Location::Operator { subgraph: si, index: oi, op: name },
-                    format!("writes tensor {t}, which is already a graph input, a constant or another operator's output"),
+                    format!(
+                        "writes tensor {t}, which is already a graph input, a constant or another operator's output"
+                    ),
                 ));
             }
             writer[t] = Some(oi);
@@ -895,10 +738,7 @@ fn check_dataflow(si: usize, sg: &SubgraphDef, codes: &[OperatorCode]) -> Result
         for &t in op.inputs.iter().flatten() {
             let ready = producer[t].is_some();
             if !ready {
-                let name = codes
-                    .get(op.opcode_index)
-                    .map(|c| c.name())
-                    .unwrap_or_default();
+                let name = codes.get(op.opcode_index).map(|c| c.name()).unwrap_or_default();
                 let why = match writer[t] {
                     Some(w) => format!(
                         "reads tensor {t} ('{}') before operator {w} writes it: the graph has a cycle or is out of order",
@@ -909,14 +749,7 @@ fn check_dataflow(si: usize, sg: &SubgraphDef, codes: &[OperatorCode]) -> Result
                         sg.tensors[t].info.name
                     ),
                 };
-                return Err(invalid(
-                    Location::Operator {
-                        subgraph: si,
-                        index: oi,
-                        op: name,
-                    },
-                    why,
-                ));
+                return Err(invalid(Location::Operator { subgraph: si, index: oi, op: name }, why));
             }
         }
         for &t in &op.outputs {
@@ -927,10 +760,7 @@ fn check_dataflow(si: usize, sg: &SubgraphDef, codes: &[OperatorCode]) -> Result
         if producer[t].is_none() {
             return Err(invalid(
                 Location::Subgraph(si),
-                format!(
-                    "output tensor {t} ('{}') is never written",
-                    sg.tensors[t].info.name
-                ),
+                format!("output tensor {t} ('{}') is never written", sg.tensors[t].info.name),
             ));
         }
     }

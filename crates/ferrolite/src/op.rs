@@ -65,13 +65,7 @@ impl<'a> InputInfo<'a> {
     pub fn constant_as<T: Element>(&self) -> Result<Option<&'a [T]>, OpError> {
         match self.constant {
             None => Ok(None),
-            Some(bytes) => Ok(Some(
-                TensorRef {
-                    info: self.info,
-                    bytes,
-                }
-                .as_slice::<T>()?,
-            )),
+            Some(bytes) => Ok(Some(TensorRef { info: self.info, bytes }.as_slice::<T>()?)),
         }
     }
 }
@@ -112,11 +106,7 @@ impl<'a> PrepareContext<'a> {
 
     /// A required input.
     pub fn input(&self, i: usize) -> Result<InputInfo<'a>, OpError> {
-        self.inputs
-            .get(i)
-            .copied()
-            .flatten()
-            .ok_or(OpError::MissingInput(i))
+        self.inputs.get(i).copied().flatten().ok_or(OpError::MissingInput(i))
     }
     /// An input that may be absent (index -1, or past the end of the list).
     pub fn optional_input(&self, i: usize) -> Option<InputInfo<'a>> {
@@ -124,9 +114,7 @@ impl<'a> PrepareContext<'a> {
     }
 
     pub fn output(&self, i: usize) -> Result<&TensorInfo, OpError> {
-        self.outputs
-            .get(i)
-            .ok_or_else(|| OpError::Value(format!("no output {i}")))
+        self.outputs.get(i).ok_or_else(|| OpError::Value(format!("no output {i}")))
     }
     pub fn output_dtype(&self, i: usize) -> Result<DataType, OpError> {
         Ok(self.output(i)?.dtype)
@@ -134,10 +122,7 @@ impl<'a> PrepareContext<'a> {
 
     /// Set an output's shape (prepare's main job).
     pub fn set_output_shape(&mut self, i: usize, shape: Vec<usize>) -> Result<(), OpError> {
-        let out = self
-            .outputs
-            .get_mut(i)
-            .ok_or_else(|| OpError::Value(format!("no output {i}")))?;
+        let out = self.outputs.get_mut(i).ok_or_else(|| OpError::Value(format!("no output {i}")))?;
         out.shape = shape;
         Ok(())
     }
@@ -145,10 +130,7 @@ impl<'a> PrepareContext<'a> {
     /// Give an output a value known at prepare (e.g. SHAPE's result); the
     /// node then never runs at invoke.
     pub fn set_output_constant(&mut self, i: usize, bytes: AlignedBytes) -> Result<(), OpError> {
-        let slot = self
-            .constant_outputs
-            .get_mut(i)
-            .ok_or_else(|| OpError::Value(format!("no output {i}")))?;
+        let slot = self.constant_outputs.get_mut(i).ok_or_else(|| OpError::Value(format!("no output {i}")))?;
         *slot = Some(bytes);
         Ok(())
     }
@@ -168,11 +150,7 @@ fn check_count(what: &'static str, got: usize, min: usize, max: usize) -> Result
         } else {
             format!("{min} to {max}")
         };
-        return Err(OpError::Arity {
-            what,
-            expected,
-            got,
-        });
+        return Err(OpError::Arity { what, expected, got });
     }
     Ok(())
 }
@@ -184,11 +162,7 @@ pub fn expect_dtype(role: &str, got: DataType, accepted: &[DataType]) -> Result<
     }
     Err(OpError::DType {
         tensor: role.to_string(),
-        expected: accepted
-            .iter()
-            .map(|d| d.name())
-            .collect::<Vec<_>>()
-            .join(" or "),
+        expected: accepted.iter().map(|d| d.name()).collect::<Vec<_>>().join(" or "),
         got: got.name().to_string(),
     })
 }
@@ -203,11 +177,7 @@ pub struct EvalContext<'a> {
 impl<'a> EvalContext<'a> {
     /// A required input.
     pub fn input(&self, i: usize) -> Result<TensorRef<'a>, OpError> {
-        self.inputs
-            .get(i)
-            .copied()
-            .flatten()
-            .ok_or(OpError::MissingInput(i))
+        self.inputs.get(i).copied().flatten().ok_or(OpError::MissingInput(i))
     }
     pub fn optional_input(&self, i: usize) -> Option<TensorRef<'a>> {
         self.inputs.get(i).copied().flatten()
@@ -219,9 +189,7 @@ impl<'a> EvalContext<'a> {
         self.outputs.len()
     }
     pub fn output(&mut self, i: usize) -> Result<&mut TensorMut<'a>, OpError> {
-        self.outputs
-            .get_mut(i)
-            .ok_or_else(|| OpError::Value(format!("no output {i}")))
+        self.outputs.get_mut(i).ok_or_else(|| OpError::Value(format!("no output {i}")))
     }
     /// All outputs at once (for ops with several, like SPLIT).
     pub fn outputs_mut(&mut self) -> &mut [TensorMut<'a>] {

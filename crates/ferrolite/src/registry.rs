@@ -42,33 +42,13 @@ impl OpResolver {
     /// Register a builtin op (by its `BuiltinOperator` number) for a range
     /// of op versions. A later registration for the same code and version
     /// takes precedence.
-    pub fn add_builtin(
-        &mut self,
-        code: i32,
-        versions: RangeInclusive<i32>,
-        op: impl Operator + 'static,
-    ) {
-        self.builtins.entry(code).or_default().insert(
-            0,
-            (
-                versions,
-                Registration {
-                    op: Arc::new(op),
-                    pure: true,
-                },
-            ),
-        );
+    pub fn add_builtin(&mut self, code: i32, versions: RangeInclusive<i32>, op: impl Operator + 'static) {
+        self.builtins.entry(code).or_default().insert(0, (versions, Registration { op: Arc::new(op), pure: true }));
     }
 
     /// Register a custom op under the name the model's `custom_code` uses.
     pub fn add_custom(&mut self, name: &str, op: impl Operator + 'static) {
-        self.custom.insert(
-            name.to_string(),
-            Registration {
-                op: Arc::new(op),
-                pure: false,
-            },
-        );
+        self.custom.insert(name.to_string(), Registration { op: Arc::new(op), pure: false });
     }
 
     /// Mark a builtin as having effects beyond its outputs (random numbers,
@@ -86,9 +66,7 @@ impl OpResolver {
             return self.custom.get(code.custom_code.as_deref()?).cloned();
         }
         let v = self.builtins.get(&code.builtin_code)?;
-        v.iter()
-            .find(|(range, _)| range.contains(&code.version))
-            .map(|(_, r)| r.clone())
+        v.iter().find(|(range, _)| range.contains(&code.version)).map(|(_, r)| r.clone())
     }
 
     /// The builtin codes registered (for `inspect` and tests).

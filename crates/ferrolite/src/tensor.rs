@@ -16,11 +16,7 @@ pub struct QuantParams {
 
 impl QuantParams {
     pub fn per_tensor(scale: f32, zero_point: i64) -> QuantParams {
-        QuantParams {
-            scales: vec![scale],
-            zero_points: vec![zero_point],
-            quantized_dimension: 0,
-        }
+        QuantParams { scales: vec![scale], zero_points: vec![zero_point], quantized_dimension: 0 }
     }
 
     /// The single scale of a per-tensor quantised tensor.
@@ -68,36 +64,18 @@ pub fn checked_num_elements(shape: &[usize]) -> Option<usize> {
 
 fn cast<'a, T: Element>(bytes: &'a [u8], dtype: DataType, name: &str) -> Result<&'a [T]> {
     if dtype != T::DTYPE && !(dtype == DataType::Bool && T::DTYPE == DataType::UInt8) {
-        return Err(Error::InvalidArgument(format!(
-            "tensor '{name}' has type {dtype}, not {}",
-            T::DTYPE
-        )));
+        return Err(Error::InvalidArgument(format!("tensor '{name}' has type {dtype}, not {}", T::DTYPE)));
     }
-    bytemuck::try_cast_slice(bytes).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "tensor '{name}' data cannot be viewed as {}: {e:?}",
-            T::DTYPE
-        ))
-    })
+    bytemuck::try_cast_slice(bytes)
+        .map_err(|e| Error::InvalidArgument(format!("tensor '{name}' data cannot be viewed as {}: {e:?}", T::DTYPE)))
 }
 
-fn cast_mut<'a, T: Element>(
-    bytes: &'a mut [u8],
-    dtype: DataType,
-    name: &str,
-) -> Result<&'a mut [T]> {
+fn cast_mut<'a, T: Element>(bytes: &'a mut [u8], dtype: DataType, name: &str) -> Result<&'a mut [T]> {
     if dtype != T::DTYPE && !(dtype == DataType::Bool && T::DTYPE == DataType::UInt8) {
-        return Err(Error::InvalidArgument(format!(
-            "tensor '{name}' has type {dtype}, not {}",
-            T::DTYPE
-        )));
+        return Err(Error::InvalidArgument(format!("tensor '{name}' has type {dtype}, not {}", T::DTYPE)));
     }
-    bytemuck::try_cast_slice_mut(bytes).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "tensor '{name}' data cannot be viewed as {}: {e:?}",
-            T::DTYPE
-        ))
-    })
+    bytemuck::try_cast_slice_mut(bytes)
+        .map_err(|e| Error::InvalidArgument(format!("tensor '{name}' data cannot be viewed as {}: {e:?}", T::DTYPE)))
 }
 
 /// A read-only tensor: its description and its bytes.
@@ -167,10 +145,7 @@ struct Align64([u8; 64]);
 
 impl AlignedBytes {
     pub fn zeroed(len: usize) -> AlignedBytes {
-        AlignedBytes {
-            words: vec![Align64([0; 64]); len.div_ceil(64)],
-            len,
-        }
+        AlignedBytes { words: vec![Align64([0; 64]); len.div_ceil(64)], len }
     }
     /// Like `zeroed`, but `None` instead of aborting when memory is short.
     pub fn try_zeroed(len: usize) -> Option<AlignedBytes> {

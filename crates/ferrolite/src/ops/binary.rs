@@ -5,6 +5,10 @@ use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::reference::elementwise as k;
 use ferrolite_schema::{ActivationFunctionType, BuiltinOperator as B};
 
+use ferrolite_kernels::quant::FusedActivation;
+use ferrolite_kernels::reference::quantized as qk;
+
+use super::quantized::{fused, input_scale_zp, output_scale_zp};
 use super::{float_clamp, options};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -69,44 +73,104 @@ impl Operator for Binary {
                 got: b.dtype().to_string(),
             });
         }
-        let out_shape = k::broadcast_shape(a.shape(), b.shape()).ok_or_else(|| {
-            OpError::Shape(format!(
-                "{:?} and {:?} do not broadcast",
-                a.shape(),
-                b.shape()
-            ))
-        })?;
+        let out_shape = k::broadcast_shape(a.shape(), b.shape())
+            .ok_or_else(|| OpError::Shape(format!("{:?} and {:?} do not broadcast", a.shape(), b.shape())))?;
         ctx.set_output_shape(0, out_shape.clone())?;
-        let shapes = Shapes {
-            a: a.shape().to_vec(),
-            b: b.shape().to_vec(),
-            out: out_shape,
-        };
+        let shapes = Shapes { a: a.shape().to_vec(), b: b.shape().to_vec(), out: out_shape };
         let act = self.activation(ctx)?;
         let kind = self.0;
         match a.dtype() {
             DataType::Float32 => {
                 let clamp = float_clamp(act)?;
-                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                    eval_f32(ctx, kind, clamp, &shapes)
-                }))
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| eval_f32(ctx, kind, clamp, &shapes)))
             }
             DataType::Int32 | DataType::Int64
                 if act == ActivationFunctionType::None || act == ActivationFunctionType::Relu =>
             {
                 let relu = act == ActivationFunctionType::Relu;
                 if a.dtype() == DataType::Int32 {
-                    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                        eval_int::<i32>(ctx, kind, relu, &shapes)
-                    }))
+                    Ok(Box::new(move |ctx: &mut EvalContext<'_>| eval_int::<i32>(ctx, kind, relu, &shapes)))
                 } else {
-                    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                        eval_int::<i64>(ctx, kind, relu, &shapes)
-                    }))
+                    Ok(Box::new(move |ctx: &mut EvalContext<'_>| eval_int::<i64>(ctx, kind, relu, &shapes)))
                 }
+            }
+            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16)
+                if matches!(kind, Kind::Add | Kind::Sub | Kind::Mul) =>
+            {
+                let pot = match self.0 {
+                    Kind::Add => options!(ctx, AddOptions).map(|o| o.pot_scale_int16).unwrap_or(true),
+                    Kind::Sub => options!(ctx, SubOptions).map(|o| o.pot_scale_int16).unwrap_or(true),
+                    _ => false,
+                };
+                prepare_quantized(ctx, kind, t, fused(act)?, pot, shapes)
             }
             other => Err(OpError::Unsupported(format!("{kind:?} on {other}"))),
         }
+    }
+}
+
+/// Quantised ADD, SUB and MUL with TFLite's rescaling.
+fn prepare_quantized(
+    ctx: &PrepareContext<'_>,
+    kind: Kind,
+    t: DataType,
+    act: FusedActivation,
+    pot_scale_int16: bool,
+    s: Shapes,
+) -> Result<Box<dyn PreparedOp>, OpError> {
+    let (s1, z1) = input_scale_zp(&ctx.input(0)?, "input 0")?;
+    let (s2, z2) = input_scale_zp(&ctx.input(1)?, "input 1")?;
+    let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+    if ctx.output_dtype(0)? != t {
+        return Err(OpError::DType {
+            tensor: "output".into(),
+            expected: t.to_string(),
+            got: ctx.output_dtype(0)?.to_string(),
+        });
+    }
+    let bad = || OpError::Value("quantisation parameters TFLite rejects for this op".into());
+    macro_rules! typed {
+        ($T:ty) => {{
+            if kind == Kind::Mul {
+                let p = qk::MulParams::new::<$T>(s1, z1, s2, z2, so, zo, act).ok_or_else(bad)?;
+                return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
+                    qk::mul_quantized(&p, a, &s.a, b, &s.b, ctx.output(0)?.as_slice_mut::<$T>()?, &s.out);
+                    Ok(())
+                }));
+            }
+            // int16 takes a cheaper exact path when every scale is a power of two.
+            if t == DataType::Int16 && pot_scale_int16 {
+                if let Some(p) = qk::AddPotParams::new(s1, z1, s2, z2, so, zo, act) {
+                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        let (a, b) = (ctx.input(0)?.as_slice::<i16>()?, ctx.input(1)?.as_slice::<i16>()?);
+                        let out = ctx.output(0)?.as_slice_mut::<i16>()?;
+                        if kind == Kind::Add {
+                            qk::add_i16_pot(&p, a, &s.a, b, &s.b, out, &s.out);
+                        } else {
+                            qk::sub_i16_pot(&p, a, &s.a, b, &s.b, out, &s.out);
+                        }
+                        Ok(())
+                    }));
+                }
+            }
+            let p = qk::AddParams::new::<$T>(s1, z1, s2, z2, so, zo, act).ok_or_else(bad)?;
+            Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
+                let out = ctx.output(0)?.as_slice_mut::<$T>()?;
+                if kind == Kind::Add {
+                    qk::add_quantized(&p, a, &s.a, b, &s.b, out, &s.out);
+                } else {
+                    qk::sub_quantized(&p, a, &s.a, b, &s.b, out, &s.out);
+                }
+                Ok(())
+            }))
+        }};
+    }
+    match t {
+        DataType::Int8 => typed!(i8),
+        DataType::UInt8 => typed!(u8),
+        _ => typed!(i16),
     }
 }
 
@@ -116,12 +180,7 @@ struct Shapes {
     out: Vec<usize>,
 }
 
-fn eval_f32(
-    ctx: &mut EvalContext<'_>,
-    kind: Kind,
-    clamp: ClampF32,
-    s: &Shapes,
-) -> Result<(), OpError> {
+fn eval_f32(ctx: &mut EvalContext<'_>, kind: Kind, clamp: ClampF32, s: &Shapes) -> Result<(), OpError> {
     let a = ctx.input(0)?.as_slice::<f32>()?;
     let b = ctx.input(1)?.as_slice::<f32>()?;
     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
@@ -130,9 +189,7 @@ fn eval_f32(
         Kind::Sub => k::sub_f32,
         Kind::Mul => k::mul_f32,
         Kind::Div => k::div_f32,
-        Kind::SquaredDifference => {
-            return Ok(k::squared_difference_f32(a, &s.a, b, &s.b, out, &s.out))
-        }
+        Kind::SquaredDifference => return Ok(k::squared_difference_f32(a, &s.a, b, &s.b, out, &s.out)),
         Kind::Maximum => return Ok(k::maximum_f32(a, &s.a, b, &s.b, out, &s.out)),
         Kind::Minimum => return Ok(k::minimum_f32(a, &s.a, b, &s.b, out, &s.out)),
         Kind::Pow => return Ok(k::pow_f32(a, &s.a, b, &s.b, out, &s.out)),
@@ -163,9 +220,7 @@ macro_rules! int_ops {
                     Kind::Minimum => x.min(y),
                     Kind::Pow => {
                         if y < 0 {
-                            return Err(OpError::Value(
-                                "integer POW with a negative exponent".into(),
-                            ));
+                            return Err(OpError::Value("integer POW with a negative exponent".into()));
                         }
                         x.wrapping_pow(y as u32)
                     }
@@ -193,24 +248,17 @@ macro_rules! int_ops {
 int_ops!(i32);
 int_ops!(i64);
 
-fn eval_int<T: IntOps>(
-    ctx: &mut EvalContext<'_>,
-    kind: Kind,
-    relu: bool,
-    s: &Shapes,
-) -> Result<(), OpError> {
+fn eval_int<T: IntOps>(ctx: &mut EvalContext<'_>, kind: Kind, relu: bool, s: &Shapes) -> Result<(), OpError> {
     let a = ctx.input(0)?.as_slice::<T>()?;
     let b = ctx.input(1)?.as_slice::<T>()?;
     let out = ctx.output(0)?.as_slice_mut::<T>()?;
     let err = std::cell::Cell::new(None);
-    k::broadcast_binary(a, &s.a, b, &s.b, out, &s.out, |x, y| {
-        match T::apply(kind, x, y) {
-            Ok(v) if relu => v.max(T::default()),
-            Ok(v) => v,
-            Err(e) => {
-                err.set(Some(e));
-                T::default()
-            }
+    k::broadcast_binary(a, &s.a, b, &s.b, out, &s.out, |x, y| match T::apply(kind, x, y) {
+        Ok(v) if relu => v.max(T::default()),
+        Ok(v) => v,
+        Err(e) => {
+            err.set(Some(e));
+            T::default()
         }
     });
     err.into_inner().map_or(Ok(()), Err)

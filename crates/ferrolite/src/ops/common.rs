@@ -27,46 +27,29 @@ pub(crate) fn normalize_axis(axis: i64, rank: usize) -> Result<usize, OpError> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r.max(1) {
-        return Err(OpError::Value(format!(
-            "axis {axis} is out of range for rank {rank}"
-        )));
+        return Err(OpError::Value(format!("axis {axis} is out of range for rank {rank}")));
     }
     Ok(a as usize)
 }
 
 /// Read a small integer tensor (shape, axes, paddings) as i64s, whatever
 /// its integer type.
-pub(crate) fn int_values(
-    input: &crate::op::InputInfo<'_>,
-    what: &str,
-) -> Result<Vec<i64>, OpError> {
-    let bytes = input.constant.ok_or_else(|| {
-        OpError::Unsupported(format!(
-            "{what} must be a constant (dynamic shapes are not supported)"
-        ))
-    })?;
+pub(crate) fn int_values(input: &crate::op::InputInfo<'_>, what: &str) -> Result<Vec<i64>, OpError> {
+    let bytes = input
+        .constant
+        .ok_or_else(|| OpError::Unsupported(format!("{what} must be a constant (dynamic shapes are not supported)")))?;
     bytes_to_i64(bytes, input.dtype(), what)
 }
 
-pub(crate) fn bytes_to_i64(
-    bytes: &[u8],
-    dtype: crate::DataType,
-    what: &str,
-) -> Result<Vec<i64>, OpError> {
+pub(crate) fn bytes_to_i64(bytes: &[u8], dtype: crate::DataType, what: &str) -> Result<Vec<i64>, OpError> {
     use crate::DataType as D;
     Ok(match dtype {
-        D::Int32 => bytes
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-            .collect(),
+        D::Int32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect(),
         D::Int64 => bytes
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect(),
-        D::Int16 => bytes
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
-            .collect(),
+        D::Int16 => bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
         D::Int8 => bytes.iter().map(|&b| b as i8 as i64).collect(),
         D::UInt8 => bytes.iter().map(|&b| b as i64).collect(),
         other => {
@@ -89,11 +72,7 @@ pub(crate) fn copy_bytes(ctx: &mut crate::op::EvalContext<'_>) -> Result<(), OpE
     let input = ctx.input(0)?;
     let out = ctx.output(0)?;
     if out.bytes.len() != input.bytes.len() {
-        return Err(OpError::Shape(format!(
-            "output has {} bytes, input {}",
-            out.bytes.len(),
-            input.bytes.len()
-        )));
+        return Err(OpError::Shape(format!("output has {} bytes, input {}", out.bytes.len(), input.bytes.len())));
     }
     out.bytes.copy_from_slice(input.bytes);
     Ok(())
@@ -110,46 +89,25 @@ pub(crate) enum FloatWeights {
 impl FloatWeights {
     /// Float weights for input `i`: f32 as is; int8/uint8 constant weights
     /// dequantised (per-channel along their quantized dimension).
-    pub(crate) fn prepare(
-        ctx: &crate::op::PrepareContext<'_>,
-        i: usize,
-    ) -> Result<FloatWeights, OpError> {
+    pub(crate) fn prepare(ctx: &crate::op::PrepareContext<'_>, i: usize) -> Result<FloatWeights, OpError> {
         use crate::DataType as D;
         let w = ctx.input(i)?;
         match w.dtype() {
             D::Float32 => Ok(FloatWeights::Input(i)),
             D::Int8 | D::UInt8 => {
-                let bytes = w.constant.ok_or_else(|| {
-                    OpError::Unsupported("integer weights of a float op must be constant".into())
-                })?;
-                let q = w
-                    .quant()
-                    .ok_or_else(|| OpError::Value("integer weights have no quantisation".into()))?;
+                let bytes = w
+                    .constant
+                    .ok_or_else(|| OpError::Unsupported("integer weights of a float op must be constant".into()))?;
+                let q = w.quant().ok_or_else(|| OpError::Value("integer weights have no quantisation".into()))?;
                 let shape = w.shape();
-                let inner: usize = shape
-                    .iter()
-                    .skip(q.quantized_dimension + 1)
-                    .product::<usize>()
-                    .max(1);
-                let channels = shape
-                    .get(q.quantized_dimension)
-                    .copied()
-                    .unwrap_or(1)
-                    .max(1);
+                let inner: usize = shape.iter().skip(q.quantized_dimension + 1).product::<usize>().max(1);
+                let channels = shape.get(q.quantized_dimension).copied().unwrap_or(1).max(1);
                 let values: Vec<f32> = bytes
                     .iter()
                     .enumerate()
                     .map(|(k, &b)| {
-                        let v = if w.dtype() == D::Int8 {
-                            b as i8 as i64
-                        } else {
-                            b as i64
-                        };
-                        let c = if q.scales.len() > 1 {
-                            (k / inner) % channels
-                        } else {
-                            0
-                        };
+                        let v = if w.dtype() == D::Int8 { b as i8 as i64 } else { b as i64 };
+                        let c = if q.scales.len() > 1 { (k / inner) % channels } else { 0 };
                         q.scales[c] * (v - q.zero_points[c]) as f32
                     })
                     .collect();
@@ -163,10 +121,7 @@ impl FloatWeights {
         }
     }
 
-    pub(crate) fn get<'a>(
-        &'a self,
-        ctx: &crate::op::EvalContext<'a>,
-    ) -> Result<&'a [f32], OpError> {
+    pub(crate) fn get<'a>(&'a self, ctx: &crate::op::EvalContext<'a>) -> Result<&'a [f32], OpError> {
         match self {
             FloatWeights::Input(i) => Ok(ctx.input(*i)?.as_slice::<f32>()?),
             FloatWeights::Owned(v) => Ok(v),
@@ -176,15 +131,11 @@ impl FloatWeights {
 
 /// Shape as exactly four dimensions (NHWC ops).
 pub(crate) fn shape4(shape: &[usize], what: &str) -> Result<[usize; 4], OpError> {
-    shape
-        .try_into()
-        .map_err(|_| OpError::Shape(format!("{what} must be 4-D, got {shape:?}")))
+    shape.try_into().map_err(|_| OpError::Shape(format!("{what} must be 4-D, got {shape:?}")))
 }
 
 /// TFLite's padding enum to the kernels'.
-pub(crate) fn padding(
-    p: ferrolite_schema::Padding,
-) -> ferrolite_kernels::reference::padding::Padding {
+pub(crate) fn padding(p: ferrolite_schema::Padding) -> ferrolite_kernels::reference::padding::Padding {
     match p {
         ferrolite_schema::Padding::Same => ferrolite_kernels::reference::padding::Padding::Same,
         ferrolite_schema::Padding::Valid => ferrolite_kernels::reference::padding::Padding::Valid,
@@ -194,9 +145,7 @@ pub(crate) fn padding(
 /// A stride or dilation from the options: must be at least 1.
 pub(crate) fn positive(v: i32, what: &str) -> Result<usize, OpError> {
     if v < 1 {
-        return Err(OpError::Options(format!(
-            "{what} is {v}, must be at least 1"
-        )));
+        return Err(OpError::Options(format!("{what} is {v}, must be at least 1")));
     }
     Ok(v as usize)
 }
@@ -223,9 +172,7 @@ macro_rules! with_element_size {
                 type $T = u64;
                 $body
             }
-            s => Err($crate::error::OpError::Unsupported(format!(
-                "elements of {s} bytes"
-            ))),
+            s => Err($crate::error::OpError::Unsupported(format!("elements of {s} bytes"))),
         }
     };
 }
@@ -234,34 +181,22 @@ pub(crate) use with_element_size;
 /// View bytes as elements of a plain integer type chosen by size (see
 /// `with_element_size!`); alignment is guaranteed by the arena.
 pub(crate) fn elems<T: bytemuck::Pod>(bytes: &[u8]) -> Result<&[T], OpError> {
-    bytemuck::try_cast_slice(bytes)
-        .map_err(|e| OpError::Value(format!("misaligned tensor data: {e:?}")))
+    bytemuck::try_cast_slice(bytes).map_err(|e| OpError::Value(format!("misaligned tensor data: {e:?}")))
 }
 pub(crate) fn elems_mut<T: bytemuck::Pod>(bytes: &mut [u8]) -> Result<&mut [T], OpError> {
-    bytemuck::try_cast_slice_mut(bytes)
-        .map_err(|e| OpError::Value(format!("misaligned tensor data: {e:?}")))
+    bytemuck::try_cast_slice_mut(bytes).map_err(|e| OpError::Value(format!("misaligned tensor data: {e:?}")))
 }
 
 /// Element size of a type an op moves, or an error naming the type.
 pub(crate) fn element_size(dtype: crate::DataType) -> Result<usize, OpError> {
-    dtype
-        .size()
-        .ok_or_else(|| OpError::Unsupported(format!("{dtype} tensors")))
+    dtype.size().ok_or_else(|| OpError::Unsupported(format!("{dtype} tensors")))
 }
 
 /// Fail unless input `i` and output `o` have the same type.
-pub(crate) fn same_dtype(
-    ctx: &crate::op::PrepareContext<'_>,
-    i: usize,
-    o: usize,
-) -> Result<crate::DataType, OpError> {
+pub(crate) fn same_dtype(ctx: &crate::op::PrepareContext<'_>, i: usize, o: usize) -> Result<crate::DataType, OpError> {
     let (a, b) = (ctx.input(i)?.dtype(), ctx.output_dtype(o)?);
     if a != b {
-        return Err(OpError::DType {
-            tensor: format!("output {o}"),
-            expected: a.to_string(),
-            got: b.to_string(),
-        });
+        return Err(OpError::DType { tensor: format!("output {o}"), expected: a.to_string(), got: b.to_string() });
     }
     Ok(a)
 }

@@ -4,9 +4,7 @@
 use ferrolite_kernels::reference::concat as k;
 use ferrolite_schema::BuiltinOperator as B;
 
-use super::{
-    element_size, elems, elems_mut, float_clamp, normalize_axis, options, with_element_size,
-};
+use super::{element_size, elems, elems_mut, float_clamp, normalize_axis, options, with_element_size};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
@@ -26,9 +24,7 @@ fn check_same_quant(ctx: &PrepareContext<'_>) -> Result<(), OpError> {
         let q = ctx.input(i)?.quant().cloned();
         let dt = ctx.input(i)?.dtype();
         if matches!(dt, DataType::Int8 | DataType::UInt8 | DataType::Int16) && q != out {
-            return Err(OpError::Unsupported(format!(
-                "input {i} is quantised differently from the output"
-            )));
+            return Err(OpError::Unsupported(format!("input {i} is quantised differently from the output")));
         }
     }
     Ok(())
@@ -40,9 +36,7 @@ impl Operator for Concatenation {
     fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
         ctx.check_inputs(1, usize::MAX)?;
         ctx.check_outputs(1, 1)?;
-        let o = options!(ctx, ConcatenationOptions)
-            .cloned()
-            .unwrap_or_default();
+        let o = options!(ctx, ConcatenationOptions).cloned().unwrap_or_default();
         let first = ctx.input(0)?;
         let dtype = super::same_dtype(ctx, 0, 0)?;
         let rank = first.shape().len();
@@ -60,11 +54,7 @@ impl Operator for Concatenation {
                 });
             }
             let s = t.shape();
-            if s.len() != rank
-                || s.iter()
-                    .enumerate()
-                    .any(|(d, &n)| d != axis && n != first.shape()[d])
-            {
+            if s.len() != rank || s.iter().enumerate().any(|(d, &n)| d != axis && n != first.shape()[d]) {
                 return Err(OpError::Shape(format!(
                     "input {i} {s:?} does not match input 0 {:?} off axis {axis}",
                     first.shape()
@@ -75,11 +65,7 @@ impl Operator for Concatenation {
         }
         ctx.set_output_shape(0, out_shape)?;
         check_same_quant(ctx)?;
-        let clamp = if dtype == DataType::Float32 {
-            Some(float_clamp(o.fused_activation_function)?)
-        } else {
-            None
-        };
+        let clamp = if dtype == DataType::Float32 { Some(float_clamp(o.fused_activation_function)?) } else { None };
         let size = element_size(dtype)?;
         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
             with_element_size!(size, T, {
@@ -90,9 +76,7 @@ impl Operator for Concatenation {
                 let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
                 let out = ctx.output(0)?;
                 k::concat(&inputs, &shape_refs, axis, elems_mut::<T>(out.bytes)?);
-                if let Some(c) =
-                    clamp.filter(|c| *c != ferrolite_kernels::activation::ClampF32::NONE)
-                {
+                if let Some(c) = clamp.filter(|c| *c != ferrolite_kernels::activation::ClampF32::NONE) {
                     for v in out.as_slice_mut::<f32>()? {
                         *v = c.apply(*v);
                     }
@@ -115,10 +99,7 @@ impl Operator for Pack {
         let in_shape = first.shape().to_vec();
         let n = ctx.num_inputs();
         if o.values_count > 0 && o.values_count as usize != n {
-            return Err(OpError::Options(format!(
-                "values_count {} but {n} inputs",
-                o.values_count
-            )));
+            return Err(OpError::Options(format!("values_count {} but {n} inputs", o.values_count)));
         }
         for i in 0..n {
             let t = ctx.input(i)?;
@@ -141,12 +122,7 @@ impl Operator for Pack {
                 for i in 0..n {
                     inputs.push(elems::<T>(ctx.input(i)?.bytes)?);
                 }
-                k::pack(
-                    &inputs,
-                    &in_shape,
-                    axis,
-                    elems_mut::<T>(ctx.output(0)?.bytes)?,
-                );
+                k::pack(&inputs, &in_shape, axis, elems_mut::<T>(ctx.output(0)?.bytes)?);
                 Ok(())
             })
         }))

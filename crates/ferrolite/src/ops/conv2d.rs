@@ -4,6 +4,9 @@ use ferrolite_kernels::reference::conv::{conv2d_f32, Conv2dParams};
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::reference::quantized::{self as q, ConvQuantParams};
+
+use super::quantized::{weighted_params, QuantBias, WeightedOp};
 use super::{float_clamp, options, padding, positive, shape4, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -48,33 +51,19 @@ impl Operator for Conv2d {
         }
         let groups = in_c / filter_in_c;
         if out_c % groups != 0 {
-            return Err(OpError::Shape(format!(
-                "{out_c} output channels do not split into {groups} groups"
-            )));
+            return Err(OpError::Shape(format!("{out_c} output channels do not split into {groups} groups")));
         }
         if let Some(b) = ctx.optional_input(2) {
             if b.info.num_elements() != out_c {
-                return Err(OpError::Shape(format!(
-                    "bias has {} elements, expected {out_c}",
-                    b.info.num_elements()
-                )));
+                return Err(OpError::Shape(format!("bias has {} elements, expected {out_c}", b.info.num_elements())));
             }
         }
         let stride_h = positive(o.stride_h, "stride_h")?;
         let stride_w = positive(o.stride_w, "stride_w")?;
         let dilation_h = positive(o.dilation_h_factor, "dilation_h_factor")?;
         let dilation_w = positive(o.dilation_w_factor, "dilation_w_factor")?;
-        let win = Padding2d::compute(
-            padding(o.padding),
-            in_h,
-            in_w,
-            kh,
-            kw,
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-        );
+        let win =
+            Padding2d::compute(padding(o.padding), in_h, in_w, kh, kw, stride_h, stride_w, dilation_h, dilation_w);
         let out_shape = [batches, win.out_h, win.out_w, out_c];
         ctx.set_output_shape(0, out_shape.to_vec())?;
         let geometry = ConvGeometry {
@@ -98,15 +87,103 @@ impl Operator for Conv2d {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
-                Ok(Box::new(ConvF32 {
-                    g: geometry,
-                    clamp,
-                    filter,
-                    bias,
-                }))
+                Ok(Box::new(ConvF32 { g: geometry, clamp, filter, bias }))
+            }
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 => {
+                let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::Conv)?;
+                let bias = QuantBias::prepare(ctx, 2)?;
+                Ok(Box::new(ConvQuant { g: geometry, q, bias, dtype: input.dtype() }))
             }
             other => Err(OpError::Unsupported(format!("CONV_2D on {other} input"))),
         }
+    }
+}
+
+impl ConvGeometry {
+    fn params(&self, clamp: ferrolite_kernels::activation::ClampF32) -> Conv2dParams {
+        Conv2dParams {
+            stride_h: self.stride_h,
+            stride_w: self.stride_w,
+            dilation_h: self.dilation_h,
+            dilation_w: self.dilation_w,
+            pad_top: self.pad_top,
+            pad_left: self.pad_left,
+            clamp,
+        }
+    }
+}
+
+struct ConvQuant {
+    g: ConvGeometry,
+    q: ConvQuantParams,
+    bias: QuantBias,
+    dtype: DataType,
+}
+
+impl PreparedOp for ConvQuant {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        let g = &self.g;
+        let p = g.params(ferrolite_kernels::activation::ClampF32::NONE);
+        let x = ctx.input(0)?;
+        let w = ctx.input(1)?;
+        let b32 = match self.bias {
+            QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
+            _ => None,
+        };
+        let b64 = match self.bias {
+            QuantBias::I64(i) => Some(ctx.input(i)?.as_slice::<i64>()?),
+            _ => None,
+        };
+        let out = ctx.output(0)?;
+        match self.dtype {
+            DataType::Int8 => q::conv2d_i8(
+                &p,
+                &self.q,
+                x.as_slice()?,
+                g.in_shape,
+                w.as_slice()?,
+                g.filter_shape,
+                b32,
+                out.as_slice_mut()?,
+                g.out_shape,
+            ),
+            DataType::UInt8 => q::conv2d_u8(
+                &p,
+                &self.q,
+                x.as_slice()?,
+                g.in_shape,
+                w.as_slice()?,
+                g.filter_shape,
+                b32,
+                out.as_slice_mut()?,
+                g.out_shape,
+            ),
+            _ => match b64 {
+                Some(b) => q::conv2d_i16x8(
+                    &p,
+                    &self.q,
+                    x.as_slice()?,
+                    g.in_shape,
+                    w.as_slice()?,
+                    g.filter_shape,
+                    Some(b),
+                    out.as_slice_mut()?,
+                    g.out_shape,
+                ),
+                None => q::conv2d_i16x8(
+                    &p,
+                    &self.q,
+                    x.as_slice()?,
+                    g.in_shape,
+                    w.as_slice()?,
+                    g.filter_shape,
+                    b32,
+                    out.as_slice_mut()?,
+                    g.out_shape,
+                ),
+            },
+        }
+        Ok(())
     }
 }
 
@@ -126,26 +203,9 @@ impl PreparedOp for ConvF32 {
             Some(b) => Some(b.get(ctx)?),
             None => None,
         };
-        let p = Conv2dParams {
-            stride_h: g.stride_h,
-            stride_w: g.stride_w,
-            dilation_h: g.dilation_h,
-            dilation_w: g.dilation_w,
-            pad_top: g.pad_top,
-            pad_left: g.pad_left,
-            clamp: self.clamp,
-        };
+        let p = g.params(self.clamp);
         let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-        conv2d_f32(
-            &p,
-            input,
-            g.in_shape,
-            filter,
-            g.filter_shape,
-            bias,
-            out,
-            g.out_shape,
-        );
+        conv2d_f32(&p, input, g.in_shape, filter, g.filter_shape, bias, out, g.out_shape);
         Ok(())
     }
 }

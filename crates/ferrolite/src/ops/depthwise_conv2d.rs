@@ -5,6 +5,9 @@ use ferrolite_kernels::reference::conv::{depthwise_conv2d_f32, DepthwiseParams};
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::reference::quantized as qk;
+
+use super::quantized::{weighted_params, QuantBias, WeightedOp};
 use super::{float_clamp, options, padding, positive, shape4, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -21,24 +24,18 @@ impl Operator for DepthwiseConv2d {
     fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
         ctx.check_inputs(2, 3)?;
         ctx.check_outputs(1, 1)?;
-        let o = options!(ctx, DepthwiseConv2DOptions)
-            .cloned()
-            .unwrap_or_default();
+        let o = options!(ctx, DepthwiseConv2DOptions).cloned().unwrap_or_default();
         let input = ctx.input(0)?;
         let in_shape = shape4(input.shape(), "input")?;
         let filter_shape = shape4(ctx.input(1)?.shape(), "filter")?;
         let [batches, in_h, in_w, in_c] = in_shape;
         let [one, kh, kw, out_c] = filter_shape;
         if one != 1 {
-            return Err(OpError::Shape(format!(
-                "filter must be [1, kh, kw, channels], got {filter_shape:?}"
-            )));
+            return Err(OpError::Shape(format!("filter must be [1, kh, kw, channels], got {filter_shape:?}")));
         }
         // Newer converters may leave depth_multiplier at 0: derive it.
         if in_c == 0 || out_c % in_c != 0 {
-            return Err(OpError::Shape(format!(
-                "{out_c} filter channels are not a multiple of {in_c} input channels"
-            )));
+            return Err(OpError::Shape(format!("{out_c} filter channels are not a multiple of {in_c} input channels")));
         }
         let depth_multiplier = out_c / in_c;
         if o.depth_multiplier > 0 && o.depth_multiplier as usize != depth_multiplier {
@@ -49,27 +46,15 @@ impl Operator for DepthwiseConv2d {
         }
         if let Some(b) = ctx.optional_input(2) {
             if b.info.num_elements() != out_c {
-                return Err(OpError::Shape(format!(
-                    "bias has {} elements, expected {out_c}",
-                    b.info.num_elements()
-                )));
+                return Err(OpError::Shape(format!("bias has {} elements, expected {out_c}", b.info.num_elements())));
             }
         }
         let stride_h = positive(o.stride_h, "stride_h")?;
         let stride_w = positive(o.stride_w, "stride_w")?;
         let dilation_h = positive(o.dilation_h_factor, "dilation_h_factor")?;
         let dilation_w = positive(o.dilation_w_factor, "dilation_w_factor")?;
-        let win = Padding2d::compute(
-            padding(o.padding),
-            in_h,
-            in_w,
-            kh,
-            kw,
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-        );
+        let win =
+            Padding2d::compute(padding(o.padding), in_h, in_w, kh, kw, stride_h, stride_w, dilation_h, dilation_w);
         let out_shape = [batches, win.out_h, win.out_w, out_c];
         ctx.set_output_shape(0, out_shape.to_vec())?;
         let params = |clamp| DepthwiseParams {
@@ -91,18 +76,78 @@ impl Operator for DepthwiseConv2d {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
-                Ok(Box::new(DepthwiseF32 {
-                    p,
-                    in_shape,
-                    filter_shape,
-                    out_shape,
-                    filter,
-                    bias,
+                Ok(Box::new(DepthwiseF32 { p, in_shape, filter_shape, out_shape, filter, bias }))
+            }
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 => {
+                let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::Conv)?;
+                let bias = QuantBias::prepare(ctx, 2)?;
+                let p = params(ferrolite_kernels::activation::ClampF32::NONE);
+                let dtype = input.dtype();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?;
+                    let w = ctx.input(1)?;
+                    let b32 = match bias {
+                        QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
+                        _ => None,
+                    };
+                    let b64 = match bias {
+                        QuantBias::I64(i) => Some(ctx.input(i)?.as_slice::<i64>()?),
+                        _ => None,
+                    };
+                    let out = ctx.output(0)?;
+                    let (xs, fs, os) = (in_shape, filter_shape, out_shape);
+                    match dtype {
+                        DataType::Int8 => qk::depthwise_conv2d_i8(
+                            &p,
+                            &q,
+                            x.as_slice()?,
+                            xs,
+                            w.as_slice()?,
+                            fs,
+                            b32,
+                            out.as_slice_mut()?,
+                            os,
+                        ),
+                        DataType::UInt8 => qk::depthwise_conv2d_u8(
+                            &p,
+                            &q,
+                            x.as_slice()?,
+                            xs,
+                            w.as_slice()?,
+                            fs,
+                            b32,
+                            out.as_slice_mut()?,
+                            os,
+                        ),
+                        _ => match b64 {
+                            Some(b) => qk::depthwise_conv2d_i16x8(
+                                &p,
+                                &q,
+                                x.as_slice()?,
+                                xs,
+                                w.as_slice()?,
+                                fs,
+                                Some(b),
+                                out.as_slice_mut()?,
+                                os,
+                            ),
+                            None => qk::depthwise_conv2d_i16x8(
+                                &p,
+                                &q,
+                                x.as_slice()?,
+                                xs,
+                                w.as_slice()?,
+                                fs,
+                                b32,
+                                out.as_slice_mut()?,
+                                os,
+                            ),
+                        },
+                    }
+                    Ok(())
                 }))
             }
-            other => Err(OpError::Unsupported(format!(
-                "DEPTHWISE_CONV_2D on {other} input"
-            ))),
+            other => Err(OpError::Unsupported(format!("DEPTHWISE_CONV_2D on {other} input"))),
         }
     }
 }
@@ -125,16 +170,7 @@ impl PreparedOp for DepthwiseF32 {
             None => None,
         };
         let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-        depthwise_conv2d_f32(
-            &self.p,
-            input,
-            self.in_shape,
-            filter,
-            self.filter_shape,
-            bias,
-            out,
-            self.out_shape,
-        );
+        depthwise_conv2d_f32(&self.p, input, self.in_shape, filter, self.filter_shape, bias, out, self.out_shape);
         Ok(())
     }
 }

@@ -27,36 +27,19 @@ impl Operator for Dequantize {
         expect_dtype(
             "input",
             input.dtype(),
-            &[
-                DataType::Float16,
-                DataType::Int8,
-                DataType::UInt8,
-                DataType::Int16,
-                DataType::Float32,
-            ],
+            &[DataType::Float16, DataType::Int8, DataType::UInt8, DataType::Int16, DataType::Float32],
         )?;
-        if input.dtype() != DataType::Float16
-            && input.dtype() != DataType::Float32
-            && input.quant().is_none()
-        {
-            return Err(OpError::Value(
-                "integer input has no quantisation parameters".into(),
-            ));
+        if input.dtype() != DataType::Float16 && input.dtype() != DataType::Float32 && input.quant().is_none() {
+            return Err(OpError::Value("integer input has no quantisation parameters".into()));
         }
         let quant = input.quant().cloned();
         let shape = input.shape().to_vec();
         ctx.set_output_shape(0, shape.clone())?;
-        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-            dequantize(ctx, quant.as_ref(), &shape)
-        }))
+        Ok(Box::new(move |ctx: &mut EvalContext<'_>| dequantize(ctx, quant.as_ref(), &shape)))
     }
 }
 
-fn dequantize(
-    ctx: &mut EvalContext<'_>,
-    quant: Option<&QuantParams>,
-    shape: &[usize],
-) -> Result<(), OpError> {
+fn dequantize(ctx: &mut EvalContext<'_>, quant: Option<&QuantParams>, shape: &[usize]) -> Result<(), OpError> {
     let input = ctx.input(0)?;
     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
     match input.dtype() {
@@ -80,11 +63,7 @@ fn dequantize(
             let inner: usize = shape.iter().skip(qd + 1).product();
             let channels = shape.get(qd).copied().unwrap_or(1);
             for (i, (o, v)) in out.iter_mut().zip(values).enumerate() {
-                let c = if q.scales.len() > 1 {
-                    (i / inner.max(1)) % channels.max(1)
-                } else {
-                    0
-                };
+                let c = if q.scales.len() > 1 { (i / inner.max(1)) % channels.max(1) } else { 0 };
                 let scale = q.scales[c.min(q.scales.len() - 1)];
                 let zp = q.zero_points[c.min(q.zero_points.len() - 1)];
                 // TFLite's reference: scale * (value - zero_point) in float.

@@ -3,6 +3,9 @@
 use ferrolite_kernels::reference::fully_connected::fully_connected_f32;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::reference::quantized as qk;
+
+use super::quantized::{weighted_params, QuantBias, WeightedOp};
 use super::{float_clamp, options, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -19,22 +22,14 @@ impl Operator for FullyConnected {
     fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
         ctx.check_inputs(2, 3)?;
         ctx.check_outputs(1, 1)?;
-        let o = options!(ctx, FullyConnectedOptions)
-            .cloned()
-            .unwrap_or_default();
+        let o = options!(ctx, FullyConnectedOptions).cloned().unwrap_or_default();
         if o.weights_format != ferrolite_schema::FullyConnectedOptionsWeightsFormat::Default {
-            return Err(OpError::Unsupported(format!(
-                "weights format {:?}",
-                o.weights_format
-            )));
+            return Err(OpError::Unsupported(format!("weights format {:?}", o.weights_format)));
         }
         let input = ctx.input(0)?;
         let weights = ctx.input(1)?;
         let [units, depth] = weights.shape()[..] else {
-            return Err(OpError::Shape(format!(
-                "weights must be 2-D [units, depth], got {:?}",
-                weights.shape()
-            )));
+            return Err(OpError::Shape(format!("weights must be 2-D [units, depth], got {:?}", weights.shape())));
         };
         let count = input.info.num_elements();
         if depth == 0 || count % depth != 0 {
@@ -46,10 +41,7 @@ impl Operator for FullyConnected {
         let batches = count / depth;
         if let Some(b) = ctx.optional_input(2) {
             if b.info.num_elements() != units {
-                return Err(OpError::Shape(format!(
-                    "bias has {} elements, expected {units}",
-                    b.info.num_elements()
-                )));
+                return Err(OpError::Shape(format!("bias has {} elements, expected {units}", b.info.num_elements())));
             }
         }
         // keep_num_dims keeps the input's leading dimensions.
@@ -84,9 +76,70 @@ impl Operator for FullyConnected {
                     Ok(())
                 }))
             }
-            other => Err(OpError::Unsupported(format!(
-                "FULLY_CONNECTED on {other} input"
-            ))),
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 if weights.dtype() != DataType::Float32 => {
+                let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::FullyConnected)?;
+                let bias = QuantBias::prepare(ctx, 2)?;
+                let dtype = input.dtype();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?;
+                    let w = ctx.input(1)?;
+                    let b32 = match bias {
+                        QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
+                        _ => None,
+                    };
+                    let b64 = match bias {
+                        QuantBias::I64(i) => Some(ctx.input(i)?.as_slice::<i64>()?),
+                        _ => None,
+                    };
+                    let out = ctx.output(0)?;
+                    match dtype {
+                        DataType::Int8 => qk::fully_connected_i8(
+                            &q,
+                            x.as_slice()?,
+                            w.as_slice()?,
+                            b32,
+                            out.as_slice_mut()?,
+                            batches,
+                            depth,
+                            units,
+                        ),
+                        DataType::UInt8 => qk::fully_connected_u8(
+                            &q,
+                            x.as_slice()?,
+                            w.as_slice()?,
+                            b32,
+                            out.as_slice_mut()?,
+                            batches,
+                            depth,
+                            units,
+                        ),
+                        _ => match b64 {
+                            Some(b) => qk::fully_connected_i16x8(
+                                &q,
+                                x.as_slice()?,
+                                w.as_slice()?,
+                                Some(b),
+                                out.as_slice_mut()?,
+                                batches,
+                                depth,
+                                units,
+                            ),
+                            None => qk::fully_connected_i16x8(
+                                &q,
+                                x.as_slice()?,
+                                w.as_slice()?,
+                                b32,
+                                out.as_slice_mut()?,
+                                batches,
+                                depth,
+                                units,
+                            ),
+                        },
+                    }
+                    Ok(())
+                }))
+            }
+            other => Err(OpError::Unsupported(format!("FULLY_CONNECTED on {other} input"))),
         }
     }
 }

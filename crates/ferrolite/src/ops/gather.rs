@@ -38,7 +38,8 @@ impl Operator for Gather {
         let p_shape = params.shape().to_vec();
         let i_shape = idx.shape().to_vec();
         let axis = normalize_axis(o.axis as i64, p_shape.len())?;
-        let batch_dims = if o.batch_dims < 0 { o.batch_dims as i64 + i_shape.len() as i64 } else { o.batch_dims as i64 };
+        let batch_dims =
+            if o.batch_dims < 0 { o.batch_dims as i64 + i_shape.len() as i64 } else { o.batch_dims as i64 };
         if batch_dims < 0 || batch_dims as usize > axis || batch_dims as usize > i_shape.len() {
             return Err(OpError::Value(format!("batch_dims {} out of range", o.batch_dims)));
         }

@@ -29,6 +29,8 @@ pub mod l2_normalization;
 pub mod pad;
 pub mod pool2d;
 pub mod prelu;
+pub mod quantize;
+mod quantized;
 pub mod reduce;
 pub mod reshape;
 pub mod resize;
@@ -58,6 +60,7 @@ pub fn register_all(r: &mut OpResolver) {
     pad::register(r);
     pool2d::register(r);
     prelu::register(r);
+    quantize::register(r);
     reduce::register(r);
     reshape::register(r);
     resize::register(r);
@@ -69,13 +72,7 @@ pub fn register_all(r: &mut OpResolver) {
     transpose::register(r);
     transpose_conv::register(r);
     unary::register(r);
-    for impure in [
-        B::RandomUniform,
-        B::RandomStandardNormal,
-        B::Multinomial,
-        B::AssignVariable,
-        B::CallOnce,
-    ] {
+    for impure in [B::RandomUniform, B::RandomStandardNormal, B::Multinomial, B::AssignVariable, B::CallOnce] {
         r.mark_impure(impure as i32);
     }
 }

@@ -44,10 +44,7 @@ impl Operator for Pad {
         let mut paddings = Vec::with_capacity(in_shape.len());
         let mut out_shape = Vec::with_capacity(in_shape.len());
         for (d, &n) in in_shape.iter().enumerate() {
-            let (before, after) = (
-                to_dim(raw[2 * d], "padding")?,
-                to_dim(raw[2 * d + 1], "padding")?,
-            );
+            let (before, after) = (to_dim(raw[2 * d], "padding")?, to_dim(raw[2 * d + 1], "padding")?);
             paddings.push((before, after));
             out_shape.push(
                 n.checked_add(before)
@@ -56,18 +53,12 @@ impl Operator for Pad {
             );
         }
         let mode = if kind == Kind::Mirror {
-            let m = options!(ctx, MirrorPadOptions)
-                .map(|o| o.mode)
-                .unwrap_or(ferrolite_schema::MirrorPadMode::Reflect);
+            let m = options!(ctx, MirrorPadOptions).map(|o| o.mode).unwrap_or(ferrolite_schema::MirrorPadMode::Reflect);
             let mode = match m {
                 ferrolite_schema::MirrorPadMode::Reflect => k::MirrorPadMode::Reflect,
                 ferrolite_schema::MirrorPadMode::Symmetric => k::MirrorPadMode::Symmetric,
             };
-            let slack = if mode == k::MirrorPadMode::Reflect {
-                1
-            } else {
-                0
-            };
+            let slack = if mode == k::MirrorPadMode::Reflect { 1 } else { 0 };
             for (d, (&n, &(b, a))) in in_shape.iter().zip(&paddings).enumerate() {
                 if b + slack > n || a + slack > n {
                     return Err(OpError::Value(format!(
@@ -85,13 +76,9 @@ impl Operator for Pad {
         let fill: Vec<u8> = match kind {
             Kind::Value => {
                 let v = ctx.input(2)?;
-                let c = v.constant.ok_or(OpError::Unsupported(
-                    "PADV2 with a computed pad value".into(),
-                ))?;
+                let c = v.constant.ok_or(OpError::Unsupported("PADV2 with a computed pad value".into()))?;
                 if v.dtype() != dtype || c.len() != size {
-                    return Err(OpError::Shape(
-                        "the pad value must be one element of the input's type".into(),
-                    ));
+                    return Err(OpError::Shape("the pad value must be one element of the input's type".into()));
                 }
                 c.to_vec()
             }

@@ -1,11 +1,14 @@
 //! AVERAGE_POOL_2D, MAX_POOL_2D, L2_POOL_2D over NHWC windows.
 
 use ferrolite_kernels::reference::padding::Padding2d;
-use ferrolite_kernels::reference::pool::{
-    average_pool_f32, l2_pool_f32, max_pool_f32, Pool2dParams,
-};
+use ferrolite_kernels::reference::pool::{average_pool_f32, l2_pool_f32, max_pool_f32, Pool2dParams};
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::activation::ClampI32;
+use ferrolite_kernels::quant::quantized_activation_range;
+use ferrolite_kernels::reference::quantized as qk;
+
+use super::quantized::{fused, input_scale_zp, output_scale_zp, qrange};
 use super::{float_clamp, options, padding, positive, shape4};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -39,17 +42,7 @@ impl Operator for Pool {
         let stride_w = positive(o.stride_w, "stride_w")?;
         let filter_h = positive(o.filter_height, "filter_height")?;
         let filter_w = positive(o.filter_width, "filter_width")?;
-        let win = Padding2d::compute(
-            padding(o.padding),
-            in_h,
-            in_w,
-            filter_h,
-            filter_w,
-            stride_h,
-            stride_w,
-            1,
-            1,
-        );
+        let win = Padding2d::compute(padding(o.padding), in_h, in_w, filter_h, filter_w, stride_h, stride_w, 1, 1);
         let out_shape = [batches, win.out_h, win.out_w, channels];
         ctx.set_output_shape(0, out_shape.to_vec())?;
         let kind = self.0;
@@ -77,12 +70,49 @@ impl Operator for Pool {
                         Kind::L2 => l2_pool_f32(&p, input, in_shape, out, out_shape),
                     };
                     if !complete {
-                        return Err(OpError::Shape(
-                            "a pooling window lies entirely in the padding".into(),
-                        ));
+                        return Err(OpError::Shape("a pooling window lies entirely in the padding".into()));
                     }
                     Ok(())
                 }))
+            }
+            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if kind != Kind::L2 => {
+                let (si, zi) = input_scale_zp(&input, "the input")?;
+                let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+                // TFLite pools quantised data without rescaling.
+                if si != so || zi != zo || ctx.output_dtype(0)? != t {
+                    return Err(OpError::Unsupported("pooling with different input and output quantisation".into()));
+                }
+                let (qmin, qmax) = qrange(t)?;
+                let (lo, hi) = quantized_activation_range(fused(o.fused_activation_function)?, so, zo, qmin, qmax);
+                let clamp = ClampI32 { min: lo, max: hi };
+                let p = Pool2dParams {
+                    stride_h,
+                    stride_w,
+                    filter_h,
+                    filter_w,
+                    pad_top: win.padding.top,
+                    pad_left: win.padding.left,
+                    clamp: ferrolite_kernels::activation::ClampF32::NONE,
+                };
+                macro_rules! typed {
+                    ($T:ty) => {{
+                        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                            let x = ctx.input(0)?.as_slice::<$T>()?;
+                            let y = ctx.output(0)?.as_slice_mut::<$T>()?;
+                            if kind == Kind::Max {
+                                qk::max_pool_quantized(&p, clamp, x, in_shape, y, out_shape);
+                            } else if !qk::average_pool_quantized(&p, clamp, x, in_shape, y, out_shape) {
+                                return Err(OpError::Shape("a pooling window lies entirely in the padding".into()));
+                            }
+                            Ok(())
+                        }))
+                    }};
+                }
+                match t {
+                    DataType::Int8 => typed!(i8),
+                    DataType::UInt8 => typed!(u8),
+                    _ => typed!(i16),
+                }
             }
             other => Err(OpError::Unsupported(format!("pooling on {other} input"))),
         }

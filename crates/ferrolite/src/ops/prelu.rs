@@ -22,11 +22,7 @@ impl Operator for Prelu {
         ctx.check_outputs(1, 1)?;
         let (x, alpha) = (ctx.input(0)?, ctx.input(1)?);
         let out_shape = broadcast_shape(x.shape(), alpha.shape()).ok_or_else(|| {
-            OpError::Shape(format!(
-                "alpha {:?} does not broadcast to {:?}",
-                alpha.shape(),
-                x.shape()
-            ))
+            OpError::Shape(format!("alpha {:?} does not broadcast to {:?}", alpha.shape(), x.shape()))
         })?;
         ctx.set_output_shape(0, out_shape.clone())?;
         let (in_shape, alpha_shape) = (x.shape().to_vec(), alpha.shape().to_vec());

@@ -3,6 +3,9 @@
 use ferrolite_kernels::reference::reduce as k;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::reference::quantized as qk;
+
+use super::quantized::{input_scale_zp, output_scale_zp};
 use super::{int_values, normalize_axis, options};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -48,9 +51,7 @@ impl Operator for Reduce {
         let input = ctx.input(0)?;
         let in_shape = input.shape().to_vec();
         let axes = reduction_axes(ctx, in_shape.len())?;
-        let keep_dims = options!(ctx, ReducerOptions)
-            .map(|o| o.keep_dims)
-            .unwrap_or(false);
+        let keep_dims = options!(ctx, ReducerOptions).map(|o| o.keep_dims).unwrap_or(false);
         let out_shape = k::reduced_shape(&in_shape, &axes, keep_dims);
         ctx.set_output_shape(0, out_shape)?;
         let kind = self.0;
@@ -67,6 +68,48 @@ impl Operator for Reduce {
                 }
                 Ok(())
             })),
+            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if matches!(kind, Kind::Mean) => {
+                let (si, zi) = input_scale_zp(&input, "the input")?;
+                let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+                let bad = || OpError::Value("quantisation parameters TFLite rejects for MEAN".into());
+                macro_rules! typed {
+                    ($T:ty) => {{
+                        let p = qk::QuantizedMeanParams::new::<$T>(si, zi, so, zo).ok_or_else(bad)?;
+                        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                            let x = ctx.input(0)?.as_slice::<$T>()?;
+                            qk::mean_quantized(&p, x, &in_shape, &axes, ctx.output(0)?.as_slice_mut::<$T>()?);
+                            Ok(())
+                        }))
+                    }};
+                }
+                match t {
+                    DataType::Int8 => typed!(i8),
+                    DataType::UInt8 => typed!(u8),
+                    _ => typed!(i16),
+                }
+            }
+            t @ (DataType::Int32 | DataType::Int64) if !matches!(kind, Kind::Mean) => {
+                macro_rules! typed {
+                    ($T:ty) => {{
+                        let (init, f): ($T, fn($T, $T) -> $T) = match kind {
+                            Kind::Sum => (0, <$T>::wrapping_add),
+                            Kind::Prod => (1, <$T>::wrapping_mul),
+                            Kind::Max => (<$T>::MIN, <$T>::max),
+                            _ => (<$T>::MAX, <$T>::min),
+                        };
+                        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                            let x = ctx.input(0)?.as_slice::<$T>()?;
+                            k::reduce(x, &in_shape, &axes, ctx.output(0)?.as_slice_mut::<$T>()?, init, f);
+                            Ok(())
+                        }))
+                    }};
+                }
+                if t == DataType::Int32 {
+                    typed!(i32)
+                } else {
+                    typed!(i64)
+                }
+            }
             other => Err(OpError::Unsupported(format!("{kind:?} on {other}"))),
         }
     }

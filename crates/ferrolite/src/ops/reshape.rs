@@ -17,11 +17,7 @@ pub fn register(r: &mut OpResolver) {
 fn check_same_type(ctx: &PrepareContext<'_>) -> Result<(), OpError> {
     let (i, o) = (ctx.input(0)?.dtype(), ctx.output_dtype(0)?);
     if i != o {
-        return Err(OpError::DType {
-            tensor: "output".into(),
-            expected: i.to_string(),
-            got: o.to_string(),
-        });
+        return Err(OpError::DType { tensor: "output".into(), expected: i.to_string(), got: o.to_string() });
     }
     Ok(())
 }
@@ -61,31 +57,23 @@ fn resolve_shape(requested: &[i64], count: usize) -> Result<Vec<usize>, OpError>
     for (i, &d) in requested.iter().enumerate() {
         if d == -1 {
             if unknown.replace(i).is_some() {
-                return Err(OpError::Shape(format!(
-                    "new shape {requested:?} has more than one -1"
-                )));
+                return Err(OpError::Shape(format!("new shape {requested:?} has more than one -1")));
             }
             shape.push(1);
         } else {
             let d = to_dim(d, "new shape dimension")?;
-            known = known
-                .checked_mul(d)
-                .ok_or_else(|| OpError::Shape(format!("new shape {requested:?} overflows")))?;
+            known = known.checked_mul(d).ok_or_else(|| OpError::Shape(format!("new shape {requested:?} overflows")))?;
             shape.push(d);
         }
     }
     if let Some(i) = unknown {
         if known == 0 || count % known != 0 {
-            return Err(OpError::Shape(format!(
-                "cannot reshape {count} elements to {requested:?}"
-            )));
+            return Err(OpError::Shape(format!("cannot reshape {count} elements to {requested:?}")));
         }
         shape[i] = count / known;
     }
     if checked_num_elements(&shape) != Some(count) {
-        return Err(OpError::Shape(format!(
-            "cannot reshape {count} elements to {requested:?}"
-        )));
+        return Err(OpError::Shape(format!("cannot reshape {count} elements to {requested:?}")));
     }
     Ok(shape)
 }
@@ -98,9 +86,7 @@ impl Operator for Squeeze {
         ctx.check_outputs(1, 1)?;
         check_same_type(ctx)?;
         let in_shape = ctx.input(0)?.shape().to_vec();
-        let dims: Vec<i32> = options!(ctx, SqueezeOptions)
-            .and_then(|o| o.squeeze_dims.clone())
-            .unwrap_or_default();
+        let dims: Vec<i32> = options!(ctx, SqueezeOptions).and_then(|o| o.squeeze_dims.clone()).unwrap_or_default();
         let mut drop = vec![false; in_shape.len()];
         if dims.is_empty() {
             for (d, &n) in in_shape.iter().enumerate() {
@@ -110,20 +96,12 @@ impl Operator for Squeeze {
             for &d in &dims {
                 let a = normalize_axis(d as i64, in_shape.len())?;
                 if in_shape[a] != 1 {
-                    return Err(OpError::Shape(format!(
-                        "cannot squeeze dimension {a} of size {}",
-                        in_shape[a]
-                    )));
+                    return Err(OpError::Shape(format!("cannot squeeze dimension {a} of size {}", in_shape[a])));
                 }
                 drop[a] = true;
             }
         }
-        let shape = in_shape
-            .iter()
-            .zip(&drop)
-            .filter(|(_, &x)| !x)
-            .map(|(&n, _)| n)
-            .collect();
+        let shape = in_shape.iter().zip(&drop).filter(|(_, &x)| !x).map(|(&n, _)| n).collect();
         ctx.set_output_shape(0, shape)?;
         Ok(Box::new(copy_bytes))
     }

@@ -3,25 +3,15 @@
 use ferrolite_kernels::reference::resize::{resize_bilinear_f32, resize_nearest_neighbor};
 use ferrolite_schema::BuiltinOperator as B;
 
-use super::{
-    element_size, elems, elems_mut, int_values, options, shape4, to_dim, with_element_size,
-};
+use super::{element_size, elems, elems_mut, int_values, options, shape4, to_dim, with_element_size};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
 use crate::registry::OpResolver;
 
 pub fn register(r: &mut OpResolver) {
-    r.add_builtin(
-        B::ResizeBilinear as i32,
-        1..=i32::MAX,
-        Resize { bilinear: true },
-    );
-    r.add_builtin(
-        B::ResizeNearestNeighbor as i32,
-        1..=i32::MAX,
-        Resize { bilinear: false },
-    );
+    r.add_builtin(B::ResizeBilinear as i32, 1..=i32::MAX, Resize { bilinear: true });
+    r.add_builtin(B::ResizeNearestNeighbor as i32, 1..=i32::MAX, Resize { bilinear: false });
 }
 
 struct Resize {
@@ -37,28 +27,21 @@ impl Operator for Resize {
         let in_shape = shape4(input.shape(), "input")?;
         let size = int_values(&ctx.input(1)?, "the size input")?;
         let [h, w] = size[..] else {
-            return Err(OpError::Shape(format!(
-                "size must hold 2 values, got {}",
-                size.len()
-            )));
+            return Err(OpError::Shape(format!("size must hold 2 values, got {}", size.len())));
         };
         let (h, w) = (to_dim(h, "height")?, to_dim(w, "width")?);
         if h == 0 || w == 0 || in_shape[1] == 0 || in_shape[2] == 0 {
             return Err(OpError::Shape("resize to or from an empty image".into()));
         }
         let (align_corners, half_pixel_centers) = if self.bilinear {
-            options!(ctx, ResizeBilinearOptions)
-                .map(|o| (o.align_corners, o.half_pixel_centers))
-                .unwrap_or_default()
+            options!(ctx, ResizeBilinearOptions).map(|o| (o.align_corners, o.half_pixel_centers)).unwrap_or_default()
         } else {
             options!(ctx, ResizeNearestNeighborOptions)
                 .map(|o| (o.align_corners, o.half_pixel_centers))
                 .unwrap_or_default()
         };
         if self.bilinear && align_corners && half_pixel_centers {
-            return Err(OpError::Options(
-                "align_corners and half_pixel_centers cannot both be set".into(),
-            ));
+            return Err(OpError::Options("align_corners and half_pixel_centers cannot both be set".into()));
         }
         let out_shape = [in_shape[0], h, w, in_shape[3]];
         ctx.set_output_shape(0, out_shape.to_vec())?;

@@ -22,15 +22,12 @@ impl Operator for Shape {
         let out_type = ctx.output_dtype(0)?;
         expect_dtype("output", out_type, &[DataType::Int32, DataType::Int64])?;
         let bytes: Vec<u8> = match out_type {
-            DataType::Int64 => dims
-                .iter()
-                .flat_map(|&d| (d as i64).to_le_bytes())
-                .collect(),
+            DataType::Int64 => dims.iter().flat_map(|&d| (d as i64).to_le_bytes()).collect(),
             _ => {
                 let mut v = Vec::new();
                 for &d in &dims {
-                    let d = i32::try_from(d)
-                        .map_err(|_| OpError::Value(format!("dimension {d} does not fit int32")))?;
+                    let d =
+                        i32::try_from(d).map_err(|_| OpError::Value(format!("dimension {d} does not fit int32")))?;
                     v.extend_from_slice(&d.to_le_bytes());
                 }
                 v

@@ -14,7 +14,9 @@ pub fn register(r: &mut OpResolver) {
 }
 
 fn to_i32(v: Vec<i64>, what: &str) -> Result<Vec<i32>, OpError> {
-    v.into_iter().map(|x| i32::try_from(x).map_err(|_| OpError::Value(format!("{what} value {x} out of range")))).collect()
+    v.into_iter()
+        .map(|x| i32::try_from(x).map_err(|_| OpError::Value(format!("{what} value {x} out of range"))))
+        .collect()
 }
 
 struct StridedSlice;

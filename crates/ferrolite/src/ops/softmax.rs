@@ -3,7 +3,10 @@
 use ferrolite_kernels::reference::softmax::{log_softmax_f32, softmax_f32};
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::quant::{softmax_params, softmax_row_i8, softmax_row_u8};
+
 use super::options;
+use super::quantized::{input_scale_zp, output_scale_zp};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
@@ -25,21 +28,11 @@ impl Operator for Softmax {
         let input = ctx.input(0)?;
         let shape = input.shape().to_vec();
         if shape.is_empty() {
-            return Err(OpError::Shape(
-                "softmax needs at least one dimension".into(),
-            ));
+            return Err(OpError::Shape("softmax needs at least one dimension".into()));
         }
         let depth = *shape.last().unwrap_or(&1);
-        let outer = if depth == 0 {
-            0
-        } else {
-            input.info.num_elements() / depth
-        };
-        let beta = if self.log {
-            1.0
-        } else {
-            options!(ctx, SoftmaxOptions).map(|o| o.beta).unwrap_or(1.0)
-        };
+        let outer = if depth == 0 { 0 } else { input.info.num_elements() / depth };
+        let beta = if self.log { 1.0 } else { options!(ctx, SoftmaxOptions).map(|o| o.beta).unwrap_or(1.0) };
         ctx.set_output_shape(0, shape)?;
         let log = self.log;
         match input.dtype() {
@@ -53,6 +46,46 @@ impl Operator for Softmax {
                 }
                 Ok(())
             })),
+            DataType::Int8 | DataType::UInt8 if !log => {
+                let (in_s, _) = input_scale_zp(&input, "the input")?;
+                let params = softmax_params(beta, in_s).ok_or(OpError::Value("softmax scaling out of range".into()))?;
+                let (out_t, out_q) = (ctx.output_dtype(0)?, output_scale_zp(ctx.output(0)?)?);
+                // TFLite's integer softmax writes probabilities with a fixed
+                // scale of 1/256 (zero point -128 for int8, 0 for uint8).
+                let expected_zp = if out_t == DataType::Int8 { -128 } else { 0 };
+                if (out_q.0 - 1.0 / 256.0).abs() > 1e-3 / 256.0 || out_q.1 != expected_zp {
+                    return Err(OpError::Unsupported(format!(
+                        "quantised softmax output scale {} zero point {}",
+                        out_q.0, out_q.1
+                    )));
+                }
+                let dtype = input.dtype();
+                if out_t != dtype {
+                    return Err(OpError::DType {
+                        tensor: "output".into(),
+                        expected: dtype.to_string(),
+                        got: out_t.to_string(),
+                    });
+                }
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?;
+                    let y = ctx.output(0)?;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                    if dtype == DataType::Int8 {
+                        let (x, y) = (x.as_slice::<i8>()?, y.as_slice_mut::<i8>()?);
+                        for (xr, yr) in x.chunks_exact(depth).zip(y.chunks_exact_mut(depth)) {
+                            softmax_row_i8(&params, xr, yr);
+                        }
+                    } else {
+                        for (xr, yr) in x.bytes.chunks_exact(depth).zip(y.bytes.chunks_exact_mut(depth)) {
+                            softmax_row_u8(&params, xr, yr);
+                        }
+                    }
+                    Ok(())
+                }))
+            }
             other => Err(OpError::Unsupported(format!("softmax on {other}"))),
         }
     }

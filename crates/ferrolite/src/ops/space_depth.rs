@@ -9,16 +9,8 @@ use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
 use crate::registry::OpResolver;
 
 pub fn register(r: &mut OpResolver) {
-    r.add_builtin(
-        B::DepthToSpace as i32,
-        1..=i32::MAX,
-        SpaceDepth { to_space: true },
-    );
-    r.add_builtin(
-        B::SpaceToDepth as i32,
-        1..=i32::MAX,
-        SpaceDepth { to_space: false },
-    );
+    r.add_builtin(B::DepthToSpace as i32, 1..=i32::MAX, SpaceDepth { to_space: true });
+    r.add_builtin(B::SpaceToDepth as i32, 1..=i32::MAX, SpaceDepth { to_space: false });
 }
 
 struct SpaceDepth {
@@ -33,29 +25,20 @@ impl Operator for SpaceDepth {
         let dtype = super::same_dtype(ctx, 0, 0)?;
         let in_shape = shape4(input.shape(), "input")?;
         let block = if self.to_space {
-            options!(ctx, DepthToSpaceOptions)
-                .map(|o| o.block_size)
-                .unwrap_or(0)
+            options!(ctx, DepthToSpaceOptions).map(|o| o.block_size).unwrap_or(0)
         } else {
-            options!(ctx, SpaceToDepthOptions)
-                .map(|o| o.block_size)
-                .unwrap_or(0)
+            options!(ctx, SpaceToDepthOptions).map(|o| o.block_size).unwrap_or(0)
         };
         let b = positive(block, "block_size")?;
         let [n, h, w, c] = in_shape;
         let out_shape = if self.to_space {
             if c % (b * b) != 0 {
-                return Err(OpError::Shape(format!(
-                    "{c} channels not divisible by block² = {}",
-                    b * b
-                )));
+                return Err(OpError::Shape(format!("{c} channels not divisible by block² = {}", b * b)));
             }
             [n, h * b, w * b, c / (b * b)]
         } else {
             if h % b != 0 || w % b != 0 {
-                return Err(OpError::Shape(format!(
-                    "{h}x{w} not divisible by block {b}"
-                )));
+                return Err(OpError::Shape(format!("{h}x{w} not divisible by block {b}")));
             }
             [n, h / b, w / b, c * b * b]
         };

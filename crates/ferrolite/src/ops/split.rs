@@ -21,26 +21,19 @@ impl Operator for Split {
     fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
         // SPLIT: (axis, input); SPLIT_V: (input, size_splits, axis).
         let (data_i, axis_i) = if self.sized { (0, 2) } else { (1, 0) };
-        ctx.check_inputs(
-            if self.sized { 3 } else { 2 },
-            if self.sized { 3 } else { 2 },
-        )?;
+        ctx.check_inputs(if self.sized { 3 } else { 2 }, if self.sized { 3 } else { 2 })?;
         ctx.check_outputs(1, usize::MAX)?;
         let input = ctx.input(data_i)?;
         let in_shape = input.shape().to_vec();
-        let axis_v = *int_values(&ctx.input(axis_i)?, "the axis input")?
-            .first()
-            .ok_or(OpError::Value("empty axis".into()))?;
+        let axis_v =
+            *int_values(&ctx.input(axis_i)?, "the axis input")?.first().ok_or(OpError::Value("empty axis".into()))?;
         let axis = normalize_axis(axis_v, in_shape.len())?;
         let n = ctx.num_outputs();
         let dim = in_shape[axis];
         let sizes: Vec<usize> = if self.sized {
             let raw = int_values(&ctx.input(1)?, "size_splits")?;
             if raw.len() != n {
-                return Err(OpError::Shape(format!(
-                    "{} split sizes for {n} outputs",
-                    raw.len()
-                )));
+                return Err(OpError::Shape(format!("{} split sizes for {n} outputs", raw.len())));
             }
             let known: i64 = raw.iter().filter(|&&v| v >= 0).sum();
             let unknown = raw.iter().filter(|&&v| v < 0).count();
@@ -48,20 +41,10 @@ impl Operator for Split {
                 return Err(OpError::Value(format!("invalid split sizes {raw:?}")));
             }
             let fill = dim as i64 - known;
-            let sizes: Vec<usize> = raw
-                .iter()
-                .map(|&v| {
-                    if v < 0 {
-                        fill.max(0) as usize
-                    } else {
-                        v as usize
-                    }
-                })
-                .collect();
+            let sizes: Vec<usize> =
+                raw.iter().map(|&v| if v < 0 { fill.max(0) as usize } else { v as usize }).collect();
             if sizes.iter().sum::<usize>() != dim || (unknown == 1 && fill < 0) {
-                return Err(OpError::Shape(format!(
-                    "split sizes {raw:?} do not add up to {dim}"
-                )));
+                return Err(OpError::Shape(format!("split sizes {raw:?} do not add up to {dim}")));
             }
             sizes
         } else {

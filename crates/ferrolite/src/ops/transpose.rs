@@ -26,29 +26,19 @@ impl Operator for Transpose {
         for p in int_values(&ctx.input(1)?, "the permutation")? {
             let p = normalize_axis(p, rank)?;
             if perm.contains(&p) {
-                return Err(OpError::Value(format!(
-                    "axis {p} appears twice in the permutation"
-                )));
+                return Err(OpError::Value(format!("axis {p} appears twice in the permutation")));
             }
             perm.push(p);
         }
         if perm.len() != rank {
-            return Err(OpError::Shape(format!(
-                "permutation of length {} for rank {rank}",
-                perm.len()
-            )));
+            return Err(OpError::Shape(format!("permutation of length {} for rank {rank}", perm.len())));
         }
         ctx.set_output_shape(0, transposed_shape(&in_shape, &perm))?;
         let size = element_size(dtype)?;
         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
             let x = ctx.input(0)?;
             with_element_size!(size, T, {
-                transpose(
-                    elems::<T>(x.bytes)?,
-                    &in_shape,
-                    &perm,
-                    elems_mut::<T>(ctx.output(0)?.bytes)?,
-                );
+                transpose(elems::<T>(x.bytes)?, &in_shape, &perm, elems_mut::<T>(ctx.output(0)?.bytes)?);
                 Ok(())
             })
         }))

@@ -21,22 +21,14 @@ impl Operator for TransposeConv {
     fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
         ctx.check_inputs(3, 4)?;
         ctx.check_outputs(1, 1)?;
-        let o = options!(ctx, TransposeConvOptions)
-            .cloned()
-            .unwrap_or_default();
+        let o = options!(ctx, TransposeConvOptions).cloned().unwrap_or_default();
         let dims = int_values(&ctx.input(0)?, "the output_shape input")?;
-        let out_shape: Vec<usize> = dims
-            .iter()
-            .map(|&d| to_dim(d, "output dimension"))
-            .collect::<Result<_, _>>()?;
+        let out_shape: Vec<usize> = dims.iter().map(|&d| to_dim(d, "output dimension")).collect::<Result<_, _>>()?;
         let out_shape = shape4(&out_shape, "output_shape")?;
         let filter_shape = shape4(ctx.input(1)?.shape(), "filter")?;
         let input = ctx.input(2)?;
         let in_shape = shape4(input.shape(), "input")?;
-        if filter_shape[3] != in_shape[3]
-            || filter_shape[0] != out_shape[3]
-            || in_shape[0] != out_shape[0]
-        {
+        if filter_shape[3] != in_shape[3] || filter_shape[0] != out_shape[3] || in_shape[0] != out_shape[0] {
             return Err(OpError::Shape(format!(
                 "filter {filter_shape:?} does not map input {in_shape:?} to output {out_shape:?}"
             )));

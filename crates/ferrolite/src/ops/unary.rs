@@ -80,20 +80,10 @@ impl Operator for Unary {
         let dtype = super::same_dtype(ctx, 0, 0)?;
         ctx.set_output_shape(0, input.shape().to_vec())?;
         let kind = self.0;
-        let alpha = if kind == Kind::LeakyRelu {
-            options!(ctx, LeakyReluOptions)
-                .map(|o| o.alpha)
-                .unwrap_or(0.2)
-        } else {
-            0.0
-        };
-        let approximate = if kind == Kind::Gelu {
-            options!(ctx, GeluOptions)
-                .map(|o| o.approximate)
-                .unwrap_or(false)
-        } else {
-            false
-        };
+        let alpha =
+            if kind == Kind::LeakyRelu { options!(ctx, LeakyReluOptions).map(|o| o.alpha).unwrap_or(0.2) } else { 0.0 };
+        let approximate =
+            if kind == Kind::Gelu { options!(ctx, GeluOptions).map(|o| o.approximate).unwrap_or(false) } else { false };
         match dtype {
             DataType::Float32 => Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                 let x = ctx.input(0)?.as_slice::<f32>()?;
@@ -101,12 +91,7 @@ impl Operator for Unary {
                 eval_f32(kind, alpha, approximate, x, y);
                 Ok(())
             })),
-            DataType::Int32
-                if matches!(
-                    kind,
-                    Kind::Abs | Kind::Neg | Kind::Square | Kind::Relu | Kind::Sign
-                ) =>
-            {
+            DataType::Int32 if matches!(kind, Kind::Abs | Kind::Neg | Kind::Square | Kind::Relu | Kind::Sign) => {
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<i32>()?;
                     let y = ctx.output(0)?.as_slice_mut::<i32>()?;

@@ -10,12 +10,7 @@ use ferrolite::{DataType, Interpreter, InterpreterOptions, Model, OpResolver};
 /// checkout (where the large models live).
 pub fn fixture(name: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    [
-        root.join("testdata/models").join(name),
-        root.join("../shared/models").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
+    [root.join("testdata/models").join(name), root.join("../shared/models").join(name)].into_iter().find(|p| p.exists())
 }
 
 pub struct Array {
@@ -28,24 +23,12 @@ impl Array {
     pub fn as_f64(&self) -> Vec<f64> {
         let b = &self.bytes;
         match self.dtype {
-            DataType::Float32 => b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
+            DataType::Float32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
             DataType::Int8 => b.iter().map(|&v| v as i8 as f64).collect(),
             DataType::UInt8 => b.iter().map(|&v| v as f64).collect(),
-            DataType::Int16 => b
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64)
-                .collect(),
-            DataType::Int32 => b
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-            DataType::Int64 => b
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
+            DataType::Int16 => b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f64).collect(),
+            DataType::Int32 => b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            DataType::Int64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
             t => panic!("unsupported dtype {t}"),
         }
     }
@@ -71,11 +54,7 @@ pub fn read_npy(path: &Path) -> Array {
     assert!(!descr.starts_with('>'), "big-endian npy");
     let n: usize = shape.iter().product::<usize>() * dtype.size().unwrap();
     let data = &bytes[bytes.len() - n..];
-    Array {
-        dtype,
-        shape,
-        bytes: data.to_vec(),
-    }
+    Array { dtype, shape, bytes: data.to_vec() }
 }
 
 /// Run fixture `name` (without `.tflite`) on its `in*.npy` inputs.
@@ -86,24 +65,17 @@ pub fn run_fixture(name: &str, threads: usize) -> Option<Vec<Array>> {
     let model = Model::from_file(&model_path).unwrap();
     let resolver = OpResolver::with_builtins();
     let mut it = Interpreter::new(&model, &resolver, InterpreterOptions { threads }).unwrap();
-    it.allocate_tensors()
-        .unwrap_or_else(|e| panic!("{name}: allocate: {e}"));
+    it.allocate_tensors().unwrap_or_else(|e| panic!("{name}: allocate: {e}"));
     for i in 0..it.input_count() {
         let a = read_npy(&dir.join(format!("{name}.in{i}.npy")));
-        it.set_input_bytes(i, &a.bytes)
-            .unwrap_or_else(|e| panic!("{name}: input {i}: {e}"));
+        it.set_input_bytes(i, &a.bytes).unwrap_or_else(|e| panic!("{name}: input {i}: {e}"));
     }
-    it.invoke()
-        .unwrap_or_else(|e| panic!("{name}: invoke: {e}"));
+    it.invoke().unwrap_or_else(|e| panic!("{name}: invoke: {e}"));
     Some(
         (0..it.output_count())
             .map(|i| {
                 let t = it.output(i).unwrap();
-                Array {
-                    dtype: t.dtype(),
-                    shape: t.shape().to_vec(),
-                    bytes: t.bytes.to_vec(),
-                }
+                Array { dtype: t.dtype(), shape: t.shape().to_vec(), bytes: t.bytes.to_vec() }
             })
             .collect(),
     )
@@ -112,19 +84,11 @@ pub fn run_fixture(name: &str, threads: usize) -> Option<Vec<Array>> {
 /// Reference outputs `{name}.{tag}{i}.npy` beside the model.
 pub fn reference(name: &str, tag: &str, i: usize) -> Array {
     let model_path = fixture(&format!("{name}.tflite")).unwrap();
-    read_npy(
-        &model_path
-            .parent()
-            .unwrap()
-            .join(format!("{name}.{tag}{i}.npy")),
-    )
+    read_npy(&model_path.parent().unwrap().join(format!("{name}.{tag}{i}.npy")))
 }
 
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 /// The float acceptance rule: within 3x the gap between LiteRT's two
@@ -144,10 +108,7 @@ pub fn check_float_fixture(name: &str, threads: usize) {
         let tol = (3.0 * drift).max(1e-5 * max_ref + 1e-6);
         let diff = max_abs_diff(&o, &r);
         eprintln!("{name} output {i}: max|ours-ref| = {diff:.3e}, tolerance {tol:.3e} (xnn drift {drift:.3e})");
-        assert!(
-            diff <= tol,
-            "{name} output {i}: max|ours-ref| = {diff} > {tol}"
-        );
+        assert!(diff <= tol, "{name} output {i}: max|ours-ref| = {diff} > {tol}");
     }
 }
 
@@ -164,13 +125,7 @@ pub fn check_exact_fixture(name: &str, threads: usize) {
         let (o, r) = (out.as_f64(), r.as_f64());
         let mismatches = o.iter().zip(&r).filter(|(a, b)| a != b).count();
         let diff = max_abs_diff(&o, &r);
-        eprintln!(
-            "{name} output {i}: {mismatches} of {} elements differ, max diff {diff}",
-            o.len()
-        );
-        assert_eq!(
-            mismatches, 0,
-            "{name} output {i}: {mismatches} elements differ (max {diff})"
-        );
+        eprintln!("{name} output {i}: {mismatches} of {} elements differ, max diff {diff}", o.len());
+        assert_eq!(mismatches, 0, "{name} output {i}: {mismatches} elements differ (max {diff})");
     }
 }

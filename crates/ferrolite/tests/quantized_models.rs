@@ -1,0 +1,32 @@
+//! Quantised models: outputs must equal LiteRT's reference kernels bit for bit.
+
+mod support;
+use support::check_exact_fixture;
+
+#[test]
+fn mobilenet_v1_int8() {
+    check_exact_fixture("mobilenet_v1_0.25_128.int8", 1);
+}
+
+#[test]
+fn mobilenet_v1_uint8_io() {
+    check_exact_fixture("mobilenet_v1_0.25_128.uint8io", 1);
+}
+
+#[test]
+fn mobilenet_v2_int8() {
+    check_exact_fixture("mobilenet_v2_0.35_96.int8", 1);
+}
+
+// 93 of 1000 outputs differ by one int16 step somewhere inside the graph;
+// being tracked down op by op against LiteRT's intermediate tensors.
+#[test]
+#[ignore = "not yet bit-exact: one int16 op rounds differently"]
+fn mobilenet_v2_int16x8() {
+    check_exact_fixture("mobilenet_v2_0.35_96.int16x8", 1);
+}
+
+#[test]
+fn inception_v3_int8() {
+    check_exact_fixture("inception_v3_75.int8", 1);
+}
