@@ -69,14 +69,8 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
 
     let resolver = OpResolver::with_builtins();
     let t1 = Instant::now();
-    let mut it = Interpreter::new(
-        &model,
-        &resolver,
-        InterpreterOptions {
-            threads: args.threads,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let mut it =
+        Interpreter::new(&model, &resolver, InterpreterOptions { threads: args.threads }).map_err(|e| e.to_string())?;
     it.allocate_tensors().map_err(|e| e.to_string())?;
     let allocate = t1.elapsed();
     fill_inputs(&mut it)?;
@@ -148,9 +142,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
                 .zip(&node_ops)
                 .enumerate()
                 .filter(|(_, (_, op))| !op.is_empty())
-                .map(
-                    |(i, (d, op))| json!({"node": i, "op": op, "ms_per_run": ms(*d) / runs as f64}),
-                )
+                .map(|(i, (d, op))| json!({"node": i, "op": op, "ms_per_run": ms(*d) / runs as f64}))
                 .collect();
             v["profile"] = json!({"per_op_type": per_op, "per_node": per_node});
         }
@@ -159,24 +151,12 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     }
 
     println!("model: {}", args.model.display());
-    println!(
-        "threads: {}  runs: {runs}  warmup: {}",
-        args.threads, args.warmup
-    );
+    println!("threads: {}  runs: {runs}  warmup: {}", args.threads, args.warmup);
     println!("load:         {:9.3} ms", ms(load));
     println!("allocate:     {:9.3} ms", ms(allocate));
     println!("first invoke: {:9.3} ms", ms(first));
-    println!(
-        "invoke:       median {:.3} ms  p90 {:.3} ms  min {:.3} ms",
-        ms(median),
-        ms(p90),
-        ms(min)
-    );
-    println!(
-        "arena:        {} bytes (+ {} bytes owned constants)",
-        it.arena_size(),
-        it.owned_bytes()
-    );
+    println!("invoke:       median {:.3} ms  p90 {:.3} ms  min {:.3} ms", ms(median), ms(p90), ms(min));
+    println!("arena:        {} bytes (+ {} bytes owned constants)", it.arena_size(), it.owned_bytes());
     if let Some(r) = rss {
         println!("peak RSS:     {r} bytes");
     }

@@ -11,30 +11,20 @@ use crate::Scale;
 /// input's type: floats scaled as asked, integers through scale/zero point.
 pub fn fill_input(it: &mut Interpreter<'_>, path: &Path, scale: Scale) -> Result<(), String> {
     if it.input_count() != 1 {
-        return Err(format!(
-            "--image needs a model with one input; this one has {}",
-            it.input_count()
-        ));
+        return Err(format!("--image needs a model with one input; this one has {}", it.input_count()));
     }
-    let img =
-        image::open(path).map_err(|e| format!("cannot read picture {}: {e}", path.display()))?;
+    let img = image::open(path).map_err(|e| format!("cannot read picture {}: {e}", path.display()))?;
     let mut t = it.input_mut(0).map_err(|e| e.to_string())?;
     let shape = t.shape().to_vec();
     let [_, h, w, c] = shape[..] else {
-        return Err(format!(
-            "--image needs a [1, height, width, channels] input; this one is {shape:?}"
-        ));
+        return Err(format!("--image needs a [1, height, width, channels] input; this one is {shape:?}"));
     };
     let resized = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
     let pixels: Vec<u8> = match c {
         3 => resized.to_rgb8().into_raw(),
         1 => resized.to_luma8().into_raw(),
         4 => resized.to_rgba8().into_raw(),
-        _ => {
-            return Err(format!(
-                "--image needs 1, 3 or 4 channels; the input has {c}"
-            ))
-        }
+        _ => return Err(format!("--image needs 1, 3 or 4 channels; the input has {c}")),
     };
     let real = |p: u8| -> f32 {
         match scale {
@@ -43,20 +33,11 @@ pub fn fill_input(it: &mut Interpreter<'_>, path: &Path, scale: Scale) -> Result
             Scale::Raw => p as f32,
         }
     };
-    let (qs, qz) = t
-        .quant()
-        .map(|q| (q.scale(), q.zero_point()))
-        .unwrap_or((1.0, 0));
-    let quantize =
-        |p: u8, lo: f32, hi: f32| -> f32 { ((real(p) / qs).round() + qz as f32).clamp(lo, hi) };
+    let (qs, qz) = t.quant().map(|q| (q.scale(), q.zero_point())).unwrap_or((1.0, 0));
+    let quantize = |p: u8, lo: f32, hi: f32| -> f32 { ((real(p) / qs).round() + qz as f32).clamp(lo, hi) };
     match t.dtype() {
         DataType::Float32 => {
-            for (d, &p) in t
-                .as_slice_mut::<f32>()
-                .map_err(|e| e.to_string())?
-                .iter_mut()
-                .zip(&pixels)
-            {
+            for (d, &p) in t.as_slice_mut::<f32>().map_err(|e| e.to_string())?.iter_mut().zip(&pixels) {
                 *d = real(p);
             }
         }
@@ -68,12 +49,7 @@ pub fn fill_input(it: &mut Interpreter<'_>, path: &Path, scale: Scale) -> Result
             }
         }
         DataType::Int8 => {
-            for (d, &p) in t
-                .as_slice_mut::<i8>()
-                .map_err(|e| e.to_string())?
-                .iter_mut()
-                .zip(&pixels)
-            {
+            for (d, &p) in t.as_slice_mut::<i8>().map_err(|e| e.to_string())?.iter_mut().zip(&pixels) {
                 *d = quantize(p, -128.0, 127.0) as i8;
             }
         }
@@ -85,19 +61,13 @@ pub fn fill_input(it: &mut Interpreter<'_>, path: &Path, scale: Scale) -> Result
 /// Print the k largest entries of the first output, dequantised.
 pub fn print_top_k(it: &Interpreter<'_>, labels: Option<&Path>, k: usize) -> Result<(), String> {
     let out = it.output(0).map_err(|e| e.to_string())?;
-    let (qs, qz) = out
-        .quant()
-        .map(|q| (q.scale(), q.zero_point() as f32))
-        .unwrap_or((1.0, 0.0));
+    let (qs, qz) = out.quant().map(|q| (q.scale(), q.zero_point() as f32)).unwrap_or((1.0, 0.0));
     let values: Vec<f32> = match out.dtype() {
         DataType::Float32 => out.as_slice::<f32>().map_err(|e| e.to_string())?.to_vec(),
         DataType::UInt8 => out.bytes.iter().map(|&v| (v as f32 - qz) * qs).collect(),
-        DataType::Int8 => out
-            .as_slice::<i8>()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|&v| (v as f32 - qz) * qs)
-            .collect(),
+        DataType::Int8 => {
+            out.as_slice::<i8>().map_err(|e| e.to_string())?.iter().map(|&v| (v as f32 - qz) * qs).collect()
+        }
         other => return Err(format!("cannot rank a {other} output")),
     };
     let names: Vec<String> = match labels {

@@ -39,12 +39,8 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<(), String> {
 
     let mut subgraphs = Vec::new();
     for (si, sg) in model.subgraphs.iter().enumerate() {
-        let tensors: Vec<Value> = sg
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| tensor_json(i, &t.info, t.data.is_some()))
-            .collect();
+        let tensors: Vec<Value> =
+            sg.tensors.iter().enumerate().map(|(i, t)| tensor_json(i, &t.info, t.data.is_some())).collect();
         let operators: Vec<Value> = sg
             .operators
             .iter()
@@ -87,29 +83,16 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<(), String> {
             "arena_bytes": arena.as_ref().ok(),
             "allocate_error": arena.as_ref().err(),
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
         return Ok(());
     }
 
-    println!(
-        "{}: {} bytes, schema version {}",
-        path.display(),
-        model.bytes().len(),
-        model.version
-    );
+    println!("{}: {} bytes, schema version {}", path.display(), model.bytes().len(), model.version);
     if let Some(d) = &model.description {
         println!("description: {d}");
     }
     for (si, sg) in model.subgraphs.iter().enumerate() {
-        println!(
-            "\nsubgraph {si} '{}': {} tensors, {} operators",
-            sg.name,
-            sg.tensors.len(),
-            sg.operators.len()
-        );
+        println!("\nsubgraph {si} '{}': {} tensors, {} operators", sg.name, sg.tensors.len(), sg.operators.len());
         let show = |label: &str, list: &[usize]| {
             for (k, &t) in list.iter().enumerate() {
                 let info = &sg.tensors[t].info;
@@ -144,28 +127,15 @@ pub fn inspect(path: &Path, as_json: bool) -> Result<(), String> {
         println!("  operators:");
         for (i, op) in sg.operators.iter().enumerate() {
             let code = &model.operator_codes[op.opcode_index];
-            let ins: Vec<String> = op
-                .inputs
-                .iter()
-                .map(|t| t.map(|t| t.to_string()).unwrap_or("-".into()))
-                .collect();
-            println!(
-                "    {i:4} {} v{} in [{}] out {:?}",
-                code.name(),
-                code.version,
-                ins.join(", "),
-                op.outputs
-            );
+            let ins: Vec<String> = op.inputs.iter().map(|t| t.map(|t| t.to_string()).unwrap_or("-".into())).collect();
+            println!("    {i:4} {} v{} in [{}] out {:?}", code.name(), code.version, ins.join(", "), op.outputs);
             if let Some(o) = &op.builtin_options {
                 println!("         {o:?}");
             }
         }
     }
     for s in &model.signatures {
-        println!(
-            "\nsignature '{}' (subgraph {}): inputs {:?} outputs {:?}",
-            s.key, s.subgraph, s.inputs, s.outputs
-        );
+        println!("\nsignature '{}' (subgraph {}): inputs {:?} outputs {:?}", s.key, s.subgraph, s.inputs, s.outputs);
     }
     match arena {
         Ok(a) => println!("\narena: {a} bytes"),
@@ -180,10 +150,6 @@ fn quant_str(t: &TensorInfo) -> String {
         Some(q) if q.scales.len() == 1 => {
             format!(" scale {} zero_point {}", q.scales[0], q.zero_points[0])
         }
-        Some(q) => format!(
-            " per-channel ({} scales, dim {})",
-            q.scales.len(),
-            q.quantized_dimension
-        ),
+        Some(q) => format!(" per-channel ({} scales, dim {})", q.scales.len(), q.quantized_dimension),
     }
 }

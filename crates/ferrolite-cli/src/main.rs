@@ -13,11 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ferrolite::{Interpreter, InterpreterOptions, Model, OpResolver};
 
 #[derive(Parser)]
-#[command(
-    name = "ferrolite",
-    version,
-    about = "Run TensorFlow Lite models: inspect, run, bench"
-)]
+#[command(name = "ferrolite", version, about = "Run TensorFlow Lite models: inspect, run, bench")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,9 +93,7 @@ pub(crate) fn load(path: &std::path::Path) -> Result<Model<'static>, String> {
 fn run(args: RunArgs) -> Result<(), String> {
     let model = load(&args.model)?;
     let resolver = OpResolver::with_builtins();
-    let options = InterpreterOptions {
-        threads: args.threads,
-    };
+    let options = InterpreterOptions { threads: args.threads };
     let mut it = Interpreter::new(&model, &resolver, options).map_err(|e| e.to_string())?;
 
     if let Some(image) = &args.image {
@@ -107,17 +101,9 @@ fn run(args: RunArgs) -> Result<(), String> {
         image_input::fill_input(&mut it, image, args.scale)?;
     } else {
         if args.inputs.len() != it.input_count() {
-            return Err(format!(
-                "the model has {} input(s), {} --input given",
-                it.input_count(),
-                args.inputs.len()
-            ));
+            return Err(format!("the model has {} input(s), {} --input given", it.input_count(), args.inputs.len()));
         }
-        let arrays = args
-            .inputs
-            .iter()
-            .map(|p| npy::read(p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let arrays = args.inputs.iter().map(|p| npy::read(p)).collect::<Result<Vec<_>, _>>()?;
         // Inputs whose shape differs from the model's are resized first.
         for (i, a) in arrays.iter().enumerate() {
             let info = it.tensor_info(it.inputs()[i]).map_err(|e| e.to_string())?;
@@ -144,8 +130,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     it.invoke().map_err(|e| e.to_string())?;
 
     if let Some(dir) = &args.output_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         for i in 0..it.output_count() {
             let t = it.output(i).map_err(|e| e.to_string())?;
             npy::write(&dir.join(format!("{i}.npy")), t.dtype(), t.shape(), t.bytes)?;

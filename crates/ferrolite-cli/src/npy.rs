@@ -35,47 +35,30 @@ fn dtype_of(descr: &str) -> Option<(DataType, bool /*big endian*/)> {
 }
 
 pub fn read(path: &Path) -> Result<NpyArray, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
         .map_err(|e| format!("{} is not a valid .npy file: {e}", path.display()))?;
     if npy.order() == npyz::Order::Fortran {
-        return Err(format!(
-            "{}: Fortran-order arrays are not supported; save with order='C'",
-            path.display()
-        ));
+        return Err(format!("{}: Fortran-order arrays are not supported; save with order='C'", path.display()));
     }
     let descr = match npy.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
-        other => {
-            return Err(format!(
-                "{}: structured dtype {other:?} is not supported",
-                path.display()
-            ))
-        }
+        other => return Err(format!("{}: structured dtype {other:?} is not supported", path.display())),
     };
-    let (dtype, big) =
-        dtype_of(&descr).ok_or_else(|| format!("{}: unsupported dtype {descr}", path.display()))?;
+    let (dtype, big) = dtype_of(&descr).ok_or_else(|| format!("{}: unsupported dtype {descr}", path.display()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let count: usize = shape.iter().product();
     let size = dtype.size().unwrap_or(1);
     let mut bytes = vec![0u8; count * size];
-    npy.into_inner().read_exact(&mut bytes).map_err(|e| {
-        format!(
-            "{}: data is shorter than its shape {shape:?} says: {e}",
-            path.display()
-        )
-    })?;
+    npy.into_inner()
+        .read_exact(&mut bytes)
+        .map_err(|e| format!("{}: data is shorter than its shape {shape:?} says: {e}", path.display()))?;
     if big && size > 1 {
         for c in bytes.chunks_exact_mut(size) {
             c.reverse();
         }
     }
-    Ok(NpyArray {
-        dtype,
-        shape,
-        bytes,
-    })
+    Ok(NpyArray { dtype, shape, bytes })
 }
 
 fn write_typed<T>(path: &Path, shape: &[usize], bytes: &[u8]) -> Result<(), String>

@@ -101,10 +101,7 @@ pub fn has_file_identifier(bytes: &[u8]) -> bool {
 /// Works around planus 1.3.0's `Builder::finish`, which emits the file
 /// identifier *before* the root offset. If a future planus writes the
 /// header correctly, the bytes are returned unchanged.
-pub fn finish_model(
-    builder: &mut planus::Builder,
-    model: impl planus::WriteAsOffset<Model>,
-) -> Vec<u8> {
+pub fn finish_model(builder: &mut planus::Builder, model: impl planus::WriteAsOffset<Model>) -> Vec<u8> {
     let mut bytes = builder.finish(model, Some(*FILE_IDENTIFIER)).to_vec();
     if bytes[0..4] == FILE_IDENTIFIER[..] && bytes[4..8] != FILE_IDENTIFIER[..] {
         // planus stored the root offset at byte 4, relative to itself; the
@@ -146,10 +143,7 @@ pub fn effective_builtin_code(code: &OperatorCodeRef<'_>) -> planus::Result<Buil
 /// TFLite's upper-case name of a builtin operator code (`0` -> `"ADD"`,
 /// `3` -> `"CONV_2D"`), or `None` for codes this schema does not know.
 pub fn builtin_operator_name(code: i32) -> Option<&'static str> {
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| BUILTIN_OPERATOR_NAMES.get(i))
-        .copied()
+    usize::try_from(code).ok().and_then(|i| BUILTIN_OPERATOR_NAMES.get(i)).copied()
 }
 
 /// Names of `BuiltinOperator` values, indexed by code (the enum is dense).

@@ -2,20 +2,16 @@
 //! and round-trips a model written with the owned types.
 
 use ferrolite_schema::{
-    builtin_operator_name, effective_builtin_code, finish_model, has_file_identifier,
-    ActivationFunctionType, Buffer, BuiltinOperator, BuiltinOptions, BuiltinOptionsRef,
-    Conv2DOptions, Model, ModelRef, Operator, OperatorCode, Padding, ReadAsRoot, SubGraph, Tensor,
-    TensorType, FILE_IDENTIFIER,
+    builtin_operator_name, effective_builtin_code, finish_model, has_file_identifier, ActivationFunctionType, Buffer,
+    BuiltinOperator, BuiltinOptions, BuiltinOptionsRef, Conv2DOptions, Model, ModelRef, Operator, OperatorCode,
+    Padding, ReadAsRoot, SubGraph, Tensor, TensorType, FILE_IDENTIFIER,
 };
 use planus::errors::ErrorKind;
 
 /// Loads `shared/models/<name>` (outside the repo, next to the workspace), or
 /// returns `None` with a message so the suite still passes without it.
 fn load_model(name: &str) -> Option<Vec<u8>> {
-    let path = format!(
-        "{}/../../../shared/models/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../../shared/models/{name}", env!("CARGO_MANIFEST_DIR"));
     match std::fs::read(&path) {
         Ok(bytes) => Some(bytes),
         Err(e) => {
@@ -42,10 +38,7 @@ fn mobilenet_v1_f32() {
         .map(|c| effective_builtin_code(&c.unwrap()).unwrap())
         .collect();
     assert!(codes.contains(&BuiltinOperator::Conv2d), "{codes:?}");
-    assert!(
-        codes.contains(&BuiltinOperator::DepthwiseConv2d),
-        "{codes:?}"
-    );
+    assert!(codes.contains(&BuiltinOperator::DepthwiseConv2d), "{codes:?}");
 
     let subgraphs = model.subgraphs().unwrap().expect("subgraphs");
     assert_eq!(subgraphs.len(), 1);
@@ -54,10 +47,7 @@ fn mobilenet_v1_f32() {
 
     let inputs = sg.inputs().unwrap().expect("inputs");
     assert_eq!(inputs.len(), 1);
-    let input = tensors
-        .get(inputs.get(0).unwrap() as usize)
-        .unwrap()
-        .unwrap();
+    let input = tensors.get(inputs.get(0).unwrap() as usize).unwrap().unwrap();
     let shape: Vec<i32> = input.shape().unwrap().unwrap().iter().collect();
     assert_eq!(shape, [1, 128, 128, 3]);
     assert_eq!(input.type_().unwrap(), TensorType::Float32);
@@ -71,10 +61,7 @@ fn mobilenet_v1_f32() {
         .iter()
         .map(Result::unwrap)
         .find(|op| {
-            let code = op_codes
-                .get(op.opcode_index().unwrap() as usize)
-                .unwrap()
-                .unwrap();
+            let code = op_codes.get(op.opcode_index().unwrap() as usize).unwrap().unwrap();
             effective_builtin_code(&code).unwrap() == BuiltinOperator::Conv2d
         })
         .expect("a CONV_2D operator");
@@ -108,13 +95,7 @@ fn face_detection_has_fp16_weights() {
         let t = t.unwrap();
         if t.type_().unwrap() == TensorType::Float16 {
             let buf = buffers.get(t.buffer().unwrap() as usize).unwrap().unwrap();
-            let n: usize = t
-                .shape()
-                .unwrap()
-                .unwrap()
-                .iter()
-                .map(|d| d as usize)
-                .product();
+            let n: usize = t.shape().unwrap().unwrap().iter().map(|d| d as usize).product();
             let data = buf.data().unwrap().expect("fp16 weights carry data");
             assert_eq!(data.len(), 2 * n, "{:?}", t.name());
             fp16_consts += 1;
@@ -125,19 +106,10 @@ fn face_detection_has_fp16_weights() {
     let mut dequantize_fp16 = 0;
     for op in sg.operators().unwrap().unwrap().iter() {
         let op = op.unwrap();
-        let code = op_codes
-            .get(op.opcode_index().unwrap() as usize)
-            .unwrap()
-            .unwrap();
+        let code = op_codes.get(op.opcode_index().unwrap() as usize).unwrap().unwrap();
         if effective_builtin_code(&code).unwrap() == BuiltinOperator::Dequantize {
-            let inp = tensors
-                .get(op.inputs().unwrap().unwrap().get(0).unwrap() as usize)
-                .unwrap()
-                .unwrap();
-            let out = tensors
-                .get(op.outputs().unwrap().unwrap().get(0).unwrap() as usize)
-                .unwrap()
-                .unwrap();
+            let inp = tensors.get(op.inputs().unwrap().unwrap().get(0).unwrap() as usize).unwrap().unwrap();
+            let out = tensors.get(op.outputs().unwrap().unwrap().get(0).unwrap() as usize).unwrap().unwrap();
             if inp.type_().unwrap() == TensorType::Float16 {
                 assert_eq!(out.type_().unwrap(), TensorType::Float32);
                 dequantize_fp16 += 1;
@@ -164,8 +136,7 @@ fn all_shared_models_convert_to_owned() {
         }
         let bytes = std::fs::read(&path).unwrap();
         let model_ref = ModelRef::read_as_root(&bytes).unwrap();
-        let model =
-            Model::try_from(model_ref).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let model = Model::try_from(model_ref).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(model.version, 3, "{}", path.display());
         for code in model.operator_codes.iter().flatten() {
             let eff = (code.builtin_code as i32).max(code.deprecated_builtin_code as i32);
@@ -222,10 +193,7 @@ fn tiny_model() -> Model {
         description: Some("ferrolite round-trip".to_owned()),
         buffers: Some(vec![
             Buffer::default(),
-            Buffer {
-                data: Some(1.5f32.to_le_bytes().to_vec()),
-                ..Default::default()
-            },
+            Buffer { data: Some(1.5f32.to_le_bytes().to_vec()), ..Default::default() },
         ]),
         ..Default::default()
     }
@@ -250,10 +218,7 @@ fn round_trip_owned_model() {
         Some(BuiltinOptionsRef::Conv2DOptions(o)) => {
             assert_eq!(o.padding().unwrap(), Padding::Valid);
             assert_eq!(o.stride_w().unwrap(), 2);
-            assert_eq!(
-                o.fused_activation_function().unwrap(),
-                ActivationFunctionType::Relu6
-            );
+            assert_eq!(o.fused_activation_function().unwrap(), ActivationFunctionType::Relu6);
         }
         other => panic!("{other:?}"),
     }
@@ -286,13 +251,7 @@ fn unknown_enum_value_and_union_tag_are_errors() {
     let at = single_diff(&bytes, &build(&b));
     bytes[at] = 250;
     let r = ModelRef::read_as_root(&bytes).unwrap();
-    let code = r
-        .operator_codes()
-        .unwrap()
-        .unwrap()
-        .get(0)
-        .unwrap()
-        .unwrap();
+    let code = r.operator_codes().unwrap().unwrap().get(0).unwrap().unwrap();
     let err = code.builtin_code().unwrap_err();
     match err.error_kind {
         ErrorKind::UnknownEnumTag { source } => assert_eq!(source.tag, 250),
@@ -324,10 +283,7 @@ fn builtin_operator_names_match_enum() {
     assert_eq!(builtin_operator_name(0), Some("ADD"));
     assert_eq!(builtin_operator_name(3), Some("CONV_2D"));
     assert_eq!(builtin_operator_name(4), Some("DEPTHWISE_CONV_2D"));
-    assert_eq!(
-        builtin_operator_name(127),
-        Some("PLACEHOLDER_FOR_GREATER_OP_CODES")
-    );
+    assert_eq!(builtin_operator_name(127), Some("PLACEHOLDER_FOR_GREATER_OP_CODES"));
     assert_eq!(builtin_operator_name(209), Some("STABLEHLO_CASE"));
     assert_eq!(builtin_operator_name(210), None);
     assert_eq!(builtin_operator_name(-1), None);
@@ -339,11 +295,7 @@ fn builtin_operator_names_match_enum() {
         let variant = BuiltinOperator::try_from(code).ok();
         assert_eq!(name.is_some(), variant.is_some(), "code {code}");
         if let (Some(name), Some(variant)) = (name, variant) {
-            assert_eq!(
-                name.replace('_', ""),
-                format!("{variant:?}").to_uppercase(),
-                "code {code}"
-            );
+            assert_eq!(name.replace('_', ""), format!("{variant:?}").to_uppercase(), "code {code}");
             assert_eq!(variant as i32, code);
         }
     }
@@ -354,16 +306,9 @@ fn builtin_operator_names_match_enum() {
 /// this starts failing, planus fixed it and `finish_model` is a no-op.
 #[test]
 fn planus_finish_swaps_identifier() {
-    let model = Model {
-        version: 3,
-        ..Default::default()
-    };
+    let model = Model { version: 3, ..Default::default() };
     let mut builder = planus::Builder::new();
     let raw = builder.finish(&model, Some(*FILE_IDENTIFIER)).to_vec();
-    assert_eq!(
-        &raw[0..4],
-        FILE_IDENTIFIER,
-        "planus fixed its header order?"
-    );
+    assert_eq!(&raw[0..4], FILE_IDENTIFIER, "planus fixed its header order?");
     assert!(ModelRef::read_as_root(&raw).is_err());
 }

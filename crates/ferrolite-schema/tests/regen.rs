@@ -7,9 +7,8 @@ use std::process::Command;
 
 fn planus_available() -> bool {
     let on_path = Command::new("planus").arg("--help").output().is_ok();
-    let in_cargo_home = std::env::var_os("HOME")
-        .map(|h| Path::new(&h).join(".cargo/bin/planus").is_file())
-        .unwrap_or(false);
+    let in_cargo_home =
+        std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/planus").is_file()).unwrap_or(false);
     on_path || in_cargo_home
 }
 
@@ -24,15 +23,10 @@ fn generated_code_matches_schema() {
     }
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = crate_dir.join("../../tools/regen-schema.sh");
-    let out: PathBuf =
-        std::env::temp_dir().join(format!("ferrolite-schema-regen-{}.rs", std::process::id()));
+    let out: PathBuf = std::env::temp_dir().join(format!("ferrolite-schema-regen-{}.rs", std::process::id()));
 
     // Same script, same steps (serde strip + rustfmt) as the committed file.
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(&out)
-        .status()
-        .expect("failed to run tools/regen-schema.sh");
+    let status = Command::new("bash").arg(&script).arg(&out).status().expect("failed to run tools/regen-schema.sh");
     assert!(status.success(), "tools/regen-schema.sh failed: {status}");
 
     let fresh = std::fs::read(&out).expect("regenerated file missing");

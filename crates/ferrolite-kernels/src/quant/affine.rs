@@ -119,45 +119,18 @@ mod tests {
     #[test]
     fn activation_ranges() {
         use FusedActivation::*;
-        assert_eq!(
-            quantized_activation_range(None, 0.1, 5, -128, 127),
-            (-128, 127)
-        );
-        assert_eq!(
-            quantized_activation_range(Relu, 0.1, 5, -128, 127),
-            (5, 127)
-        );
+        assert_eq!(quantized_activation_range(None, 0.1, 5, -128, 127), (-128, 127));
+        assert_eq!(quantized_activation_range(Relu, 0.1, 5, -128, 127), (5, 127));
         // 6 / 0.1 = 60 (f32 gives 59.999996 -> 60) + 5.
-        assert_eq!(
-            quantized_activation_range(Relu6, 0.1, 5, -128, 127),
-            (5, 65)
-        );
-        assert_eq!(
-            quantized_activation_range(ReluN1To1, 0.1, 5, -128, 127),
-            (-5, 15)
-        );
+        assert_eq!(quantized_activation_range(Relu6, 0.1, 5, -128, 127), (5, 65));
+        assert_eq!(quantized_activation_range(ReluN1To1, 0.1, 5, -128, 127), (-5, 15));
         // Bounds outside the type are cut to it.
-        assert_eq!(
-            quantized_activation_range(Relu6, 0.01, 0, -128, 127),
-            (0, 127)
-        );
-        assert_eq!(
-            quantized_activation_range(ReluN1To1, 0.001, 0, -128, 127),
-            (-128, 127)
-        );
-        assert_eq!(
-            quantized_activation_range(Relu, 0.1, -200, -128, 127),
-            (-128, 127)
-        );
+        assert_eq!(quantized_activation_range(Relu6, 0.01, 0, -128, 127), (0, 127));
+        assert_eq!(quantized_activation_range(ReluN1To1, 0.001, 0, -128, 127), (-128, 127));
+        assert_eq!(quantized_activation_range(Relu, 0.1, -200, -128, 127), (-128, 127));
         // uint8 with zp 128.
-        assert_eq!(
-            quantized_activation_range(Relu6, 6.0 / 255.0, 0, 0, 255),
-            (0, 255)
-        );
-        assert_eq!(
-            quantized_activation_range(ReluN1To1, 1.0 / 64.0, 128, 0, 255),
-            (64, 192)
-        );
+        assert_eq!(quantized_activation_range(Relu6, 6.0 / 255.0, 0, 0, 255), (0, 255));
+        assert_eq!(quantized_activation_range(ReluN1To1, 1.0 / 64.0, 128, 0, 255), (64, 192));
         let c = quantized_activation_clamp(Relu6, 0.1, 5, -128, 127);
         assert_eq!((c.min, c.max), (5, 65));
     }

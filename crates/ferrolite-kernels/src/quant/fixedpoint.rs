@@ -88,10 +88,8 @@ pub fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
     let x4 = mul(x2, x2);
     let x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2);
     // ((x^4/4 + x^3) / 3 + x^2) / 2 = x^4/24 + x^3/6 + x^2/2
-    let higher_terms = saturating_rounding_multiply_by_pot(
-        mul(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2),
-        -1,
-    );
+    let higher_terms =
+        saturating_rounding_multiply_by_pot(mul(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2), -1);
     EXP_MINUS_ONE_EIGHTH.wrapping_add(mul(EXP_MINUS_ONE_EIGHTH, x.wrapping_add(higher_terms)))
 }
 
@@ -104,10 +102,7 @@ pub fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
 /// (a "barrel shifter"). Inputs below -32 flush to 0 when the format can
 /// hold them. Used by int8 softmax with `integer_bits = 5`.
 pub fn exp_on_negative_values(a: i32, integer_bits: i32) -> i32 {
-    assert!(
-        (0..=29).contains(&integer_bits),
-        "exp_on_negative_values: {integer_bits} integer bits"
-    );
+    assert!((0..=29).contains(&integer_bits), "exp_on_negative_values: {integer_bits} integer bits");
     let fractional_bits = 31 - integer_bits;
     let one_quarter = constant_pot(integer_bits, -2);
     let mask = one_quarter - 1;
@@ -189,14 +184,8 @@ pub fn get_reciprocal(x: i32, x_integer_digits: i32) -> (i32, i32) {
     // it leaves (x_normalised - 1) as an unsigned Q0.32, i.e. Q0.31 doubled
     // -- exactly what the C++ reinterprets. x == 0 is outside the domain;
     // we avoid the shift overflow and carry on.
-    let shifted_sum_minus_one = (x as u32)
-        .checked_shl(headroom_plus_one)
-        .unwrap_or(0)
-        .wrapping_sub(1 << 31) as i32;
-    (
-        one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one),
-        num_bits_over_unit,
-    )
+    let shifted_sum_minus_one = (x as u32).checked_shl(headroom_plus_one).unwrap_or(0).wrapping_sub(1 << 31) as i32;
+    (one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit)
 }
 
 #[cfg(test)]
@@ -248,10 +237,7 @@ mod tests {
         assert_eq!(saturating_rounding_multiply_by_pot(1 << 29, 1), 1 << 30);
         assert_eq!(saturating_rounding_multiply_by_pot(1 << 30, 1), i32::MAX);
         assert_eq!(saturating_rounding_multiply_by_pot(-(1 << 30), 1), i32::MIN);
-        assert_eq!(
-            saturating_rounding_multiply_by_pot(-(1 << 30) + 1, 1),
-            i32::MIN + 2
-        );
+        assert_eq!(saturating_rounding_multiply_by_pot(-(1 << 30) + 1, 1), i32::MIN + 2);
         assert_eq!(saturating_rounding_multiply_by_pot(-3, -1), -2);
         assert_eq!(saturating_rounding_multiply_by_pot(5, 0), 5);
         assert_eq!(saturating_rounding_multiply_by_pot(1, 31), i32::MAX);
@@ -267,10 +253,7 @@ mod tests {
     fn exp_polynomial_on_quarter_interval() {
         for i in 1..=1000 {
             let x = -0.25 * i as f64 / 1000.0;
-            let got = real(
-                exp_on_interval_between_negative_one_quarter_and_0_excl(q(x, 0)),
-                0,
-            );
+            let got = real(exp_on_interval_between_negative_one_quarter_and_0_excl(q(x, 0)), 0);
             // Fourth-order Taylor over a radius of 1/8: error ~ (1/8)^5/120.
             assert!((got - x.exp()).abs() < 3e-7, "exp({x}) = {got}");
         }
@@ -288,13 +271,7 @@ mod tests {
         // -1/2 is a whole number of quarters: polynomial at -1/4 times the
         // exp(-1/4) factor.
         let e = exp_on_negative_values(q(-0.5, 5), 5);
-        assert_eq!(
-            e,
-            mul(
-                exp_on_interval_between_negative_one_quarter_and_0_excl(q(-0.25, 0)),
-                1_672_461_947
-            )
-        );
+        assert_eq!(e, mul(exp_on_interval_between_negative_one_quarter_and_0_excl(q(-0.25, 0)), 1_672_461_947));
         // Below -32 in a format that can hold it: flushed.
         assert_eq!(exp_on_negative_values(q(-33.0, 6), 6), 0);
         // -32 in Q5, the most negative input: exp(-32) is below resolution.
@@ -310,10 +287,7 @@ mod tests {
                 let raw = q(x, integer_bits);
                 let got = real(exp_on_negative_values(raw, integer_bits), 0);
                 let want = real(raw, integer_bits).exp();
-                assert!(
-                    (got - want).abs() < 1e-8 + want * 3e-7,
-                    "Q{integer_bits} exp({x}): {got} vs {want}"
-                );
+                assert!((got - want).abs() < 1e-8 + want * 3e-7, "Q{integer_bits} exp({x}): {got} vs {want}");
             }
         }
     }

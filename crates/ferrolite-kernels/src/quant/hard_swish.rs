@@ -11,8 +11,8 @@
 //! output.
 
 use super::multiplier::{
-    downscale_multiplier_to_i16, quantize_multiplier, rounding_divide_by_pot_i16,
-    saturating_doubling_high_mul_i16, saturating_rounding_doubling_high_mul_i16,
+    downscale_multiplier_to_i16, quantize_multiplier, rounding_divide_by_pot_i16, saturating_doubling_high_mul_i16,
+    saturating_rounding_doubling_high_mul_i16,
 };
 
 /// TFLite's `HardSwishParams`, as HARD_SWISH's prepare fills it.
@@ -50,8 +50,7 @@ pub fn hard_swish_params(
         return None;
     }
     let reluish_multiplier = hires_input_scale / reluish_scale;
-    let (reluish_fixed, reluish_multiplier_exponent) =
-        quantize_multiplier(reluish_multiplier as f64);
+    let (reluish_fixed, reluish_multiplier_exponent) = quantize_multiplier(reluish_multiplier as f64);
 
     Some(HardSwishParams {
         input_zero_point,
@@ -90,29 +89,22 @@ fn hard_swish_core(input: i32, params: &HardSwishParams, qmin: i32, qmax: i32) -
     // shift, after the multiply, and so cannot distort the result.
     let mut reluish_value = input_value_on_hires_input_scale;
     if params.reluish_multiplier_exponent > 0 {
-        reluish_value =
-            saturating_left_shift_i16(reluish_value, params.reluish_multiplier_exponent - 1);
+        reluish_value = saturating_left_shift_i16(reluish_value, params.reluish_multiplier_exponent - 1);
     }
-    reluish_value = saturating_rounding_doubling_high_mul_i16(
-        reluish_value,
-        params.reluish_multiplier_fixedpoint_i16,
-    );
+    reluish_value = saturating_rounding_doubling_high_mul_i16(reluish_value, params.reluish_multiplier_fixedpoint_i16);
     if params.reluish_multiplier_exponent > 0 {
         reluish_value = saturating_left_shift_i16(reluish_value, 1);
     }
     if params.reluish_multiplier_exponent < 0 {
-        reluish_value =
-            rounding_divide_by_pot_i16(reluish_value, -params.reluish_multiplier_exponent);
+        reluish_value = rounding_divide_by_pot_i16(reluish_value, -params.reluish_multiplier_exponent);
     }
     // [-1, 1] -> [0, 1] (computed in int, fits i16).
     let reluish_value = ((reluish_value as i32 + (1 << 15)) >> 1) as i16;
 
-    let preshift_output_value =
-        saturating_doubling_high_mul_i16(reluish_value, input_value_on_preshift_output_scale);
-    let output_value =
-        rounding_divide_by_pot_i16(preshift_output_value, -params.output_multiplier_exponent)
-            // `int16 += int` narrows back to int16 in the C++.
-            .wrapping_add(params.output_zero_point as i16);
+    let preshift_output_value = saturating_doubling_high_mul_i16(reluish_value, input_value_on_preshift_output_scale);
+    let output_value = rounding_divide_by_pot_i16(preshift_output_value, -params.output_multiplier_exponent)
+        // `int16 += int` narrows back to int16 in the C++.
+        .wrapping_add(params.output_zero_point as i16);
     (output_value as i32).clamp(qmin, qmax)
 }
 
@@ -149,10 +141,7 @@ mod tests {
         assert_eq!(p.reluish_multiplier_exponent, 3);
         let r = (0.05f32 / 128.0) / (3.0f32 / 32768.0);
         let (m, _) = quantize_multiplier(r as f64);
-        assert_eq!(
-            p.reluish_multiplier_fixedpoint_i16,
-            downscale_multiplier_to_i16(m)
-        );
+        assert_eq!(p.reluish_multiplier_fixedpoint_i16, downscale_multiplier_to_i16(m));
         // Output much finer than input/128 needs a left shift: rejected.
         assert_eq!(hard_swish_params(1.0, 0, 0.001, 0), None);
     }
@@ -176,16 +165,11 @@ mod tests {
 
     #[test]
     fn tracks_float_over_all_inputs() {
-        for (in_s, in_zp, out_s, out_zp) in [
-            (0.05f32, 0, 0.04f32, 0),
-            (0.1, -20, 0.06, -100),
-            (0.023, 10, 0.02, -50),
-        ] {
+        for (in_s, in_zp, out_s, out_zp) in [(0.05f32, 0, 0.04f32, 0), (0.1, -20, 0.06, -100), (0.023, 10, 0.02, -50)] {
             let p = hard_swish_params(in_s, in_zp, out_s, out_zp).unwrap();
             for q in -128..=127i32 {
                 let x = in_s as f64 * (q - in_zp) as f64;
-                let want = ((float_hard_swish(x) / out_s as f64).round() + out_zp as f64)
-                    .clamp(-128.0, 127.0);
+                let want = ((float_hard_swish(x) / out_s as f64).round() + out_zp as f64).clamp(-128.0, 127.0);
                 let got = hard_swish_i8(q as i8, &p) as f64;
                 assert!((got - want).abs() <= 1.0, "q={q} x={x}: {got} vs {want}");
             }

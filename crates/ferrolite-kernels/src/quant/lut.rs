@@ -31,16 +31,7 @@ pub fn lut_i8(
 ) -> [i8; 256] {
     let mut table = [0i8; 256];
     for q in i8::MIN as i32..=i8::MAX as i32 {
-        let v = requantize_entry(
-            q,
-            input_scale,
-            input_zero_point,
-            output_scale,
-            output_zero_point,
-            -128,
-            127,
-            &f,
-        );
+        let v = requantize_entry(q, input_scale, input_zero_point, output_scale, output_zero_point, -128, 127, &f);
         table[q as i8 as u8 as usize] = v as i8;
     }
     table
@@ -56,16 +47,7 @@ pub fn lut_u8(
 ) -> [u8; 256] {
     let mut table = [0u8; 256];
     for q in 0..=255i32 {
-        let v = requantize_entry(
-            q,
-            input_scale,
-            input_zero_point,
-            output_scale,
-            output_zero_point,
-            0,
-            255,
-            &f,
-        );
+        let v = requantize_entry(q, input_scale, input_zero_point, output_scale, output_zero_point, 0, 255, &f);
         table[q as usize] = v as u8;
     }
     table
@@ -108,13 +90,7 @@ pub fn logistic_lut_i8(
     output_scale: f32,
     output_zero_point: i32,
 ) -> [i8; 256] {
-    lut_i8(
-        input_scale,
-        input_zero_point,
-        output_scale,
-        output_zero_point,
-        logistic_f32,
-    )
+    lut_i8(input_scale, input_zero_point, output_scale, output_zero_point, logistic_f32)
 }
 
 /// uint8 LOGISTIC table (TFLite requires output scale 1/256, zero point 0).
@@ -124,46 +100,18 @@ pub fn logistic_lut_u8(
     output_scale: f32,
     output_zero_point: i32,
 ) -> [u8; 256] {
-    lut_u8(
-        input_scale,
-        input_zero_point,
-        output_scale,
-        output_zero_point,
-        logistic_f32,
-    )
+    lut_u8(input_scale, input_zero_point, output_scale, output_zero_point, logistic_f32)
 }
 
 /// int8 TANH table (`std::tanh` on `f32`; TFLite expects output scale 1/128,
 /// zero point 0).
-pub fn tanh_lut_i8(
-    input_scale: f32,
-    input_zero_point: i32,
-    output_scale: f32,
-    output_zero_point: i32,
-) -> [i8; 256] {
-    lut_i8(
-        input_scale,
-        input_zero_point,
-        output_scale,
-        output_zero_point,
-        f32::tanh,
-    )
+pub fn tanh_lut_i8(input_scale: f32, input_zero_point: i32, output_scale: f32, output_zero_point: i32) -> [i8; 256] {
+    lut_i8(input_scale, input_zero_point, output_scale, output_zero_point, f32::tanh)
 }
 
 /// uint8 TANH table (TFLite expects output scale 1/128, zero point 128).
-pub fn tanh_lut_u8(
-    input_scale: f32,
-    input_zero_point: i32,
-    output_scale: f32,
-    output_zero_point: i32,
-) -> [u8; 256] {
-    lut_u8(
-        input_scale,
-        input_zero_point,
-        output_scale,
-        output_zero_point,
-        f32::tanh,
-    )
+pub fn tanh_lut_u8(input_scale: f32, input_zero_point: i32, output_scale: f32, output_zero_point: i32) -> [u8; 256] {
+    lut_u8(input_scale, input_zero_point, output_scale, output_zero_point, f32::tanh)
 }
 
 /// Looks up an int8 value in a table built by [`lut_i8`].

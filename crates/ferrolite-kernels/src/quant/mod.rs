@@ -33,24 +33,19 @@ pub mod multiplier;
 pub mod softmax;
 
 pub use affine::{
-    dequantize, quantize_f32_to_i16, quantize_f32_to_i8, quantize_f32_to_u8,
-    quantized_activation_clamp, quantized_activation_range, FusedActivation,
+    dequantize, quantize_f32_to_i16, quantize_f32_to_i8, quantize_f32_to_u8, quantized_activation_clamp,
+    quantized_activation_range, FusedActivation,
 };
 pub use fixedpoint::{
     exp_on_negative_values, get_reciprocal, one_over_one_plus_x_for_x_in_0_1, rescale,
     saturating_rounding_multiply_by_pot,
 };
 pub use hard_swish::{hard_swish_i8, hard_swish_params, hard_swish_u8, HardSwishParams};
-pub use lut::{
-    logistic_lut_i8, logistic_lut_u8, lookup_i8, lut_i8, lut_u8, tanh_lut_i8, tanh_lut_u8,
-};
+pub use lut::{logistic_lut_i8, logistic_lut_u8, lookup_i8, lut_i8, lut_u8, tanh_lut_i8, tanh_lut_u8};
 pub use multiplier::{
     frexp, multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,
     multiply_by_quantized_multiplier_i64, multiply_by_quantized_multiplier_smaller_than_one_exp,
-    per_channel_multiplier, per_tensor_conv_multiplier, quantize_multiplier,
-    quantize_multiplier_greater_than_one, quantize_multiplier_smaller_than_one_exp,
-    rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+    per_channel_multiplier, per_tensor_conv_multiplier, quantize_multiplier, quantize_multiplier_greater_than_one,
+    quantize_multiplier_smaller_than_one_exp, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
 };
-pub use softmax::{
-    softmax_params, softmax_row_i8, softmax_row_i8_to_i16, softmax_row_u8, SoftmaxQuantParams,
-};
+pub use softmax::{softmax_params, softmax_row_i8, softmax_row_i8_to_i16, softmax_row_u8, SoftmaxQuantParams};

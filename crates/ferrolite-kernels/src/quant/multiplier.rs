@@ -148,10 +148,7 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 /// `exponent` must be in `0..=31`, as gemmlowp asserts.
 #[inline]
 pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
-    debug_assert!(
-        (0..=31).contains(&exponent),
-        "exponent {exponent} out of range"
-    );
+    debug_assert!((0..=31).contains(&exponent), "exponent {exponent} out of range");
     let mask = ((1i64 << exponent) - 1) as i32;
     let remainder = x & mask;
     // Ties round away from zero: for negatives the threshold is one higher,
@@ -192,11 +189,8 @@ pub fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> 
 pub fn multiply_by_quantized_multiplier_i64(x: i64, multiplier: i32, shift: i32) -> i32 {
     debug_assert!(multiplier >= 0);
     debug_assert!((-31..8).contains(&shift), "shift {shift} out of range");
-    let reduced_multiplier: i64 = if multiplier < 0x7FFF_0000 {
-        ((multiplier + (1 << 15)) >> 16) as i64
-    } else {
-        0x7FFF
-    };
+    let reduced_multiplier: i64 =
+        if multiplier < 0x7FFF_0000 { ((multiplier + (1 << 15)) >> 16) as i64 } else { 0x7FFF };
     let total_shift = (15 - shift) as u32;
     let round = 1i64 << (total_shift - 1);
     let result = x.wrapping_mul(reduced_multiplier).wrapping_add(round) >> total_shift;
@@ -206,26 +200,15 @@ pub fn multiply_by_quantized_multiplier_i64(x: i64, multiplier: i32, shift: i32)
 /// TFLite's `MultiplyByQuantizedMultiplierSmallerThanOneExp`: high-mul, then
 /// a rounding right shift by `-left_shift` (`left_shift <= 0`).
 #[inline]
-pub fn multiply_by_quantized_multiplier_smaller_than_one_exp(
-    x: i32,
-    multiplier: i32,
-    left_shift: i32,
-) -> i32 {
-    rounding_divide_by_pot(
-        saturating_rounding_doubling_high_mul(x, multiplier),
-        -left_shift,
-    )
+pub fn multiply_by_quantized_multiplier_smaller_than_one_exp(x: i32, multiplier: i32, left_shift: i32) -> i32 {
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift)
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplierGreaterThanOne`: exact (wrapping)
 /// left shift by `left_shift >= 0`, then the high-mul. Used by softmax to
 /// rescale input differences into Q5.26.
 #[inline]
-pub fn multiply_by_quantized_multiplier_greater_than_one(
-    x: i32,
-    multiplier: i32,
-    left_shift: i32,
-) -> i32 {
+pub fn multiply_by_quantized_multiplier_greater_than_one(x: i32, multiplier: i32, left_shift: i32) -> i32 {
     saturating_rounding_doubling_high_mul(x.wrapping_shl(left_shift as u32), multiplier)
 }
 
@@ -288,10 +271,7 @@ mod tests {
     pub(crate) struct Lcg(pub u64);
     impl Lcg {
         pub fn next_u64(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             self.0
         }
         pub fn next_i32(&mut self) -> i32 {
@@ -415,20 +395,11 @@ mod tests {
 
     #[test]
     fn quantize_multiplier_checked_variants() {
-        assert_eq!(
-            quantize_multiplier_smaller_than_one_exp(0.25),
-            Some((1 << 30, -1))
-        );
+        assert_eq!(quantize_multiplier_smaller_than_one_exp(0.25), Some((1 << 30, -1)));
         assert_eq!(quantize_multiplier_smaller_than_one_exp(1.0), None);
         assert_eq!(quantize_multiplier_smaller_than_one_exp(0.0), None);
-        assert_eq!(
-            quantize_multiplier_smaller_than_one_exp(1.0 - 2f64.powi(-40)),
-            None
-        );
-        assert_eq!(
-            quantize_multiplier_greater_than_one(3.0),
-            Some((1_610_612_736, 2))
-        );
+        assert_eq!(quantize_multiplier_smaller_than_one_exp(1.0 - 2f64.powi(-40)), None);
+        assert_eq!(quantize_multiplier_greater_than_one(3.0), Some((1_610_612_736, 2)));
         assert_eq!(quantize_multiplier_greater_than_one(1.0), None);
         assert_eq!(quantize_multiplier_greater_than_one(f64::INFINITY), None);
     }
@@ -446,23 +417,11 @@ mod tests {
 
     #[test]
     fn srdhm_hand_values() {
-        assert_eq!(
-            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
-            i32::MAX
-        );
-        assert_eq!(
-            saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX),
-            i32::MAX - 1
-        );
-        assert_eq!(
-            saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX),
-            -i32::MAX
-        );
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX), i32::MAX - 1);
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX), -i32::MAX);
         // 0.5 * 0.5 = 0.25 in Q0.31.
-        assert_eq!(
-            saturating_rounding_doubling_high_mul(1 << 30, 1 << 30),
-            1 << 29
-        );
+        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
         // Ties round up: 3 * 0.5 = 1.5 -> 2, but -3 * 0.5 = -1.5 -> -1.
         assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
         assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
@@ -487,11 +446,7 @@ mod tests {
             // Exact: 2ab / 2^32 = ab / 2^31, rounded half up.
             let ab = a as i128 * b as i128;
             let want = (ab + (1 << 30)).div_euclid(1 << 31);
-            assert_eq!(
-                saturating_rounding_doubling_high_mul(a, b) as i128,
-                want,
-                "{a} {b}"
-            );
+            assert_eq!(saturating_rounding_doubling_high_mul(a, b) as i128, want, "{a} {b}");
         }
     }
 
@@ -522,11 +477,7 @@ mod tests {
             let e = i % 32;
             let exact = x as f64 / 2f64.powi(e);
             // f64::round is half away from zero, which is gemmlowp's rule.
-            assert_eq!(
-                rounding_divide_by_pot(x, e) as f64,
-                exact.round(),
-                "{x} {e}"
-            );
+            assert_eq!(rounding_divide_by_pot(x, e) as f64, exact.round(), "{x} {e}");
         }
     }
 
@@ -536,10 +487,7 @@ mod tests {
         assert_eq!(multiply_by_quantized_multiplier(100, 1_610_612_736, 0), 75);
         // 0.75 * 2^-3: 100 * 0.09375 = 9.375 -> 9; -100 -> -9.
         assert_eq!(multiply_by_quantized_multiplier(100, 1_610_612_736, -3), 9);
-        assert_eq!(
-            multiply_by_quantized_multiplier(-100, 1_610_612_736, -3),
-            -9
-        );
+        assert_eq!(multiply_by_quantized_multiplier(-100, 1_610_612_736, -3), -9);
         // Double rounding: 0.5 * 2^-2 on 6: SRDHM(6, 0.5) = 3, 3/4 = 0.75 -> 1.
         assert_eq!(multiply_by_quantized_multiplier(6, 1 << 30, -2), 1);
         // 0.5 * 2^-2 on -6: -0.75 -> -1.
@@ -575,10 +523,7 @@ mod tests {
             let got = multiply_by_quantized_multiplier(x, m, s) as f64;
             // Error sources: multiplier quantisation (<= 2^-31 relative) and
             // two roundings (<= 1/2 each) -- within 1 of round(x*r).
-            assert!(
-                (got - want).abs() <= 1.0 + want.abs() * 2f64.powi(-30),
-                "{x} * {r}: {got} vs {want}"
-            );
+            assert!((got - want).abs() <= 1.0 + want.abs() * 2f64.powi(-30), "{x} * {r}: {got} vs {want}");
         }
     }
 
@@ -595,14 +540,8 @@ mod tests {
         // Single rounding: 5 * 0.25 = 1.25 -> 1 where the 32-bit path gives 2.
         assert_eq!(multiply_by_quantized_multiplier_i64(5, 1 << 30, -1), 1);
         // Multipliers near 2^31 cap the reduced multiplier at 0x7FFF.
-        assert_eq!(
-            multiply_by_quantized_multiplier_i64(1 << 15, i32::MAX, 0),
-            0x7FFF
-        );
-        assert_eq!(
-            multiply_by_quantized_multiplier_i64(1 << 15, 0x7FFE_FFFF, 0),
-            0x7FFF
-        );
+        assert_eq!(multiply_by_quantized_multiplier_i64(1 << 15, i32::MAX, 0), 0x7FFF);
+        assert_eq!(multiply_by_quantized_multiplier_i64(1 << 15, 0x7FFE_FFFF, 0), 0x7FFF);
         // Large 48-bit accumulator with a right shift.
         let x = (1i64 << 46) + 12345;
         let got = multiply_by_quantized_multiplier_i64(x, 1_610_612_736, -20);
@@ -628,55 +567,31 @@ mod tests {
             }
             let got = multiply_by_quantized_multiplier_i64(x, m, s) as f64;
             // The multiplier is only 15 bits here: relative error ~2^-15.
-            assert!(
-                (got - want).abs() <= 1.0 + want.abs() * 2f64.powi(-14),
-                "{x} * {r}"
-            );
+            assert!((got - want).abs() <= 1.0 + want.abs() * 2f64.powi(-14), "{x} * {r}");
         }
     }
 
     #[test]
     fn mbqm_exp_variants() {
         // 0.75 * 2^-3 on 100 = 9.375 -> 9.
-        assert_eq!(
-            multiply_by_quantized_multiplier_smaller_than_one_exp(100, 1_610_612_736, -3),
-            9
-        );
-        assert_eq!(
-            multiply_by_quantized_multiplier_smaller_than_one_exp(-100, 1_610_612_736, -3),
-            -9
-        );
+        assert_eq!(multiply_by_quantized_multiplier_smaller_than_one_exp(100, 1_610_612_736, -3), 9);
+        assert_eq!(multiply_by_quantized_multiplier_smaller_than_one_exp(-100, 1_610_612_736, -3), -9);
         // 0.75 * 2^2 on 7 = 21; matches the general form for positive shifts.
-        assert_eq!(
-            multiply_by_quantized_multiplier_greater_than_one(7, 1_610_612_736, 2),
-            21
-        );
-        assert_eq!(
-            multiply_by_quantized_multiplier_greater_than_one(-7, 1_610_612_736, 2),
-            -21
-        );
+        assert_eq!(multiply_by_quantized_multiplier_greater_than_one(7, 1_610_612_736, 2), 21);
+        assert_eq!(multiply_by_quantized_multiplier_greater_than_one(-7, 1_610_612_736, 2), -21);
     }
 
     #[test]
     fn int16_helpers() {
-        assert_eq!(
-            saturating_rounding_doubling_high_mul_i16(i16::MIN, i16::MIN),
-            i16::MAX
-        );
+        assert_eq!(saturating_rounding_doubling_high_mul_i16(i16::MIN, i16::MIN), i16::MAX);
         assert_eq!(saturating_rounding_doubling_high_mul_i16(3, 1 << 14), 2);
         assert_eq!(saturating_rounding_doubling_high_mul_i16(-3, 1 << 14), -1);
         assert_eq!(saturating_doubling_high_mul_i16(3, 1 << 14), 1);
         assert_eq!(saturating_doubling_high_mul_i16(-3, 1 << 14), -1);
-        assert_eq!(
-            saturating_doubling_high_mul_i16(i16::MIN, i16::MIN),
-            i16::MAX
-        );
+        assert_eq!(saturating_doubling_high_mul_i16(i16::MIN, i16::MIN), i16::MAX);
         for x in i16::MIN..=i16::MAX {
             for e in 0..=15 {
-                assert_eq!(
-                    rounding_divide_by_pot_i16(x, e) as i32,
-                    rounding_divide_by_pot(x as i32, e)
-                );
+                assert_eq!(rounding_divide_by_pot_i16(x, e) as i32, rounding_divide_by_pot(x as i32, e));
             }
         }
         // The truncated-mask quirk for exponents past 15.

@@ -12,9 +12,7 @@
 //! optimised twin.
 
 use super::fixedpoint::{exp_on_negative_values, get_reciprocal, rescale};
-use super::multiplier::{
-    multiply_by_quantized_multiplier_greater_than_one, quantize_multiplier_greater_than_one,
-};
+use super::multiplier::{multiply_by_quantized_multiplier_greater_than_one, quantize_multiplier_greater_than_one};
 
 /// Integer bits of the rescaled input difference fed to `exp` (Q5.26):
 /// differences down to -32 must fit, since `exp(-16)` is still not quite
@@ -30,14 +28,9 @@ pub const ACCUMULATION_INTEGER_BITS: i32 = 12;
 /// quantised with [`quantize_multiplier_greater_than_one`]. Returns
 /// `(multiplier, left_shift)`, or `None` where TFLite's check would abort
 /// (the real multiplier is not above 1, e.g. a tiny `beta * input_scale`).
-pub fn preprocess_softmax_scaling(
-    beta: f64,
-    input_scale: f64,
-    input_integer_bits: i32,
-) -> Option<(i32, i32)> {
+pub fn preprocess_softmax_scaling(beta: f64, input_scale: f64, input_integer_bits: i32) -> Option<(i32, i32)> {
     let max_real_multiplier = ((1i64 << 31) - 1) as f64;
-    let real =
-        (beta * input_scale * (1i64 << (31 - input_integer_bits)) as f64).min(max_real_multiplier);
+    let real = (beta * input_scale * (1i64 << (31 - input_integer_bits)) as f64).min(max_real_multiplier);
     quantize_multiplier_greater_than_one(real)
 }
 
@@ -45,15 +38,10 @@ pub fn preprocess_softmax_scaling(
 /// units) whose rescaled value still fits `Q(input_integer_bits)`; anything
 /// further below the maximum is treated as `exp = 0`. Computed in `f64` and
 /// floored, as TFLite does. The usual `total_signed_bits` is 31.
-pub fn calculate_input_radius(
-    input_integer_bits: i32,
-    input_left_shift: i32,
-    total_signed_bits: i32,
-) -> i32 {
-    let max_input_rescaled = 1.0
-        * ((1i64 << input_integer_bits) - 1) as f64
-        * (1i64 << (total_signed_bits - input_integer_bits)) as f64
-        / (1i64 << input_left_shift) as f64;
+pub fn calculate_input_radius(input_integer_bits: i32, input_left_shift: i32, total_signed_bits: i32) -> i32 {
+    let max_input_rescaled =
+        1.0 * ((1i64 << input_integer_bits) - 1) as f64 * (1i64 << (total_signed_bits - input_integer_bits)) as f64
+            / (1i64 << input_left_shift) as f64;
     max_input_rescaled.floor() as i32
 }
 
@@ -72,11 +60,7 @@ pub fn softmax_params(beta: f32, input_scale: f32) -> Option<SoftmaxQuantParams>
     let (input_multiplier, input_left_shift) =
         preprocess_softmax_scaling(beta as f64, input_scale as f64, SCALED_DIFF_INTEGER_BITS)?;
     let radius = calculate_input_radius(SCALED_DIFF_INTEGER_BITS, input_left_shift, 31);
-    Some(SoftmaxQuantParams {
-        input_multiplier,
-        input_left_shift,
-        diff_min: -radius,
-    })
+    Some(SoftmaxQuantParams { input_multiplier, input_left_shift, diff_min: -radius })
 }
 
 /// Rounding divide by a power of two that also copes with exponents past 31,
@@ -126,8 +110,7 @@ fn softmax_row(
             sum_of_exps = sum_of_exps.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS));
         }
     }
-    let (shifted_scale, num_bits_over_unit) =
-        get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS);
+    let (shifted_scale, num_bits_over_unit) = get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS);
     let exponent = num_bits_over_unit + 31 - output_bits;
 
     for v in input {
@@ -148,18 +131,14 @@ fn softmax_row(
 pub fn softmax_row_i8(params: &SoftmaxQuantParams, input: &[i8], output: &mut [i8]) {
     assert_eq!(input.len(), output.len());
     let mut out = output.iter_mut();
-    softmax_row(params, input.iter().map(|&v| v as i32), 8, -128, 127, |v| {
-        *out.next().unwrap() = v as i8
-    });
+    softmax_row(params, input.iter().map(|&v| v as i32), 8, -128, 127, |v| *out.next().unwrap() = v as i8);
 }
 
 /// Reference uint8 softmax of one row (output scale 1/256, zero point 0).
 pub fn softmax_row_u8(params: &SoftmaxQuantParams, input: &[u8], output: &mut [u8]) {
     assert_eq!(input.len(), output.len());
     let mut out = output.iter_mut();
-    softmax_row(params, input.iter().map(|&v| v as i32), 8, 0, 255, |v| {
-        *out.next().unwrap() = v as u8
-    });
+    softmax_row(params, input.iter().map(|&v| v as i32), 8, 0, 255, |v| *out.next().unwrap() = v as u8);
 }
 
 /// Reference int8-in, int16-out softmax of one row (output scale 1/65536,
@@ -167,14 +146,7 @@ pub fn softmax_row_u8(params: &SoftmaxQuantParams, input: &[u8], output: &mut [u
 pub fn softmax_row_i8_to_i16(params: &SoftmaxQuantParams, input: &[i8], output: &mut [i16]) {
     assert_eq!(input.len(), output.len());
     let mut out = output.iter_mut();
-    softmax_row(
-        params,
-        input.iter().map(|&v| v as i32),
-        16,
-        -32768,
-        32767,
-        |v| *out.next().unwrap() = v as i16,
-    );
+    softmax_row(params, input.iter().map(|&v| v as i32), 16, -32768, 32767, |v| *out.next().unwrap() = v as i16);
 }
 
 /// The float table of TFLite's *optimised* 8-bit softmax
@@ -200,12 +172,7 @@ mod tests {
         // = 0.8 * 2^23 -> (round(0.8 * 2^31), 23).
         let p = softmax_params(1.0, 0.1).unwrap();
         assert_eq!(p.input_left_shift, 23);
-        assert_eq!(
-            p.input_multiplier,
-            quantize_multiplier_greater_than_one(0.1f32 as f64 * 2f64.powi(26))
-                .unwrap()
-                .0
-        );
+        assert_eq!(p.input_multiplier, quantize_multiplier_greater_than_one(0.1f32 as f64 * 2f64.powi(26)).unwrap().0);
         // radius = floor(31 * 2^26 / 2^23) = 248.
         assert_eq!(p.diff_min, -248);
         // Tiny scale * beta: real multiplier not > 1, TFLite rejects.
@@ -265,10 +232,7 @@ mod tests {
         let mut out = vec![0i8; input.len()];
         softmax_row_i8(&p, &input, &mut out);
         let max = *input.iter().max().unwrap() as f64;
-        let exps: Vec<f64> = input
-            .iter()
-            .map(|&v| ((v as f64 - max) * scale as f64).exp())
-            .collect();
+        let exps: Vec<f64> = input.iter().map(|&v| ((v as f64 - max) * scale as f64).exp()).collect();
         let sum: f64 = exps.iter().sum();
         for (o, e) in out.iter().zip(&exps) {
             let want = (e / sum * 256.0).round() - 128.0;
@@ -289,10 +253,7 @@ mod tests {
     fn wide_divide_matches_narrow() {
         for x in [-7, -6, -5, 0, 5, 6, 7, i32::MAX, i32::MIN] {
             for e in 0..=31 {
-                assert_eq!(
-                    rounding_divide_by_pot_wide(x, e),
-                    super::super::multiplier::rounding_divide_by_pot(x, e)
-                );
+                assert_eq!(rounding_divide_by_pot_wide(x, e), super::super::multiplier::rounding_divide_by_pot(x, e));
             }
             assert_eq!(rounding_divide_by_pot_wide(x, 40), 0);
         }

@@ -44,21 +44,7 @@ pub fn prelu_f32(
     output: &mut [f32],
     out_shape: &[usize],
 ) {
-    broadcast_binary(
-        input,
-        in_shape,
-        alpha,
-        alpha_shape,
-        output,
-        out_shape,
-        |x, a| {
-            if x >= 0.0 {
-                x
-            } else {
-                x * a
-            }
-        },
-    );
+    broadcast_binary(input, in_shape, alpha, alpha_shape, output, out_shape, |x, a| if x >= 0.0 { x } else { x * a });
 }
 
 /// LOGISTIC for one value, as TFLite's float reference computes it: 1 above
@@ -109,13 +95,7 @@ pub fn elu_f32(input: &[f32], output: &mut [f32]) {
 /// Softplus `ln(1 + e^x)`, evaluated without overflow for large |x|.
 /// (Not a TFLite builtin; here for runtimes that lower it.)
 pub fn softplus_f32(input: &[f32], output: &mut [f32]) {
-    unary_f32(input, output, |x| {
-        if x > 0.0 {
-            x + (-x).exp().ln_1p()
-        } else {
-            x.exp().ln_1p()
-        }
-    });
+    unary_f32(input, output, |x| if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() });
 }
 
 /// Complementary error function in double precision (relative error far
@@ -214,10 +194,7 @@ mod tests {
         let alpha = [0.0f32, 0.5, 2.0];
         let mut o = [0.0f32; 12];
         prelu_f32(&x, &[1, 2, 2, 3], &alpha, &[1, 1, 3], &mut o, &[1, 2, 2, 3]);
-        assert_eq!(
-            o,
-            [0.0, -1.0, -6.0, 1.0, 2.0, 3.0, 0.0, 5.0, -12.0, 0.0, -0.5, 4.0]
-        );
+        assert_eq!(o, [0.0, -1.0, -6.0, 1.0, 2.0, 3.0, 0.0, 5.0, -12.0, 0.0, -0.5, 4.0]);
     }
 
     #[test]
@@ -267,10 +244,7 @@ mod tests {
         ];
         for (x, want) in cases {
             let got = erfc_f64(x);
-            assert!(
-                (got - want).abs() <= 1e-12 * want,
-                "erfc({x}) = {got}, want {want}"
-            );
+            assert!((got - want).abs() <= 1e-12 * want, "erfc({x}) = {got}, want {want}");
         }
     }
 
@@ -280,13 +254,7 @@ mod tests {
         let mut o = [0.0f32; 6];
         gelu_f32(&x, &mut o, false);
         // 0.5 x (1 + erf(x/sqrt2)): known GELU values.
-        let exact = [
-            -0.004_049_694_f32,
-            -0.158_655_25,
-            0.0,
-            0.841_344_7,
-            1.954_499_7,
-        ];
+        let exact = [-0.004_049_694_f32, -0.158_655_25, 0.0, 0.841_344_7, 1.954_499_7];
         for i in 0..5 {
             assert!(close(o[i], exact[i], 1e-6), "gelu({}) = {}", x[i], o[i]);
         }
@@ -297,12 +265,7 @@ mod tests {
         // tanh form: 0.5 x (1 + tanh(0.7978845608 (x + 0.044715 x^3)))
         let approx = [-0.003_637_392_f32, -0.158_808, 0.0, 0.841_192, 1.954_597_7];
         for i in 0..5 {
-            assert!(
-                close(o[i], approx[i], 1e-5),
-                "gelu_approx({}) = {}",
-                x[i],
-                o[i]
-            );
+            assert!(close(o[i], approx[i], 1e-5), "gelu_approx({}) = {}", x[i], o[i]);
         }
     }
 

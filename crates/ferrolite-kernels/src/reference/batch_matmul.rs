@@ -87,11 +87,7 @@ fn matrix_strides(shape: &[usize], batch_shape: &[usize]) -> Vec<usize> {
     for i in 0..shape.len().min(rank) {
         let dim = shape[shape.len() - 1 - i];
         let o = rank - 1 - i;
-        strides[o] = if dim == 1 && batch_shape[o] != 1 {
-            0
-        } else {
-            step
-        };
+        strides[o] = if dim == 1 && batch_shape[o] != 1 { 0 } else { step };
         step *= dim;
     }
     strides
@@ -117,9 +113,7 @@ mod tests {
     }
 
     fn transpose(m: &[Vec<f32>]) -> Vec<Vec<f32>> {
-        (0..m[0].len())
-            .map(|j| m.iter().map(|r| r[j]).collect())
-            .collect()
+        (0..m[0].len()).map(|j| m.iter().map(|r| r[j]).collect()).collect()
     }
 
     #[test]
@@ -139,16 +133,7 @@ mod tests {
         let lhs: Vec<f32> = (0..12).map(|v| v as f32 * 0.5 - 2.0).collect();
         let rhs: Vec<f32> = (0..18).map(|v| (v % 7) as f32 - 3.0).collect();
         let mut out = vec![0.0f32; 24];
-        batch_matmul_f32(
-            &lhs,
-            &[2, 1, 3, 2],
-            &rhs,
-            &[3, 2, 3],
-            true,
-            true,
-            &mut out,
-            &[2, 3, 2, 2],
-        );
+        batch_matmul_f32(&lhs, &[2, 1, 3, 2], &rhs, &[3, 2, 3], true, true, &mut out, &[2, 3, 2, 2]);
         let mut want = Vec::new();
         for b0 in 0..2 {
             for b1 in 0..3 {
@@ -166,16 +151,7 @@ mod tests {
         let lhs = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
         let rhs = [1.0f32, 0.0, -1.0, 2.0, 2.0, 2.0];
         let mut out = [0.0f32; 4];
-        batch_matmul_f32(
-            &lhs,
-            &[3, 2],
-            &rhs,
-            &[2, 3, 1],
-            true,
-            false,
-            &mut out,
-            &[2, 2, 1],
-        );
+        batch_matmul_f32(&lhs, &[3, 2], &rhs, &[2, 3, 1], true, false, &mut out, &[2, 2, 1]);
         let l = transpose(&rows(&lhs, 3, 2));
         let mut want = matmul(&l, &rows(&rhs[..3], 3, 1));
         want.extend(matmul(&l, &rows(&rhs[3..], 3, 1)));

@@ -11,10 +11,7 @@
 pub fn concat<T: Copy>(inputs: &[&[T]], shapes: &[&[usize]], axis: usize, output: &mut [T]) {
     let Some(first) = shapes.first() else { return };
     let outer: usize = first[..axis.min(first.len())].iter().product();
-    let blocks: Vec<usize> = shapes
-        .iter()
-        .map(|s| s[axis.min(s.len())..].iter().product())
-        .collect();
+    let blocks: Vec<usize> = shapes.iter().map(|s| s[axis.min(s.len())..].iter().product()).collect();
     let mut pos = 0usize;
     for o in 0..outer {
         for (input, &block) in inputs.iter().zip(&blocks) {

@@ -291,10 +291,7 @@ mod tests {
     #[test]
     fn conv_same_odd_size_stride1() {
         let w = Padding2d::compute(Padding::Same, 3, 3, 3, 3, 1, 1, 1, 1);
-        assert_eq!(
-            (w.out_h, w.out_w, w.padding.top, w.padding.left),
-            (3, 3, 1, 1)
-        );
+        assert_eq!((w.out_h, w.out_w, w.padding.top, w.padding.left), (3, 3, 1, 1));
         let input = iota(9, 1.0);
         let filter = [1.0; 9];
         let mut out = [0.0; 9];
@@ -318,15 +315,7 @@ mod tests {
         // the bottom/right, so pad_top = pad_left = 0.
         let w = Padding2d::compute(Padding::Same, 4, 4, 3, 3, 2, 2, 1, 1);
         assert_eq!((w.out_h, w.out_w), (2, 2));
-        assert_eq!(
-            w.padding,
-            Padding2d {
-                top: 0,
-                left: 0,
-                bottom: 1,
-                right: 1
-            }
-        );
+        assert_eq!(w.padding, Padding2d { top: 0, left: 0, bottom: 1, right: 1 });
         let input = iota(16, 1.0);
         let filter = [1.0; 9];
         let mut out = [0.0; 4];
@@ -502,22 +491,10 @@ mod tests {
             pad_top: 1,
             pad_left: 1,
             depth_multiplier: 1,
-            clamp: ClampF32 {
-                min: 13.0,
-                max: 25.0,
-            },
+            clamp: ClampF32 { min: 13.0, max: 25.0 },
         };
         let mut out = [0.0; 4];
-        depthwise_conv2d_f32(
-            &p,
-            &iota(9, 1.0),
-            [1, 3, 3, 1],
-            &[1.0; 9],
-            [1, 3, 3, 1],
-            None,
-            &mut out,
-            [1, 2, 2, 1],
-        );
+        depthwise_conv2d_f32(&p, &iota(9, 1.0), [1, 3, 3, 1], &[1.0; 9], [1, 3, 3, 1], None, &mut out, [1, 2, 2, 1]);
         // Unclamped: 1+2+4+5=12, 2+3+5+6=16, 4+5+7+8=24, 5+6+8+9=28.
         assert_eq!(out, [13.0, 16.0, 24.0, 25.0]);
     }
@@ -556,13 +533,7 @@ mod tests {
         // padding from the output size is (0 before, 1 after).
         let pad = Padding2d::for_transpose_conv(Padding::Same, 4, 4, 3, 3, 2, 2);
         assert_eq!((pad.top, pad.left), (0, 0));
-        let p = TransposeConvParams {
-            stride_h: 2,
-            stride_w: 2,
-            pad_top: 0,
-            pad_left: 0,
-            clamp: ClampF32::NONE,
-        };
+        let p = TransposeConvParams { stride_h: 2, stride_w: 2, pad_top: 0, pad_left: 0, clamp: ClampF32::NONE };
         let mut out = [f32::NAN; 16];
         transpose_conv2d_f32(
             &p,
@@ -595,20 +566,10 @@ mod tests {
         assert_eq!((pad.top, pad.left), (1, 1));
         let (in_h, in_w, in_c, out_c, k, s) = (3usize, 3usize, 2usize, 3usize, 3usize, 2usize);
         let (out_h, out_w) = (5usize, 5usize);
-        let input: Vec<f32> = (0..in_h * in_w * in_c)
-            .map(|i| (i as f32) * 0.5 - 3.0)
-            .collect();
-        let filter: Vec<f32> = (0..out_c * k * k * in_c)
-            .map(|i| ((i * 7) % 11) as f32 - 5.0)
-            .collect();
+        let input: Vec<f32> = (0..in_h * in_w * in_c).map(|i| (i as f32) * 0.5 - 3.0).collect();
+        let filter: Vec<f32> = (0..out_c * k * k * in_c).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
         let bias = [0.5, -1.0, 2.0];
-        let p = TransposeConvParams {
-            stride_h: s,
-            stride_w: s,
-            pad_top: 1,
-            pad_left: 1,
-            clamp: ClampF32::RELU,
-        };
+        let p = TransposeConvParams { stride_h: s, stride_w: s, pad_top: 1, pad_left: 1, clamp: ClampF32::RELU };
         let mut out = vec![0.0; out_h * out_w * out_c];
         transpose_conv2d_f32(
             &p,
@@ -635,9 +596,7 @@ mod tests {
                             }
                             for ic in 0..in_c {
                                 let x = input[(iy * in_w + ix) * in_c + ic] as f64;
-                                let w = filter
-                                    [((oc * k + fy as usize) * k + fx as usize) * in_c + ic]
-                                    as f64;
+                                let w = filter[((oc * k + fy as usize) * k + fx as usize) * in_c + ic] as f64;
                                 acc += x * w;
                             }
                         }

@@ -46,11 +46,7 @@ pub fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     for i in 0..shape.len().min(rank) {
         let dim = shape[shape.len() - 1 - i];
         let o = rank - 1 - i;
-        strides[o] = if dim == 1 && out_shape[o] != 1 {
-            0
-        } else {
-            step
-        };
+        strides[o] = if dim == 1 && out_shape[o] != 1 { 0 } else { step };
         step *= dim;
     }
     strides
@@ -59,12 +55,7 @@ pub fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
 /// Row-major walk over `out_shape`, calling `visit(out_index, a_index, b_index)`
 /// where the operand offsets advance by `a_strides` / `b_strides` (0 on
 /// broadcast dimensions). The innermost dimension is a tight loop.
-fn walk2(
-    out_shape: &[usize],
-    a_strides: &[usize],
-    b_strides: &[usize],
-    mut visit: impl FnMut(usize, usize, usize),
-) {
+fn walk2(out_shape: &[usize], a_strides: &[usize], b_strides: &[usize], mut visit: impl FnMut(usize, usize, usize)) {
     let rank = out_shape.len();
     let total: usize = out_shape.iter().product();
     if total == 0 {
@@ -359,20 +350,10 @@ mod tests {
     #[test]
     fn add_broadcasts_2x1x3_with_1x4x1() {
         // a[i,0,k] = 10*i + k, b[0,j,0] = 100*j; out[i,j,k] = a + b.
-        let a: Vec<f32> = (0..2)
-            .flat_map(|i| (0..3).map(move |k| (10 * i + k) as f32))
-            .collect();
+        let a: Vec<f32> = (0..2).flat_map(|i| (0..3).map(move |k| (10 * i + k) as f32)).collect();
         let b: Vec<f32> = (0..4).map(|j| (100 * j) as f32).collect();
         let mut out = vec![0.0; 24];
-        add_f32(
-            &a,
-            &[2, 1, 3],
-            &b,
-            &[1, 4, 1],
-            &mut out,
-            &[2, 4, 3],
-            ClampF32::NONE,
-        );
+        add_f32(&a, &[2, 1, 3], &b, &[1, 4, 1], &mut out, &[2, 4, 3], ClampF32::NONE);
         let mut expect = Vec::new();
         for i in 0..2 {
             for j in 0..4 {
@@ -390,15 +371,7 @@ mod tests {
         let a: Vec<f32> = (0..12).map(|v| v as f32).collect();
         let b = [1.0f32, 2.0, 3.0];
         let mut out = vec![0.0; 12];
-        sub_f32(
-            &a,
-            &[2, 3, 2],
-            &b,
-            &[3, 1],
-            &mut out,
-            &[2, 3, 2],
-            ClampF32::NONE,
-        );
+        sub_f32(&a, &[2, 3, 2], &b, &[3, 1], &mut out, &[2, 3, 2], ClampF32::NONE);
         let expect: Vec<f32> = (0..12).map(|v| v as f32 - b[(v / 2) % 3]).collect();
         assert_eq!(out, expect);
     }
@@ -409,15 +382,7 @@ mod tests {
         let mut out = [0.0f32; 4];
         mul_f32(&a, &[2, 2], &[2.0], &[], &mut out, &[2, 2], ClampF32::NONE);
         assert_eq!(out, [2.0, -4.0, 6.0, 8.0]);
-        div_f32(
-            &[12.0],
-            &[1, 1],
-            &a,
-            &[2, 2],
-            &mut out,
-            &[2, 2],
-            ClampF32::NONE,
-        );
+        div_f32(&[12.0], &[1, 1], &a, &[2, 2], &mut out, &[2, 2], ClampF32::NONE);
         assert_eq!(out, [12.0, -6.0, 4.0, 3.0]);
     }
 
@@ -460,14 +425,7 @@ mod tests {
     #[test]
     fn maximum_nan_follows_tflite_select() {
         let mut out = [0.0f32; 2];
-        maximum_f32(
-            &[f32::NAN, 1.0],
-            &[2],
-            &[2.0, f32::NAN],
-            &[2],
-            &mut out,
-            &[2],
-        );
+        maximum_f32(&[f32::NAN, 1.0], &[2], &[2.0, f32::NAN], &[2], &mut out, &[2]);
         assert_eq!(out[0], 2.0);
         assert!(out[1].is_nan());
     }
@@ -508,29 +466,13 @@ mod tests {
     fn generic_broadcast_on_integers() {
         // [2,1] x [3] -> [2,3]
         let mut out = [0i32; 6];
-        broadcast_binary(
-            &[1i32, 2],
-            &[2, 1],
-            &[10i32, 20, 30],
-            &[3],
-            &mut out,
-            &[2, 3],
-            |x, y| x * y,
-        );
+        broadcast_binary(&[1i32, 2], &[2, 1], &[10i32, 20, 30], &[3], &mut out, &[2, 3], |x, y| x * y);
         assert_eq!(out, [10, 20, 30, 20, 40, 60]);
     }
 
     #[test]
     fn empty_output_is_a_noop() {
         let mut out: [f32; 0] = [];
-        add_f32(
-            &[],
-            &[0, 3],
-            &[1.0, 2.0, 3.0],
-            &[3],
-            &mut out,
-            &[0, 3],
-            ClampF32::NONE,
-        );
+        add_f32(&[], &[0, 3], &[1.0, 2.0, 3.0], &[3], &mut out, &[0, 3], ClampF32::NONE);
     }
 }

@@ -49,28 +49,10 @@ mod tests {
         let weights = [1.0f32, 1.0, 1.0, 1.0, -2.0, 0.5];
         let bias = [0.5f32, -1.0];
         let mut out = [0.0f32; 4];
-        fully_connected_f32(
-            &input,
-            &weights,
-            Some(&bias),
-            &mut out,
-            2,
-            3,
-            2,
-            ClampF32::NONE,
-        );
+        fully_connected_f32(&input, &weights, Some(&bias), &mut out, 2, 3, 2, ClampF32::NONE);
         // b0: 6+0.5, (1-4+1.5)-1 = -2.5 ; b1: 0+0.5, (-1+0+0.5)-1 = -1.5
         assert_eq!(out, [6.5, -2.5, 0.5, -1.5]);
-        fully_connected_f32(
-            &input,
-            &weights,
-            Some(&bias),
-            &mut out,
-            2,
-            3,
-            2,
-            ClampF32::RELU,
-        );
+        fully_connected_f32(&input, &weights, Some(&bias), &mut out, 2, 3, 2, ClampF32::RELU);
         assert_eq!(out, [6.5, 0.0, 0.5, 0.0]);
         fully_connected_f32(&input, &weights, None, &mut out, 2, 3, 2, ClampF32::NONE);
         assert_eq!(out, [6.0, -1.5, 0.0, -0.5]);

@@ -35,15 +35,10 @@ pub fn gather<T: Copy, I: Copy + Into<i64>>(
     output: &mut [T],
 ) -> Result<(), String> {
     if axis >= params_shape.len() {
-        return Err(format!(
-            "gather: axis {axis} out of range for rank {}",
-            params_shape.len()
-        ));
+        return Err(format!("gather: axis {axis} out of range for rank {}", params_shape.len()));
     }
     if batch_dims > axis || batch_dims > indices_shape.len() {
-        return Err(format!(
-            "gather: batch_dims {batch_dims} exceeds axis {axis} or indices rank"
-        ));
+        return Err(format!("gather: batch_dims {batch_dims} exceeds axis {axis} or indices rank"));
     }
     if params_shape[..batch_dims] != indices_shape[..batch_dims] {
         return Err("gather: batch dimensions of params and indices differ".to_string());
@@ -102,10 +97,7 @@ pub fn gather_nd<T: Copy, I: Copy + Into<i64>>(
 ) -> Result<(), String> {
     let nd = indices_shape.last().copied().unwrap_or(0);
     if nd > params_shape.len() {
-        return Err(format!(
-            "gather_nd: index depth {nd} exceeds params rank {}",
-            params_shape.len()
-        ));
+        return Err(format!("gather_nd: index depth {nd} exceeds params rank {}", params_shape.len()));
     }
     let slice: usize = params_shape[nd..].iter().product();
     // Element strides of the first nd dims.
@@ -115,11 +107,8 @@ pub fn gather_nd<T: Copy, I: Copy + Into<i64>>(
         strides[d] = step;
         step *= params_shape[d];
     }
-    let n_slices: usize = if indices_shape.is_empty() {
-        1
-    } else {
-        indices_shape[..indices_shape.len() - 1].iter().product()
-    };
+    let n_slices: usize =
+        if indices_shape.is_empty() { 1 } else { indices_shape[..indices_shape.len() - 1].iter().product() };
     for s in 0..n_slices {
         let mut from = 0usize;
         for d in 0..nd {

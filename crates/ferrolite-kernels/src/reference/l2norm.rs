@@ -5,21 +5,11 @@
 /// TFLite's reference computes `norm = max(sqrt(sum x²), epsilon)` (epsilon
 /// applied after the square root; the TFLite op uses 1e-6) and writes
 /// `x / norm`, so an all-zero row stays zero instead of becoming NaN.
-pub fn l2_normalize_f32(
-    input: &[f32],
-    output: &mut [f32],
-    outer: usize,
-    depth: usize,
-    epsilon: f32,
-) {
+pub fn l2_normalize_f32(input: &[f32], output: &mut [f32], outer: usize, depth: usize, epsilon: f32) {
     if depth == 0 {
         return;
     }
-    for (row_in, row_out) in input
-        .chunks_exact(depth)
-        .zip(output.chunks_exact_mut(depth))
-        .take(outer)
-    {
+    for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)).take(outer) {
         let mut sum_sq = 0.0f32;
         for &x in row_in {
             sum_sq += x * x;

@@ -14,10 +14,7 @@ fn volume(dims: &[usize]) -> usize {
 /// Same, for the padded dimensions.
 #[inline]
 fn padded_volume(dims: &[usize], paddings: &[(usize, usize)]) -> usize {
-    dims.iter()
-        .zip(paddings)
-        .map(|(&d, &(lo, hi))| d + lo + hi)
-        .product()
+    dims.iter().zip(paddings).map(|(&d, &(lo, hi))| d + lo + hi).product()
 }
 
 /// PAD / PADV2: `output` has dimension `i` of size
@@ -25,24 +22,12 @@ fn padded_volume(dims: &[usize], paddings: &[(usize, usize)]) -> usize {
 /// `paddings[i].0` and everything else is `pad_value`.
 ///
 /// Any rank works (TFLite accepts up to 5); rank 0 copies the scalar.
-pub fn pad<T: Copy>(
-    input: &[T],
-    in_shape: &[usize],
-    paddings: &[(usize, usize)],
-    pad_value: T,
-    output: &mut [T],
-) {
+pub fn pad<T: Copy>(input: &[T], in_shape: &[usize], paddings: &[(usize, usize)], pad_value: T, output: &mut [T]) {
     let out_len = padded_volume(in_shape, paddings);
     pad_block(input, in_shape, paddings, pad_value, &mut output[..out_len]);
 }
 
-fn pad_block<T: Copy>(
-    input: &[T],
-    dims: &[usize],
-    paddings: &[(usize, usize)],
-    value: T,
-    output: &mut [T],
-) {
+fn pad_block<T: Copy>(input: &[T], dims: &[usize], paddings: &[(usize, usize)], value: T, output: &mut [T]) {
     let Some((&n, inner_dims)) = dims.split_first() else {
         if let (Some(o), Some(&i)) = (output.first_mut(), input.first()) {
             *o = i;
@@ -120,13 +105,7 @@ pub fn mirror_pad<T: Copy>(
     mirror_block(input, in_shape, paddings, offset, &mut output[..out_len]);
 }
 
-fn mirror_block<T: Copy>(
-    input: &[T],
-    dims: &[usize],
-    paddings: &[(usize, usize)],
-    offset: usize,
-    output: &mut [T],
-) {
+fn mirror_block<T: Copy>(input: &[T], dims: &[usize], paddings: &[(usize, usize)], offset: usize, output: &mut [T]) {
     let Some((&n, inner_dims)) = dims.split_first() else {
         if let (Some(o), Some(&i)) = (output.first_mut(), input.first()) {
             *o = i;
@@ -147,13 +126,7 @@ fn mirror_block<T: Copy>(
         if inner_dims.is_empty() {
             dst[0] = input[i];
         } else {
-            mirror_block(
-                &input[i * in_inner..(i + 1) * in_inner],
-                inner_dims,
-                inner_pads,
-                offset,
-                dst,
-            );
+            mirror_block(&input[i * in_inner..(i + 1) * in_inner], inner_dims, inner_pads, offset, dst);
         }
     }
 }
@@ -172,13 +145,7 @@ mod tests {
     #[test]
     fn pad_2d_uneven() {
         let mut out = [0.0; 12];
-        pad(
-            &[1.0, 2.0, 3.0, 4.0],
-            &[2, 2],
-            &[(1, 0), (0, 2)],
-            9.0,
-            &mut out,
-        );
+        pad(&[1.0, 2.0, 3.0, 4.0], &[2, 2], &[(1, 0), (0, 2)], 9.0, &mut out);
         #[rustfmt::skip]
         assert_eq!(out, [
             9.0, 9.0, 9.0, 9.0,
@@ -191,13 +158,7 @@ mod tests {
     fn pad_4d_nhwc_spatial() {
         // 1x2x2x1 padded by one on each side of H and W.
         let mut out = [7; 16];
-        pad(
-            &[1, 2, 3, 4],
-            &[1, 2, 2, 1],
-            &[(0, 0), (1, 1), (1, 1), (0, 0)],
-            0,
-            &mut out,
-        );
+        pad(&[1, 2, 3, 4], &[1, 2, 2, 1], &[(0, 0), (1, 1), (1, 1), (0, 0)], 0, &mut out);
         #[rustfmt::skip]
         assert_eq!(out, [
             0, 0, 0, 0,
@@ -211,13 +172,7 @@ mod tests {
     fn pad_5d_and_batch_dim() {
         // [2,1,1,1,2]: pad batch by (0,1), last dim by (1,0) -> [3,1,1,1,3].
         let mut out = [0; 9];
-        pad(
-            &[1, 2, 3, 4],
-            &[2, 1, 1, 1, 2],
-            &[(0, 1), (0, 0), (0, 0), (0, 0), (1, 0)],
-            -1,
-            &mut out,
-        );
+        pad(&[1, 2, 3, 4], &[2, 1, 1, 1, 2], &[(0, 1), (0, 0), (0, 0), (0, 0), (1, 0)], -1, &mut out);
         assert_eq!(out, [-1, 1, 2, -1, 3, 4, -1, -1, -1]);
     }
 
@@ -248,13 +203,7 @@ mod tests {
         mirror_pad(&[1, 2], &[2], &[(2, 2)], MirrorPadMode::Symmetric, &mut out);
         assert_eq!(out, [2, 1, 1, 2, 2, 1]);
         let mut out = [0; 7];
-        mirror_pad(
-            &[1, 2, 3],
-            &[3],
-            &[(2, 2)],
-            MirrorPadMode::Reflect,
-            &mut out,
-        );
+        mirror_pad(&[1, 2, 3], &[3], &[(2, 2)], MirrorPadMode::Reflect, &mut out);
         assert_eq!(out, [3, 2, 1, 2, 3, 2, 1]);
     }
 
@@ -263,13 +212,7 @@ mod tests {
         // [[1,2,3],[4,5,6]] padded rows (1,1), cols (2,2), REFLECT.
         // Rows: [r1, r0, r1, r0]; a row [a,b,c] becomes [c,b,a,b,c,b,a].
         let mut out = [0; 4 * 7];
-        mirror_pad(
-            &[1, 2, 3, 4, 5, 6],
-            &[2, 3],
-            &[(1, 1), (2, 2)],
-            MirrorPadMode::Reflect,
-            &mut out,
-        );
+        mirror_pad(&[1, 2, 3, 4, 5, 6], &[2, 3], &[(1, 1), (2, 2)], MirrorPadMode::Reflect, &mut out);
         let r0 = [3, 2, 1, 2, 3, 2, 1];
         let r1 = [6, 5, 4, 5, 6, 5, 4];
         assert_eq!(out.to_vec(), [r1, r0, r1, r0].concat());
@@ -280,13 +223,7 @@ mod tests {
         // Same input, rows (1,1), cols (1,2), SYMMETRIC.
         // Rows: [r0, r0, r1, r1]; a row [a,b,c] becomes [a,a,b,c,c,b].
         let mut out = [0; 4 * 6];
-        mirror_pad(
-            &[1, 2, 3, 4, 5, 6],
-            &[2, 3],
-            &[(1, 1), (1, 2)],
-            MirrorPadMode::Symmetric,
-            &mut out,
-        );
+        mirror_pad(&[1, 2, 3, 4, 5, 6], &[2, 3], &[(1, 1), (1, 2)], MirrorPadMode::Symmetric, &mut out);
         let r0 = [1, 1, 2, 3, 3, 2];
         let r1 = [4, 4, 5, 6, 6, 5];
         assert_eq!(out.to_vec(), [r0, r0, r1, r1].concat());

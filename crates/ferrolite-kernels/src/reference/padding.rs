@@ -29,13 +29,7 @@ fn effective_filter(filter_size: usize, dilation: usize) -> i64 {
 ///
 /// A zero stride, or a VALID window larger than the input, gives 0 (TFLite
 /// would compute a non-positive size and reject the model later).
-pub fn output_size(
-    padding: Padding,
-    in_size: usize,
-    filter_size: usize,
-    stride: usize,
-    dilation: usize,
-) -> usize {
+pub fn output_size(padding: Padding, in_size: usize, filter_size: usize, stride: usize, dilation: usize) -> usize {
     if stride == 0 {
         return 0;
     }
@@ -65,8 +59,7 @@ pub fn padding_before(
     filter_size: usize,
     out_size: usize,
 ) -> (usize, usize) {
-    let total = (out_size as i64 - 1) * stride as i64 + effective_filter(filter_size, dilation)
-        - in_size as i64;
+    let total = (out_size as i64 - 1) * stride as i64 + effective_filter(filter_size, dilation) - in_size as i64;
     let total = if total > 0 { total as usize } else { 0 };
     (total / 2, total % 2)
 }
@@ -107,16 +100,7 @@ impl Padding2d {
         let out_w = output_size(padding, in_w, filter_w, stride_w, dilation_w);
         let (top, off_h) = padding_before(stride_h, dilation_h, in_h, filter_h, out_h);
         let (left, off_w) = padding_before(stride_w, dilation_w, in_w, filter_w, out_w);
-        Windowed2d {
-            out_h,
-            out_w,
-            padding: Padding2d {
-                top,
-                left,
-                bottom: top + off_h,
-                right: left + off_w,
-            },
-        }
+        Windowed2d { out_h, out_w, padding: Padding2d { top, left, bottom: top + off_h, right: left + off_w } }
     }
 
     /// Padding of a TRANSPOSE_CONV whose (given) output is `out_h x out_w`.
@@ -136,12 +120,7 @@ impl Padding2d {
     ) -> Padding2d {
         let (top, off_h) = transpose_padding_before(padding, stride_h, out_h, filter_h);
         let (left, off_w) = transpose_padding_before(padding, stride_w, out_w, filter_w);
-        Padding2d {
-            top,
-            left,
-            bottom: top + off_h,
-            right: left + off_w,
-        }
+        Padding2d { top, left, bottom: top + off_h, right: left + off_w }
     }
 }
 
@@ -203,15 +182,7 @@ mod tests {
     fn padding2d_compute() {
         let w = Padding2d::compute(Padding::Same, 4, 5, 3, 3, 2, 2, 1, 1);
         assert_eq!((w.out_h, w.out_w), (2, 3));
-        assert_eq!(
-            w.padding,
-            Padding2d {
-                top: 0,
-                left: 1,
-                bottom: 1,
-                right: 1
-            }
-        );
+        assert_eq!(w.padding, Padding2d { top: 0, left: 1, bottom: 1, right: 1 });
         let w = Padding2d::compute(Padding::Valid, 4, 5, 3, 3, 2, 2, 1, 1);
         assert_eq!((w.out_h, w.out_w), (1, 2));
         assert_eq!(w.padding, Padding2d::default());
@@ -227,14 +198,6 @@ mod tests {
         // VALID: output 5, filter 3, stride 2: forward 5 -> 2, total = 2 + 3 - 5 = 0.
         assert_eq!(transpose_padding_before(Padding::Valid, 2, 5, 3), (0, 0));
         let p = Padding2d::for_transpose_conv(Padding::Same, 4, 5, 3, 3, 2, 2);
-        assert_eq!(
-            p,
-            Padding2d {
-                top: 0,
-                left: 1,
-                bottom: 1,
-                right: 1
-            }
-        );
+        assert_eq!(p, Padding2d { top: 0, left: 1, bottom: 1, right: 1 });
     }
 }

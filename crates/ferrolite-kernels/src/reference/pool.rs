@@ -23,11 +23,7 @@ pub struct Pool2dParams {
 fn clipped(origin: isize, filter: usize, size: usize) -> (usize, usize) {
     let start = if origin < 0 { (-origin) as usize } else { 0 };
     let room = size as isize - origin;
-    let end = if room <= 0 {
-        0
-    } else {
-        filter.min(room as usize)
-    };
+    let end = if room <= 0 { 0 } else { filter.min(room as usize) };
     (start.min(end), end)
 }
 
@@ -107,13 +103,7 @@ pub fn average_pool_f32(
 /// NaN inputs are skipped the way `std::max` skips them when they come second;
 /// a window with no in-bounds element yields `f32::MIN` (TFLite's `lowest()`)
 /// before the clamp.
-pub fn max_pool_f32(
-    p: &Pool2dParams,
-    input: &[f32],
-    in_shape: [usize; 4],
-    output: &mut [f32],
-    out_shape: [usize; 4],
-) {
+pub fn max_pool_f32(p: &Pool2dParams, input: &[f32], in_shape: [usize; 4], output: &mut [f32], out_shape: [usize; 4]) {
     pool_f32(p, input, in_shape, output, out_shape, |taps| {
         let mut max = f32::MIN;
         for v in taps {
@@ -204,13 +194,7 @@ mod tests {
         let ch0 = iota(16, 1.0);
         let input: Vec<f32> = ch0.iter().flat_map(|&v| [v, 10.0 * v]).collect();
         let mut out = [0.0; 8];
-        assert!(average_pool_f32(
-            &params(3, 2, 0, ClampF32::NONE),
-            &input,
-            [1, 4, 4, 2],
-            &mut out,
-            [1, 2, 2, 2],
-        ));
+        assert!(average_pool_f32(&params(3, 2, 0, ClampF32::NONE), &input, [1, 4, 4, 2], &mut out, [1, 2, 2, 2],));
         // Channel 0 windows: 9 elements summing 54; 6 summing 45; 6 summing 72;
         // 4 summing 54. Channel 1 sums are ten times those.
         let e0 = [54.0 / 9.0, 45.0 / 6.0, 72.0 / 6.0, 54.0 / 4.0];
@@ -252,13 +236,7 @@ mod tests {
         // All-negative input: padding must not contribute zeros.
         let input: Vec<f32> = iota(9, 1.0).iter().map(|v| -v).collect();
         let mut out = [0.0; 4];
-        max_pool_f32(
-            &params(2, 2, 0, ClampF32::NONE),
-            &input,
-            [1, 3, 3, 1],
-            &mut out,
-            [1, 2, 2, 1],
-        );
+        max_pool_f32(&params(2, 2, 0, ClampF32::NONE), &input, [1, 3, 3, 1], &mut out, [1, 2, 2, 1]);
         // 3x3, 2x2 window, stride 2, SAME: out 2x2, total pad 1 at the end.
         // Windows {-1,-2,-4,-5}, {-3,-6}, {-7,-8}, {-9}.
         assert_eq!(out, [-1.0, -3.0, -7.0, -9.0]);
@@ -292,13 +270,7 @@ mod tests {
         };
         let mut out = [0.0; 3];
         // Third output's window is clipped to {12}: sqrt(144/1) = 12.
-        assert!(l2_pool_f32(
-            &p,
-            &[3.0, 4.0, 12.0],
-            [1, 1, 3, 1],
-            &mut out,
-            [1, 1, 3, 1]
-        ));
+        assert!(l2_pool_f32(&p, &[3.0, 4.0, 12.0], [1, 1, 3, 1], &mut out, [1, 1, 3, 1]));
         assert_eq!(out, [12.5f32.sqrt(), 80.0f32.sqrt(), 12.0]);
     }
 }

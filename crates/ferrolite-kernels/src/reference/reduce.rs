@@ -27,12 +27,7 @@ pub fn reduced_shape(in_shape: &[usize], axes: &[usize], keep_dims: bool) -> Vec
 /// Number of input elements folded into each output element (the product of
 /// the reduced dimensions, each counted once).
 pub fn reduction_count(in_shape: &[usize], axes: &[usize]) -> usize {
-    in_shape
-        .iter()
-        .enumerate()
-        .filter(|(d, _)| axes.contains(d))
-        .map(|(_, &n)| n)
-        .product()
+    in_shape.iter().enumerate().filter(|(d, _)| axes.contains(d)).map(|(_, &n)| n).product()
 }
 
 /// Fold `input` over `axes` into `output`: every output element starts at
@@ -131,24 +126,12 @@ pub fn mean_f32(input: &[f32], in_shape: &[usize], axes: &[usize], output: &mut 
 /// REDUCE_MAX: starts from `f32::MIN` (lowest finite, as TFLite) and takes
 /// `x` when `x > acc`, so NaNs are skipped.
 pub fn reduce_max_f32(input: &[f32], in_shape: &[usize], axes: &[usize], output: &mut [f32]) {
-    reduce(input, in_shape, axes, output, f32::MIN, |acc, x| {
-        if x > acc {
-            x
-        } else {
-            acc
-        }
-    });
+    reduce(input, in_shape, axes, output, f32::MIN, |acc, x| if x > acc { x } else { acc });
 }
 
 /// REDUCE_MIN: starts from `f32::MAX` and takes `x` when `x < acc`.
 pub fn reduce_min_f32(input: &[f32], in_shape: &[usize], axes: &[usize], output: &mut [f32]) {
-    reduce(input, in_shape, axes, output, f32::MAX, |acc, x| {
-        if x < acc {
-            x
-        } else {
-            acc
-        }
-    });
+    reduce(input, in_shape, axes, output, f32::MAX, |acc, x| if x < acc { x } else { acc });
 }
 
 /// REDUCE_PROD: product from 1 in row-major input order.
@@ -194,9 +177,7 @@ mod tests {
         // Reduce over n and c: keep [h, w] = 6 outputs.
         sum_f32(&x, &shape, &[0, 3], &mut out);
         // sum over n,c of 1000n + 100h + 10w + c = 1000*2 + 4*(100h+10w) + 2
-        let want: Vec<f32> = (0..2)
-            .flat_map(|h| (0..3).map(move |w| (2002 + 4 * (100 * h + 10 * w)) as f32))
-            .collect();
+        let want: Vec<f32> = (0..2).flat_map(|h| (0..3).map(move |w| (2002 + 4 * (100 * h + 10 * w)) as f32)).collect();
         assert_eq!(out.to_vec(), want);
 
         let mut one = [0.0f32; 1];
@@ -208,12 +189,7 @@ mod tests {
         let mut two = [0.0f32; 2];
         reduce_prod_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], &[1], &mut two);
         assert_eq!(two, [6.0, 120.0]);
-        reduce_prod_f32(
-            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-            &[2, 3],
-            &[0],
-            &mut [0.0; 3],
-        );
+        reduce_prod_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3], &[0], &mut [0.0; 3]);
     }
 
     #[test]
@@ -236,14 +212,7 @@ mod tests {
     #[test]
     fn generic_integer_reduce() {
         let mut out = [0i32; 2];
-        reduce(
-            &[1i32, 5, 3, 9, 2, 4],
-            &[2, 3],
-            &[1],
-            &mut out,
-            i32::MIN,
-            |a, x| a.max(x),
-        );
+        reduce(&[1i32, 5, 3, 9, 2, 4], &[2, 3], &[1], &mut out, i32::MIN, |a, x| a.max(x));
         assert_eq!(out, [5, 9]);
     }
 }

@@ -20,18 +20,9 @@ fn scale(in_size: usize, out_size: usize, align_corners: bool) -> f32 {
 /// The coordinate itself is not clamped, so near the border both weights can
 /// fall on the same pixel (one of them negative) and still sum to it.
 #[inline]
-fn interpolation_values(
-    value: usize,
-    scale: f32,
-    half_pixel_centers: bool,
-    in_size: usize,
-) -> (f32, usize, usize) {
+fn interpolation_values(value: usize, scale: f32, half_pixel_centers: bool, in_size: usize) -> (f32, usize, usize) {
     let v = value as f32;
-    let scaled = if half_pixel_centers {
-        (v + 0.5) * scale - 0.5
-    } else {
-        v * scale
-    };
+    let scaled = if half_pixel_centers { (v + 0.5) * scale - 0.5 } else { v * scale };
     let last = in_size as i64 - 1;
     let lower = (scaled.floor() as i64).max(0).min(last.max(0));
     let upper = (scaled.ceil() as i64).min(last).max(0);
@@ -68,8 +59,7 @@ pub fn resize_bilinear_f32(
             for x in 0..out_w {
                 let (in_x, x0, x1) = interpolation_values(x, w_scale, half_pixel_centers, in_w);
                 let dx = in_x - x0 as f32;
-                let (p00, p10, p01, p11) =
-                    (at(b, y0, x0), at(b, y1, x0), at(b, y0, x1), at(b, y1, x1));
+                let (p00, p10, p01, p11) = (at(b, y0, x0), at(b, y1, x0), at(b, y0, x1), at(b, y1, x1));
                 let out_base = ((b * out_h + y) * out_w + x) * depth;
                 for c in 0..depth {
                     output[out_base + c] = input[p00 + c] * (1.0 - dy) * (1.0 - dx)
@@ -87,21 +77,11 @@ pub fn resize_bilinear_f32(
 /// zero with `align_corners`, floored otherwise, capped at `in - 1`; with
 /// `half_pixel_centers` the offset is 0.5 and the result is also floored at 0.
 #[inline]
-fn nearest(
-    value: usize,
-    in_size: usize,
-    out_size: usize,
-    align_corners: bool,
-    half_pixel_centers: bool,
-) -> usize {
+fn nearest(value: usize, in_size: usize, out_size: usize, align_corners: bool, half_pixel_centers: bool) -> usize {
     let s = scale(in_size, out_size, align_corners);
     let offset = if half_pixel_centers { 0.5f32 } else { 0.0 };
     let pos = (value as f32 + offset) * s;
-    let idx = if align_corners {
-        pos.round()
-    } else {
-        pos.floor()
-    } as i64;
+    let idx = if align_corners { pos.round() } else { pos.floor() } as i64;
     let idx = idx.min(in_size as i64 - 1);
     // TFLite clamps at 0 only for half-pixel centres, where it can go
     // negative; without it the index is never negative, so clamping always
@@ -148,14 +128,7 @@ pub fn resize_nearest_neighbor_f32(
     align_corners: bool,
     half_pixel_centers: bool,
 ) {
-    resize_nearest_neighbor(
-        input,
-        in_shape,
-        output,
-        out_shape,
-        align_corners,
-        half_pixel_centers,
-    )
+    resize_nearest_neighbor(input, in_shape, output, out_shape, align_corners, half_pixel_centers)
 }
 
 #[cfg(test)]
@@ -192,14 +165,7 @@ mod tests {
     fn bilinear_align_corners_2x2_to_3x3() {
         // scale = (2-1)/(3-1) = 0.5: source coordinates 0, 0.5, 1.
         let mut out = vec![0.0; 18];
-        resize_bilinear_f32(
-            &image_2x2(),
-            [1, 2, 2, 2],
-            &mut out,
-            [1, 3, 3, 2],
-            true,
-            false,
-        );
+        resize_bilinear_f32(&image_2x2(), [1, 2, 2, 2], &mut out, [1, 3, 3, 2], true, false);
         assert_eq!(out, linear_expected(&[0.0, 0.5, 1.0], &[0.0, 0.5, 1.0]));
         // Spelled out for channel 0.
         let ch0: Vec<f32> = out.iter().step_by(2).copied().collect();
@@ -211,14 +177,7 @@ mod tests {
         // scale 0.5: coordinates 0, 0.5, 1, 1.5; at 1.5 both neighbours are
         // the last pixel (ceil clamped to 1), so the value stays at pixel 1.
         let mut out = vec![0.0; 32];
-        resize_bilinear_f32(
-            &image_2x2(),
-            [1, 2, 2, 2],
-            &mut out,
-            [1, 4, 4, 2],
-            false,
-            false,
-        );
+        resize_bilinear_f32(&image_2x2(), [1, 2, 2, 2], &mut out, [1, 4, 4, 2], false, false);
         let c = [0.0, 0.5, 1.0, 1.0];
         assert_eq!(out, linear_expected(&c, &c));
     }
@@ -229,14 +188,7 @@ mod tests {
         // -0.25: y0 = max(-1, 0) = 0, y1 = min(0, 1) = 0 -> pixel 0 exactly.
         // 1.25: y0 = 1, y1 = min(2, 1) = 1 -> pixel 1 exactly.
         let mut out = vec![0.0; 32];
-        resize_bilinear_f32(
-            &image_2x2(),
-            [1, 2, 2, 2],
-            &mut out,
-            [1, 4, 4, 2],
-            false,
-            true,
-        );
+        resize_bilinear_f32(&image_2x2(), [1, 2, 2, 2], &mut out, [1, 4, 4, 2], false, true);
         let c = [0.0, 0.25, 0.75, 1.0];
         assert_eq!(out, linear_expected(&c, &c));
     }
@@ -246,35 +198,14 @@ mod tests {
         // 1x3 row [0, 10, 40] to 1x2, no flags: scale 1.5, x = 0 -> 0,
         // x = 1 -> 1.5 -> 10 * 0.5 + 40 * 0.5 = 25.
         let mut out = [0.0; 2];
-        resize_bilinear_f32(
-            &[0.0, 10.0, 40.0],
-            [1, 1, 3, 1],
-            &mut out,
-            [1, 1, 2, 1],
-            false,
-            false,
-        );
+        resize_bilinear_f32(&[0.0, 10.0, 40.0], [1, 1, 3, 1], &mut out, [1, 1, 2, 1], false, false);
         assert_eq!(out, [0.0, 25.0]);
         // Half-pixel: (0.5)*1.5 - 0.5 = 0.25 -> 2.5; (1.5)*1.5 - 0.5 = 1.75 -> 10*.25 + 40*.75 = 32.5.
-        resize_bilinear_f32(
-            &[0.0, 10.0, 40.0],
-            [1, 1, 3, 1],
-            &mut out,
-            [1, 1, 2, 1],
-            false,
-            true,
-        );
+        resize_bilinear_f32(&[0.0, 10.0, 40.0], [1, 1, 3, 1], &mut out, [1, 1, 2, 1], false, true);
         assert_eq!(out, [2.5, 32.5]);
         // align_corners with a single output falls back to in/out scale: pixel 0.
         let mut one = [0.0; 1];
-        resize_bilinear_f32(
-            &[7.0, 10.0, 40.0],
-            [1, 1, 3, 1],
-            &mut one,
-            [1, 1, 1, 1],
-            true,
-            false,
-        );
+        resize_bilinear_f32(&[7.0, 10.0, 40.0], [1, 1, 3, 1], &mut one, [1, 1, 1, 1], true, false);
         assert_eq!(one, [7.0]);
     }
 
@@ -282,14 +213,7 @@ mod tests {
     fn nn_row(in_w: usize, out_w: usize, align: bool, half: bool) -> Vec<i8> {
         let input: Vec<i8> = (0..in_w as i8).collect();
         let mut out = vec![-1i8; out_w];
-        resize_nearest_neighbor(
-            &input,
-            [1, 1, in_w, 1],
-            &mut out,
-            [1, 1, out_w, 1],
-            align,
-            half,
-        );
+        resize_nearest_neighbor(&input, [1, 1, in_w, 1], &mut out, [1, 1, out_w, 1], align, half);
         out
     }
 

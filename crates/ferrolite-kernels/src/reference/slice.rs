@@ -14,13 +14,7 @@
 /// `in_shape`) into `output` (`size` elements per dimension).
 ///
 /// `begin`/`size` are resolved and in range (see [`resolve_slice`]).
-pub fn slice<T: Copy>(
-    input: &[T],
-    in_shape: &[usize],
-    begin: &[usize],
-    size: &[usize],
-    output: &mut [T],
-) {
+pub fn slice<T: Copy>(input: &[T], in_shape: &[usize], begin: &[usize], size: &[usize], output: &mut [T]) {
     let rank = in_shape.len();
     let total: usize = size.iter().product();
     if total == 0 {
@@ -58,11 +52,7 @@ pub fn slice<T: Copy>(
 /// Resolve SLICE's `begin`/`size` tensors: a size of -1 means "to the end of
 /// the dimension". Returns `(begin, size)` as usizes, or `Err` when the box
 /// leaves the input.
-pub fn resolve_slice(
-    in_shape: &[usize],
-    begin: &[i64],
-    size: &[i64],
-) -> Result<(Vec<usize>, Vec<usize>), String> {
+pub fn resolve_slice(in_shape: &[usize], begin: &[i64], size: &[i64]) -> Result<(Vec<usize>, Vec<usize>), String> {
     if begin.len() != in_shape.len() || size.len() != in_shape.len() {
         return Err(format!(
             "slice: begin/size have {}/{} entries for rank {}",
@@ -78,10 +68,7 @@ pub fn resolve_slice(
         let bd = begin[d];
         let sd = if size[d] == -1 { dim - bd } else { size[d] };
         if bd < 0 || sd < 0 || bd + sd > dim {
-            return Err(format!(
-                "slice: dimension {d}: begin {bd}, size {} out of range for size {dim}",
-                size[d]
-            ));
+            return Err(format!("slice: dimension {d}: begin {bd}, size {} out of range for size {dim}", size[d]));
         }
         b.push(bd as usize);
         s.push(sd as usize);
@@ -155,10 +142,7 @@ fn clamp_i64(v: i64, lo: i64, hi: i64) -> i64 {
 /// stride is negative), and with `offset` the output extent is computed
 /// from the clamped range (TFLite takes the raw `end` value, which only
 /// differs when the range runs past the input).
-pub fn resolve_strided_slice(
-    in_shape: &[usize],
-    spec: &StridedSliceSpec,
-) -> Result<ResolvedSlice, String> {
+pub fn resolve_strided_slice(in_shape: &[usize], spec: &StridedSliceSpec) -> Result<ResolvedSlice, String> {
     let n = spec.begin.len();
     if spec.end.len() != n || spec.strides.len() != n {
         return Err(format!(
@@ -169,9 +153,7 @@ pub fn resolve_strided_slice(
         ));
     }
     if n > 32 {
-        return Err(format!(
-            "strided_slice: {n} index entries, at most 32 supported"
-        ));
+        return Err(format!("strided_slice: {n} index entries, at most 32 supported"));
     }
     if spec.ellipsis_mask.count_ones() > 1 {
         return Err("strided_slice: more than one ellipsis".to_string());
@@ -179,9 +161,7 @@ pub fn resolve_strided_slice(
     let in_rank = in_shape.len();
 
     // New axes that are not also ellipses each add one effective dimension.
-    let num_add_axis = (0..n)
-        .filter(|&i| !bit(spec.ellipsis_mask, i) && bit(spec.new_axis_mask, i))
-        .count();
+    let num_add_axis = (0..n).filter(|&i| !bit(spec.ellipsis_mask, i) && bit(spec.new_axis_mask, i)).count();
     let eff = in_rank + num_add_axis;
 
     // Pass 1: which effective dims the ellipsis covers, which are new axes.
@@ -221,24 +201,13 @@ pub fn resolve_strided_slice(
     let mut added_ellipsis = 0usize;
     let mut added_axes = 0usize;
     let input_dim = |d: usize| -> Result<usize, String> {
-        in_shape
-            .get(d)
-            .copied()
-            .ok_or_else(|| "strided_slice: masks do not match the input rank".to_string())
+        in_shape.get(d).copied().ok_or_else(|| "strided_slice: masks do not match the input rank".to_string())
     };
     for i in 0..eff {
         // (size, begin, end, stride, begin_masked, end_masked, shrink)
         let (size, b, e, s, bm, em, sh) = if is_ellipsis[i] {
             added_ellipsis = i - ellipsis_start;
-            (
-                input_dim(i - added_axes)?,
-                0i64,
-                0i64,
-                1i64,
-                true,
-                true,
-                false,
-            )
+            (input_dim(i - added_axes)?, 0i64, 0i64, 1i64, true, true, false)
         } else if is_new_axis[i] {
             added_axes += 1;
             (1usize, 0, 1, 1, false, false, false)
@@ -247,9 +216,7 @@ pub fn resolve_strided_slice(
         } else {
             let o = i - added_ellipsis;
             if o >= n {
-                return Err(
-                    "strided_slice: ellipsis mask does not match the index entries".to_string(),
-                );
+                return Err("strided_slice: ellipsis mask does not match the index entries".to_string());
             }
             (
                 input_dim(i - added_axes)?,
@@ -267,11 +234,7 @@ pub fn resolve_strided_slice(
         let dim = size as i64;
 
         let mut start = if b < 0 { b + dim } else { b };
-        start = if s > 0 {
-            clamp_i64(start, 0, dim)
-        } else {
-            clamp_i64(start, -1, dim - 1)
-        };
+        start = if s > 0 { clamp_i64(start, 0, dim) } else { clamp_i64(start, -1, dim - 1) };
         if bm {
             start = if s > 0 { 0 } else { dim - 1 };
         }
@@ -279,9 +242,7 @@ pub fn resolve_strided_slice(
         eff_shape.push(size);
         if sh {
             if start < 0 || start >= dim {
-                return Err(format!(
-                    "strided_slice: shrunk index {b} out of range for dimension {i} of size {dim}"
-                ));
+                return Err(format!("strided_slice: shrunk index {b} out of range for dimension {i} of size {dim}"));
             }
             starts.push(start);
             stops.push(start + 1);
@@ -295,11 +256,7 @@ pub fn resolve_strided_slice(
         if stop < 0 {
             stop += dim;
         }
-        stop = if s > 0 {
-            clamp_i64(stop, 0, dim)
-        } else {
-            clamp_i64(stop, -1, dim - 1)
-        };
+        stop = if s > 0 { clamp_i64(stop, 0, dim) } else { clamp_i64(stop, -1, dim - 1) };
         if em {
             stop = if s > 0 { dim } else { -1 };
         }
@@ -323,30 +280,14 @@ pub fn resolve_strided_slice(
         output_shape.push(count);
     }
 
-    Ok(ResolvedSlice {
-        effective_in_shape: eff_shape,
-        starts,
-        stops,
-        strides,
-        shrink,
-        processing_shape,
-        output_shape,
-    })
+    Ok(ResolvedSlice { effective_in_shape: eff_shape, starts, stops, strides, shrink, processing_shape, output_shape })
 }
 
 /// Copy a resolved strided slice of `input` (shape `in_shape`, the same
 /// element layout as `resolved.effective_in_shape`) into `output`, which
 /// holds `resolved.output_shape` elements.
-pub fn strided_slice<T: Copy>(
-    input: &[T],
-    in_shape: &[usize],
-    resolved: &ResolvedSlice,
-    output: &mut [T],
-) {
-    debug_assert_eq!(
-        in_shape.iter().product::<usize>(),
-        resolved.effective_in_shape.iter().product::<usize>()
-    );
+pub fn strided_slice<T: Copy>(input: &[T], in_shape: &[usize], resolved: &ResolvedSlice, output: &mut [T]) {
+    debug_assert_eq!(in_shape.iter().product::<usize>(), resolved.effective_in_shape.iter().product::<usize>());
     let shape = &resolved.processing_shape;
     let rank = shape.len();
     let total: usize = shape.iter().product();
@@ -407,12 +348,7 @@ mod tests {
     }
 
     fn spec<'a>(b: &'a [i32], e: &'a [i32], s: &'a [i32]) -> StridedSliceSpec<'a> {
-        StridedSliceSpec {
-            begin: b,
-            end: e,
-            strides: s,
-            ..Default::default()
-        }
+        StridedSliceSpec { begin: b, end: e, strides: s, ..Default::default() }
     }
 
     #[test]
@@ -433,31 +369,18 @@ mod tests {
         assert_eq!(run(&[8], spec(&[1], &[7], &[3])), (vec![2], vec![1, 4]));
         assert_eq!(run(&[8], spec(&[6], &[1], &[-2])), (vec![3], vec![6, 4, 2]));
         // Negative indices: -1 .. -8 backwards = 7 down to 1.
-        assert_eq!(
-            run(&[8], spec(&[-1], &[-8], &[-1])),
-            (vec![7], vec![7, 6, 5, 4, 3, 2, 1])
-        );
+        assert_eq!(run(&[8], spec(&[-1], &[-8], &[-1])), (vec![7], vec![7, 6, 5, 4, 3, 2, 1]));
         // Full reverse through masks.
-        let s = StridedSliceSpec {
-            begin_mask: 1,
-            end_mask: 1,
-            ..spec(&[0], &[0], &[-1])
-        };
+        let s = StridedSliceSpec { begin_mask: 1, end_mask: 1, ..spec(&[0], &[0], &[-1]) };
         assert_eq!(run(&[8], s), (vec![8], vec![7, 6, 5, 4, 3, 2, 1, 0]));
     }
 
     #[test]
     fn clamping() {
         // Out-of-range forward bounds clamp to [0, 8].
-        assert_eq!(
-            run(&[8], spec(&[-100], &[100], &[3])),
-            (vec![3], vec![0, 3, 6])
-        );
+        assert_eq!(run(&[8], spec(&[-100], &[100], &[3])), (vec![3], vec![0, 3, 6]));
         // Backward: start clamps to 7, stop to -1: everything reversed.
-        assert_eq!(
-            run(&[8], spec(&[100], &[-100], &[-3])),
-            (vec![3], vec![7, 4, 1])
-        );
+        assert_eq!(run(&[8], spec(&[100], &[-100], &[-3])), (vec![3], vec![7, 4, 1]));
         // Begin past the end going forward: empty.
         assert_eq!(run(&[8], spec(&[9], &[12], &[1])), (vec![0], vec![]));
         // Wrong direction: empty.
@@ -468,39 +391,23 @@ mod tests {
     #[test]
     fn masks_on_2d() {
         // x [3,4]; x[1:, ::-2] with begin_mask on dim 1 and end_mask on both.
-        let s = StridedSliceSpec {
-            begin_mask: 0b10,
-            end_mask: 0b11,
-            ..spec(&[1, 0], &[0, 0], &[1, -2])
-        };
+        let s = StridedSliceSpec { begin_mask: 0b10, end_mask: 0b11, ..spec(&[1, 0], &[0, 0], &[1, -2]) };
         assert_eq!(run(&[3, 4], s), (vec![2, 2], vec![7, 5, 11, 9]));
     }
 
     #[test]
     fn shrink_axis() {
         // x[1, 1:3] on [3,4] -> [5, 6]
-        let s = StridedSliceSpec {
-            shrink_axis_mask: 1,
-            ..spec(&[1, 1], &[2, 3], &[1, 1])
-        };
+        let s = StridedSliceSpec { shrink_axis_mask: 1, ..spec(&[1, 1], &[2, 3], &[1, 1]) };
         assert_eq!(run(&[3, 4], s), (vec![2], vec![5, 6]));
         // x[-1] with a meaningless end: last row.
-        let s = StridedSliceSpec {
-            shrink_axis_mask: 1,
-            ..spec(&[-1], &[0], &[1])
-        };
+        let s = StridedSliceSpec { shrink_axis_mask: 1, ..spec(&[-1], &[0], &[1]) };
         assert_eq!(run(&[3, 4], s), (vec![4], vec![8, 9, 10, 11]));
         // x[2, -1] -> scalar 11, rank 0 output.
-        let s = StridedSliceSpec {
-            shrink_axis_mask: 0b11,
-            ..spec(&[2, -1], &[3, 0], &[1, 1])
-        };
+        let s = StridedSliceSpec { shrink_axis_mask: 0b11, ..spec(&[2, -1], &[3, 0], &[1, 1]) };
         assert_eq!(run(&[3, 4], s), (vec![], vec![11]));
         // Out-of-range shrink index is an error.
-        let s = StridedSliceSpec {
-            shrink_axis_mask: 1,
-            ..spec(&[3], &[4], &[1])
-        };
+        let s = StridedSliceSpec { shrink_axis_mask: 1, ..spec(&[3], &[4], &[1]) };
         assert!(resolve_strided_slice(&[3, 4], &s).is_err());
     }
 
@@ -522,44 +429,27 @@ mod tests {
         assert_eq!(r.processing_shape, vec![3, 1, 1]);
 
         // x[..., 1:3] on [2,3,4].
-        let s = StridedSliceSpec {
-            ellipsis_mask: 1,
-            ..spec(&[0, 1], &[0, 3], &[1, 1])
-        };
+        let s = StridedSliceSpec { ellipsis_mask: 1, ..spec(&[0, 1], &[0, 3], &[1, 1]) };
         let (shape, v) = run(&[2, 3, 4], s);
         assert_eq!(shape, vec![2, 3, 2]);
         let want: Vec<i32> = (0..6).flat_map(|r| [4 * r + 1, 4 * r + 2]).collect();
         assert_eq!(v, want);
 
         // x[..., newaxis] on [2,3] -> [2,3,1], unchanged data.
-        let s = StridedSliceSpec {
-            ellipsis_mask: 1,
-            new_axis_mask: 2,
-            ..spec(&[0, 0], &[0, 0], &[1, 1])
-        };
+        let s = StridedSliceSpec { ellipsis_mask: 1, new_axis_mask: 2, ..spec(&[0, 0], &[0, 0], &[1, 1]) };
         assert_eq!(run(&[2, 3], s), (vec![2, 3, 1], (0..6).collect()));
 
         // x[1, ...] on [2,3]: shrink before the ellipsis.
-        let s = StridedSliceSpec {
-            ellipsis_mask: 2,
-            shrink_axis_mask: 1,
-            ..spec(&[1, 0], &[2, 0], &[1, 1])
-        };
+        let s = StridedSliceSpec { ellipsis_mask: 2, shrink_axis_mask: 1, ..spec(&[1, 0], &[2, 0], &[1, 1]) };
         assert_eq!(run(&[2, 3], s), (vec![3], vec![3, 4, 5]));
     }
 
     #[test]
     fn short_spec_and_offset() {
         // x[1:] on [3,4]: trailing dims taken whole.
-        assert_eq!(
-            run(&[3, 4], spec(&[1], &[3], &[1])),
-            (vec![2, 4], (4..12).collect())
-        );
+        assert_eq!(run(&[3, 4], spec(&[1], &[3], &[1])), (vec![2, 4], (4..12).collect()));
         // offset: end is a size relative to begin.
-        let s = StridedSliceSpec {
-            offset: true,
-            ..spec(&[1, 2], &[2, 2], &[1, 1])
-        };
+        let s = StridedSliceSpec { offset: true, ..spec(&[1, 2], &[2, 2], &[1, 1]) };
         assert_eq!(run(&[3, 4], s), (vec![2, 2], vec![6, 7, 10, 11]));
     }
 
@@ -567,16 +457,10 @@ mod tests {
     fn rejects_bad_specs() {
         assert!(resolve_strided_slice(&[4], &spec(&[0], &[4], &[0])).is_err());
         assert!(resolve_strided_slice(&[4], &spec(&[0, 0], &[4], &[1])).is_err());
-        let s = StridedSliceSpec {
-            ellipsis_mask: 0b11,
-            ..spec(&[0, 0], &[0, 0], &[1, 1])
-        };
+        let s = StridedSliceSpec { ellipsis_mask: 0b11, ..spec(&[0, 0], &[0, 0], &[1, 1]) };
         assert!(resolve_strided_slice(&[4, 4], &s).is_err());
         // Ellipsis bit beyond the entries, leaving an entry-less dim before it.
-        let s = StridedSliceSpec {
-            ellipsis_mask: 0b100,
-            ..spec(&[0], &[1], &[1])
-        };
+        let s = StridedSliceSpec { ellipsis_mask: 0b100, ..spec(&[0], &[1], &[1]) };
         let _ = resolve_strided_slice(&[2, 2, 2, 2], &s); // must not panic
     }
 }

@@ -24,11 +24,7 @@ pub fn softmax_f32(input: &[f32], output: &mut [f32], outer: usize, depth: usize
     if depth == 0 {
         return;
     }
-    for (row_in, row_out) in input
-        .chunks_exact(depth)
-        .zip(output.chunks_exact_mut(depth))
-        .take(outer)
-    {
+    for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)).take(outer) {
         let max = row_max(row_in);
         let mut sum = 0.0f32;
         for (o, &x) in row_out.iter_mut().zip(row_in) {
@@ -48,11 +44,7 @@ pub fn log_softmax_f32(input: &[f32], output: &mut [f32], outer: usize, depth: u
     if depth == 0 {
         return;
     }
-    for (row_in, row_out) in input
-        .chunks_exact(depth)
-        .zip(output.chunks_exact_mut(depth))
-        .take(outer)
-    {
+    for (row_in, row_out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)).take(outer) {
         let max = row_max(row_in);
         let mut sum = 0.0f32;
         for &x in row_in {
@@ -82,14 +74,7 @@ mod tests {
         let x = [0.0f32, l2, l3, 5.0, 5.0, 5.0];
         let mut o = [0.0f32; 6];
         softmax_f32(&x, &mut o, 2, 3, 1.0);
-        let want = [
-            1.0 / 6.0,
-            2.0 / 6.0,
-            3.0 / 6.0,
-            1.0 / 3.0,
-            1.0 / 3.0,
-            1.0 / 3.0,
-        ];
+        let want = [1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0];
         for i in 0..6 {
             assert!(close(o[i], want[i]), "{i}: {} vs {}", o[i], want[i]);
         }
@@ -103,10 +88,7 @@ mod tests {
         let x = [1000.0f32, 1000.5];
         let mut o = [0.0f32; 2];
         softmax_f32(&x, &mut o, 1, 2, 2.0);
-        assert!(
-            close(o[0], 0.268_941_43) && close(o[1], 0.731_058_6),
-            "{o:?}"
-        );
+        assert!(close(o[0], 0.268_941_43) && close(o[1], 0.731_058_6), "{o:?}");
     }
 
     #[test]

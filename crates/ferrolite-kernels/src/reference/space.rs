@@ -10,11 +10,7 @@ pub fn depth_to_space<T: Copy>(input: &[T], in_shape: [usize; 4], block: usize, 
     let [batches, in_h, in_w, in_c] = in_shape;
     let out_h = in_h * block;
     let out_w = in_w * block;
-    let out_c = if block == 0 {
-        0
-    } else {
-        in_c / (block * block)
-    };
+    let out_c = if block == 0 { 0 } else { in_c / (block * block) };
     let mut dst = 0;
     for b in 0..batches {
         for y in 0..out_h {
