@@ -79,8 +79,7 @@ impl ConvQuantParams {
             output_multiplier.push(m);
             output_shift.push(s);
         }
-        let (act_min, act_max) =
-            quantized_activation_range(activation, output_scale, output_zero_point, qmin, qmax);
+        let (act_min, act_max) = quantized_activation_range(activation, output_scale, output_zero_point, qmin, qmax);
         Some(Self {
             input_offset: input_zero_point.checked_neg()?,
             filter_offset: 0,
@@ -106,16 +105,7 @@ impl ConvQuantParams {
         if input_zero_point != 0 || output_zero_point != 0 {
             return None;
         }
-        Self::per_channel(
-            input_scale,
-            0,
-            filter_scales,
-            output_scale,
-            0,
-            activation,
-            i16::MIN as i32,
-            i16::MAX as i32,
-        )
+        Self::per_channel(input_scale, 0, filter_scales, output_scale, 0, activation, i16::MIN as i32, i16::MAX as i32)
     }
 
     /// Per-tensor parameters (`GetQuantizedConvolutionMultipler`): one
@@ -135,19 +125,12 @@ impl ConvQuantParams {
         qmin: i32,
         qmax: i32,
     ) -> Option<Self> {
-        if !valid_scale(input_scale)
-            || !valid_scale(output_scale)
-            || !(filter_scale.is_finite() && filter_scale >= 0.0)
-        {
+        let filter_ok = filter_scale.is_finite() && filter_scale >= 0.0;
+        if !valid_scale(input_scale) || !valid_scale(output_scale) || !filter_ok {
             return None;
         }
-        let (m, s) = quantize_multiplier(per_tensor_conv_multiplier(
-            input_scale,
-            filter_scale,
-            output_scale,
-        ));
-        let (act_min, act_max) =
-            quantized_activation_range(activation, output_scale, output_zero_point, qmin, qmax);
+        let (m, s) = quantize_multiplier(per_tensor_conv_multiplier(input_scale, filter_scale, output_scale));
+        let (act_min, act_max) = quantized_activation_range(activation, output_scale, output_zero_point, qmin, qmax);
         Some(Self {
             input_offset: input_zero_point.checked_neg()?,
             filter_offset: filter_zero_point.checked_neg()?,
@@ -163,11 +146,7 @@ impl ConvQuantParams {
     /// every channel).
     #[inline(always)]
     pub fn channel(&self, c: usize) -> (i32, i32) {
-        let i = if self.output_multiplier.len() == 1 {
-            0
-        } else {
-            c
-        };
+        let i = if self.output_multiplier.len() == 1 { 0 } else { c };
         (self.output_multiplier[i], self.output_shift[i])
     }
 }
@@ -288,8 +267,7 @@ fn conv_core<I: QType, W: QType, O: QType, A: Accumulator>(
                             let i = ((b * in_h + iy) * in_w + ix) * in_c + in_c_base;
                             let f = ((oc * f_h + fy) * f_w + fx) * f_in;
                             for (x, w) in input[i..i + f_in].iter().zip(&filter[f..f + f_in]) {
-                                let prod =
-                                    (w.to_i32() + off.filter).wrapping_mul(x.to_i32() + off.input);
+                                let prod = (w.to_i32() + off.filter).wrapping_mul(x.to_i32() + off.input);
                                 acc = acc.add_product(prod);
                             }
                         }
@@ -319,23 +297,8 @@ pub fn conv2d_i8(
     output: &mut [i8],
     out_shape: [usize; 4],
 ) {
-    let off = Offsets {
-        input: q.input_offset,
-        filter: 0,
-        output: q.output_offset,
-    };
-    conv_core(
-        p,
-        q,
-        off,
-        input,
-        in_shape,
-        filter,
-        filter_shape,
-        bias,
-        output,
-        out_shape,
-    );
+    let off = Offsets { input: q.input_offset, filter: 0, output: q.output_offset };
+    conv_core(p, q, off, input, in_shape, filter, filter_shape, bias, output, out_shape);
 }
 
 /// CONV_2D, int16 activations and per-channel int8 weights (TFLite's 16x8
@@ -354,23 +317,8 @@ pub fn conv2d_i16x8<A: Accumulator>(
     output: &mut [i16],
     out_shape: [usize; 4],
 ) {
-    let off = Offsets {
-        input: 0,
-        filter: 0,
-        output: 0,
-    };
-    conv_core(
-        p,
-        q,
-        off,
-        input,
-        in_shape,
-        filter,
-        filter_shape,
-        bias,
-        output,
-        out_shape,
-    );
+    let off = Offsets { input: 0, filter: 0, output: 0 };
+    conv_core(p, q, off, input, in_shape, filter, filter_shape, bias, output, out_shape);
 }
 
 /// Legacy uint8 CONV_2D (`reference_ops::Conv` for uint8): per-tensor
@@ -387,23 +335,8 @@ pub fn conv2d_u8(
     output: &mut [u8],
     out_shape: [usize; 4],
 ) {
-    let off = Offsets {
-        input: q.input_offset,
-        filter: q.filter_offset,
-        output: q.output_offset,
-    };
-    conv_core(
-        p,
-        q,
-        off,
-        input,
-        in_shape,
-        filter,
-        filter_shape,
-        bias,
-        output,
-        out_shape,
-    );
+    let off = Offsets { input: q.input_offset, filter: q.filter_offset, output: q.output_offset };
+    conv_core(p, q, off, input, in_shape, filter, filter_shape, bias, output, out_shape);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -469,23 +402,8 @@ pub fn depthwise_conv2d_i8(
     output: &mut [i8],
     out_shape: [usize; 4],
 ) {
-    let off = Offsets {
-        input: q.input_offset,
-        filter: 0,
-        output: q.output_offset,
-    };
-    depthwise_core(
-        p,
-        q,
-        off,
-        input,
-        in_shape,
-        filter,
-        filter_shape,
-        bias,
-        output,
-        out_shape,
-    );
+    let off = Offsets { input: q.input_offset, filter: 0, output: q.output_offset };
+    depthwise_core(p, q, off, input, in_shape, filter, filter_shape, bias, output, out_shape);
 }
 
 /// DEPTHWISE_CONV_2D, int16 activations, per-channel int8 weights. TFLite's
@@ -503,23 +421,8 @@ pub fn depthwise_conv2d_i16x8<A: Accumulator>(
     output: &mut [i16],
     out_shape: [usize; 4],
 ) {
-    let off = Offsets {
-        input: 0,
-        filter: 0,
-        output: 0,
-    };
-    depthwise_core(
-        p,
-        q,
-        off,
-        input,
-        in_shape,
-        filter,
-        filter_shape,
-        bias,
-        output,
-        out_shape,
-    );
+    let off = Offsets { input: 0, filter: 0, output: 0 };
+    depthwise_core(p, q, off, input, in_shape, filter, filter_shape, bias, output, out_shape);
 }
 
 /// Legacy uint8 DEPTHWISE_CONV_2D (per-tensor, filter zero point).
@@ -535,23 +438,8 @@ pub fn depthwise_conv2d_u8(
     output: &mut [u8],
     out_shape: [usize; 4],
 ) {
-    let off = Offsets {
-        input: q.input_offset,
-        filter: q.filter_offset,
-        output: q.output_offset,
-    };
-    depthwise_core(
-        p,
-        q,
-        off,
-        input,
-        in_shape,
-        filter,
-        filter_shape,
-        bias,
-        output,
-        out_shape,
-    );
+    let off = Offsets { input: q.input_offset, filter: q.filter_offset, output: q.output_offset };
+    depthwise_core(p, q, off, input, in_shape, filter, filter_shape, bias, output, out_shape);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -572,8 +460,7 @@ fn fc_core<I: QType, W: QType, O: QType, A: Accumulator>(
             let w = &weights[o * accum_depth..(o + 1) * accum_depth];
             let mut acc = A::ZERO;
             for (x, wv) in row.iter().zip(w) {
-                acc = acc
-                    .add_product((wv.to_i32() + off.filter).wrapping_mul(x.to_i32() + off.input));
+                acc = acc.add_product((wv.to_i32() + off.filter).wrapping_mul(x.to_i32() + off.input));
             }
             output[b * out_units + o] = finish(q, acc, bias, o, off.output);
         }
@@ -596,22 +483,8 @@ pub fn fully_connected_i8(
     accum_depth: usize,
     out_units: usize,
 ) {
-    let off = Offsets {
-        input: q.input_offset,
-        filter: q.filter_offset,
-        output: q.output_offset,
-    };
-    fc_core(
-        q,
-        off,
-        input,
-        weights,
-        bias,
-        output,
-        batches,
-        accum_depth,
-        out_units,
-    );
+    let off = Offsets { input: q.input_offset, filter: q.filter_offset, output: q.output_offset };
+    fc_core(q, off, input, weights, bias, output, batches, accum_depth, out_units);
 }
 
 /// FULLY_CONNECTED, int16 activations and int8 weights. The per-tensor
@@ -630,22 +503,8 @@ pub fn fully_connected_i16x8<A: Accumulator>(
     accum_depth: usize,
     out_units: usize,
 ) {
-    let off = Offsets {
-        input: 0,
-        filter: q.filter_offset,
-        output: 0,
-    };
-    fc_core(
-        q,
-        off,
-        input,
-        weights,
-        bias,
-        output,
-        batches,
-        accum_depth,
-        out_units,
-    );
+    let off = Offsets { input: 0, filter: q.filter_offset, output: 0 };
+    fc_core(q, off, input, weights, bias, output, batches, accum_depth, out_units);
 }
 
 /// Legacy uint8 FULLY_CONNECTED (`reference_ops::FullyConnected`), per-tensor
@@ -661,22 +520,8 @@ pub fn fully_connected_u8(
     accum_depth: usize,
     out_units: usize,
 ) {
-    let off = Offsets {
-        input: q.input_offset,
-        filter: q.filter_offset,
-        output: q.output_offset,
-    };
-    fc_core(
-        q,
-        off,
-        input,
-        weights,
-        bias,
-        output,
-        batches,
-        accum_depth,
-        out_units,
-    );
+    let off = Offsets { input: q.input_offset, filter: q.filter_offset, output: q.output_offset };
+    fc_core(q, off, input, weights, bias, output, batches, accum_depth, out_units);
 }
 
 #[cfg(test)]
@@ -716,17 +561,7 @@ mod tests {
         // Input scale 0.5 zp -1: q [-1, 1, 3, 127] is [0, 1, 2, 64].
         // Two 1x1 filters, scales 0.25 and 1.0, weights 2 and -3.
         // Output scale 1.0 zp 3.
-        let q = ConvQuantParams::per_channel(
-            0.5,
-            -1,
-            &[0.25, 1.0],
-            1.0,
-            3,
-            FusedActivation::None,
-            -128,
-            127,
-        )
-        .unwrap();
+        let q = ConvQuantParams::per_channel(0.5, -1, &[0.25, 1.0], 1.0, 3, FusedActivation::None, -128, 127).unwrap();
         assert_eq!(q.input_offset, 1);
         assert_eq!(q.output_multiplier, vec![1 << 30, 1 << 30]);
         assert_eq!(q.output_shift, vec![-2, 0]);
@@ -734,153 +569,61 @@ mod tests {
         let filter = [2i8, -3];
         let bias = [4i32, -2];
         let mut out = [0i8; 8];
-        conv2d_i8(
-            &geom(1, 1, 0),
-            &q,
-            &input,
-            [1, 2, 2, 1],
-            &filter,
-            [2, 1, 1, 1],
-            Some(&bias),
-            &mut out,
-            [1, 2, 2, 2],
-        );
+        conv2d_i8(&geom(1, 1, 0), &q, &input, [1, 2, 2, 1], &filter, [2, 1, 1, 1], Some(&bias), &mut out, [1, 2, 2, 2]);
         // ch0: acc 4, 8, 12, 260 times 1/8 -> 0.5, 1, 1.5, 32.5 rounded away
         // from zero -> 1, 1, 2, 33, plus 3. ch1: acc -2, -8, -14, -386 times
         // 1/2 -> -1, -4, -7, -193, plus 3, the last saturating.
         assert_eq!(out, [4, 2, 4, -1, 5, -4, 36, -128]);
 
-        let q =
-            ConvQuantParams::per_channel(0.5, -1, &[0.25, 1.0], 1.0, 3, Relu, -128, 127).unwrap();
+        let q = ConvQuantParams::per_channel(0.5, -1, &[0.25, 1.0], 1.0, 3, Relu, -128, 127).unwrap();
         assert_eq!((q.act_min, q.act_max), (3, 127));
-        conv2d_i8(
-            &geom(1, 1, 0),
-            &q,
-            &input,
-            [1, 2, 2, 1],
-            &filter,
-            [2, 1, 1, 1],
-            Some(&bias),
-            &mut out,
-            [1, 2, 2, 2],
-        );
+        conv2d_i8(&geom(1, 1, 0), &q, &input, [1, 2, 2, 1], &filter, [2, 1, 1, 1], Some(&bias), &mut out, [1, 2, 2, 2]);
         assert_eq!(out, [4, 3, 4, 3, 5, 3, 36, 3]);
     }
 
     #[test]
     fn conv_i8_padding_contributes_nothing() {
         // Zero point 10: a padded tap must not add (pad - zp) * w.
-        let q =
-            ConvQuantParams::per_channel(1.0, 10, &[1.0], 1.0, 0, FusedActivation::None, -128, 127)
-                .unwrap();
+        let q = ConvQuantParams::per_channel(1.0, 10, &[1.0], 1.0, 0, FusedActivation::None, -128, 127).unwrap();
         // 1x1x1x1 input, 3x3 filter of ones, pad 1: only the centre tap.
         let mut out = [0i8; 1];
-        conv2d_i8(
-            &geom(1, 1, 1),
-            &q,
-            &[15],
-            [1, 1, 1, 1],
-            &[1; 9],
-            [1, 3, 3, 1],
-            None,
-            &mut out,
-            [1, 1, 1, 1],
-        );
+        conv2d_i8(&geom(1, 1, 1), &q, &[15], [1, 1, 1, 1], &[1; 9], [1, 3, 3, 1], None, &mut out, [1, 1, 1, 1]);
         assert_eq!(out, [5]);
     }
 
     #[test]
     fn per_tensor_multiplier_uses_f32_product() {
-        let a =
-            ConvQuantParams::per_tensor(0.1, 0, 0.3, 0, 0.7, 0, FusedActivation::None, -128, 127)
-                .unwrap();
+        let a = ConvQuantParams::per_tensor(0.1, 0, 0.3, 0, 0.7, 0, FusedActivation::None, -128, 127).unwrap();
         let (m, s) = quantize_multiplier((0.1f32 * 0.3f32) as f64 / 0.7f32 as f64);
         assert_eq!((a.output_multiplier[0], a.output_shift[0]), (m, s));
-        let b =
-            ConvQuantParams::per_channel(0.1, 0, &[0.3], 0.7, 0, FusedActivation::None, -128, 127)
-                .unwrap();
+        let b = ConvQuantParams::per_channel(0.1, 0, &[0.3], 0.7, 0, FusedActivation::None, -128, 127).unwrap();
         let (m, s) = quantize_multiplier(0.1f32 as f64 * 0.3f32 as f64 / 0.7f32 as f64);
         assert_eq!((b.output_multiplier[0], b.output_shift[0]), (m, s));
-        assert!(ConvQuantParams::per_channel(
-            0.0,
-            0,
-            &[0.3],
-            0.7,
-            0,
-            FusedActivation::None,
-            -128,
-            127
-        )
-        .is_none());
-        assert!(ConvQuantParams::per_channel(
-            0.1,
-            0,
-            &[],
-            0.7,
-            0,
-            FusedActivation::None,
-            -128,
-            127
-        )
-        .is_none());
-        assert!(
-            ConvQuantParams::per_channel_16x8(0.1, 1, &[0.3], 0.7, 0, FusedActivation::None)
-                .is_none()
-        );
+        assert!(ConvQuantParams::per_channel(0.0, 0, &[0.3], 0.7, 0, FusedActivation::None, -128, 127).is_none());
+        assert!(ConvQuantParams::per_channel(0.1, 0, &[], 0.7, 0, FusedActivation::None, -128, 127).is_none());
+        assert!(ConvQuantParams::per_channel_16x8(0.1, 1, &[0.3], 0.7, 0, FusedActivation::None).is_none());
     }
 
     #[test]
     fn fully_connected_hand_worked() {
         // Per-tensor int8 with an asymmetric filter: input 0.5/zp 2,
         // filter 0.25/zp -1, output 0.25/zp -5. x = [1, -1], w = [1, 0].
-        let q = ConvQuantParams::per_tensor(
-            0.5,
-            2,
-            0.25,
-            -1,
-            0.25,
-            -5,
-            FusedActivation::None,
-            -128,
-            127,
-        )
-        .unwrap();
+        let q = ConvQuantParams::per_tensor(0.5, 2, 0.25, -1, 0.25, -5, FusedActivation::None, -128, 127).unwrap();
         assert_eq!(q.filter_offset, 1);
         let mut out = [0i8; 1];
         fully_connected_i8(&q, &[4, 0], &[3, -1], None, &mut out, 1, 2, 1);
         assert_eq!(out, [-1]);
 
         // Per-channel, with saturation on both sides.
-        let q = ConvQuantParams::per_channel(
-            0.5,
-            0,
-            &[0.1, 0.05],
-            0.1,
-            0,
-            FusedActivation::None,
-            -128,
-            127,
-        )
-        .unwrap();
+        let q = ConvQuantParams::per_channel(0.5, 0, &[0.1, 0.05], 0.1, 0, FusedActivation::None, -128, 127).unwrap();
         let mut out = [0i8; 2];
         fully_connected_i8(&q, &[7], &[10, -20], None, &mut out, 1, 1, 2);
         assert_eq!(out, [35, -35]);
-        let q = ConvQuantParams::per_channel(
-            0.5,
-            0,
-            &[0.1, 0.05],
-            0.01,
-            0,
-            FusedActivation::None,
-            -128,
-            127,
-        )
-        .unwrap();
+        let q = ConvQuantParams::per_channel(0.5, 0, &[0.1, 0.05], 0.01, 0, FusedActivation::None, -128, 127).unwrap();
         fully_connected_i8(&q, &[7], &[10, -20], None, &mut out, 1, 1, 2);
         assert_eq!(out, [127, -128]);
         // Relu6 on an output of scale 0.1: bounds 0..=60; reals 7 and -7.
-        let q =
-            ConvQuantParams::per_channel(0.5, 0, &[0.1, 0.05], 0.1, 0, Relu6, -128, 127).unwrap();
+        let q = ConvQuantParams::per_channel(0.5, 0, &[0.1, 0.05], 0.1, 0, Relu6, -128, 127).unwrap();
         fully_connected_i8(&q, &[14], &[10, -20], None, &mut out, 1, 1, 2);
         assert_eq!(out, [60, 0]);
     }
@@ -889,8 +632,7 @@ mod tests {
     fn fully_connected_16x8_accumulators() {
         // 1/3 has low bits the 64-bit path drops when it reduces the
         // multiplier to 16 bits.
-        let q = ConvQuantParams::per_channel_16x8(1.0, 0, &[1.0], 3.0, 0, FusedActivation::None)
-            .unwrap();
+        let q = ConvQuantParams::per_channel_16x8(1.0, 0, &[1.0], 3.0, 0, FusedActivation::None).unwrap();
         let (m, s) = q.channel(0);
         let mut o32 = [0i16; 1];
         let mut o64 = [0i16; 1];
@@ -898,14 +640,8 @@ mod tests {
             fully_connected_i16x8(&q, &[x], &[127], Some(&[0i32][..]), &mut o32, 1, 1, 1);
             fully_connected_i16x8(&q, &[x], &[127], Some(&[0i64][..]), &mut o64, 1, 1, 1);
             let acc = x as i32 * 127;
-            assert_eq!(
-                o32[0] as i32,
-                multiply_by_quantized_multiplier(acc, m, s).clamp(-32768, 32767)
-            );
-            assert_eq!(
-                o64[0] as i32,
-                multiply_by_quantized_multiplier_i64(acc as i64, m, s).clamp(-32768, 32767)
-            );
+            assert_eq!(o32[0] as i32, multiply_by_quantized_multiplier(acc, m, s).clamp(-32768, 32767));
+            assert_eq!(o64[0] as i32, multiply_by_quantized_multiplier_i64(acc as i64, m, s).clamp(-32768, 32767));
             let want = (acc as f64 / 3.0).clamp(-32768.0, 32767.0);
             assert!((o32[0] as f64 - want).abs() <= 1.0);
             assert!((o64[0] as f64 - want).abs() <= 1.0 + want.abs() / 32768.0);
@@ -918,18 +654,7 @@ mod tests {
     #[test]
     fn uint8_conv_and_fc_use_filter_zero_point() {
         // uint8 input zp 128, filter zp 100 scale 0.5, output zp 128 scale 1.
-        let q = ConvQuantParams::per_tensor(
-            1.0,
-            128,
-            0.5,
-            100,
-            1.0,
-            128,
-            FusedActivation::None,
-            0,
-            255,
-        )
-        .unwrap();
+        let q = ConvQuantParams::per_tensor(1.0, 128, 0.5, 100, 1.0, 128, FusedActivation::None, 0, 255).unwrap();
         // x = [2, -3], w = [1, 2] (q 102, 104): 2 - 6 = -4 -> 124.
         let mut out = [0u8; 1];
         fully_connected_u8(&q, &[130, 125], &[102, 104], Some(&[0]), &mut out, 1, 2, 1);
@@ -998,17 +723,14 @@ mod tests {
                         let mut s = bias[o];
                         for ky in 0..fh {
                             for kx in 0..fw {
-                                let iy = (oy * p.stride_h + ky * p.dilation_h) as isize
-                                    - p.pad_top as isize;
-                                let ix = (ox * p.stride_w + kx * p.dilation_w) as isize
-                                    - p.pad_left as isize;
+                                let iy = (oy * p.stride_h + ky * p.dilation_h) as isize - p.pad_top as isize;
+                                let ix = (ox * p.stride_w + kx * p.dilation_w) as isize - p.pad_left as isize;
                                 if iy < 0 || ix < 0 || iy >= ih as isize || ix >= iw as isize {
                                     continue;
                                 }
                                 for c in 0..fi {
-                                    let xi = ((b * ih + iy as usize) * iw + ix as usize) * ic
-                                        + (o / per_group) * fi
-                                        + c;
+                                    let xi =
+                                        ((b * ih + iy as usize) * iw + ix as usize) * ic + (o / per_group) * fi + c;
                                     s += x[xi] * w[((o * fh + ky) * fw + kx) * fi + c];
                                 }
                             }
@@ -1036,11 +758,7 @@ mod tests {
             let oc = groups * rng.range(1, 3) as usize;
             let (ih, iw) = (rng.range(3, 7) as usize, rng.range(3, 7) as usize);
             let (fh, fw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
-            let p = geom(
-                rng.range(1, 2) as usize,
-                rng.range(1, 2) as usize,
-                rng.range(0, 1) as usize,
-            );
+            let p = geom(rng.range(1, 2) as usize, rng.range(1, 2) as usize, rng.range(0, 1) as usize);
             let oh = out_dim(ih, fh, p.stride_h, p.dilation_h, p.pad_top);
             let ow = out_dim(iw, fw, p.stride_w, p.dilation_w, p.pad_left);
             let in_shape = [2, ih, iw, ic];
@@ -1050,55 +768,25 @@ mod tests {
             let in_zp = rng.range(-128, 127);
             let f_scales: Vec<f32> = (0..oc).map(|_| rng.float(0.001, 0.05)).collect();
             let input = rng.i8s(in_shape.iter().product());
-            let filter: Vec<i8> = (0..f_shape.iter().product::<usize>())
-                .map(|_| rng.range(-127, 127) as i8)
-                .collect();
+            let filter: Vec<i8> = (0..f_shape.iter().product::<usize>()).map(|_| rng.range(-127, 127) as i8).collect();
             let bias: Vec<i32> = (0..oc).map(|_| rng.range(-5000, 5000)).collect();
-            let xf: Vec<f64> = input
-                .iter()
-                .map(|&v| deq(v as i32, in_scale, in_zp))
-                .collect();
-            let wf: Vec<f64> = filter
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| deq(v as i32, f_scales[i / (fh * fw * fi)], 0))
-                .collect();
-            let bf: Vec<f64> = bias
-                .iter()
-                .enumerate()
-                .map(|(o, &v)| v as f64 * in_scale as f64 * f_scales[o] as f64)
-                .collect();
+            let xf: Vec<f64> = input.iter().map(|&v| deq(v as i32, in_scale, in_zp)).collect();
+            let wf: Vec<f64> =
+                filter.iter().enumerate().map(|(i, &v)| deq(v as i32, f_scales[i / (fh * fw * fi)], 0)).collect();
+            let bf: Vec<f64> =
+                bias.iter().enumerate().map(|(o, &v)| v as f64 * in_scale as f64 * f_scales[o] as f64).collect();
             let real = conv_ref(&p, &xf, in_shape, &wf, f_shape, &bf, out_shape);
             let max = real.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
             let out_scale = (max / 100.0) as f32;
             let out_zp = rng.range(-20, 20);
-            let act = if case % 4 == 1 {
-                Relu
-            } else {
-                FusedActivation::None
-            };
-            let q = ConvQuantParams::per_channel(
-                in_scale, in_zp, &f_scales, out_scale, out_zp, act, -128, 127,
-            )
-            .unwrap();
+            let act = if case % 4 == 1 { Relu } else { FusedActivation::None };
+            let q =
+                ConvQuantParams::per_channel(in_scale, in_zp, &f_scales, out_scale, out_zp, act, -128, 127).unwrap();
             let mut out = vec![0i8; real.len()];
-            conv2d_i8(
-                &p,
-                &q,
-                &input,
-                in_shape,
-                &filter,
-                f_shape,
-                Some(&bias),
-                &mut out,
-                out_shape,
-            );
+            conv2d_i8(&p, &q, &input, in_shape, &filter, f_shape, Some(&bias), &mut out, out_shape);
             for (i, (&o, &r)) in out.iter().zip(&real).enumerate() {
                 let d = off_by(o as i32, r, out_scale, out_zp, q.act_min, q.act_max);
-                assert!(
-                    d <= 1.0,
-                    "case {case} elem {i}: got {o}, real {r}, off by {d}"
-                );
+                assert!(d <= 1.0, "case {case} elem {i}: got {o}, real {r}, off by {d}");
             }
 
             // 16x8: same filter, int16 input with zero point 0.
@@ -1106,56 +794,26 @@ mod tests {
             let in16_scale = rng.float(1e-4, 1e-3);
             let xf: Vec<f64> = in16.iter().map(|&v| deq(v as i32, in16_scale, 0)).collect();
             let b64: Vec<i64> = bias.iter().map(|&b| b as i64 * 300).collect();
-            let bf: Vec<f64> = b64
-                .iter()
-                .enumerate()
-                .map(|(o, &v)| v as f64 * in16_scale as f64 * f_scales[o] as f64)
-                .collect();
+            let bf: Vec<f64> =
+                b64.iter().enumerate().map(|(o, &v)| v as f64 * in16_scale as f64 * f_scales[o] as f64).collect();
             let real = conv_ref(&p, &xf, in_shape, &wf, f_shape, &bf, out_shape);
             let max = real.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
             let out_scale = (max / 20000.0) as f32;
-            let q = ConvQuantParams::per_channel_16x8(in16_scale, 0, &f_scales, out_scale, 0, act)
-                .unwrap();
+            let q = ConvQuantParams::per_channel_16x8(in16_scale, 0, &f_scales, out_scale, 0, act).unwrap();
             let mut out = vec![0i16; real.len()];
-            conv2d_i16x8(
-                &p,
-                &q,
-                &in16,
-                in_shape,
-                &filter,
-                f_shape,
-                Some(&b64),
-                &mut out,
-                out_shape,
-            );
+            conv2d_i16x8(&p, &q, &in16, in_shape, &filter, f_shape, Some(&b64), &mut out, out_shape);
             for (i, (&o, &r)) in out.iter().zip(&real).enumerate() {
                 let d = off_by(o as i32, r, out_scale, 0, q.act_min, q.act_max);
                 // The 64-bit path rounds the multiplier to 16 bits first.
                 let tol = 1.0 + (o as f64).abs() / 32768.0;
-                assert!(
-                    d <= tol,
-                    "16x8 case {case} elem {i}: got {o}, real {r}, off by {d}"
-                );
+                assert!(d <= tol, "16x8 case {case} elem {i}: got {o}, real {r}, off by {d}");
             }
             let b32: Vec<i32> = b64.iter().map(|&b| b as i32).collect();
             let mut out32 = vec![0i16; real.len()];
-            conv2d_i16x8(
-                &p,
-                &q,
-                &in16,
-                in_shape,
-                &filter,
-                f_shape,
-                Some(&b32),
-                &mut out32,
-                out_shape,
-            );
+            conv2d_i16x8(&p, &q, &in16, in_shape, &filter, f_shape, Some(&b32), &mut out32, out_shape);
             for (i, (&o, &r)) in out32.iter().zip(&real).enumerate() {
                 let d = off_by(o as i32, r, out_scale, 0, q.act_min, q.act_max);
-                assert!(
-                    d <= 1.0,
-                    "16x8/32 case {case} elem {i}: got {o}, real {r}, off by {d}"
-                );
+                assert!(d <= 1.0, "16x8/32 case {case} elem {i}: got {o}, real {r}, off by {d}");
             }
         }
     }
@@ -1169,12 +827,7 @@ mod tests {
             let oc = ic * dm;
             let (ih, iw) = (rng.range(2, 6) as usize, rng.range(2, 6) as usize);
             let (fh, fw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
-            let p = dw_geom(
-                rng.range(1, 2) as usize,
-                rng.range(1, 2) as usize,
-                rng.range(0, 1) as usize,
-                dm,
-            );
+            let p = dw_geom(rng.range(1, 2) as usize, rng.range(1, 2) as usize, rng.range(0, 1) as usize, dm);
             let oh = out_dim(ih, fh, p.stride_h, p.dilation_h, p.pad_top);
             let ow = out_dim(iw, fw, p.stride_w, p.dilation_w, p.pad_left);
             let in_shape = [1, ih, iw, ic];
@@ -1184,9 +837,7 @@ mod tests {
             let in_zp = rng.range(-128, 127);
             let f_scales: Vec<f32> = (0..oc).map(|_| rng.float(0.001, 0.05)).collect();
             let input = rng.i8s(ih * iw * ic);
-            let filter: Vec<i8> = (0..fh * fw * oc)
-                .map(|_| rng.range(-127, 127) as i8)
-                .collect();
+            let filter: Vec<i8> = (0..fh * fw * oc).map(|_| rng.range(-127, 127) as i8).collect();
             let bias: Vec<i32> = (0..oc).map(|_| rng.range(-2000, 2000)).collect();
             let reference = |x: &[f64], bias_real: &[f64]| {
                 let mut out = vec![0.0f64; oh * ow * oc];
@@ -1197,15 +848,12 @@ mod tests {
                             let mut s = bias_real[o];
                             for ky in 0..fh {
                                 for kx in 0..fw {
-                                    let iy = (oy * p.stride_h + ky * p.dilation_h) as isize
-                                        - p.pad_top as isize;
-                                    let ix = (ox * p.stride_w + kx * p.dilation_w) as isize
-                                        - p.pad_left as isize;
+                                    let iy = (oy * p.stride_h + ky * p.dilation_h) as isize - p.pad_top as isize;
+                                    let ix = (ox * p.stride_w + kx * p.dilation_w) as isize - p.pad_left as isize;
                                     if iy < 0 || ix < 0 || iy >= ih as isize || ix >= iw as isize {
                                         continue;
                                     }
-                                    let w =
-                                        deq(filter[(ky * fw + kx) * oc + o] as i32, f_scales[o], 0);
+                                    let w = deq(filter[(ky * fw + kx) * oc + o] as i32, f_scales[o], 0);
                                     s += x[(iy as usize * iw + ix as usize) * ic + c] * w;
                                 }
                             }
@@ -1215,15 +863,9 @@ mod tests {
                 }
                 out
             };
-            let xf: Vec<f64> = input
-                .iter()
-                .map(|&v| deq(v as i32, in_scale, in_zp))
-                .collect();
-            let bf: Vec<f64> = bias
-                .iter()
-                .enumerate()
-                .map(|(o, &v)| v as f64 * in_scale as f64 * f_scales[o] as f64)
-                .collect();
+            let xf: Vec<f64> = input.iter().map(|&v| deq(v as i32, in_scale, in_zp)).collect();
+            let bf: Vec<f64> =
+                bias.iter().enumerate().map(|(o, &v)| v as f64 * in_scale as f64 * f_scales[o] as f64).collect();
             let real = reference(&xf, &bf);
             let max = real.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
             let out_scale = (max / 100.0) as f32;
@@ -1240,17 +882,7 @@ mod tests {
             )
             .unwrap();
             let mut out = vec![0i8; real.len()];
-            depthwise_conv2d_i8(
-                &p,
-                &q,
-                &input,
-                in_shape,
-                &filter,
-                f_shape,
-                Some(&bias),
-                &mut out,
-                out_shape,
-            );
+            depthwise_conv2d_i8(&p, &q, &input, in_shape, &filter, f_shape, Some(&bias), &mut out, out_shape);
             for (i, (&o, &r)) in out.iter().zip(&real).enumerate() {
                 let d = off_by(o as i32, r, out_scale, out_zp, -128, 127);
                 assert!(d <= 1.0, "case {case} elem {i}: got {o}, real {r}");
@@ -1260,35 +892,14 @@ mod tests {
             let s16 = rng.float(1e-4, 1e-3);
             let xf: Vec<f64> = in16.iter().map(|&v| deq(v as i32, s16, 0)).collect();
             let b64: Vec<i64> = bias.iter().map(|&b| b as i64 * 1000).collect();
-            let bf: Vec<f64> = b64
-                .iter()
-                .enumerate()
-                .map(|(o, &v)| v as f64 * s16 as f64 * f_scales[o] as f64)
-                .collect();
+            let bf: Vec<f64> =
+                b64.iter().enumerate().map(|(o, &v)| v as f64 * s16 as f64 * f_scales[o] as f64).collect();
             let real = reference(&xf, &bf);
             let max = real.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
             let out_scale = (max / 30000.0) as f32;
-            let q = ConvQuantParams::per_channel_16x8(
-                s16,
-                0,
-                &f_scales,
-                out_scale,
-                0,
-                FusedActivation::None,
-            )
-            .unwrap();
+            let q = ConvQuantParams::per_channel_16x8(s16, 0, &f_scales, out_scale, 0, FusedActivation::None).unwrap();
             let mut out = vec![0i16; real.len()];
-            depthwise_conv2d_i16x8(
-                &p,
-                &q,
-                &in16,
-                in_shape,
-                &filter,
-                f_shape,
-                Some(&b64),
-                &mut out,
-                out_shape,
-            );
+            depthwise_conv2d_i16x8(&p, &q, &in16, in_shape, &filter, f_shape, Some(&b64), &mut out, out_shape);
             for (i, (&o, &r)) in out.iter().zip(&real).enumerate() {
                 let d = off_by(o as i32, r, out_scale, 0, -32768, 32767);
                 let tol = 1.0 + (o as f64).abs() / 32768.0;
@@ -1301,22 +912,15 @@ mod tests {
     fn fully_connected_matches_float_reference() {
         let mut rng = Lcg(3);
         for case in 0..80 {
-            let (batches, depth, units) = (
-                rng.range(1, 3) as usize,
-                rng.range(1, 40) as usize,
-                rng.range(1, 6) as usize,
-            );
+            let (batches, depth, units) =
+                (rng.range(1, 3) as usize, rng.range(1, 40) as usize, rng.range(1, 6) as usize);
             let in_scale = rng.float(0.01, 0.2);
             let in_zp = rng.range(-128, 127);
             let per_channel = case % 2 == 0;
-            let f_scales: Vec<f32> = (0..if per_channel { units } else { 1 })
-                .map(|_| rng.float(0.001, 0.05))
-                .collect();
+            let f_scales: Vec<f32> = (0..if per_channel { units } else { 1 }).map(|_| rng.float(0.001, 0.05)).collect();
             let f_zp = if per_channel { 0 } else { rng.range(-10, 10) };
             let input = rng.i8s(batches * depth);
-            let weights: Vec<i8> = (0..units * depth)
-                .map(|_| rng.range(-127, 127) as i8)
-                .collect();
+            let weights: Vec<i8> = (0..units * depth).map(|_| rng.range(-127, 127) as i8).collect();
             let bias: Vec<i32> = (0..units).map(|_| rng.range(-3000, 3000)).collect();
             let fs = |o: usize| f_scales[if per_channel { o } else { 0 }];
             let mut real = vec![0.0f64; batches * units];
@@ -1359,16 +963,7 @@ mod tests {
             }
             .unwrap();
             let mut out = vec![0i8; batches * units];
-            fully_connected_i8(
-                &q,
-                &input,
-                &weights,
-                Some(&bias),
-                &mut out,
-                batches,
-                depth,
-                units,
-            );
+            fully_connected_i8(&q, &input, &weights, Some(&bias), &mut out, batches, depth, units);
             for (i, (&o, &r)) in out.iter().zip(&real).enumerate() {
                 let d = off_by(o as i32, r, out_scale, out_zp, -128, 127);
                 assert!(d <= 1.0, "case {case} elem {i}: got {o}, real {r}");

@@ -18,7 +18,7 @@
 //!   per-channel / per-tensor, int16x8 with int32 or int64 bias, uint8).
 //! - [`elementwise`]: ADD, SUB, MUL with broadcasting.
 //! - [`pool`]: AVERAGE_POOL_2D, MAX_POOL_2D.
-//! - [`reduce`]: MEAN.
+//! - [`reduce`] for MEAN (reference and optimised-kernel variants).
 //! - [`misc`]: QUANTIZE / requantize, CONCATENATION with rescaling,
 //!   RESIZE_BILINEAR, RELU family, LEAKY_RELU, PRELU, int16 LOGISTIC / TANH.
 
@@ -76,10 +76,7 @@ pub(crate) mod testutil {
     pub struct Lcg(pub u64);
     impl Lcg {
         pub fn next_u64(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             self.0 >> 11
         }
         /// Uniform integer in `lo..=hi`.
@@ -93,9 +90,6 @@ pub(crate) mod testutil {
         }
         pub fn i8s(&mut self, n: usize) -> Vec<i8> {
             (0..n).map(|_| self.range(-128, 127) as i8).collect()
-        }
-        pub fn u8s(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.range(0, 255) as u8).collect()
         }
         pub fn i16s(&mut self, n: usize, lo: i32, hi: i32) -> Vec<i16> {
             (0..n).map(|_| self.range(lo, hi) as i16).collect()
