@@ -13,7 +13,7 @@ use crate::arena::{ArenaPlan, ArenaRequest};
 use crate::dtype::Element;
 use crate::error::{Error, Location, OpError, Result};
 use crate::model::{Model, SignatureDef, SubgraphDef};
-use crate::op::{EvalContext, InputInfo, PrepareContext, PreparedOp};
+use crate::op::{EvalContext, InputInfo, PrepareContext, PreparedOp, Workers};
 use crate::registry::{OpResolver, Registration};
 use crate::tensor::{AlignedBytes, TensorInfo, TensorMut, TensorRef};
 
@@ -79,6 +79,8 @@ pub struct Interpreter<'m> {
     allocated: bool,
     /// Input shapes set by `resize_input`, kept across re-allocation.
     input_shapes: Vec<Option<Vec<usize>>>,
+    /// Created once when `threads > 1`; kernels borrow it at eval.
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl<'m> Interpreter<'m> {
@@ -113,7 +115,18 @@ impl<'m> Interpreter<'m> {
             })
             .collect();
         let options = InterpreterOptions { threads: options.threads.max(1), ..options };
+        let pool = if options.threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(options.threads)
+                .thread_name(|i| format!("ferrolite-{i}"))
+                .build()
+                .map_err(|e| Error::InvalidArgument(format!("cannot start {} worker threads: {e}", options.threads)))?;
+            Some(pool)
+        } else {
+            None
+        };
         Ok(Interpreter {
+            pool,
             model,
             subgraph,
             options,
@@ -355,7 +368,7 @@ impl<'m> Interpreter<'m> {
     fn eval_node(&mut self, ni: usize, arena: &mut [u8]) -> Result<(), OpError> {
         let model = self.model;
         let op = &model.subgraphs[self.subgraph].operators[ni];
-        let Interpreter { tensors, storage, nodes, options, .. } = self;
+        let Interpreter { tensors, storage, nodes, pool, .. } = self;
         let prepared = nodes[ni].prepared.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
 
         // Collect the node's arena ranges (outputs writable, inputs read-only)
@@ -426,7 +439,7 @@ impl<'m> Interpreter<'m> {
                     TensorRef { info: &tensors[t], bytes }
                 }));
             }
-            let mut ctx = EvalContext { inputs, outputs, threads: options.threads };
+            let mut ctx = EvalContext { inputs, outputs, workers: Workers { pool: pool.as_ref() } };
             prepared.eval(&mut ctx)
         };
         for (t, b) in owned_out {

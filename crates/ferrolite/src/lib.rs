@@ -31,7 +31,7 @@ pub use dtype::{DataType, Element};
 pub use error::{Error, Location, OpError, Result};
 pub use interpreter::{Interpreter, InterpreterOptions, NodeTiming, SignatureRunner};
 pub use model::Model;
-pub use op::{EvalContext, InputInfo, Operator, PrepareContext, PreparedOp};
+pub use op::{EvalContext, InputInfo, Operator, PrepareContext, PreparedOp, Workers};
 pub use registry::OpResolver;
 pub use tensor::{QuantParams, TensorInfo, TensorMut, TensorRef};
 

@@ -171,7 +171,8 @@ pub fn expect_dtype(role: &str, got: DataType, accepted: &[DataType]) -> Result<
 pub struct EvalContext<'a> {
     pub(crate) inputs: Vec<Option<TensorRef<'a>>>,
     pub(crate) outputs: Vec<TensorMut<'a>>,
-    pub threads: usize,
+    /// Worker threads for kernels that split their output.
+    pub workers: Workers<'a>,
 }
 
 impl<'a> EvalContext<'a> {
@@ -194,5 +195,44 @@ impl<'a> EvalContext<'a> {
     /// All outputs at once (for ops with several, like SPLIT).
     pub fn outputs_mut(&mut self) -> &mut [TensorMut<'a>] {
         &mut self.outputs
+    }
+}
+
+/// The interpreter's worker threads, lent to kernels during eval.
+#[derive(Clone, Copy)]
+pub struct Workers<'a> {
+    pub(crate) pool: Option<&'a rayon::ThreadPool>,
+}
+
+impl Workers<'_> {
+    /// A single-threaded set (no pool).
+    pub fn single() -> Workers<'static> {
+        Workers { pool: None }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.map_or(1, |p| p.current_num_threads())
+    }
+
+    /// Run `f(first_unit, chunk)` over disjoint chunks of `out`, each a whole
+    /// number of `unit`-element units (e.g. one output pixel's channels),
+    /// on the pool when there is one. With one thread this is one call, so
+    /// single-threaded inference pays nothing.
+    pub fn for_each_chunk<T: Send>(&self, out: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+        let unit = unit.max(1);
+        let units = out.len() / unit;
+        match self.pool {
+            Some(pool) if units > 1 => {
+                use rayon::prelude::*;
+                // A few chunks per thread balances uneven work without
+                // paying much per-chunk overhead.
+                let chunks = (pool.current_num_threads() * 4).min(units);
+                let per = units.div_ceil(chunks);
+                pool.install(|| {
+                    out.par_chunks_mut(per * unit).enumerate().for_each(|(i, c)| f(i * per, c));
+                });
+            }
+            _ => f(0, out),
+        }
     }
 }
