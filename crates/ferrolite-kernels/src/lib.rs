@@ -16,8 +16,10 @@
 //! - Convolution filters are OHWI (`[out_channels, kh, kw, in_channels]`),
 //!   depthwise filters `[1, kh, kw, out_channels]`, as stored in .tflite.
 //! - Fused activations are a clamp: see [`activation`].
-#![forbid(unsafe_code)]
+// Only the SIMD modules under `optimized/` opt back in, with `#[allow(unsafe_code)]`.
+#![deny(unsafe_code)]
 
 pub mod activation;
+pub mod optimized;
 pub mod quant;
 pub mod reference;

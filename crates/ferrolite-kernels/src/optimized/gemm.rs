@@ -1,0 +1,589 @@
+//! Float GEMM against pre-packed weights: `C = clamp(A · Wᵀ + bias)`.
+//!
+//! `W` is `[n, k]` row-major (output channels by depth), which is both a
+//! conv's OHWI filter flattened and FULLY_CONNECTED's weight matrix. It is
+//! packed once ([`PackedWeightsF32::pack`]) into panels of [`NR`] columns:
+//! panel `j` holds, for each `p in 0..k`, the 16 values `W[16j + c][p]`
+//! (zero past `n`), so a micro-kernel reads one contiguous 64-byte row per
+//! depth step. `A` is read in place (row stride `lda`), no packing.
+//!
+//! Micro-kernels (all over the same packing):
+//! - `f32_gemm_{1..6}x16_avx2_fma`: 6 rows × 16 columns = 12 ymm
+//!   accumulators, one FMA per (row, half-panel) per depth step; the 1-row
+//!   case (GEMV, batch-1 FULLY_CONNECTED) unrolls the depth loop four ways to
+//!   hide the FMA latency.
+//! - `f32_gemm_{1..4}x16_scalar`: portable Rust, always compiled.
+//!
+//! Blocking: the depth is cut into [`KC`]-long slices (A's 6 rows stay in L1)
+//! and the columns into groups of panels whose slice fits in L2. Between
+//! depth slices the partial sums live in `C`; bias and clamp are applied in
+//! the epilogue of the last slice.
+
+use crate::activation::ClampF32;
+use crate::optimized::isa::{Avx2Fma, IsaLevel};
+
+/// Columns per packed panel (two AVX2 registers).
+pub const NR: usize = 16;
+/// Depth slice: 6 rows of A (6 × 512 × 4 B = 12 KiB) stay in L1.
+const KC: usize = 512;
+/// Bytes of packed weights per column group, aimed at half a 512 KiB L2.
+const L2_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Weights `[n, k]` packed into `ceil(n / 16)` panels of `k × 16` floats.
+#[derive(Clone, Debug)]
+pub struct PackedWeightsF32 {
+    n: usize,
+    k: usize,
+    /// Backing store; the panels start at `offset`, 64-byte aligned so each
+    /// 16-float row sits in one cache line.
+    buf: Vec<f32>,
+    offset: usize,
+}
+
+impl PackedWeightsF32 {
+    /// Pack row-major `weights[n][k]`.
+    pub fn pack(weights: &[f32], n: usize, k: usize) -> PackedWeightsF32 {
+        assert!(weights.len() >= n * k, "weights: {} values for n={n} k={k}", weights.len());
+        let panels = n.div_ceil(NR);
+        let len = panels * k * NR;
+        let mut buf = vec![0.0f32; len + NR];
+        let misalign = (buf.as_ptr() as usize % 64) / 4;
+        let offset = (NR - misalign) % NR;
+        let data = &mut buf[offset..offset + len];
+        for (j, panel) in data.chunks_exact_mut((k * NR).max(1)).enumerate().take(panels) {
+            for c in 0..NR.min(n - j * NR) {
+                let row = &weights[(j * NR + c) * k..(j * NR + c + 1) * k];
+                for (p, &v) in row.iter().enumerate() {
+                    panel[p * NR + c] = v;
+                }
+            }
+        }
+        PackedWeightsF32 { n, k, buf, offset }
+    }
+
+    /// Output channels (columns of C).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Depth.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+
+    /// Panel `j`, depth rows `k0 .. k0 + kc`.
+    fn panel(&self, j: usize, k0: usize, kc: usize) -> &[f32] {
+        let start = self.offset + j * self.k * NR + k0 * NR;
+        &self.buf[start..start + kc * NR]
+    }
+}
+
+/// `c[i][o] = clamp(sum_p a[i][p] * W[o][p] + bias[o])` for `i < m`, `o < n`.
+///
+/// `a` is `m` rows of `k` values with row stride `lda`; `c` is `m` rows of
+/// `n = packed.n()` values with row stride `ldc` (other values of `c` are
+/// left alone). `isa` is clamped to what the CPU supports.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32(
+    isa: IsaLevel,
+    m: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    packed: &PackedWeightsF32,
+    bias: Option<&[f32]>,
+    clamp: ClampF32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let n = packed.n;
+    assert_eq!(k, packed.k, "gemm depth {k} but weights packed with depth {}", packed.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= k && ldc >= n, "strides lda={lda} (k={k}), ldc={ldc} (n={n})");
+    assert!(a.len() >= (m - 1) * lda + k, "a: {} values for m={m} lda={lda} k={k}", a.len());
+    assert!(c.len() >= (m - 1) * ldc + n, "c: {} values for m={m} ldc={ldc} n={n}", c.len());
+    if let Some(b) = bias {
+        assert!(b.len() >= n, "bias: {} values for n={n}", b.len());
+    }
+    if k == 0 {
+        for i in 0..m {
+            for (o, v) in c[i * ldc..i * ldc + n].iter_mut().enumerate() {
+                *v = clamp.apply(bias.map_or(0.0, |b| b[o]));
+            }
+        }
+        return;
+    }
+    match Avx2Fma::new(isa) {
+        Some(token) => drive(token, m, k, a, lda, packed, bias, clamp, c, ldc),
+        None => drive(Scalar, m, k, a, lda, packed, bias, clamp, c, ldc),
+    }
+}
+
+/// The epilogue of the last depth slice: bias for the panel's 16 columns
+/// (zero past `n`) and the clamp.
+#[derive(Clone, Copy)]
+struct Epilogue<'a> {
+    bias: &'a [f32; NR],
+    clamp: ClampF32,
+}
+
+/// One micro-kernel family: computes an `mr × nr` tile (`mr <= MR`,
+/// `nr <= NR`) over a depth slice of `kc`.
+///
+/// - `a`: row `r` is `a[r * lda .. r * lda + kc]`.
+/// - `w`: the panel's `kc × NR` slice.
+/// - `c`: row `r` is `c[r * ldc .. r * ldc + nr]`; read as the starting sums
+///   unless `first`, then overwritten.
+trait MicroKernel: Copy {
+    const MR: usize;
+    #[allow(clippy::too_many_arguments)]
+    fn tile(
+        self,
+        mr: usize,
+        nr: usize,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        w: &[f32],
+        first: bool,
+        epilogue: Option<Epilogue>,
+        c: &mut [f32],
+        ldc: usize,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive<K: MicroKernel>(
+    kern: K,
+    m: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    packed: &PackedWeightsF32,
+    bias: Option<&[f32]>,
+    clamp: ClampF32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let n = packed.n;
+    let panels = packed.panels();
+    let kc_max = KC.min(k);
+    let group = (L2_BLOCK_BYTES / (kc_max * NR * 4)).max(1);
+    for jc in (0..panels).step_by(group) {
+        let j_end = (jc + group).min(panels);
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = kc_max.min(k - k0);
+            let first = k0 == 0;
+            let last = k0 + kc == k;
+            let mut i = 0;
+            while i < m {
+                let mr = K::MR.min(m - i);
+                let a_blk = &a[i * lda + k0..(i + mr - 1) * lda + k0 + kc];
+                for j in jc..j_end {
+                    let col = j * NR;
+                    let nr = NR.min(n - col);
+                    let mut bias16 = [0.0f32; NR];
+                    let epilogue = if last {
+                        if let Some(b) = bias {
+                            bias16[..nr].copy_from_slice(&b[col..col + nr]);
+                        }
+                        Some(Epilogue { bias: &bias16, clamp })
+                    } else {
+                        None
+                    };
+                    let c_blk = &mut c[i * ldc + col..(i + mr - 1) * ldc + col + nr];
+                    kern.tile(mr, nr, kc, a_blk, lda, packed.panel(j, k0, kc), first, epilogue, c_blk, ldc);
+                }
+                i += mr;
+            }
+            k0 += kc;
+        }
+    }
+}
+
+/// Portable micro-kernels, `1..=4` rows × 16 columns.
+#[derive(Clone, Copy)]
+struct Scalar;
+
+impl MicroKernel for Scalar {
+    const MR: usize = 4;
+    fn tile(
+        self,
+        mr: usize,
+        nr: usize,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        w: &[f32],
+        first: bool,
+        epilogue: Option<Epilogue>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        match mr {
+            1 => f32_gemm_mx16_scalar::<1>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+            2 => f32_gemm_mx16_scalar::<2>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+            3 => f32_gemm_mx16_scalar::<3>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+            4 => f32_gemm_mx16_scalar::<4>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+            _ => unreachable!("scalar gemm tile of {mr} rows"),
+        }
+    }
+}
+
+/// `f32_gemm_{M}x16_scalar`: `M` rows × 16 columns with plain arrays.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn f32_gemm_mx16_scalar<const M: usize>(
+    nr: usize,
+    kc: usize,
+    a: &[f32],
+    lda: usize,
+    w: &[f32],
+    first: bool,
+    epilogue: Option<Epilogue>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let mut acc = [[0.0f32; NR]; M];
+    if !first {
+        for (r, row) in acc.iter_mut().enumerate() {
+            row[..nr].copy_from_slice(&c[r * ldc..r * ldc + nr]);
+        }
+    }
+    let rows: [&[f32]; M] = std::array::from_fn(|r| &a[r * lda..r * lda + kc]);
+    for (p, wrow) in w[..kc * NR].chunks_exact(NR).enumerate() {
+        for r in 0..M {
+            let x = rows[r][p];
+            for (acc_v, &w_v) in acc[r].iter_mut().zip(wrow) {
+                *acc_v += x * w_v;
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        let out = &mut c[r * ldc..r * ldc + nr];
+        match epilogue {
+            Some(e) => {
+                for ((o, &v), &b) in out.iter_mut().zip(row).zip(e.bias) {
+                    *o = e.clamp.apply(v + b);
+                }
+            }
+            None => out.copy_from_slice(&row[..nr]),
+        }
+    }
+}
+
+/// On other architectures the token can never be made; this keeps `drive`
+/// generic code compiling.
+#[cfg(not(target_arch = "x86_64"))]
+impl MicroKernel for Avx2Fma {
+    const MR: usize = 4;
+    #[allow(clippy::too_many_arguments)]
+    fn tile(
+        self,
+        mr: usize,
+        nr: usize,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        w: &[f32],
+        first: bool,
+        epilogue: Option<Epilogue>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        Scalar.tile(mr, nr, kc, a, lda, w, first, epilogue, c, ldc)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::{Epilogue, MicroKernel, NR};
+    use crate::optimized::isa::Avx2Fma;
+    use std::arch::x86_64::*;
+
+    impl MicroKernel for Avx2Fma {
+        const MR: usize = 6;
+        fn tile(
+            self,
+            mr: usize,
+            nr: usize,
+            kc: usize,
+            a: &[f32],
+            lda: usize,
+            w: &[f32],
+            first: bool,
+            epilogue: Option<Epilogue>,
+            c: &mut [f32],
+            ldc: usize,
+        ) {
+            // Bounds for the raw loads/stores inside the kernels.
+            assert!(mr >= 1 && mr <= 6 && nr >= 1 && nr <= NR && kc >= 1);
+            assert!(a.len() >= (mr - 1) * lda + kc && w.len() >= kc * NR && c.len() >= (mr - 1) * ldc + nr);
+            // SAFETY: `self` is an `Avx2Fma` token, which exists only when the
+            // CPU supports AVX2 and FMA; the slice bounds the kernels rely on were
+            // asserted just above.
+            unsafe {
+                match mr {
+                    1 => f32_gemm_1x16_avx2_fma(nr, kc, a, w, first, epilogue, c),
+                    2 => f32_gemm_mx16_avx2_fma::<2>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+                    3 => f32_gemm_mx16_avx2_fma::<3>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+                    4 => f32_gemm_mx16_avx2_fma::<4>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+                    5 => f32_gemm_mx16_avx2_fma::<5>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+                    _ => f32_gemm_mx16_avx2_fma::<6>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+                }
+            }
+        }
+    }
+
+    /// Load up to 16 values of a C row (zero past `nr`) as two registers.
+    ///
+    /// # Safety
+    /// `p` must be valid for `nr` reads, `nr <= 16`; AVX must be available.
+    #[inline(always)]
+    unsafe fn load_row(p: *const f32, nr: usize) -> (__m256, __m256) {
+        // SAFETY: the caller guarantees `nr` readable floats at `p`; the
+        // short case goes through a local buffer.
+        unsafe {
+            if nr == NR {
+                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+            } else {
+                let mut tmp = [0.0f32; NR];
+                std::ptr::copy_nonoverlapping(p, tmp.as_mut_ptr(), nr);
+                (_mm256_loadu_ps(tmp.as_ptr()), _mm256_loadu_ps(tmp.as_ptr().add(8)))
+            }
+        }
+    }
+
+    /// Apply the epilogue (if any) and store the first `nr` columns.
+    ///
+    /// # Safety
+    /// `p` must be valid for `nr` writes, `nr <= 16`; AVX must be available.
+    #[inline(always)]
+    unsafe fn store_row(p: *mut f32, nr: usize, mut v0: __m256, mut v1: __m256, e: Option<Epilogue>) {
+        // SAFETY: the caller guarantees `nr` writable floats at `p`; the
+        // bias array has 16 values; the short case goes through a local
+        // buffer.
+        unsafe {
+            if let Some(e) = e {
+                let lo = _mm256_set1_ps(e.clamp.min);
+                let hi = _mm256_set1_ps(e.clamp.max);
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(e.bias.as_ptr()));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(e.bias.as_ptr().add(8)));
+                // max(lo, v) / min(hi, v) return `v` when it is NaN, like
+                // `ClampF32::apply`.
+                v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, v0));
+                v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, v1));
+            }
+            if nr == NR {
+                _mm256_storeu_ps(p, v0);
+                _mm256_storeu_ps(p.add(8), v1);
+            } else {
+                let mut tmp = [0.0f32; NR];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, nr);
+            }
+        }
+    }
+
+    /// `f32_gemm_{M}x16_avx2_fma`, `M` in 2..=6: 2M accumulators.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `a` must hold `(M-1)*lda + kc`
+    /// values, `w` `kc*16`, `c` `(M-1)*ldc + nr`, with `nr <= 16`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn f32_gemm_mx16_avx2_fma<const M: usize>(
+        nr: usize,
+        kc: usize,
+        a: &[f32],
+        lda: usize,
+        w: &[f32],
+        first: bool,
+        epilogue: Option<Epilogue>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let mut acc0 = [_mm256_setzero_ps(); M];
+        let mut acc1 = [_mm256_setzero_ps(); M];
+        let cp = c.as_mut_ptr();
+        // SAFETY: the caller guarantees the slice lengths documented above,
+        // so every row pointer `a + r*lda` has `kc` readable values, `w` has
+        // `kc` rows of 16, and `c + r*ldc` has `nr` writable values.
+        unsafe {
+            if !first {
+                for r in 0..M {
+                    (acc0[r], acc1[r]) = load_row(cp.add(r * ldc), nr);
+                }
+            }
+            let ap: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(r * lda));
+            let mut wp = w.as_ptr();
+            for p in 0..kc {
+                let b0 = _mm256_loadu_ps(wp);
+                let b1 = _mm256_loadu_ps(wp.add(8));
+                for r in 0..M {
+                    let x = _mm256_broadcast_ss(&*ap[r].add(p));
+                    acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+                    acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+                }
+                wp = wp.add(NR);
+            }
+            for r in 0..M {
+                store_row(cp.add(r * ldc), nr, acc0[r], acc1[r], epilogue);
+            }
+        }
+    }
+
+    /// `f32_gemm_1x16_avx2_fma`: one row (GEMV), depth unrolled 4 ways into
+    /// 8 accumulators so the FMA latency does not serialise the loop.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `a` must hold `kc` values, `w`
+    /// `kc*16`, `c` `nr`, with `nr <= 16`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn f32_gemm_1x16_avx2_fma(
+        nr: usize,
+        kc: usize,
+        a: &[f32],
+        w: &[f32],
+        first: bool,
+        epilogue: Option<Epilogue>,
+        c: &mut [f32],
+    ) {
+        // SAFETY: as documented: `a[..kc]`, `w[..kc*16]` readable,
+        // `c[..nr]` writable.
+        unsafe {
+            let ap = a.as_ptr();
+            let mut wp = w.as_ptr();
+            let mut s = [_mm256_setzero_ps(); 8];
+            if !first {
+                (s[0], s[1]) = load_row(c.as_ptr(), nr);
+            }
+            let mut p = 0;
+            while p + 4 <= kc {
+                for u in 0..4 {
+                    let x = _mm256_broadcast_ss(&*ap.add(p + u));
+                    s[2 * u] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR)), s[2 * u]);
+                    s[2 * u + 1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR + 8)), s[2 * u + 1]);
+                }
+                wp = wp.add(4 * NR);
+                p += 4;
+            }
+            while p < kc {
+                let x = _mm256_broadcast_ss(&*ap.add(p));
+                s[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp), s[0]);
+                s[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(8)), s[1]);
+                wp = wp.add(NR);
+                p += 1;
+            }
+            let v0 = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
+            let v1 = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
+            store_row(c.as_mut_ptr(), nr, v0, v1, epilogue);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::{assert_close, Rng};
+    use crate::reference::fully_connected::fully_connected_f32;
+
+    /// Reference result and error scale (`sum |a||w| + |bias|`) for a GEMM
+    /// written as a FULLY_CONNECTED.
+    fn reference(a: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, k: usize, n: usize, clamp: ClampF32) -> (Vec<f32>, Vec<f32>) {
+        let mut out = vec![0.0; m * n];
+        fully_connected_f32(a, w, bias, &mut out, m, k, n, clamp);
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+        let mut scale = vec![0.0; m * n];
+        let ab = bias.map(abs);
+        fully_connected_f32(&abs(a), &abs(w), ab.as_deref(), &mut scale, m, k, n, ClampF32::NONE);
+        (out, scale)
+    }
+
+    #[test]
+    fn gemm_matches_reference_on_random_shapes() {
+        let mut rng = Rng::new(0x5eed);
+        for case in 0..120 {
+            let m = rng.range(1, 20);
+            let k = if case % 10 == 0 { rng.range(500, 1200) } else { rng.range(1, 70) };
+            let n = rng.range(1, 50);
+            let a = rng.vec(m * k);
+            let w = rng.vec(n * k);
+            let bias = if case % 3 == 0 { None } else { Some(rng.vec(n)) };
+            let clamp = if case % 2 == 0 { ClampF32::RELU6 } else { ClampF32::NONE };
+            let (want, scale) = reference(&a, &w, bias.as_deref(), m, k, n, clamp);
+            let packed = PackedWeightsF32::pack(&w, n, k);
+            for &isa in &available_levels() {
+                // Strided A and C, with sentinels around the written block.
+                let (lda, ldc) = (k + 3, n + 5);
+                let mut a_s = vec![f32::NAN; (m - 1) * lda + k];
+                for i in 0..m {
+                    a_s[i * lda..i * lda + k].copy_from_slice(&a[i * k..(i + 1) * k]);
+                }
+                let mut c = vec![-7.0; m * ldc];
+                gemm_f32(isa, m, k, &a_s, lda, &packed, bias.as_deref(), clamp, &mut c, ldc);
+                let mut got = vec![0.0; m * n];
+                for i in 0..m {
+                    got[i * n..(i + 1) * n].copy_from_slice(&c[i * ldc..i * ldc + n]);
+                    assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == -7.0), "{isa:?} wrote past n");
+                }
+                assert_close(&got, &want, &scale, 1e-5, &format!("gemm {isa:?} m={m} k={k} n={n}"));
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_zero_depth_is_bias() {
+        let packed = PackedWeightsF32::pack(&[], 3, 0);
+        for &isa in &available_levels() {
+            let mut c = [9.0; 6];
+            gemm_f32(isa, 2, 0, &[], 0, &packed, Some(&[1.0, -2.0, 7.0]), ClampF32::RELU6, &mut c, 3);
+            assert_eq!(c, [1.0, 0.0, 6.0, 1.0, 0.0, 6.0]);
+        }
+    }
+
+    #[test]
+    fn gemm_propagates_nan_like_reference() {
+        let w = [1.0, 1.0];
+        let packed = PackedWeightsF32::pack(&w, 1, 2);
+        for &isa in &available_levels() {
+            let mut c = [0.0];
+            gemm_f32(isa, 1, 2, &[f32::NAN, 1.0], 2, &packed, None, ClampF32::RELU6, &mut c, 1);
+            assert!(c[0].is_nan(), "{isa:?}");
+        }
+    }
+
+    /// `cargo test --release -p ferrolite-kernels --lib optimized::gemm::tests::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_gemm() {
+        use crate::optimized::testutil::gflops;
+        let mut rng = Rng::new(1);
+        for &(m, k, n) in &[(12544usize, 64usize, 64usize), (3136, 576, 128), (1024, 1024, 1024), (1, 1024, 1000)] {
+            let a = rng.vec(m * k);
+            let w = rng.vec(n * k);
+            let bias = rng.vec(n);
+            let packed = PackedWeightsF32::pack(&w, n, k);
+            let mut c = vec![0.0; m * n];
+            let flops = 2.0 * (m * n * k) as f64;
+            for &isa in &available_levels() {
+                let g = gflops(flops, || gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), ClampF32::RELU6, &mut c, n));
+                println!("gemm m={m} k={k} n={n} {:>9}: {g:6.1} GFLOP/s", isa.name());
+            }
+            if m * n * k <= 1 << 28 {
+                let g = gflops(flops, || fully_connected_f32(&a, &w, Some(&bias), &mut c, m, k, n, ClampF32::RELU6));
+                println!("gemm m={m} k={k} n={n} reference: {g:6.1} GFLOP/s");
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Instruction-set levels and their runtime detection.
+//!
+//! Optimised kernels come in several variants (portable "scalar" code, AVX2 +
+//! FMA, ...). A plan picks one when it is built, from [`detect`]: the best
+//! level the CPU has, capped by the `FERROLITE_MAX_ISA` environment variable
+//! (`scalar`, `avx2` or `avx512`, read once) so the portable paths can be
+//! exercised on any machine.
+//!
+//! Soundness: every SIMD kernel is reached only through a token type
+//! ([`Avx2Fma`]) that can only be made after the CPU was found to support the
+//! features, so no caller-provided [`IsaLevel`] can run an instruction the CPU
+//! lacks: plans clamp the requested level with [`IsaLevel::clamp_to_cpu`].
+
+use std::sync::OnceLock;
+
+/// A level of SIMD support, ordered from least to most capable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IsaLevel {
+    /// Portable Rust, no explicit intrinsics (the compiler may still
+    /// auto-vectorise with the target's baseline, e.g. SSE2).
+    Scalar,
+    /// x86-64 AVX2 with FMA3 (8 floats per register).
+    Avx2Fma,
+    /// x86-64 AVX-512F. No kernel uses it yet: it runs the AVX2 kernels.
+    Avx512,
+}
+
+impl IsaLevel {
+    /// Parse a `FERROLITE_MAX_ISA` value (case-insensitive).
+    pub fn parse(s: &str) -> Option<IsaLevel> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" | "none" | "generic" => Some(IsaLevel::Scalar),
+            "avx2" | "avx2fma" | "avx2_fma" | "fma" => Some(IsaLevel::Avx2Fma),
+            "avx512" | "avx512f" => Some(IsaLevel::Avx512),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IsaLevel::Scalar => "scalar",
+            IsaLevel::Avx2Fma => "avx2_fma",
+            IsaLevel::Avx512 => "avx512",
+        }
+    }
+
+    /// This level, lowered to what the CPU actually supports.
+    pub fn clamp_to_cpu(self) -> IsaLevel {
+        self.min(cpu_level())
+    }
+}
+
+/// The best level the CPU supports, ignoring the environment cap (cached).
+pub fn cpu_level() -> IsaLevel {
+    static CPU: OnceLock<IsaLevel> = OnceLock::new();
+    *CPU.get_or_init(probe_cpu)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn probe_cpu() -> IsaLevel {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        IsaLevel::Scalar
+    } else if is_x86_feature_detected!("avx512f") {
+        IsaLevel::Avx512
+    } else {
+        IsaLevel::Avx2Fma
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn probe_cpu() -> IsaLevel {
+    IsaLevel::Scalar
+}
+
+/// The cap from `FERROLITE_MAX_ISA`, read once. Unset or unrecognised: no cap.
+pub fn env_cap() -> Option<IsaLevel> {
+    static CAP: OnceLock<Option<IsaLevel>> = OnceLock::new();
+    *CAP.get_or_init(|| std::env::var("FERROLITE_MAX_ISA").ok().and_then(|v| IsaLevel::parse(&v)))
+}
+
+/// The level plans should use: the CPU's best, capped by `FERROLITE_MAX_ISA`.
+pub fn detect() -> IsaLevel {
+    static LEVEL: OnceLock<IsaLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| match env_cap() {
+        Some(cap) => cpu_level().min(cap),
+        None => cpu_level(),
+    })
+}
+
+/// Every level this CPU can run, lowest first (for tests and benchmarks,
+/// which should cover all of them regardless of the environment cap).
+pub fn available_levels() -> Vec<IsaLevel> {
+    [IsaLevel::Scalar, IsaLevel::Avx2Fma, IsaLevel::Avx512].into_iter().filter(|&l| l <= cpu_level()).collect()
+}
+
+/// Proof that the CPU supports AVX2 and FMA: the only way to reach the AVX2
+/// kernels. Zero-sized; made only by [`Avx2Fma::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct Avx2Fma(());
+
+impl Avx2Fma {
+    /// `Some` when the CPU has AVX2 + FMA and `level` asks for them.
+    pub fn new(level: IsaLevel) -> Option<Avx2Fma> {
+        if level >= IsaLevel::Avx2Fma && cpu_level() >= IsaLevel::Avx2Fma {
+            Some(Avx2Fma(()))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_order() {
+        assert_eq!(IsaLevel::parse("SCALAR"), Some(IsaLevel::Scalar));
+        assert_eq!(IsaLevel::parse("avx2"), Some(IsaLevel::Avx2Fma));
+        assert_eq!(IsaLevel::parse("avx512"), Some(IsaLevel::Avx512));
+        assert_eq!(IsaLevel::parse("sse9"), None);
+        assert!(IsaLevel::Scalar < IsaLevel::Avx2Fma && IsaLevel::Avx2Fma < IsaLevel::Avx512);
+    }
+
+    #[test]
+    fn detect_is_within_cpu_and_cap() {
+        let l = detect();
+        assert!(l <= cpu_level());
+        if let Some(cap) = env_cap() {
+            assert!(l <= cap);
+        }
+        assert_eq!(available_levels()[0], IsaLevel::Scalar);
+        assert_eq!(*available_levels().last().unwrap(), cpu_level());
+        assert!(Avx2Fma::new(IsaLevel::Scalar).is_none());
+        assert_eq!(Avx2Fma::new(IsaLevel::Avx512).is_some(), cpu_level() >= IsaLevel::Avx2Fma);
+    }
+}

@@ -1,0 +1,24 @@
+//! Optimised float kernels, tested against their twins in `reference/`.
+//!
+//! Each kernel family has a portable variant that is always compiled (and
+//! tested), plus SIMD variants selected at plan time from
+//! [`isa::detect`] (CPU features, capped by `FERROLITE_MAX_ISA`). Names
+//! follow XNNPACK's style: `f32_gemm_6x16_avx2_fma` is the float GEMM
+//! micro-kernel computing 6 rows by 16 columns with AVX2 + FMA.
+//!
+//! Kernels that the runtime may split across threads (`run_rows`) write a
+//! caller-chosen slice of output pixels, so chunks can be computed in
+//! parallel with plain `chunks_mut` and no unsafe code.
+//!
+//! `unsafe` appears only in the SIMD submodules, around intrinsics, each
+//! block with its `SAFETY` argument; the SIMD code is reachable only through
+//! the [`isa::Avx2Fma`] token, made after runtime feature detection.
+
+// pub mod conv;
+pub mod gemm;
+pub mod isa;
+
+pub use isa::IsaLevel;
+
+#[cfg(test)]
+pub(crate) mod testutil;
