@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Benchmark ferrolite against LiteRT on the same models, in one run.
+
+usage: bench/side_by_side.py [--models DIR] [--threads 1,2] [--runs 30] [--out BENCHMARKS.md]
+
+Makes the benchmark models first if DIR lacks them (../shared/tools/make_models.py
+DIR bench: MobileNet v1/v2 at 224, Inception v3 at 299; f32, int8, and for
+MobileNet v2 also dyn and f16). For every model and thread count it
+alternates LiteRT (default XNNPACK path) and `ferrolite bench --json`,
+several rounds, and keeps the median of each side's medians, so both see the
+same machine state. Writes a Markdown table with the ratio ferrolite/LiteRT.
+"""
+import argparse, json, os, platform, statistics, subprocess, sys, time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def litert_bench(path, threads, runs, warmup):
+    from ai_edge_litert import interpreter as lite
+    t0 = time.perf_counter()
+    it = lite.Interpreter(model_path=path, num_threads=threads)
+    it.allocate_tensors()
+    load_alloc = (time.perf_counter() - t0) * 1e3
+    rng = np.random.default_rng(0)
+    for d in it.get_input_details():
+        if d["dtype"] == np.float32:
+            x = rng.uniform(-1, 1, d["shape"]).astype(np.float32)
+        else:
+            info = np.iinfo(d["dtype"])
+            x = rng.integers(info.min, info.max + 1, d["shape"]).astype(d["dtype"])
+        it.set_tensor(d["index"], x)
+    for _ in range(warmup):
+        it.invoke()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        it.invoke()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times), load_alloc
+
+
+def ferrolite_bench(binary, path, threads, runs, warmup):
+    out = subprocess.run(
+        [binary, "bench", path, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    r = json.loads(out)
+    return r["median_ms"], r["load_ms"] + r["allocate_ms"]
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=os.path.join(ROOT, "target", "bench-models"))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--only", default="", help="comma-separated substrings of model names to keep")
+    args = ap.parse_args()
+
+    os.makedirs(args.models, exist_ok=True)
+    if not any(f.endswith(".tflite") for f in os.listdir(args.models)):
+        tool = os.path.join(ROOT, "..", "shared", "tools", "make_models.py")
+        print(f"making benchmark models with {tool} ...", flush=True)
+        subprocess.run([sys.executable, tool, args.models, "bench"], check=True)
+
+    binary = os.path.join(ROOT, "target", "release", "ferrolite")
+    subprocess.run(["cargo", "build", "--release", "-p", "ferrolite-cli"], cwd=ROOT, check=True)
+
+    models = sorted(f for f in os.listdir(args.models) if f.endswith(".tflite"))
+    if args.only:
+        keep = args.only.split(",")
+        models = [m for m in models if any(k in m for k in keep)]
+    rows = []
+    for m in models:
+        path = os.path.join(args.models, m)
+        for threads in [int(t) for t in args.threads.split(",")]:
+            ours, theirs, ours_la, theirs_la = [], [], [], []
+            for _ in range(args.rounds):
+                t, la = litert_bench(path, threads, args.runs, args.warmup)
+                theirs.append(t)
+                theirs_la.append(la)
+                try:
+                    f, fla = ferrolite_bench(binary, path, threads, args.runs, args.warmup)
+                except subprocess.CalledProcessError as e:
+                    print(f"{m}: ferrolite failed: {e.stderr.strip()[:200]}", flush=True)
+                    f, fla = float("nan"), float("nan")
+                ours.append(f)
+                ours_la.append(fla)
+            row = (m[:-7], threads, statistics.median(theirs), statistics.median(ours),
+                   statistics.median(theirs_la), statistics.median(ours_la))
+            rows.append(row)
+            print(f"{row[0]:32} t={threads} litert {row[2]:8.2f} ms  ferrolite {row[3]:8.2f} ms  ratio {row[3]/row[2]:5.2f}", flush=True)
+
+    with open(args.out, "w") as f:
+        f.write("# Benchmarks\n\n")
+        f.write("Made by `bench/side_by_side.py` (LiteRT with its default XNNPACK path vs `ferrolite bench`, ")
+        f.write(f"alternating, {args.rounds} rounds of {args.runs} runs after {args.warmup} warm-up runs; each cell is the median of the rounds' medians).\n\n")
+        f.write(f"- machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}\n")
+        f.write(f"- date: {time.strftime('%Y-%m-%d')}\n")
+        f.write(f"- command: `python3 bench/side_by_side.py --threads {args.threads} --runs {args.runs} --rounds {args.rounds}`\n\n")
+        f.write("| model | threads | LiteRT median ms | ferrolite median ms | ratio ferrolite/LiteRT | LiteRT load+allocate ms | ferrolite load+allocate ms |\n")
+        f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+        for name, t, lt, fe, lla, fla in rows:
+            f.write(f"| {name} | {t} | {lt:.2f} | {fe:.2f} | {fe/lt:.2f} | {lla:.1f} | {fla:.1f} |\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

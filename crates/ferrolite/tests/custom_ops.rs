@@ -1,0 +1,179 @@
+//! User-registered custom operators.
+
+mod support;
+
+use ferrolite::schema as fb;
+use ferrolite::{EvalContext, Interpreter, InterpreterOptions, Model, OpError, OpResolver, Operator, PrepareContext, PreparedOp};
+use ferrolite_kernels::activation::ClampF32;
+use ferrolite_kernels::reference::conv::{transpose_conv2d_f32, TransposeConvParams};
+use ferrolite_kernels::reference::padding::{Padding, Padding2d};
+
+/// A model with one custom op `name` mapping a [2, 3] float input to an
+/// output of the same shape.
+fn one_custom_op_model(name: &str) -> Vec<u8> {
+    let tensor = |n: &str| fb::Tensor {
+        shape: Some(vec![2, 3]),
+        type_: fb::TensorType::Float32,
+        buffer: 0,
+        name: Some(n.into()),
+        ..Default::default()
+    };
+    let model = fb::Model {
+        version: 3,
+        operator_codes: Some(vec![fb::OperatorCode {
+            deprecated_builtin_code: 32,
+            builtin_code: fb::BuiltinOperator::Custom,
+            custom_code: Some(name.into()),
+            version: 1,
+        }]),
+        subgraphs: Some(vec![fb::SubGraph {
+            tensors: Some(vec![tensor("x"), tensor("y")]),
+            inputs: Some(vec![0]),
+            outputs: Some(vec![1]),
+            operators: Some(vec![fb::Operator {
+                opcode_index: 0,
+                inputs: Some(vec![0]),
+                outputs: Some(vec![1]),
+                custom_options: Some(vec![3]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }]),
+        buffers: Some(vec![fb::Buffer::default()]),
+        ..Default::default()
+    };
+    fb::finish_model(&mut planus::Builder::new(), &model)
+}
+
+/// `y = k * x`, with k read from the op's custom options.
+struct Scale;
+
+impl Operator for Scale {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(1, 1)?;
+        let k = *ctx.custom_options.first().ok_or(OpError::Options("missing factor".into()))? as f32;
+        let shape = ctx.input(0)?.shape().to_vec();
+        ctx.set_output_shape(0, shape)?;
+        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+            let x = ctx.input(0)?.as_slice::<f32>()?;
+            for (y, &v) in ctx.output(0)?.as_slice_mut::<f32>()?.iter_mut().zip(x) {
+                *y = k * v;
+            }
+            Ok(())
+        }))
+    }
+}
+
+#[test]
+fn registered_custom_op_runs_with_its_options() {
+    let bytes = one_custom_op_model("Scale");
+    let model = Model::from_bytes(&bytes).unwrap();
+    let mut resolver = OpResolver::with_builtins();
+    resolver.add_custom("Scale", Scale);
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    it.allocate_tensors().unwrap();
+    it.set_input(0, &[1.0f32, -2.0, 0.5, 4.0, 0.0, 10.0]).unwrap();
+    it.invoke().unwrap();
+    assert_eq!(it.output(0).unwrap().as_slice::<f32>().unwrap(), &[3.0, -6.0, 1.5, 12.0, 0.0, 30.0]);
+}
+
+#[test]
+fn unregistered_custom_op_is_named_at_allocate() {
+    let bytes = one_custom_op_model("Mystery");
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    let err = it.allocate_tensors().unwrap_err();
+    match &err {
+        ferrolite::Error::UnsupportedOp { node, op, version, .. } => {
+            assert_eq!((*node, op.as_str(), *version), (0, "Mystery", 1));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(err.to_string().contains("Mystery"), "{err}");
+}
+
+/// MediaPipe's `Convolution2DTransposeBias`: a transposed convolution with a
+/// bias, options as three int32s (padding, stride width, stride height).
+struct Convolution2DTransposeBias;
+
+impl Operator for Convolution2DTransposeBias {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        ctx.check_inputs(3, 3)?;
+        let o = ctx.custom_options;
+        if o.len() < 12 {
+            return Err(OpError::Options(format!("{} option bytes, expected 12", o.len())));
+        }
+        let int = |i: usize| i32::from_le_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]);
+        let padding = if int(0) == 1 { Padding::Same } else { Padding::Valid };
+        let (stride_w, stride_h) = (int(1) as usize, int(2) as usize);
+        let in_shape: [usize; 4] = ctx.input(0)?.shape().try_into().map_err(|_| OpError::Shape("input".into()))?;
+        let f_shape: [usize; 4] = ctx.input(1)?.shape().try_into().map_err(|_| OpError::Shape("filter".into()))?;
+        let (oh, ow) = match padding {
+            Padding::Same => (in_shape[1] * stride_h, in_shape[2] * stride_w),
+            Padding::Valid => ((in_shape[1] - 1) * stride_h + f_shape[1], (in_shape[2] - 1) * stride_w + f_shape[2]),
+        };
+        let out_shape = [in_shape[0], oh, ow, f_shape[0]];
+        ctx.set_output_shape(0, out_shape.to_vec())?;
+        let pad = Padding2d::for_transpose_conv(padding, oh, ow, f_shape[1], f_shape[2], stride_h, stride_w);
+        let p = TransposeConvParams { stride_h, stride_w, pad_top: pad.top, pad_left: pad.left, clamp: ClampF32::NONE };
+        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+            let x = ctx.input(0)?.as_slice::<f32>()?;
+            let w = ctx.input(1)?.as_slice::<f32>()?;
+            let b = ctx.input(2)?.as_slice::<f32>()?;
+            let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+            transpose_conv2d_f32(&p, x, in_shape, w, f_shape, Some(b), y, out_shape);
+            Ok(())
+        }))
+    }
+}
+
+/// The selfie segmenter needs the custom op; with it, the person in the
+/// astronaut picture (centre) must score far higher than the top corners.
+#[test]
+fn selfie_segmentation_with_user_custom_op() {
+    let Some(path) = support::fixture("selfie_segmentation.tflite") else {
+        eprintln!("skipping: selfie_segmentation.tflite not found");
+        return;
+    };
+    let model = Model::from_file(&path).unwrap();
+    let mut resolver = OpResolver::with_builtins();
+    resolver.add_custom("Convolution2DTransposeBias", Convolution2DTransposeBias);
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    it.allocate_tensors().unwrap();
+    let shape = it.input(0).unwrap().shape().to_vec();
+    assert_eq!(shape.len(), 4);
+    let (h, w) = (shape[1], shape[2]);
+    // The face detector's 128x128 astronaut input ([-1, 1]), resampled to the
+    // segmenter's size by nearest neighbour and mapped to [0, 1].
+    let img = support::read_npy(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/astronaut_128.npy"));
+    let src: Vec<f32> = img.as_f64().iter().map(|&v| ((v + 1.0) / 2.0) as f32).collect();
+    let mut x = vec![0.0f32; h * w * 3];
+    for yy in 0..h {
+        for xx in 0..w {
+            let (sy, sx) = (yy * 128 / h, xx * 128 / w);
+            for c in 0..3 {
+                x[(yy * w + xx) * 3 + c] = src[(sy * 128 + sx) * 3 + c];
+            }
+        }
+    }
+    it.set_input(0, &x).unwrap();
+    it.invoke().unwrap();
+    let out = it.output(0).unwrap();
+    let mask = out.as_slice::<f32>().unwrap();
+    let (oh, ow) = (out.shape()[1], out.shape()[2]);
+    assert!(mask.iter().all(|v| (0.0..=1.0).contains(v)), "mask must be probabilities");
+    let mean = |y0: usize, y1: usize, x0: usize, x1: usize| {
+        let mut s = 0.0;
+        for y in y0..y1 {
+            for xx in x0..x1 {
+                s += mask[y * ow + xx];
+            }
+        }
+        s / ((y1 - y0) * (x1 - x0)) as f32
+    };
+    let centre = mean(oh * 2 / 5, oh * 3 / 5, ow * 2 / 5, ow * 3 / 5);
+    let corner = mean(0, oh / 8, 0, ow / 8);
+    eprintln!("selfie mask: centre {centre:.3}, corner {corner:.3}");
+    assert!(centre > 0.5 && corner < 0.5 && centre > corner + 0.3, "centre {centre} corner {corner}");
+}
