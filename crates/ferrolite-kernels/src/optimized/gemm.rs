@@ -259,10 +259,11 @@ fn f32_gemm_mx16_scalar<const M: usize>(
     }
     let rows: [&[f32]; M] = std::array::from_fn(|r| &a[r * lda..r * lda + kc]);
     for (p, wrow) in w[..kc * NR].chunks_exact(NR).enumerate() {
+        let wrow: &[f32; NR] = wrow.try_into().unwrap();
+        let x: [f32; M] = std::array::from_fn(|r| rows[r][p]);
         for r in 0..M {
-            let x = rows[r][p];
-            for (acc_v, &w_v) in acc[r].iter_mut().zip(wrow) {
-                *acc_v += x * w_v;
+            for cc in 0..NR {
+                acc[r][cc] += x[r] * wrow[cc];
             }
         }
     }

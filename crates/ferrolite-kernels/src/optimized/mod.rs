@@ -14,7 +14,7 @@
 //! block with its `SAFETY` argument; the SIMD code is reachable only through
 //! the [`isa::Avx2Fma`] token, made after runtime feature detection.
 
-// pub mod conv;
+pub mod conv;
 pub mod gemm;
 pub mod isa;
 

@@ -1,0 +1,388 @@
+//! CONV_2D (float) as GEMM: each output pixel is one row of
+//! `A · Wᵀ`, with `A` the pixel's receptive field (im2col) and `W` the OHWI
+//! filter flattened to `[out_c, kh*kw*in_c]`, packed once at plan time.
+//!
+//! - 1×1, stride 1, unpadded convs whose output has the input's spatial size
+//!   read the input itself as `A` (no copy).
+//! - Everything else builds im2col rows for a block of pixels into a
+//!   caller-owned scratch buffer (bounded: ~64 Ki floats), padding taps as
+//!   zeros, then runs the GEMM on the block.
+//! - Grouped convs run one GEMM per group over that group's channels.
+//!
+//! Output "rows" are output pixels (`batches * out_h * out_w` of them, each
+//! `out_c` values), and [`Conv2dF32Plan::run_rows`] computes any contiguous
+//! range of them, so a caller can split the output with `chunks_mut` and run
+//! the chunks on several threads.
+
+use crate::optimized::gemm::{gemm_f32, PackedWeightsF32};
+use crate::optimized::isa::IsaLevel;
+use crate::reference::conv::Conv2dParams;
+
+/// Target size of one im2col block, in floats (256 KiB: half an L2).
+const IM2COL_BLOCK_FLOATS: usize = 64 * 1024;
+
+/// A CONV_2D with its weights packed for [`gemm_f32`].
+#[derive(Clone, Debug)]
+pub struct Conv2dF32Plan {
+    isa: IsaLevel,
+    p: Conv2dParams,
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+    /// Output channels per group.
+    per_group: usize,
+    /// GEMM depth: `kh * kw * filter_in_c`.
+    depth: usize,
+    /// One packed matrix per group (empty when unsupported).
+    packed: Vec<PackedWeightsF32>,
+    /// 1×1 stride-1 unpadded: the input is the GEMM's `A`.
+    direct: bool,
+    supported: bool,
+}
+
+impl Conv2dF32Plan {
+    /// Plan a conv; shapes as for [`crate::reference::conv::conv2d_f32`],
+    /// `filter` OHWI. `isa` is clamped to what the CPU supports.
+    pub fn new(
+        isa: IsaLevel,
+        params: &Conv2dParams,
+        in_shape: [usize; 4],
+        filter: &[f32],
+        filter_shape: [usize; 4],
+        out_shape: [usize; 4],
+    ) -> Conv2dF32Plan {
+        let [batches, in_h, in_w, in_c] = in_shape;
+        let [f_out, f_h, f_w, f_in] = filter_shape;
+        let [out_b, out_h, out_w, out_c] = out_shape;
+        let groups = if f_in == 0 { 0 } else { in_c / f_in };
+        let supported = f_in > 0
+            && groups >= 1
+            && in_c == groups * f_in
+            && out_c == f_out
+            && out_c % groups == 0
+            && out_b == batches
+            && params.stride_h >= 1
+            && params.stride_w >= 1
+            && params.dilation_h >= 1
+            && params.dilation_w >= 1
+            && filter.len() >= f_out * f_h * f_w * f_in;
+        let per_group = if supported { out_c / groups } else { 0 };
+        let depth = f_h * f_w * f_in;
+        let packed = if supported {
+            (0..groups)
+                .map(|g| {
+                    PackedWeightsF32::pack(&filter[g * per_group * depth..(g + 1) * per_group * depth], per_group, depth)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let direct = f_h == 1
+            && f_w == 1
+            && params.stride_h == 1
+            && params.stride_w == 1
+            && params.pad_top == 0
+            && params.pad_left == 0
+            && out_h == in_h
+            && out_w == in_w;
+        Conv2dF32Plan {
+            isa: isa.clamp_to_cpu(),
+            p: *params,
+            in_shape,
+            filter_shape,
+            out_shape,
+            per_group,
+            depth,
+            packed,
+            direct,
+            supported,
+        }
+    }
+
+    /// Whether this plan can run; when not (inconsistent shapes), the caller
+    /// should use the reference kernel.
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    /// The level the plan's kernels run at.
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// Number of output rows (pixels): `batches * out_h * out_w`.
+    pub fn rows(&self) -> usize {
+        self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+    }
+
+    /// Values per output row: `out_c`.
+    pub fn row_len(&self) -> usize {
+        self.out_shape[3]
+    }
+
+    /// Compute the whole output.
+    pub fn run(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], scratch: &mut Vec<f32>) {
+        let len = self.rows() * self.row_len();
+        self.run_rows(input, bias, &mut output[..len], 0, scratch);
+    }
+
+    /// Compute output pixels `row_start .. row_start + output_rows.len() / out_c`
+    /// into `output_rows` (which must be a whole number of rows). `input` is
+    /// the whole input tensor; `scratch` is reused between calls (one per
+    /// thread).
+    pub fn run_rows(
+        &self,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        scratch: &mut Vec<f32>,
+    ) {
+        assert!(self.supported, "unsupported conv plan: use the reference kernel");
+        let out_c = self.out_shape[3];
+        if out_c == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert_eq!(output_rows.len() % out_c, 0, "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / out_c;
+        assert!(row_start + rows <= self.rows(), "rows {row_start}..{} past {}", row_start + rows, self.rows());
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
+        if let Some(b) = bias {
+            assert!(b.len() >= out_c, "bias too short");
+        }
+        let f_in = self.filter_shape[3];
+        let pg = self.per_group;
+
+        if self.direct {
+            for (g, packed) in self.packed.iter().enumerate() {
+                let a = &input[row_start * in_c + g * f_in..];
+                let b = bias.map(|b| &b[g * pg..(g + 1) * pg]);
+                gemm_f32(self.isa, rows, f_in, a, in_c, packed, b, self.p.clamp, &mut output_rows[g * pg..], out_c);
+            }
+            return;
+        }
+
+        let k = self.depth;
+        let block = if k == 0 { rows } else { (IM2COL_BLOCK_FLOATS / k).clamp(12, 240) / 6 * 6 };
+        let block = block.min(rows).max(1);
+        if scratch.len() < block * k {
+            scratch.resize(block * k, 0.0);
+        }
+        let mut r = 0;
+        while r < rows {
+            let m = block.min(rows - r);
+            for (g, packed) in self.packed.iter().enumerate() {
+                self.im2col(input, row_start + r, m, g, &mut scratch[..m * k]);
+                let b = bias.map(|b| &b[g * pg..(g + 1) * pg]);
+                let c = &mut output_rows[r * out_c + g * pg..];
+                gemm_f32(self.isa, m, k, &scratch[..m * k], k, packed, b, self.p.clamp, c, out_c);
+            }
+            r += m;
+        }
+    }
+
+    /// Receptive fields of output pixels `first .. first + m`, group `g`:
+    /// `m` rows of `kh * kw * f_in` values in filter order, zeros for taps
+    /// outside the input.
+    fn im2col(&self, input: &[f32], first: usize, m: usize, g: usize, dst: &mut [f32]) {
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, _, f_w, f_in] = self.filter_shape;
+        let [_, out_h, out_w, _] = self.out_shape;
+        let p = &self.p;
+        let k = self.depth;
+        let c0 = g * f_in;
+        // A whole filter row is one contiguous run of the input when the
+        // channels are not split and the taps are adjacent.
+        let contiguous_rows = f_in == in_c && p.dilation_w == 1;
+        for (i, row) in dst[..m * k].chunks_exact_mut(k.max(1)).enumerate() {
+            let pix = first + i;
+            let ox = pix % out_w;
+            let oy = (pix / out_w) % out_h;
+            let b = pix / (out_w * out_h);
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            for (fy, frow) in row.chunks_exact_mut(f_w * f_in).enumerate() {
+                let iy = iy0 + (fy * p.dilation_h) as isize;
+                if iy < 0 || iy >= in_h as isize {
+                    frow.fill(0.0);
+                    continue;
+                }
+                let line = (b * in_h + iy as usize) * in_w;
+                let ix_last = ix0 + ((f_w - 1) * p.dilation_w) as isize;
+                if contiguous_rows && ix0 >= 0 && ix_last < in_w as isize {
+                    let s = (line + ix0 as usize) * in_c;
+                    frow.copy_from_slice(&input[s..s + f_w * in_c]);
+                    continue;
+                }
+                for (fx, tap) in frow.chunks_exact_mut(f_in).enumerate() {
+                    let ix = ix0 + (fx * p.dilation_w) as isize;
+                    if ix < 0 || ix >= in_w as isize {
+                        tap.fill(0.0);
+                    } else {
+                        let s = (line + ix as usize) * in_c + c0;
+                        tap.copy_from_slice(&input[s..s + f_in]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::ClampF32;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::{assert_close, gflops, Rng};
+    use crate::reference::conv::conv2d_f32;
+    use crate::reference::padding::{Padding, Padding2d};
+
+    fn abs(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|x| x.abs()).collect()
+    }
+
+    struct Case {
+        p: Conv2dParams,
+        in_shape: [usize; 4],
+        filter_shape: [usize; 4],
+        out_shape: [usize; 4],
+    }
+
+    fn random_case(rng: &mut Rng, i: usize) -> Case {
+        let pointwise = i % 4 == 0;
+        let groups = if i % 5 == 1 { rng.range(2, 4) } else { 1 };
+        let f_in = rng.range(1, 20);
+        let in_c = f_in * groups;
+        let out_c = groups * rng.range(1, 40 / groups);
+        let (kh, kw) = if pointwise { (1, 1) } else { (rng.range(1, 5), rng.range(1, 5)) };
+        let (sh, sw) = if pointwise { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
+        let (dh, dw) = if pointwise { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
+        let padding = if pointwise || rng.range(0, 2) == 0 { Padding::Valid } else { Padding::Same };
+        let (in_h, in_w) = (rng.range(1, 14), rng.range(1, 14));
+        let batches = rng.range(1, 3);
+        let w = Padding2d::compute(padding, in_h, in_w, kh, kw, sh, sw, dh, dw);
+        let clamp = if i % 2 == 0 { ClampF32::RELU6 } else { ClampF32::NONE };
+        Case {
+            p: Conv2dParams {
+                stride_h: sh,
+                stride_w: sw,
+                dilation_h: dh,
+                dilation_w: dw,
+                pad_top: w.padding.top,
+                pad_left: w.padding.left,
+                clamp,
+            },
+            in_shape: [batches, in_h, in_w, in_c],
+            filter_shape: [out_c, kh, kw, f_in],
+            out_shape: [batches, w.out_h, w.out_w, out_c],
+        }
+    }
+
+    #[test]
+    fn conv_matches_reference_on_random_shapes() {
+        let mut rng = Rng::new(0xc0117);
+        let mut saw_direct = 0;
+        for i in 0..200 {
+            let Case { p, in_shape, filter_shape, out_shape } = random_case(&mut rng, i);
+            let input = rng.vec(in_shape.iter().product());
+            let filter = rng.vec(filter_shape.iter().product());
+            let bias = if i % 3 == 0 { None } else { Some(rng.vec(out_shape[3])) };
+            let out_len: usize = out_shape.iter().product();
+            let mut want = vec![0.0; out_len];
+            conv2d_f32(&p, &input, in_shape, &filter, filter_shape, bias.as_deref(), &mut want, out_shape);
+            let mut scale = vec![0.0; out_len];
+            let p_abs = Conv2dParams { clamp: ClampF32::NONE, ..p };
+            let bias_abs = bias.as_deref().map(abs);
+            conv2d_f32(&p_abs, &abs(&input), in_shape, &abs(&filter), filter_shape, bias_abs.as_deref(), &mut scale, out_shape);
+            for &isa in &available_levels() {
+                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+                assert!(plan.supported());
+                saw_direct += plan.direct as usize;
+                let ctx = format!("case {i} {isa:?} in {in_shape:?} filter {filter_shape:?} out {out_shape:?} {p:?}");
+                let mut scratch = Vec::new();
+                let mut got = vec![f32::NAN; out_len];
+                plan.run(&input, bias.as_deref(), &mut got, &mut scratch);
+                assert_close(&got, &want, &scale, 1e-5, &ctx);
+                // The same, in uneven chunks of rows.
+                if plan.rows() > 1 {
+                    let chunk = rng.range(1, plan.rows());
+                    let mut got = vec![f32::NAN; out_len];
+                    for (ci, rows) in got.chunks_mut(chunk * plan.row_len()).enumerate() {
+                        plan.run_rows(&input, bias.as_deref(), rows, ci * chunk, &mut scratch);
+                    }
+                    assert_close(&got, &want, &scale, 1e-5, &format!("{ctx} chunk {chunk}"));
+                }
+            }
+        }
+        assert!(saw_direct > 0);
+    }
+
+    #[test]
+    fn conv_large_depth_blocks_im2col() {
+        // Depth 3*3*300 = 2700: im2col blocks of 24 pixels, GEMM depth slices.
+        let mut rng = Rng::new(7);
+        let p = Conv2dParams {
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+            clamp: ClampF32::RELU,
+        };
+        let (in_shape, filter_shape, out_shape) = ([1, 7, 9, 300], [21, 3, 3, 300], [1, 7, 9, 21]);
+        let input = rng.vec(in_shape.iter().product());
+        let filter = rng.vec(filter_shape.iter().product());
+        let bias = rng.vec(21);
+        let mut want = vec![0.0; 7 * 9 * 21];
+        conv2d_f32(&p, &input, in_shape, &filter, filter_shape, Some(&bias), &mut want, out_shape);
+        let mut scale = vec![0.0; want.len()];
+        let p_abs = Conv2dParams { clamp: ClampF32::NONE, ..p };
+        conv2d_f32(&p_abs, &abs(&input), in_shape, &abs(&filter), filter_shape, Some(&abs(&bias)), &mut scale, out_shape);
+        for &isa in &available_levels() {
+            let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+            let mut got = vec![0.0; want.len()];
+            plan.run(&input, Some(&bias), &mut got, &mut Vec::new());
+            assert_close(&got, &want, &scale, 1e-5, &format!("{isa:?}"));
+        }
+    }
+
+    /// `cargo test --release -p ferrolite-kernels --lib optimized::conv -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_conv() {
+        let mut rng = Rng::new(3);
+        let cases = [
+            ("conv 1x1 112x112x64->64", [1, 112, 112, 64], [64, 1, 1, 64], [1, 112, 112, 64], 1, 0),
+            ("conv 3x3/2 224x224x3->32", [1, 224, 224, 3], [32, 3, 3, 3], [1, 112, 112, 32], 2, 0),
+            ("conv 3x3 56x56x64->64", [1, 56, 56, 64], [64, 3, 3, 64], [1, 56, 56, 64], 1, 1),
+        ];
+        for (name, in_shape, filter_shape, out_shape, stride, pad) in cases {
+            let p = Conv2dParams {
+                stride_h: stride,
+                stride_w: stride,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+                clamp: ClampF32::RELU6,
+            };
+            let input = rng.vec(in_shape.iter().product());
+            let filter = rng.vec(filter_shape.iter().product());
+            let bias = rng.vec(out_shape[3]);
+            let mut out = vec![0.0; out_shape.iter().product()];
+            let flops = 2.0 * out.len() as f64 * (filter_shape[1] * filter_shape[2] * filter_shape[3]) as f64;
+            let mut scratch = Vec::new();
+            for &isa in &available_levels() {
+                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+                let g = gflops(flops, || plan.run(&input, Some(&bias), &mut out, &mut scratch));
+                println!("{name:28} {:>9}: {g:6.1} GFLOP/s", isa.name());
+            }
+            let g = gflops(flops, || {
+                conv2d_f32(&p, &input, in_shape, &filter, filter_shape, Some(&bias), &mut out, out_shape)
+            });
+            println!("{name:28} reference: {g:6.1} GFLOP/s");
+        }
+    }
+}
