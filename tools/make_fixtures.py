@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Make small .tflite conformance fixtures for ops that the shared models
+(MobileNet, Inception, BlazeFace) do not exercise, with reference outputs
+from Google's LiteRT.
+
+usage: python tools/make_fixtures.py OUT_DIR [NAME ...]
+       (this repo keeps them in testdata/generated; NAMEs pick models)
+needs (Python 3.11):
+       pip install -r tools/requirements.txt
+       pip install --no-deps tf-keras==2.21.0
+       (tf-keras, Keras 2, only for the LSTM: Keras 3's LSTM converts to a
+       WHILE loop instead of TFLite's fused LSTM op; --no-deps because it
+       would pull the full `tensorflow` beside `tensorflow-cpu`)
+
+Every fixture is MODEL.VARIANT.tflite plus, beside it:
+  MODEL.VARIANT.in0.npy ...   seeded inputs in the model's own input dtype
+                              (float32 uniform in [-1, 1]; int8/uint8/int16
+                              uniform over their full range)
+  MODEL.VARIANT.ref0.npy ...  outputs of LiteRT's reference kernels
+                              (OpResolverType.BUILTIN_REF, one thread):
+                              integer outputs are to be matched bit for bit
+  MODEL.VARIANT.xnn0.npy ...  outputs of LiteRT's default path (XNNPACK):
+                              the ref-vs-xnn gap shows how far two correct
+                              float implementations drift apart
+and OUT_DIR/fixtures.json lists every fixture with its operators, input and
+output shapes/dtypes, size and ref-vs-xnn drift.
+
+Variants: f32 (plain float), dyn (dynamic range: int8 weights, float
+activations, TFLite's hybrid kernels), int8 (full integer, int8 in/out,
+per-channel weights). Dynamic-range quantization only touches weight tensors
+of at least 1024 elements, so the models are sized for that. Each variant is
+converted and run in its own process: a variant the converter cannot make (or
+that crashes it) is reported and skipped, not fatal.
+
+Weights are random but seeded, so rerunning gives the same files for the same
+TensorFlow/LiteRT versions.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+from ai_edge_litert import interpreter as litert  # noqa: E402
+
+SEED = 0
+
+
+# ---------------------------------------------------------------- weights ---
+
+def seeded_weights(model, seed=SEED):
+    """Replace every weight with seeded random values of a sensible scale
+    (He-normal for kernels, small normal for biases, LayerNorm gains near 1)
+    so that results do not depend on Keras' initialiser defaults."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        new = []
+        for var, w in zip(layer.weights, ws):
+            name = var.path if hasattr(var, "path") else var.name
+            if "gamma" in name:
+                new.append(rng.uniform(0.5, 1.5, w.shape).astype(w.dtype))
+            elif w.ndim >= 2:
+                fan_in = int(np.prod(w.shape[:-1]))
+                new.append(rng.normal(0, np.sqrt(2.0 / max(fan_in, 1)), w.shape).astype(w.dtype))
+            else:
+                new.append(rng.normal(0, 0.1, w.shape).astype(w.dtype))
+        layer.set_weights(new)
+    return model
+
+
+# ----------------------------------------------------------------- models ---
+# Each builder returns a Keras model with a fixed batch of 1. Ops that Keras
+# has no layer for sit in small custom layers calling tf.* directly.
+
+class TfOp(keras.layers.Layer):
+    """A parameter-free layer around a tf.* function (Keras 3 refuses raw tf
+    ops on symbolic tensors)."""
+
+    def __init__(self, fn, **kw):
+        super().__init__(**kw)
+        self.fn = fn
+
+    def call(self, xs):
+        return self.fn(*xs) if isinstance(xs, (list, tuple)) else self.fn(xs)
+
+
+def upsample_head():
+    """TRANSPOSE_CONV, RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR, CONCATENATION,
+    SOFTMAX (plus CONV_2D)."""
+    x = keras.Input((12, 12, 4), batch_size=1)
+    a = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    a = keras.layers.Conv2DTranspose(16, 3, strides=2, padding="same")(a)
+    b = keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
+    # (Keras' nearest UpSampling2D becomes RESHAPE+TILE, and LiteRT's reference
+    # resolver has no int8 TILE: call the resize op directly.)
+    c = TfOp(lambda t: tf.image.resize(t, (24, 24), method="nearest"))(x)
+    y = keras.layers.Concatenate()([a, b, c])
+    y = keras.layers.Conv2D(40, 1)(y)
+    y = keras.layers.Softmax()(y)
+    return keras.Model(x, y)
+
+
+def lstm():
+    """UNIDIRECTIONAL_SEQUENCE_LSTM (plus FULLY_CONNECTED). Built with tf-keras
+    (Keras 2), whose LSTM the converter fuses into TFLite's LSTM op."""
+    import tf_keras
+    x = tf_keras.Input((10, 32), batch_size=1)
+    y = tf_keras.layers.LSTM(32, return_sequences=True)(x)
+    y = tf_keras.layers.Dense(8)(y)
+    return tf_keras.Model(x, y)
+
+
+def transformer_block():
+    """A pre-norm transformer encoder block: LayerNorm (MEAN, SQUARED_DIFFERENCE,
+    RSQRT...), multi-head self-attention (BATCH_MATMUL, SOFTMAX, TRANSPOSE,
+    RESHAPE), GELU, FULLY_CONNECTED, ADD."""
+    x = keras.Input((8, 32), batch_size=1)
+    h = keras.layers.LayerNormalization(epsilon=1e-5)(x)
+    h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=16)(h, h)
+    x1 = keras.layers.Add()([x, h])
+    h = keras.layers.LayerNormalization(epsilon=1e-5)(x1)
+    h = keras.layers.Dense(64, activation="gelu")(h)
+    h = keras.layers.Dense(32)(h)
+    y = keras.layers.Add()([x1, h])
+    return keras.Model(x, y)
+
+
+def elementwise():
+    """SUB, DIV, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM with broadcasting, on two
+    inputs. The divisor is kept away from zero (1.5 + |b|)."""
+    a = keras.Input((4, 5, 6), batch_size=1)
+    b = keras.Input((1, 5, 6), batch_size=1)
+    sub = TfOp(lambda a, b: tf.subtract(a, b))([a, b])
+    div = TfOp(lambda a, b: tf.divide(a, 1.5 + tf.abs(b)))([a, b])
+    sqd = TfOp(lambda a, b: tf.math.squared_difference(a, b))([a, b])
+    mx = TfOp(lambda a, b: tf.maximum(a, b))([a, b])
+    mn = TfOp(lambda a: tf.minimum(a, 0.25))(a)
+    # Separate outputs: with a CONCATENATION here the int8 converter writes
+    # a model LiteRT cannot prepare.
+    return keras.Model([a, b], [sub, div, sqd, mx, mn])
+
+
+def shape_ops():
+    """STRIDED_SLICE, GATHER, TRANSPOSE, SPLIT, PACK, UNPACK, CONCATENATION:
+    data movement only, several outputs. A 1x1 convolution first gives the
+    int8 variant calibrated activations."""
+    inp = keras.Input((6, 8, 4), batch_size=1)
+    x = keras.layers.Conv2D(4, 1)(inp)
+    # (A negative stride or an UNPACK with unused outputs is left in float by
+    # the int8 converter, so these stay positive and use everything.)
+    sl = TfOp(lambda t: t[:, 1:5:2, 1:7, 1:])(x)                    # [1,2,6,3]
+    ga = TfOp(lambda t: tf.gather(t, [3, 0, 0, 7, 5], axis=2))(x)    # [1,6,5,4]
+    tr = TfOp(lambda t: tf.transpose(t, [0, 3, 1, 2]))(x)           # [1,4,6,8]
+    sp = TfOp(lambda t: tf.concat(tf.split(t, 2, axis=3)[::-1], axis=2))(x)  # [1,6,16,2]
+    un = TfOp(lambda t: tf.stack(tf.unstack(t, axis=1)[::-1], axis=3))(x)    # [1,8,4,6]
+    return keras.Model(inp, [sl, ga, tr, sp, un])
+
+
+def pad_space_ops():
+    """MIRROR_PAD (REFLECT and SYMMETRIC), SPACE_TO_DEPTH."""
+    inp = keras.Input((6, 8, 4), batch_size=1)
+    x = keras.layers.Conv2D(4, 1)(inp)
+    rp = TfOp(lambda t: tf.pad(t, [[0, 0], [2, 1], [1, 3], [0, 0]], mode="REFLECT"))(x)
+    syp = TfOp(lambda t: tf.pad(t, [[0, 0], [1, 2], [0, 1], [0, 0]], mode="SYMMETRIC"))(x)
+    s2d = TfOp(lambda t: tf.nn.space_to_depth(t, 2))(x)             # [1,3,4,16]
+    return keras.Model(inp, [rp, syp, s2d])
+
+
+def depth_to_space():
+    """DEPTH_TO_SPACE after a convolution (float only: LiteRT's reference
+    resolver has no int8 DEPTH_TO_SPACE to make the int8 reference with)."""
+    inp = keras.Input((6, 8, 4), batch_size=1)
+    x = keras.layers.Conv2D(8, 1)(inp)
+    return keras.Model(inp, TfOp(lambda t: tf.nn.depth_to_space(t, 2))(x))  # [1,12,16,2]
+
+
+MODELS = [
+    # name, builder, variants
+    ("upsample_head", upsample_head, ["f32", "dyn", "int8"]),
+    ("lstm", lstm, ["f32", "dyn", "int8"]),
+    ("transformer_block", transformer_block, ["f32", "dyn", "int8"]),
+    ("elementwise", elementwise, ["f32", "int8"]),
+    ("shape_ops", shape_ops, ["f32", "int8"]),
+    ("pad_space_ops", pad_space_ops, ["f32", "int8"]),
+    ("depth_to_space", depth_to_space, ["f32"]),
+]
+
+
+# ------------------------------------------------------------- converting ---
+
+def representative(shapes, seed=1, n=16):
+    def gen():
+        rng = np.random.default_rng(seed)
+        for _ in range(n):
+            yield [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
+    return gen
+
+
+def convert(model, variant, shapes):
+    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    if variant == "f32":
+        pass
+    elif variant == "dyn":
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "int8":
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = representative(shapes)
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        c.inference_input_type = tf.int8
+        c.inference_output_type = tf.int8
+    else:
+        raise ValueError(variant)
+    return c.convert()
+
+
+# ------------------------------------------------------------- references ---
+
+def seeded_input(detail, rng):
+    shape, dt = detail["shape"], detail["dtype"]
+    if dt == np.float32:
+        return rng.uniform(-1, 1, shape).astype(np.float32)
+    if dt in (np.int8, np.uint8, np.int16):
+        info = np.iinfo(dt)
+        return rng.integers(info.min, int(info.max) + 1, shape).astype(dt)
+    raise ValueError(f"no seeded input for dtype {dt}")
+
+
+def run_litert(path, inputs, resolver):
+    it = litert.Interpreter(model_path=path, experimental_op_resolver_type=resolver,
+                            num_threads=1)
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def operators(path):
+    """The builtin operator names a model uses, in first-use order."""
+    it = litert.Interpreter(model_path=path)
+    seen = []
+    for op in it._get_ops_details():
+        if op["op_name"] not in seen:
+            seen.append(op["op_name"])
+    return seen
+
+
+def write_fixture(out, name, blob, seed=7):
+    base = os.path.join(out, name)
+    path = base + ".tflite"
+    with open(path, "wb") as f:
+        f.write(blob)
+    probe = litert.Interpreter(model_path=path)
+    in_details = probe.get_input_details()
+    out_details = probe.get_output_details()
+    rng = np.random.default_rng(seed)
+    inputs = [seeded_input(d, rng) for d in in_details]
+    for i, x in enumerate(inputs):
+        np.save(f"{base}.in{i}.npy", x)
+    ref = run_litert(path, inputs, litert.OpResolverType.BUILTIN_REF)
+    xnn = run_litert(path, inputs, litert.OpResolverType.AUTO)
+    for i, (r, x) in enumerate(zip(ref, xnn)):
+        np.save(f"{base}.ref{i}.npy", r)
+        np.save(f"{base}.xnn{i}.npy", x)
+    drift = max(float(np.max(np.abs(r.astype(np.float64) - x.astype(np.float64))))
+                for r, x in zip(ref, xnn))
+    ops = operators(path)
+    entry = {
+        "name": name,
+        "bytes": len(blob),
+        "operators": ops,
+        "inputs": [{"shape": [int(s) for s in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
+                   for d in in_details],
+        "outputs": [{"shape": [int(s) for s in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
+                    for d in out_details],
+        "ref_vs_xnn_max_abs_diff": drift,
+    }
+    print(f"{name}: {len(blob)} bytes, ref-vs-xnn max|diff| {drift:.3g}, ops {' '.join(ops)}",
+          flush=True)
+    return entry
+
+
+def make_one(out, name, variant):
+    """Convert one variant and write its fixture (run in a child process)."""
+    build = {m[0]: m[1] for m in MODELS}[name]
+    keras.utils.set_random_seed(SEED)
+    tf.random.set_seed(SEED)
+    model = seeded_weights(build())
+    shapes = [(1,) + tuple(t.shape[1:]) for t in model.inputs]
+    full = f"{name}.{variant}"
+    entry = write_fixture(out, full, convert(model, variant, shapes))
+    print("FIXTURE " + json.dumps(entry), flush=True)
+
+
+def main():
+    if len(sys.argv) >= 5 and sys.argv[1] == "--one":
+        make_one(sys.argv[2], sys.argv[3], sys.argv[4])
+        return 0
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 2
+    out = sys.argv[1]
+    only = set(sys.argv[2:])
+    os.makedirs(out, exist_ok=True)
+    index_path = os.path.join(out, "fixtures.json")
+    index = {}
+    if os.path.exists(index_path):
+        with open(index_path) as f:
+            index = {e["name"]: e for e in json.load(f)["fixtures"]}
+    failed = []
+    for name, _, variants in MODELS:
+        if only and name not in only:
+            continue
+        for variant in variants:
+            full = f"{name}.{variant}"
+            # A child per variant: the converter can crash (not just raise).
+            p = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", out, name,
+                                variant], capture_output=True, text=True)
+            lines = p.stdout.splitlines()
+            entry = [json.loads(l[len("FIXTURE "):]) for l in lines if l.startswith("FIXTURE ")]
+            if p.returncode == 0 and entry:
+                index[full] = entry[0]
+                print(next(l for l in lines if l.startswith(full + ":")), flush=True)
+            else:
+                failed.append(full)
+                index.pop(full, None)
+                for f in os.listdir(out):  # no half-written fixture
+                    if f.startswith(full + ".") and f.endswith((".tflite", ".npy")):
+                        os.remove(os.path.join(out, f))
+                why = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
+                print(f"{full}: FAILED (exit {p.returncode}): {why[:300]}", flush=True)
+    with open(index_path, "w") as f:
+        json.dump({
+            "generator": "tools/make_fixtures.py",
+            "tensorflow": tf.__version__,
+            "fixtures": [index[k] for k in sorted(index)],
+        }, f, indent=1)
+        f.write("\n")
+    if failed:
+        print(f"failed: {' '.join(failed)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
