@@ -15,6 +15,7 @@
 //! the [`isa::Avx2Fma`] token, made after runtime feature detection.
 
 pub mod conv;
+pub mod depthwise;
 pub mod gemm;
 pub mod isa;
 

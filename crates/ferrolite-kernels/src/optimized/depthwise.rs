@@ -1,0 +1,602 @@
+//! DEPTHWISE_CONV_2D (float), vectorised over channels.
+//!
+//! For each output pixel the plan lists the filter taps that land inside
+//! the input (padding taps are skipped, as in the reference), then for each
+//! block of channels accumulates `input[tap] * weight[tap]` with one FMA per
+//! 8 channels per tap: `f32_dwconv_avx2_fma` keeps 4 registers (32 channels)
+//! in flight, then 8, then a masked tail; `f32_dwconv_scalar` is the
+//! portable twin. Weights are repacked at plan time to `[taps][c8]`, the
+//! channel count rounded up to 8 with zeros, so weight loads never need a
+//! mask. Any kernel size, stride, dilation and padding.
+//!
+//! `depth_multiplier > 1` runs a portable per-channel loop (correct, not
+//! fast); [`DepthwiseF32Plan::fast`] tells which path a plan takes.
+
+use crate::activation::ClampF32;
+use crate::optimized::isa::{Avx2Fma, IsaLevel};
+use crate::reference::conv::DepthwiseParams;
+
+/// A DEPTHWISE_CONV_2D with repacked weights.
+#[derive(Clone, Debug)]
+pub struct DepthwiseF32Plan {
+    isa: IsaLevel,
+    p: DepthwiseParams,
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+    /// Channel stride of `weights` (`out_c` rounded up to 8).
+    c8: usize,
+    /// `[kh * kw][c8]`, zero padded.
+    weights: Vec<f32>,
+    supported: bool,
+}
+
+/// The dot products of one output pixel: input offsets of its in-bounds
+/// taps (pixel start, channel 0) and the matching weight row offsets.
+struct Taps {
+    input: Vec<usize>,
+    weight: Vec<usize>,
+}
+
+impl DepthwiseF32Plan {
+    /// Plan a depthwise conv; shapes as for
+    /// [`crate::reference::conv::depthwise_conv2d_f32`], filter `[1, kh, kw, out_c]`.
+    /// `isa` is clamped to what the CPU supports.
+    pub fn new(
+        isa: IsaLevel,
+        params: &DepthwiseParams,
+        in_shape: [usize; 4],
+        filter: &[f32],
+        filter_shape: [usize; 4],
+        out_shape: [usize; 4],
+    ) -> DepthwiseF32Plan {
+        let [batches, _, _, in_c] = in_shape;
+        let [_, f_h, f_w, f_c] = filter_shape;
+        let [out_b, _, _, out_c] = out_shape;
+        let supported = params.depth_multiplier >= 1
+            && out_c == in_c * params.depth_multiplier
+            && f_c == out_c
+            && out_b == batches
+            && params.stride_h >= 1
+            && params.stride_w >= 1
+            && filter.len() >= f_h * f_w * f_c;
+        let c8 = out_c.div_ceil(8) * 8;
+        let mut weights = vec![0.0f32; f_h * f_w * c8];
+        if supported {
+            for t in 0..f_h * f_w {
+                weights[t * c8..t * c8 + out_c].copy_from_slice(&filter[t * f_c..t * f_c + out_c]);
+            }
+        }
+        DepthwiseF32Plan {
+            isa: isa.clamp_to_cpu(),
+            p: *params,
+            in_shape,
+            filter_shape,
+            out_shape,
+            c8,
+            weights,
+            supported,
+        }
+    }
+
+    /// Whether this plan can run (consistent shapes); when not, use the
+    /// reference kernel.
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    /// Whether the vectorised path runs (`depth_multiplier == 1`).
+    pub fn fast(&self) -> bool {
+        self.supported && self.p.depth_multiplier == 1
+    }
+
+    /// The level the plan's kernels run at.
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// Number of output rows (pixels): `batches * out_h * out_w`.
+    pub fn rows(&self) -> usize {
+        self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+    }
+
+    /// Values per output row: `out_c`.
+    pub fn row_len(&self) -> usize {
+        self.out_shape[3]
+    }
+
+    /// Compute the whole output.
+    pub fn run(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32]) {
+        let len = self.rows() * self.row_len();
+        self.run_rows(input, bias, &mut output[..len], 0);
+    }
+
+    /// Compute output pixels `row_start .. row_start + output_rows.len() / out_c`
+    /// into `output_rows` (a whole number of rows); `input` is the whole
+    /// input tensor.
+    pub fn run_rows(&self, input: &[f32], bias: Option<&[f32]>, output_rows: &mut [f32], row_start: usize) {
+        assert!(self.supported, "unsupported depthwise plan: use the reference kernel");
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        let [_, f_h, f_w, _] = self.filter_shape;
+        let [_, out_h, out_w, out_c] = self.out_shape;
+        if out_c == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert_eq!(output_rows.len() % out_c, 0, "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / out_c;
+        assert!(row_start + rows <= self.rows(), "rows {row_start}..{} past {}", row_start + rows, self.rows());
+        assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
+        if let Some(b) = bias {
+            assert!(b.len() >= out_c, "bias too short");
+        }
+        let p = &self.p;
+        let kernel = Kernel::pick(self.isa, p.depth_multiplier);
+        let mut taps = Taps { input: Vec::with_capacity(f_h * f_w), weight: Vec::with_capacity(f_h * f_w) };
+        // Output columns whose taps all fall inside the input horizontally:
+        // along a row their tap lists are the same up to a shift of
+        // `stride_w * in_c`, so they run as one multi-pixel call.
+        let span = ((f_w.max(1) - 1) * p.dilation_w) as isize;
+        let interior = |ox: usize| {
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            ix0 >= 0 && ix0 + span < in_w as isize
+        };
+        let step = p.stride_w * in_c;
+        let mut i = 0;
+        while i < rows {
+            let pix = row_start + i;
+            let ox = pix % out_w;
+            let oy = (pix / out_w) % out_h;
+            let b = pix / (out_w * out_h);
+            // Pixels handled by this call: one, or a run of interior columns.
+            let mut np = 1;
+            if interior(ox) {
+                while i + np < rows && ox + np < out_w && interior(ox + np) {
+                    np += 1;
+                }
+            }
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            taps.input.clear();
+            taps.weight.clear();
+            for fy in 0..f_h {
+                let iy = iy0 + (fy * p.dilation_h) as isize;
+                if iy < 0 || iy >= in_h as isize {
+                    continue;
+                }
+                for fx in 0..f_w {
+                    let ix = ix0 + (fx * p.dilation_w) as isize;
+                    if ix < 0 || ix >= in_w as isize {
+                        continue;
+                    }
+                    taps.input.push(((b * in_h + iy as usize) * in_w + ix as usize) * in_c);
+                    taps.weight.push((fy * f_w + fx) * self.c8);
+                }
+            }
+            let out = &mut output_rows[i * out_c..(i + np) * out_c];
+            match kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2(t) => avx2::f32_dwconv_avx2_fma(t, &taps, np, step, input, &self.weights, bias, p.clamp, out),
+                Kernel::Scalar => {
+                    for (q, o) in out.chunks_exact_mut(out_c).enumerate() {
+                        f32_dwconv_scalar(&taps, q * step, input, &self.weights, bias, p.clamp, o)
+                    }
+                }
+                Kernel::Multiplier(dm) => {
+                    for (q, o) in out.chunks_exact_mut(out_c).enumerate() {
+                        f32_dwconv_multiplier_scalar(dm, &taps, q * step, input, &self.weights, bias, p.clamp, o)
+                    }
+                }
+            }
+            i += np;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kernel {
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Avx2Fma),
+    Scalar,
+    Multiplier(usize),
+}
+
+impl Kernel {
+    fn pick(isa: IsaLevel, depth_multiplier: usize) -> Kernel {
+        if depth_multiplier != 1 {
+            return Kernel::Multiplier(depth_multiplier);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = Avx2Fma::new(isa) {
+            return Kernel::Avx2(t);
+        }
+        let _ = isa;
+        Kernel::Scalar
+    }
+}
+
+/// Portable depthwise pixel (`depth_multiplier == 1`): blocks of 8 channels
+/// in fixed-size arrays (which the compiler vectorises with the baseline).
+fn f32_dwconv_scalar(
+    taps: &Taps,
+    shift: usize,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    clamp: ClampF32,
+    out: &mut [f32],
+) {
+    let c = out.len();
+    let mut ch = 0;
+    while ch < c {
+        let n = 8.min(c - ch);
+        let mut acc = [0.0f32; 8];
+        for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+            let io = io + shift;
+            let w: &[f32; 8] = weights[wo + ch..wo + ch + 8].try_into().unwrap();
+            if n == 8 {
+                let x: &[f32; 8] = input[io + ch..io + ch + 8].try_into().unwrap();
+                for j in 0..8 {
+                    acc[j] += x[j] * w[j];
+                }
+            } else {
+                for j in 0..n {
+                    acc[j] += input[io + ch + j] * w[j];
+                }
+            }
+        }
+        for j in 0..n {
+            out[ch + j] = clamp.apply(acc[j] + bias.map_or(0.0, |b| b[ch + j]));
+        }
+        ch += 8;
+    }
+}
+
+/// Portable depthwise pixel for `depth_multiplier > 1`: output channel
+/// `ic * dm + m` reads input channel `ic`.
+fn f32_dwconv_multiplier_scalar(
+    dm: usize,
+    taps: &Taps,
+    shift: usize,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    clamp: ClampF32,
+    out: &mut [f32],
+) {
+    for (oc, o) in out.iter_mut().enumerate() {
+        let ic = oc / dm;
+        let mut acc = 0.0f32;
+        for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+            acc += input[io + shift + ic] * weights[wo + oc];
+        }
+        *o = clamp.apply(acc + bias.map_or(0.0, |b| b[oc]));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::Taps;
+    use crate::activation::ClampF32;
+    use crate::optimized::isa::Avx2Fma;
+    use std::arch::x86_64::*;
+
+    /// `-1` (all bits set: lane on) for the first 8 entries, then `0`:
+    /// `MASKS[8 - n..16 - n]` enables the first `n` lanes.
+    static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    /// Safe entry: `np` output pixels whose taps are `taps` shifted by
+    /// `q * step` for pixel `q`; checks every offset the kernels will touch,
+    /// then runs them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn f32_dwconv_avx2_fma(
+        token: Avx2Fma,
+        taps: &Taps,
+        np: usize,
+        step: usize,
+        input: &[f32],
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        clamp: ClampF32,
+        out: &mut [f32],
+    ) {
+        assert!(np >= 1 && out.len() % np == 0);
+        let c = out.len() / np;
+        let c8 = c.div_ceil(8) * 8;
+        assert_eq!(taps.input.len(), taps.weight.len());
+        for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+            assert!(io + (np - 1) * step + c <= input.len() && wo + c8 <= weights.len());
+        }
+        if let Some(b) = bias {
+            assert!(b.len() >= c);
+        }
+        let _ = token;
+        let mut q = 0;
+        while q + 4 <= np {
+            // SAFETY: the token proves AVX2 + FMA; every tap's input range
+            // for pixels `q .. q + 4` and its weight row were checked above,
+            // and the bias holds `c` values.
+            unsafe { dwconv_4px(taps, q * step, step, input.as_ptr(), weights.as_ptr(), bias, clamp, &mut out[q * c..(q + 4) * c]) }
+            q += 4;
+        }
+        while q < np {
+            // SAFETY: as above, for pixel `q`.
+            unsafe { dwconv_1px(taps, q * step, input.as_ptr(), weights.as_ptr(), bias, clamp, &mut out[q * c..(q + 1) * c]) }
+            q += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn clamp_add(v: __m256, b: __m256, lo: __m256, hi: __m256) -> __m256 {
+        // SAFETY: only inlined into `avx2,fma` functions (plain AVX ops).
+        unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_add_ps(v, b))) }
+    }
+
+    /// Bias for channels `ch .. ch + 8` (masked to the first lanes of `mask`).
+    ///
+    /// # Safety
+    /// AVX2 available; `bias[ch..]` readable on the lanes of `mask`.
+    #[inline(always)]
+    unsafe fn bias8(bias: Option<&[f32]>, ch: usize, mask: __m256i) -> __m256 {
+        // SAFETY: per the contract; masked lanes are not read.
+        unsafe {
+            match bias {
+                Some(b) => _mm256_maskload_ps(b.as_ptr().add(ch), mask),
+                None => _mm256_setzero_ps(),
+            }
+        }
+    }
+
+    /// Mask enabling the first `n <= 8` lanes.
+    #[inline(always)]
+    fn mask_first(n: usize) -> __m256i {
+        assert!(n <= 8);
+        // SAFETY: `8 - n .. 16 - n` lies within the 16-entry table.
+        unsafe { _mm256_loadu_si256(MASKS.as_ptr().add(8 - n) as *const __m256i) }
+    }
+
+    /// One pixel: 32 channels (4 registers) at a time, then 8, then a
+    /// masked tail.
+    ///
+    /// # Safety
+    /// AVX2 + FMA available; for every tap, `input[io + shift .. + c]` and
+    /// `weights[wo .. wo + round_up(c, 8)]` in bounds (`c = out.len()`);
+    /// `bias`, if any, holds `c` values.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dwconv_1px(
+        taps: &Taps,
+        shift: usize,
+        input: *const f32,
+        weights: *const f32,
+        bias: Option<&[f32]>,
+        clamp: ClampF32,
+        out: &mut [f32],
+    ) {
+        let c = out.len();
+        let lo = _mm256_set1_ps(clamp.min);
+        let hi = _mm256_set1_ps(clamp.max);
+        let full = mask_first(8);
+        let op = out.as_mut_ptr();
+        // SAFETY (whole body): offsets stay below `c` for input and output
+        // and below round_up(c, 8) for weights, per the contract; the tail
+        // uses masked loads/stores limited to `c`.
+        unsafe {
+            let input = input.add(shift);
+            let mut ch = 0;
+            while ch + 32 <= c {
+                let mut a = [_mm256_setzero_ps(); 4];
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    let x = input.add(io + ch);
+                    let w = weights.add(wo + ch);
+                    for u in 0..4 {
+                        a[u] = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(8 * u)), _mm256_loadu_ps(w.add(8 * u)), a[u]);
+                    }
+                }
+                for u in 0..4 {
+                    _mm256_storeu_ps(op.add(ch + 8 * u), clamp_add(a[u], bias8(bias, ch + 8 * u, full), lo, hi));
+                }
+                ch += 32;
+            }
+            while ch + 8 <= c {
+                let mut a = _mm256_setzero_ps();
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(input.add(io + ch)), _mm256_loadu_ps(weights.add(wo + ch)), a);
+                }
+                _mm256_storeu_ps(op.add(ch), clamp_add(a, bias8(bias, ch, full), lo, hi));
+                ch += 8;
+            }
+            if ch < c {
+                let mask = mask_first(c - ch);
+                let mut a = _mm256_setzero_ps();
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    let x = _mm256_maskload_ps(input.add(io + ch), mask);
+                    a = _mm256_fmadd_ps(x, _mm256_loadu_ps(weights.add(wo + ch)), a);
+                }
+                _mm256_maskstore_ps(op.add(ch), mask, clamp_add(a, bias8(bias, ch, mask), lo, hi));
+            }
+        }
+    }
+
+    /// Four pixels sharing their weights (pixel `q` reads at `shift + q *
+    /// step`): 16 channels × 4 pixels = 8 accumulators, each weight load
+    /// feeding 4 FMAs; then 8 channels, then a masked tail.
+    ///
+    /// # Safety
+    /// AVX2 + FMA available; for every tap and `q < 4`,
+    /// `input[io + shift + q*step .. + c]` and `weights[wo .. wo + round_up(c, 8)]`
+    /// in bounds (`c = out.len() / 4`); `bias`, if any, holds `c` values.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dwconv_4px(
+        taps: &Taps,
+        shift: usize,
+        step: usize,
+        input: *const f32,
+        weights: *const f32,
+        bias: Option<&[f32]>,
+        clamp: ClampF32,
+        out: &mut [f32],
+    ) {
+        let c = out.len() / 4;
+        let lo = _mm256_set1_ps(clamp.min);
+        let hi = _mm256_set1_ps(clamp.max);
+        let full = mask_first(8);
+        let op = out.as_mut_ptr();
+        // SAFETY (whole body): per the contract, as in `dwconv_1px`, for
+        // each of the 4 pixels.
+        unsafe {
+            let input = input.add(shift);
+            let mut ch = 0;
+            while ch + 16 <= c {
+                let mut a = [[_mm256_setzero_ps(); 2]; 4];
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    let w0 = _mm256_loadu_ps(weights.add(wo + ch));
+                    let w1 = _mm256_loadu_ps(weights.add(wo + ch + 8));
+                    let x = input.add(io + ch);
+                    for q in 0..4 {
+                        let xq = x.add(q * step);
+                        a[q][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xq), w0, a[q][0]);
+                        a[q][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xq.add(8)), w1, a[q][1]);
+                    }
+                }
+                let b0 = bias8(bias, ch, full);
+                let b1 = bias8(bias, ch + 8, full);
+                for q in 0..4 {
+                    _mm256_storeu_ps(op.add(q * c + ch), clamp_add(a[q][0], b0, lo, hi));
+                    _mm256_storeu_ps(op.add(q * c + ch + 8), clamp_add(a[q][1], b1, lo, hi));
+                }
+                ch += 16;
+            }
+            while ch < c {
+                let n = (c - ch).min(8);
+                let mask = mask_first(n);
+                let mut a = [_mm256_setzero_ps(); 4];
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    let w = _mm256_loadu_ps(weights.add(wo + ch));
+                    let x = input.add(io + ch);
+                    for q in 0..4 {
+                        a[q] = _mm256_fmadd_ps(_mm256_maskload_ps(x.add(q * step), mask), w, a[q]);
+                    }
+                }
+                let b = bias8(bias, ch, mask);
+                for q in 0..4 {
+                    _mm256_maskstore_ps(op.add(q * c + ch), mask, clamp_add(a[q], b, lo, hi));
+                }
+                ch += n;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::{assert_close, gflops, Rng};
+    use crate::reference::conv::depthwise_conv2d_f32;
+    use crate::reference::padding::{Padding, Padding2d};
+
+    fn abs(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|x| x.abs()).collect()
+    }
+
+    #[test]
+    fn depthwise_matches_reference_on_random_shapes() {
+        let mut rng = Rng::new(0xd3);
+        let mut fast = 0;
+        for i in 0..200 {
+            let dm = if i % 7 == 3 { rng.range(2, 4) } else { 1 };
+            let in_c = if i % 4 == 0 { rng.range(30, 75) } else { rng.range(1, 20) };
+            let out_c = in_c * dm;
+            let (kh, kw) = (rng.range(1, 6), rng.range(1, 6));
+            let (sh, sw) = (rng.range(1, 3), rng.range(1, 3));
+            let (dh, dw) = (rng.range(1, 3), rng.range(1, 3));
+            let padding = if rng.range(0, 2) == 0 { Padding::Valid } else { Padding::Same };
+            let (in_h, in_w, batches) = (rng.range(1, 12), rng.range(1, 12), rng.range(1, 3));
+            let win = Padding2d::compute(padding, in_h, in_w, kh, kw, sh, sw, dh, dw);
+            let p = DepthwiseParams {
+                stride_h: sh,
+                stride_w: sw,
+                dilation_h: dh,
+                dilation_w: dw,
+                pad_top: win.padding.top,
+                pad_left: win.padding.left,
+                depth_multiplier: dm,
+                clamp: if i % 2 == 0 { ClampF32::RELU6 } else { ClampF32::NONE },
+            };
+            let in_shape = [batches, in_h, in_w, in_c];
+            let filter_shape = [1, kh, kw, out_c];
+            let out_shape = [batches, win.out_h, win.out_w, out_c];
+            let input = rng.vec(in_shape.iter().product());
+            let filter = rng.vec(filter_shape.iter().product());
+            let bias = if i % 3 == 0 { None } else { Some(rng.vec(out_c)) };
+            let out_len: usize = out_shape.iter().product();
+            let mut want = vec![0.0; out_len];
+            depthwise_conv2d_f32(&p, &input, in_shape, &filter, filter_shape, bias.as_deref(), &mut want, out_shape);
+            let mut scale = vec![0.0; out_len];
+            let p_abs = DepthwiseParams { clamp: ClampF32::NONE, ..p };
+            let bias_abs = bias.as_deref().map(abs);
+            depthwise_conv2d_f32(
+                &p_abs,
+                &abs(&input),
+                in_shape,
+                &abs(&filter),
+                filter_shape,
+                bias_abs.as_deref(),
+                &mut scale,
+                out_shape,
+            );
+            for &isa in &available_levels() {
+                let plan = DepthwiseF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+                assert!(plan.supported());
+                fast += plan.fast() as usize;
+                let ctx = format!("case {i} {isa:?} in {in_shape:?} filter {filter_shape:?} {p:?}");
+                let mut got = vec![f32::NAN; out_len];
+                plan.run(&input, bias.as_deref(), &mut got);
+                assert_close(&got, &want, &scale, 1e-5, &ctx);
+                if plan.rows() > 1 {
+                    let chunk = rng.range(1, plan.rows());
+                    let mut got = vec![f32::NAN; out_len];
+                    for (ci, rows) in got.chunks_mut(chunk * plan.row_len()).enumerate() {
+                        plan.run_rows(&input, bias.as_deref(), rows, ci * chunk);
+                    }
+                    assert_close(&got, &want, &scale, 1e-5, &format!("{ctx} chunk {chunk}"));
+                }
+            }
+        }
+        assert!(fast > 0);
+    }
+
+    /// `cargo test --release -p ferrolite-kernels --lib optimized::depthwise -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_depthwise() {
+        let mut rng = Rng::new(5);
+        let p = DepthwiseParams {
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+            depth_multiplier: 1,
+            clamp: ClampF32::RELU6,
+        };
+        let (in_shape, filter_shape, out_shape) = ([1, 112, 112, 64], [1, 3, 3, 64], [1, 112, 112, 64]);
+        let input = rng.vec(in_shape.iter().product());
+        let filter = rng.vec(filter_shape.iter().product());
+        let bias = rng.vec(64);
+        let mut out = vec![0.0; out_shape.iter().product()];
+        let flops = 2.0 * 9.0 * out.len() as f64;
+        let name = "depthwise 3x3 112x112x64";
+        for &isa in &available_levels() {
+            let plan = DepthwiseF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+            let g = gflops(flops, || plan.run(&input, Some(&bias), &mut out));
+            println!("{name:28} {:>9}: {g:6.1} GFLOP/s", isa.name());
+        }
+        let g = gflops(flops, || {
+            depthwise_conv2d_f32(&p, &input, in_shape, &filter, filter_shape, Some(&bias), &mut out, out_shape)
+        });
+        println!("{name:28} reference: {g:6.1} GFLOP/s");
+    }
+}
