@@ -173,7 +173,9 @@ fn drive<K: MicroKernel>(
 ) {
     let n = packed.n;
     let panels = packed.panels();
-    let kc_max = KC.min(k);
+    // A single row (GEMV) is tiny: take the whole depth in one slice so the
+    // partial sums never round-trip through C.
+    let kc_max = if m == 1 { k.min(16 * KC) } else { KC.min(k) };
     let group = (L2_BLOCK_BYTES / (kc_max * NR * 4)).max(1);
     for jc in (0..panels).step_by(group) {
         let j_end = (jc + group).min(panels);

@@ -1,0 +1,128 @@
+//! FULLY_CONNECTED (float) over the packed GEMM.
+//!
+//! The weight matrix `[out_units, accum_depth]` is packed once at plan time.
+//! Batch 1 (the common case) is a GEMV: the GEMM's one-row micro-kernel
+//! (`f32_gemm_1x16_avx2_fma`, depth unrolled four ways) over the whole depth
+//! in one pass, streaming each weight exactly once.
+
+use crate::activation::ClampF32;
+use crate::optimized::gemm::{gemm_f32, PackedWeightsF32};
+use crate::optimized::isa::IsaLevel;
+
+/// A FULLY_CONNECTED with packed weights and its fused activation.
+#[derive(Clone, Debug)]
+pub struct FullyConnectedF32Plan {
+    isa: IsaLevel,
+    packed: PackedWeightsF32,
+    clamp: ClampF32,
+}
+
+impl FullyConnectedF32Plan {
+    /// `weights` is `[out_units, accum_depth]` row-major, as in .tflite.
+    /// `isa` is clamped to what the CPU supports.
+    pub fn new(
+        isa: IsaLevel,
+        weights: &[f32],
+        out_units: usize,
+        accum_depth: usize,
+        clamp: ClampF32,
+    ) -> FullyConnectedF32Plan {
+        FullyConnectedF32Plan {
+            isa: isa.clamp_to_cpu(),
+            packed: PackedWeightsF32::pack(weights, out_units, accum_depth),
+            clamp,
+        }
+    }
+
+    pub fn out_units(&self) -> usize {
+        self.packed.n()
+    }
+
+    pub fn accum_depth(&self) -> usize {
+        self.packed.k()
+    }
+
+    /// The level the plan's kernels run at.
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// `output[b, o] = clamp(sum_d input[b, d] * weights[o, d] + bias[o])`
+    /// for `b < batches`. Rows are independent: to split a batch across
+    /// threads, pass matching chunks of `input` and `output`.
+    pub fn run(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], batches: usize) {
+        let (n, k) = (self.packed.n(), self.packed.k());
+        assert!(input.len() >= batches * k, "input too short");
+        assert!(output.len() >= batches * n, "output too short");
+        gemm_f32(self.isa, batches, k, input, k, &self.packed, bias, self.clamp, output, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::{assert_close, gflops, Rng};
+    use crate::reference::fully_connected::fully_connected_f32;
+
+    fn abs(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|x| x.abs()).collect()
+    }
+
+    #[test]
+    fn fully_connected_matches_reference() {
+        let mut rng = Rng::new(0xfc);
+        for i in 0..80 {
+            let batches = if i % 2 == 0 { 1 } else { rng.range(1, 9) };
+            let depth = if i % 8 == 0 { rng.range(900, 2100) } else { rng.range(1, 300) };
+            let units = rng.range(1, 70);
+            let clamp = if i % 3 == 0 { ClampF32::RELU6 } else { ClampF32::NONE };
+            let input = rng.vec(batches * depth);
+            let weights = rng.vec(units * depth);
+            let bias = if i % 4 == 1 { None } else { Some(rng.vec(units)) };
+            let mut want = vec![0.0; batches * units];
+            fully_connected_f32(&input, &weights, bias.as_deref(), &mut want, batches, depth, units, clamp);
+            let mut scale = vec![0.0; batches * units];
+            let bias_abs = bias.as_deref().map(abs);
+            fully_connected_f32(
+                &abs(&input),
+                &abs(&weights),
+                bias_abs.as_deref(),
+                &mut scale,
+                batches,
+                depth,
+                units,
+                ClampF32::NONE,
+            );
+            for &isa in &available_levels() {
+                let plan = FullyConnectedF32Plan::new(isa, &weights, units, depth, clamp);
+                let mut got = vec![f32::NAN; batches * units];
+                plan.run(&input, bias.as_deref(), &mut got, batches);
+                assert_close(&got, &want, &scale, 1e-5, &format!("fc {isa:?} b={batches} d={depth} u={units}"));
+            }
+        }
+    }
+
+    /// `cargo test --release -p ferrolite-kernels --lib optimized::fully_connected -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_fully_connected() {
+        let mut rng = Rng::new(9);
+        let (depth, units) = (1024, 1000);
+        let input = rng.vec(depth);
+        let weights = rng.vec(units * depth);
+        let bias = rng.vec(units);
+        let mut out = vec![0.0; units];
+        let flops = 2.0 * (depth * units) as f64;
+        let name = "fc 1x1024->1000";
+        for &isa in &available_levels() {
+            let plan = FullyConnectedF32Plan::new(isa, &weights, units, depth, ClampF32::NONE);
+            let g = gflops(flops, || plan.run(&input, Some(&bias), &mut out, 1));
+            println!("{name:28} {:>9}: {g:6.1} GFLOP/s", isa.name());
+        }
+        let g = gflops(flops, || {
+            fully_connected_f32(&input, &weights, Some(&bias), &mut out, 1, depth, units, ClampF32::NONE)
+        });
+        println!("{name:28} reference: {g:6.1} GFLOP/s");
+    }
+}
