@@ -93,7 +93,7 @@ pub(crate) fn load(path: &std::path::Path) -> Result<Model<'static>, String> {
 fn run(args: RunArgs) -> Result<(), String> {
     let model = load(&args.model)?;
     let resolver = OpResolver::with_builtins();
-    let options = InterpreterOptions { threads: args.threads };
+    let options = InterpreterOptions { threads: args.threads, ..Default::default() };
     let mut it = Interpreter::new(&model, &resolver, options).map_err(|e| e.to_string())?;
 
     if let Some(image) = &args.image {

@@ -22,11 +22,16 @@ use crate::tensor::{AlignedBytes, TensorInfo, TensorMut, TensorRef};
 pub struct InterpreterOptions {
     /// Worker threads for kernels that split their work (1 = no pool).
     pub threads: usize,
+    /// Give every intermediate tensor its own arena memory for the whole run,
+    /// so [`Interpreter::tensor`] can read any of them after `invoke()`
+    /// (TFLite's `experimental_preserve_all_tensors`). For debugging: the
+    /// arena grows to the sum of all activations.
+    pub preserve_all_tensors: bool,
 }
 
 impl Default for InterpreterOptions {
     fn default() -> Self {
-        InterpreterOptions { threads: 1 }
+        InterpreterOptions { threads: 1, preserve_all_tensors: false }
     }
 }
 
@@ -301,10 +306,13 @@ impl<'m> Interpreter<'m> {
                 touch(t, ni);
             }
         }
+        let preserve = self.options.preserve_all_tensors;
         let mut ids = Vec::new();
         let mut requests = Vec::new();
         for (t, u) in uses.iter().enumerate() {
             let Some((first, last)) = *u else { continue };
+            // Living to the end, no tensor's memory is handed on to another.
+            let last = if preserve { n_steps } else { last };
             if self.storage[t].is_constant() {
                 continue;
             }
@@ -683,4 +691,66 @@ fn constant_bytes<'a>(model: &'a Model<'_>, s: &'a Storage, is_variable: bool) -
 fn try_zeroed(bytes: usize, loc: &Location) -> Result<AlignedBytes> {
     AlignedBytes::try_zeroed(bytes)
         .ok_or_else(|| Error::InvalidModel { location: loc.clone(), message: format!("cannot allocate {bytes} bytes") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arena_ranges(it: &Interpreter<'_>) -> Vec<Range<usize>> {
+        it.storage
+            .iter()
+            .filter_map(|s| match s {
+                Storage::Arena(r) if !r.is_empty() => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn overlaps(ranges: &[Range<usize>]) -> bool {
+        let mut sorted = ranges.to_vec();
+        sorted.sort_by_key(|r| r.start);
+        sorted.windows(2).any(|w| w[1].start < w[0].end)
+    }
+
+    #[test]
+    fn preserve_all_tensors_keeps_every_intermediate() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/models/mobilenet_v1_0.25_128.int8.tflite");
+        let Ok(model) = Model::from_file(path) else {
+            eprintln!("skipping: {path} not found");
+            return;
+        };
+        let resolver = OpResolver::with_builtins();
+        let run = |preserve: bool| {
+            let options = InterpreterOptions { preserve_all_tensors: preserve, ..Default::default() };
+            let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+            it.allocate_tensors().unwrap();
+            let n = it.input(0).unwrap().bytes.len();
+            let input: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+            it.set_input_bytes(0, &input).unwrap();
+            it.invoke().unwrap();
+            it
+        };
+        let shared = run(false);
+        let preserved = run(true);
+        // The normal plan reuses memory; the preserving one never does.
+        assert!(overlaps(&arena_ranges(&shared)));
+        assert!(!overlaps(&arena_ranges(&preserved)));
+        assert!(preserved.arena_size() > shared.arena_size());
+        assert_eq!(shared.output(0).unwrap().bytes, preserved.output(0).unwrap().bytes);
+        // Every intermediate still holds what its node wrote: re-running any
+        // node on the kept inputs reproduces its kept outputs exactly.
+        let mut preserved = preserved;
+        let sg = &model.subgraphs[0];
+        for (ni, op) in sg.operators.iter().enumerate() {
+            let before: Vec<Vec<u8>> =
+                op.outputs.iter().map(|&t| preserved.tensor(t).unwrap().bytes.to_vec()).collect();
+            let mut arena = std::mem::take(&mut preserved.arena);
+            preserved.eval_node(ni, arena.as_mut_slice()).unwrap();
+            preserved.arena = arena;
+            for (&t, b) in op.outputs.iter().zip(&before) {
+                assert_eq!(preserved.tensor(t).unwrap().bytes, &b[..], "node {ni} output {t}");
+            }
+        }
+    }
 }

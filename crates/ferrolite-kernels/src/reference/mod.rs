@@ -8,6 +8,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fully_connected;
 pub mod gather;
+pub mod hybrid;
 pub mod l2norm;
 pub mod pad;
 pub mod padding;

@@ -64,7 +64,7 @@ pub fn run_fixture(name: &str, threads: usize) -> Option<Vec<Array>> {
     let dir = model_path.parent().unwrap().to_path_buf();
     let model = Model::from_file(&model_path).unwrap();
     let resolver = OpResolver::with_builtins();
-    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions { threads }).unwrap();
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions { threads, ..Default::default() }).unwrap();
     it.allocate_tensors().unwrap_or_else(|e| panic!("{name}: allocate: {e}"));
     for i in 0..it.input_count() {
         let a = read_npy(&dir.join(format!("{name}.in{i}.npy")));

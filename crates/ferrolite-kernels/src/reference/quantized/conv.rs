@@ -10,7 +10,12 @@
 //!
 //! The accumulation is `sum (w + filter_offset) * (x + input_offset)` over the
 //! in-bounds taps (padding contributes nothing), plus the bias, then one
-//! requantising multiply, plus the output zero point, then the clamp. Integer
+//! requantising multiply, plus the output zero point, then the clamp. The
+//! convolutions requantise with the fixed-point `MultiplyByQuantizedMultiplier`;
+//! LiteRT's reference FULLY_CONNECTED (the overloads that take the scales)
+//! instead rounds `acc * (s_in * s_filter / s_out)` computed in `f64`, half
+//! away from zero, which differs from the fixed-point result by one step on
+//! a few percent of outputs at int16 precision. Integer
 //! sums are order-independent, so the loop order does not matter for the
 //! result; 32-bit sums wrap on overflow (undefined in C++, and out of range
 //! for real models).
@@ -28,7 +33,7 @@ use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 
 /// Quantisation parameters of CONV_2D, DEPTHWISE_CONV_2D and
 /// FULLY_CONNECTED, as TFLite's `Prepare` computes them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ConvQuantParams {
     /// `-input_zero_point`.
     pub input_offset: i32,
@@ -40,6 +45,9 @@ pub struct ConvQuantParams {
     pub output_multiplier: Vec<i32>,
     /// Matching exponents (positive: left shift), as `quantize_multiplier`.
     pub output_shift: Vec<i32>,
+    /// The real multipliers `(f64)s_in * (f64)s_filter / (f64)s_out`, one per
+    /// filter scale, that FULLY_CONNECTED requantises with.
+    pub real_multiplier: Vec<f64>,
     /// Clamp bounds in the output's integer domain (fused activation
     /// intersected with the output type's range).
     pub act_min: i32,
@@ -71,13 +79,16 @@ impl ConvQuantParams {
         }
         let mut output_multiplier = Vec::with_capacity(filter_scales.len());
         let mut output_shift = Vec::with_capacity(filter_scales.len());
+        let mut real_multiplier = Vec::with_capacity(filter_scales.len());
         for &fs in filter_scales {
             if !(fs.is_finite() && fs >= 0.0) {
                 return None;
             }
-            let (m, s) = quantize_multiplier(per_channel_multiplier(input_scale, fs, output_scale));
+            let real = per_channel_multiplier(input_scale, fs, output_scale);
+            let (m, s) = quantize_multiplier(real);
             output_multiplier.push(m);
             output_shift.push(s);
+            real_multiplier.push(real);
         }
         let (act_min, act_max) = quantized_activation_range(activation, output_scale, output_zero_point, qmin, qmax);
         Some(Self {
@@ -86,6 +97,7 @@ impl ConvQuantParams {
             output_offset: output_zero_point,
             output_multiplier,
             output_shift,
+            real_multiplier,
             act_min,
             act_max,
         })
@@ -110,7 +122,8 @@ impl ConvQuantParams {
 
     /// Per-tensor parameters (`GetQuantizedConvolutionMultipler`): one
     /// multiplier from `(f64)(input_scale * filter_scale) / (f64)output_scale`
-    /// with the product in `f32`, and a filter zero point. Used by
+    /// with the product in `f32` (FULLY_CONNECTED's real multiplier keeps
+    /// every step in `f64`), and a filter zero point. Used by
     /// FULLY_CONNECTED with a single filter scale (int8, int16x8, uint8) and
     /// by the legacy uint8 CONV_2D / DEPTHWISE_CONV_2D.
     #[allow(clippy::too_many_arguments)]
@@ -137,6 +150,7 @@ impl ConvQuantParams {
             output_offset: output_zero_point,
             output_multiplier: vec![m],
             output_shift: vec![s],
+            real_multiplier: vec![per_channel_multiplier(input_scale, filter_scale, output_scale)],
             act_min,
             act_max,
         })
@@ -148,6 +162,13 @@ impl ConvQuantParams {
     pub fn channel(&self, c: usize) -> (i32, i32) {
         let i = if self.output_multiplier.len() == 1 { 0 } else { c };
         (self.output_multiplier[i], self.output_shift[i])
+    }
+
+    /// Real multiplier of output channel `c` (FULLY_CONNECTED).
+    #[inline(always)]
+    pub fn real_channel(&self, c: usize) -> f64 {
+        let i = if self.real_multiplier.len() == 1 { 0 } else { c };
+        self.real_multiplier[i]
     }
 }
 
@@ -163,6 +184,8 @@ pub trait Accumulator: Copy + 'static {
     fn add_bias(self, b: Self) -> Self;
     /// TFLite's `MultiplyByQuantizedMultiplier` overload for this width.
     fn requantize(self, multiplier: i32, shift: i32) -> i32;
+    /// The sum as a double (exact for any realistic sum).
+    fn to_f64(self) -> f64;
 }
 
 impl Accumulator for i32 {
@@ -179,6 +202,10 @@ impl Accumulator for i32 {
     fn requantize(self, multiplier: i32, shift: i32) -> i32 {
         multiply_by_quantized_multiplier(self, multiplier, shift)
     }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
 }
 
 impl Accumulator for i64 {
@@ -194,6 +221,10 @@ impl Accumulator for i64 {
     #[inline(always)]
     fn requantize(self, multiplier: i32, shift: i32) -> i32 {
         multiply_by_quantized_multiplier_i64(self, multiplier, shift)
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
     }
 }
 
@@ -226,6 +257,27 @@ fn finish<A: Accumulator, O: QType>(
     };
     let (m, s) = q.channel(c);
     let v = acc.requantize(m, s).wrapping_add(output_offset);
+    O::from_i32(v.max(q.act_min).min(q.act_max))
+}
+
+/// FULLY_CONNECTED's requantisation (LiteRT's reference overloads that take
+/// the scales): `round(acc * real_multiplier)` in `f64`, half away from zero,
+/// then the output offset and the clamp. (`as i32` saturates where the C++
+/// cast would be undefined.)
+#[inline(always)]
+fn finish_fc<A: Accumulator, O: QType>(
+    q: &ConvQuantParams,
+    acc: A,
+    bias: Option<&[A]>,
+    c: usize,
+    output_offset: i32,
+) -> O {
+    let acc = match bias {
+        Some(b) => acc.add_bias(b[c]),
+        None => acc,
+    };
+    let scaled = (acc.to_f64() * q.real_channel(c)).round() as i32;
+    let v = scaled.saturating_add(output_offset);
     O::from_i32(v.max(q.act_min).min(q.act_max))
 }
 
@@ -462,14 +514,15 @@ fn fc_core<I: QType, W: QType, O: QType, A: Accumulator>(
             for (x, wv) in row.iter().zip(w) {
                 acc = acc.add_product((wv.to_i32() + off.filter).wrapping_mul(x.to_i32() + off.input));
             }
-            output[b * out_units + o] = finish(q, acc, bias, o, off.output);
+            output[b * out_units + o] = finish_fc(q, acc, bias, o, off.output);
         }
     }
 }
 
 /// FULLY_CONNECTED, int8 (`FullyConnected` with [`ConvQuantParams::per_tensor`],
 /// which applies the filter zero point, or `FullyConnectedPerChannel` with
-/// [`ConvQuantParams::per_channel`]). `input` is `batches` rows of
+/// [`ConvQuantParams::per_channel`]), requantised in `f64` with the
+/// parameters' real multipliers as LiteRT's reference kernel does. `input` is `batches` rows of
 /// `accum_depth`, `weights` is `[out_units, accum_depth]`, `output` is
 /// `[batches, out_units]`.
 #[allow(clippy::too_many_arguments)]
@@ -489,9 +542,10 @@ pub fn fully_connected_i8(
 
 /// FULLY_CONNECTED, int16 activations and int8 weights. The per-tensor
 /// variant applies the filter zero point, neither applies activation zero
-/// points. The bias type picks the accumulator (`i64` bias: 64-bit path,
-/// `i32` bias: 32-bit path); which one TFLite uses without a bias depends on
-/// the op's `quantized_bias_type` (int64 unless it says int32).
+/// points. The bias type picks the accumulator width (`i64` bias: 64-bit
+/// sums, `i32` bias: 32-bit sums); which one TFLite uses without a bias
+/// depends on the op's `quantized_bias_type` (int64 unless it says int32).
+/// Either way the sum is requantised in `f64`, as for int8.
 #[allow(clippy::too_many_arguments)]
 pub fn fully_connected_i16x8<A: Accumulator>(
     q: &ConvQuantParams,
@@ -508,7 +562,7 @@ pub fn fully_connected_i16x8<A: Accumulator>(
 }
 
 /// Legacy uint8 FULLY_CONNECTED (`reference_ops::FullyConnected`), per-tensor
-/// with a filter zero point.
+/// with a filter zero point, requantised in `f64` like the int8 one.
 #[allow(clippy::too_many_arguments)]
 pub fn fully_connected_u8(
     q: &ConvQuantParams,
@@ -630,25 +684,47 @@ mod tests {
 
     #[test]
     fn fully_connected_16x8_accumulators() {
-        // 1/3 has low bits the 64-bit path drops when it reduces the
-        // multiplier to 16 bits.
+        // Both accumulator widths requantise in f64: round(acc / 3), half
+        // away from zero. The fixed-point 64-bit path (a 16-bit reduced
+        // multiplier) would be a step off for some of these inputs, as it
+        // was on LiteRT's int16x8 MobileNet v2 classifier.
         let q = ConvQuantParams::per_channel_16x8(1.0, 0, &[1.0], 3.0, 0, FusedActivation::None).unwrap();
         let (m, s) = q.channel(0);
         let mut o32 = [0i16; 1];
         let mut o64 = [0i16; 1];
-        for x in [-32768i16, -30001, -3, 1, 2, 3, 4, 5, 29999, 30000, 32767] {
-            fully_connected_i16x8(&q, &[x], &[127], Some(&[0i32][..]), &mut o32, 1, 1, 1);
-            fully_connected_i16x8(&q, &[x], &[127], Some(&[0i64][..]), &mut o64, 1, 1, 1);
-            let acc = x as i32 * 127;
-            assert_eq!(o32[0] as i32, multiply_by_quantized_multiplier(acc, m, s).clamp(-32768, 32767));
-            assert_eq!(o64[0] as i32, multiply_by_quantized_multiplier_i64(acc as i64, m, s).clamp(-32768, 32767));
-            let want = (acc as f64 / 3.0).clamp(-32768.0, 32767.0);
-            assert!((o32[0] as f64 - want).abs() <= 1.0);
-            assert!((o64[0] as f64 - want).abs() <= 1.0 + want.abs() / 32768.0);
+        let mut fixed_point_differs = 0;
+        for x in i16::MIN..=i16::MAX {
+            fully_connected_i16x8(&q, &[x], &[1], Some(&[0i32][..]), &mut o32, 1, 1, 1);
+            fully_connected_i16x8(&q, &[x], &[1], Some(&[0i64][..]), &mut o64, 1, 1, 1);
+            let want = (x as f64 * (1.0f64 / 3.0)).round() as i16;
+            assert_eq!((o32[0], o64[0]), (want, want), "x = {x}");
+            if multiply_by_quantized_multiplier_i64(x as i64, m, s) != want as i32 {
+                fixed_point_differs += 1;
+            }
         }
+        assert!(fixed_point_differs > 0);
+        // Ties round away from zero: 3 * 0.5 and -3 * 0.5.
+        let q = ConvQuantParams::per_channel_16x8(0.5, 0, &[1.0], 1.0, 0, FusedActivation::None).unwrap();
+        let mut o = [0i16; 2];
+        fully_connected_i16x8(&q, &[3, -3], &[1], None::<&[i64]>, &mut o, 2, 1, 1);
+        assert_eq!(o, [2, -2]);
         // A large int64 bias saturates instead of wrapping at 32 bits.
+        let q = ConvQuantParams::per_channel_16x8(1.0, 0, &[1.0], 3.0, 0, FusedActivation::None).unwrap();
         fully_connected_i16x8(&q, &[1], &[1], Some(&[1i64 << 40][..]), &mut o64, 1, 1, 1);
         assert_eq!(o64, [32767]);
+        fully_connected_i16x8(&q, &[1], &[1], Some(&[-(1i64 << 40)][..]), &mut o64, 1, 1, 1);
+        assert_eq!(o64, [-32768]);
+    }
+
+    #[test]
+    fn fully_connected_per_tensor_real_multiplier_is_all_f64() {
+        // The fixed-point multiplier forms s_in * s_filter in f32; the real
+        // one FULLY_CONNECTED uses widens both first.
+        let (si, sf, so) = (0.1f32, 0.3f32, 0.7f32);
+        let q = ConvQuantParams::per_tensor(si, 0, sf, 0, so, 0, FusedActivation::None, -128, 127).unwrap();
+        assert_eq!(q.real_multiplier, vec![si as f64 * sf as f64 / so as f64]);
+        let (m, s) = quantize_multiplier((si * sf) as f64 / so as f64);
+        assert_eq!((q.output_multiplier[0], q.output_shift[0]), (m, s));
     }
 
     #[test]
