@@ -121,6 +121,15 @@ impl FloatWeights {
         }
     }
 
+    /// The weights at prepare, when they are known then (constants), for
+    /// kernels that repack them once.
+    pub(crate) fn at_prepare<'a>(&'a self, ctx: &crate::op::PrepareContext<'a>) -> Option<&'a [f32]> {
+        match self {
+            FloatWeights::Input(i) => ctx.optional_input(*i)?.constant_as::<f32>().ok().flatten(),
+            FloatWeights::Owned(v) => Some(v),
+        }
+    }
+
     pub(crate) fn get<'a>(&'a self, ctx: &crate::op::EvalContext<'a>) -> Result<&'a [f32], OpError> {
         match self {
             FloatWeights::Input(i) => Ok(ctx.input(*i)?.as_slice::<f32>()?),
@@ -199,4 +208,15 @@ pub(crate) fn same_dtype(ctx: &crate::op::PrepareContext<'_>, i: usize, o: usize
         return Err(OpError::DType { tensor: format!("output {o}"), expected: a.to_string(), got: b.to_string() });
     }
     Ok(a)
+}
+
+thread_local! {
+    /// Per-thread scratch for kernels that need a work buffer (im2col):
+    /// reused across invokes, so steady-state inference does not allocate.
+    static SCRATCH_F32: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's float scratch buffer.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+    SCRATCH_F32.with(|s| f(&mut s.borrow_mut()))
 }

@@ -7,7 +7,9 @@ use ferrolite_schema::BuiltinOperator as B;
 use ferrolite_kernels::reference::quantized::{self as q, ConvQuantParams};
 
 use super::quantized::{weighted_params, QuantBias, WeightedOp};
-use super::{float_clamp, options, padding, positive, shape4, FloatWeights};
+use ferrolite_kernels::optimized::{conv::Conv2dF32Plan, isa};
+
+use super::{float_clamp, options, padding, positive, shape4, with_scratch, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{expect_dtype, EvalContext, Operator, PrepareContext, PreparedOp};
@@ -87,7 +89,13 @@ impl Operator for Conv2d {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
-                Ok(Box::new(ConvF32 { g: geometry, clamp, filter, bias }))
+                // Constant weights are packed once for the fast GEMM path.
+                let plan = filter
+                    .at_prepare(ctx)
+                    .map(|w| Conv2dF32Plan::new(isa::detect(), &geometry.params(clamp), in_shape, w, filter_shape, out_shape))
+                    .filter(|p| p.supported());
+                let filter = if plan.is_some() { None } else { Some(filter) };
+                Ok(Box::new(ConvF32 { g: geometry, clamp, filter, bias, plan }))
             }
             DataType::Int8 | DataType::Int16 | DataType::UInt8 => {
                 let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::Conv)?;
@@ -190,22 +198,35 @@ impl PreparedOp for ConvQuant {
 struct ConvF32 {
     g: ConvGeometry,
     clamp: ferrolite_kernels::activation::ClampF32,
-    filter: FloatWeights,
+    /// Unpacked weights, kept only when there is no plan.
+    filter: Option<FloatWeights>,
     bias: Option<FloatWeights>,
+    plan: Option<Conv2dF32Plan>,
 }
 
 impl PreparedOp for ConvF32 {
     fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
         let g = &self.g;
         let input = ctx.input(0)?.as_slice::<f32>()?;
-        let filter = self.filter.get(ctx)?;
         let bias = match &self.bias {
             Some(b) => Some(b.get(ctx)?),
             None => None,
         };
-        let p = g.params(self.clamp);
+        let workers = ctx.workers;
         let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-        conv2d_f32(&p, input, g.in_shape, filter, g.filter_shape, bias, out, g.out_shape);
+        match (&self.plan, &self.filter) {
+            (Some(plan), _) => {
+                workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                    with_scratch(|scratch| plan.run_rows(input, bias, rows, first_row, scratch))
+                });
+            }
+            (None, Some(filter)) => {
+                let filter = filter.get(ctx)?;
+                let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+                conv2d_f32(&g.params(self.clamp), input, g.in_shape, filter, g.filter_shape, bias, out, g.out_shape);
+            }
+            (None, None) => return Err(OpError::Value("conv has neither a plan nor weights".into())),
+        }
         Ok(())
     }
 }
