@@ -177,7 +177,7 @@ fn exercise(bytes: &[u8]) -> Reached {
     }
     // Some input data that is not all zeros.
     for i in 0..it.input_count() {
-        if let Ok(mut t) = it.input_mut(i) {
+        if let Ok(t) = it.input_mut(i) {
             for (k, b) in t.bytes.iter_mut().enumerate() {
                 *b = (k as u8).wrapping_mul(37);
             }
