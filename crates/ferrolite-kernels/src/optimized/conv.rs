@@ -54,12 +54,12 @@ impl Conv2dF32Plan {
         let [batches, in_h, in_w, in_c] = in_shape;
         let [f_out, f_h, f_w, f_in] = filter_shape;
         let [out_b, out_h, out_w, out_c] = out_shape;
-        let groups = if f_in == 0 { 0 } else { in_c / f_in };
+        let groups = in_c.checked_div(f_in).unwrap_or(0);
         let supported = f_in > 0
             && groups >= 1
             && in_c == groups * f_in
             && out_c == f_out
-            && out_c % groups == 0
+            && out_c.is_multiple_of(groups)
             && out_b == batches
             && params.stride_h >= 1
             && params.stride_w >= 1
@@ -71,7 +71,11 @@ impl Conv2dF32Plan {
         let packed = if supported {
             (0..groups)
                 .map(|g| {
-                    PackedWeightsF32::pack(&filter[g * per_group * depth..(g + 1) * per_group * depth], per_group, depth)
+                    PackedWeightsF32::pack(
+                        &filter[g * per_group * depth..(g + 1) * per_group * depth],
+                        per_group,
+                        depth,
+                    )
                 })
                 .collect()
         } else {
@@ -143,7 +147,7 @@ impl Conv2dF32Plan {
         if out_c == 0 || output_rows.is_empty() {
             return;
         }
-        assert_eq!(output_rows.len() % out_c, 0, "output_rows is not a whole number of rows");
+        assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
         let rows = output_rows.len() / out_c;
         assert!(row_start + rows <= self.rows(), "rows {row_start}..{} past {}", row_start + rows, self.rows());
         let [batches, in_h, in_w, in_c] = self.in_shape;
@@ -164,7 +168,7 @@ impl Conv2dF32Plan {
         }
 
         let k = self.depth;
-        let block = if k == 0 { rows } else { (IM2COL_BLOCK_FLOATS / k).clamp(12, 240) / 6 * 6 };
+        let block = IM2COL_BLOCK_FLOATS.checked_div(k).map_or(rows, |b| b.clamp(12, 240) / 6 * 6);
         let block = block.min(rows).max(1);
         if scratch.len() < block * k {
             scratch.resize(block * k, 0.0);
@@ -250,7 +254,7 @@ mod tests {
     }
 
     fn random_case(rng: &mut Rng, i: usize) -> Case {
-        let pointwise = i % 4 == 0;
+        let pointwise = i.is_multiple_of(4);
         let groups = if i % 5 == 1 { rng.range(2, 4) } else { 1 };
         let f_in = rng.range(1, 20);
         let in_c = f_in * groups;
@@ -262,7 +266,7 @@ mod tests {
         let (in_h, in_w) = (rng.range(1, 14), rng.range(1, 14));
         let batches = rng.range(1, 3);
         let w = Padding2d::compute(padding, in_h, in_w, kh, kw, sh, sw, dh, dw);
-        let clamp = if i % 2 == 0 { ClampF32::RELU6 } else { ClampF32::NONE };
+        let clamp = if i.is_multiple_of(2) { ClampF32::RELU6 } else { ClampF32::NONE };
         Case {
             p: Conv2dParams {
                 stride_h: sh,
@@ -283,18 +287,27 @@ mod tests {
     fn conv_matches_reference_on_random_shapes() {
         let mut rng = Rng::new(0xc0117);
         let mut saw_direct = 0;
-        for i in 0..200 {
+        for i in 0..200usize {
             let Case { p, in_shape, filter_shape, out_shape } = random_case(&mut rng, i);
             let input = rng.vec(in_shape.iter().product());
             let filter = rng.vec(filter_shape.iter().product());
-            let bias = if i % 3 == 0 { None } else { Some(rng.vec(out_shape[3])) };
+            let bias = if i.is_multiple_of(3) { None } else { Some(rng.vec(out_shape[3])) };
             let out_len: usize = out_shape.iter().product();
             let mut want = vec![0.0; out_len];
             conv2d_f32(&p, &input, in_shape, &filter, filter_shape, bias.as_deref(), &mut want, out_shape);
             let mut scale = vec![0.0; out_len];
             let p_abs = Conv2dParams { clamp: ClampF32::NONE, ..p };
             let bias_abs = bias.as_deref().map(abs);
-            conv2d_f32(&p_abs, &abs(&input), in_shape, &abs(&filter), filter_shape, bias_abs.as_deref(), &mut scale, out_shape);
+            conv2d_f32(
+                &p_abs,
+                &abs(&input),
+                in_shape,
+                &abs(&filter),
+                filter_shape,
+                bias_abs.as_deref(),
+                &mut scale,
+                out_shape,
+            );
             for &isa in &available_levels() {
                 let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
                 assert!(plan.supported());
@@ -339,7 +352,16 @@ mod tests {
         conv2d_f32(&p, &input, in_shape, &filter, filter_shape, Some(&bias), &mut want, out_shape);
         let mut scale = vec![0.0; want.len()];
         let p_abs = Conv2dParams { clamp: ClampF32::NONE, ..p };
-        conv2d_f32(&p_abs, &abs(&input), in_shape, &abs(&filter), filter_shape, Some(&abs(&bias)), &mut scale, out_shape);
+        conv2d_f32(
+            &p_abs,
+            &abs(&input),
+            in_shape,
+            &abs(&filter),
+            filter_shape,
+            Some(&abs(&bias)),
+            &mut scale,
+            out_shape,
+        );
         for &isa in &available_levels() {
             let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
             let mut got = vec![0.0; want.len()];

@@ -122,7 +122,7 @@ impl DepthwiseF32Plan {
         if out_c == 0 || output_rows.is_empty() {
             return;
         }
-        assert_eq!(output_rows.len() % out_c, 0, "output_rows is not a whole number of rows");
+        assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
         let rows = output_rows.len() / out_c;
         assert!(row_start + rows <= self.rows(), "rows {row_start}..{} past {}", row_start + rows, self.rows());
         assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
@@ -175,7 +175,9 @@ impl DepthwiseF32Plan {
             let out = &mut output_rows[i * out_c..(i + np) * out_c];
             match kernel {
                 #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2(t) => avx2::f32_dwconv_avx2_fma(t, &taps, np, step, input, &self.weights, bias, p.clamp, out),
+                Kernel::Avx2(t) => {
+                    avx2::f32_dwconv_avx2_fma(t, &taps, np, step, input, &self.weights, bias, p.clamp, out)
+                }
                 Kernel::Scalar => {
                     for (q, o) in out.chunks_exact_mut(out_c).enumerate() {
                         f32_dwconv_scalar(&taps, q * step, input, &self.weights, bias, p.clamp, o)
@@ -251,6 +253,7 @@ fn f32_dwconv_scalar(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Portable depthwise pixel for `depth_multiplier > 1`: output channel
 /// `ic * dm + m` reads input channel `ic`.
 fn f32_dwconv_multiplier_scalar(
@@ -275,6 +278,8 @@ fn f32_dwconv_multiplier_scalar(
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
+// Index loops over fixed register arrays are deliberate: they unroll.
+#[allow(clippy::needless_range_loop)]
 mod avx2 {
     use super::Taps;
     use crate::activation::ClampF32;
@@ -300,7 +305,7 @@ mod avx2 {
         clamp: ClampF32,
         out: &mut [f32],
     ) {
-        assert!(np >= 1 && out.len() % np == 0);
+        assert!(np >= 1 && out.len().is_multiple_of(np));
         let c = out.len() / np;
         let c8 = c.div_ceil(8) * 8;
         assert_eq!(taps.input.len(), taps.weight.len());
@@ -316,12 +321,25 @@ mod avx2 {
             // SAFETY: the token proves AVX2 + FMA; every tap's input range
             // for pixels `q .. q + 4` and its weight row were checked above,
             // and the bias holds `c` values.
-            unsafe { dwconv_4px(taps, q * step, step, input.as_ptr(), weights.as_ptr(), bias, clamp, &mut out[q * c..(q + 4) * c]) }
+            unsafe {
+                dwconv_4px(
+                    taps,
+                    q * step,
+                    step,
+                    input.as_ptr(),
+                    weights.as_ptr(),
+                    bias,
+                    clamp,
+                    &mut out[q * c..(q + 4) * c],
+                )
+            }
             q += 4;
         }
         while q < np {
             // SAFETY: as above, for pixel `q`.
-            unsafe { dwconv_1px(taps, q * step, input.as_ptr(), weights.as_ptr(), bias, clamp, &mut out[q * c..(q + 1) * c]) }
+            unsafe {
+                dwconv_1px(taps, q * step, input.as_ptr(), weights.as_ptr(), bias, clamp, &mut out[q * c..(q + 1) * c])
+            }
             q += 1;
         }
     }
@@ -504,9 +522,9 @@ mod tests {
     fn depthwise_matches_reference_on_random_shapes() {
         let mut rng = Rng::new(0xd3);
         let mut fast = 0;
-        for i in 0..200 {
+        for i in 0..200usize {
             let dm = if i % 7 == 3 { rng.range(2, 4) } else { 1 };
-            let in_c = if i % 4 == 0 { rng.range(30, 75) } else { rng.range(1, 20) };
+            let in_c = if i.is_multiple_of(4) { rng.range(30, 75) } else { rng.range(1, 20) };
             let out_c = in_c * dm;
             let (kh, kw) = (rng.range(1, 6), rng.range(1, 6));
             let (sh, sw) = (rng.range(1, 3), rng.range(1, 3));
@@ -522,14 +540,14 @@ mod tests {
                 pad_top: win.padding.top,
                 pad_left: win.padding.left,
                 depth_multiplier: dm,
-                clamp: if i % 2 == 0 { ClampF32::RELU6 } else { ClampF32::NONE },
+                clamp: if i.is_multiple_of(2) { ClampF32::RELU6 } else { ClampF32::NONE },
             };
             let in_shape = [batches, in_h, in_w, in_c];
             let filter_shape = [1, kh, kw, out_c];
             let out_shape = [batches, win.out_h, win.out_w, out_c];
             let input = rng.vec(in_shape.iter().product());
             let filter = rng.vec(filter_shape.iter().product());
-            let bias = if i % 3 == 0 { None } else { Some(rng.vec(out_c)) };
+            let bias = if i.is_multiple_of(3) { None } else { Some(rng.vec(out_c)) };
             let out_len: usize = out_shape.iter().product();
             let mut want = vec![0.0; out_len];
             depthwise_conv2d_f32(&p, &input, in_shape, &filter, filter_shape, bias.as_deref(), &mut want, out_shape);

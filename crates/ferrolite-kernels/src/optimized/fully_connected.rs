@@ -72,11 +72,11 @@ mod tests {
     #[test]
     fn fully_connected_matches_reference() {
         let mut rng = Rng::new(0xfc);
-        for i in 0..80 {
-            let batches = if i % 2 == 0 { 1 } else { rng.range(1, 9) };
-            let depth = if i % 8 == 0 { rng.range(900, 2100) } else { rng.range(1, 300) };
+        for i in 0..80usize {
+            let batches = if i.is_multiple_of(2) { 1 } else { rng.range(1, 9) };
+            let depth = if i.is_multiple_of(8) { rng.range(900, 2100) } else { rng.range(1, 300) };
             let units = rng.range(1, 70);
-            let clamp = if i % 3 == 0 { ClampF32::RELU6 } else { ClampF32::NONE };
+            let clamp = if i.is_multiple_of(3) { ClampF32::RELU6 } else { ClampF32::NONE };
             let input = rng.vec(batches * depth);
             let weights = rng.vec(units * depth);
             let bias = if i % 4 == 1 { None } else { Some(rng.vec(units)) };

@@ -328,7 +328,7 @@ mod avx2 {
             ldc: usize,
         ) {
             // Bounds for the raw loads/stores inside the kernels.
-            assert!(mr >= 1 && mr <= 6 && nr >= 1 && nr <= NR && kc >= 1);
+            assert!((1..=6).contains(&mr) && (1..=NR).contains(&nr) && kc >= 1);
             assert!(a.len() >= (mr - 1) * lda + kc && w.len() >= kc * NR && c.len() >= (mr - 1) * ldc + nr);
             // SAFETY: `self` is an `Avx2Fma` token, which exists only when the
             // CPU supports AVX2 and FMA; the slice bounds the kernels rely on were
@@ -503,7 +503,15 @@ mod tests {
 
     /// Reference result and error scale (`sum |a||w| + |bias|`) for a GEMM
     /// written as a FULLY_CONNECTED.
-    fn reference(a: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, k: usize, n: usize, clamp: ClampF32) -> (Vec<f32>, Vec<f32>) {
+    fn reference(
+        a: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        m: usize,
+        k: usize,
+        n: usize,
+        clamp: ClampF32,
+    ) -> (Vec<f32>, Vec<f32>) {
         let mut out = vec![0.0; m * n];
         fully_connected_f32(a, w, bias, &mut out, m, k, n, clamp);
         let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
@@ -516,14 +524,14 @@ mod tests {
     #[test]
     fn gemm_matches_reference_on_random_shapes() {
         let mut rng = Rng::new(0x5eed);
-        for case in 0..120 {
+        for case in 0..120usize {
             let m = rng.range(1, 20);
-            let k = if case % 10 == 0 { rng.range(500, 1200) } else { rng.range(1, 70) };
+            let k = if case.is_multiple_of(10) { rng.range(500, 1200) } else { rng.range(1, 70) };
             let n = rng.range(1, 50);
             let a = rng.vec(m * k);
             let w = rng.vec(n * k);
-            let bias = if case % 3 == 0 { None } else { Some(rng.vec(n)) };
-            let clamp = if case % 2 == 0 { ClampF32::RELU6 } else { ClampF32::NONE };
+            let bias = if case.is_multiple_of(3) { None } else { Some(rng.vec(n)) };
+            let clamp = if case.is_multiple_of(2) { ClampF32::RELU6 } else { ClampF32::NONE };
             let (want, scale) = reference(&a, &w, bias.as_deref(), m, k, n, clamp);
             let packed = PackedWeightsF32::pack(&w, n, k);
             for &isa in &available_levels() {

@@ -16,6 +16,7 @@
 
 pub mod conv;
 pub mod depthwise;
+pub mod elementwise;
 pub mod fully_connected;
 pub mod gemm;
 pub mod isa;

@@ -1,0 +1,451 @@
+//! Element-wise float kernels for same-shape operands: ADD and MUL with a
+//! fused clamp, HARD_SWISH and LOGISTIC.
+//!
+//! ADD, MUL and HARD_SWISH do the reference's operations in the same order
+//! (`x * relu6(x + 3) / 6` divides, it does not multiply by 1/6), so results
+//! are bit-identical. LOGISTIC keeps the reference's three ranges and
+//! evaluates `exp` with a Cephes-style range reduction and degree-5
+//! polynomial: within ~2 ulp of the reference in the normal range, exact
+//! zero/denormal behaviour below `e^-87`.
+//!
+//! Each takes the [`IsaLevel`] chosen at plan time; the portable versions
+//! (`*_scalar`) are plain loops without libm calls, so the compiler can
+//! vectorise them with the baseline instruction set.
+
+use crate::activation::ClampF32;
+use crate::optimized::isa::{Avx2Fma, IsaLevel};
+
+/// `out[i] = clamp(a[i] + b[i])`.
+pub fn add_f32(isa: IsaLevel, a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {
+    binary(isa, a, b, out, clamp, Op::Add)
+}
+
+/// `out[i] = clamp(a[i] * b[i])`.
+pub fn mul_f32(isa: IsaLevel, a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {
+    binary(isa, a, b, out, clamp, Op::Mul)
+}
+
+/// HARD_SWISH: `out[i] = x * relu6(x + 3) / 6`.
+pub fn hard_swish_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    assert!(input.len() >= n, "input too short");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vhswish_avx2(t, &input[..n], out);
+    }
+    let _ = isa;
+    f32_vhswish_scalar(&input[..n], out)
+}
+
+/// LOGISTIC (sigmoid), with the reference's ranges: 1 above 16.619047,
+/// `e^x` below -9, `1 / (1 + e^-x)` between.
+pub fn logistic_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    assert!(input.len() >= n, "input too short");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vsigmoid_avx2_fma(t, &input[..n], out);
+    }
+    let _ = isa;
+    f32_vsigmoid_scalar(&input[..n], out)
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Add,
+    Mul,
+}
+
+fn binary(isa: IsaLevel, a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32, op: Op) {
+    let n = out.len();
+    assert!(a.len() >= n && b.len() >= n, "operands shorter than the output");
+    let (a, b) = (&a[..n], &b[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vbinary_avx2(t, a, b, out, clamp, op);
+    }
+    let _ = isa;
+    match op {
+        Op::Add => f32_vadd_scalar(a, b, out, clamp),
+        Op::Mul => f32_vmul_scalar(a, b, out, clamp),
+    }
+}
+
+fn f32_vadd_scalar(a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = clamp.apply(x + y);
+    }
+}
+
+fn f32_vmul_scalar(a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = clamp.apply(x * y);
+    }
+}
+
+fn f32_vhswish_scalar(input: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(input) {
+        *o = crate::reference::activations::hard_swish_scalar(x);
+    }
+}
+
+const SIGMOID_UPPER: f32 = 16.619_047;
+const SIGMOID_LOWER: f32 = -9.0;
+/// Below this `e^x` rounds to 0 in f32, so the argument is clamped here.
+const EXP_MIN_ARG: f32 = -104.0;
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 split so that `n * LN2_HI` is exact for |n| < 2^10.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes `expf` polynomial: `e^r ≈ 1 + r + r² P(r)` on |r| <= ln2 / 2.
+const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+/// `1.5 * 2^23`: adding and subtracting it rounds to the nearest integer.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// `2^n` for `-126 <= n <= 127` as a float, from its exponent bits.
+#[inline(always)]
+fn pow2i(n: i32) -> f32 {
+    f32::from_bits(((n + 127) as u32) << 23)
+}
+
+/// `e^x` for `x <= 88`, NaN in NaN out, denormal/zero results below -87.
+#[inline(always)]
+fn exp_scalar(x: f32) -> f32 {
+    let x = if x < EXP_MIN_ARG { EXP_MIN_ARG } else { x };
+    let t = x * LOG2E + ROUND_MAGIC;
+    let n = t.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
+    let nf = t - ROUND_MAGIC;
+    let r = x - nf * LN2_HI;
+    let r = r - nf * LN2_LO;
+    let mut y = EXP_P[0];
+    for &c in &EXP_P[1..] {
+        y = y * r + c;
+    }
+    let y = y * (r * r) + r + 1.0;
+    // 2^n in two factors so n down to -150 reaches the denormals.
+    let n1 = n >> 1;
+    y * pow2i(n1) * pow2i(n - n1)
+}
+
+/// Branch-free (selects only) so the loop vectorises.
+#[inline(always)]
+fn sigmoid_scalar(x: f32) -> f32 {
+    let low = x < SIGMOID_LOWER;
+    let e = exp_scalar(if low { x } else { -x });
+    let mid = 1.0 / (1.0 + e);
+    let v = if low { e } else { mid };
+    if x > SIGMOID_UPPER {
+        1.0
+    } else {
+        v
+    }
+}
+
+fn f32_vsigmoid_scalar(input: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(input) {
+        *o = sigmoid_scalar(x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    fn clamp8(v: __m256, lo: __m256, hi: __m256) -> __m256 {
+        // SAFETY: only inlined into AVX-enabled functions; register-only ops.
+        // max(lo, v) / min(hi, v) keep a NaN `v`, like `ClampF32::apply`.
+        unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, v)) }
+    }
+
+    /// Run `body8` on each full block of 8 and `tail` on the rest.
+    macro_rules! blocks {
+        ($n:expr, $i:ident, $body8:block, $tail:block) => {{
+            let mut $i = 0;
+            while $i + 8 <= $n {
+                $body8
+                $i += 8;
+            }
+            if $i < $n {
+                $tail
+            }
+        }};
+    }
+
+    pub(super) fn f32_vbinary_avx2(t: Avx2Fma, a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32, op: Op) {
+        assert!(a.len() == out.len() && b.len() == out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX2; lengths are equal (checked above).
+        unsafe { vbinary(a, b, out, clamp, op) }
+    }
+
+    /// # Safety
+    /// AVX2 available; `a`, `b` at least as long as `out`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn vbinary(a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32, op: Op) {
+        let n = out.len();
+        let (lo, hi) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max));
+        let (ap, bp, op_) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every access is below `n`, within all three slices.
+        unsafe {
+            blocks!(
+                n,
+                i,
+                {
+                    let (x, y) = (_mm256_loadu_ps(ap.add(i)), _mm256_loadu_ps(bp.add(i)));
+                    let v = match op {
+                        Op::Add => _mm256_add_ps(x, y),
+                        Op::Mul => _mm256_mul_ps(x, y),
+                    };
+                    _mm256_storeu_ps(op_.add(i), clamp8(v, lo, hi));
+                },
+                {
+                    let (a, b, out) = (&a[i..n], &b[i..n], &mut out[i..n]);
+                    match op {
+                        Op::Add => f32_vadd_scalar(a, b, out, clamp),
+                        Op::Mul => f32_vmul_scalar(a, b, out, clamp),
+                    }
+                }
+            )
+        }
+    }
+
+    pub(super) fn f32_vhswish_avx2(t: Avx2Fma, input: &[f32], out: &mut [f32]) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX2; lengths are equal (checked above).
+        unsafe { vhswish(input, out) }
+    }
+
+    /// # Safety
+    /// AVX2 available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn vhswish(input: &[f32], out: &mut [f32]) {
+        let n = out.len();
+        let (three, six, zero) = (_mm256_set1_ps(3.0), _mm256_set1_ps(6.0), _mm256_setzero_ps());
+        let (ip, op) = (input.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every access is below `n`, within both slices.
+        unsafe {
+            blocks!(
+                n,
+                i,
+                {
+                    let x = _mm256_loadu_ps(ip.add(i));
+                    // Reference: r = x + 3; r = 0 < r ? r : 0; r = r < 6 ? r : 6.
+                    // max(r, 0) gives 0 for NaN like the first select; min(r, 6)
+                    // is exactly the second.
+                    let r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(x, three), zero), six);
+                    _mm256_storeu_ps(op.add(i), _mm256_div_ps(_mm256_mul_ps(x, r), six));
+                },
+                {
+                    f32_vhswish_scalar(&input[i..n], &mut out[i..n]);
+                }
+            )
+        }
+    }
+
+    pub(super) fn f32_vsigmoid_avx2_fma(t: Avx2Fma, input: &[f32], out: &mut [f32]) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX2 + FMA; lengths are equal.
+        unsafe { vsigmoid(input, out) }
+    }
+
+    /// `e^x` on 8 lanes, as `exp_scalar` (with FMAs).
+    #[inline(always)]
+    fn exp8(x: __m256) -> __m256 {
+        // SAFETY: only inlined into `avx2,fma` functions; register-only ops.
+        unsafe {
+            // max(min, x) keeps a NaN x.
+            let x = _mm256_max_ps(_mm256_set1_ps(EXP_MIN_ARG), x);
+            let magic = _mm256_set1_ps(ROUND_MAGIC);
+            let t = _mm256_fmadd_ps(x, _mm256_set1_ps(LOG2E), magic);
+            let n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
+            let nf = _mm256_sub_ps(t, magic);
+            let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(LN2_HI), x);
+            let r = _mm256_fnmadd_ps(nf, _mm256_set1_ps(LN2_LO), r);
+            let mut y = _mm256_set1_ps(EXP_P[0]);
+            for &c in &EXP_P[1..] {
+                y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+            }
+            let y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+            let n1 = _mm256_srai_epi32::<1>(n);
+            let n2 = _mm256_sub_epi32(n, n1);
+            let bias = _mm256_set1_epi32(127);
+            let p1 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n1, bias)));
+            let p2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n2, bias)));
+            _mm256_mul_ps(_mm256_mul_ps(y, p1), p2)
+        }
+    }
+
+    /// # Safety
+    /// AVX2 + FMA available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn vsigmoid(input: &[f32], out: &mut [f32]) {
+        let n = out.len();
+        let upper = _mm256_set1_ps(SIGMOID_UPPER);
+        let lower = _mm256_set1_ps(SIGMOID_LOWER);
+        let one = _mm256_set1_ps(1.0);
+        let (ip, op) = (input.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every access is below `n`, within both slices.
+        unsafe {
+            blocks!(
+                n,
+                i,
+                {
+                    let x = _mm256_loadu_ps(ip.add(i));
+                    let is_low = _mm256_cmp_ps::<_CMP_LT_OQ>(x, lower);
+                    let is_high = _mm256_cmp_ps::<_CMP_GT_OQ>(x, upper);
+                    // e^x below -9, e^-x otherwise (NaN stays NaN).
+                    let arg = _mm256_blendv_ps(_mm256_sub_ps(_mm256_setzero_ps(), x), x, is_low);
+                    let e = exp8(arg);
+                    let mid = _mm256_div_ps(one, _mm256_add_ps(one, e));
+                    let v = _mm256_blendv_ps(_mm256_blendv_ps(mid, e, is_low), one, is_high);
+                    _mm256_storeu_ps(op.add(i), v);
+                },
+                {
+                    f32_vsigmoid_scalar(&input[i..n], &mut out[i..n]);
+                }
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::{gflops, Rng};
+    use crate::reference::activations::{hard_swish_scalar, logistic_scalar};
+
+    fn special() -> Vec<f32> {
+        vec![
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -3.0,
+            3.0,
+            -9.0,
+            -9.000001,
+            16.619047,
+            16.61905,
+            -87.0,
+            -88.0,
+            -100.0,
+            -103.5,
+            -104.5,
+            -200.0,
+            88.0,
+            1e30,
+            -1e30,
+        ]
+    }
+
+    fn inputs(rng: &mut Rng) -> Vec<f32> {
+        let mut v = special();
+        v.extend((0..2000).map(|_| rng.f32() * 30.0));
+        v.extend((0..500).map(|_| rng.f32() * 150.0));
+        v.extend((0..37).map(|_| rng.f32() * 6.0));
+        v
+    }
+
+    fn same(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    #[test]
+    fn add_mul_bit_exact() {
+        let mut rng = Rng::new(0xadd);
+        let a = inputs(&mut rng);
+        let mut b = inputs(&mut rng);
+        b.reverse();
+        for &isa in &available_levels() {
+            for clamp in [ClampF32::NONE, ClampF32::RELU6, ClampF32::RELU_N1_TO_1] {
+                for n in [0, 1, 7, 8, 9, a.len()] {
+                    let mut got = vec![0.0; n];
+                    add_f32(isa, &a, &b, &mut got, clamp);
+                    for i in 0..n {
+                        assert!(same(got[i], clamp.apply(a[i] + b[i])), "{isa:?} add [{i}]");
+                    }
+                    mul_f32(isa, &a, &b, &mut got, clamp);
+                    for i in 0..n {
+                        assert!(same(got[i], clamp.apply(a[i] * b[i])), "{isa:?} mul [{i}]");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hard_swish_bit_exact() {
+        let mut rng = Rng::new(0x5a);
+        let x = inputs(&mut rng);
+        for &isa in &available_levels() {
+            let mut got = vec![0.0; x.len()];
+            hard_swish_f32(isa, &x, &mut got);
+            for i in 0..x.len() {
+                assert!(same(got[i], hard_swish_scalar(x[i])), "{isa:?} hswish({}) = {}", x[i], got[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn logistic_close_to_reference() {
+        let mut rng = Rng::new(0x516);
+        let mut x = inputs(&mut rng);
+        // A dense sweep through every branch.
+        x.extend((0..20000).map(|i| -120.0 + i as f32 * 0.007));
+        for &isa in &available_levels() {
+            let mut got = vec![0.0; x.len()];
+            logistic_f32(isa, &x, &mut got);
+            let mut worst = 0.0f32;
+            for i in 0..x.len() {
+                let want = logistic_scalar(x[i]);
+                if want.is_nan() {
+                    assert!(got[i].is_nan(), "{isa:?} logistic(NaN) = {}", got[i]);
+                    continue;
+                }
+                // Relative in the normal range; denormals (below e^-87) are
+                // compared absolutely.
+                let err = (got[i] - want).abs();
+                assert!(
+                    err <= 1e-6 * want.abs() || err <= 4.0 * f32::MIN_POSITIVE * f32::EPSILON,
+                    "{isa:?} logistic({}) = {:e}, reference {want:e}",
+                    x[i],
+                    got[i]
+                );
+                if want.abs() >= f32::MIN_POSITIVE {
+                    worst = worst.max(err / want.abs());
+                }
+            }
+            assert!(worst <= 1e-6, "{isa:?} worst relative {worst:e}");
+        }
+    }
+
+    /// `cargo test --release -p ferrolite-kernels --lib optimized::elementwise -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_elementwise() {
+        let mut rng = Rng::new(2);
+        let n = 112 * 112 * 64;
+        let (a, b) = (rng.vec(n), rng.vec(n));
+        let mut out = vec![0.0; n];
+        let elems = n as f64;
+        for &isa in &available_levels() {
+            let g = gflops(elems, || add_f32(isa, &a, &b, &mut out, ClampF32::RELU6));
+            println!("add      {:>9}: {g:6.2} Gelem/s", isa.name());
+            let g = gflops(elems, || hard_swish_f32(isa, &a, &mut out));
+            println!("hswish   {:>9}: {g:6.2} Gelem/s", isa.name());
+            let g = gflops(elems, || logistic_f32(isa, &a, &mut out));
+            println!("logistic {:>9}: {g:6.2} Gelem/s", isa.name());
+        }
+        let g = gflops(elems, || crate::reference::activations::logistic_f32(&a, &mut out));
+        println!("logistic reference: {g:6.2} Gelem/s");
+    }
+}
