@@ -183,8 +183,8 @@ impl<'m> Interpreter<'m> {
                 Some(r) if is_aligned(model.slice(r), t.info.dtype.size().unwrap_or(1)) => Storage::Model(r.clone()),
                 Some(r) => Storage::Owned(AlignedBytes::from_slice(model.slice(r))),
                 None if t.info.is_variable => {
-                    let bytes = t.info.dtype.bytes_for(t.info.num_elements()).unwrap_or(0);
-                    Storage::Owned(AlignedBytes::zeroed(bytes))
+                    let loc = Location::Tensor { subgraph: si, tensor: i, name: t.info.name.clone() };
+                    Storage::Owned(try_zeroed(tensor_bytes(&t.info, &loc)?, &loc)?)
                 }
                 None => Storage::None,
             };
@@ -216,6 +216,7 @@ impl<'m> Interpreter<'m> {
                     t.map(|t| InputInfo {
                         info: &self.tensors[t],
                         constant: constant_bytes(model, &self.storage[t], self.tensors[t].is_variable),
+                        sparsity: sg.tensors[t].sparsity.as_deref(),
                     })
                 })
                 .collect();
@@ -272,8 +273,7 @@ impl<'m> Interpreter<'m> {
     fn fold_node(&mut self, ni: usize, loc: &Location) -> Result<()> {
         let op = &self.sg().operators[ni];
         for &t in &op.outputs {
-            let info = &self.tensors[t];
-            let bytes = info.dtype.bytes_for(info.num_elements()).unwrap_or(0);
+            let bytes = tensor_bytes(&self.tensors[t], loc)?;
             self.storage[t] = Storage::Owned(try_zeroed(bytes, loc)?);
         }
         let mut empty: [u8; 0] = [];
@@ -317,7 +317,8 @@ impl<'m> Interpreter<'m> {
                 continue;
             }
             let info = &self.tensors[t];
-            let size = info.dtype.bytes_for(info.num_elements()).unwrap_or(0);
+            let loc = Location::Tensor { subgraph: self.subgraph, tensor: t, name: info.name.clone() };
+            let size = tensor_bytes(info, &loc)?;
             ids.push(t);
             requests.push(ArenaRequest { size, first_use: first, last_use: last });
         }
@@ -685,6 +686,18 @@ fn constant_bytes<'a>(model: &'a Model<'_>, s: &'a Storage, is_variable: bool) -
         Storage::Owned(b) => Some(b.as_slice()),
         _ => None,
     }
+}
+
+/// Bytes a tensor needs; an error for types without a fixed size or a
+/// shape whose byte count overflows (a resized input, say).
+fn tensor_bytes(info: &TensorInfo, loc: &Location) -> Result<usize> {
+    info.dtype
+        .bytes_for(crate::tensor::checked_num_elements(&info.shape).unwrap_or(usize::MAX))
+        .filter(|&b| b < isize::MAX as usize)
+        .ok_or_else(|| Error::InvalidModel {
+            location: loc.clone(),
+            message: format!("shape {:?} of {} does not fit in memory", info.shape, info.dtype),
+        })
 }
 
 /// A zeroed buffer, or an error (not an abort) if memory is short.

@@ -804,14 +804,9 @@ fn mean_model() -> fb::Model {
     m
 }
 
-/// KNOWN BUG (interpreter.rs, not fixed here): `resize_input` checks only
-/// that the element count fits `usize`; `plan_arena` then sizes the input
-/// with `bytes_for(..).unwrap_or(0)`, so an input whose byte count
-/// overflows gets 0 bytes, `allocate_tensors` succeeds, and the MEAN kernel
-/// panics at invoke slicing `input[..total]`. Expected: a typed error at
-/// resize or allocate. Run with `--ignored` once fixed.
+/// An input resized so that its byte count overflows must be refused at
+/// allocate (it was once planned as 0 bytes, and the kernel panicked).
 #[test]
-#[ignore = "interpreter bug: overflowing input bytes planned as 0 bytes, kernel panics"]
 fn input_resized_past_the_byte_range_errors_at_allocate() {
     let bytes = write(&mean_model());
     let model = Model::from_bytes(&bytes).unwrap();
@@ -829,13 +824,9 @@ fn input_resized_past_the_byte_range_errors_at_allocate() {
     }
 }
 
-/// KNOWN BUG (interpreter.rs, not fixed here): a variable tensor without a
-/// buffer is allocated with the infallible `AlignedBytes::zeroed`, so a file
-/// declaring a 256 GiB variable (below the loader's 1 TiB limit) makes
-/// `allocate_tensors` abort the process ("memory allocation failed") instead
-/// of returning an error. Expected: `try_zeroed` and a typed error.
+/// A file declaring a 256 GiB variable (below the loader's 1 TiB limit) must
+/// get a typed error at allocate, not a process abort.
 #[test]
-#[ignore = "interpreter bug: huge variable tensor aborts the process at allocate"]
 fn huge_variable_tensor_errors_at_allocate() {
     let mut m = baseline();
     let mut var = tensor("state", TensorType::Float32, &[1 << 30, 64], 0);
