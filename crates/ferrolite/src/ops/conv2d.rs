@@ -6,7 +6,9 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::reference::quantized::{self as q, ConvQuantParams};
 
-use super::quantized::{weighted_params, QuantBias, WeightedOp};
+use ferrolite_kernels::reference::hybrid::{conv2d_hybrid, conv2d_hybrid_per_channel, HybridScratch};
+
+use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
 use ferrolite_kernels::optimized::{conv::Conv2dF32Plan, isa};
 
 use super::{float_clamp, options, padding, positive, shape4, with_scratch, FloatWeights};
@@ -81,6 +83,38 @@ impl Operator for Conv2d {
         };
 
         match input.dtype() {
+            DataType::Float32 if HybridWeights::detect(ctx, 0, 1)?.is_some() => {
+                let hw = HybridWeights::detect(ctx, 0, 1)?.ok_or(OpError::Value("hybrid weights".into()))?;
+                let clamp = float_clamp(o.fused_activation_function)?;
+                if hw.scales.len() != 1 && hw.scales.len() != out_c {
+                    return Err(OpError::Shape(format!("{} filter scales for {out_c} channels", hw.scales.len())));
+                }
+                // TFLite takes the per-channel path when the scales differ
+                // or the conv is grouped; otherwise the per-tensor one.
+                let per_channel = groups != 1 || hw.scales.iter().any(|&s| s != hw.scales[0]);
+                let bias = match ctx.optional_input(2) {
+                    Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
+                    None => None,
+                };
+                let p = geometry.params(clamp);
+                let g = geometry;
+                let mut scratch = HybridScratch::new();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
+                    let b = match &bias {
+                        Some(b) => Some(b.get(ctx)?),
+                        None => None,
+                    };
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    if per_channel {
+                        conv2d_hybrid_per_channel(&p, x, g.in_shape, w, g.filter_shape, &hw.scales, b, y, g.out_shape, &mut scratch);
+                    } else {
+                        conv2d_hybrid(&p, x, g.in_shape, w, g.filter_shape, hw.scales[0], b, y, g.out_shape, &mut scratch);
+                    }
+                    Ok(())
+                }))
+            }
             DataType::Float32 => {
                 expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Float32])?;
                 let clamp = float_clamp(o.fused_activation_function)?;

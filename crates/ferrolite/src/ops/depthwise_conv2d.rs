@@ -7,7 +7,9 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::reference::quantized as qk;
 
-use super::quantized::{weighted_params, QuantBias, WeightedOp};
+use ferrolite_kernels::reference::hybrid::{depthwise_conv2d_hybrid_per_channel, HybridScratch};
+
+use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
 use super::{float_clamp, options, padding, positive, shape4, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -68,6 +70,31 @@ impl Operator for DepthwiseConv2d {
             clamp,
         };
         match input.dtype() {
+            DataType::Float32 if HybridWeights::detect(ctx, 0, 1)?.is_some() => {
+                let hw = HybridWeights::detect(ctx, 0, 1)?.ok_or(OpError::Value("hybrid weights".into()))?;
+                let p = params(float_clamp(o.fused_activation_function)?);
+                // TFLite's hybrid depthwise is always per channel.
+                let scales = if hw.scales.len() == 1 { vec![hw.scales[0]; out_c] } else { hw.scales.clone() };
+                if scales.len() != out_c {
+                    return Err(OpError::Shape(format!("{} filter scales for {out_c} channels", scales.len())));
+                }
+                let bias = match ctx.optional_input(2) {
+                    Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
+                    None => None,
+                };
+                let mut scratch = HybridScratch::new();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
+                    let b = match &bias {
+                        Some(b) => Some(b.get(ctx)?),
+                        None => None,
+                    };
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    depthwise_conv2d_hybrid_per_channel(&p, x, in_shape, w, filter_shape, &scales, b, y, out_shape, &mut scratch);
+                    Ok(())
+                }))
+            }
             DataType::Float32 => {
                 expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Float32])?;
                 let p = params(float_clamp(o.fused_activation_function)?);

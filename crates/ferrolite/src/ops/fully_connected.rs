@@ -5,7 +5,9 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::reference::quantized as qk;
 
-use super::quantized::{weighted_params, QuantBias, WeightedOp};
+use ferrolite_kernels::reference::hybrid::{fully_connected_hybrid, HybridScratch};
+
+use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
 use super::{float_clamp, options, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -56,6 +58,30 @@ impl Operator for FullyConnected {
         };
         ctx.set_output_shape(0, out_shape)?;
         match input.dtype() {
+            DataType::Float32 if HybridWeights::detect(ctx, 0, 1)?.is_some() => {
+                let hw = HybridWeights::detect(ctx, 0, 1)?.ok_or(OpError::Value("hybrid weights".into()))?;
+                let clamp = float_clamp(o.fused_activation_function)?;
+                if hw.scales.len() != 1 && hw.scales.len() != units {
+                    return Err(OpError::Shape(format!("{} weight scales for {units} units", hw.scales.len())));
+                }
+                let bias = match ctx.optional_input(2) {
+                    Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
+                    None => None,
+                };
+                let asymmetric = o.asymmetric_quantize_inputs;
+                let mut scratch = HybridScratch::new();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
+                    let b = match &bias {
+                        Some(b) => Some(b.get(ctx)?),
+                        None => None,
+                    };
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    fully_connected_hybrid(x, w, &hw.scales, b, y, batches, depth, units, asymmetric, clamp, &mut scratch);
+                    Ok(())
+                }))
+            }
             DataType::Float32 => {
                 expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Float32])?;
                 let clamp = float_clamp(o.fused_activation_function)?;

@@ -153,3 +153,26 @@ impl QuantBias {
         })
     }
 }
+
+/// Int8 constant weights of a dynamic-range ("hybrid") op: float
+/// activations, int8 weights with one scale or one per output channel.
+pub(crate) struct HybridWeights {
+    pub input: usize,
+    pub scales: Vec<f32>,
+}
+
+impl HybridWeights {
+    /// `Some` when input `w` is int8 with quantisation and the op's input is
+    /// float: TFLite then runs its hybrid kernels.
+    pub(crate) fn detect(ctx: &PrepareContext<'_>, x: usize, w: usize) -> Result<Option<HybridWeights>, OpError> {
+        let (input, weights) = (ctx.input(x)?, ctx.input(w)?);
+        if input.dtype() != DataType::Float32 || weights.dtype() != DataType::Int8 {
+            return Ok(None);
+        }
+        let q = quant_of(weights.quant(), "the int8 weights")?;
+        if q.zero_points.iter().any(|&z| z != 0) {
+            return Err(OpError::Unsupported("hybrid weights with a non-zero zero point".into()));
+        }
+        Ok(Some(HybridWeights { input: w, scales: q.scales.clone() }))
+    }
+}
