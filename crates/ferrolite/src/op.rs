@@ -46,6 +46,9 @@ impl From<Error> for OpError {
 pub struct InputInfo<'a> {
     pub info: &'a TensorInfo,
     pub constant: Option<&'a [u8]>,
+    /// Sparsity parameters of a sparse constant (its bytes are then the
+    /// sparse values only); `None` for dense tensors.
+    pub sparsity: Option<&'a ferrolite_schema::SparsityParameters>,
 }
 
 impl<'a> InputInfo<'a> {

@@ -3,7 +3,7 @@
 /// Copy row `ids[i]` of `table` (rows of `row_len` elements) to row `i` of
 /// `output`. An id outside the table is an error naming it.
 pub fn embedding_lookup<T: Copy>(ids: &[i32], table: &[T], row_len: usize, output: &mut [T]) -> Result<(), String> {
-    let rows = if row_len == 0 { 0 } else { table.len() / row_len };
+    let rows = table.len().checked_div(row_len).unwrap_or(0);
     for (i, &id) in ids.iter().enumerate() {
         let r = usize::try_from(id).ok().filter(|&r| r < rows || row_len == 0);
         let r = r.ok_or_else(|| format!("embedding id {id} is outside the table's {rows} rows"))?;
@@ -22,7 +22,7 @@ pub fn embedding_lookup_dequantize(
     scales: &[f32],
     output: &mut [f32],
 ) -> Result<(), String> {
-    let rows = if row_len == 0 { 0 } else { table.len() / row_len };
+    let rows = table.len().checked_div(row_len).unwrap_or(0);
     for (i, &id) in ids.iter().enumerate() {
         let r = usize::try_from(id).ok().filter(|&r| r < rows || row_len == 0);
         let r = r.ok_or_else(|| format!("embedding id {id} is outside the table's {rows} rows"))?;

@@ -33,7 +33,7 @@ pub fn space_to_batch_shape(
             return Err("block sizes must be positive".to_string());
         }
         let padded = in_shape[d + 1] + paddings[d].0 + paddings[d].1;
-        if padded % block[d] != 0 {
+        if !padded.is_multiple_of(block[d]) {
             return Err(format!("padded size {padded} of spatial dimension {d} is not a multiple of {}", block[d]));
         }
         out[d + 1] = padded / block[d];
@@ -100,7 +100,11 @@ pub fn space_to_batch_nd<T: Copy>(
 }
 
 /// Output shape of BATCH_TO_SPACE_ND, or why the arguments do not fit.
-pub fn batch_to_space_shape(in_shape: &[usize], block: &[usize], crops: &[(usize, usize)]) -> Result<Vec<usize>, String> {
+pub fn batch_to_space_shape(
+    in_shape: &[usize],
+    block: &[usize],
+    crops: &[(usize, usize)],
+) -> Result<Vec<usize>, String> {
     let m = block.len();
     if in_shape.len() < m + 1 || crops.len() != m {
         return Err(format!("input {in_shape:?} does not fit {m} block dimensions"));
@@ -109,7 +113,7 @@ pub fn batch_to_space_shape(in_shape: &[usize], block: &[usize], crops: &[(usize
     if blocks == 0 {
         return Err("block sizes must be positive".to_string());
     }
-    if in_shape[0] % blocks != 0 {
+    if !in_shape[0].is_multiple_of(blocks) {
         return Err(format!("batch {} is not a multiple of the block size {blocks}", in_shape[0]));
     }
     let mut out = in_shape.to_vec();

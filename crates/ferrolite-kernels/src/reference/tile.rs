@@ -66,25 +66,25 @@ pub fn tile<T: Copy>(input: &[T], in_shape: &[usize], multiples: &[usize], outpu
 /// Whether `shape` broadcasts to `target` (numpy rules, one way: `shape`
 /// may not be longer, and each of its dimensions is 1 or matches).
 pub fn broadcasts_to(shape: &[usize], target: &[usize]) -> bool {
-    shape.len() <= target.len()
-        && shape.iter().rev().zip(target.iter().rev()).all(|(&s, &t)| s == t || s == 1)
+    shape.len() <= target.len() && shape.iter().rev().zip(target.iter().rev()).all(|(&s, &t)| s == t || s == 1)
 }
 
 /// BROADCAST_TO: stretch `input` to `out_shape` (see [`broadcasts_to`]).
 pub fn broadcast_to<T: Copy>(input: &[T], in_shape: &[usize], out_shape: &[usize], output: &mut [T]) {
     let lead = out_shape.len() - in_shape.len();
     let st = strides(in_shape);
-    let offsets: Vec<Vec<usize>> = out_shape
-        .iter()
-        .enumerate()
-        .map(|(d, &n)| {
-            if d < lead || in_shape[d - lead] == 1 {
-                vec![0; n]
-            } else {
-                (0..n).map(|o| o * st[d - lead]).collect()
-            }
-        })
-        .collect();
+    let offsets: Vec<Vec<usize>> =
+        out_shape
+            .iter()
+            .enumerate()
+            .map(|(d, &n)| {
+                if d < lead || in_shape[d - lead] == 1 {
+                    vec![0; n]
+                } else {
+                    (0..n).map(|o| o * st[d - lead]).collect()
+                }
+            })
+            .collect();
     copy_mapped(input, &offsets, output);
 }
 

@@ -1,5 +1,7 @@
 //! TOPK_V2: the `k` largest values of each last-axis row, sorted.
 
+use std::cmp::Ordering;
+
 /// For each row of `row_size` elements, write its `k` largest values in
 /// decreasing order to `values` and their positions to `indices` (`k` per
 /// row). Equal values keep their original order (lower index first), as in
@@ -24,7 +26,7 @@ pub fn top_k<T: Copy + PartialOrd, I: TryFrom<usize> + Copy + Default>(
         for (c, &v) in row.iter().enumerate() {
             // Kept is sorted best-first; c goes after everything not beaten
             // by it (so after equal values, which have lower indices).
-            let at = kept.partition_point(|&e| !(v > row[e]));
+            let at = kept.partition_point(|&e| v.partial_cmp(&row[e]) != Some(Ordering::Greater));
             if at < k {
                 kept.insert(at, c);
                 kept.truncate(k);

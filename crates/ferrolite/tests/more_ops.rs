@@ -1,0 +1,457 @@
+//! End-to-end checks of comparison, selection, shape-making, index and
+//! sparse ops on tiny hand-built models.
+
+use fb::{BuiltinOperator as Op, TensorType as TT};
+use ferrolite::schema as fb;
+use ferrolite::{Element, Interpreter, InterpreterOptions, Model, OpResolver};
+
+/// One tensor of a hand-built model.
+struct T {
+    shape: Vec<i32>,
+    ty: TT,
+    data: Option<Vec<u8>>,
+    quant: Option<fb::QuantizationParameters>,
+    sparsity: Option<fb::SparsityParameters>,
+}
+
+/// A tensor computed at run time (graph input or node output).
+fn act(ty: TT, shape: &[i32]) -> T {
+    T { shape: shape.to_vec(), ty, data: None, quant: None, sparsity: None }
+}
+
+/// A constant tensor holding `values`.
+fn konst<E: Element>(ty: TT, shape: &[i32], values: &[E]) -> T {
+    T { shape: shape.to_vec(), ty, data: Some(bytemuck::cast_slice(values).to_vec()), quant: None, sparsity: None }
+}
+
+struct Node {
+    op: Op,
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    options: Option<fb::BuiltinOptions>,
+}
+
+fn node(op: Op, inputs: &[i32], outputs: &[i32]) -> Node {
+    Node { op, inputs: inputs.to_vec(), outputs: outputs.to_vec(), options: None }
+}
+
+fn node_with(op: Op, inputs: &[i32], outputs: &[i32], options: fb::BuiltinOptions) -> Node {
+    Node { options: Some(options), ..node(op, inputs, outputs) }
+}
+
+/// Serialise a one-subgraph model.
+fn build(tensors: Vec<T>, inputs: &[i32], outputs: &[i32], nodes: Vec<Node>) -> Vec<u8> {
+    let mut codes: Vec<Op> = Vec::new();
+    for n in &nodes {
+        if !codes.contains(&n.op) {
+            codes.push(n.op);
+        }
+    }
+    let mut buffers = vec![fb::Buffer::default()];
+    let mut ts = Vec::new();
+    for (i, t) in tensors.into_iter().enumerate() {
+        let buffer = match t.data {
+            Some(d) => {
+                buffers.push(fb::Buffer { data: Some(d), ..Default::default() });
+                buffers.len() as u32 - 1
+            }
+            None => 0,
+        };
+        ts.push(fb::Tensor {
+            shape: Some(t.shape),
+            type_: t.ty,
+            buffer,
+            name: Some(format!("t{i}")),
+            quantization: t.quant.map(Box::new),
+            sparsity: t.sparsity.map(Box::new),
+            ..Default::default()
+        });
+    }
+    let operators = nodes
+        .into_iter()
+        .map(|n| fb::Operator {
+            opcode_index: codes.iter().position(|&c| c == n.op).unwrap() as u32,
+            inputs: Some(n.inputs),
+            outputs: Some(n.outputs),
+            builtin_options: n.options,
+            ..Default::default()
+        })
+        .collect();
+    let model = fb::Model {
+        version: 3,
+        operator_codes: Some(
+            codes
+                .iter()
+                .map(|&c| fb::OperatorCode {
+                    deprecated_builtin_code: (c as i32).min(127) as i8,
+                    builtin_code: c,
+                    custom_code: None,
+                    version: 1,
+                })
+                .collect(),
+        ),
+        subgraphs: Some(vec![fb::SubGraph {
+            tensors: Some(ts),
+            inputs: Some(inputs.to_vec()),
+            outputs: Some(outputs.to_vec()),
+            operators: Some(operators),
+            ..Default::default()
+        }]),
+        buffers: Some(buffers),
+        ..Default::default()
+    };
+    fb::finish_model(&mut planus::Builder::new(), &model)
+}
+
+/// Allocate, fill the inputs with `feed`, invoke, and hand back the
+/// interpreter for reading outputs.
+fn run<'m>(model: &'m Model<'m>, resolver: &'m OpResolver, feed: impl FnOnce(&mut Interpreter<'m>)) -> Interpreter<'m> {
+    let mut it = Interpreter::new(model, resolver, InterpreterOptions::default()).unwrap();
+    it.allocate_tensors().unwrap();
+    feed(&mut it);
+    it.invoke().unwrap();
+    it
+}
+
+fn out<E: Element>(it: &Interpreter<'_>, i: usize) -> Vec<E> {
+    it.output(i).unwrap().as_slice::<E>().unwrap().to_vec()
+}
+
+fn out_shape(it: &Interpreter<'_>, i: usize) -> Vec<usize> {
+    it.output(i).unwrap().shape().to_vec()
+}
+
+#[test]
+fn comparisons_and_logical_ops_broadcast() {
+    // a [2,3], b [3]; six comparisons, then AND / OR / NOT on their results.
+    let mut tensors = vec![act(TT::Float32, &[2, 3]), act(TT::Float32, &[3])];
+    tensors.extend((0..9).map(|_| act(TT::Bool, &[2, 3])));
+    let ops = [Op::Less, Op::LessEqual, Op::Greater, Op::GreaterEqual, Op::Equal, Op::NotEqual];
+    let mut nodes: Vec<Node> = ops.iter().enumerate().map(|(k, &op)| node(op, &[0, 1], &[2 + k as i32])).collect();
+    nodes.push(node(Op::LogicalAnd, &[2, 7], &[8])); // less && not_equal
+    nodes.push(node(Op::LogicalOr, &[6, 4], &[9])); // equal || greater
+    nodes.push(node(Op::LogicalNot, &[2], &[10])); // !less
+    let bytes = build(tensors, &[0, 1], &(2..11).collect::<Vec<_>>(), nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| {
+        it.set_input(0, &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        it.set_input(1, &[2.0f32, 5.0, 3.0]).unwrap();
+    });
+    assert_eq!(out::<u8>(&it, 0), [1, 1, 0, 0, 0, 0]); // <
+    assert_eq!(out::<u8>(&it, 1), [1, 1, 1, 0, 1, 0]); // <=
+    assert_eq!(out::<u8>(&it, 2), [0, 0, 0, 1, 0, 1]); // >
+    assert_eq!(out::<u8>(&it, 3), [0, 0, 1, 1, 1, 1]); // >=
+    assert_eq!(out::<u8>(&it, 4), [0, 0, 1, 0, 1, 0]); // ==
+    assert_eq!(out::<u8>(&it, 5), [1, 1, 0, 1, 0, 1]); // !=
+    assert_eq!(out::<u8>(&it, 6), [1, 1, 0, 0, 0, 0]);
+    assert_eq!(out::<u8>(&it, 7), [0, 0, 1, 1, 1, 1]);
+    assert_eq!(out::<u8>(&it, 8), [0, 0, 1, 1, 1, 1]);
+    assert_eq!(out_shape(&it, 0), [2, 3]);
+}
+
+#[test]
+fn quantized_comparison_rescales() {
+    // int8 a (scale 0.5) vs b (scale 0.25, zero point 2): 4 and 10 both mean 2.0.
+    let q = |s: f32, z: i64| fb::QuantizationParameters {
+        scale: Some(vec![s]),
+        zero_point: Some(vec![z]),
+        ..Default::default()
+    };
+    let a = T { quant: Some(q(0.5, 0)), ..act(TT::Int8, &[3]) };
+    let b = T { quant: Some(q(0.25, 2)), ..act(TT::Int8, &[3]) };
+    let bytes = build(vec![a, b, act(TT::Bool, &[3])], &[0, 1], &[2], vec![node(Op::Equal, &[0, 1], &[2])]);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| {
+        it.set_input(0, &[4i8, 4, -2]).unwrap();
+        it.set_input(1, &[10i8, 9, -2]).unwrap();
+    });
+    assert_eq!(out::<u8>(&it, 0), [1, 0, 1]);
+}
+
+#[test]
+fn select_select_v2_and_where() {
+    let tensors = vec![
+        act(TT::Bool, &[2]),                             // 0 cond (rank one)
+        act(TT::Float32, &[2, 2]),                       // 1 x
+        act(TT::Float32, &[2, 2]),                       // 2 y
+        act(TT::Float32, &[2, 2]),                       // 3 SELECT out
+        act(TT::Bool, &[2, 1]),                          // 4 cond2
+        konst(TT::Float32, &[], &[-1.0f32]),             // 5 scalar y
+        act(TT::Float32, &[2, 2]),                       // 6 SELECT_V2 out
+        konst(TT::Bool, &[2, 3], &[0u8, 1, 0, 1, 1, 0]), // 7 constant condition
+        act(TT::Int64, &[3, 2]),                         // 8 WHERE out
+    ];
+    let nodes =
+        vec![node(Op::Select, &[0, 1, 2], &[3]), node(Op::SelectV2, &[4, 1, 5], &[6]), node(Op::Where, &[7], &[8])];
+    let bytes = build(tensors, &[0, 1, 2, 4], &[3, 6, 8], nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| {
+        it.set_input(0, &[0u8, 1]).unwrap();
+        it.set_input(1, &[1.0f32, 2.0, 3.0, 4.0]).unwrap();
+        it.set_input(2, &[5.0f32, 6.0, 7.0, 8.0]).unwrap();
+        it.set_input(3, &[1u8, 0]).unwrap();
+    });
+    assert_eq!(out::<f32>(&it, 0), [5.0, 6.0, 3.0, 4.0]);
+    assert_eq!(out::<f32>(&it, 1), [1.0, 2.0, -1.0, -1.0]);
+    assert_eq!(out_shape(&it, 2), [3, 2]);
+    assert_eq!(out::<i64>(&it, 2), [0, 1, 1, 0, 1, 1]);
+}
+
+#[test]
+fn where_on_a_computed_condition_is_unsupported() {
+    let bytes =
+        build(vec![act(TT::Bool, &[4]), act(TT::Int64, &[1, 1])], &[0], &[1], vec![node(Op::Where, &[0], &[1])]);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    let err = it.allocate_tensors().unwrap_err();
+    assert!(err.to_string().contains("dynamic shapes"), "{err}");
+}
+
+#[test]
+fn tile_broadcast_fill_zeros_range_rank() {
+    let tensors = vec![
+        act(TT::Int32, &[2, 2]),             // 0
+        konst(TT::Int32, &[2], &[1i32, 2]),  // 1 multiples
+        act(TT::Int32, &[2, 4]),             // 2 TILE
+        act(TT::Float32, &[3]),              // 3
+        konst(TT::Int64, &[2], &[2i64, 3]),  // 4 shape
+        act(TT::Float32, &[2, 3]),           // 5 BROADCAST_TO
+        konst(TT::Int32, &[2], &[2i32, 2]),  // 6 dims
+        act(TT::Float32, &[]),               // 7 fill value
+        act(TT::Float32, &[2, 2]),           // 8 FILL
+        act(TT::Int32, &[2, 2]),             // 9 ZEROS_LIKE
+        konst(TT::Int32, &[], &[10i32]),     // 10 start
+        konst(TT::Int32, &[], &[0i32]),      // 11 limit
+        konst(TT::Int32, &[], &[-3i32]),     // 12 delta
+        act(TT::Int32, &[4]),                // 13 RANGE
+        act(TT::Int32, &[]),                 // 14 RANK
+        konst(TT::Float32, &[], &[0.5f32]),  // 15 float start
+        konst(TT::Float32, &[], &[1.75f32]), // 16 float limit
+        konst(TT::Float32, &[], &[0.5f32]),  // 17 float delta
+        act(TT::Float32, &[3]),              // 18 float RANGE
+    ];
+    let nodes = vec![
+        node(Op::Tile, &[0, 1], &[2]),
+        node(Op::BroadcastTo, &[3, 4], &[5]),
+        node(Op::Fill, &[6, 7], &[8]),
+        node(Op::ZerosLike, &[2], &[9]),
+        node(Op::Range, &[10, 11, 12], &[13]),
+        node(Op::Rank, &[5], &[14]),
+        node(Op::Range, &[15, 16, 17], &[18]),
+    ];
+    let bytes = build(tensors, &[0, 3, 7], &[2, 5, 8, 9, 13, 14, 18], nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| {
+        it.set_input(0, &[1i32, 2, 3, 4]).unwrap();
+        it.set_input(1, &[7.0f32, 8.0, 9.0]).unwrap();
+        it.set_input(2, &[2.5f32]).unwrap();
+    });
+    assert_eq!(out::<i32>(&it, 0), [1, 2, 1, 2, 3, 4, 3, 4]);
+    assert_eq!(out_shape(&it, 0), [2, 4]);
+    assert_eq!(out::<f32>(&it, 1), [7.0, 8.0, 9.0, 7.0, 8.0, 9.0]);
+    assert_eq!(out::<f32>(&it, 2), [2.5; 4]);
+    // ZEROS_LIKE of TILE's output: the shape follows, the values are zero.
+    assert_eq!(out::<i32>(&it, 3), [0; 8]);
+    assert_eq!(out::<i32>(&it, 4), [10, 7, 4, 1]);
+    assert_eq!(out_shape(&it, 5), Vec::<usize>::new());
+    assert_eq!(out::<i32>(&it, 5), [2]);
+    assert_eq!(out::<f32>(&it, 6), [0.5, 1.0, 1.5]);
+}
+
+#[test]
+fn arg_max_and_arg_min() {
+    let tensors = vec![
+        act(TT::Float32, &[2, 3]),       // 0
+        konst(TT::Int32, &[1], &[1i32]), // 1 axis
+        act(TT::Int64, &[2]),            // 2 ARG_MAX
+        konst(TT::Int64, &[], &[0i64]),  // 3 axis 0
+        act(TT::Int32, &[3]),            // 4 ARG_MIN
+    ];
+    let nodes = vec![
+        node_with(
+            Op::ArgMax,
+            &[0, 1],
+            &[2],
+            fb::BuiltinOptions::ArgMaxOptions(Box::new(fb::ArgMaxOptions { output_type: TT::Int64 })),
+        ),
+        node_with(
+            Op::ArgMin,
+            &[0, 3],
+            &[4],
+            fb::BuiltinOptions::ArgMinOptions(Box::new(fb::ArgMinOptions { output_type: TT::Int32 })),
+        ),
+    ];
+    let bytes = build(tensors, &[0], &[2, 4], nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| it.set_input(0, &[1.0f32, 7.0, 7.0, 0.0, -2.0, 9.0]).unwrap());
+    assert_eq!(out::<i64>(&it, 0), [1, 2]);
+    assert_eq!(out::<i32>(&it, 1), [1, 1, 0]);
+}
+
+#[test]
+fn space_to_batch_round_trip_and_reverse() {
+    let tensors = vec![
+        act(TT::Float32, &[1, 2, 3, 1]),             // 0
+        konst(TT::Int32, &[2], &[2i32, 2]),          // 1 block
+        konst(TT::Int32, &[2, 2], &[0i32, 0, 0, 1]), // 2 paddings: width 3 -> 4
+        act(TT::Float32, &[4, 1, 2, 1]),             // 3 SPACE_TO_BATCH_ND
+        konst(TT::Int32, &[2, 2], &[0i32, 0, 0, 1]), // 4 crops
+        act(TT::Float32, &[1, 2, 3, 1]),             // 5 BATCH_TO_SPACE_ND
+        konst(TT::Int32, &[2], &[1i32, 2]),          // 6 axes
+        act(TT::Float32, &[1, 2, 3, 1]),             // 7 REVERSE_V2
+    ];
+    let nodes = vec![
+        node(Op::SpaceToBatchNd, &[0, 1, 2], &[3]),
+        node(Op::BatchToSpaceNd, &[3, 1, 4], &[5]),
+        node(Op::ReverseV2, &[5, 6], &[7]),
+    ];
+    let bytes = build(tensors, &[0], &[3, 5, 7], nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let it = run(&model, &resolver, |it| it.set_input(0, &x).unwrap());
+    // Padded 2x4 grid: 1 2 3 0 / 4 5 6 0.
+    assert_eq!(out_shape(&it, 0), [4, 1, 2, 1]);
+    assert_eq!(out::<f32>(&it, 0), [1.0, 3.0, 2.0, 0.0, 4.0, 6.0, 5.0, 0.0]);
+    assert_eq!(out::<f32>(&it, 1), x);
+    assert_eq!(out::<f32>(&it, 2), [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+}
+
+#[test]
+fn topk_cumsum_add_n() {
+    let tensors = vec![
+        act(TT::Float32, &[2, 4]),      // 0
+        konst(TT::Int32, &[], &[2i32]), // 1 k
+        act(TT::Float32, &[2, 2]),      // 2 values
+        act(TT::Int32, &[2, 2]),        // 3 indices
+        konst(TT::Int32, &[], &[1i32]), // 4 axis
+        act(TT::Float32, &[2, 4]),      // 5 CUMSUM
+        act(TT::Float32, &[2, 4]),      // 6
+        act(TT::Float32, &[2, 4]),      // 7 ADD_N
+    ];
+    let cumsum = fb::BuiltinOptions::CumsumOptions(Box::new(fb::CumsumOptions { exclusive: true, reverse: true }));
+    let nodes = vec![
+        node(Op::TopkV2, &[0, 1], &[2, 3]),
+        node_with(Op::Cumsum, &[0, 4], &[5], cumsum),
+        node(Op::AddN, &[0, 6, 5], &[7]),
+    ];
+    let bytes = build(tensors, &[0, 6], &[2, 3, 5, 7], nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| {
+        it.set_input(0, &[3.0f32, 1.0, 3.0, 5.0, 2.0, 2.0, 9.0, 2.0]).unwrap();
+        it.set_input(1, &[100.0f32; 8]).unwrap();
+    });
+    assert_eq!(out::<f32>(&it, 0), [5.0, 3.0, 9.0, 2.0]);
+    assert_eq!(out::<i32>(&it, 1), [3, 0, 2, 0]);
+    assert_eq!(out::<f32>(&it, 2), [9.0, 8.0, 5.0, 0.0, 13.0, 11.0, 2.0, 0.0]);
+    assert_eq!(out::<f32>(&it, 3), [112.0, 109.0, 108.0, 105.0, 115.0, 113.0, 111.0, 102.0]);
+}
+
+#[test]
+fn embedding_lookup_plain_and_hybrid_then_lrn() {
+    let q = fb::QuantizationParameters { scale: Some(vec![0.5]), zero_point: Some(vec![0]), ..Default::default() };
+    let tensors = vec![
+        act(TT::Int32, &[3]),                                                      // 0 ids
+        konst(TT::Float32, &[3, 2], &[0.0f32, 0.5, 1.0, 1.5, 2.0, 2.5]),           // 1 table
+        act(TT::Float32, &[3, 2]),                                                 // 2 lookup
+        T { quant: Some(q), ..konst(TT::Int8, &[3, 2], &[1i8, -2, 3, 4, 5, -6]) }, // 3 int8 table
+        act(TT::Float32, &[3, 2]),                                                 // 4 hybrid lookup
+        act(TT::Float32, &[1, 1, 1, 4]),                                           // 5 LRN input
+        act(TT::Float32, &[1, 1, 1, 4]),                                           // 6 LRN out
+    ];
+    let lrn = fb::BuiltinOptions::LocalResponseNormalizationOptions(Box::new(fb::LocalResponseNormalizationOptions {
+        radius: 1,
+        bias: 1.0,
+        alpha: 1.0,
+        beta: 1.0,
+    }));
+    let nodes = vec![
+        node(Op::EmbeddingLookup, &[0, 1], &[2]),
+        node(Op::EmbeddingLookup, &[0, 3], &[4]),
+        node_with(Op::LocalResponseNormalization, &[5], &[6], lrn),
+    ];
+    let bytes = build(tensors, &[0, 5], &[2, 4, 6], nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| {
+        it.set_input(0, &[2i32, 0, 2]).unwrap();
+        it.set_input(1, &[1.0f32, 2.0, 3.0, -1.0]).unwrap();
+    });
+    assert_eq!(out::<f32>(&it, 0), [2.0, 2.5, 0.0, 0.5, 2.0, 2.5]);
+    assert_eq!(out::<f32>(&it, 1), [2.5, -3.0, 0.5, -1.0, 2.5, -3.0]);
+    let want = [1.0 / 6.0, 2.0 / 15.0, 3.0 / 15.0, -1.0 / 11.0];
+    for (a, b) in out::<f32>(&it, 2).iter().zip(want) {
+        assert!((a - b).abs() < 1e-6);
+    }
+
+    // An id past the table fails at invoke, not with a panic.
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    it.allocate_tensors().unwrap();
+    it.set_input(0, &[0i32, 3, 1]).unwrap();
+    assert!(it.invoke().is_err());
+}
+
+/// [[0, 1, 0, 2], [0, 0, 0, 0], [3, 0, 0, 0], [0, 4, 5, 0]] as CSR.
+fn csr_sparsity() -> fb::SparsityParameters {
+    fb::SparsityParameters {
+        traversal_order: Some(vec![0, 1]),
+        block_map: None,
+        dim_metadata: Some(vec![
+            fb::DimensionMetadata { format: fb::DimensionType::Dense, dense_size: 4, ..Default::default() },
+            fb::DimensionMetadata {
+                format: fb::DimensionType::SparseCsr,
+                dense_size: 0,
+                array_segments: Some(fb::SparseIndexVector::Int32Vector(Box::new(fb::Int32Vector {
+                    values: Some(vec![0, 2, 2, 3, 5]),
+                }))),
+                array_indices: Some(fb::SparseIndexVector::Uint8Vector(Box::new(fb::Uint8Vector {
+                    values: Some(vec![1, 3, 0, 1, 2]),
+                }))),
+            },
+        ]),
+    }
+}
+
+#[test]
+fn densify_csr_matrix() {
+    let sparse = T { sparsity: Some(csr_sparsity()), ..konst(TT::Float32, &[4, 4], &[1.0f32, 2.0, 3.0, 4.0, 5.0]) };
+    let tensors = vec![sparse, act(TT::Float32, &[4, 4]), act(TT::Float32, &[4, 4]), act(TT::Float32, &[4, 4])];
+    // DENSIFY, then ADD with a run-time input so the dense result is used downstream.
+    let nodes = vec![node(Op::Densify, &[0], &[1]), node(Op::Add, &[1, 2], &[3])];
+    let bytes = build(tensors, &[2], &[1, 3], nodes);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let it = run(&model, &resolver, |it| it.set_input(0, &[10.0f32; 16]).unwrap());
+    #[rustfmt::skip]
+    let dense = [
+        0.0f32, 1.0, 0.0, 2.0,
+        0.0, 0.0, 0.0, 0.0,
+        3.0, 0.0, 0.0, 0.0,
+        0.0, 4.0, 5.0, 0.0,
+    ];
+    assert_eq!(out::<f32>(&it, 0), dense);
+    assert_eq!(out::<f32>(&it, 1), dense.map(|v| v + 10.0));
+}
+
+#[test]
+fn densify_rejects_indices_outside_the_shape() {
+    let mut s = csr_sparsity();
+    if let Some(dims) = &mut s.dim_metadata {
+        dims[1].array_indices =
+            Some(fb::SparseIndexVector::Uint16Vector(Box::new(fb::Uint16Vector { values: Some(vec![1, 3, 0, 7, 2]) })));
+    }
+    let sparse = T { sparsity: Some(s), ..konst(TT::Float32, &[4, 4], &[1.0f32, 2.0, 3.0, 4.0, 5.0]) };
+    let bytes = build(vec![sparse, act(TT::Float32, &[4, 4])], &[], &[1], vec![node(Op::Densify, &[0], &[1])]);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    let err = it.allocate_tensors().unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+}
