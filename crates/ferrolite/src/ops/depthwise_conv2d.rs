@@ -5,6 +5,7 @@ use ferrolite_kernels::reference::conv::{depthwise_conv2d_f32, DepthwiseParams};
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::optimized::{depthwise::DepthwiseF32Plan, isa};
 use ferrolite_kernels::reference::quantized as qk;
 
 use ferrolite_kernels::reference::hybrid::{depthwise_conv2d_hybrid_per_channel, HybridScratch};
@@ -103,7 +104,11 @@ impl Operator for DepthwiseConv2d {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
-                Ok(Box::new(DepthwiseF32 { p, in_shape, filter_shape, out_shape, filter, bias }))
+                let plan = filter
+                    .at_prepare(ctx)
+                    .map(|w| DepthwiseF32Plan::new(isa::detect(), &p, in_shape, w, filter_shape, out_shape))
+                    .filter(|plan| plan.supported());
+                Ok(Box::new(DepthwiseF32 { p, in_shape, filter_shape, out_shape, filter, bias , plan }))
             }
             DataType::Int8 | DataType::Int16 | DataType::UInt8 => {
                 let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::Conv)?;
@@ -186,6 +191,8 @@ struct DepthwiseF32 {
     out_shape: [usize; 4],
     filter: FloatWeights,
     bias: Option<FloatWeights>,
+    /// Channel-vectorised kernel, when the filter is constant.
+    plan: Option<DepthwiseF32Plan>,
 }
 
 impl PreparedOp for DepthwiseF32 {
@@ -196,7 +203,12 @@ impl PreparedOp for DepthwiseF32 {
             Some(b) => Some(b.get(ctx)?),
             None => None,
         };
+        let workers = ctx.workers;
         let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+        if let Some(plan) = &self.plan {
+            workers.for_each_chunk(out, plan.row_len(), |first_row, rows| plan.run_rows(input, bias, rows, first_row));
+            return Ok(());
+        }
         depthwise_conv2d_f32(&self.p, input, self.in_shape, filter, self.filter_shape, bias, out, self.out_shape);
         Ok(())
     }

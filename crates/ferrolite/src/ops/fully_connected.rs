@@ -5,6 +5,7 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::reference::quantized as qk;
 
+use ferrolite_kernels::optimized::{fully_connected::FullyConnectedF32Plan, isa};
 use ferrolite_kernels::reference::hybrid::{fully_connected_hybrid, HybridScratch};
 
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
@@ -90,6 +91,24 @@ impl Operator for FullyConnected {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
+                // Constant weights: packed once for the GEMM kernel, split
+                // over the worker pool by batch rows.
+                if let Some(plan) = w.at_prepare(ctx).map(|w| FullyConnectedF32Plan::new(isa::detect(), w, units, depth, clamp)) {
+                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        let x = ctx.input(0)?.as_slice::<f32>()?;
+                        let b = match &bias {
+                            Some(b) => Some(b.get(ctx)?),
+                            None => None,
+                        };
+                        let workers = ctx.workers;
+                        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        workers.for_each_chunk(y, units, |first, rows| {
+                            let n = rows.len() / units.max(1);
+                            plan.run(&x[first * depth..(first + n) * depth], b, rows, n);
+                        });
+                        Ok(())
+                    }));
+                }
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<f32>()?;
                     let w = w.get(ctx)?;
