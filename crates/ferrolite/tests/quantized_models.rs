@@ -29,3 +29,15 @@ fn mobilenet_v2_int16x8() {
 fn inception_v3_int8() {
     check_exact_fixture("inception_v3_75.int8", 1);
 }
+
+// tools/make_fixtures.py models (testdata/generated).
+
+#[test]
+fn shape_ops_int8() {
+    check_exact_fixture("shape_ops.int8", 1);
+}
+
+#[test]
+fn pad_space_ops_int8() {
+    check_exact_fixture("pad_space_ops.int8", 1);
+}

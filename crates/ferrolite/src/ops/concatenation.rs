@@ -4,6 +4,9 @@
 use ferrolite_kernels::reference::concat as k;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::reference::quantized::concat_with_scaling;
+
+use super::quantized::{input_scale_zp, output_scale_zp};
 use super::{element_size, elems, elems_mut, float_clamp, normalize_axis, options, with_element_size};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -16,18 +19,49 @@ pub fn register(r: &mut OpResolver) {
     r.add_builtin(B::Unpack as i32, 1..=i32::MAX, Unpack);
 }
 
-/// Quantised inputs must share the output's scale and zero point for a
-/// plain copy to be right; requantising concat arrives with the int8 kernels.
-fn check_same_quant(ctx: &PrepareContext<'_>) -> Result<(), OpError> {
-    let out = ctx.output(0)?.quant.clone();
-    for i in 0..ctx.num_inputs() {
-        let q = ctx.input(i)?.quant().cloned();
-        let dt = ctx.input(i)?.dtype();
-        if matches!(dt, DataType::Int8 | DataType::UInt8 | DataType::Int16) && q != out {
-            return Err(OpError::Unsupported(format!("input {i} is quantised differently from the output")));
-        }
+/// TFLite's rules for quantised CONCATENATION: int8 inputs must share the
+/// output's scale and zero point (its prepare rejects anything else), int16
+/// ones need zero points of 0 and are copied as they are, and uint8 ones are
+/// requantised to the output where they differ (`ConcatenationWithScaling`).
+/// Returns the per-input (scale, zero point) for the uint8 rescaling.
+fn check_quant(ctx: &PrepareContext<'_>, dtype: DataType) -> Result<Option<QuantConcat>, OpError> {
+    if !matches!(dtype, DataType::Int8 | DataType::UInt8 | DataType::Int16) {
+        return Ok(None);
     }
-    Ok(())
+    let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+    let mut scales = Vec::with_capacity(ctx.num_inputs());
+    let mut zero_points = Vec::with_capacity(ctx.num_inputs());
+    for i in 0..ctx.num_inputs() {
+        let (s, z) = input_scale_zp(&ctx.input(i)?, &format!("input {i}"))?;
+        match dtype {
+            DataType::Int8 if (s, z) != (so, zo) => {
+                return Err(OpError::Value(format!(
+                    "int8 input {i} has scale {s} zero point {z}, the output {so} and {zo}: TFLite requires them equal"
+                )))
+            }
+            DataType::Int16 if z != 0 || zo != 0 => {
+                return Err(OpError::Value(format!("int16 CONCATENATION needs zero points of 0 (input {i})")))
+            }
+            _ => {}
+        }
+        scales.push(s);
+        zero_points.push(z);
+    }
+    if dtype != DataType::UInt8 || (scales.iter().all(|&s| s == so) && zero_points.iter().all(|&z| z == zo)) {
+        return Ok(None);
+    }
+    if !(so.is_finite() && so > 0.0) {
+        return Err(OpError::Value(format!("output scale {so} is not positive and finite")));
+    }
+    Ok(Some(QuantConcat { scales, zero_points, scale: so, zero_point: zo }))
+}
+
+/// uint8 inputs to requantise onto the output's scale and zero point.
+struct QuantConcat {
+    scales: Vec<f32>,
+    zero_points: Vec<i32>,
+    scale: f32,
+    zero_point: i32,
 }
 
 struct Concatenation;
@@ -64,7 +98,27 @@ impl Operator for Concatenation {
             shapes.push(s.to_vec());
         }
         ctx.set_output_shape(0, out_shape)?;
-        check_same_quant(ctx)?;
+        if let Some(qc) = check_quant(ctx, dtype)? {
+            return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                let mut inputs: Vec<&[u8]> = Vec::with_capacity(shapes.len());
+                for i in 0..shapes.len() {
+                    inputs.push(ctx.input(i)?.bytes);
+                }
+                let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+                let out = ctx.output(0)?;
+                concat_with_scaling(
+                    &inputs,
+                    &shape_refs,
+                    &qc.scales,
+                    &qc.zero_points,
+                    axis,
+                    qc.scale,
+                    qc.zero_point,
+                    out.bytes,
+                );
+                Ok(())
+            }));
+        }
         let clamp = if dtype == DataType::Float32 { Some(float_clamp(o.fused_activation_function)?) } else { None };
         let size = element_size(dtype)?;
         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {

@@ -1,9 +1,14 @@
 //! PRELU: `x >= 0 ? x : alpha * x`, alpha broadcast (usually per channel).
+//! Quantised int8/uint8 (alpha of the same type) follows TFLite's reference
+//! `Prelu` / `BroadcastPrelu4DSlow` with two fixed-point multipliers.
 
 use ferrolite_kernels::reference::activations::prelu_f32;
 use ferrolite_kernels::reference::elementwise::broadcast_shape;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::reference::quantized::{prelu_quantized, PreluParams};
+
+use super::quantized::{input_scale_zp, output_scale_zp};
 use super::FloatWeights;
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -34,6 +39,39 @@ impl Operator for Prelu {
                     let a = alpha.get(ctx)?;
                     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
                     prelu_f32(x, &in_shape, a, &alpha_shape, out, &out_shape);
+                    Ok(())
+                }))
+            }
+            t @ (DataType::Int8 | DataType::UInt8) => {
+                if alpha.dtype() != t || ctx.output_dtype(0)? != t {
+                    return Err(OpError::DType {
+                        tensor: "alpha and output".into(),
+                        expected: t.to_string(),
+                        got: format!("{} and {}", alpha.dtype(), ctx.output_dtype(0)?),
+                    });
+                }
+                let (si, zi) = input_scale_zp(&x, "the input")?;
+                let (sa, za) = input_scale_zp(&alpha, "alpha")?;
+                let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+                let p = PreluParams::new(si, zi, sa, za, so, zo)
+                    .ok_or_else(|| OpError::Value("quantisation parameters TFLite rejects for PRELU".into()))?;
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let (x, a) = (ctx.input(0)?, ctx.input(1)?);
+                    let out = ctx.output(0)?;
+                    if t == DataType::Int8 {
+                        let y = out.as_slice_mut::<i8>()?;
+                        prelu_quantized(
+                            &p,
+                            x.as_slice::<i8>()?,
+                            &in_shape,
+                            a.as_slice::<i8>()?,
+                            &alpha_shape,
+                            y,
+                            &out_shape,
+                        );
+                    } else {
+                        prelu_quantized(&p, x.bytes, &in_shape, a.bytes, &alpha_shape, out.bytes, &out_shape);
+                    }
                     Ok(())
                 }))
             }

@@ -1,9 +1,8 @@
 //! QUANTIZE: float to int8/uint8/int16 (`round(x / scale) + zero_point`,
 //! clamped), or integer to integer with a new scale and zero point.
 
-use ferrolite_kernels::quant::{
-    multiply_by_quantized_multiplier, quantize_f32_to_i16, quantize_f32_to_i8, quantize_f32_to_u8, quantize_multiplier,
-};
+use ferrolite_kernels::quant::{quantize_f32_to_i16, quantize_f32_to_i8, quantize_f32_to_u8};
+use ferrolite_kernels::reference::quantized::{requantize, RequantizeParams};
 use ferrolite_schema::BuiltinOperator as B;
 
 use super::quantized::{input_scale_zp, output_scale_zp, qrange};
@@ -18,18 +17,36 @@ pub fn register(r: &mut OpResolver) {
 
 struct Quantize;
 
-fn read_int(t: DataType, bytes: &[u8], i: usize) -> i32 {
-    match t {
-        DataType::Int8 => bytes[i] as i8 as i32,
-        DataType::UInt8 => bytes[i] as i32,
-        _ => i16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]) as i32,
+/// Requantise between two integer types (`reference_ops::Requantize`).
+fn requantize_bytes(
+    p: &RequantizeParams,
+    in_t: DataType,
+    x: &[u8],
+    out_t: DataType,
+    y: &mut [u8],
+) -> Result<(), OpError> {
+    use ferrolite_kernels::reference::quantized::QType;
+    fn typed<I: QType + bytemuck::Pod, O: QType + bytemuck::Pod>(
+        p: &RequantizeParams,
+        x: &[u8],
+        y: &mut [u8],
+    ) -> Result<(), OpError> {
+        requantize::<I, O>(p, super::elems::<I>(x)?, super::elems_mut::<O>(y)?);
+        Ok(())
     }
-}
-
-fn write_int(t: DataType, bytes: &mut [u8], i: usize, v: i32) {
-    match t {
-        DataType::Int8 | DataType::UInt8 => bytes[i] = v as u8,
-        _ => bytes[2 * i..2 * i + 2].copy_from_slice(&(v as i16).to_le_bytes()),
+    macro_rules! out {
+        ($I:ty) => {
+            match out_t {
+                DataType::Int8 => typed::<$I, i8>(p, x, y),
+                DataType::UInt8 => typed::<$I, u8>(p, x, y),
+                _ => typed::<$I, i16>(p, x, y),
+            }
+        };
+    }
+    match in_t {
+        DataType::Int8 => out!(i8),
+        DataType::UInt8 => out!(u8),
+        _ => out!(i16),
     }
 }
 
@@ -40,7 +57,7 @@ impl Operator for Quantize {
         let input = ctx.input(0)?;
         let out_t = ctx.output_dtype(0)?;
         let (out_s, out_zp) = output_scale_zp(ctx.output(0)?)?;
-        let (qmin, qmax) = qrange(out_t)?;
+        qrange(out_t)?; // the output must be a quantised integer type
         ctx.set_output_shape(0, input.shape().to_vec())?;
         match input.dtype() {
             DataType::Float32 => Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
@@ -68,17 +85,11 @@ impl Operator for Quantize {
             in_t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) => {
                 let (in_s, in_zp) = input_scale_zp(&input, "the input")?;
                 // TFLite: effective scale in double, then a fixed-point multiplier.
-                let (mult, shift) = quantize_multiplier(in_s as f64 / out_s as f64);
-                let n = input.info.num_elements();
+                let p = RequantizeParams::new(in_s, in_zp, out_s, out_zp)
+                    .ok_or_else(|| OpError::Value("QUANTIZE scales must be positive and finite".into()))?;
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.bytes;
-                    let out = ctx.output(0)?;
-                    for i in 0..n {
-                        let v = read_int(in_t, x, i) - in_zp;
-                        let q = multiply_by_quantized_multiplier(v, mult, shift) + out_zp;
-                        write_int(out_t, out.bytes, i, q.clamp(qmin, qmax));
-                    }
-                    Ok(())
+                    requantize_bytes(&p, in_t, x, out_t, ctx.output(0)?.bytes)
                 }))
             }
             other => Err(OpError::Unsupported(format!("QUANTIZE from {other}"))),

@@ -1,5 +1,10 @@
 //! RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR to a constant size.
+//! Nearest neighbour only copies elements, so it takes any type; bilinear
+//! takes f32, and int8/int16 through TFLite's 10-bit fixed-point
+//! `ResizeBilinearInteger` (which, like TFLite, leaves the quantisation
+//! alone: the output is read with the input's scale and zero point).
 
+use ferrolite_kernels::reference::quantized::resize_bilinear_integer;
 use ferrolite_kernels::reference::resize::{resize_bilinear_f32, resize_nearest_neighbor};
 use ferrolite_schema::BuiltinOperator as B;
 
@@ -46,8 +51,31 @@ impl Operator for Resize {
         let out_shape = [in_shape[0], h, w, in_shape[3]];
         ctx.set_output_shape(0, out_shape.to_vec())?;
         if self.bilinear {
-            if dtype != DataType::Float32 {
-                return Err(OpError::Unsupported(format!("RESIZE_BILINEAR on {dtype}")));
+            // The integer kernel's 10-bit fixed-point coordinates overflow
+            // 32 bits past about a million pixels per side.
+            let too_big = [in_shape[1], in_shape[2], h, w].iter().any(|&d| d >= 1 << 20);
+            if too_big && dtype != DataType::Float32 {
+                return Err(OpError::Unsupported("integer RESIZE_BILINEAR of a side of 2^20 pixels or more".into()));
+            }
+            match dtype {
+                DataType::Float32 => {}
+                DataType::Int8 => {
+                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        let x = ctx.input(0)?.as_slice::<i8>()?;
+                        let y = ctx.output(0)?.as_slice_mut::<i8>()?;
+                        resize_bilinear_integer(x, in_shape, y, out_shape, align_corners, half_pixel_centers);
+                        Ok(())
+                    }))
+                }
+                DataType::Int16 => {
+                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        let x = ctx.input(0)?.as_slice::<i16>()?;
+                        let y = ctx.output(0)?.as_slice_mut::<i16>()?;
+                        resize_bilinear_integer(x, in_shape, y, out_shape, align_corners, half_pixel_centers);
+                        Ok(())
+                    }))
+                }
+                _ => return Err(OpError::Unsupported(format!("RESIZE_BILINEAR on {dtype}"))),
             }
             return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                 let x = ctx.input(0)?.as_slice::<f32>()?;

@@ -2,11 +2,19 @@
 //! RELU_N1_TO_1, RELU_0_TO_1, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, GELU,
 //! ELU) and maths (EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE, SIN, COS, FLOOR,
 //! CEIL, ROUND, SIGN).
+//!
+//! Quantised activations follow TFLite's reference kernels: the RELU family
+//! and LEAKY_RELU rescale with fixed-point multipliers (int8, uint8, int16),
+//! LOGISTIC, TANH and ELU look up a 256-entry table built at prepare
+//! (int8, uint8; ELU int8 only), HARD_SWISH is 16-bit fixed point (int8, uint8).
 
+use ferrolite_kernels::quant::{self as q, HardSwishParams};
+use ferrolite_kernels::reference::quantized::{self as qk, LeakyReluParams, QType, ReluParams};
 use ferrolite_kernels::reference::{activations as act, elementwise as ew};
 use ferrolite_schema::BuiltinOperator as B;
 
 use super::options;
+use super::quantized::{input_scale_zp, output_scale_zp};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
@@ -105,9 +113,140 @@ impl Operator for Unary {
                     Ok(())
                 }))
             }
+            DataType::Int8 | DataType::UInt8 | DataType::Int16 if kind.is_quantizable() => {
+                prepare_quantized(ctx, kind, dtype, alpha)
+            }
             other => Err(OpError::Unsupported(format!("{kind:?} on {other}"))),
         }
     }
+}
+
+impl Kind {
+    fn is_quantizable(self) -> bool {
+        use Kind::*;
+        matches!(self, Relu | Relu6 | ReluN1To1 | Relu0To1 | LeakyRelu | Logistic | Tanh | HardSwish | Elu)
+    }
+}
+
+/// A scale TFLite can divide by.
+fn valid_scale(s: f32) -> bool {
+    s.is_finite() && s > 0.0
+}
+
+/// The kernel a quantised activation runs.
+#[derive(Clone)]
+enum QuantKernel {
+    Relu(ReluParams),
+    LeakyRelu(LeakyReluParams),
+    /// Indexed by the input's raw byte.
+    Table([u8; 256]),
+    HardSwish(HardSwishParams),
+}
+
+fn table_bytes<T: Copy>(t: [T; 256], to_byte: impl Fn(T) -> u8) -> [u8; 256] {
+    t.map(to_byte)
+}
+
+fn prepare_quantized(
+    ctx: &PrepareContext<'_>,
+    kind: Kind,
+    dtype: DataType,
+    alpha: f32,
+) -> Result<Box<dyn PreparedOp>, OpError> {
+    let (si, zi) = input_scale_zp(&ctx.input(0)?, "the input")?;
+    let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+    if !valid_scale(si) || !valid_scale(so) {
+        return Err(OpError::Value(format!("{kind:?}: scales must be positive and finite")));
+    }
+    let unsupported = || OpError::Unsupported(format!("{kind:?} on {dtype}"));
+    let int16 = dtype == DataType::Int16;
+    if int16 && (zi != 0 || zo != 0) {
+        return Err(OpError::Value(format!("int16 {kind:?} needs zero points of 0, got {zi} and {zo}")));
+    }
+    let bad = || OpError::Value(format!("quantisation parameters TFLite rejects for {kind:?}"));
+    let kernel = match kind {
+        Kind::Relu | Kind::Relu6 | Kind::ReluN1To1 | Kind::Relu0To1 => {
+            let (lo, hi) = match kind {
+                Kind::Relu => (0.0, f32::INFINITY),
+                Kind::Relu6 => (0.0, 6.0),
+                Kind::ReluN1To1 => (-1.0, 1.0),
+                _ => (0.0, 1.0),
+            };
+            // TFLite has int16 kernels for RELU and RELU6 only.
+            if int16 && !matches!(kind, Kind::Relu | Kind::Relu6) {
+                return Err(unsupported());
+            }
+            let p = match dtype {
+                DataType::Int8 => ReluParams::new::<i8>(si, zi, so, zo, lo, hi),
+                DataType::UInt8 => ReluParams::new::<u8>(si, zi, so, zo, lo, hi),
+                _ => ReluParams::new::<i16>(si, zi, so, zo, lo, hi),
+            };
+            QuantKernel::Relu(p.ok_or_else(bad)?)
+        }
+        Kind::LeakyRelu => QuantKernel::LeakyRelu(LeakyReluParams::new(si, zi, so, zo, alpha).ok_or_else(bad)?),
+        Kind::Logistic | Kind::Tanh | Kind::Elu if !int16 => {
+            // TFLite's LOGISTIC prepare insists on an output scale of exactly
+            // 1/256 (any zero point); TANH accepts any output quantisation.
+            if kind == Kind::Logistic && so as f64 != 1.0 / 256.0 {
+                return Err(OpError::Value(format!("quantised LOGISTIC needs output scale 1/256, got {so}")));
+            }
+            match (kind, dtype) {
+                (Kind::Logistic, DataType::Int8) => {
+                    QuantKernel::Table(table_bytes(q::logistic_lut_i8(si, zi, so, zo), |v| v as u8))
+                }
+                (Kind::Logistic, _) => QuantKernel::Table(q::logistic_lut_u8(si, zi, so, zo)),
+                (Kind::Tanh, DataType::Int8) => {
+                    QuantKernel::Table(table_bytes(q::tanh_lut_i8(si, zi, so, zo), |v| v as u8))
+                }
+                (Kind::Tanh, _) => QuantKernel::Table(q::tanh_lut_u8(si, zi, so, zo)),
+                // ELU: expm1 below zero, identity above (int8 only in TFLite).
+                (_, DataType::Int8) => {
+                    let f = |x: f32| if x < 0.0 { x.exp_m1() } else { x };
+                    QuantKernel::Table(table_bytes(q::lut_i8(si, zi, so, zo, f), |v| v as u8))
+                }
+                _ => return Err(unsupported()),
+            }
+        }
+        Kind::HardSwish if !int16 => QuantKernel::HardSwish(q::hard_swish_params(si, zi, so, zo).ok_or_else(bad)?),
+        _ => return Err(unsupported()),
+    };
+    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+        let x = ctx.input(0)?;
+        let y = ctx.output(0)?;
+        match (&kernel, dtype) {
+            (QuantKernel::Table(t), _) => {
+                // One byte per element for int8 and uint8 alike.
+                for (o, &b) in y.bytes.iter_mut().zip(x.bytes) {
+                    *o = t[b as usize];
+                }
+            }
+            (QuantKernel::HardSwish(p), DataType::Int8) => {
+                for (o, &v) in y.as_slice_mut::<i8>()?.iter_mut().zip(x.as_slice::<i8>()?) {
+                    *o = q::hard_swish_i8(v, p);
+                }
+            }
+            (QuantKernel::HardSwish(p), _) => {
+                for (o, &v) in y.bytes.iter_mut().zip(x.bytes) {
+                    *o = q::hard_swish_u8(v, p);
+                }
+            }
+            (QuantKernel::Relu(p), DataType::Int8) => relu(p, x.as_slice::<i8>()?, y.as_slice_mut::<i8>()?),
+            (QuantKernel::Relu(p), DataType::UInt8) => relu(p, x.bytes, y.bytes),
+            (QuantKernel::Relu(p), _) => relu(p, x.as_slice::<i16>()?, y.as_slice_mut::<i16>()?),
+            (QuantKernel::LeakyRelu(p), DataType::Int8) => {
+                qk::leaky_relu_quantized(p, x.as_slice::<i8>()?, y.as_slice_mut::<i8>()?)
+            }
+            (QuantKernel::LeakyRelu(p), DataType::UInt8) => qk::leaky_relu_quantized(p, x.bytes, y.bytes),
+            (QuantKernel::LeakyRelu(p), _) => {
+                qk::leaky_relu_quantized(p, x.as_slice::<i16>()?, y.as_slice_mut::<i16>()?)
+            }
+        }
+        Ok(())
+    }))
+}
+
+fn relu<T: QType>(p: &ReluParams, x: &[T], y: &mut [T]) {
+    qk::relu_quantized(p, x, y)
 }
 
 fn eval_f32(kind: Kind, alpha: f32, approximate: bool, x: &[f32], y: &mut [f32]) {

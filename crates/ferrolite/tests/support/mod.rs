@@ -6,11 +6,18 @@ use std::path::{Path, PathBuf};
 
 use ferrolite::{DataType, Interpreter, InterpreterOptions, Model, OpResolver};
 
-/// A fixture file: the repo's copy first, then the shared set beside the
-/// checkout (where the large models live).
+/// A fixture file: the repo's copies first (hand-picked models, then the
+/// `tools/make_fixtures.py` ones), then the shared set beside the checkout
+/// (where the large models live).
 pub fn fixture(name: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    [root.join("testdata/models").join(name), root.join("../shared/models").join(name)].into_iter().find(|p| p.exists())
+    [
+        root.join("testdata/models").join(name),
+        root.join("testdata/generated").join(name),
+        root.join("../shared/models").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
 }
 
 pub struct Array {
