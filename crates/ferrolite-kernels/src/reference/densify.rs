@@ -62,6 +62,28 @@ impl SparseLayout {
                 _ => return Err(format!("block {j} has no positive dense size")),
             }
         }
+        // Each dense level must span exactly its expanded dimension (a
+        // blocked original dimension counts in blocks), so a bad size cannot
+        // send the walk through indices that do not exist.
+        let mut expanded: Vec<usize> = self.dense_shape.clone();
+        for (j, &d) in self.block_map.iter().enumerate() {
+            if !expanded[d].is_multiple_of(sizes[j]) {
+                return Err(format!(
+                    "dimension {d} of size {} is not a multiple of its block {}",
+                    expanded[d], sizes[j]
+                ));
+            }
+            expanded[d] /= sizes[j];
+        }
+        expanded.extend_from_slice(&sizes);
+        for (k, dim) in self.dims.iter().enumerate() {
+            let want = expanded[self.traversal_order[k]];
+            if let DimFormat::Dense { size } = *dim {
+                if size != want {
+                    return Err(format!("dense level {k} has size {size}, its dimension {want}"));
+                }
+            }
+        }
         Ok(sizes)
     }
 }
@@ -231,5 +253,8 @@ mod tests {
         assert!(densify(&layout, &values, 0.0, &mut out).is_err());
         let (layout, values) = csr_4x4();
         assert!(densify(&layout, &values, 0.0, &mut out[..15]).is_err());
+        let (mut layout, values) = csr_4x4();
+        layout.dims[0] = DimFormat::Dense { size: 1 << 20 };
+        assert!(densify(&layout, &values, 0.0, &mut out).is_err());
     }
 }
