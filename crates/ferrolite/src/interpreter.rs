@@ -269,6 +269,28 @@ impl<'m> Interpreter<'m> {
         Ok(())
     }
 
+    /// Set every variable tensor (state such as an LSTM's, which ops update
+    /// at each invoke and which otherwise carries over to the next) back to
+    /// its initial value from the model, or zeros (TFLite's
+    /// `ResetVariableTensors`). `allocate_tensors()` does this too; TFLite's
+    /// skips a call that changes nothing, keeping the state.
+    pub fn reset_variable_tensors(&mut self) -> Result<()> {
+        let model = self.model;
+        let sg = self.sg();
+        for (i, t) in sg.tensors.iter().enumerate() {
+            if !t.info.is_variable {
+                continue;
+            }
+            if let Storage::Owned(b) = &mut self.storage[i] {
+                match &t.data {
+                    Some(r) if model.slice(r).len() == b.len() => b.as_mut_slice().copy_from_slice(model.slice(r)),
+                    _ => b.as_mut_slice().fill(0),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Evaluate a node with constant inputs now, keeping its outputs.
     fn fold_node(&mut self, ni: usize, loc: &Location) -> Result<()> {
         let op = &self.sg().operators[ni];
@@ -413,6 +435,18 @@ impl<'m> Interpreter<'m> {
                 owned_out.push((t, std::mem::take(b)));
             }
         }
+        // So are variable inputs (state such as an LSTM's), lent mutably
+        // through `EvalContext::variable_mut`: what the op writes persists.
+        let mut owned_var: Vec<(usize, usize, AlignedBytes)> = Vec::new();
+        for (k, t) in op.inputs.iter().enumerate() {
+            let Some(t) = *t else { continue };
+            if !tensors[t].is_variable || op.outputs.contains(&t) || owned_var.iter().any(|(_, u, _)| *u == t) {
+                continue;
+            }
+            if let Storage::Owned(b) = &mut storage[t] {
+                owned_var.push((k, t, std::mem::take(b)));
+            }
+        }
 
         let result = {
             let mut outputs: Vec<TensorMut<'_>> = Vec::with_capacity(op.outputs.len());
@@ -437,7 +471,15 @@ impl<'m> Interpreter<'m> {
                 };
                 outputs.push(TensorMut { info: &tensors[t], bytes });
             }
-            for t in &op.inputs {
+            let mut variables: Vec<Option<TensorMut<'_>>> = (0..op.inputs.len()).map(|_| None).collect();
+            for (k, t, b) in owned_var.iter_mut() {
+                variables[*k] = Some(TensorMut { info: &tensors[*t], bytes: b.as_mut_slice() });
+            }
+            for (k, t) in op.inputs.iter().enumerate() {
+                if variables[k].is_some() {
+                    inputs.push(None);
+                    continue;
+                }
                 inputs.push(t.map(|t| {
                     let bytes: &[u8] = match &storage[t] {
                         Storage::Model(r) => model.slice(r),
@@ -448,10 +490,13 @@ impl<'m> Interpreter<'m> {
                     TensorRef { info: &tensors[t], bytes }
                 }));
             }
-            let mut ctx = EvalContext { inputs, outputs, workers: Workers { pool: pool.as_ref() } };
+            let mut ctx = EvalContext { inputs, outputs, variables, workers: Workers { pool: pool.as_ref() } };
             prepared.eval(&mut ctx)
         };
         for (t, b) in owned_out {
+            storage[t] = Storage::Owned(b);
+        }
+        for (_, t, b) in owned_var {
             storage[t] = Storage::Owned(b);
         }
         result

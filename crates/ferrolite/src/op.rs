@@ -115,6 +115,11 @@ impl<'a> PrepareContext<'a> {
     pub fn optional_input(&self, i: usize) -> Option<InputInfo<'a>> {
         self.inputs.get(i).copied().flatten()
     }
+    /// Whether input `i` is a variable tensor (state the op may update at
+    /// eval through [`EvalContext::variable_mut`]; never a constant).
+    pub fn input_is_variable(&self, i: usize) -> bool {
+        self.optional_input(i).is_some_and(|t| t.info.is_variable)
+    }
 
     pub fn output(&self, i: usize) -> Result<&TensorInfo, OpError> {
         self.outputs.get(i).ok_or_else(|| OpError::Value(format!("no output {i}")))
@@ -171,20 +176,61 @@ pub fn expect_dtype(role: &str, got: DataType, accepted: &[DataType]) -> Result<
 }
 
 /// The tensors of one node during `invoke`.
+///
+/// Inputs that are variable tensors (`is_variable`, e.g. an LSTM's state)
+/// are lent mutably, through [`EvalContext::variable_mut`] only: ops read
+/// and update them in place, and the update persists to the next invoke.
+/// [`EvalContext::input`] on such an input is an error saying so.
 pub struct EvalContext<'a> {
     pub(crate) inputs: Vec<Option<TensorRef<'a>>>,
     pub(crate) outputs: Vec<TensorMut<'a>>,
+    /// One slot per input: `Some` for a variable tensor's storage.
+    pub(crate) variables: Vec<Option<TensorMut<'a>>>,
     /// Worker threads for kernels that split their output.
     pub workers: Workers<'a>,
 }
 
 impl<'a> EvalContext<'a> {
-    /// A required input.
+    /// A required input. A variable input is an error: read and write it
+    /// with [`EvalContext::variable_mut`].
     pub fn input(&self, i: usize) -> Result<TensorRef<'a>, OpError> {
+        if self.is_variable(i) {
+            return Err(OpError::Value(format!("input {i} is a variable tensor: use variable_mut")));
+        }
         self.inputs.get(i).copied().flatten().ok_or(OpError::MissingInput(i))
     }
+    /// An input that may be absent (`None` also for a variable input).
     pub fn optional_input(&self, i: usize) -> Option<TensorRef<'a>> {
         self.inputs.get(i).copied().flatten()
+    }
+    /// Whether input `i` is a variable tensor, lent by `variable_mut`.
+    pub fn is_variable(&self, i: usize) -> bool {
+        matches!(self.variables.get(i), Some(Some(_)))
+    }
+    /// A variable input (`is_variable`), to read and update in place; what
+    /// the op leaves there is the tensor's value at the next invoke.
+    pub fn variable_mut(&mut self, i: usize) -> Result<&mut TensorMut<'a>, OpError> {
+        match self.variables.get_mut(i) {
+            Some(Some(t)) => Ok(t),
+            _ => Err(OpError::Value(format!("input {i} is not a variable tensor"))),
+        }
+    }
+    /// Two distinct variable inputs at once (an LSTM's output and cell state).
+    pub fn variables_mut2(&mut self, i: usize, j: usize) -> Result<(&mut TensorMut<'a>, &mut TensorMut<'a>), OpError> {
+        if i == j {
+            return Err(OpError::Value(format!("inputs {i} and {j} are the same")));
+        }
+        let (lo, hi) = (i.min(j), i.max(j));
+        if hi >= self.variables.len() {
+            return Err(OpError::Value(format!("input {hi} is not a variable tensor")));
+        }
+        let (a, b) = self.variables.split_at_mut(hi);
+        let (x, y) = match (a[lo].as_mut(), b[0].as_mut()) {
+            (Some(x), Some(y)) => (x, y),
+            (None, _) => return Err(OpError::Value(format!("input {lo} is not a variable tensor"))),
+            (_, None) => return Err(OpError::Value(format!("input {hi} is not a variable tensor"))),
+        };
+        Ok(if i < j { (x, y) } else { (y, x) })
     }
     pub fn num_inputs(&self) -> usize {
         self.inputs.len()
