@@ -17,6 +17,7 @@ pub mod gather;
 pub mod hybrid;
 pub mod l2norm;
 pub mod lrn;
+pub mod lstm;
 pub mod pad;
 pub mod padding;
 pub mod pool;

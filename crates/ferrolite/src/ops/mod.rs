@@ -55,6 +55,7 @@ pub mod topk;
 pub mod transpose;
 pub mod transpose_conv;
 pub mod unary;
+pub mod unidirectional_sequence_lstm;
 
 pub(crate) use common::*;
 
@@ -98,6 +99,7 @@ pub fn register_all(r: &mut OpResolver) {
     transpose::register(r);
     transpose_conv::register(r);
     unary::register(r);
+    unidirectional_sequence_lstm::register(r);
     for impure in [B::RandomUniform, B::RandomStandardNormal, B::Multinomial, B::AssignVariable, B::CallOnce] {
         r.mark_impure(impure as i32);
     }
