@@ -20,6 +20,7 @@ pub mod elementwise;
 pub mod fully_connected;
 pub mod gemm;
 pub mod isa;
+pub mod qs8;
 
 pub use isa::IsaLevel;
 

@@ -9,6 +9,7 @@ use ferrolite_kernels::reference::quantized::{self as q, ConvQuantParams};
 use ferrolite_kernels::reference::hybrid::{conv2d_hybrid, conv2d_hybrid_per_channel, HybridScratch};
 
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
+use ferrolite_kernels::optimized::qs8::{Qs8ConvPlan, Qs8Scratch};
 use ferrolite_kernels::optimized::{conv::Conv2dF32Plan, isa};
 
 use super::{float_clamp, options, padding, positive, shape4, with_scratch, FloatWeights};
@@ -134,7 +135,24 @@ impl Operator for Conv2d {
             DataType::Int8 | DataType::Int16 | DataType::UInt8 => {
                 let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::Conv)?;
                 let bias = QuantBias::prepare(ctx, 2)?;
-                Ok(Box::new(ConvQuant { g: geometry, q, bias, dtype: input.dtype() }))
+                // 8-bit convs with constant weights run the packed int16 GEMM
+                // (bit-exact with the reference kernels).
+                let p = geometry.params(ferrolite_kernels::activation::ClampF32::NONE);
+                let plan = match (input.dtype(), &bias) {
+                    (DataType::Int8, QuantBias::I32(_) | QuantBias::None) => filter
+                        .constant_as::<i8>()
+                        .ok()
+                        .flatten()
+                        .map(|w| Qs8ConvPlan::new(isa::detect(), &p, &q, in_shape, w, filter_shape, out_shape)),
+                    (DataType::UInt8, QuantBias::I32(_) | QuantBias::None) => filter
+                        .constant_as::<u8>()
+                        .ok()
+                        .flatten()
+                        .map(|w| Qs8ConvPlan::new(isa::detect(), &p, &q, in_shape, w, filter_shape, out_shape)),
+                    _ => None,
+                }
+                .filter(|plan| plan.supported());
+                Ok(Box::new(ConvQuant { g: geometry, q, bias, dtype: input.dtype(), plan }))
             }
             other => Err(OpError::Unsupported(format!("CONV_2D on {other} input"))),
         }
@@ -160,10 +178,46 @@ struct ConvQuant {
     q: ConvQuantParams,
     bias: QuantBias,
     dtype: DataType,
+    /// Packed int16 GEMM for 8-bit convs with constant weights.
+    plan: Option<Qs8ConvPlan>,
+}
+
+thread_local! {
+    /// Per-thread work buffers of the 8-bit kernels (im2col rows, sums).
+    static SCRATCH_QS8: std::cell::RefCell<Qs8Scratch> = std::cell::RefCell::new(Qs8Scratch::new());
+}
+
+/// Run `f` with this thread's 8-bit kernel scratch.
+pub(crate) fn with_qs8_scratch<R>(f: impl FnOnce(&mut Qs8Scratch) -> R) -> R {
+    SCRATCH_QS8.with(|s| f(&mut s.borrow_mut()))
 }
 
 impl PreparedOp for ConvQuant {
     fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        if let Some(plan) = &self.plan {
+            let b32 = match self.bias {
+                QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
+                _ => None,
+            };
+            let workers = ctx.workers;
+            match self.dtype {
+                DataType::Int8 => {
+                    let x = ctx.input(0)?.as_slice::<i8>()?;
+                    let out = ctx.output(0)?.as_slice_mut::<i8>()?;
+                    workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                        with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
+                    });
+                }
+                _ => {
+                    let x = ctx.input(0)?.as_slice::<u8>()?;
+                    let out = ctx.output(0)?.as_slice_mut::<u8>()?;
+                    workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                        with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
+                    });
+                }
+            }
+            return Ok(());
+        }
         let g = &self.g;
         let p = g.params(ferrolite_kernels::activation::ClampF32::NONE);
         let x = ctx.input(0)?;

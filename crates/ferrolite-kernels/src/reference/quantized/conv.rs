@@ -244,7 +244,7 @@ fn tap(origin: isize, k: usize, dilation: usize, size: usize) -> Option<usize> {
 }
 
 #[inline(always)]
-fn finish<A: Accumulator, O: QType>(
+pub(crate) fn finish<A: Accumulator, O: QType>(
     q: &ConvQuantParams,
     acc: A,
     bias: Option<&[A]>,
@@ -265,7 +265,7 @@ fn finish<A: Accumulator, O: QType>(
 /// then the output offset and the clamp. (`as i32` saturates where the C++
 /// cast would be undefined.)
 #[inline(always)]
-fn finish_fc<A: Accumulator, O: QType>(
+pub(crate) fn finish_fc<A: Accumulator, O: QType>(
     q: &ConvQuantParams,
     acc: A,
     bias: Option<&[A]>,

@@ -1,0 +1,1040 @@
+//! Quantised 8-bit CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (int8 with
+//! per-channel weights, legacy uint8 with a filter zero point), bit-exact
+//! with the reference kernels in `reference::quantized::conv`.
+//!
+//! Integer sums do not depend on their order, so these kernels only need to
+//! produce the same int32 accumulators as the reference and then requantise
+//! each one with the reference's own helpers (`finish` for the convolutions,
+//! `finish_fc`, in `f64`, for FULLY_CONNECTED).
+//!
+//! - GEMM (conv and FC): weights are packed once into i16 panels holding
+//!   `w + filter_offset`; the activations are widened into i16 rows holding
+//!   `x + input_offset` (im2col for convs), with 0 for padding taps, so the
+//!   padded taps add nothing, exactly like the reference skipping them. The
+//!   depth is padded to even with zeros. `qs8_gemm_{1..6}x16c2_avx2` uses
+//!   `_mm256_madd_epi16`: one broadcast pair of activations times 8 channels'
+//!   pairs of weights gives 8 int32 partial sums. Every product fits i32
+//!   (both factors fit i16, checked at plan time) and int32 additions wrap
+//!   like the reference's `wrapping_add`, so the sums are identical.
+//! - Depthwise: `qs8_dwconv_c8_avx2` vectorises over 8 channels at a time
+//!   (depth multiplier 1), widening the input to i32 and multiplying with
+//!   `_mm256_mullo_epi32` against pre-widened `w + filter_offset`.
+//! - Portable `*_scalar` variants over the same packing, always compiled.
+//!
+//! Output rows are output pixels (or batch rows for FC), and `run_rows`
+//! computes any contiguous range of them so the runtime can split the work
+//! across threads.
+
+use crate::optimized::isa::{Avx2Fma, IsaLevel};
+use crate::reference::conv::{Conv2dParams, DepthwiseParams};
+use crate::reference::quantized::conv::{finish, finish_fc};
+use crate::reference::quantized::{ConvQuantParams, QType};
+
+/// Columns per packed panel (two AVX2 registers of 8 int32 sums).
+const NR: usize = 16;
+/// Rows per micro-kernel call.
+const MR: usize = 6;
+/// Target size of one im2col block, in i16 values (128 KiB).
+const IM2COL_BLOCK: usize = 64 * 1024;
+
+/// An 8-bit activation/weight type the fast kernels handle.
+pub trait Q8: QType + Send + Sync {
+    const SIGNED: bool;
+}
+impl Q8 for i8 {
+    const SIGNED: bool = true;
+}
+impl Q8 for u8 {
+    const SIGNED: bool = false;
+}
+
+/// Whether `v + offset` fits i16 for every `v` of type `T`.
+fn offset_fits<T: QType>(offset: i32) -> bool {
+    let lo = T::MIN as i64 + offset as i64;
+    let hi = T::MAX as i64 + offset as i64;
+    lo >= i16::MIN as i64 && hi <= i16::MAX as i64
+}
+
+/// Per-thread work buffers (reused between calls).
+#[derive(Clone, Debug, Default)]
+pub struct Qs8Scratch {
+    a: Vec<i16>,
+    acc: Vec<i32>,
+    taps: Vec<(usize, usize)>,
+}
+
+impl Qs8Scratch {
+    pub fn new() -> Qs8Scratch {
+        Qs8Scratch::default()
+    }
+}
+
+/// Weights `[n, k]` as `w + offset` in i16 panels of 16 columns: panel `j`,
+/// depth pair `p` holds 32 values, `[w[16j + l][2p], w[16j + l][2p + 1]]`
+/// for `l in 0..16`. Zero past `n` and past `k`.
+#[derive(Clone, Debug)]
+struct PackedQs8 {
+    n: usize,
+    /// Depth pairs: `ceil(k / 2)`.
+    k2: usize,
+    buf: Vec<i16>,
+}
+
+impl PackedQs8 {
+    fn pack<W: QType>(weights: &[W], n: usize, k: usize, offset: i32) -> PackedQs8 {
+        let k2 = k.div_ceil(2);
+        let panels = n.div_ceil(NR);
+        let mut buf = vec![0i16; panels * k2 * 2 * NR];
+        for col in 0..n {
+            let (j, l) = (col / NR, col % NR);
+            let row = &weights[col * k..(col + 1) * k];
+            for (d, w) in row.iter().enumerate() {
+                let (p, s) = (d / 2, d % 2);
+                buf[(j * k2 + p) * 2 * NR + l * 2 + s] = (w.to_i32() + offset) as i16;
+            }
+        }
+        PackedQs8 { n, k2, buf }
+    }
+
+    fn panels(&self) -> usize {
+        self.n.div_ceil(NR)
+    }
+
+    fn panel(&self, j: usize) -> &[i16] {
+        let len = self.k2 * 2 * NR;
+        &self.buf[j * len..(j + 1) * len]
+    }
+}
+
+/// `acc[r][c] = sum_d a[r][d] * w[c][d]` for `r < m`, `c < 16 * panels`
+/// (the padding columns get 0). `a` rows have stride `lda >= 2 * k2`, `acc`
+/// rows stride `ldc >= 16 * panels`.
+fn gemm_i32(isa: IsaLevel, m: usize, a: &[i16], lda: usize, w: &PackedQs8, acc: &mut [i32], ldc: usize) {
+    let k2 = w.k2;
+    assert!(lda >= 2 * k2 && ldc >= NR * w.panels());
+    if m == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + 2 * k2 && acc.len() >= (m - 1) * ldc + NR * w.panels());
+    let token = Avx2Fma::new(isa);
+    for j in 0..w.panels() {
+        let panel = w.panel(j);
+        let mut r = 0;
+        while r < m {
+            let mr = MR.min(m - r);
+            let a_tile = &a[r * lda..];
+            let c_tile = &mut acc[r * ldc + j * NR..];
+            match token {
+                Some(t) => avx2::gemm_tile(t, mr, k2, a_tile, lda, panel, c_tile, ldc),
+                None => qs8_gemm_mx16c2_scalar(mr, k2, a_tile, lda, panel, c_tile, ldc),
+            }
+            r += mr;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn qs8_gemm_mx16c2_scalar(m: usize, k2: usize, a: &[i16], lda: usize, w: &[i16], c: &mut [i32], ldc: usize) {
+    for r in 0..m {
+        let row = &a[r * lda..r * lda + 2 * k2];
+        let mut sums = [0i32; NR];
+        for (p, wp) in w.chunks_exact(2 * NR).take(k2).enumerate() {
+            let (x0, x1) = (row[2 * p] as i32, row[2 * p + 1] as i32);
+            for (l, s) in sums.iter_mut().enumerate() {
+                let prod = (x0 * wp[2 * l] as i32).wrapping_add(x1 * wp[2 * l + 1] as i32);
+                *s = s.wrapping_add(prod);
+            }
+        }
+        c[r * ldc..r * ldc + NR].copy_from_slice(&sums);
+    }
+}
+
+/// Bias-less, requantisation-free int32 check of the GEMM (tests).
+#[cfg(test)]
+fn gemm_plain(isa: IsaLevel, a: &[i16], w: &[i16], m: usize, n: usize, k: usize) -> Vec<i32> {
+    let packed = PackedQs8::pack(w, n, k, 0);
+    let lda = 2 * packed.k2;
+    let mut rows = vec![0i16; m * lda];
+    for r in 0..m {
+        rows[r * lda..r * lda + k].copy_from_slice(&a[r * k..(r + 1) * k]);
+    }
+    let ldc = NR * packed.panels();
+    let mut acc = vec![0i32; m * ldc];
+    gemm_i32(isa, m, &rows, lda, &packed, &mut acc, ldc);
+    (0..m).flat_map(|r| acc[r * ldc..r * ldc + n].to_vec()).collect()
+}
+
+/// A quantised CONV_2D (int8 per-channel or uint8 per-tensor) with its
+/// weights packed for the int16 GEMM.
+#[derive(Clone, Debug)]
+pub struct Qs8ConvPlan {
+    isa: IsaLevel,
+    p: Conv2dParams,
+    q: ConvQuantParams,
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+    per_group: usize,
+    /// `kh * kw * f_in`.
+    depth: usize,
+    /// Depth padded to even: the im2col row length.
+    kp: usize,
+    input_offset: i32,
+    packed: Vec<PackedQs8>,
+    supported: bool,
+}
+
+impl Qs8ConvPlan {
+    /// Plan a conv; shapes as for the reference `conv2d_i8` / `conv2d_u8`,
+    /// `filter` OHWI. `isa` is clamped to what the CPU supports. The filter
+    /// zero point is applied for uint8 filters only, as the reference does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<W: Q8>(
+        isa: IsaLevel,
+        params: &Conv2dParams,
+        q: &ConvQuantParams,
+        in_shape: [usize; 4],
+        filter: &[W],
+        filter_shape: [usize; 4],
+        out_shape: [usize; 4],
+    ) -> Qs8ConvPlan {
+        let [batches, _, _, in_c] = in_shape;
+        let [f_out, f_h, f_w, f_in] = filter_shape;
+        let [out_b, _, _, out_c] = out_shape;
+        let filter_offset = if W::SIGNED { 0 } else { q.filter_offset };
+        let groups = in_c.checked_div(f_in).unwrap_or(0);
+        let nmult = q.output_multiplier.len();
+        let supported = f_in > 0
+            && groups >= 1
+            && in_c == groups * f_in
+            && out_c == f_out
+            && out_c.is_multiple_of(groups)
+            && out_b == batches
+            && params.stride_h >= 1
+            && params.stride_w >= 1
+            && params.dilation_h >= 1
+            && params.dilation_w >= 1
+            && filter.len() >= f_out * f_h * f_w * f_in
+            && (nmult == 1 || nmult >= out_c)
+            && q.output_shift.len() == nmult
+            && offset_fits::<W>(filter_offset)
+            // The input type is the filter's (int8 with int8, uint8 with uint8).
+            && offset_fits::<W>(q.input_offset);
+        let per_group = if supported { out_c / groups } else { 0 };
+        let depth = f_h * f_w * f_in;
+        let packed = if supported {
+            (0..groups)
+                .map(|g| {
+                    let w = &filter[g * per_group * depth..(g + 1) * per_group * depth];
+                    PackedQs8::pack(w, per_group, depth, filter_offset)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Qs8ConvPlan {
+            isa: isa.clamp_to_cpu(),
+            p: *params,
+            q: q.clone(),
+            in_shape,
+            filter_shape,
+            out_shape,
+            per_group,
+            depth,
+            kp: depth.div_ceil(2) * 2,
+            input_offset: q.input_offset,
+            packed,
+            supported,
+        }
+    }
+
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// Output pixels: `batches * out_h * out_w`.
+    pub fn rows(&self) -> usize {
+        self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+    }
+
+    /// Values per output row: `out_c`.
+    pub fn row_len(&self) -> usize {
+        self.out_shape[3]
+    }
+
+    /// Compute the whole output.
+    pub fn run<T: Q8>(&self, input: &[T], bias: Option<&[i32]>, output: &mut [T], scratch: &mut Qs8Scratch) {
+        let len = self.rows() * self.row_len();
+        self.run_rows(input, bias, &mut output[..len], 0, scratch);
+    }
+
+    /// Compute output pixels `row_start .. row_start + output_rows.len() / out_c`.
+    pub fn run_rows<T: Q8>(
+        &self,
+        input: &[T],
+        bias: Option<&[i32]>,
+        output_rows: &mut [T],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported conv plan: use the reference kernel");
+        let out_c = self.out_shape[3];
+        if out_c == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / out_c;
+        assert!(row_start + rows <= self.rows(), "rows past the output");
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
+        if let Some(b) = bias {
+            assert!(b.len() >= out_c, "bias too short");
+        }
+        let pg = self.per_group;
+        let kp = self.kp;
+        let ldc = pg.div_ceil(NR) * NR;
+        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
+        let block = block.min(rows).max(1);
+        let Qs8Scratch { a, acc, .. } = scratch;
+        if a.len() < block * kp {
+            a.resize(block * kp, 0);
+        }
+        if acc.len() < block * ldc {
+            acc.resize(block * ldc, 0);
+        }
+        let mut r = 0;
+        while r < rows {
+            let m = block.min(rows - r);
+            for (g, packed) in self.packed.iter().enumerate() {
+                self.im2col(input, row_start + r, m, g, &mut a[..m * kp]);
+                gemm_i32(self.isa, m, &a[..m * kp], kp, packed, &mut acc[..m * ldc], ldc);
+                for i in 0..m {
+                    let out = &mut output_rows[(r + i) * out_c + g * pg..(r + i) * out_c + (g + 1) * pg];
+                    let sums = &acc[i * ldc..i * ldc + pg];
+                    for (c, (o, &s)) in out.iter_mut().zip(sums).enumerate() {
+                        *o = finish(&self.q, s, bias, g * pg + c, self.q.output_offset);
+                    }
+                }
+            }
+            r += m;
+        }
+    }
+
+    /// Receptive fields of pixels `first .. first + m`, group `g`, as
+    /// `x + input_offset` (0 for padding taps and the even-depth pad).
+    fn im2col<T: Q8>(&self, input: &[T], first: usize, m: usize, g: usize, dst: &mut [i16]) {
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, _, f_w, f_in] = self.filter_shape;
+        let [_, out_h, out_w, _] = self.out_shape;
+        let p = &self.p;
+        let (k, kp) = (self.depth, self.kp);
+        let off = self.input_offset;
+        let c0 = g * f_in;
+        let contiguous_rows = f_in == in_c && p.dilation_w == 1;
+        for (i, row) in dst[..m * kp].chunks_exact_mut(kp).enumerate() {
+            row[k..].fill(0);
+            let row = &mut row[..k];
+            let pix = first + i;
+            let ox = pix % out_w;
+            let oy = (pix / out_w) % out_h;
+            let b = pix / (out_w * out_h);
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            for (fy, frow) in row.chunks_exact_mut(f_w * f_in).enumerate() {
+                let iy = iy0 + (fy * p.dilation_h) as isize;
+                if iy < 0 || iy >= in_h as isize {
+                    frow.fill(0);
+                    continue;
+                }
+                let line = (b * in_h + iy as usize) * in_w;
+                let ix_last = ix0 + ((f_w - 1) * p.dilation_w) as isize;
+                if contiguous_rows && ix0 >= 0 && ix_last < in_w as isize {
+                    let s = (line + ix0 as usize) * in_c;
+                    widen(&input[s..s + f_w * in_c], off, frow);
+                    continue;
+                }
+                for (fx, tap) in frow.chunks_exact_mut(f_in).enumerate() {
+                    let ix = ix0 + (fx * p.dilation_w) as isize;
+                    if ix < 0 || ix >= in_w as isize {
+                        tap.fill(0);
+                    } else {
+                        let s = (line + ix as usize) * in_c + c0;
+                        widen(&input[s..s + f_in], off, tap);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn widen<T: QType>(src: &[T], off: i32, dst: &mut [i16]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = (s.to_i32() + off) as i16;
+    }
+}
+
+/// A quantised DEPTHWISE_CONV_2D with its weights widened to
+/// `w + filter_offset` in i32, laid out `[tap][out_c]`.
+#[derive(Clone, Debug)]
+pub struct Qs8DepthwisePlan {
+    isa: IsaLevel,
+    p: DepthwiseParams,
+    q: ConvQuantParams,
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+    w: Vec<i32>,
+    supported: bool,
+}
+
+impl Qs8DepthwisePlan {
+    /// Shapes as for the reference `depthwise_conv2d_i8` / `_u8`, filter
+    /// `[1, kh, kw, out_c]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<W: Q8>(
+        isa: IsaLevel,
+        params: &DepthwiseParams,
+        q: &ConvQuantParams,
+        in_shape: [usize; 4],
+        filter: &[W],
+        filter_shape: [usize; 4],
+        out_shape: [usize; 4],
+    ) -> Qs8DepthwisePlan {
+        let [batches, _, _, in_c] = in_shape;
+        let [f_one, f_h, f_w, f_c] = filter_shape;
+        let [out_b, _, _, out_c] = out_shape;
+        let filter_offset = if W::SIGNED { 0 } else { q.filter_offset };
+        let nmult = q.output_multiplier.len();
+        let supported = f_one == 1
+            && params.depth_multiplier >= 1
+            && out_c == in_c * params.depth_multiplier
+            && f_c == out_c
+            && out_b == batches
+            && params.stride_h >= 1
+            && params.stride_w >= 1
+            && params.dilation_h >= 1
+            && params.dilation_w >= 1
+            && filter.len() >= f_h * f_w * f_c
+            && (nmult == 1 || nmult >= out_c)
+            && q.output_shift.len() == nmult;
+        let w = if supported {
+            filter[..f_h * f_w * f_c].iter().map(|v| v.to_i32() + filter_offset).collect()
+        } else {
+            Vec::new()
+        };
+        Qs8DepthwisePlan {
+            isa: isa.clamp_to_cpu(),
+            p: *params,
+            q: q.clone(),
+            in_shape,
+            filter_shape,
+            out_shape,
+            w,
+            supported,
+        }
+    }
+
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    pub fn rows(&self) -> usize {
+        self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+    }
+
+    pub fn row_len(&self) -> usize {
+        self.out_shape[3]
+    }
+
+    pub fn run<T: Q8>(&self, input: &[T], bias: Option<&[i32]>, output: &mut [T], scratch: &mut Qs8Scratch) {
+        let len = self.rows() * self.row_len();
+        self.run_rows(input, bias, &mut output[..len], 0, scratch);
+    }
+
+    /// Compute output pixels `row_start .. row_start + output_rows.len() / out_c`.
+    pub fn run_rows<T: Q8>(
+        &self,
+        input: &[T],
+        bias: Option<&[i32]>,
+        output_rows: &mut [T],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported depthwise plan: use the reference kernel");
+        let out_c = self.out_shape[3];
+        if out_c == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / out_c;
+        assert!(row_start + rows <= self.rows(), "rows past the output");
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
+        if let Some(b) = bias {
+            assert!(b.len() >= out_c, "bias too short");
+        }
+        let [_, f_h, f_w, _] = self.filter_shape;
+        let [_, out_h, out_w, _] = self.out_shape;
+        let p = &self.p;
+        let dm = p.depth_multiplier;
+        let off = self.q.input_offset;
+        let token = if dm == 1 { Avx2Fma::new(self.isa) } else { None };
+        let Qs8Scratch { acc, taps, .. } = scratch;
+        if acc.len() < out_c {
+            acc.resize(out_c, 0);
+        }
+        let acc = &mut acc[..out_c];
+        for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
+            let pix = row_start + i;
+            let ox = pix % out_w;
+            let oy = (pix / out_w) % out_h;
+            let b = pix / (out_w * out_h);
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            // Valid taps: (input offset of the pixel, tap index).
+            taps.clear();
+            for fy in 0..f_h {
+                let iy = iy0 + (fy * p.dilation_h) as isize;
+                if iy < 0 || iy >= in_h as isize {
+                    continue;
+                }
+                for fx in 0..f_w {
+                    let ix = ix0 + (fx * p.dilation_w) as isize;
+                    if ix < 0 || ix >= in_w as isize {
+                        continue;
+                    }
+                    taps.push((((b * in_h + iy as usize) * in_w + ix as usize) * in_c, fy * f_w + fx));
+                }
+            }
+            let done = match token {
+                Some(t) => avx2::dwconv_row(t, input, &self.w, taps, off, acc),
+                None => 0,
+            };
+            acc[done..].fill(0);
+            for &(xo, t) in taps.iter() {
+                let x = &input[xo..xo + in_c];
+                let w = &self.w[t * out_c..(t + 1) * out_c];
+                if dm == 1 {
+                    for ((a, xv), &wv) in acc[done..].iter_mut().zip(&x[done..]).zip(&w[done..]) {
+                        *a = a.wrapping_add(wv.wrapping_mul(xv.to_i32() + off));
+                    }
+                } else {
+                    for (oc, (a, &wv)) in acc.iter_mut().zip(w).enumerate() {
+                        *a = a.wrapping_add(wv.wrapping_mul(x[oc / dm].to_i32() + off));
+                    }
+                }
+            }
+            for (c, (o, &s)) in out.iter_mut().zip(acc.iter()).enumerate() {
+                *o = finish(&self.q, s, bias, c, self.q.output_offset);
+            }
+        }
+    }
+}
+
+/// A quantised FULLY_CONNECTED (int8 or uint8) with its weights packed for
+/// the int16 GEMM; requantises in `f64` like the reference.
+#[derive(Clone, Debug)]
+pub struct Qs8FullyConnectedPlan {
+    isa: IsaLevel,
+    q: ConvQuantParams,
+    packed: PackedQs8,
+    depth: usize,
+    out_units: usize,
+    supported: bool,
+}
+
+impl Qs8FullyConnectedPlan {
+    /// `weights` is `[out_units, depth]`. The filter zero point is applied
+    /// (0 for per-channel parameters), as the reference FC does.
+    pub fn new<W: Q8>(
+        isa: IsaLevel,
+        q: &ConvQuantParams,
+        weights: &[W],
+        out_units: usize,
+        depth: usize,
+    ) -> Qs8FullyConnectedPlan {
+        let nreal = q.real_multiplier.len();
+        let supported = weights.len() >= out_units * depth
+            && (nreal == 1 || nreal >= out_units)
+            && offset_fits::<W>(q.filter_offset)
+            && offset_fits::<W>(q.input_offset);
+        let packed = if supported {
+            PackedQs8::pack(weights, out_units, depth, q.filter_offset)
+        } else {
+            PackedQs8 { n: 0, k2: 0, buf: Vec::new() }
+        };
+        Qs8FullyConnectedPlan { isa: isa.clamp_to_cpu(), q: q.clone(), packed, depth, out_units, supported }
+    }
+
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// Values per output row: `out_units`.
+    pub fn row_len(&self) -> usize {
+        self.out_units
+    }
+
+    /// `output_rows` (a whole number of rows of `out_units`) from the
+    /// matching input rows, starting at batch row `row_start`.
+    pub fn run_rows<T: Q8>(
+        &self,
+        input: &[T],
+        bias: Option<&[i32]>,
+        output_rows: &mut [T],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported FC plan: use the reference kernel");
+        let (n, k) = (self.out_units, self.depth);
+        if n == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert!(output_rows.len().is_multiple_of(n), "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / n;
+        assert!(input.len() >= (row_start + rows) * k, "input too short");
+        if let Some(b) = bias {
+            assert!(b.len() >= n, "bias too short");
+        }
+        let kp = self.packed.k2 * 2;
+        let ldc = self.packed.panels() * NR;
+        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
+        let block = block.min(rows).max(1);
+        let Qs8Scratch { a, acc, .. } = scratch;
+        if a.len() < block * kp {
+            a.resize(block * kp, 0);
+        }
+        if acc.len() < block * ldc {
+            acc.resize(block * ldc, 0);
+        }
+        let off = self.q.input_offset;
+        let mut r = 0;
+        while r < rows {
+            let m = block.min(rows - r);
+            for (i, dst) in a[..m * kp].chunks_exact_mut(kp).enumerate() {
+                let src = &input[(row_start + r + i) * k..(row_start + r + i + 1) * k];
+                widen(src, off, &mut dst[..k]);
+                dst[k..].fill(0);
+            }
+            gemm_i32(self.isa, m, &a[..m * kp], kp, &self.packed, &mut acc[..m * ldc], ldc);
+            for i in 0..m {
+                let out = &mut output_rows[(r + i) * n..(r + i + 1) * n];
+                for (c, (o, &s)) in out.iter_mut().zip(&acc[i * ldc..i * ldc + n]).enumerate() {
+                    *o = finish_fc(&self.q, s, bias, c, self.q.output_offset);
+                }
+            }
+            r += m;
+        }
+    }
+
+    /// All `batches` rows.
+    pub fn run<T: Q8>(&self, input: &[T], bias: Option<&[i32]>, output: &mut [T], batches: usize, scratch: &mut Qs8Scratch) {
+        self.run_rows(input, bias, &mut output[..batches * self.out_units], 0, scratch);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::{Q8, NR};
+    use crate::optimized::isa::Avx2Fma;
+    use std::arch::x86_64::*;
+
+    /// One tile of up to 6 rows × 16 columns (see `gemm_i32` for shapes).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_tile(
+        _t: Avx2Fma,
+        m: usize,
+        k2: usize,
+        a: &[i16],
+        lda: usize,
+        w: &[i16],
+        c: &mut [i32],
+        ldc: usize,
+    ) {
+        assert!((1..=6).contains(&m));
+        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w.len() >= k2 * 2 * NR && c.len() >= (m - 1) * ldc + NR);
+        let (a, w, c) = (a.as_ptr(), w.as_ptr(), c.as_mut_ptr());
+        // SAFETY: the token proves AVX2 is available; the asserts above
+        // bound every access the kernels make (rows `< m` of `2 * k2`
+        // values at stride `lda`, `k2 * 32` weights, 16 sums per row).
+        unsafe {
+            match m {
+                1 => qs8_gemm_mx16c2_avx2::<1>(k2, a, lda, w, c, ldc),
+                2 => qs8_gemm_mx16c2_avx2::<2>(k2, a, lda, w, c, ldc),
+                3 => qs8_gemm_mx16c2_avx2::<3>(k2, a, lda, w, c, ldc),
+                4 => qs8_gemm_mx16c2_avx2::<4>(k2, a, lda, w, c, ldc),
+                5 => qs8_gemm_mx16c2_avx2::<5>(k2, a, lda, w, c, ldc),
+                _ => qs8_gemm_mx16c2_avx2::<6>(k2, a, lda, w, c, ldc),
+            }
+        }
+    }
+
+    /// `M` rows × 16 columns: per depth pair, two loads of 8 channels'
+    /// weight pairs, one broadcast activation pair per row, `vpmaddwd`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_gemm_mx16c2_avx2<const M: usize>(
+        k2: usize,
+        a: *const i16,
+        lda: usize,
+        w: *const i16,
+        c: *mut i32,
+        ldc: usize,
+    ) {
+        // SAFETY: the caller (`gemm_tile`) checked the bounds.
+        unsafe {
+            let mut acc0 = [_mm256_setzero_si256(); M];
+            let mut acc1 = [_mm256_setzero_si256(); M];
+            for p in 0..k2 {
+                let w0 = _mm256_loadu_si256(w.add(p * 2 * NR) as *const __m256i);
+                let w1 = _mm256_loadu_si256(w.add(p * 2 * NR + NR) as *const __m256i);
+                for r in 0..M {
+                    let x = _mm256_set1_epi32((a.add(r * lda + 2 * p) as *const i32).read_unaligned());
+                    acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(x, w0));
+                    acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(x, w1));
+                }
+            }
+            for r in 0..M {
+                _mm256_storeu_si256(c.add(r * ldc) as *mut __m256i, acc0[r]);
+                _mm256_storeu_si256(c.add(r * ldc + 8) as *mut __m256i, acc1[r]);
+            }
+        }
+    }
+
+    /// Depthwise sums (depth multiplier 1) of whole groups of 8 channels
+    /// into `acc`; returns how many channels were done (the rest is left to
+    /// the portable loop).
+    pub(super) fn dwconv_row<T: Q8>(
+        _t: Avx2Fma,
+        input: &[T],
+        w: &[i32],
+        taps: &[(usize, usize)],
+        off: i32,
+        acc: &mut [i32],
+    ) -> usize {
+        let c = acc.len();
+        let done = c / 8 * 8;
+        for &(xo, t) in taps {
+            assert!(xo + c <= input.len() && (t + 1) * c <= w.len());
+        }
+        // SAFETY: AVX2 is proven by the token; every tap's input row and
+        // weight row have `c >= done` values (asserted above), and `acc`
+        // has `c`.
+        unsafe { qs8_dwconv_c8_avx2::<T>(done, input.as_ptr(), w.as_ptr(), c, taps, off, acc.as_mut_ptr()) };
+        done
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_dwconv_c8_avx2<T: Q8>(
+        done: usize,
+        input: *const T,
+        w: *const i32,
+        c: usize,
+        taps: &[(usize, usize)],
+        off: i32,
+        acc: *mut i32,
+    ) {
+        // SAFETY: bounds checked by `dwconv_row`; `T` is one byte (i8/u8).
+        unsafe {
+            let voff = _mm256_set1_epi32(off);
+            let mut cb = 0;
+            while cb < done {
+                let mut s = _mm256_setzero_si256();
+                for &(xo, t) in taps {
+                    let bytes = _mm_loadl_epi64(input.add(xo + cb) as *const __m128i);
+                    let x = if T::SIGNED { _mm256_cvtepi8_epi32(bytes) } else { _mm256_cvtepu8_epi32(bytes) };
+                    let x = _mm256_add_epi32(x, voff);
+                    let wv = _mm256_loadu_si256(w.add(t * c + cb) as *const __m256i);
+                    s = _mm256_add_epi32(s, _mm256_mullo_epi32(x, wv));
+                }
+                _mm256_storeu_si256(acc.add(cb) as *mut __m256i, s);
+                cb += 8;
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod avx2 {
+    use super::Q8;
+    use crate::optimized::isa::Avx2Fma;
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_tile(_: Avx2Fma, _: usize, _: usize, _: &[i16], _: usize, _: &[i16], _: &mut [i32], _: usize) {
+        unreachable!("no AVX2 token off x86-64")
+    }
+
+    pub(super) fn dwconv_row<T: Q8>(_: Avx2Fma, _: &[T], _: &[i32], _: &[(usize, usize)], _: i32, _: &mut [i32]) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::ClampF32;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::Rng;
+    use crate::quant::FusedActivation;
+    use crate::reference::padding::{Padding, Padding2d};
+    use crate::reference::quantized::{
+        conv2d_i8, conv2d_u8, depthwise_conv2d_i8, depthwise_conv2d_u8, fully_connected_i8, fully_connected_u8,
+    };
+
+    fn i8s(rng: &mut Rng, n: usize) -> Vec<i8> {
+        (0..n).map(|_| rng.next_u64() as u8 as i8).collect()
+    }
+    fn u8s(rng: &mut Rng, n: usize) -> Vec<u8> {
+        (0..n).map(|_| rng.next_u64() as u8).collect()
+    }
+    fn bias(rng: &mut Rng, n: usize) -> Vec<i32> {
+        (0..n).map(|_| rng.range(0, 40001) as i32 - 20000).collect()
+    }
+    fn scale(rng: &mut Rng) -> f32 {
+        0.001 + 0.05 * (rng.f32() + 1.0)
+    }
+    fn act(rng: &mut Rng) -> FusedActivation {
+        rng.pick(&[FusedActivation::None, FusedActivation::Relu, FusedActivation::Relu6])
+    }
+    /// Zero points weighted towards the extremes.
+    fn zp(rng: &mut Rng, lo: i32, hi: i32) -> i32 {
+        match rng.range(0, 4) {
+            0 => lo,
+            1 => hi,
+            _ => lo + rng.range(0, (hi - lo + 1) as usize) as i32,
+        }
+    }
+
+    fn q_i8(rng: &mut Rng, channels: usize) -> ConvQuantParams {
+        let scales: Vec<f32> =
+            if rng.range(0, 3) == 0 { vec![scale(rng)] } else { (0..channels).map(|_| scale(rng) * 0.02).collect() };
+        let (izp, ozp) = (zp(rng, -128, 127), zp(rng, -128, 127));
+        ConvQuantParams::per_channel(scale(rng), izp, &scales, scale(rng) * 2.0, ozp, act(rng), -128, 127).unwrap()
+    }
+    fn q_u8(rng: &mut Rng) -> ConvQuantParams {
+        let (izp, fzp, ozp) = (zp(rng, 0, 255), zp(rng, 0, 255), zp(rng, 0, 255));
+        ConvQuantParams::per_tensor(scale(rng), izp, scale(rng) * 0.02, fzp, scale(rng) * 2.0, ozp, act(rng), 0, 255)
+            .unwrap()
+    }
+
+    struct Geom {
+        p: Conv2dParams,
+        dm: usize,
+        in_shape: [usize; 4],
+        kh: usize,
+        kw: usize,
+        out_hw: (usize, usize),
+    }
+
+    fn geom(rng: &mut Rng, i: usize, in_c: usize) -> Geom {
+        let pointwise = i.is_multiple_of(4);
+        let (kh, kw) = if pointwise { (1, 1) } else { (rng.range(1, 5), rng.range(1, 5)) };
+        let (sh, sw) = if pointwise { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
+        let (dh, dw) = if pointwise || i % 3 != 0 { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
+        let padding = if pointwise || rng.range(0, 2) == 0 { Padding::Valid } else { Padding::Same };
+        let (in_h, in_w) = (rng.range(1, 12), rng.range(1, 12));
+        let batches = rng.range(1, 3);
+        let w = Padding2d::compute(padding, in_h, in_w, kh, kw, sh, sw, dh, dw);
+        Geom {
+            p: Conv2dParams {
+                stride_h: sh,
+                stride_w: sw,
+                dilation_h: dh,
+                dilation_w: dw,
+                pad_top: w.padding.top,
+                pad_left: w.padding.left,
+                clamp: ClampF32::NONE,
+            },
+            dm: rng.range(1, 3),
+            in_shape: [batches, in_h, in_w, in_c],
+            kh,
+            kw,
+            out_hw: (w.out_h, w.out_w),
+        }
+    }
+
+    /// Run `plan` whole and in uneven row chunks; both must equal `want`.
+    fn check_rows<T: Q8 + PartialEq + std::fmt::Debug>(
+        rows: usize,
+        row_len: usize,
+        want: &[T],
+        rng: &mut Rng,
+        ctx: &str,
+        mut run: impl FnMut(&mut [T], usize, &mut Qs8Scratch),
+    ) {
+        let mut scratch = Qs8Scratch::new();
+        let mut got = vec![T::default(); want.len()];
+        run(&mut got, 0, &mut scratch);
+        assert_eq!(got, want, "{ctx}");
+        if rows > 1 {
+            let chunk = rng.range(1, rows);
+            let mut got = vec![T::default(); want.len()];
+            for (ci, part) in got.chunks_mut(chunk * row_len).enumerate() {
+                run(part, ci * chunk, &mut scratch);
+            }
+            assert_eq!(got, want, "{ctx} chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn gemm_i32_matches_naive() {
+        let mut rng = Rng::new(1);
+        for _ in 0..50 {
+            let (m, n, k) = (rng.range(1, 15), rng.range(1, 40), rng.range(1, 70));
+            let a: Vec<i16> = (0..m * k).map(|_| rng.range(0, 511) as i16 - 255).collect();
+            let w: Vec<i16> = (0..n * k).map(|_| rng.range(0, 511) as i16 - 255).collect();
+            let want: Vec<i32> = (0..m * n)
+                .map(|i| (0..k).map(|d| a[i / n * k + d] as i32 * w[i % n * k + d] as i32).sum())
+                .collect();
+            for &isa in &available_levels() {
+                assert_eq!(gemm_plain(isa, &a, &w, m, n, k), want, "{isa:?} m{m} n{n} k{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn conv_matches_reference_exactly() {
+        let mut rng = Rng::new(0x9508);
+        for i in 0..160usize {
+            let groups = if i % 5 == 1 { rng.range(2, 4) } else { 1 };
+            let f_in = rng.range(1, 24);
+            let g = geom(&mut rng, i, f_in * groups);
+            let out_c = groups * rng.range(1, 40 / groups);
+            let filter_shape = [out_c, g.kh, g.kw, f_in];
+            let out_shape = [g.in_shape[0], g.out_hw.0, g.out_hw.1, out_c];
+            let out_len: usize = out_shape.iter().product();
+            let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
+            let rows = out_len / out_c;
+            if i % 2 == 0 {
+                let q = q_i8(&mut rng, out_c);
+                let x = i8s(&mut rng, g.in_shape.iter().product());
+                let w = i8s(&mut rng, filter_shape.iter().product());
+                let mut want = vec![0i8; out_len];
+                conv2d_i8(&g.p, &q, &x, g.in_shape, &w, filter_shape, b.as_deref(), &mut want, out_shape);
+                for &isa in &available_levels() {
+                    let plan = Qs8ConvPlan::new(isa, &g.p, &q, g.in_shape, &w, filter_shape, out_shape);
+                    assert!(plan.supported());
+                    let ctx = format!("i8 case {i} {isa:?} {:?} {filter_shape:?} {:?}", g.in_shape, g.p);
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                }
+            } else {
+                let q = q_u8(&mut rng);
+                let x = u8s(&mut rng, g.in_shape.iter().product());
+                let w = u8s(&mut rng, filter_shape.iter().product());
+                let mut want = vec![0u8; out_len];
+                conv2d_u8(&g.p, &q, &x, g.in_shape, &w, filter_shape, b.as_deref(), &mut want, out_shape);
+                for &isa in &available_levels() {
+                    let plan = Qs8ConvPlan::new(isa, &g.p, &q, g.in_shape, &w, filter_shape, out_shape);
+                    assert!(plan.supported());
+                    let ctx = format!("u8 case {i} {isa:?} {:?} {filter_shape:?} {:?}", g.in_shape, g.p);
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_matches_reference_exactly() {
+        let mut rng = Rng::new(0xd3e9);
+        for i in 0..160usize {
+            let in_c = rng.range(1, 40);
+            let g = geom(&mut rng, i, in_c);
+            let dm = g.dm;
+            let p = DepthwiseParams {
+                stride_h: g.p.stride_h,
+                stride_w: g.p.stride_w,
+                dilation_h: g.p.dilation_h,
+                dilation_w: g.p.dilation_w,
+                pad_top: g.p.pad_top,
+                pad_left: g.p.pad_left,
+                depth_multiplier: dm,
+                clamp: ClampF32::NONE,
+            };
+            let out_c = in_c * dm;
+            let filter_shape = [1, g.kh, g.kw, out_c];
+            let out_shape = [g.in_shape[0], g.out_hw.0, g.out_hw.1, out_c];
+            let out_len: usize = out_shape.iter().product();
+            let rows = out_len / out_c;
+            let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
+            if i % 2 == 0 {
+                let q = q_i8(&mut rng, out_c);
+                let x = i8s(&mut rng, g.in_shape.iter().product());
+                let w = i8s(&mut rng, filter_shape.iter().product());
+                let mut want = vec![0i8; out_len];
+                depthwise_conv2d_i8(&p, &q, &x, g.in_shape, &w, filter_shape, b.as_deref(), &mut want, out_shape);
+                for &isa in &available_levels() {
+                    let plan = Qs8DepthwisePlan::new(isa, &p, &q, g.in_shape, &w, filter_shape, out_shape);
+                    assert!(plan.supported());
+                    let ctx = format!("i8 case {i} {isa:?} {:?} {filter_shape:?} {p:?}", g.in_shape);
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                }
+            } else {
+                let q = q_u8(&mut rng);
+                let x = u8s(&mut rng, g.in_shape.iter().product());
+                let w = u8s(&mut rng, filter_shape.iter().product());
+                let mut want = vec![0u8; out_len];
+                depthwise_conv2d_u8(&p, &q, &x, g.in_shape, &w, filter_shape, b.as_deref(), &mut want, out_shape);
+                for &isa in &available_levels() {
+                    let plan = Qs8DepthwisePlan::new(isa, &p, &q, g.in_shape, &w, filter_shape, out_shape);
+                    assert!(plan.supported());
+                    let ctx = format!("u8 case {i} {isa:?} {:?} {filter_shape:?} {p:?}", g.in_shape);
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fully_connected_matches_reference_exactly() {
+        let mut rng = Rng::new(0xfc);
+        for i in 0..120usize {
+            let (batches, depth, units) = (rng.range(1, 9), rng.range(1, 300), rng.range(1, 50));
+            let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, units)) };
+            if i % 2 == 0 {
+                // Per-channel (symmetric) or per-tensor with a filter zero point.
+                let q = if i % 4 == 0 {
+                    q_i8(&mut rng, units)
+                } else {
+                    let (izp, fzp, ozp) = (zp(&mut rng, -128, 127), zp(&mut rng, -128, 127), zp(&mut rng, -128, 127));
+                    let (si, sw, so) = (scale(&mut rng), scale(&mut rng) * 0.02, scale(&mut rng) * 2.0);
+                    ConvQuantParams::per_tensor(si, izp, sw, fzp, so, ozp, act(&mut rng), -128, 127).unwrap()
+                };
+                let x = i8s(&mut rng, batches * depth);
+                let w = i8s(&mut rng, units * depth);
+                let mut want = vec![0i8; batches * units];
+                fully_connected_i8(&q, &x, &w, b.as_deref(), &mut want, batches, depth, units);
+                for &isa in &available_levels() {
+                    let plan = Qs8FullyConnectedPlan::new(isa, &q, &w, units, depth);
+                    assert!(plan.supported());
+                    let ctx = format!("i8 case {i} {isa:?} b{batches} d{depth} u{units}");
+                    check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                }
+            } else {
+                let q = q_u8(&mut rng);
+                let x = u8s(&mut rng, batches * depth);
+                let w = u8s(&mut rng, units * depth);
+                let mut want = vec![0u8; batches * units];
+                fully_connected_u8(&q, &x, &w, b.as_deref(), &mut want, batches, depth, units);
+                for &isa in &available_levels() {
+                    let plan = Qs8FullyConnectedPlan::new(isa, &q, &w, units, depth);
+                    assert!(plan.supported());
+                    let ctx = format!("u8 case {i} {isa:?} b{batches} d{depth} u{units}");
+                    check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                }
+            }
+        }
+    }
+}
