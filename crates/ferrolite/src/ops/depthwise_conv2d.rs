@@ -6,6 +6,9 @@ use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::optimized::{depthwise::DepthwiseF32Plan, isa};
+use ferrolite_kernels::optimized::qs8::Qs8DepthwisePlan;
+
+use super::conv2d::with_qs8_scratch;
 use ferrolite_kernels::reference::quantized as qk;
 
 use ferrolite_kernels::reference::hybrid::{depthwise_conv2d_hybrid_per_channel, HybridScratch};
@@ -115,7 +118,45 @@ impl Operator for DepthwiseConv2d {
                 let bias = QuantBias::prepare(ctx, 2)?;
                 let p = params(ferrolite_kernels::activation::ClampF32::NONE);
                 let dtype = input.dtype();
+                // 8-bit depthwise with constant weights: channel-vectorised
+                // plan, bit-exact with the reference.
+                let filter = ctx.input(1)?;
+                let plan = match (dtype, &bias) {
+                    (DataType::Int8, QuantBias::I32(_) | QuantBias::None) => filter
+                        .constant_as::<i8>()
+                        .ok()
+                        .flatten()
+                        .map(|w| Qs8DepthwisePlan::new(isa::detect(), &p, &q, in_shape, w, filter_shape, out_shape)),
+                    (DataType::UInt8, QuantBias::I32(_) | QuantBias::None) => filter
+                        .constant_as::<u8>()
+                        .ok()
+                        .flatten()
+                        .map(|w| Qs8DepthwisePlan::new(isa::detect(), &p, &q, in_shape, w, filter_shape, out_shape)),
+                    _ => None,
+                }
+                .filter(|plan| plan.supported());
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    if let Some(plan) = &plan {
+                        let b32 = match bias {
+                            QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
+                            _ => None,
+                        };
+                        let workers = ctx.workers;
+                        if dtype == DataType::Int8 {
+                            let x = ctx.input(0)?.as_slice::<i8>()?;
+                            let out = ctx.output(0)?.as_slice_mut::<i8>()?;
+                            workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                                with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
+                            });
+                        } else {
+                            let x = ctx.input(0)?.as_slice::<u8>()?;
+                            let out = ctx.output(0)?.as_slice_mut::<u8>()?;
+                            workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                                with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
+                            });
+                        }
+                        return Ok(());
+                    }
                     let x = ctx.input(0)?;
                     let w = ctx.input(1)?;
                     let b32 = match bias {

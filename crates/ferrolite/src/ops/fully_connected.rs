@@ -6,6 +6,9 @@ use ferrolite_schema::BuiltinOperator as B;
 use ferrolite_kernels::reference::quantized as qk;
 
 use ferrolite_kernels::optimized::{fully_connected::FullyConnectedF32Plan, isa};
+use ferrolite_kernels::optimized::qs8::Qs8FullyConnectedPlan;
+
+use super::conv2d::with_qs8_scratch;
 use ferrolite_kernels::reference::hybrid::{fully_connected_hybrid, HybridScratch};
 
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
@@ -125,7 +128,44 @@ impl Operator for FullyConnected {
                 let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::FullyConnected)?;
                 let bias = QuantBias::prepare(ctx, 2)?;
                 let dtype = input.dtype();
+                // 8-bit FC with constant weights: packed int16 GEMM/GEMV,
+                // bit-exact with the reference (same f64 requantisation).
+                let plan = match (dtype, weights.dtype(), &bias) {
+                    (DataType::Int8, DataType::Int8, QuantBias::I32(_) | QuantBias::None) => weights
+                        .constant_as::<i8>()
+                        .ok()
+                        .flatten()
+                        .map(|w| Qs8FullyConnectedPlan::new(isa::detect(), &q, w, units, depth)),
+                    (DataType::UInt8, DataType::UInt8, QuantBias::I32(_) | QuantBias::None) => weights
+                        .constant_as::<u8>()
+                        .ok()
+                        .flatten()
+                        .map(|w| Qs8FullyConnectedPlan::new(isa::detect(), &q, w, units, depth)),
+                    _ => None,
+                }
+                .filter(|plan| plan.supported());
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    if let Some(plan) = &plan {
+                        let b32 = match bias {
+                            QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
+                            _ => None,
+                        };
+                        let workers = ctx.workers;
+                        if dtype == DataType::Int8 {
+                            let x = ctx.input(0)?.as_slice::<i8>()?;
+                            let y = ctx.output(0)?.as_slice_mut::<i8>()?;
+                            workers.for_each_chunk(&mut y[..batches * units], units, |first, rows| {
+                                with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first, s))
+                            });
+                        } else {
+                            let x = ctx.input(0)?.as_slice::<u8>()?;
+                            let y = ctx.output(0)?.as_slice_mut::<u8>()?;
+                            workers.for_each_chunk(&mut y[..batches * units], units, |first, rows| {
+                                with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first, s))
+                            });
+                        }
+                        return Ok(());
+                    }
                     let x = ctx.input(0)?;
                     let w = ctx.input(1)?;
                     let b32 = match bias {
