@@ -41,3 +41,8 @@ fn shape_ops_int8() {
 fn pad_space_ops_int8() {
     check_exact_fixture("pad_space_ops.int8", 1);
 }
+
+#[test]
+fn upsample_head_int8() {
+    check_exact_fixture("upsample_head.int8", 1);
+}

@@ -488,6 +488,76 @@ pub fn depthwise_conv2d_hybrid_per_channel(
     }
 }
 
+/// Hybrid TRANSPOSE_CONV: float input, int8 filter `[out_c, kh, kw, in_c]`
+/// with one scale per output channel (or 1, broadcast). LiteRT runs these
+/// (TFLite dynamic-range models keep the int8 filter) by quantising each
+/// batch image asymmetrically (scale `s_in[b]`, offset `z[b]`), scattering
+/// the exact integer products `w * (q - z[b])` into an i32 buffer the size
+/// of the output exactly as the float kernel scatters, and finishing with
+/// `clamp((f32(acc) * s_w[oc]) * s_in[b] + bias)`. (Checked against LiteRT's
+/// reference outputs; this is not "dequantise the filter and run the float
+/// kernel", which differs by whole quantisation steps of the input.)
+///
+/// Geometry as [`super::conv::transpose_conv2d_f32`].
+#[allow(clippy::too_many_arguments)]
+pub fn transpose_conv2d_hybrid_per_channel(
+    p: &super::conv::TransposeConvParams,
+    input: &[f32],
+    in_shape: [usize; 4],
+    filter: &[i8],
+    filter_shape: [usize; 4],
+    filter_scales: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+    out_shape: [usize; 4],
+    scratch: &mut HybridScratch,
+) {
+    let [batches, in_h, in_w, in_c] = in_shape;
+    let [_, f_h, f_w, f_in] = filter_shape;
+    let [_, out_h, out_w, out_c] = out_shape;
+    scratch.quantize_rows(input, batches, in_h * in_w * in_c, true);
+    let out_len = batches * out_h * out_w * out_c;
+    let mut acc = vec![0i32; out_len];
+    for b in 0..batches {
+        let offset = scratch.offsets[b];
+        for iy in 0..in_h {
+            let oy0 = (iy * p.stride_h) as isize - p.pad_top as isize;
+            for ix in 0..in_w {
+                let ox0 = (ix * p.stride_w) as isize - p.pad_left as isize;
+                let in_base = ((b * in_h + iy) * in_w + ix) * in_c;
+                for ic in 0..in_c.min(f_in) {
+                    let x = scratch.quantized[in_base + ic] as i32 - offset;
+                    for fy in 0..f_h {
+                        let Some(oy) = tap(oy0, fy, 1, out_h) else {
+                            continue;
+                        };
+                        for fx in 0..f_w {
+                            let Some(ox) = tap(ox0, fx, 1, out_w) else {
+                                continue;
+                            };
+                            let out_base = ((b * out_h + oy) * out_w + ox) * out_c;
+                            for oc in 0..out_c {
+                                let w = filter[((oc * f_h + fy) * f_w + fx) * f_in + ic] as i32;
+                                let a = &mut acc[out_base + oc];
+                                *a = a.wrapping_add(w.wrapping_mul(x));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let per_batch = out_h * out_w * out_c;
+    for (i, (o, &a)) in output[..out_len].iter_mut().zip(&acc).enumerate() {
+        let (b, oc) = (i / per_batch.max(1), i % out_c.max(1));
+        let mut v = a as f32 * scale_at(filter_scales, oc) * scratch.scaling_factors[b];
+        if let Some(bv) = bias {
+            v += bv[oc];
+        }
+        *o = p.clamp.apply(v);
+    }
+}
+
 /// Hybrid BATCH_MATMUL: float `lhs`, constant int8 `rhs` with one scale
 /// (TFLite `batch_matmul.cc` `EvalHybrid` + the hybrid `reference_ops::BatchMatMul`).
 ///

@@ -5,6 +5,12 @@ use ferrolite_kernels::reference::conv::{transpose_conv2d_f32, TransposeConvPara
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
+use ferrolite_kernels::activation::ClampF32;
+use ferrolite_kernels::reference::quantized as qk;
+
+use ferrolite_kernels::reference::hybrid::{transpose_conv2d_hybrid_per_channel, HybridScratch};
+
+use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
 use super::{float_clamp, int_values, options, padding, positive, shape4, to_dim, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -46,6 +52,47 @@ impl Operator for TransposeConv {
         );
         ctx.set_output_shape(0, out_shape.to_vec())?;
         match input.dtype() {
+            DataType::Float32 if HybridWeights::detect(ctx, 2, 1)?.is_some() => {
+                let hw = HybridWeights::detect(ctx, 2, 1)?.ok_or(OpError::Value("hybrid weights".into()))?;
+                let out_c = out_shape[3];
+                if hw.scales.len() != 1 && hw.scales.len() != out_c {
+                    return Err(OpError::Shape(format!("{} filter scales for {out_c} channels", hw.scales.len())));
+                }
+                let p = TransposeConvParams {
+                    stride_h,
+                    stride_w,
+                    pad_top: pad.top,
+                    pad_left: pad.left,
+                    clamp: float_clamp(o.fused_activation_function)?,
+                };
+                let bias = match ctx.optional_input(3) {
+                    Some(_) => Some(FloatWeights::prepare(ctx, 3)?),
+                    None => None,
+                };
+                let mut scratch = HybridScratch::new();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(2)?.as_slice::<f32>()?;
+                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
+                    let b = match &bias {
+                        Some(b) => Some(b.get(ctx)?),
+                        None => None,
+                    };
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    transpose_conv2d_hybrid_per_channel(
+                        &p,
+                        x,
+                        in_shape,
+                        w,
+                        filter_shape,
+                        &hw.scales,
+                        b,
+                        y,
+                        out_shape,
+                        &mut scratch,
+                    );
+                    Ok(())
+                }))
+            }
             DataType::Float32 => {
                 let p = TransposeConvParams {
                     stride_h,
@@ -68,6 +115,65 @@ impl Operator for TransposeConv {
                     };
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                     transpose_conv2d_f32(&p, x, in_shape, w, filter_shape, b, y, out_shape);
+                    Ok(())
+                }))
+            }
+            dtype @ (DataType::Int8 | DataType::Int16) => {
+                // TFLite's reference_integer_ops::TransposeConv: per-channel
+                // multipliers as CONV_2D, int32 (int8) / int64 (int16) scratch.
+                let q = weighted_params(ctx, 2, 1, o.fused_activation_function, WeightedOp::Conv)?;
+                let bias = QuantBias::prepare(ctx, 3)?;
+                let p = TransposeConvParams {
+                    stride_h,
+                    stride_w,
+                    pad_top: pad.top,
+                    pad_left: pad.left,
+                    clamp: ClampF32::NONE,
+                };
+                let (xs, fs, os) = (in_shape, filter_shape, out_shape);
+                let mut s32: Vec<i32> = Vec::new();
+                let mut s64: Vec<i64> = Vec::new();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(2)?;
+                    let w = ctx.input(1)?.as_slice::<i8>()?;
+                    let b32 = match bias {
+                        QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
+                        _ => None,
+                    };
+                    let b64 = match bias {
+                        QuantBias::I64(i) => Some(ctx.input(i)?.as_slice::<i64>()?),
+                        _ => None,
+                    };
+                    let out = ctx.output(0)?;
+                    match dtype {
+                        DataType::Int8 => {
+                            if b64.is_some() {
+                                return Err(OpError::Unsupported("int8 TRANSPOSE_CONV with an int64 bias".into()));
+                            }
+                            let y = out.as_slice_mut::<i8>()?;
+                            qk::transpose_conv2d_i8(&p, &q, x.as_slice()?, xs, w, fs, b32, y, os, &mut s32);
+                        }
+                        _ => {
+                            let y = out.as_slice_mut::<i16>()?;
+                            match b32 {
+                                Some(b) => qk::transpose_conv2d_i16x8(
+                                    &p,
+                                    &q,
+                                    x.as_slice()?,
+                                    xs,
+                                    w,
+                                    fs,
+                                    Some(b),
+                                    y,
+                                    os,
+                                    &mut s32,
+                                ),
+                                None => {
+                                    qk::transpose_conv2d_i16x8(&p, &q, x.as_slice()?, xs, w, fs, b64, y, os, &mut s64)
+                                }
+                            }
+                        }
+                    }
                     Ok(())
                 }))
             }

@@ -27,12 +27,14 @@ pub mod elementwise;
 pub mod misc;
 pub mod pool;
 pub mod reduce;
+pub mod transpose_conv;
 
 pub use conv::*;
 pub use elementwise::*;
 pub use misc::*;
 pub use pool::*;
 pub use reduce::*;
+pub use transpose_conv::*;
 
 /// A quantised element type: its integer range and the lossless widening
 /// to `i32` the kernels compute in.
