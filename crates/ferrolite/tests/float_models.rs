@@ -48,3 +48,42 @@ fn mobilenet_v1_dyn() {
 fn mobilenet_v2_dyn() {
     check_float_fixture("mobilenet_v2_0.35_96.dyn", 1);
 }
+
+// Fixtures made by tools/make_fixtures.py (testdata/generated), covering ops
+// the shared models do not use.
+
+#[test]
+fn generated_upsample_head_f32() {
+    check_float_fixture("upsample_head.f32", 1);
+}
+
+#[test]
+fn generated_transformer_block_f32() {
+    check_float_fixture("transformer_block.f32", 1);
+}
+
+#[test]
+fn generated_elementwise_f32() {
+    check_float_fixture("elementwise.f32", 1);
+}
+
+#[test]
+fn generated_shape_ops_f32() {
+    check_float_fixture("shape_ops.f32", 1);
+}
+
+#[test]
+fn generated_pad_space_ops_f32() {
+    check_float_fixture("pad_space_ops.f32", 1);
+}
+
+#[test]
+fn generated_depth_to_space_f32() {
+    check_float_fixture("depth_to_space.f32", 1);
+}
+
+/// Two worker threads must give the same answer within the same tolerance.
+#[test]
+fn mobilenet_v2_f32_two_threads() {
+    check_float_fixture("mobilenet_v2_0.35_96.f32", 2);
+}
