@@ -5,7 +5,9 @@ use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::reference::elementwise as k;
 use ferrolite_schema::{ActivationFunctionType, BuiltinOperator as B};
 
-use ferrolite_kernels::quant::FusedActivation;
+use ferrolite_kernels::quant::{
+    multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier_smaller_than_one_exp, FusedActivation,
+};
 use ferrolite_kernels::reference::quantized as qk;
 
 use super::quantized::{fused, input_scale_zp, output_scale_zp};
@@ -104,8 +106,111 @@ impl Operator for Binary {
                 };
                 prepare_quantized(ctx, kind, t, fused(act)?, pot, shapes)
             }
+            // TFLite's MAXIMUM / MINIMUM compare the stored integers: the
+            // converter gives inputs and output one quantisation.
+            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16)
+                if matches!(kind, Kind::Maximum | Kind::Minimum) =>
+            {
+                if ctx.output_dtype(0)? != t {
+                    return Err(OpError::DType {
+                        tensor: "output".into(),
+                        expected: t.to_string(),
+                        got: ctx.output_dtype(0)?.to_string(),
+                    });
+                }
+                let max = kind == Kind::Maximum;
+                Ok(match t {
+                    DataType::Int8 => Box::new(move |ctx: &mut EvalContext<'_>| eval_minmax::<i8>(ctx, max, &shapes)),
+                    DataType::UInt8 => Box::new(move |ctx: &mut EvalContext<'_>| eval_minmax::<u8>(ctx, max, &shapes)),
+                    _ => Box::new(move |ctx: &mut EvalContext<'_>| eval_minmax::<i16>(ctx, max, &shapes)),
+                })
+            }
+            DataType::Int8 if kind == Kind::SquaredDifference => {
+                let (s1, z1) = input_scale_zp(&ctx.input(0)?, "input 0")?;
+                let (s2, z2) = input_scale_zp(&ctx.input(1)?, "input 1")?;
+                let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+                if ctx.output_dtype(0)? != DataType::Int8 {
+                    return Err(OpError::DType {
+                        tensor: "output".into(),
+                        expected: "int8".into(),
+                        got: ctx.output_dtype(0)?.to_string(),
+                    });
+                }
+                let p = SquaredDifferenceI8::new(s1, z1, s2, z2, so, zo).ok_or_else(|| {
+                    OpError::Value("quantisation parameters TFLite rejects for SQUARED_DIFFERENCE".into())
+                })?;
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let (a, b) = (ctx.input(0)?.as_slice::<i8>()?, ctx.input(1)?.as_slice::<i8>()?);
+                    let out = ctx.output(0)?.as_slice_mut::<i8>()?;
+                    k::broadcast_binary(a, &shapes.a, b, &shapes.b, out, &shapes.out, |x, y| p.apply(x, y));
+                    Ok(())
+                }))
+            }
             other => Err(OpError::Unsupported(format!("{kind:?} on {other}"))),
         }
+    }
+}
+
+fn eval_minmax<T: crate::dtype::Element + Ord + Copy>(
+    ctx: &mut EvalContext<'_>,
+    max: bool,
+    s: &Shapes,
+) -> Result<(), OpError> {
+    let a = ctx.input(0)?.as_slice::<T>()?;
+    let b = ctx.input(1)?.as_slice::<T>()?;
+    let out = ctx.output(0)?.as_slice_mut::<T>()?;
+    if max {
+        k::broadcast_binary(a, &s.a, b, &s.b, out, &s.out, |x, y| x.max(y));
+    } else {
+        k::broadcast_binary(a, &s.a, b, &s.b, out, &s.out, |x, y| x.min(y));
+    }
+    Ok(())
+}
+
+/// int8 SQUARED_DIFFERENCE as TFLite's `squared_difference.cc`: both inputs
+/// shifted left by 7 bits and scaled to `s_i / (2 * max(s1, s2))`, the
+/// difference squared exactly in i32, then scaled by
+/// `(2 * max(s1, s2))^2 / (2^14 * s_out)`, offset and clamped to int8. The
+/// three multipliers come from `QuantizeMultiplierSmallerThanOneExp`.
+struct SquaredDifferenceI8 {
+    offsets: (i32, i32),
+    output_offset: i32,
+    m1: (i32, i32),
+    m2: (i32, i32),
+    mo: (i32, i32),
+}
+
+impl SquaredDifferenceI8 {
+    const LEFT_SHIFT: i32 = 7;
+
+    fn new(s1: f32, z1: i32, s2: f32, z2: i32, so: f32, zo: i32) -> Option<Self> {
+        let int8 = i8::MIN as i32..=i8::MAX as i32;
+        let valid = |s: f32| s.is_finite() && s > 0.0;
+        if !valid(s1) || !valid(s2) || !valid(so) || !int8.contains(&z1) || !int8.contains(&z2) || !int8.contains(&zo) {
+            return None;
+        }
+        // `2 * std::max(float, float)` is exact; the rest is in double.
+        let twice_max = 2.0 * s1.max(s2) as f64;
+        let real_out = (twice_max * twice_max) / ((1i32 << (2 * Self::LEFT_SHIFT)) as f64 * so as f64);
+        Some(SquaredDifferenceI8 {
+            offsets: (-z1, -z2),
+            output_offset: zo,
+            m1: quantize_multiplier_smaller_than_one_exp(s1 as f64 / twice_max)?,
+            m2: quantize_multiplier_smaller_than_one_exp(s2 as f64 / twice_max)?,
+            mo: quantize_multiplier_smaller_than_one_exp(real_out)?,
+        })
+    }
+
+    #[inline]
+    fn apply(&self, x: i8, y: i8) -> i8 {
+        let a = (x as i32 + self.offsets.0) << Self::LEFT_SHIFT;
+        let b = (y as i32 + self.offsets.1) << Self::LEFT_SHIFT;
+        let a = multiply_by_quantized_multiplier_smaller_than_one_exp(a, self.m1.0, self.m1.1);
+        let b = multiply_by_quantized_multiplier_smaller_than_one_exp(b, self.m2.0, self.m2.1);
+        let d = a.wrapping_sub(b);
+        let v = multiply_by_quantized_multiplier_smaller_than_one_exp(d.wrapping_mul(d), self.mo.0, self.mo.1)
+            .wrapping_add(self.output_offset);
+        v.clamp(i8::MIN as i32, i8::MAX as i32) as i8
     }
 }
 
@@ -262,4 +367,40 @@ fn eval_int<T: IntOps>(ctx: &mut EvalContext<'_>, kind: Kind, relu: bool, s: &Sh
         }
     });
     err.into_inner().map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SquaredDifferenceI8;
+
+    /// Elements of LiteRT's reference output for the SQUARED_DIFFERENCE of
+    /// `testdata/generated/elementwise.int8` (same-scale inputs).
+    #[test]
+    fn squared_difference_i8_matches_litert() {
+        let p =
+            SquaredDifferenceI8::new(0.007686900906264782, -3, 0.007686900906264782, -3, 0.015250780619680882, -128)
+                .unwrap();
+        for (x, y, want) in [
+            (-16, -6, -128),
+            (-37, -56, -127),
+            (58, 85, -125),
+            (2, 47, -120),
+            (-14, 47, -114),
+            (-26, 56, -102),
+            (-25, -127, -88),
+            (-36, 95, -62),
+            (95, -63, -31),
+            (-104, 85, 10),
+        ] {
+            assert_eq!(p.apply(x, y), want, "({x}, {y})");
+        }
+    }
+
+    #[test]
+    fn squared_difference_i8_rejects_what_tflite_rejects() {
+        assert!(SquaredDifferenceI8::new(0.0, 0, 1.0, 0, 1.0, 0).is_none());
+        assert!(SquaredDifferenceI8::new(1.0, 200, 1.0, 0, 1.0, 0).is_none());
+        // Output multiplier (2 * 1)^2 / (2^14 * 1e-6) >= 1.
+        assert!(SquaredDifferenceI8::new(1.0, 0, 1.0, 0, 1e-6, 0).is_none());
+    }
 }
