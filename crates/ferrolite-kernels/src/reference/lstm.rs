@@ -31,7 +31,10 @@ use super::hybrid::{asymmetric_quantize_floats, symmetric_quantize_floats};
 pub enum LstmWeight<'a> {
     F32(&'a [f32]),
     /// Symmetric int8 with one scale (zero point 0).
-    I8 { data: &'a [i8], scale: f32 },
+    I8 {
+        data: &'a [i8],
+        scale: f32,
+    },
 }
 
 impl LstmWeight<'_> {
@@ -305,7 +308,9 @@ pub fn check_sizes(w: &LstmWeights<'_>, d: &LstmDims) -> Result<(), String> {
             want(name, m.len(), nc * no)?;
         }
     }
-    for (name, m) in [("cell_to_input", w.cell_to_input), ("cell_to_forget", w.cell_to_forget), ("cell_to_output", w.cell_to_output)] {
+    for (name, m) in
+        [("cell_to_input", w.cell_to_input), ("cell_to_forget", w.cell_to_forget), ("cell_to_output", w.cell_to_output)]
+    {
         if let Some(m) = m {
             want(name, m.len(), nc)?;
         }
@@ -339,7 +344,9 @@ pub fn check_sizes(w: &LstmWeights<'_>, d: &LstmDims) -> Result<(), String> {
     }
     match w.projection {
         Some(p) => want("projection_weights", p.len(), no * nc)?,
-        None if no != nc => return Err(format!("without projection the output size {no} must equal the cell count {nc}")),
+        None if no != nc => {
+            return Err(format!("without projection the output size {no} must equal the cell count {nc}"))
+        }
         None => {}
     }
     if w.projection.is_none() && w.projection_bias.is_some() {
@@ -414,7 +421,20 @@ pub fn unidirectional_sequence_lstm(
                 asym,
                 LstmActivation::Sigmoid,
             );
-            gate(zg, w.input_to_cell, w.recurrent_to_cell, None, w.cell_layer_norm, Some(w.cell_gate_bias), x, h, qx, qh, asym, p.activation);
+            gate(
+                zg,
+                w.input_to_cell,
+                w.recurrent_to_cell,
+                None,
+                w.cell_layer_norm,
+                Some(w.cell_gate_bias),
+                x,
+                h,
+                qx,
+                qh,
+                asym,
+                p.activation,
+            );
             // Cell update.
             let cifg = w.input_to_input.is_none();
             for k in 0..nc {
@@ -500,7 +520,12 @@ mod tests {
             cell_layer_norm: None,
             output_layer_norm: None,
         };
-        let p = LstmParams { activation: LstmActivation::Tanh, cell_clip: 0.0, proj_clip: 0.0, asymmetric_quantize_inputs: false };
+        let p = LstmParams {
+            activation: LstmActivation::Tanh,
+            cell_clip: 0.0,
+            proj_clip: 0.0,
+            asymmetric_quantize_inputs: false,
+        };
         let d = LstmDims { batches: 1, time: 2, n_input: 1, n_cell: 1, n_output: 1, time_major: false };
         check_sizes(&w, &d).unwrap();
         let x = [1.0f32, -2.0];
@@ -564,7 +589,12 @@ mod tests {
             cell_layer_norm: None,
             output_layer_norm: None,
         };
-        let p = LstmParams { activation: LstmActivation::Tanh, cell_clip: 0.7, proj_clip: 0.6, asymmetric_quantize_inputs: false };
+        let p = LstmParams {
+            activation: LstmActivation::Tanh,
+            cell_clip: 0.7,
+            proj_clip: 0.6,
+            asymmetric_quantize_inputs: false,
+        };
         let d = LstmDims { batches: 2, time: 3, n_input: 1, n_cell: 2, n_output: 1, time_major: true };
         check_sizes(&w, &d).unwrap();
         // [time, batch, 1]

@@ -16,12 +16,12 @@
 //! Weights are copied at prepare (they must be constant): float as is, int8
 //! with their one scale for the hybrid kernel.
 
+use fb::BuiltinOperator as B;
 use ferrolite_kernels::reference::lstm::{
     check_sizes, unidirectional_sequence_lstm, LstmActivation, LstmDims, LstmParams, LstmScratch, LstmWeight,
     LstmWeights,
 };
 use ferrolite_schema as fb;
-use fb::BuiltinOperator as B;
 
 use super::options;
 use crate::dtype::DataType;
@@ -62,9 +62,7 @@ impl Owned {
 
 fn weight(ctx: &PrepareContext<'_>, i: usize) -> Result<Option<Owned>, OpError> {
     let Some(w) = ctx.optional_input(i) else { return Ok(None) };
-    let bytes = w
-        .constant
-        .ok_or_else(|| OpError::Unsupported(format!("input {i} of the LSTM must be a constant")))?;
+    let bytes = w.constant.ok_or_else(|| OpError::Unsupported(format!("input {i} of the LSTM must be a constant")))?;
     match w.dtype() {
         DataType::Float32 => Ok(Some(Owned::F32(w.constant_as::<f32>()?.unwrap_or_default().to_vec()))),
         DataType::Int8 => {
@@ -76,7 +74,11 @@ fn weight(ctx: &PrepareContext<'_>, i: usize) -> Result<Option<Owned>, OpError> 
             }
             Ok(Some(Owned::I8(bytes.iter().map(|&b| b as i8).collect(), q.scales[0])))
         }
-        other => Err(OpError::DType { tensor: format!("input {i}"), expected: "float32 or int8".into(), got: other.to_string() }),
+        other => Err(OpError::DType {
+            tensor: format!("input {i}"),
+            expected: "float32 or int8".into(),
+            got: other.to_string(),
+        }),
     }
 }
 
