@@ -69,6 +69,69 @@ impl Qs8Scratch {
     }
 }
 
+/// The conv requantisation (`finish`) with its per-channel constants
+/// expanded for the vector epilogue: multiplier, left and right shifts.
+#[derive(Clone, Debug, Default)]
+struct Requant {
+    mult: Vec<i32>,
+    lsh: Vec<i32>,
+    rsh: Vec<i32>,
+    /// Every shift within `-31..=30` (else the portable `finish` runs).
+    vector_ok: bool,
+}
+
+impl Requant {
+    fn new(q: &ConvQuantParams, channels: usize) -> Requant {
+        let mut r = Requant { vector_ok: true, ..Requant::default() };
+        for c in 0..channels {
+            let (m, s) = q.channel(c);
+            r.vector_ok &= (-31..=30).contains(&s);
+            r.mult.push(m);
+            r.lsh.push(s.max(0));
+            r.rsh.push((-s).max(0));
+        }
+        r
+    }
+
+    /// `out[i] = finish(acc[i] (+ bias[c0 + i]))` for channels `c0 ..`.
+    fn apply<T: Q8>(
+        &self,
+        token: Option<Avx2Fma>,
+        q: &ConvQuantParams,
+        acc: &[i32],
+        bias: Option<&[i32]>,
+        c0: usize,
+        out: &mut [T],
+    ) {
+        let n = out.len();
+        let mut done = 0;
+        if let (Some(t), true) = (token, self.vector_ok) {
+            let mut tmp = [0i32; 8];
+            while done + 8 <= n {
+                let c = c0 + done;
+                let b = bias.map(|b| &b[c..c + 8]);
+                avx2::requant8(
+                    t,
+                    &acc[done..done + 8],
+                    b,
+                    &self.mult[c..c + 8],
+                    &self.lsh[c..c + 8],
+                    &self.rsh[c..c + 8],
+                    [q.output_offset, q.act_min, q.act_max],
+                    &mut tmp,
+                );
+                for (o, &v) in out[done..done + 8].iter_mut().zip(&tmp) {
+                    *o = T::from_i32(v);
+                }
+                done += 8;
+            }
+        }
+        for (i, (o, &s)) in out.iter_mut().zip(acc).enumerate().skip(done) {
+            *o = finish(q, s, bias, c0 + i, q.output_offset);
+        }
+    }
+}
+
 /// Weights `[n, k]` as `w + offset` in i16 panels of 16 columns: panel `j`,
 /// depth pair `p` holds 32 values, `[w[16j + l][2p], w[16j + l][2p + 1]]`
 /// for `l in 0..16`. Zero past `n` and past `k`.
@@ -181,6 +244,7 @@ pub struct Qs8ConvPlan {
     kp: usize,
     input_offset: i32,
     packed: Vec<PackedQs8>,
+    requant: Requant,
     supported: bool,
 }
 
@@ -244,6 +308,7 @@ impl Qs8ConvPlan {
             kp: depth.div_ceil(2) * 2,
             input_offset: q.input_offset,
             packed,
+            requant: if supported { Requant::new(q, out_c) } else { Requant::default() },
             supported,
         }
     }
@@ -306,6 +371,7 @@ impl Qs8ConvPlan {
         if acc.len() < block * ldc {
             acc.resize(block * ldc, 0);
         }
+        let token = Avx2Fma::new(self.isa);
         let mut r = 0;
         while r < rows {
             let m = block.min(rows - r);
@@ -314,10 +380,7 @@ impl Qs8ConvPlan {
                 gemm_i32(self.isa, m, &a[..m * kp], kp, packed, &mut acc[..m * ldc], ldc);
                 for i in 0..m {
                     let out = &mut output_rows[(r + i) * out_c + g * pg..(r + i) * out_c + (g + 1) * pg];
-                    let sums = &acc[i * ldc..i * ldc + pg];
-                    for (c, (o, &s)) in out.iter_mut().zip(sums).enumerate() {
-                        *o = finish(&self.q, s, bias, g * pg + c, self.q.output_offset);
-                    }
+                    self.requant.apply(token, &self.q, &acc[i * ldc..i * ldc + pg], bias, g * pg, out);
                 }
             }
             r += m;
@@ -389,6 +452,7 @@ pub struct Qs8DepthwisePlan {
     filter_shape: [usize; 4],
     out_shape: [usize; 4],
     w: Vec<i32>,
+    requant: Requant,
     supported: bool,
 }
 
@@ -435,6 +499,7 @@ impl Qs8DepthwisePlan {
             filter_shape,
             out_shape,
             w,
+            requant: if supported { Requant::new(q, out_c) } else { Requant::default() },
             supported,
         }
     }
@@ -488,6 +553,7 @@ impl Qs8DepthwisePlan {
         let dm = p.depth_multiplier;
         let off = self.q.input_offset;
         let token = if dm == 1 { Avx2Fma::new(self.isa) } else { None };
+        let rq_token = Avx2Fma::new(self.isa);
         let Qs8Scratch { acc, taps, .. } = scratch;
         if acc.len() < out_c {
             acc.resize(out_c, 0);
@@ -533,9 +599,7 @@ impl Qs8DepthwisePlan {
                     }
                 }
             }
-            for (c, (o, &s)) in out.iter_mut().zip(acc.iter()).enumerate() {
-                *o = finish(&self.q, s, bias, c, self.q.output_offset);
-            }
+            self.requant.apply(rq_token, &self.q, acc, bias, 0, out);
         }
     }
 }
@@ -714,6 +778,74 @@ mod avx2 {
         }
     }
 
+    /// `finish` on 8 channels: bias, `multiply_by_quantized_multiplier`
+    /// (left shift, rounding doubling high mul, rounding right shift),
+    /// output offset, clamp; `oc = [output_offset, act_min, act_max]`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn requant8(
+        _t: Avx2Fma,
+        acc: &[i32],
+        bias: Option<&[i32]>,
+        mult: &[i32],
+        lsh: &[i32],
+        rsh: &[i32],
+        oc: [i32; 3],
+        out: &mut [i32; 8],
+    ) {
+        assert!(acc.len() >= 8 && mult.len() >= 8 && lsh.len() >= 8 && rsh.len() >= 8);
+        assert!(bias.is_none_or(|b| b.len() >= 8));
+        // SAFETY: AVX2 is proven by the token; every slice has 8 values.
+        unsafe { requant8_avx2(acc.as_ptr(), bias.map(|b| b.as_ptr()), mult.as_ptr(), lsh.as_ptr(), rsh.as_ptr(), oc, out) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn requant8_avx2(
+        acc: *const i32,
+        bias: Option<*const i32>,
+        mult: *const i32,
+        lsh: *const i32,
+        rsh: *const i32,
+        oc: [i32; 3],
+        out: &mut [i32; 8],
+    ) {
+        // SAFETY: the caller checked 8 readable values behind each pointer.
+        unsafe {
+            let mut x = _mm256_loadu_si256(acc as *const __m256i);
+            if let Some(b) = bias {
+                x = _mm256_add_epi32(x, _mm256_loadu_si256(b as *const __m256i));
+            }
+            let m = _mm256_loadu_si256(mult as *const __m256i);
+            let e = _mm256_loadu_si256(rsh as *const __m256i);
+            // x << left_shift (wrapping).
+            let a = _mm256_sllv_epi32(x, _mm256_loadu_si256(lsh as *const __m256i));
+            // Rounding doubling high mul: (a * m + 2^30) >> 31, which equals
+            // the reference's sign-dependent nudge and truncating division;
+            // bits 31..62 of the 64-bit sum, in even and odd lanes.
+            let nudge = _mm256_set1_epi64x(1 << 30);
+            let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
+            let odd = _mm256_add_epi64(
+                _mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)),
+                nudge,
+            );
+            let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
+            // The one overflow: MIN * MIN saturates to MAX.
+            let min = _mm256_set1_epi32(i32::MIN);
+            let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(m, min));
+            let hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
+            // Rounding divide by 2^e, ties away from zero.
+            let one = _mm256_set1_epi32(1);
+            let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+            let rem = _mm256_and_si256(hm, mask);
+            let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
+            let threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), neg);
+            let up = _mm256_cmpgt_epi32(rem, threshold);
+            let v = _mm256_sub_epi32(_mm256_srav_epi32(hm, e), up);
+            let v = _mm256_add_epi32(v, _mm256_set1_epi32(oc[0]));
+            let v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]));
+            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v);
+        }
+    }
+
     /// Depthwise sums (depth multiplier 1) of whole groups of 8 channels
     /// into `acc`; returns how many channels were done (the rest is left to
     /// the portable loop).
@@ -778,6 +910,11 @@ mod avx2 {
     }
 
     pub(super) fn dwconv_row<T: Q8>(_: Avx2Fma, _: &[T], _: &[i32], _: &[(usize, usize)], _: i32, _: &mut [i32]) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn requant8(_: Avx2Fma, _: &[i32], _: Option<&[i32]>, _: &[i32], _: &[i32], _: &[i32], _: [i32; 3], _: &mut [i32; 8]) {
         unreachable!("no AVX2 token off x86-64")
     }
 }
@@ -886,6 +1023,40 @@ mod tests {
                 run(part, ci * chunk, &mut scratch);
             }
             assert_eq!(got, want, "{ctx} chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn requant_matches_finish_on_extremes() {
+        let mut rng = Rng::new(0x7e9);
+        let specials = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX, 1 << 30, -(1 << 30), 12345, -12345];
+        for i in 0..400usize {
+            let n = rng.range(1, 30);
+            let mut q = q_i8(&mut rng, n);
+            // Raw multipliers and shifts, extremes included.
+            q.output_multiplier = (0..n)
+                .map(|_| if rng.range(0, 4) == 0 { rng.pick(&specials) } else { rng.next_u64() as i32 })
+                .collect();
+            q.output_shift = (0..n).map(|_| rng.range(0, 62) as i32 - 31).collect();
+            if i % 3 == 0 {
+                // No clamp: the i8 cast keeps the low bits of every result.
+                (q.act_min, q.act_max) = (i32::MIN, i32::MAX);
+            }
+            if i % 5 == 0 {
+                q.output_multiplier.truncate(1);
+                q.output_shift.truncate(1);
+            }
+            let acc: Vec<i32> = (0..n)
+                .map(|_| if rng.range(0, 4) == 0 { rng.pick(&specials) } else { rng.next_u64() as i32 >> rng.range(0, 31) })
+                .collect();
+            let b = if i % 2 == 0 { Some((0..n).map(|_| rng.next_u64() as i32 >> 8).collect::<Vec<_>>()) } else { None };
+            let want: Vec<i8> = (0..n).map(|c| finish(&q, acc[c], b.as_deref(), c, q.output_offset)).collect();
+            for &isa in &available_levels() {
+                let r = Requant::new(&q, n);
+                let mut got = vec![0i8; n];
+                r.apply(Avx2Fma::new(isa), &q, &acc, b.as_deref(), 0, &mut got);
+                assert_eq!(got, want, "case {i} {isa:?} {q:?} acc {acc:?}");
+            }
         }
     }
 
