@@ -705,7 +705,14 @@ impl Qs8FullyConnectedPlan {
     }
 
     /// All `batches` rows.
-    pub fn run<T: Q8>(&self, input: &[T], bias: Option<&[i32]>, output: &mut [T], batches: usize, scratch: &mut Qs8Scratch) {
+    pub fn run<T: Q8>(
+        &self,
+        input: &[T],
+        bias: Option<&[i32]>,
+        output: &mut [T],
+        batches: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
         self.run_rows(input, bias, &mut output[..batches * self.out_units], 0, scratch);
     }
 }
@@ -713,7 +720,7 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{Q8, NR};
+    use super::{NR, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
@@ -795,7 +802,9 @@ mod avx2 {
         assert!(acc.len() >= 8 && mult.len() >= 8 && lsh.len() >= 8 && rsh.len() >= 8);
         assert!(bias.is_none_or(|b| b.len() >= 8));
         // SAFETY: AVX2 is proven by the token; every slice has 8 values.
-        unsafe { requant8_avx2(acc.as_ptr(), bias.map(|b| b.as_ptr()), mult.as_ptr(), lsh.as_ptr(), rsh.as_ptr(), oc, out) }
+        unsafe {
+            requant8_avx2(acc.as_ptr(), bias.map(|b| b.as_ptr()), mult.as_ptr(), lsh.as_ptr(), rsh.as_ptr(), oc, out)
+        }
     }
 
     #[target_feature(enable = "avx2")]
@@ -823,10 +832,7 @@ mod avx2 {
             // bits 31..62 of the 64-bit sum, in even and odd lanes.
             let nudge = _mm256_set1_epi64x(1 << 30);
             let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-            let odd = _mm256_add_epi64(
-                _mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)),
-                nudge,
-            );
+            let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
             let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
             // The one overflow: MIN * MIN saturates to MAX.
             let min = _mm256_set1_epi32(i32::MIN);
@@ -909,12 +915,28 @@ mod avx2 {
         unreachable!("no AVX2 token off x86-64")
     }
 
-    pub(super) fn dwconv_row<T: Q8>(_: Avx2Fma, _: &[T], _: &[i32], _: &[(usize, usize)], _: i32, _: &mut [i32]) -> usize {
+    pub(super) fn dwconv_row<T: Q8>(
+        _: Avx2Fma,
+        _: &[T],
+        _: &[i32],
+        _: &[(usize, usize)],
+        _: i32,
+        _: &mut [i32],
+    ) -> usize {
         unreachable!("no AVX2 token off x86-64")
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn requant8(_: Avx2Fma, _: &[i32], _: Option<&[i32]>, _: &[i32], _: &[i32], _: &[i32], _: [i32; 3], _: &mut [i32; 8]) {
+    pub(super) fn requant8(
+        _: Avx2Fma,
+        _: &[i32],
+        _: Option<&[i32]>,
+        _: &[i32],
+        _: &[i32],
+        _: &[i32],
+        _: [i32; 3],
+        _: &mut [i32; 8],
+    ) {
         unreachable!("no AVX2 token off x86-64")
     }
 }
@@ -980,7 +1002,7 @@ mod tests {
         let pointwise = i.is_multiple_of(4);
         let (kh, kw) = if pointwise { (1, 1) } else { (rng.range(1, 5), rng.range(1, 5)) };
         let (sh, sw) = if pointwise { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
-        let (dh, dw) = if pointwise || i % 3 != 0 { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
+        let (dh, dw) = if pointwise || !i.is_multiple_of(3) { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
         let padding = if pointwise || rng.range(0, 2) == 0 { Padding::Valid } else { Padding::Same };
         let (in_h, in_w) = (rng.range(1, 12), rng.range(1, 12));
         let batches = rng.range(1, 3);
@@ -1046,10 +1068,18 @@ mod tests {
                 q.output_multiplier.truncate(1);
                 q.output_shift.truncate(1);
             }
-            let acc: Vec<i32> = (0..n)
-                .map(|_| if rng.range(0, 4) == 0 { rng.pick(&specials) } else { rng.next_u64() as i32 >> rng.range(0, 31) })
-                .collect();
-            let b = if i % 2 == 0 { Some((0..n).map(|_| rng.next_u64() as i32 >> 8).collect::<Vec<_>>()) } else { None };
+            let acc: Vec<i32> =
+                (0..n)
+                    .map(|_| {
+                        if rng.range(0, 4) == 0 {
+                            rng.pick(&specials)
+                        } else {
+                            rng.next_u64() as i32 >> rng.range(0, 31)
+                        }
+                    })
+                    .collect();
+            let b =
+                if i % 2 == 0 { Some((0..n).map(|_| rng.next_u64() as i32 >> 8).collect::<Vec<_>>()) } else { None };
             let want: Vec<i8> = (0..n).map(|c| finish(&q, acc[c], b.as_deref(), c, q.output_offset)).collect();
             for &isa in &available_levels() {
                 let r = Requant::new(&q, n);
@@ -1067,9 +1097,8 @@ mod tests {
             let (m, n, k) = (rng.range(1, 15), rng.range(1, 40), rng.range(1, 70));
             let a: Vec<i16> = (0..m * k).map(|_| rng.range(0, 511) as i16 - 255).collect();
             let w: Vec<i16> = (0..n * k).map(|_| rng.range(0, 511) as i16 - 255).collect();
-            let want: Vec<i32> = (0..m * n)
-                .map(|i| (0..k).map(|d| a[i / n * k + d] as i32 * w[i % n * k + d] as i32).sum())
-                .collect();
+            let want: Vec<i32> =
+                (0..m * n).map(|i| (0..k).map(|d| a[i / n * k + d] as i32 * w[i % n * k + d] as i32).sum()).collect();
             for &isa in &available_levels() {
                 assert_eq!(gemm_plain(isa, &a, &w, m, n, k), want, "{isa:?} m{m} n{n} k{k}");
             }
@@ -1099,7 +1128,9 @@ mod tests {
                     let plan = Qs8ConvPlan::new(isa, &g.p, &q, g.in_shape, &w, filter_shape, out_shape);
                     assert!(plan.supported());
                     let ctx = format!("i8 case {i} {isa:?} {:?} {filter_shape:?} {:?}", g.in_shape, g.p);
-                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, s)
+                    });
                 }
             } else {
                 let q = q_u8(&mut rng);
@@ -1111,7 +1142,9 @@ mod tests {
                     let plan = Qs8ConvPlan::new(isa, &g.p, &q, g.in_shape, &w, filter_shape, out_shape);
                     assert!(plan.supported());
                     let ctx = format!("u8 case {i} {isa:?} {:?} {filter_shape:?} {:?}", g.in_shape, g.p);
-                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, s)
+                    });
                 }
             }
         }
@@ -1150,7 +1183,9 @@ mod tests {
                     let plan = Qs8DepthwisePlan::new(isa, &p, &q, g.in_shape, &w, filter_shape, out_shape);
                     assert!(plan.supported());
                     let ctx = format!("i8 case {i} {isa:?} {:?} {filter_shape:?} {p:?}", g.in_shape);
-                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, s)
+                    });
                 }
             } else {
                 let q = q_u8(&mut rng);
@@ -1162,7 +1197,9 @@ mod tests {
                     let plan = Qs8DepthwisePlan::new(isa, &p, &q, g.in_shape, &w, filter_shape, out_shape);
                     assert!(plan.supported());
                     let ctx = format!("u8 case {i} {isa:?} {:?} {filter_shape:?} {p:?}", g.in_shape);
-                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, s)
+                    });
                 }
             }
         }
@@ -1191,7 +1228,9 @@ mod tests {
                     let plan = Qs8FullyConnectedPlan::new(isa, &q, &w, units, depth);
                     assert!(plan.supported());
                     let ctx = format!("i8 case {i} {isa:?} b{batches} d{depth} u{units}");
-                    check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                    check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, s)
+                    });
                 }
             } else {
                 let q = q_u8(&mut rng);
@@ -1203,7 +1242,9 @@ mod tests {
                     let plan = Qs8FullyConnectedPlan::new(isa, &q, &w, units, depth);
                     assert!(plan.supported());
                     let ctx = format!("u8 case {i} {isa:?} b{batches} d{depth} u{units}");
-                    check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
+                    check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, s)
+                    });
                 }
             }
         }
