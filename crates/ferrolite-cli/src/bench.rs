@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Time the reference kernels instead of the optimised ones.
+    #[arg(long)]
+    reference_kernels: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -70,7 +73,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     let resolver = OpResolver::with_builtins();
     let t1 = Instant::now();
     let mut it =
-        Interpreter::new(&model, &resolver, InterpreterOptions { threads: args.threads, ..Default::default() })
+        Interpreter::new(&model, &resolver, InterpreterOptions { threads: args.threads, reference_kernels: args.reference_kernels, ..Default::default() })
             .map_err(|e| e.to_string())?;
     it.allocate_tensors().map_err(|e| e.to_string())?;
     let allocate = t1.elapsed();

@@ -68,6 +68,10 @@ struct RunArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Use only the reference kernels (like TFLite's BUILTIN_REF resolver):
+    /// float sums in TFLite's reference order, slower.
+    #[arg(long)]
+    reference_kernels: bool,
 }
 
 fn main() -> ExitCode {
@@ -93,7 +97,8 @@ pub(crate) fn load(path: &std::path::Path) -> Result<Model<'static>, String> {
 fn run(args: RunArgs) -> Result<(), String> {
     let model = load(&args.model)?;
     let resolver = OpResolver::with_builtins();
-    let options = InterpreterOptions { threads: args.threads, ..Default::default() };
+    let options =
+        InterpreterOptions { threads: args.threads, reference_kernels: args.reference_kernels, ..Default::default() };
     let mut it = Interpreter::new(&model, &resolver, options).map_err(|e| e.to_string())?;
 
     if let Some(image) = &args.image {

@@ -27,11 +27,15 @@ pub struct InterpreterOptions {
     /// (TFLite's `experimental_preserve_all_tensors`). For debugging: the
     /// arena grows to the sum of all activations.
     pub preserve_all_tensors: bool,
+    /// Run the reference kernels only (TFLite's `BUILTIN_REF` resolver):
+    /// float sums in TFLite's reference order, for bit-level comparisons
+    /// with Google's reference outputs. Slower.
+    pub reference_kernels: bool,
 }
 
 impl Default for InterpreterOptions {
     fn default() -> Self {
-        InterpreterOptions { threads: 1, preserve_all_tensors: false }
+        InterpreterOptions { threads: 1, preserve_all_tensors: false, reference_kernels: false }
     }
 }
 
@@ -229,6 +233,7 @@ impl<'m> Interpreter<'m> {
                 builtin_options_2: op.builtin_options_2.as_ref(),
                 custom_options: model.slice(&op.custom_options),
                 threads: self.options.threads,
+                reference_kernels: self.options.reference_kernels,
                 inputs,
                 outputs: op.outputs.iter().map(|&t| self.tensors[t].clone()).collect(),
                 constant_outputs: vec![None; op.outputs.len()],

@@ -85,6 +85,8 @@ pub struct PrepareContext<'a> {
     /// Raw custom options (usually a FlexBuffer) of a custom op.
     pub custom_options: &'a [u8],
     pub threads: usize,
+    /// The user asked for reference kernels only (no packed/SIMD plans).
+    pub reference_kernels: bool,
     pub(crate) inputs: Vec<Option<InputInfo<'a>>>,
     pub(crate) outputs: Vec<TensorInfo>,
     pub(crate) constant_outputs: Vec<Option<AlignedBytes>>,

@@ -123,7 +123,12 @@ impl FloatWeights {
 
     /// The weights at prepare, when they are known then (constants), for
     /// kernels that repack them once.
+    /// `None` also when the user asked for reference kernels only, which
+    /// keeps every float op on its reference twin.
     pub(crate) fn at_prepare<'a>(&'a self, ctx: &crate::op::PrepareContext<'a>) -> Option<&'a [f32]> {
+        if ctx.reference_kernels {
+            return None;
+        }
         match self {
             FloatWeights::Input(i) => ctx.optional_input(*i)?.constant_as::<f32>().ok().flatten(),
             FloatWeights::Owned(v) => Some(v),

@@ -67,11 +67,16 @@ pub fn read_npy(path: &Path) -> Array {
 /// Run fixture `name` (without `.tflite`) on its `in*.npy` inputs.
 /// `None` when the fixture is not available here.
 pub fn run_fixture(name: &str, threads: usize) -> Option<Vec<Array>> {
+    run_fixture_with(name, InterpreterOptions { threads, ..Default::default() })
+}
+
+/// `run_fixture` with any interpreter options.
+pub fn run_fixture_with(name: &str, options: InterpreterOptions) -> Option<Vec<Array>> {
     let model_path = fixture(&format!("{name}.tflite"))?;
     let dir = model_path.parent().unwrap().to_path_buf();
     let model = Model::from_file(&model_path).unwrap();
     let resolver = OpResolver::with_builtins();
-    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions { threads, ..Default::default() }).unwrap();
+    let mut it = Interpreter::new(&model, &resolver, options).unwrap();
     it.allocate_tensors().unwrap_or_else(|e| panic!("{name}: allocate: {e}"));
     for i in 0..it.input_count() {
         let a = read_npy(&dir.join(format!("{name}.in{i}.npy")));
