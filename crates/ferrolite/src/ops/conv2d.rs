@@ -139,6 +139,8 @@ impl Operator for Conv2d {
                 // (bit-exact with the reference kernels).
                 let p = geometry.params(ferrolite_kernels::activation::ClampF32::NONE);
                 let plan = match (input.dtype(), &bias) {
+                    // --reference-kernels keeps the reference twin.
+                    _ if ctx.reference_kernels => None,
                     (DataType::Int8, QuantBias::I32(_) | QuantBias::None) => filter
                         .constant_as::<i8>()
                         .ok()

@@ -131,6 +131,8 @@ impl Operator for FullyConnected {
                 // 8-bit FC with constant weights: packed int16 GEMM/GEMV,
                 // bit-exact with the reference (same f64 requantisation).
                 let plan = match (dtype, weights.dtype(), &bias) {
+                    // --reference-kernels keeps the reference twin.
+                    _ if ctx.reference_kernels => None,
                     (DataType::Int8, DataType::Int8, QuantBias::I32(_) | QuantBias::None) => weights
                         .constant_as::<i8>()
                         .ok()
