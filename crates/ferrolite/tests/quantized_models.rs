@@ -46,3 +46,8 @@ fn pad_space_ops_int8() {
 fn upsample_head_int8() {
     check_exact_fixture("upsample_head.int8", 1);
 }
+
+#[test]
+fn elementwise_int8() {
+    check_exact_fixture("elementwise.int8", 1);
+}

@@ -125,6 +125,11 @@ impl Operator for Binary {
                     _ => Box::new(move |ctx: &mut EvalContext<'_>| eval_minmax::<i16>(ctx, max, &shapes)),
                 })
             }
+            // TFLite's div.cc: fixed-point reciprocal of the divisor, then
+            // one requantisation; a divisor equal to its zero point fails.
+            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if kind == Kind::Div => {
+                prepare_div(ctx, t, fused(act)?, shapes)
+            }
             DataType::Int8 if kind == Kind::SquaredDifference => {
                 let (s1, z1) = input_scale_zp(&ctx.input(0)?, "input 0")?;
                 let (s2, z2) = input_scale_zp(&ctx.input(1)?, "input 1")?;
@@ -211,6 +216,46 @@ impl SquaredDifferenceI8 {
         let v = multiply_by_quantized_multiplier_smaller_than_one_exp(d.wrapping_mul(d), self.mo.0, self.mo.1)
             .wrapping_add(self.output_offset);
         v.clamp(i8::MIN as i32, i8::MAX as i32) as i8
+    }
+}
+
+/// Quantised DIV (int8, uint8, int16), as TFLite's `reference_ops::Div`.
+fn prepare_div(
+    ctx: &PrepareContext<'_>,
+    t: DataType,
+    act: FusedActivation,
+    s: Shapes,
+) -> Result<Box<dyn PreparedOp>, OpError> {
+    let (s1, z1) = input_scale_zp(&ctx.input(0)?, "input 0")?;
+    let (s2, z2) = input_scale_zp(&ctx.input(1)?, "input 1")?;
+    let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+    if ctx.output_dtype(0)? != t {
+        return Err(OpError::DType {
+            tensor: "output".into(),
+            expected: t.to_string(),
+            got: ctx.output_dtype(0)?.to_string(),
+        });
+    }
+    let bad = || OpError::Value("quantisation parameters TFLite rejects for DIV".into());
+    let div0 = || OpError::Value("DIV: a divisor equals its zero point (division by zero)".into());
+    macro_rules! typed {
+        ($T:ty) => {{
+            let p = qk::DivParams::new::<$T>(s1, z1, s2, z2, so, zo, act).ok_or_else(bad)?;
+            Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
+                if b.iter().any(|&v| v as i32 == z2) {
+                    return Err(div0());
+                }
+                let out = ctx.output(0)?.as_slice_mut::<$T>()?;
+                k::broadcast_binary(a, &s.a, b, &s.b, out, &s.out, |x, y| p.apply(x, y).unwrap_or_default());
+                Ok(())
+            }))
+        }};
+    }
+    match t {
+        DataType::Int8 => typed!(i8),
+        DataType::UInt8 => typed!(u8),
+        _ => typed!(i16),
     }
 }
 

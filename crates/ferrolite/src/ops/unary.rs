@@ -113,6 +113,18 @@ impl Operator for Unary {
                     Ok(())
                 }))
             }
+            // TFLite's elementwise.cc: int16 ABS without quantisation is a
+            // plain integer abs.
+            DataType::Int16 if kind == Kind::Abs && ctx.input(0)?.quant().is_none() => {
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<i16>()?;
+                    let y = ctx.output(0)?.as_slice_mut::<i16>()?;
+                    ew::unary(x, y, |v: i16| v.wrapping_abs());
+                    Ok(())
+                }))
+            }
+            DataType::Int8 | DataType::Int16 if kind == Kind::Abs => prepare_abs(ctx, dtype),
+            DataType::Int8 if kind == Kind::Rsqrt => prepare_rsqrt_i8(ctx),
             DataType::Int8 | DataType::UInt8 | DataType::Int16 if kind.is_quantizable() => {
                 prepare_quantized(ctx, kind, dtype, alpha)
             }
@@ -126,6 +138,44 @@ impl Kind {
         use Kind::*;
         matches!(self, Relu | Relu6 | ReluN1To1 | Relu0To1 | LeakyRelu | Logistic | Tanh | HardSwish | Elu)
     }
+}
+
+/// Quantised ABS (int8; int16 with zero points of 0), as TFLite's
+/// `AbsEvalQuantized`.
+fn prepare_abs(ctx: &PrepareContext<'_>, dtype: DataType) -> Result<Box<dyn PreparedOp>, OpError> {
+    let (si, zi) = input_scale_zp(&ctx.input(0)?, "the input")?;
+    let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+    if dtype == DataType::Int16 && (zi != 0 || zo != 0) {
+        return Err(OpError::Value(format!("int16 ABS needs zero points of 0, got {zi} and {zo}")));
+    }
+    let p = qk::AbsParams::new(si, zi, so, zo)
+        .ok_or_else(|| OpError::Value("ABS: scales must be positive and finite".into()))?;
+    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+        let x = ctx.input(0)?;
+        let y = ctx.output(0)?;
+        if dtype == DataType::Int8 {
+            qk::abs_quantized(&p, x.as_slice::<i8>()?, y.as_slice_mut::<i8>()?);
+        } else {
+            qk::abs_quantized(&p, x.as_slice::<i16>()?, y.as_slice_mut::<i16>()?);
+        }
+        Ok(())
+    }))
+}
+
+/// int8 RSQRT: TFLite's integer Newton-Raphson inverse square root, which
+/// fails on inputs below the zero point.
+fn prepare_rsqrt_i8(ctx: &PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+    let (si, zi) = input_scale_zp(&ctx.input(0)?, "the input")?;
+    let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+    let p = qk::RsqrtParams::new(si, zi, so, zo)
+        .ok_or_else(|| OpError::Value("RSQRT: scales must be positive and finite".into()))?;
+    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+        let x = ctx.input(0)?.as_slice::<i8>()?;
+        let y = ctx.output(0)?.as_slice_mut::<i8>()?;
+        qk::rsqrt_i8(&p, x, y).map_err(|i| {
+            OpError::Value(format!("RSQRT is only defined for non-negative values (element {i} is negative)"))
+        })
+    }))
 }
 
 /// A scale TFLite can divide by.

@@ -22,6 +22,7 @@
 //! - [`misc`]: QUANTIZE / requantize, CONCATENATION with rescaling,
 //!   RESIZE_BILINEAR, RELU family, LEAKY_RELU, PRELU, int16 LOGISTIC / TANH.
 
+pub mod arith;
 pub mod conv;
 pub mod elementwise;
 pub mod misc;
@@ -29,6 +30,7 @@ pub mod pool;
 pub mod reduce;
 pub mod transpose_conv;
 
+pub use arith::*;
 pub use conv::*;
 pub use elementwise::*;
 pub use misc::*;
