@@ -51,3 +51,8 @@ fn upsample_head_int8() {
 fn elementwise_int8() {
     check_exact_fixture("elementwise.int8", 1);
 }
+
+#[test]
+fn transformer_block_int8() {
+    check_exact_fixture("transformer_block.int8", 1);
+}

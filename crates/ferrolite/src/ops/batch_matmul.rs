@@ -3,7 +3,10 @@
 
 use ferrolite_kernels::reference::batch_matmul::batch_matmul_f32;
 use ferrolite_kernels::reference::elementwise::broadcast_shape;
+use ferrolite_kernels::reference::quantized::{batch_matmul_quantized, BatchMatmulParams};
 use ferrolite_schema::BuiltinOperator as B;
+
+use super::quantized::{input_scale_zp, output_scale_zp};
 
 use super::{options, FloatWeights};
 use crate::dtype::DataType;
@@ -47,6 +50,41 @@ impl Operator for BatchMatmul {
                     batch_matmul_f32(l, &ls, r, &rs, adj_x, adj_y, y, &out_shape);
                     Ok(())
                 }))
+            }
+            // TFLite's reference int8 / int16 path: exact integer sums,
+            // one per-tensor requantisation, no fused activation.
+            t @ (DataType::Int8 | DataType::Int16) => {
+                if rhs.dtype() != t || ctx.output_dtype(0)? != t {
+                    return Err(OpError::Unsupported(format!(
+                        "BATCH_MATMUL on {t} x {} -> {}",
+                        rhs.dtype(),
+                        ctx.output_dtype(0)?
+                    )));
+                }
+                let (sl, zl) = input_scale_zp(&lhs, "the lhs")?;
+                let (sr, zr) = input_scale_zp(&rhs, "the rhs")?;
+                let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+                if t == DataType::Int16 && (zl != 0 || zr != 0 || zo != 0) {
+                    return Err(OpError::Value(format!("int16 BATCH_MATMUL needs zero points of 0, got {zl}, {zr}, {zo}")));
+                }
+                let p = BatchMatmulParams::new(sl, zl, sr, zr, so, zo)
+                    .ok_or_else(|| OpError::Value("quantisation parameters TFLite rejects for BATCH_MATMUL".into()))?;
+                macro_rules! typed {
+                    ($T:ty) => {
+                        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                            let l = ctx.input(0)?.as_slice::<$T>()?;
+                            let r = ctx.input(1)?.as_slice::<$T>()?;
+                            let y = ctx.output(0)?.as_slice_mut::<$T>()?;
+                            batch_matmul_quantized(&p, l, &ls, r, &rs, adj_x, adj_y, y, &out_shape);
+                            Ok(())
+                        }))
+                    };
+                }
+                if t == DataType::Int8 {
+                    typed!(i8)
+                } else {
+                    typed!(i16)
+                }
             }
             other => Err(OpError::Unsupported(format!("BATCH_MATMUL on {other}"))),
         }

@@ -6,7 +6,7 @@
 //! Quantised activations follow TFLite's reference kernels: the RELU family
 //! and LEAKY_RELU rescale with fixed-point multipliers (int8, uint8, int16),
 //! LOGISTIC, TANH and ELU look up a 256-entry table built at prepare
-//! (int8, uint8; ELU int8 only), HARD_SWISH is 16-bit fixed point (int8, uint8).
+//! (int8, uint8; ELU int8 only), GELU likewise (int8, uint8), HARD_SWISH is 16-bit fixed point (int8, uint8).
 
 use ferrolite_kernels::quant::{self as q, HardSwishParams};
 use ferrolite_kernels::reference::quantized::{self as qk, LeakyReluParams, QType, ReluParams};
@@ -126,7 +126,7 @@ impl Operator for Unary {
             DataType::Int8 | DataType::Int16 if kind == Kind::Abs => prepare_abs(ctx, dtype),
             DataType::Int8 if kind == Kind::Rsqrt => prepare_rsqrt_i8(ctx),
             DataType::Int8 | DataType::UInt8 | DataType::Int16 if kind.is_quantizable() => {
-                prepare_quantized(ctx, kind, dtype, alpha)
+                prepare_quantized(ctx, kind, dtype, alpha, approximate)
             }
             other => Err(OpError::Unsupported(format!("{kind:?} on {other}"))),
         }
@@ -136,7 +136,7 @@ impl Operator for Unary {
 impl Kind {
     fn is_quantizable(self) -> bool {
         use Kind::*;
-        matches!(self, Relu | Relu6 | ReluN1To1 | Relu0To1 | LeakyRelu | Logistic | Tanh | HardSwish | Elu)
+        matches!(self, Relu | Relu6 | ReluN1To1 | Relu0To1 | LeakyRelu | Logistic | Tanh | HardSwish | Elu | Gelu)
     }
 }
 
@@ -202,6 +202,7 @@ fn prepare_quantized(
     kind: Kind,
     dtype: DataType,
     alpha: f32,
+    approximate: bool,
 ) -> Result<Box<dyn PreparedOp>, OpError> {
     let (si, zi) = input_scale_zp(&ctx.input(0)?, "the input")?;
     let (so, zo) = output_scale_zp(ctx.output(0)?)?;
@@ -234,6 +235,14 @@ fn prepare_quantized(
             QuantKernel::Relu(p.ok_or_else(bad)?)
         }
         Kind::LeakyRelu => QuantKernel::LeakyRelu(LeakyReluParams::new(si, zi, so, zo, alpha).ok_or_else(bad)?),
+        // TFLite's GeluPrepare: a 256-entry table of the float GELU.
+        Kind::Gelu if dtype == DataType::Int8 => {
+            let f = move |x: f32| act::gelu_scalar(x, approximate);
+            QuantKernel::Table(table_bytes(q::lut_i8(si, zi, so, zo, f), |v| v as u8))
+        }
+        Kind::Gelu if dtype == DataType::UInt8 => {
+            QuantKernel::Table(q::lut_u8(si, zi, so, zo, move |x: f32| act::gelu_scalar(x, approximate)))
+        }
         Kind::Logistic | Kind::Tanh | Kind::Elu if !int16 => {
             // TFLite's LOGISTIC prepare insists on an output scale of exactly
             // 1/256 (any zero point); TANH accepts any output quantisation.

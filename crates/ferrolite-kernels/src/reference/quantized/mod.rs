@@ -23,6 +23,7 @@
 //!   RESIZE_BILINEAR, RELU family, LEAKY_RELU, PRELU, int16 LOGISTIC / TANH.
 
 pub mod arith;
+pub mod batch_matmul;
 pub mod conv;
 pub mod elementwise;
 pub mod misc;
@@ -31,6 +32,7 @@ pub mod reduce;
 pub mod transpose_conv;
 
 pub use arith::*;
+pub use batch_matmul::*;
 pub use conv::*;
 pub use elementwise::*;
 pub use misc::*;
