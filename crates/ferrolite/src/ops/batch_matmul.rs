@@ -65,7 +65,9 @@ impl Operator for BatchMatmul {
                 let (sr, zr) = input_scale_zp(&rhs, "the rhs")?;
                 let (so, zo) = output_scale_zp(ctx.output(0)?)?;
                 if t == DataType::Int16 && (zl != 0 || zr != 0 || zo != 0) {
-                    return Err(OpError::Value(format!("int16 BATCH_MATMUL needs zero points of 0, got {zl}, {zr}, {zo}")));
+                    return Err(OpError::Value(format!(
+                        "int16 BATCH_MATMUL needs zero points of 0, got {zl}, {zr}, {zo}"
+                    )));
                 }
                 let p = BatchMatmulParams::new(sl, zl, sr, zr, so, zo)
                     .ok_or_else(|| OpError::Value("quantisation parameters TFLite rejects for BATCH_MATMUL".into()))?;

@@ -35,8 +35,11 @@ impl AbsParams {
             return None;
         }
         // The ratio is taken in single precision, as TFLite does.
-        let rescale =
-            if input_scale != output_scale { Some(quantize_multiplier((input_scale / output_scale) as f64)) } else { None };
+        let rescale = if input_scale != output_scale {
+            Some(quantize_multiplier((input_scale / output_scale) as f64))
+        } else {
+            None
+        };
         Some(AbsParams { input_offset: input_zp, output_offset: output_zp, rescale })
     }
 

@@ -123,8 +123,7 @@ pub fn batch_matmul_quantized<T: BatchMatmulQ>(
     let (zl, zr, zo) = (p.lhs_zero_point as i64, p.rhs_zero_point as i64, p.output_zero_point);
     for b in 0..batches {
         let (lb, rb) = (operand_index(b, lhs_shape), operand_index(b, rhs_shape));
-        let (Some(l), Some(r)) =
-            (lhs.get(lb * lhs_mat..(lb + 1) * lhs_mat), rhs.get(rb * rhs_mat..(rb + 1) * rhs_mat))
+        let (Some(l), Some(r)) = (lhs.get(lb * lhs_mat..(lb + 1) * lhs_mat), rhs.get(rb * rhs_mat..(rb + 1) * rhs_mat))
         else {
             return;
         };
