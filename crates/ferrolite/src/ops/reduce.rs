@@ -73,7 +73,7 @@ impl Operator for Reduce {
                 let (si, zi) = input_scale_zp(&input, "the input")?;
                 let (so, zo) = output_scale_zp(ctx.output(0)?)?;
                 let bad = || OpError::Value(format!("quantisation parameters TFLite rejects for {kind:?}"));
-                let sum = kind == Kind::Sum;
+                let sum = matches!(kind, Kind::Sum);
                 macro_rules! typed {
                     ($T:ty) => {{
                         let p = qk::QuantizedMeanParams::new::<$T>(si, zi, so, zo).ok_or_else(bad)?;
