@@ -8,6 +8,9 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use super::quantized::{input_scale_zp, output_scale_zp};
 
+use ferrolite_kernels::reference::hybrid::{batch_matmul_hybrid, HybridScratch};
+
+use super::quantized::HybridWeights;
 use super::{options, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -41,6 +44,23 @@ impl Operator for BatchMatmul {
         ctx.set_output_shape(0, out_shape.clone())?;
         let (adj_x, adj_y) = (o.adj_x, o.adj_y);
         match lhs.dtype() {
+            // Dynamic-range: constant int8 RHS with one scale; TFLite
+            // quantises each LHS row on the fly (its hybrid kernel).
+            DataType::Float32 if HybridWeights::detect(ctx, 0, 1)?.is_some() => {
+                let hw = HybridWeights::detect(ctx, 0, 1)?.ok_or(OpError::Value("hybrid weights".into()))?;
+                let [scale] = hw.scales[..] else {
+                    return Err(OpError::Unsupported("hybrid BATCH_MATMUL with per-channel weight scales".into()));
+                };
+                let asymmetric = o.asymmetric_quantize_inputs;
+                let mut scratch = HybridScratch::new();
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let l = ctx.input(0)?.as_slice::<f32>()?;
+                    let r = ctx.input(hw.input)?.as_slice::<i8>()?;
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    batch_matmul_hybrid(l, &ls, r, &rs, scale, adj_x, adj_y, asymmetric, y, &out_shape, &mut scratch);
+                    Ok(())
+                }))
+            }
             DataType::Float32 => {
                 let rhs_w = FloatWeights::prepare(ctx, 1)?;
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
