@@ -68,23 +68,16 @@ impl Operator for Reduce {
                 }
                 Ok(())
             })),
-            // SUM shares MEAN's prepare and kernel in TFLite, minus the 1/n.
-            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if matches!(kind, Kind::Mean | Kind::Sum) => {
+            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if matches!(kind, Kind::Mean) => {
                 let (si, zi) = input_scale_zp(&input, "the input")?;
                 let (so, zo) = output_scale_zp(ctx.output(0)?)?;
-                let bad = || OpError::Value(format!("quantisation parameters TFLite rejects for {kind:?}"));
-                let sum = matches!(kind, Kind::Sum);
+                let bad = || OpError::Value("quantisation parameters TFLite rejects for MEAN".into());
                 macro_rules! typed {
                     ($T:ty) => {{
                         let p = qk::QuantizedMeanParams::new::<$T>(si, zi, so, zo).ok_or_else(bad)?;
                         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                             let x = ctx.input(0)?.as_slice::<$T>()?;
-                            let y = ctx.output(0)?.as_slice_mut::<$T>()?;
-                            if sum {
-                                qk::sum_quantized(&p, x, &in_shape, &axes, y);
-                            } else {
-                                qk::mean_quantized(&p, x, &in_shape, &axes, y);
-                            }
+                            qk::mean_quantized(&p, x, &in_shape, &axes, ctx.output(0)?.as_slice_mut::<$T>()?);
                             Ok(())
                         }))
                     }};

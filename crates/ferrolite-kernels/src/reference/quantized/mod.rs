@@ -29,7 +29,6 @@ pub mod elementwise;
 pub mod misc;
 pub mod pool;
 pub mod reduce;
-pub mod sum;
 pub mod transpose_conv;
 
 pub use arith::*;
@@ -39,7 +38,6 @@ pub use elementwise::*;
 pub use misc::*;
 pub use pool::*;
 pub use reduce::*;
-pub use sum::*;
 pub use transpose_conv::*;
 
 /// A quantised element type: its integer range and the lossless widening
