@@ -72,9 +72,12 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
 
     let resolver = OpResolver::with_builtins();
     let t1 = Instant::now();
-    let mut it =
-        Interpreter::new(&model, &resolver, InterpreterOptions { threads: args.threads, reference_kernels: args.reference_kernels, ..Default::default() })
-            .map_err(|e| e.to_string())?;
+    let mut it = Interpreter::new(
+        &model,
+        &resolver,
+        InterpreterOptions { threads: args.threads, reference_kernels: args.reference_kernels, ..Default::default() },
+    )
+    .map_err(|e| e.to_string())?;
     it.allocate_tensors().map_err(|e| e.to_string())?;
     let allocate = t1.elapsed();
     fill_inputs(&mut it)?;

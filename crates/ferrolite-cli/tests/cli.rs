@@ -60,10 +60,16 @@ fn run_writes_each_output_in_its_own_dtype_and_matches_litert() {
 
 #[test]
 fn bench_json_has_the_documented_keys() {
-    let out = exe().args(["bench", "--runs", "3", "--warmup", "1", "--json"]).arg(fixture("sine_float.tflite")).output().unwrap();
+    let out = exe()
+        .args(["bench", "--runs", "3", "--warmup", "1", "--json"])
+        .arg(fixture("sine_float.tflite"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["load_ms", "allocate_ms", "first_invoke_ms", "median_ms", "p90_ms", "min_ms", "arena_bytes", "peak_rss_bytes"] {
+    for key in
+        ["load_ms", "allocate_ms", "first_invoke_ms", "median_ms", "p90_ms", "min_ms", "arena_bytes", "peak_rss_bytes"]
+    {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert!(v["min_ms"].as_f64().unwrap() <= v["median_ms"].as_f64().unwrap());

@@ -3,7 +3,9 @@
 mod support;
 
 use ferrolite::schema as fb;
-use ferrolite::{EvalContext, Interpreter, InterpreterOptions, Model, OpError, OpResolver, Operator, PrepareContext, PreparedOp};
+use ferrolite::{
+    EvalContext, Interpreter, InterpreterOptions, Model, OpError, OpResolver, Operator, PrepareContext, PreparedOp,
+};
 use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::reference::conv::{transpose_conv2d_f32, TransposeConvParams};
 use ferrolite_kernels::reference::padding::{Padding, Padding2d};
@@ -146,7 +148,8 @@ fn selfie_segmentation_with_user_custom_op() {
     let (h, w) = (shape[1], shape[2]);
     // The face detector's 128x128 astronaut input ([-1, 1]), resampled to the
     // segmenter's size by nearest neighbour and mapped to [0, 1].
-    let img = support::read_npy(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/astronaut_128.npy"));
+    let img =
+        support::read_npy(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/astronaut_128.npy"));
     let src: Vec<f32> = img.as_f64().iter().map(|&v| ((v + 1.0) / 2.0) as f32).collect();
     let mut x = vec![0.0f32; h * w * 3];
     for yy in 0..h {

@@ -17,7 +17,12 @@ fn batch_matmul_model() -> Vec<u8> {
         }]),
         subgraphs: Some(vec![fb::SubGraph {
             tensors: Some(vec![
-                fb::Tensor { shape: Some(vec![1, 1, 4]), type_: fb::TensorType::Float32, name: Some("x".into()), ..Default::default() },
+                fb::Tensor {
+                    shape: Some(vec![1, 1, 4]),
+                    type_: fb::TensorType::Float32,
+                    name: Some("x".into()),
+                    ..Default::default()
+                },
                 fb::Tensor {
                     shape: Some(vec![4, 3]),
                     type_: fb::TensorType::Int8,
@@ -30,7 +35,12 @@ fn batch_matmul_model() -> Vec<u8> {
                     })),
                     ..Default::default()
                 },
-                fb::Tensor { shape: Some(vec![1, 1, 3]), type_: fb::TensorType::Float32, name: Some("y".into()), ..Default::default() },
+                fb::Tensor {
+                    shape: Some(vec![1, 1, 3]),
+                    type_: fb::TensorType::Float32,
+                    name: Some("y".into()),
+                    ..Default::default()
+                },
             ]),
             inputs: Some(vec![0]),
             outputs: Some(vec![2]),

@@ -109,9 +109,31 @@ impl Operator for Conv2d {
                     };
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                     if per_channel {
-                        conv2d_hybrid_per_channel(&p, x, g.in_shape, w, g.filter_shape, &hw.scales, b, y, g.out_shape, &mut scratch);
+                        conv2d_hybrid_per_channel(
+                            &p,
+                            x,
+                            g.in_shape,
+                            w,
+                            g.filter_shape,
+                            &hw.scales,
+                            b,
+                            y,
+                            g.out_shape,
+                            &mut scratch,
+                        );
                     } else {
-                        conv2d_hybrid(&p, x, g.in_shape, w, g.filter_shape, hw.scales[0], b, y, g.out_shape, &mut scratch);
+                        conv2d_hybrid(
+                            &p,
+                            x,
+                            g.in_shape,
+                            w,
+                            g.filter_shape,
+                            hw.scales[0],
+                            b,
+                            y,
+                            g.out_shape,
+                            &mut scratch,
+                        );
                     }
                     Ok(())
                 }))
@@ -127,7 +149,9 @@ impl Operator for Conv2d {
                 // Constant weights are packed once for the fast GEMM path.
                 let plan = filter
                     .at_prepare(ctx)
-                    .map(|w| Conv2dF32Plan::new(isa::detect(), &geometry.params(clamp), in_shape, w, filter_shape, out_shape))
+                    .map(|w| {
+                        Conv2dF32Plan::new(isa::detect(), &geometry.params(clamp), in_shape, w, filter_shape, out_shape)
+                    })
                     .filter(|p| p.supported());
                 let filter = if plan.is_some() { None } else { Some(filter) };
                 Ok(Box::new(ConvF32 { g: geometry, clamp, filter, bias, plan }))

@@ -5,8 +5,8 @@ use ferrolite_kernels::reference::conv::{depthwise_conv2d_f32, DepthwiseParams};
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
-use ferrolite_kernels::optimized::{depthwise::DepthwiseF32Plan, isa};
 use ferrolite_kernels::optimized::qs8::Qs8DepthwisePlan;
+use ferrolite_kernels::optimized::{depthwise::DepthwiseF32Plan, isa};
 
 use super::conv2d::with_qs8_scratch;
 use ferrolite_kernels::reference::quantized as qk;
@@ -95,7 +95,18 @@ impl Operator for DepthwiseConv2d {
                         None => None,
                     };
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                    depthwise_conv2d_hybrid_per_channel(&p, x, in_shape, w, filter_shape, &scales, b, y, out_shape, &mut scratch);
+                    depthwise_conv2d_hybrid_per_channel(
+                        &p,
+                        x,
+                        in_shape,
+                        w,
+                        filter_shape,
+                        &scales,
+                        b,
+                        y,
+                        out_shape,
+                        &mut scratch,
+                    );
                     Ok(())
                 }))
             }
@@ -111,7 +122,7 @@ impl Operator for DepthwiseConv2d {
                     .at_prepare(ctx)
                     .map(|w| DepthwiseF32Plan::new(isa::detect(), &p, in_shape, w, filter_shape, out_shape))
                     .filter(|plan| plan.supported());
-                Ok(Box::new(DepthwiseF32 { p, in_shape, filter_shape, out_shape, filter, bias , plan }))
+                Ok(Box::new(DepthwiseF32 { p, in_shape, filter_shape, out_shape, filter, bias, plan }))
             }
             DataType::Int8 | DataType::Int16 | DataType::UInt8 => {
                 let q = weighted_params(ctx, 0, 1, o.fused_activation_function, WeightedOp::Conv)?;

@@ -5,8 +5,8 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::reference::quantized as qk;
 
-use ferrolite_kernels::optimized::{fully_connected::FullyConnectedF32Plan, isa};
 use ferrolite_kernels::optimized::qs8::Qs8FullyConnectedPlan;
+use ferrolite_kernels::optimized::{fully_connected::FullyConnectedF32Plan, isa};
 
 use super::conv2d::with_qs8_scratch;
 use ferrolite_kernels::reference::hybrid::{fully_connected_hybrid, HybridScratch};
@@ -82,7 +82,19 @@ impl Operator for FullyConnected {
                         None => None,
                     };
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                    fully_connected_hybrid(x, w, &hw.scales, b, y, batches, depth, units, asymmetric, clamp, &mut scratch);
+                    fully_connected_hybrid(
+                        x,
+                        w,
+                        &hw.scales,
+                        b,
+                        y,
+                        batches,
+                        depth,
+                        units,
+                        asymmetric,
+                        clamp,
+                        &mut scratch,
+                    );
                     Ok(())
                 }))
             }
@@ -96,7 +108,9 @@ impl Operator for FullyConnected {
                 };
                 // Constant weights: packed once for the GEMM kernel, split
                 // over the worker pool by batch rows.
-                if let Some(plan) = w.at_prepare(ctx).map(|w| FullyConnectedF32Plan::new(isa::detect(), w, units, depth, clamp)) {
+                if let Some(plan) =
+                    w.at_prepare(ctx).map(|w| FullyConnectedF32Plan::new(isa::detect(), w, units, depth, clamp))
+                {
                     return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                         let x = ctx.input(0)?.as_slice::<f32>()?;
                         let b = match &bias {
