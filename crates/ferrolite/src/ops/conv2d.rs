@@ -221,10 +221,7 @@ pub(crate) fn with_qs8_scratch<R>(f: impl FnOnce(&mut Qs8Scratch) -> R) -> R {
 impl PreparedOp for ConvQuant {
     fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
         if let Some(plan) = &self.plan {
-            let b32 = match self.bias {
-                QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
-                _ => None,
-            };
+            let (b32, _) = self.bias.slices(ctx)?;
             let workers = ctx.workers;
             match self.dtype {
                 DataType::Int8 => {
@@ -248,14 +245,7 @@ impl PreparedOp for ConvQuant {
         let p = g.params(ferrolite_kernels::activation::ClampF32::NONE);
         let x = ctx.input(0)?;
         let w = ctx.input(1)?;
-        let b32 = match self.bias {
-            QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
-            _ => None,
-        };
-        let b64 = match self.bias {
-            QuantBias::I64(i) => Some(ctx.input(i)?.as_slice::<i64>()?),
-            _ => None,
-        };
+        let (b32, b64) = self.bias.slices(ctx)?;
         let out = ctx.output(0)?;
         match self.dtype {
             DataType::Int8 => q::conv2d_i8(

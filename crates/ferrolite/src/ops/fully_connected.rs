@@ -162,10 +162,7 @@ impl Operator for FullyConnected {
                 .filter(|plan| plan.supported());
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     if let Some(plan) = &plan {
-                        let b32 = match bias {
-                            QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
-                            _ => None,
-                        };
+                        let (b32, _) = bias.slices(ctx)?;
                         let workers = ctx.workers;
                         if dtype == DataType::Int8 {
                             let x = ctx.input(0)?.as_slice::<i8>()?;
@@ -184,14 +181,7 @@ impl Operator for FullyConnected {
                     }
                     let x = ctx.input(0)?;
                     let w = ctx.input(1)?;
-                    let b32 = match bias {
-                        QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
-                        _ => None,
-                    };
-                    let b64 = match bias {
-                        QuantBias::I64(i) => Some(ctx.input(i)?.as_slice::<i64>()?),
-                        _ => None,
-                    };
+                    let (b32, b64) = bias.slices(ctx)?;
                     let out = ctx.output(0)?;
                     match dtype {
                         DataType::Int8 => qk::fully_connected_i8(

@@ -136,6 +136,19 @@ pub(crate) enum QuantBias {
 }
 
 impl QuantBias {
+    /// The bias at eval as (int32, int64) slices; at most one is present.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn slices<'a>(
+        &self,
+        ctx: &crate::op::EvalContext<'a>,
+    ) -> Result<(Option<&'a [i32]>, Option<&'a [i64]>), OpError> {
+        Ok(match *self {
+            QuantBias::None => (None, None),
+            QuantBias::I32(i) => (Some(ctx.input(i)?.as_slice::<i32>()?), None),
+            QuantBias::I64(i) => (None, Some(ctx.input(i)?.as_slice::<i64>()?)),
+        })
+    }
+
     pub(crate) fn prepare(ctx: &PrepareContext<'_>, i: usize) -> Result<QuantBias, OpError> {
         Ok(match ctx.optional_input(i) {
             None => QuantBias::None,

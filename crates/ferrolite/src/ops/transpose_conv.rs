@@ -136,14 +136,7 @@ impl Operator for TransposeConv {
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(2)?;
                     let w = ctx.input(1)?.as_slice::<i8>()?;
-                    let b32 = match bias {
-                        QuantBias::I32(i) => Some(ctx.input(i)?.as_slice::<i32>()?),
-                        _ => None,
-                    };
-                    let b64 = match bias {
-                        QuantBias::I64(i) => Some(ctx.input(i)?.as_slice::<i64>()?),
-                        _ => None,
-                    };
+                    let (b32, b64) = bias.slices(ctx)?;
                     let out = ctx.output(0)?;
                     match dtype {
                         DataType::Int8 => {
