@@ -5,8 +5,9 @@
 //! outputs are recorded as a 64-bit FNV-1a hash of the output bytes plus a
 //! few leading values. To re-derive them, run with
 //! `FERROLITE_DUMP_OPS=dir` (each model is written to `dir/NAME.tflite` with
-//! its input as raw bytes in `dir/NAME.in0.bin`...), run LiteRT's reference
-//! interpreter on those files and hash its output bytes the same way.
+//! its input as raw bytes in `dir/NAME.in0.bin`...), then
+//! `python tools/litert_one_op.py dir` runs LiteRT's reference interpreter on
+//! them and prints the table below.
 
 use ferrolite::schema::{self as fb, finish_model, BuiltinOperator, BuiltinOptions, SubGraph, TensorType};
 use ferrolite::{Interpreter, InterpreterOptions, Model, OpResolver};
@@ -107,6 +108,10 @@ fn i16_ramp(n: usize) -> Vec<u8> {
 
 /// Run `model` on `inputs` (raw bytes) and return the output's bytes.
 fn run(name: &str, model: &[u8], inputs: &[Vec<u8>]) -> Vec<u8> {
+    run_with(name, model, inputs, InterpreterOptions::default())
+}
+
+fn run_with(name: &str, model: &[u8], inputs: &[Vec<u8>], options: InterpreterOptions) -> Vec<u8> {
     if let Some(dir) = std::env::var_os("FERROLITE_DUMP_OPS") {
         let dir = std::path::PathBuf::from(dir);
         std::fs::write(dir.join(format!("{name}.tflite")), model).unwrap();
@@ -116,7 +121,7 @@ fn run(name: &str, model: &[u8], inputs: &[Vec<u8>]) -> Vec<u8> {
     }
     let model = Model::from_bytes(model).unwrap();
     let resolver = OpResolver::with_builtins();
-    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    let mut it = Interpreter::new(&model, &resolver, options).unwrap();
     it.allocate_tensors().unwrap_or_else(|e| panic!("{name}: {e}"));
     for (i, b) in inputs.iter().enumerate() {
         it.set_input_bytes(i, b).unwrap();
@@ -148,6 +153,12 @@ const EXPECTED: &[(&str, u64, [u8; 8])] = &[
     ("resize_bilinear_i8", 0x3e0f6fe287add613, [0, 97, 194, 35, 132, 229, 70, 167]),
     ("resize_bilinear_i8_align", 0x0205ebe4b2449407, [0, 97, 194, 35, 132, 229, 70, 167]),
     ("resize_bilinear_i8_half", 0xfb346276a9fc528f, [0, 97, 194, 35, 132, 229, 70, 167]),
+    ("sum_u8", 0x4b4649bd248a14f6, [89, 90, 92, 94, 95, 97, 98, 100]),
+    // LiteRT's reference int8 SUM reads the values as uint8 bytes; ferrolite
+    // reproduces that only with `reference_kernels` (see `sum_quantized_i8_as_u8`).
+    ("sum_i8_ref", 0xa7dfd3967a8b9c3c, [92, 93, 93, 94, 95, 96, 97, 97]),
+    // LiteRT's default kernels (float rescale) for the same model.
+    ("sum_i8", 0x12221ee4ef0199ed, [195, 203, 211, 219, 227, 235, 243, 251]),
     ("tanh_i8", 0xbfdaed4d5281ae7e, [237, 127, 133, 92, 128, 161, 123, 129]),
     ("tanh_u8", 0x72d24dacf77b7b2f, [0, 20, 255, 0, 148, 255, 2, 245]),
     // ELU: LiteRT's reference resolver has no ELU; this is its builtin
@@ -325,4 +336,39 @@ fn quantize_requantizes_between_integer_types() {
 fn elu_int8() {
     let o = unary_case("elu_i8", Op::Elu, Int8, 0.05, 20, 0.04, 0);
     check("elu_i8", &o);
+}
+
+/// SUM over height and width of a `[1, 4, 8, 8]` tensor, keep_dims.
+fn sum_model(ty: TensorType, s_in: f32, z_in: i64, s_out: f32, z_out: i64) -> Vec<u8> {
+    let axes = constant(t(TensorType::Int32, &[2], 0.0, 0), [1i32, 2].iter().flat_map(|a| a.to_le_bytes()).collect());
+    let options = BuiltinOptions::ReducerOptions(Box::new(fb::ReducerOptions { keep_dims: true }));
+    single_op(Op::Sum, Some(options), vec![t(ty, &SHAPE, s_in, z_in), axes], t(ty, &[1, 1, 1, 8], s_out, z_out))
+}
+
+#[test]
+fn sum_uint8_matches_litert_reference() {
+    let m = sum_model(UInt8, 0.02, 131, 0.4, 100);
+    check("sum_u8", &run("sum_u8", &m, &[all_bytes(N)]));
+}
+
+#[test]
+fn sum_int8_with_reference_kernels_reads_bytes_as_litert_does() {
+    let m = sum_model(Int8, 0.05, 3, 2.0, -5);
+    let reference = InterpreterOptions { reference_kernels: true, ..Default::default() };
+    check("sum_i8_ref", &run_with("sum_i8_ref", &m, &[all_bytes(N)], reference));
+}
+
+#[test]
+fn sum_int8_is_within_one_unit_of_the_real_sum() {
+    let (s_in, z_in, s_out, z_out) = (0.05f32, 3i32, 0.2f32, -5i32);
+    let m = sum_model(Int8, s_in, z_in as i64, s_out, z_out as i64);
+    let input = all_bytes(N);
+    let out = run("sum_i8", &m, &[input.clone()]);
+    check("sum_i8", &out);
+    for c in 0..8 {
+        let real: f64 = (0..32).map(|p| (input[p * 8 + c] as i8 as i32 - z_in) as f64 * s_in as f64).sum();
+        let want = (real / s_out as f64 + z_out as f64).clamp(-128.0, 127.0);
+        let got = out[c] as i8 as f64;
+        assert!((got - want).abs() <= 1.0, "channel {c}: got {got}, real sum in output units {want}");
+    }
 }

@@ -68,24 +68,37 @@ impl Operator for Reduce {
                 }
                 Ok(())
             })),
-            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if matches!(kind, Kind::Mean) => {
+            // SUM shares MEAN's preparation in TFLite (one `s_in / s_out`
+            // multiplier); only the eval differs.
+            t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if matches!(kind, Kind::Mean | Kind::Sum) => {
                 let (si, zi) = input_scale_zp(&input, "the input")?;
                 let (so, zo) = output_scale_zp(ctx.output(0)?)?;
-                let bad = || OpError::Value("quantisation parameters TFLite rejects for MEAN".into());
+                let bad = || OpError::Value(format!("quantisation parameters TFLite rejects for {kind:?}"));
+                let sum = matches!(kind, Kind::Sum);
+                // LiteRT's reference int8 SUM reads the data as uint8 bytes;
+                // reproduce that only when the user asked for LiteRT's
+                // reference kernels (see `sum_quantized_i8_as_u8`).
+                let litert_bytes = sum && ctx.reference_kernels;
                 macro_rules! typed {
-                    ($T:ty) => {{
+                    ($T:ty, $as_bytes:expr) => {{
                         let p = qk::QuantizedMeanParams::new::<$T>(si, zi, so, zo).ok_or_else(bad)?;
                         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                             let x = ctx.input(0)?.as_slice::<$T>()?;
-                            qk::mean_quantized(&p, x, &in_shape, &axes, ctx.output(0)?.as_slice_mut::<$T>()?);
+                            let y = ctx.output(0)?.as_slice_mut::<$T>()?;
+                            if !sum {
+                                qk::mean_quantized(&p, x, &in_shape, &axes, y);
+                            } else {
+                                $as_bytes(&p, x, &in_shape, &axes, y);
+                            }
                             Ok(())
                         }))
                     }};
                 }
                 match t {
-                    DataType::Int8 => typed!(i8),
-                    DataType::UInt8 => typed!(u8),
-                    _ => typed!(i16),
+                    DataType::Int8 if litert_bytes => typed!(i8, qk::sum_quantized_i8_as_u8),
+                    DataType::Int8 => typed!(i8, qk::sum_quantized::<i8>),
+                    DataType::UInt8 => typed!(u8, qk::sum_quantized::<u8>),
+                    _ => typed!(i16, qk::sum_quantized::<i16>),
                 }
             }
             t @ (DataType::Int32 | DataType::Int64) if !matches!(kind, Kind::Mean) => {

@@ -1,4 +1,4 @@
-//! Quantised MEAN.
+//! Quantised MEAN and SUM.
 //!
 //! TFLite has two integer MEAN computations, and which one runs depends on
 //! the kernel variant, not only on the model:
@@ -15,6 +15,14 @@
 //!   float-rounded bias. Results can differ from the reference by one unit.
 //!   All other shapes go through `optimized_ops::QuantizedMeanOrSum`, which is
 //!   not reproduced here.
+//!
+//! SUM shares MEAN's preparation (one multiplier for `s_in / s_out`) and
+//! the reference kernel's requantisation, without the `1/n`:
+//! [`sum_quantized`]. LiteRT's reference SUM kernel hands the int8 data to
+//! that routine as *uint8* bytes (a LiteRT quirk: `-1` is read as `255`, the
+//! result is clamped to `0..=255` and stored back as a byte), so its int8 SUM
+//! is rarely what the model means; [`sum_quantized_i8_as_u8`] reproduces it
+//! for users who need LiteRT's `BUILTIN_REF` bytes exactly.
 
 use super::{valid_scale, QType};
 use crate::quant::{multiply_by_quantized_multiplier, quantize_multiplier};
@@ -86,6 +94,71 @@ pub fn mean_quantized<T: QType>(
         let shifted = (s as i64 - p.input_zero_point as i64 * n) as i32;
         let v = multiply_by_quantized_multiplier(shifted, multiplier, shift).wrapping_add(p.output_zero_point);
         *o = T::from_i32(v.clamp(T::MIN, T::MAX));
+    }
+}
+
+/// SUM over `axes` (normalised, repeats allowed) for `i8`, `u8`, `i16` as
+/// `reference_ops::QuantizedMeanOrSum(compute_sum = true)` computes it on
+/// correctly typed values: raw values summed in 32 bits (wrapping, as TFLite's
+/// `int32` accumulator), `out = clamp(MBQM(sum - zp_in * n, m, shift) + zp_out)`
+/// with `m, shift` of `s_in / s_out`. With no axes the input is copied
+/// unchanged, as TFLite does. An empty reduction gives zeros.
+pub fn sum_quantized<T: QType>(
+    p: &QuantizedMeanParams,
+    input: &[T],
+    in_shape: &[usize],
+    axes: &[usize],
+    output: &mut [T],
+) {
+    if axes.is_empty() {
+        for (o, &x) in output.iter_mut().zip(input) {
+            *o = x;
+        }
+        return;
+    }
+    let wide: Vec<i32> = input.iter().map(|x| x.to_i32()).collect();
+    requantize_sums::<T>(p, &wide, in_shape, axes, output, |v| T::from_i32(v.clamp(T::MIN, T::MAX)));
+}
+
+/// LiteRT 2.3's reference int8 SUM, byte for byte: every int8 value is read
+/// as the uint8 with the same bits, the sum is requantised as in
+/// [`sum_quantized`] with the int8 zero points, clamped to `0..=255`, and the
+/// byte stored back as int8 (so 200 comes out as -56). See the module notes.
+pub fn sum_quantized_i8_as_u8(
+    p: &QuantizedMeanParams,
+    input: &[i8],
+    in_shape: &[usize],
+    axes: &[usize],
+    output: &mut [i8],
+) {
+    if axes.is_empty() {
+        output.iter_mut().zip(input).for_each(|(o, &x)| *o = x);
+        return;
+    }
+    let wide: Vec<i32> = input.iter().map(|&x| x as u8 as i32).collect();
+    requantize_sums::<i8>(p, &wide, in_shape, axes, output, |v| v.clamp(0, 255) as u8 as i8);
+}
+
+/// Sums `wide` over `axes`, removes `zp_in * n`, requantises with `p`'s
+/// multiplier and adds `zp_out`; `store` saturates and narrows.
+fn requantize_sums<T: Copy + Default>(
+    p: &QuantizedMeanParams,
+    wide: &[i32],
+    in_shape: &[usize],
+    axes: &[usize],
+    output: &mut [T],
+    store: impl Fn(i32) -> T,
+) {
+    let mut sums = vec![0i32; output.len()];
+    reduce(wide, in_shape, axes, &mut sums, 0, i32::wrapping_add);
+    let n = reduction_count(in_shape, axes) as i64;
+    if n == 0 {
+        output.iter_mut().for_each(|o| *o = T::default());
+        return;
+    }
+    for (o, &s) in output.iter_mut().zip(&sums) {
+        let shifted = (s as i64 - p.input_zero_point as i64 * n) as i32;
+        *o = store(multiply_by_quantized_multiplier(shifted, p.multiplier, p.shift).wrapping_add(p.output_zero_point));
     }
 }
 
@@ -166,6 +239,68 @@ mod tests {
         mean_quantized(&p, &[128u8, 129, 130, 0, 255, 255], &[1, 2, 3], &[2], &mut out3);
         assert_eq!(out3, [129, 170]); // 170 - 128 = 42 = round(126/3)
         assert!(QuantizedMeanParams::new::<i16>(1.0, 1, 1.0, 0).is_none());
+    }
+
+    #[test]
+    fn sum_hand_worked() {
+        // s_in 0.5 zp 1, s_out 1 zp -2. Rows (3, 5): 0.5 * (2 + 4) = 3 -> 1.
+        // Rows (1, 1): 0 -> -2.
+        let p = QuantizedMeanParams::new::<i8>(0.5, 1, 1.0, -2).unwrap();
+        let mut out = [0i8; 2];
+        sum_quantized(&p, &[3i8, 5, 1, 1], &[2, 2], &[1], &mut out);
+        assert_eq!(out, [1, -2]);
+        // 0.5 * 126 * 2 = 126, -2 -> 124; with three terms it saturates.
+        sum_quantized(&p, &[127i8, 127, 127, 127], &[2, 2], &[1], &mut out);
+        assert_eq!(out, [124, 124]);
+        let mut one = [0i8; 1];
+        sum_quantized(&p, &[127i8, 127, 127], &[3], &[0], &mut one);
+        assert_eq!(one, [127]);
+        // Negative values and the column axis: columns (-3, 5) and (-7, -9)
+        // give 0.5 * ((-4) + 4) = 0 -> -2 and 0.5 * (-8 - 10) = -9 -> -11.
+        sum_quantized(&p, &[-3i8, -7, 5, -9], &[2, 2], &[0], &mut out);
+        assert_eq!(out, [-2, -11]);
+        // No axes: a copy.
+        sum_quantized(&p, &[9i8, -9], &[2], &[], &mut out);
+        assert_eq!(out, [9, -9]);
+        // int16 (zero points 0), output scale 4x the input's: 1000 + 3000 -> 1000.
+        let p = QuantizedMeanParams::new::<i16>(1.0, 0, 4.0, 0).unwrap();
+        let mut o16 = [0i16; 1];
+        sum_quantized(&p, &[1000i16, 3000], &[2], &[0], &mut o16);
+        assert_eq!(o16, [1000]);
+    }
+
+    #[test]
+    fn litert_ref_sum_reads_int8_as_bytes() {
+        // Same scales, zp 0: -1 + -1 read as 255 + 255 = 510 -> clamped to
+        // 255, stored as -1; 100 + 20 = 120 stays 120; -128 + 0 = 128 -> -128.
+        let p = QuantizedMeanParams::new::<i8>(1.0, 0, 1.0, 0).unwrap();
+        let mut out = [0i8; 3];
+        sum_quantized_i8_as_u8(&p, &[-1i8, -1, 100, 20, -128, 0], &[3, 2], &[1], &mut out);
+        assert_eq!(out, [-1, 120, -128]);
+        // zp 10: (2 - 10) + (3 - 10) = -15 clamps to 0.
+        let p = QuantizedMeanParams::new::<i8>(1.0, 10, 1.0, 0).unwrap();
+        let mut one = [0i8; 1];
+        sum_quantized_i8_as_u8(&p, &[2i8, 3], &[2], &[0], &mut one);
+        assert_eq!(one, [0]);
+    }
+
+    #[test]
+    fn sum_matches_float_reference() {
+        let mut rng = Lcg(11);
+        for case in 0..200 {
+            let shape = [rng.range(1, 5) as usize, rng.range(1, 9) as usize];
+            let (si, zi) = (rng.float(0.01, 0.2), rng.range(-128, 127));
+            let (so, zo) = (si * rng.float(0.5, 8.0), rng.range(-128, 127));
+            let input = rng.i8s(shape[0] * shape[1]);
+            let p = QuantizedMeanParams::new::<i8>(si, zi, so, zo).unwrap();
+            let mut out = vec![0i8; shape[0]];
+            sum_quantized(&p, &input, &shape, &[1], &mut out);
+            for r in 0..shape[0] {
+                let real: f64 = (0..shape[1]).map(|c| deq(input[r * shape[1] + c] as i32, si, zi)).sum();
+                let d = off_by(out[r] as i32, real, so, zo, -128, 127);
+                assert!(d <= 1.0, "case {case} row {r}: got {}, real {real}", out[r]);
+            }
+        }
     }
 
     #[test]
