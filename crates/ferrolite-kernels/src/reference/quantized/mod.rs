@@ -19,6 +19,8 @@
 //! - [`elementwise`]: ADD, SUB, MUL with broadcasting.
 //! - [`pool`]: AVERAGE_POOL_2D, MAX_POOL_2D.
 //! - [`reduce`] for MEAN (reference and optimised-kernel variants).
+//! - [`lstm`]: the integer (8x8_16) UNIDIRECTIONAL_SEQUENCE_LSTM (not
+//!   glob-re-exported: use `quantized::lstm::...`).
 //! - [`misc`]: QUANTIZE / requantize, CONCATENATION with rescaling,
 //!   RESIZE_BILINEAR, RELU family, LEAKY_RELU, PRELU, int16 LOGISTIC / TANH.
 
@@ -26,6 +28,7 @@ pub mod arith;
 pub mod batch_matmul;
 pub mod conv;
 pub mod elementwise;
+pub mod lstm;
 pub mod misc;
 pub mod pool;
 pub mod reduce;
