@@ -31,11 +31,11 @@ use crate::reference::quantized::conv::{finish, finish_fc};
 use crate::reference::quantized::{ConvQuantParams, QType};
 
 /// Columns per packed panel (two AVX2 registers of 8 int32 sums).
-const NR: usize = 16;
+pub(crate) const NR: usize = 16;
 /// Rows per micro-kernel call.
-const MR: usize = 6;
+pub(crate) const MR: usize = 6;
 /// Target size of one im2col block, in i16 values (128 KiB).
-const IM2COL_BLOCK: usize = 64 * 1024;
+pub(crate) const IM2COL_BLOCK: usize = 64 * 1024;
 
 /// An 8-bit activation/weight type the fast kernels handle.
 pub trait Q8: QType + Send + Sync {
@@ -55,12 +55,13 @@ fn offset_fits<T: QType>(offset: i32) -> bool {
     lo >= i16::MIN as i64 && hi <= i16::MAX as i64
 }
 
-/// Per-thread work buffers (reused between calls).
+/// Per-thread work buffers (reused between calls; the hybrid kernels in
+/// `optimized::hybrid` use the same ones).
 #[derive(Clone, Debug, Default)]
 pub struct Qs8Scratch {
-    a: Vec<i16>,
-    acc: Vec<i32>,
-    taps: Vec<(usize, usize)>,
+    pub(crate) a: Vec<i16>,
+    pub(crate) acc: Vec<i32>,
+    pub(crate) taps: Vec<(usize, usize)>,
 }
 
 impl Qs8Scratch {
@@ -136,15 +137,15 @@ impl Requant {
 /// depth pair `p` holds 32 values, `[w[16j + l][2p], w[16j + l][2p + 1]]`
 /// for `l in 0..16`. Zero past `n` and past `k`.
 #[derive(Clone, Debug)]
-struct PackedQs8 {
+pub(crate) struct PackedQs8 {
     n: usize,
     /// Depth pairs: `ceil(k / 2)`.
-    k2: usize,
+    pub(crate) k2: usize,
     buf: Vec<i16>,
 }
 
 impl PackedQs8 {
-    fn pack<W: QType>(weights: &[W], n: usize, k: usize, offset: i32) -> PackedQs8 {
+    pub(crate) fn pack<W: QType>(weights: &[W], n: usize, k: usize, offset: i32) -> PackedQs8 {
         let k2 = k.div_ceil(2);
         let panels = n.div_ceil(NR);
         let mut buf = vec![0i16; panels * k2 * 2 * NR];
@@ -159,7 +160,7 @@ impl PackedQs8 {
         PackedQs8 { n, k2, buf }
     }
 
-    fn panels(&self) -> usize {
+    pub(crate) fn panels(&self) -> usize {
         self.n.div_ceil(NR)
     }
 
@@ -172,7 +173,7 @@ impl PackedQs8 {
 /// `acc[r][c] = sum_d a[r][d] * w[c][d]` for `r < m`, `c < 16 * panels`
 /// (the padding columns get 0). `a` rows have stride `lda >= 2 * k2`, `acc`
 /// rows stride `ldc >= 16 * panels`.
-fn gemm_i32(isa: IsaLevel, m: usize, a: &[i16], lda: usize, w: &PackedQs8, acc: &mut [i32], ldc: usize) {
+pub(crate) fn gemm_i32(isa: IsaLevel, m: usize, a: &[i16], lda: usize, w: &PackedQs8, acc: &mut [i32], ldc: usize) {
     let k2 = w.k2;
     assert!(lda >= 2 * k2 && ldc >= NR * w.panels());
     if m == 0 {

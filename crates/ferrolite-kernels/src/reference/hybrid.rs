@@ -83,7 +83,7 @@ impl HybridScratch {
 /// (saturating here; TFLite's is undefined out of range, which the callers'
 /// value ranges never reach).
 #[inline(always)]
-fn round_to_i32(x: f32) -> i32 {
+pub(crate) fn round_to_i32(x: f32) -> i32 {
     x.round() as i32
 }
 
@@ -91,7 +91,7 @@ fn round_to_i32(x: f32) -> i32 {
 /// (`None` for an empty slice). Written with `<` and `!(<)` as the C++ is, so
 /// NaNs are treated the same way.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
-fn minmax_element(values: &[f32]) -> Option<(f32, f32)> {
+pub(crate) fn minmax_element(values: &[f32]) -> Option<(f32, f32)> {
     let (&first, rest) = values.split_first()?;
     let (mut min, mut max) = (first, first);
     for &v in rest {
@@ -117,20 +117,30 @@ pub fn symmetric_quantize_floats(values: &[f32], out: &mut [i8]) -> (f32, f32, f
     let Some((min, max)) = minmax_element(values) else {
         return (0.0, 0.0, 1.0);
     };
-    const K_SCALE: i32 = 127;
+    let Some((scaling_factor, inv)) = symmetric_params(min, max) else {
+        out.fill(0);
+        return (min, max, 1.0);
+    };
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = round_to_i32(v * inv).clamp(-SYMMETRIC_QMAX, SYMMETRIC_QMAX) as i8;
+    }
+    (min, max, scaling_factor)
+}
+
+/// `SymmetricQuantizeFloats` clamps to `-127..=127`.
+pub(crate) const SYMMETRIC_QMAX: i32 = 127;
+
+/// The `(scaling_factor, inverse)` that [`symmetric_quantize_floats`]
+/// derives from a row's `min` and `max`; `None` when the range is 0 (the
+/// row quantises to zeros with scaling factor 1).
+pub(crate) fn symmetric_params(min: f32, max: f32) -> Option<(f32, f32)> {
     // std::max(a, b): a unless a < b (f32::max would differ only for NaN).
     let (a, b) = (min.abs(), max.abs());
     let range = if a < b { b } else { a };
     if range == 0.0 {
-        out.fill(0);
-        return (min, max, 1.0);
+        return None;
     }
-    let scaling_factor = range / K_SCALE as f32;
-    let inv = K_SCALE as f32 / range;
-    for (o, &v) in out.iter_mut().zip(values) {
-        *o = round_to_i32(v * inv).clamp(-K_SCALE, K_SCALE) as i8;
-    }
-    (min, max, scaling_factor)
+    Some((range / SYMMETRIC_QMAX as f32, SYMMETRIC_QMAX as f32 / range))
 }
 
 /// TFLite's `AsymmetricQuantizeFloats`: returns `(scaling_factor, offset)`,
@@ -147,18 +157,36 @@ pub fn symmetric_quantize_floats(values: &[f32], out: &mut [i8]) -> (f32, f32, f
 /// `out[i] = clamp(round(offset as f32 + values[i] * inv), -128, 127)` in f32.
 pub fn asymmetric_quantize_floats(values: &[f32], out: &mut [i8]) -> (f32, i32) {
     let out = &mut out[..values.len()];
-    const K_MIN: i32 = -128;
-    const K_MAX: i32 = 127;
+    let (vmin, vmax) = minmax_element(values).unwrap_or((0.0, 0.0));
+    let Some((scaling_factor, offset, inv)) = asymmetric_params(vmin, vmax) else {
+        out.fill(0);
+        return (1.0, 0);
+    };
+    let offset_f = offset as f32;
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = round_to_i32(offset_f + v * inv).clamp(ASYMMETRIC_QMIN, ASYMMETRIC_QMAX) as i8;
+    }
+    (scaling_factor, offset)
+}
+
+/// `AsymmetricQuantizeFloats` clamps to `-128..=127`.
+pub(crate) const ASYMMETRIC_QMIN: i32 = -128;
+pub(crate) const ASYMMETRIC_QMAX: i32 = 127;
+
+/// The `(scaling_factor, offset, inverse)` that [`asymmetric_quantize_floats`]
+/// derives from a row's `min` and `max`; `None` when the range widened to 0
+/// is empty (the row quantises to zeros, scaling factor 1, offset 0).
+pub(crate) fn asymmetric_params(vmin: f32, vmax: f32) -> Option<(f32, i32, f32)> {
+    const K_MIN: i32 = ASYMMETRIC_QMIN;
+    const K_MAX: i32 = ASYMMETRIC_QMAX;
     let qmin = K_MIN as f64;
     let qmax = K_MAX as f64;
-    let (vmin, vmax) = minmax_element(values).unwrap_or((0.0, 0.0));
     // std::fmin(0, x) / std::fmax(0, x) in double (ignoring a NaN argument,
     // as fmin/fmax do, like f64::min/max).
     let rmin = 0f64.min(vmin as f64);
     let rmax = 0f64.max(vmax as f64);
     if rmin == rmax {
-        out.fill(0);
-        return (1.0, 0);
+        return None;
     }
     let scale = (rmax - rmin) / (qmax - qmin);
     let zero_point_from_min = qmin - rmin / scale;
@@ -176,11 +204,7 @@ pub fn asymmetric_quantize_floats(values: &[f32], out: &mut [i8]) -> (f32, i32) 
     };
     let scaling_factor = scale as f32;
     let inv = (1.0f64 / scaling_factor as f64) as f32;
-    let offset_f = offset as f32;
-    for (o, &v) in out.iter_mut().zip(values) {
-        *o = round_to_i32(offset_f + v * inv).clamp(K_MIN, K_MAX) as i8;
-    }
-    (scaling_factor, offset)
+    Some((scaling_factor, offset, inv))
 }
 
 /// Weight scale of output channel / row `i`: one scale for all, or one each.

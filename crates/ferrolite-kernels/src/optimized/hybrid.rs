@@ -1,0 +1,1359 @@
+//! Dynamic-range ("hybrid") CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED
+//! on the int8 GEMM / depthwise machinery of [`super::qs8`], bit for bit
+//! equal to the reference kernels in `reference::hybrid`.
+//!
+//! The reference quantises the float input per image (per row for FC),
+//! sums `w * (q - offset)` exactly in i32 and scales the sum back to float.
+//! Here:
+//!
+//! - [`HybridInput::quantize`] quantises with the reference's own
+//!   parameter helpers (`symmetric_params` / `asymmetric_params`) and the
+//!   same f32 element arithmetic (`v * inv` or `offset + v * inv`, rounded
+//!   half away from zero, clamped), vectorised with AVX2 where the CPU has
+//!   it. It stores `q - offset` as i16, so a padding tap (0) adds nothing,
+//!   exactly like the reference skipping it, and no weight-sum correction is
+//!   needed; `|q - offset| <= 255` and `|w| <= 128`, so every product and
+//!   every `_mm256_madd_epi16` pair sum fits i32.
+//! - CONV_2D and FULLY_CONNECTED run `qs8::gemm_i32` over weights packed
+//!   once at plan time (`PackedQs8`, filter offset 0). A 1x1, stride-1,
+//!   unpadded conv over an even number of channels uses the quantised image
+//!   as the GEMM's left matrix directly (no im2col).
+//! - DEPTHWISE_CONV_2D vectorises over 8 channels (depth multiplier 1) with
+//!   `_mm256_mullo_epi32`, like `qs8`'s depthwise kernel.
+//! - Integer sums wrap like the reference's `wrapping_add`, and do not depend
+//!   on their order; the float epilogues repeat each reference kernel's
+//!   multiplication order (see the table in `reference::hybrid`), then the
+//!   clamp.
+//!
+//! Quantisation needs whole images, so callers quantise once, then may
+//! split `run_rows` (output pixels, or FC batch rows) across threads.
+
+use crate::activation::ClampF32;
+use crate::optimized::isa::{Avx2Fma, IsaLevel};
+use crate::optimized::qs8::{gemm_i32, PackedQs8, Qs8Scratch, IM2COL_BLOCK, MR, NR};
+use crate::reference::conv::{Conv2dParams, DepthwiseParams};
+use crate::reference::hybrid::{
+    asymmetric_params, minmax_element, round_to_i32, symmetric_params, ASYMMETRIC_QMAX, ASYMMETRIC_QMIN, SYMMETRIC_QMAX,
+};
+
+/// Float activations quantised the way the reference hybrid kernels do, one
+/// scale (and, asymmetric, one zero point) per row; rows are whole images
+/// for the convolutions and batch rows for FULLY_CONNECTED.
+#[derive(Clone, Debug, Default)]
+pub struct HybridInput {
+    /// `q - offset` per value; rows of `stride >= row_len` values, the
+    /// values past `row_len` zero.
+    x: Vec<i16>,
+    scales: Vec<f32>,
+    offsets: Vec<i32>,
+    rows: usize,
+    row_len: usize,
+    stride: usize,
+    /// Every input value compares equal to 0.0 (FULLY_CONNECTED then skips
+    /// the product, as TFLite does).
+    all_zero: bool,
+}
+
+impl HybridInput {
+    pub fn new() -> HybridInput {
+        HybridInput::default()
+    }
+
+    /// The per-row input scales (`scaling_factors` of the reference).
+    pub fn scaling_factors(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// The per-row zero points (0 for symmetric quantisation).
+    pub fn offsets(&self) -> &[i32] {
+        &self.offsets
+    }
+
+    /// The quantised values of row `r` as the reference's `i8`s.
+    pub fn row_i8(&self, r: usize) -> Vec<i8> {
+        let off = self.offsets[r];
+        self.x[r * self.stride..r * self.stride + self.row_len].iter().map(|&v| (v as i32 + off) as i8).collect()
+    }
+
+    /// Quantise `rows` rows of `row_len` floats from `input`, each on its own
+    /// (symmetric, or asymmetric with a zero point), into rows of `stride`.
+    pub fn quantize(
+        &mut self,
+        isa: IsaLevel,
+        input: &[f32],
+        rows: usize,
+        row_len: usize,
+        stride: usize,
+        asymmetric: bool,
+    ) {
+        assert!(stride >= row_len && input.len() >= rows * row_len, "input too short");
+        let token = Avx2Fma::new(isa.clamp_to_cpu());
+        self.rows = rows;
+        self.row_len = row_len;
+        self.stride = stride;
+        self.x.clear();
+        self.x.resize(rows * stride, 0);
+        self.scales.clear();
+        self.offsets.clear();
+        // IsZeroVector (`!= 0.0f`: -0.0 counts as zero). Only FC uses it.
+        self.all_zero = true;
+        for (r, dst) in self.x.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
+            let (scale, offset, zero) =
+                quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, &mut dst[..row_len]);
+            self.scales.push(scale);
+            self.offsets.push(offset);
+            self.all_zero &= zero;
+        }
+        if stride == 0 {
+            // Empty rows: scale 1, offset 0, as the reference.
+            self.scales.resize(rows, 1.0);
+            self.offsets.resize(rows, 0);
+        }
+    }
+
+    fn check(&self, rows: usize, row_len: usize) {
+        assert!(self.rows == rows && self.row_len == row_len, "input not quantised for this plan");
+    }
+}
+
+/// Quantise one row into `q - offset`; returns `(scaling_factor, offset)`.
+/// Also says whether every value compares equal to 0.0.
+fn quantize_row(token: Option<Avx2Fma>, values: &[f32], asymmetric: bool, out: &mut [i16]) -> (f32, i32, bool) {
+    let minmax = match token {
+        // The vector min/max equal the reference's `minmax_element` unless
+        // there is a NaN (or only in the sign of a zero, which the parameter
+        // helpers do not see); with a NaN the reference's own scan decides.
+        Some(t) => avx2::minmax(t, values).or_else(|| minmax_element(values)),
+        None => minmax_element(values),
+    };
+    // min == max == 0 still allows a NaN the scan stepped over: look.
+    let zero = match minmax {
+        Some((min, max)) if min == 0.0 && max == 0.0 => values.iter().all(|&v| v == 0.0),
+        Some(_) => false,
+        None => true,
+    };
+    let (min, max) = minmax.unwrap_or((0.0, 0.0));
+    let (scale, offset, inv, lo, hi) = if asymmetric {
+        match asymmetric_params(min, max) {
+            Some((s, off, inv)) => (s, off, inv, ASYMMETRIC_QMIN, ASYMMETRIC_QMAX),
+            None => {
+                out.fill(0);
+                return (1.0, 0, zero);
+            }
+        }
+    } else {
+        match minmax.and_then(|(min, max)| symmetric_params(min, max)) {
+            Some((s, inv)) => (s, 0, inv, -SYMMETRIC_QMAX, SYMMETRIC_QMAX),
+            None => {
+                out.fill(0);
+                return (1.0, 0, zero);
+            }
+        }
+    };
+    let done = match token {
+        Some(t) => avx2::quantize(t, values, inv, offset, asymmetric, lo, hi, out),
+        None => 0,
+    };
+    let offset_f = offset as f32;
+    for (o, &v) in out.iter_mut().zip(values).skip(done) {
+        let p = if asymmetric { offset_f + v * inv } else { v * inv };
+        *o = (round_to_i32(p).clamp(lo, hi) - offset) as i16;
+    }
+    (scale, offset, zero)
+}
+
+/// Weight scale of channel `i`: one for all, or one each.
+#[inline(always)]
+fn scale_at(scales: &[f32], i: usize) -> f32 {
+    if scales.len() == 1 {
+        scales[0]
+    } else {
+        scales[i]
+    }
+}
+
+/// Which reference CONV_2D a plan reproduces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConvKind {
+    /// `conv2d_hybrid`: symmetric input, `(0 + f32(acc) * (s_in * s_w)) + bias`.
+    PerTensor,
+    /// `conv2d_hybrid_per_channel`: asymmetric input,
+    /// `(f32(acc) * s_w[o]) * s_in + bias`.
+    PerChannel,
+}
+
+/// A hybrid CONV_2D (float input and output, int8 OHWI filter) with its
+/// weights packed for the int16 GEMM.
+#[derive(Clone, Debug)]
+pub struct HybridConvPlan {
+    isa: IsaLevel,
+    p: Conv2dParams,
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+    kind: ConvKind,
+    scales: Vec<f32>,
+    per_group: usize,
+    /// `kh * kw * f_in`.
+    depth: usize,
+    /// Depth padded to even: the im2col row length.
+    kp: usize,
+    /// 1x1, stride 1, no padding, one group, even depth: the quantised
+    /// image is the GEMM's left matrix.
+    direct: bool,
+    packed: Vec<PackedQs8>,
+    supported: bool,
+}
+
+impl HybridConvPlan {
+    /// Plan the reference's `conv2d_hybrid` (`per_channel == false`, scale
+    /// `filter_scales[0]`) or `conv2d_hybrid_per_channel` (`filter_scales`
+    /// with 1 or `out_c` values). Shapes as there; `isa` is clamped to the CPU.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        isa: IsaLevel,
+        params: &Conv2dParams,
+        in_shape: [usize; 4],
+        filter: &[i8],
+        filter_shape: [usize; 4],
+        filter_scales: &[f32],
+        per_channel: bool,
+        out_shape: [usize; 4],
+    ) -> HybridConvPlan {
+        let [batches, in_h, in_w, in_c] = in_shape;
+        let [f_out, f_h, f_w, f_in] = filter_shape;
+        let [out_b, _, _, out_c] = out_shape;
+        let groups = in_c.checked_div(f_in).unwrap_or(0);
+        let supported = f_in > 0
+            && groups >= 1
+            && in_c == groups * f_in
+            && out_c == f_out
+            && out_c.is_multiple_of(groups)
+            && out_b == batches
+            && params.stride_h >= 1
+            && params.stride_w >= 1
+            && params.dilation_h >= 1
+            && params.dilation_w >= 1
+            && filter.len() >= f_out * f_h * f_w * f_in
+            && (filter_scales.len() == 1 || (per_channel && filter_scales.len() >= out_c));
+        let per_group = if supported { out_c / groups } else { 0 };
+        let depth = f_h * f_w * f_in;
+        let kp = depth.div_ceil(2) * 2;
+        let packed = if supported {
+            (0..groups)
+                .map(|g| {
+                    PackedQs8::pack(&filter[g * per_group * depth..(g + 1) * per_group * depth], per_group, depth, 0)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let direct = groups == 1
+            && f_h == 1
+            && f_w == 1
+            && params.stride_h == 1
+            && params.stride_w == 1
+            && params.pad_top == 0
+            && params.pad_left == 0
+            && out_shape[1] == in_h
+            && out_shape[2] == in_w
+            && kp == in_c;
+        HybridConvPlan {
+            isa: isa.clamp_to_cpu(),
+            p: *params,
+            in_shape,
+            filter_shape,
+            out_shape,
+            kind: if per_channel { ConvKind::PerChannel } else { ConvKind::PerTensor },
+            scales: if supported { filter_scales.to_vec() } else { Vec::new() },
+            per_group,
+            depth,
+            kp,
+            direct,
+            packed,
+            supported,
+        }
+    }
+
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// Output pixels: `batches * out_h * out_w`.
+    pub fn rows(&self) -> usize {
+        self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+    }
+
+    /// Values per output row: `out_c`.
+    pub fn row_len(&self) -> usize {
+        self.out_shape[3]
+    }
+
+    /// Quantise the float input (each batch image on its own) into `q`.
+    pub fn quantize(&self, input: &[f32], q: &mut HybridInput) {
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        let image = in_h * in_w * in_c;
+        q.quantize(self.isa, input, batches, image, image, self.kind == ConvKind::PerChannel);
+    }
+
+    /// Quantise and compute the whole output.
+    pub fn run(
+        &self,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+        q: &mut HybridInput,
+        scratch: &mut Qs8Scratch,
+    ) {
+        self.quantize(input, q);
+        let len = self.rows() * self.row_len();
+        self.run_rows(q, bias, &mut output[..len], 0, scratch);
+    }
+
+    /// Output pixels `row_start .. row_start + output_rows.len() / out_c`
+    /// from the input quantised by [`Self::quantize`].
+    pub fn run_rows(
+        &self,
+        q: &HybridInput,
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported hybrid conv plan: use the reference kernel");
+        let out_c = self.out_shape[3];
+        if out_c == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / out_c;
+        assert!(row_start + rows <= self.rows(), "rows past the output");
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        q.check(batches, in_h * in_w * in_c);
+        if let Some(b) = bias {
+            assert!(b.len() >= out_c, "bias too short");
+        }
+        let [_, out_h, out_w, _] = self.out_shape;
+        let pg = self.per_group;
+        let kp = self.kp;
+        let ldc = pg.div_ceil(NR) * NR;
+        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
+        let block = block.min(rows).max(1);
+        let Qs8Scratch { a, acc, .. } = scratch;
+        if !self.direct && a.len() < block * kp {
+            a.resize(block * kp, 0);
+        }
+        if acc.len() < block * ldc {
+            acc.resize(block * ldc, 0);
+        }
+        let mut r = 0;
+        while r < rows {
+            let m = block.min(rows - r);
+            let first = row_start + r;
+            for (g, packed) in self.packed.iter().enumerate() {
+                let lhs: &[i16] = if self.direct {
+                    &q.x[first * kp..(first + m) * kp]
+                } else {
+                    self.im2col(q, first, m, g, &mut a[..m * kp]);
+                    &a[..m * kp]
+                };
+                gemm_i32(self.isa, m, lhs, kp, packed, &mut acc[..m * ldc], ldc);
+                for i in 0..m {
+                    let b = (first + i) / (out_h * out_w);
+                    let c0 = g * pg;
+                    let out = &mut output_rows[(r + i) * out_c + c0..(r + i) * out_c + c0 + pg];
+                    self.epilogue(&acc[i * ldc..i * ldc + pg], c0, q.scales[b], bias, out);
+                }
+            }
+            r += m;
+        }
+    }
+
+    /// The reference's float steps after the integer sum, for channels
+    /// `c0 .. c0 + out.len()`.
+    fn epilogue(&self, acc: &[i32], c0: usize, s_in: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+        let clamp = self.p.clamp;
+        let n = out.len();
+        match self.kind {
+            ConvKind::PerTensor => {
+                let s = s_in * self.scales[0];
+                match bias {
+                    Some(bv) => {
+                        for ((o, &a), &bb) in out.iter_mut().zip(acc).zip(&bv[c0..c0 + n]) {
+                            *o = clamp.apply((0.0f32 + a as f32 * s) + bb);
+                        }
+                    }
+                    None => {
+                        for (o, &a) in out.iter_mut().zip(acc) {
+                            *o = clamp.apply(0.0f32 + a as f32 * s);
+                        }
+                    }
+                }
+            }
+            ConvKind::PerChannel if self.scales.len() == 1 => {
+                let sw = self.scales[0];
+                match bias {
+                    Some(bv) => {
+                        for ((o, &a), &bb) in out.iter_mut().zip(acc).zip(&bv[c0..c0 + n]) {
+                            *o = clamp.apply(a as f32 * sw * s_in + bb);
+                        }
+                    }
+                    None => {
+                        for (o, &a) in out.iter_mut().zip(acc) {
+                            *o = clamp.apply(a as f32 * sw * s_in);
+                        }
+                    }
+                }
+            }
+            ConvKind::PerChannel => {
+                let sw = &self.scales[c0..c0 + n];
+                match bias {
+                    Some(bv) => {
+                        for (((o, &a), &w), &bb) in out.iter_mut().zip(acc).zip(sw).zip(&bv[c0..c0 + n]) {
+                            *o = clamp.apply(a as f32 * w * s_in + bb);
+                        }
+                    }
+                    None => {
+                        for ((o, &a), &w) in out.iter_mut().zip(acc).zip(sw) {
+                            *o = clamp.apply(a as f32 * w * s_in);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receptive fields of pixels `first .. first + m`, group `g`, as the
+    /// quantised `q - offset` (0 for padding taps and the even-depth pad).
+    fn im2col(&self, q: &HybridInput, first: usize, m: usize, g: usize, dst: &mut [i16]) {
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, _, f_w, f_in] = self.filter_shape;
+        let [_, out_h, out_w, _] = self.out_shape;
+        let p = &self.p;
+        let (k, kp) = (self.depth, self.kp);
+        let x = &q.x;
+        let c0 = g * f_in;
+        let contiguous_rows = f_in == in_c && p.dilation_w == 1;
+        for (i, row) in dst[..m * kp].chunks_exact_mut(kp).enumerate() {
+            row[k..].fill(0);
+            let row = &mut row[..k];
+            let pix = first + i;
+            let ox = pix % out_w;
+            let oy = (pix / out_w) % out_h;
+            let b = pix / (out_w * out_h);
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            for (fy, frow) in row.chunks_exact_mut(f_w * f_in).enumerate() {
+                let iy = iy0 + (fy * p.dilation_h) as isize;
+                if iy < 0 || iy >= in_h as isize {
+                    frow.fill(0);
+                    continue;
+                }
+                let line = (b * in_h + iy as usize) * in_w;
+                let ix_last = ix0 + ((f_w - 1) * p.dilation_w) as isize;
+                if contiguous_rows && ix0 >= 0 && ix_last < in_w as isize {
+                    let s = (line + ix0 as usize) * in_c;
+                    frow.copy_from_slice(&x[s..s + f_w * in_c]);
+                    continue;
+                }
+                for (fx, tap) in frow.chunks_exact_mut(f_in).enumerate() {
+                    let ix = ix0 + (fx * p.dilation_w) as isize;
+                    if ix < 0 || ix >= in_w as isize {
+                        tap.fill(0);
+                    } else {
+                        let s = (line + ix as usize) * in_c + c0;
+                        tap.copy_from_slice(&x[s..s + f_in]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A hybrid DEPTHWISE_CONV_2D (the reference's
+/// `depthwise_conv2d_hybrid_per_channel`: asymmetric input,
+/// `f32(acc) * (s_w[o] * s_in) + bias`), weights widened to i32, `[tap][out_c]`.
+#[derive(Clone, Debug)]
+pub struct HybridDepthwisePlan {
+    isa: IsaLevel,
+    p: DepthwiseParams,
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+    scales: Vec<f32>,
+    w: Vec<i32>,
+    supported: bool,
+}
+
+impl HybridDepthwisePlan {
+    /// Shapes as for the reference, filter `[1, kh, kw, out_c]`,
+    /// `filter_scales` with 1 or `out_c` values.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        isa: IsaLevel,
+        params: &DepthwiseParams,
+        in_shape: [usize; 4],
+        filter: &[i8],
+        filter_shape: [usize; 4],
+        filter_scales: &[f32],
+        out_shape: [usize; 4],
+    ) -> HybridDepthwisePlan {
+        let [batches, _, _, in_c] = in_shape;
+        let [f_one, f_h, f_w, f_c] = filter_shape;
+        let [out_b, _, _, out_c] = out_shape;
+        let supported = f_one == 1
+            && params.depth_multiplier >= 1
+            && out_c == in_c * params.depth_multiplier
+            && f_c == out_c
+            && out_b == batches
+            && params.stride_h >= 1
+            && params.stride_w >= 1
+            && params.dilation_h >= 1
+            && params.dilation_w >= 1
+            && filter.len() >= f_h * f_w * f_c
+            && (filter_scales.len() == 1 || filter_scales.len() >= out_c);
+        let (w, scales) = if supported {
+            (
+                filter[..f_h * f_w * f_c].iter().map(|&v| v as i32).collect(),
+                (0..out_c).map(|c| scale_at(filter_scales, c)).collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        HybridDepthwisePlan {
+            isa: isa.clamp_to_cpu(),
+            p: *params,
+            in_shape,
+            filter_shape,
+            out_shape,
+            scales,
+            w,
+            supported,
+        }
+    }
+
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    pub fn rows(&self) -> usize {
+        self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+    }
+
+    pub fn row_len(&self) -> usize {
+        self.out_shape[3]
+    }
+
+    /// Quantise the float input (each batch image on its own, asymmetric).
+    pub fn quantize(&self, input: &[f32], q: &mut HybridInput) {
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        let image = in_h * in_w * in_c;
+        q.quantize(self.isa, input, batches, image, image, true);
+    }
+
+    /// Quantise and compute the whole output.
+    pub fn run(
+        &self,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+        q: &mut HybridInput,
+        scratch: &mut Qs8Scratch,
+    ) {
+        self.quantize(input, q);
+        let len = self.rows() * self.row_len();
+        self.run_rows(q, bias, &mut output[..len], 0, scratch);
+    }
+
+    /// Output pixels `row_start .. row_start + output_rows.len() / out_c`.
+    pub fn run_rows(
+        &self,
+        q: &HybridInput,
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported hybrid depthwise plan: use the reference kernel");
+        let out_c = self.out_shape[3];
+        if out_c == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / out_c;
+        assert!(row_start + rows <= self.rows(), "rows past the output");
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        q.check(batches, in_h * in_w * in_c);
+        if let Some(b) = bias {
+            assert!(b.len() >= out_c, "bias too short");
+        }
+        let [_, f_h, f_w, _] = self.filter_shape;
+        let [_, out_h, out_w, _] = self.out_shape;
+        let p = &self.p;
+        let dm = p.depth_multiplier;
+        let token = if dm == 1 { Avx2Fma::new(self.isa) } else { None };
+        let x = &q.x;
+        let Qs8Scratch { acc, taps, .. } = scratch;
+        if acc.len() < out_c {
+            acc.resize(out_c, 0);
+        }
+        let acc = &mut acc[..out_c];
+        for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
+            let pix = row_start + i;
+            let ox = pix % out_w;
+            let oy = (pix / out_w) % out_h;
+            let b = pix / (out_w * out_h);
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            // Valid taps: (input offset of the pixel, tap index).
+            taps.clear();
+            for fy in 0..f_h {
+                let iy = iy0 + (fy * p.dilation_h) as isize;
+                if iy < 0 || iy >= in_h as isize {
+                    continue;
+                }
+                for fx in 0..f_w {
+                    let ix = ix0 + (fx * p.dilation_w) as isize;
+                    if ix < 0 || ix >= in_w as isize {
+                        continue;
+                    }
+                    taps.push((((b * in_h + iy as usize) * in_w + ix as usize) * in_c, fy * f_w + fx));
+                }
+            }
+            let done = match token {
+                Some(t) => avx2::dwconv_row(t, x, &self.w, taps, acc),
+                None => 0,
+            };
+            acc[done..].fill(0);
+            for &(xo, t) in taps.iter() {
+                let xs = &x[xo..xo + in_c];
+                let w = &self.w[t * out_c..(t + 1) * out_c];
+                if dm == 1 {
+                    for ((a, &xv), &wv) in acc[done..].iter_mut().zip(&xs[done..]).zip(&w[done..]) {
+                        *a = a.wrapping_add(wv.wrapping_mul(xv as i32));
+                    }
+                } else {
+                    for (oc, (a, &wv)) in acc.iter_mut().zip(w).enumerate() {
+                        *a = a.wrapping_add(wv.wrapping_mul(xs[oc / dm] as i32));
+                    }
+                }
+            }
+            let s_in = q.scales[b];
+            let clamp = p.clamp;
+            match bias {
+                Some(bv) => {
+                    for (((o, &a), &sw), &bb) in out.iter_mut().zip(acc.iter()).zip(&self.scales).zip(bv) {
+                        *o = clamp.apply(a as f32 * (sw * s_in) + bb);
+                    }
+                }
+                None => {
+                    for ((o, &a), &sw) in out.iter_mut().zip(acc.iter()).zip(&self.scales) {
+                        *o = clamp.apply(a as f32 * (sw * s_in));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A hybrid FULLY_CONNECTED (the reference's `fully_connected_hybrid`:
+/// `bias + f32(acc) * (s_in * s_w[o])`) with its weights packed for the
+/// int16 GEMM.
+#[derive(Clone, Debug)]
+pub struct HybridFullyConnectedPlan {
+    isa: IsaLevel,
+    packed: PackedQs8,
+    scales: Vec<f32>,
+    depth: usize,
+    out_units: usize,
+    asymmetric: bool,
+    clamp: ClampF32,
+    supported: bool,
+}
+
+impl HybridFullyConnectedPlan {
+    /// `weights` is `[out_units, depth]`, `weight_scales` 1 or `out_units`
+    /// values; `asymmetric` is the op's `asymmetric_quantize_inputs`.
+    pub fn new(
+        isa: IsaLevel,
+        weights: &[i8],
+        weight_scales: &[f32],
+        out_units: usize,
+        depth: usize,
+        asymmetric: bool,
+        clamp: ClampF32,
+    ) -> HybridFullyConnectedPlan {
+        let supported = depth >= 1
+            && weights.len() >= out_units * depth
+            && (weight_scales.len() == 1 || weight_scales.len() >= out_units);
+        let (packed, scales) = if supported {
+            (
+                PackedQs8::pack(weights, out_units, depth, 0),
+                (0..out_units).map(|o| scale_at(weight_scales, o)).collect(),
+            )
+        } else {
+            (PackedQs8::pack::<i8>(&[], 0, 0, 0), Vec::new())
+        };
+        HybridFullyConnectedPlan {
+            isa: isa.clamp_to_cpu(),
+            packed,
+            scales,
+            depth,
+            out_units,
+            asymmetric,
+            clamp,
+            supported,
+        }
+    }
+
+    pub fn supported(&self) -> bool {
+        self.supported
+    }
+
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// Values per output row: `out_units`.
+    pub fn row_len(&self) -> usize {
+        self.out_units
+    }
+
+    /// Quantise `batches` input rows of `depth` floats, each on its own.
+    pub fn quantize(&self, input: &[f32], batches: usize, q: &mut HybridInput) {
+        q.quantize(self.isa, input, batches, self.depth, self.packed.k2 * 2, self.asymmetric);
+    }
+
+    /// Quantise and compute all `batches` rows.
+    pub fn run(
+        &self,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+        batches: usize,
+        q: &mut HybridInput,
+        scratch: &mut Qs8Scratch,
+    ) {
+        self.quantize(input, batches, q);
+        self.run_rows(q, bias, &mut output[..batches * self.out_units], 0, scratch);
+    }
+
+    /// `output_rows` (a whole number of rows of `out_units`) from the
+    /// quantised rows starting at batch row `row_start`.
+    pub fn run_rows(
+        &self,
+        q: &HybridInput,
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported hybrid FC plan: use the reference kernel");
+        let n = self.out_units;
+        if n == 0 || output_rows.is_empty() {
+            return;
+        }
+        assert!(output_rows.len().is_multiple_of(n), "output_rows is not a whole number of rows");
+        let rows = output_rows.len() / n;
+        assert!(row_start + rows <= q.rows && q.row_len == self.depth, "input not quantised for this plan");
+        if let Some(b) = bias {
+            assert!(b.len() >= n, "bias too short");
+        }
+        let clamp = self.clamp;
+        if q.all_zero {
+            // TFLite skips the product: the output is the clamped bias.
+            for row in output_rows.chunks_exact_mut(n) {
+                for (o, v) in row.iter_mut().enumerate() {
+                    *v = clamp.apply(bias.map_or(0.0, |bv| bv[o]));
+                }
+            }
+            return;
+        }
+        let kp = self.packed.k2 * 2;
+        let ldc = self.packed.panels() * NR;
+        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
+        let block = block.min(rows).max(1);
+        let acc = &mut scratch.acc;
+        if acc.len() < block * ldc {
+            acc.resize(block * ldc, 0);
+        }
+        let mut r = 0;
+        while r < rows {
+            let m = block.min(rows - r);
+            let first = row_start + r;
+            gemm_i32(self.isa, m, &q.x[first * kp..(first + m) * kp], kp, &self.packed, &mut acc[..m * ldc], ldc);
+            for i in 0..m {
+                let s_in = q.scales[first + i];
+                let out = &mut output_rows[(r + i) * n..(r + i + 1) * n];
+                let acc = &acc[i * ldc..i * ldc + n];
+                match bias {
+                    Some(bv) => {
+                        for (((o, &a), &sw), &bb) in out.iter_mut().zip(acc).zip(&self.scales).zip(bv) {
+                            *o = clamp.apply(bb + a as f32 * (s_in * sw));
+                        }
+                    }
+                    None => {
+                        for ((o, &a), &sw) in out.iter_mut().zip(acc).zip(&self.scales) {
+                            *o = clamp.apply(0.0f32 + a as f32 * (s_in * sw));
+                        }
+                    }
+                }
+            }
+            r += m;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use crate::optimized::isa::Avx2Fma;
+    use std::arch::x86_64::*;
+
+    /// `(min, max)` of `values`, or `None` when it is empty or holds a NaN.
+    pub(super) fn minmax(_t: Avx2Fma, values: &[f32]) -> Option<(f32, f32)> {
+        if values.is_empty() {
+            return None;
+        }
+        // SAFETY: AVX2 is proven by the token; the kernel reads only
+        // `values.len()` floats from its start.
+        unsafe { minmax_avx2(values.as_ptr(), values.len()) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn minmax_avx2(x: *const f32, n: usize) -> Option<(f32, f32)> {
+        // SAFETY: the caller checked `n >= 1` readable floats behind `x`.
+        unsafe {
+            let mut i = 0;
+            let (mut lo, mut hi) = (x.read(), x.read());
+            let mut nan = lo.is_nan();
+            if n >= 8 {
+                let mut vlo = _mm256_loadu_ps(x);
+                let mut vhi = vlo;
+                let mut vnan = _mm256_cmp_ps(vlo, vlo, _CMP_UNORD_Q);
+                i = 8;
+                while i + 8 <= n {
+                    let v = _mm256_loadu_ps(x.add(i));
+                    vlo = _mm256_min_ps(vlo, v);
+                    vhi = _mm256_max_ps(vhi, v);
+                    vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+                    i += 8;
+                }
+                nan |= _mm256_movemask_ps(vnan) != 0;
+                let mut l = [0f32; 8];
+                let mut h = [0f32; 8];
+                _mm256_storeu_ps(l.as_mut_ptr(), vlo);
+                _mm256_storeu_ps(h.as_mut_ptr(), vhi);
+                for k in 0..8 {
+                    lo = if l[k] < lo { l[k] } else { lo };
+                    hi = if h[k] > hi { h[k] } else { hi };
+                }
+            }
+            while i < n {
+                let v = x.add(i).read();
+                nan |= v.is_nan();
+                lo = if v < lo { v } else { lo };
+                hi = if v > hi { v } else { hi };
+                i += 1;
+            }
+            if nan {
+                None
+            } else {
+                Some((lo, hi))
+            }
+        }
+    }
+
+    /// Quantise whole groups of 16 values into `out` as
+    /// `clamp(round(v * inv) [+ offset first, asymmetric], lo, hi) - offset`;
+    /// returns how many were done (the rest is left to the portable loop).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn quantize(
+        _t: Avx2Fma,
+        values: &[f32],
+        inv: f32,
+        offset: i32,
+        asymmetric: bool,
+        lo: i32,
+        hi: i32,
+        out: &mut [i16],
+    ) -> usize {
+        let done = values.len().min(out.len()) / 16 * 16;
+        // SAFETY: AVX2 is proven by the token; the kernel reads and writes
+        // `done` values, which both slices hold.
+        unsafe { quantize_avx2(values.as_ptr(), done, inv, offset, asymmetric, lo, hi, out.as_mut_ptr()) };
+        done
+    }
+
+    /// Round half away from zero (`f32::round`), NaN to 0, clamp, as i32,
+    /// minus the offset. Register-only arithmetic.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn round_clamp(p: __m256, lo: __m256, hi: __m256, off: __m256i) -> __m256i {
+        let t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        // `p - trunc(p)` is exact; ties and above go away from zero.
+        let d = _mm256_sub_ps(p, t);
+        let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let up = _mm256_cmp_ps(_mm256_and_ps(d, abs_mask), _mm256_set1_ps(0.5), _CMP_GE_OQ);
+        let sign_one = _mm256_or_ps(_mm256_andnot_ps(abs_mask, p), _mm256_set1_ps(1.0));
+        let r = _mm256_add_ps(t, _mm256_and_ps(up, sign_one));
+        // `NaN as i32` is 0; infinities clamp like any large value.
+        let r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
+        let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+        _mm256_sub_epi32(_mm256_cvttps_epi32(r), off)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn quantize_avx2(
+        x: *const f32,
+        n: usize,
+        inv: f32,
+        offset: i32,
+        asymmetric: bool,
+        lo: i32,
+        hi: i32,
+        out: *mut i16,
+    ) {
+        // SAFETY: the caller checked `n` (a multiple of 16) readable floats
+        // behind `x` and writable i16s behind `out`.
+        unsafe {
+            let vinv = _mm256_set1_ps(inv);
+            let voff_f = _mm256_set1_ps(offset as f32);
+            let voff = _mm256_set1_epi32(offset);
+            let (vlo, vhi) = (_mm256_set1_ps(lo as f32), _mm256_set1_ps(hi as f32));
+            let mut i = 0;
+            while i < n {
+                let mut p0 = _mm256_mul_ps(_mm256_loadu_ps(x.add(i)), vinv);
+                let mut p1 = _mm256_mul_ps(_mm256_loadu_ps(x.add(i + 8)), vinv);
+                if asymmetric {
+                    // `offset + v * inv`: a separate add, as the reference (no FMA).
+                    p0 = _mm256_add_ps(voff_f, p0);
+                    p1 = _mm256_add_ps(voff_f, p1);
+                }
+                let q0 = round_clamp(p0, vlo, vhi, voff);
+                let q1 = round_clamp(p1, vlo, vhi, voff);
+                // Values are within -255..=255: the saturating pack is exact;
+                // it interleaves 128-bit halves, the permute restores order.
+                let packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0b11_01_10_00);
+                _mm256_storeu_si256(out.add(i) as *mut __m256i, packed);
+                i += 16;
+            }
+        }
+    }
+
+    /// Depthwise sums (depth multiplier 1) of whole groups of 8 channels
+    /// into `acc`; returns how many channels were done.
+    pub(super) fn dwconv_row(_t: Avx2Fma, input: &[i16], w: &[i32], taps: &[(usize, usize)], acc: &mut [i32]) -> usize {
+        let c = acc.len();
+        let done = c / 8 * 8;
+        for &(xo, t) in taps {
+            assert!(xo + c <= input.len() && (t + 1) * c <= w.len());
+        }
+        // SAFETY: AVX2 is proven by the token; every tap's input row and
+        // weight row have `c >= done` values (asserted above), and `acc`
+        // has `c`.
+        unsafe { hybrid_dwconv_c8_avx2(done, input.as_ptr(), w.as_ptr(), c, taps, acc.as_mut_ptr()) };
+        done
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn hybrid_dwconv_c8_avx2(
+        done: usize,
+        input: *const i16,
+        w: *const i32,
+        c: usize,
+        taps: &[(usize, usize)],
+        acc: *mut i32,
+    ) {
+        // SAFETY: bounds checked by `dwconv_row`.
+        unsafe {
+            let mut cb = 0;
+            while cb < done {
+                let mut s = _mm256_setzero_si256();
+                for &(xo, t) in taps {
+                    let x = _mm256_cvtepi16_epi32(_mm_loadu_si128(input.add(xo + cb) as *const __m128i));
+                    let wv = _mm256_loadu_si256(w.add(t * c + cb) as *const __m256i);
+                    s = _mm256_add_epi32(s, _mm256_mullo_epi32(x, wv));
+                }
+                _mm256_storeu_si256(acc.add(cb) as *mut __m256i, s);
+                cb += 8;
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod avx2 {
+    use crate::optimized::isa::Avx2Fma;
+
+    pub(super) fn minmax(_: Avx2Fma, _: &[f32]) -> Option<(f32, f32)> {
+        unreachable!("no AVX2 token off x86-64")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn quantize(_: Avx2Fma, _: &[f32], _: f32, _: i32, _: bool, _: i32, _: i32, _: &mut [i16]) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+
+    pub(super) fn dwconv_row(_: Avx2Fma, _: &[i16], _: &[i32], _: &[(usize, usize)], _: &mut [i32]) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::Rng;
+    use crate::reference::hybrid::{
+        asymmetric_quantize_floats, conv2d_hybrid, conv2d_hybrid_per_channel, depthwise_conv2d_hybrid_per_channel,
+        fully_connected_hybrid, symmetric_quantize_floats, HybridScratch,
+    };
+    use crate::reference::padding::{Padding, Padding2d};
+
+    fn i8s(rng: &mut Rng, n: usize) -> Vec<i8> {
+        // Mostly the converter's -127..=127, sometimes -128 too.
+        (0..n).map(|_| if rng.range(0, 50) == 0 { -128 } else { rng.range(0, 255) as i32 as i8 - 127 }).collect()
+    }
+    fn scales(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| 0.0005 + 0.02 * (rng.f32() + 1.0)).collect()
+    }
+    fn clamp(rng: &mut Rng) -> ClampF32 {
+        rng.pick(&[ClampF32::NONE, ClampF32::RELU, ClampF32::RELU6, ClampF32::RELU_N1_TO_1])
+    }
+
+    /// Float activations of several shapes: symmetric around 0, all
+    /// non-negative (post-ReLU: zero point -128), all negative, constant,
+    /// zero, with wide magnitudes, and with exact quantisation ties.
+    fn floats(rng: &mut Rng, n: usize) -> Vec<f32> {
+        let kind = rng.range(0, 9);
+        let mut v: Vec<f32> = (0..n)
+            .map(|_| {
+                let x = rng.f32();
+                match kind {
+                    0 | 1 => 3.0 * x,
+                    2 => 6.0 * (x + 1.0) * 0.5,
+                    3 => -(x.abs()) - 0.1,
+                    4 => 0.75,
+                    5 => 0.0,
+                    6 => x * 10f32.powi(rng.range(0, 12) as i32 - 6),
+                    7 => {
+                        // Halves: with 127 in the row, `v * 127 / 127` ties.
+                        (rng.range(0, 509) as f32 - 254.0) * 0.5
+                    }
+                    _ => {
+                        if rng.range(0, 3) == 0 {
+                            0.0
+                        } else {
+                            x
+                        }
+                    }
+                }
+            })
+            .collect();
+        if kind == 7 && n > 0 {
+            let i = rng.range(0, n);
+            v[i] = 127.0;
+        }
+        if kind == 5 && n > 0 && rng.range(0, 2) == 0 {
+            let i = rng.range(0, n);
+            v[i] = -0.0;
+        }
+        v
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn quantize_matches_reference() {
+        let mut rng = Rng::new(0x4b1d);
+        for case in 0..600usize {
+            let n = rng.range(0, 90);
+            let mut v = floats(&mut rng, n);
+            // Specials: NaN, infinities, signed zeros, denormals.
+            if case % 7 == 0 && n > 0 {
+                let i = rng.range(0, n);
+                v[i] = rng.pick(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 1e-40, -1e-42]);
+            }
+            for asymmetric in [false, true] {
+                let mut want = vec![0i8; n];
+                let (ws, wo) = if asymmetric {
+                    asymmetric_quantize_floats(&v, &mut want)
+                } else {
+                    let (_, _, s) = symmetric_quantize_floats(&v, &mut want);
+                    (s, 0)
+                };
+                for &isa in &available_levels() {
+                    let mut q = HybridInput::new();
+                    q.quantize(isa, &v, 1, n, n + (case % 3), asymmetric);
+                    let ctx = format!("case {case} asym {asymmetric} {isa:?} {v:?}");
+                    assert_eq!(q.row_i8(0), want, "{ctx}");
+                    assert_eq!(q.scales[0].to_bits(), ws.to_bits(), "{ctx}");
+                    assert_eq!(q.offsets[0], wo, "{ctx}");
+                    assert_eq!(q.all_zero, v.iter().all(|&x| x == 0.0), "{ctx}");
+                    assert!(q.x[n..].iter().all(|&x| x == 0), "{ctx}: row padding");
+                }
+            }
+        }
+    }
+
+    struct Geom {
+        p: Conv2dParams,
+        dm: usize,
+        in_shape: [usize; 4],
+        kh: usize,
+        kw: usize,
+        out_hw: (usize, usize),
+    }
+
+    fn geom(rng: &mut Rng, i: usize, in_c: usize) -> Geom {
+        let pointwise = i.is_multiple_of(4);
+        let (kh, kw) = if pointwise { (1, 1) } else { (rng.range(1, 5), rng.range(1, 5)) };
+        let (sh, sw) = if pointwise { (1, 1) } else { (rng.range(1, 4), rng.range(1, 3)) };
+        let (dh, dw) = if pointwise || !i.is_multiple_of(3) { (1, 1) } else { (rng.range(1, 3), rng.range(1, 4)) };
+        let padding = if pointwise || rng.range(0, 2) == 0 { Padding::Valid } else { Padding::Same };
+        let (in_h, in_w) = (rng.range(1, 12), rng.range(1, 12));
+        let batches = rng.range(1, 4);
+        let w = Padding2d::compute(padding, in_h, in_w, kh, kw, sh, sw, dh, dw);
+        Geom {
+            p: Conv2dParams {
+                stride_h: sh,
+                stride_w: sw,
+                dilation_h: dh,
+                dilation_w: dw,
+                pad_top: w.padding.top,
+                pad_left: w.padding.left,
+                clamp: clamp(rng),
+            },
+            dm: rng.range(1, 4),
+            in_shape: [batches, in_h, in_w, in_c],
+            kh,
+            kw,
+            out_hw: (w.out_h, w.out_w),
+        }
+    }
+
+    /// Images of one batch each drawn on their own (zero images, ReLU
+    /// images and signed ones side by side).
+    fn images(rng: &mut Rng, in_shape: [usize; 4]) -> Vec<f32> {
+        let image: usize = in_shape[1..].iter().product();
+        (0..in_shape[0]).flat_map(|_| floats(rng, image)).collect()
+    }
+
+    /// Run `run` whole and in uneven row chunks; both must equal `want` bit for bit.
+    fn check_rows(
+        rows: usize,
+        row_len: usize,
+        want: &[f32],
+        rng: &mut Rng,
+        ctx: &str,
+        mut run: impl FnMut(&mut [f32], usize, &mut Qs8Scratch),
+    ) {
+        let mut scratch = Qs8Scratch::new();
+        let mut got = vec![f32::NAN; want.len()];
+        run(&mut got, 0, &mut scratch);
+        assert_eq!(bits(&got), bits(want), "{ctx}\n got {got:?}\nwant {want:?}");
+        if rows > 1 {
+            let chunk = rng.range(1, rows);
+            let mut got = vec![f32::NAN; want.len()];
+            for (ci, part) in got.chunks_mut(chunk * row_len).enumerate() {
+                run(part, ci * chunk, &mut scratch);
+            }
+            assert_eq!(bits(&got), bits(want), "{ctx} chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn conv_matches_reference_exactly() {
+        let mut rng = Rng::new(0xc0de);
+        let mut ref_scratch = HybridScratch::new();
+        for i in 0..240usize {
+            let groups = if i % 5 == 1 { rng.range(2, 4) } else { 1 };
+            // Even and odd channel counts (even pointwise: the direct path).
+            let f_in = if i % 8 == 0 { 2 * rng.range(1, 20) } else { rng.range(1, 24) };
+            let g = geom(&mut rng, i, f_in * groups);
+            let out_c = groups * rng.range(1, 40 / groups);
+            let filter_shape = [out_c, g.kh, g.kw, f_in];
+            let out_shape = [g.in_shape[0], g.out_hw.0, g.out_hw.1, out_c];
+            let out_len: usize = out_shape.iter().product();
+            let rows = out_len / out_c;
+            let x = images(&mut rng, g.in_shape);
+            let w = i8s(&mut rng, filter_shape.iter().product());
+            let b = if i.is_multiple_of(3) { None } else { Some((0..out_c).map(|_| rng.f32()).collect::<Vec<_>>()) };
+            // Per-tensor (one scale), or per-channel with 1 or out_c scales.
+            let per_channel = groups > 1 || i % 2 == 1;
+            let sc = scales(&mut rng, if per_channel && i % 7 != 3 { out_c } else { 1 });
+            let mut want = vec![0.0f32; out_len];
+            if per_channel {
+                conv2d_hybrid_per_channel(
+                    &g.p,
+                    &x,
+                    g.in_shape,
+                    &w,
+                    filter_shape,
+                    &sc,
+                    b.as_deref(),
+                    &mut want,
+                    out_shape,
+                    &mut ref_scratch,
+                );
+            } else {
+                conv2d_hybrid(
+                    &g.p,
+                    &x,
+                    g.in_shape,
+                    &w,
+                    filter_shape,
+                    sc[0],
+                    b.as_deref(),
+                    &mut want,
+                    out_shape,
+                    &mut ref_scratch,
+                );
+            }
+            for &isa in &available_levels() {
+                let plan = HybridConvPlan::new(isa, &g.p, g.in_shape, &w, filter_shape, &sc, per_channel, out_shape);
+                assert!(plan.supported());
+                let mut q = HybridInput::new();
+                plan.quantize(&x, &mut q);
+                let ctx = format!(
+                    "case {i} {isa:?} pc {per_channel} direct {} {:?} {filter_shape:?} {:?}",
+                    plan.direct, g.in_shape, g.p
+                );
+                check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
+                let mut got = vec![0.0f32; out_len];
+                plan.run(&x, b.as_deref(), &mut got, &mut q, &mut Qs8Scratch::new());
+                assert_eq!(bits(&got), bits(&want), "{ctx} run");
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_matches_reference_exactly() {
+        let mut rng = Rng::new(0xd3);
+        let mut ref_scratch = HybridScratch::new();
+        for i in 0..240usize {
+            let in_c = rng.range(1, 40);
+            let g = geom(&mut rng, i, in_c);
+            let dm = if i % 3 == 0 { 1 } else { g.dm };
+            let p = DepthwiseParams {
+                stride_h: g.p.stride_h,
+                stride_w: g.p.stride_w,
+                dilation_h: g.p.dilation_h,
+                dilation_w: g.p.dilation_w,
+                pad_top: g.p.pad_top,
+                pad_left: g.p.pad_left,
+                depth_multiplier: dm,
+                clamp: g.p.clamp,
+            };
+            let out_c = in_c * dm;
+            let filter_shape = [1, g.kh, g.kw, out_c];
+            let out_shape = [g.in_shape[0], g.out_hw.0, g.out_hw.1, out_c];
+            let out_len: usize = out_shape.iter().product();
+            let rows = out_len / out_c;
+            let x = images(&mut rng, g.in_shape);
+            let w = i8s(&mut rng, filter_shape.iter().product());
+            let b = if i.is_multiple_of(3) { None } else { Some((0..out_c).map(|_| rng.f32()).collect::<Vec<_>>()) };
+            let sc = scales(&mut rng, if i % 5 == 2 { 1 } else { out_c });
+            let mut want = vec![0.0f32; out_len];
+            depthwise_conv2d_hybrid_per_channel(
+                &p,
+                &x,
+                g.in_shape,
+                &w,
+                filter_shape,
+                &sc,
+                b.as_deref(),
+                &mut want,
+                out_shape,
+                &mut ref_scratch,
+            );
+            for &isa in &available_levels() {
+                let plan = HybridDepthwisePlan::new(isa, &p, g.in_shape, &w, filter_shape, &sc, out_shape);
+                assert!(plan.supported());
+                let mut q = HybridInput::new();
+                plan.quantize(&x, &mut q);
+                let ctx = format!("case {i} {isa:?} {:?} {filter_shape:?} {p:?}", g.in_shape);
+                check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
+                let mut got = vec![0.0f32; out_len];
+                plan.run(&x, b.as_deref(), &mut got, &mut q, &mut Qs8Scratch::new());
+                assert_eq!(bits(&got), bits(&want), "{ctx} run");
+            }
+        }
+    }
+
+    #[test]
+    fn fully_connected_matches_reference_exactly() {
+        let mut rng = Rng::new(0xfc1);
+        let mut ref_scratch = HybridScratch::new();
+        for i in 0..200usize {
+            let (batches, depth, units) = (rng.range(1, 9), rng.range(1, 300), rng.range(1, 50));
+            let asymmetric = i % 2 == 1;
+            let cl = clamp(&mut rng);
+            let x: Vec<f32> = if i % 11 == 0 {
+                vec![if i % 22 == 0 { -0.0 } else { 0.0 }; batches * depth]
+            } else {
+                (0..batches).flat_map(|_| floats(&mut rng, depth)).collect()
+            };
+            let w = i8s(&mut rng, units * depth);
+            let sc = scales(&mut rng, if i % 4 >= 2 { units } else { 1 });
+            let b = if i.is_multiple_of(3) { None } else { Some((0..units).map(|_| rng.f32()).collect::<Vec<_>>()) };
+            let mut want = vec![0.0f32; batches * units];
+            fully_connected_hybrid(
+                &x,
+                &w,
+                &sc,
+                b.as_deref(),
+                &mut want,
+                batches,
+                depth,
+                units,
+                asymmetric,
+                cl,
+                &mut ref_scratch,
+            );
+            for &isa in &available_levels() {
+                let plan = HybridFullyConnectedPlan::new(isa, &w, &sc, units, depth, asymmetric, cl);
+                assert!(plan.supported());
+                let mut q = HybridInput::new();
+                plan.quantize(&x, batches, &mut q);
+                let ctx = format!("case {i} {isa:?} b{batches} d{depth} u{units} asym {asymmetric}");
+                check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
+                let mut got = vec![0.0f32; batches * units];
+                plan.run(&x, b.as_deref(), &mut got, batches, &mut q, &mut Qs8Scratch::new());
+                assert_eq!(bits(&got), bits(&want), "{ctx} run");
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_shapes_are_reported() {
+        let p = Conv2dParams {
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+            clamp: ClampF32::NONE,
+        };
+        // 3 input channels over a filter of 2: not a whole number of groups.
+        let plan =
+            HybridConvPlan::new(IsaLevel::Scalar, &p, [1, 2, 2, 3], &[0; 8], [2, 1, 1, 2], &[1.0], false, [1, 2, 2, 2]);
+        assert!(!plan.supported());
+        // Too few per-channel scales.
+        let plan = HybridFullyConnectedPlan::new(IsaLevel::Scalar, &[0; 12], &[1.0, 2.0], 3, 4, false, ClampF32::NONE);
+        assert!(!plan.supported());
+    }
+}
