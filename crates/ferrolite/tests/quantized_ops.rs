@@ -139,6 +139,8 @@ const EXPECTED: &[(&str, u64, [u8; 8])] = &[
     ("leaky_relu_i8", 0xc33aaf4e9552e1f0, [219, 84, 186, 6, 163, 199, 50, 176]),
     ("leaky_relu_u8", 0x0993553cc5b0aead, [12, 48, 143, 25, 65, 186, 38, 109]),
     ("logistic_i8", 0x8483fc5f351b0d32, [12, 127, 134, 106, 128, 175, 125, 129]),
+    ("logistic_i16", 0xcf4f06217ddaefe8, [1, 0, 3, 0, 6, 0, 13, 0]),
+    ("logistic_i16_pot", 0x01a930edd8617877, [11, 0, 20, 0, 38, 0, 70, 0]),
     ("logistic_u8", 0x6967032d0d5171b6, [1, 62, 250, 4, 165, 255, 19, 234]),
     ("prelu_i8", 0x611fe0ef8aa81e57, [249, 114, 174, 36, 127, 237, 80, 165]),
     ("relu6_i16", 0x4a76c02617fb458a, [0, 0, 0, 0, 0, 0, 0, 0]),
@@ -153,6 +155,8 @@ const EXPECTED: &[(&str, u64, [u8; 8])] = &[
     ("resize_bilinear_i8", 0x3e0f6fe287add613, [0, 97, 194, 35, 132, 229, 70, 167]),
     ("resize_bilinear_i8_align", 0x0205ebe4b2449407, [0, 97, 194, 35, 132, 229, 70, 167]),
     ("resize_bilinear_i8_half", 0xfb346276a9fc528f, [0, 97, 194, 35, 132, 229, 70, 167]),
+    ("softmax_i16", 0x326293a097418f24, [18, 0, 48, 0, 132, 0, 108, 1]),
+    ("softmax_i16_beta", 0xec343b5a9682915e, [2, 0, 2, 0, 2, 0, 12, 0]),
     ("sum_u8", 0x4b4649bd248a14f6, [89, 90, 92, 94, 95, 97, 98, 100]),
     // LiteRT's reference int8 SUM reads the values as uint8 bytes; ferrolite
     // reproduces that only with `reference_kernels` (see `sum_quantized_i8_as_u8`).
@@ -160,6 +164,8 @@ const EXPECTED: &[(&str, u64, [u8; 8])] = &[
     // LiteRT's default kernels (float rescale) for the same model.
     ("sum_i8", 0x12221ee4ef0199ed, [195, 203, 211, 219, 227, 235, 243, 251]),
     ("tanh_i8", 0xbfdaed4d5281ae7e, [237, 127, 133, 92, 128, 161, 123, 129]),
+    ("tanh_i16", 0x13cffeac1801a3be, [1, 128, 2, 128, 5, 128, 13, 128]),
+    ("tanh_i16_pot", 0xe19f2bdebb21b1dc, [1, 128, 1, 128, 1, 128, 1, 128]),
     ("tanh_u8", 0x72d24dacf77b7b2f, [0, 20, 255, 0, 148, 255, 2, 245]),
     // ELU: LiteRT's reference resolver has no ELU; this is its builtin
     // kernel, whose int8 path is the same table lookup.
@@ -370,5 +376,28 @@ fn sum_int8_is_within_one_unit_of_the_real_sum() {
         let want = (real / s_out as f64 + z_out as f64).clamp(-128.0, 127.0);
         let got = out[c] as i8 as f64;
         assert!((got - want).abs() <= 1.0, "channel {c}: got {got}, real sum in output units {want}");
+    }
+}
+
+#[test]
+fn logistic_and_tanh_int16() {
+    let q15 = 1.0 / 32768.0;
+    // A general scale (rescaled by an integer multiplier) and the
+    // power-of-two scales with their own path.
+    check("logistic_i16", &unary_case("logistic_i16", Op::Logistic, Int16, 0.00031, 0, q15, 0));
+    check("logistic_i16_pot", &unary_case("logistic_i16_pot", Op::Logistic, Int16, 1.0 / 4096.0, 0, q15, 0));
+    check("tanh_i16", &unary_case("tanh_i16", Op::Tanh, Int16, 0.00017, 0, q15, 0));
+    check("tanh_i16_pot", &unary_case("tanh_i16_pot", Op::Tanh, Int16, 1.0 / 2048.0, 0, q15, 0));
+    let m = single_op(Op::Logistic, None, vec![t(Int16, &SHAPE, 0.001, 0)], t(Int16, &SHAPE, 1.0 / 16384.0, 0));
+    assert!(allocate_error(&m).contains("1/32768"));
+}
+
+#[test]
+fn softmax_int16() {
+    for (name, scale, beta) in [("softmax_i16", 0.0004f32, 1.0f32), ("softmax_i16_beta", 0.0011, 0.7)] {
+        let options = BuiltinOptions::SoftmaxOptions(Box::new(fb::SoftmaxOptions { beta }));
+        let m =
+            single_op(Op::Softmax, Some(options), vec![t(Int16, &SHAPE, scale, 0)], t(Int16, &SHAPE, 1.0 / 32768.0, 0));
+        check(name, &run(name, &m, &[i16_ramp(N)]));
     }
 }

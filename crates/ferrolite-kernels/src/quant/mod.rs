@@ -17,6 +17,8 @@
 //!   `1/(1+x)`, reciprocal, rescale).
 //! - [`softmax`]: the reference fixed-point int8/uint8 SOFTMAX.
 //! - [`lut`]: the 256-entry tables behind int8/uint8 LOGISTIC and TANH.
+//! - [`int16_activations`]: int16 LOGISTIC, TANH and SOFTMAX (tables with
+//!   linear interpolation).
 //! - [`hard_swish`]: the 16-bit fixed-point int8/uint8 HARD_SWISH.
 //! - [`affine`]: QUANTIZE/DEQUANTIZE of single values and fused-activation
 //!   ranges.
@@ -28,6 +30,7 @@
 pub mod affine;
 pub mod fixedpoint;
 pub mod hard_swish;
+pub mod int16_activations;
 pub mod lut;
 pub mod multiplier;
 pub mod softmax;
@@ -41,6 +44,7 @@ pub use fixedpoint::{
     saturating_rounding_multiply_by_pot,
 };
 pub use hard_swish::{hard_swish_i8, hard_swish_params, hard_swish_u8, HardSwishParams};
+pub use int16_activations::{logistic_i16, softmax_row_i16, tanh_i16, Int16ActivationParams, SoftmaxI16Params};
 pub use lut::{logistic_lut_i8, logistic_lut_u8, lookup_i8, lut_i8, lut_u8, tanh_lut_i8, tanh_lut_u8};
 pub use multiplier::{
     frexp, multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,

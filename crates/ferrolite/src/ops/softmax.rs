@@ -3,7 +3,7 @@
 use ferrolite_kernels::reference::softmax::{log_softmax_f32, softmax_f32};
 use ferrolite_schema::BuiltinOperator as B;
 
-use ferrolite_kernels::quant::{softmax_params, softmax_row_i8, softmax_row_u8};
+use ferrolite_kernels::quant::{softmax_params, softmax_row_i16, softmax_row_i8, softmax_row_u8, SoftmaxI16Params};
 
 use super::options;
 use super::quantized::{input_scale_zp, output_scale_zp};
@@ -82,6 +82,41 @@ impl Operator for Softmax {
                         for (xr, yr) in x.bytes.chunks_exact(depth).zip(y.bytes.chunks_exact_mut(depth)) {
                             softmax_row_u8(&params, xr, yr);
                         }
+                    }
+                    Ok(())
+                }))
+            }
+            // 16x8 mode: TFLite's table-based int16 softmax, zero points 0
+            // and an output scale of 1/32768.
+            DataType::Int16 if !log => {
+                let (in_s, in_zp) = input_scale_zp(&input, "the input")?;
+                let (out_s, out_zp) = output_scale_zp(ctx.output(0)?)?;
+                let out_t = ctx.output_dtype(0)?;
+                if out_t != DataType::Int16 {
+                    return Err(OpError::DType {
+                        tensor: "output".into(),
+                        expected: "int16".into(),
+                        got: out_t.to_string(),
+                    });
+                }
+                if in_zp != 0 || out_zp != 0 {
+                    return Err(OpError::Value(format!(
+                        "int16 softmax needs zero points of 0, got {in_zp} and {out_zp}"
+                    )));
+                }
+                if (out_s - 1.0 / 32768.0).abs() > 1e-3 / 32768.0 {
+                    return Err(OpError::Value(format!("int16 softmax needs output scale 1/32768, got {out_s}")));
+                }
+                let params =
+                    SoftmaxI16Params::new(in_s, beta).ok_or(OpError::Value("softmax scaling out of range".into()))?;
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                    let x = ctx.input(0)?.as_slice::<i16>()?;
+                    let y = ctx.output(0)?.as_slice_mut::<i16>()?;
+                    for (xr, yr) in x.chunks_exact(depth).zip(y.chunks_exact_mut(depth)) {
+                        softmax_row_i16(&params, xr, yr);
                     }
                     Ok(())
                 }))

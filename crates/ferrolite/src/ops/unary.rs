@@ -191,6 +191,9 @@ enum QuantKernel {
     /// Indexed by the input's raw byte.
     Table([u8; 256]),
     HardSwish(HardSwishParams),
+    /// int16 LOGISTIC / TANH: table interpolation after an input rescale.
+    Logistic16(q::Int16ActivationParams),
+    Tanh16(q::Int16ActivationParams),
 }
 
 fn table_bytes<T: Copy>(t: [T; 256], to_byte: impl Fn(T) -> u8) -> [u8; 256] {
@@ -266,6 +269,20 @@ fn prepare_quantized(
                 _ => return Err(unsupported()),
             }
         }
+        // 16x8 mode: outputs in Q0.15 (scale 2^-15, zero point 0).
+        Kind::Logistic | Kind::Tanh if int16 => {
+            if kind == Kind::Logistic && so as f64 != 1.0 / 32768.0 {
+                return Err(OpError::Value(format!("int16 LOGISTIC needs output scale 1/32768, got {so}")));
+            }
+            if kind == Kind::Tanh && q::int16_activations::checked_log2(so) != (true, -15) {
+                return Err(OpError::Value(format!("int16 TANH needs output scale 1/32768, got {so}")));
+            }
+            if kind == Kind::Logistic {
+                QuantKernel::Logistic16(q::Int16ActivationParams::for_logistic(si).ok_or_else(bad)?)
+            } else {
+                QuantKernel::Tanh16(q::Int16ActivationParams::for_tanh(si).ok_or_else(bad)?)
+            }
+        }
         Kind::HardSwish if !int16 => QuantKernel::HardSwish(q::hard_swish_params(si, zi, so, zo).ok_or_else(bad)?),
         _ => return Err(unsupported()),
     };
@@ -288,6 +305,12 @@ fn prepare_quantized(
                 for (o, &v) in y.bytes.iter_mut().zip(x.bytes) {
                     *o = q::hard_swish_u8(v, p);
                 }
+            }
+            (QuantKernel::Logistic16(p), _) => {
+                ew::unary(x.as_slice::<i16>()?, y.as_slice_mut::<i16>()?, |v| q::logistic_i16(p, v))
+            }
+            (QuantKernel::Tanh16(p), _) => {
+                ew::unary(x.as_slice::<i16>()?, y.as_slice_mut::<i16>()?, |v| q::tanh_i16(p, v))
             }
             (QuantKernel::Relu(p), DataType::Int8) => relu(p, x.as_slice::<i8>()?, y.as_slice_mut::<i8>()?),
             (QuantKernel::Relu(p), DataType::UInt8) => relu(p, x.bytes, y.bytes),
