@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crate::arena::{ArenaPlan, ArenaRequest};
-use crate::dtype::Element;
+use crate::dtype::{DataType, Element};
 use crate::error::{Error, Location, OpError, Result};
 use crate::model::{Model, SignatureDef, SubgraphDef};
 use crate::op::{EvalContext, InputInfo, PrepareContext, PreparedOp, Workers};
@@ -188,7 +188,9 @@ impl<'m> Interpreter<'m> {
                 Some(r) => Storage::Owned(AlignedBytes::from_slice(model.slice(r))),
                 None if t.info.is_variable => {
                     let loc = Location::Tensor { subgraph: si, tensor: i, name: t.info.name.clone() };
-                    Storage::Owned(try_zeroed(tensor_bytes(&t.info, &loc)?, &loc)?)
+                    let mut b = try_zeroed(tensor_bytes(&t.info, &loc)?, &loc)?;
+                    b.as_mut_slice().fill(variable_reset_byte(&t.info));
+                    Storage::Owned(b)
                 }
                 None => Storage::None,
             };
@@ -235,6 +237,7 @@ impl<'m> Interpreter<'m> {
                 threads: self.options.threads,
                 reference_kernels: self.options.reference_kernels,
                 inputs,
+                intermediates: op.intermediates.iter().filter_map(|&t| self.tensors.get(t)).collect(),
                 outputs: op.outputs.iter().map(|&t| self.tensors[t].clone()).collect(),
                 constant_outputs: vec![None; op.outputs.len()],
             };
@@ -276,8 +279,8 @@ impl<'m> Interpreter<'m> {
 
     /// Set every variable tensor (state such as an LSTM's, which ops update
     /// at each invoke and which otherwise carries over to the next) back to
-    /// its initial value from the model, or zeros (TFLite's
-    /// `ResetVariableTensors`). `allocate_tensors()` does this too; TFLite's
+    /// its initial value from the model, or zeros -- for int8 the zero point
+    /// (TFLite's `ResetVariableTensors`). `allocate_tensors()` does this too; TFLite's
     /// skips a call that changes nothing, keeping the state.
     pub fn reset_variable_tensors(&mut self) -> Result<()> {
         let model = self.model;
@@ -289,7 +292,7 @@ impl<'m> Interpreter<'m> {
             if let Storage::Owned(b) = &mut self.storage[i] {
                 match &t.data {
                     Some(r) if model.slice(r).len() == b.len() => b.as_mut_slice().copy_from_slice(model.slice(r)),
-                    _ => b.as_mut_slice().fill(0),
+                    _ => b.as_mut_slice().fill(variable_reset_byte(&t.info)),
                 }
             }
         }
@@ -725,6 +728,16 @@ impl<'m> SignatureRunner<'m> {
 
 fn is_aligned(bytes: &[u8], align: usize) -> bool {
     (bytes.as_ptr() as usize) % align.max(1) == 0
+}
+
+/// The byte a variable tensor without initial data is filled with: TFLite's
+/// `ResetVariableTensor` memsets 0, or the zero point for int8 (so an int8
+/// state starts at the real value 0).
+fn variable_reset_byte(info: &TensorInfo) -> u8 {
+    match (&info.dtype, &info.quant) {
+        (DataType::Int8, Some(q)) => q.zero_point() as i8 as u8,
+        _ => 0,
+    }
 }
 
 fn constant_bytes<'a>(model: &'a Model<'_>, s: &'a Storage, is_variable: bool) -> Option<&'a [u8]> {

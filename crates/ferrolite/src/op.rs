@@ -88,6 +88,9 @@ pub struct PrepareContext<'a> {
     /// The user asked for reference kernels only (no packed/SIMD plans).
     pub reference_kernels: bool,
     pub(crate) inputs: Vec<Option<InputInfo<'a>>>,
+    /// The node's `intermediates` tensors (the schema's Operator field;
+    /// the integer LSTM reads its gate scales from their quantisation).
+    pub(crate) intermediates: Vec<&'a TensorInfo>,
     pub(crate) outputs: Vec<TensorInfo>,
     pub(crate) constant_outputs: Vec<Option<AlignedBytes>>,
 }
@@ -121,6 +124,17 @@ impl<'a> PrepareContext<'a> {
     /// eval through [`EvalContext::variable_mut`]; never a constant).
     pub fn input_is_variable(&self, i: usize) -> bool {
         self.optional_input(i).is_some_and(|t| t.info.is_variable)
+    }
+
+    /// How many `intermediates` tensors the node lists.
+    pub fn num_intermediates(&self) -> usize {
+        self.intermediates.len()
+    }
+    /// Intermediate tensor `i` of the node (the operator's `intermediates`
+    /// list: tensors the op may describe but never reads or writes, such as
+    /// the integer LSTM's gate scales); `None` past the end of the list.
+    pub fn intermediate(&self, i: usize) -> Option<&'a TensorInfo> {
+        self.intermediates.get(i).copied()
     }
 
     pub fn output(&self, i: usize) -> Result<&TensorInfo, OpError> {
