@@ -65,6 +65,45 @@ fn fill_inputs(it: &mut Interpreter<'_>) -> Result<(), String> {
     Ok(())
 }
 
+/// Floating-point (or integer multiply-add) operations of one run of node
+/// `node`, counting a multiply-add as two, for the ops where the count is
+/// a clear function of the shapes: convolutions, FULLY_CONNECTED and
+/// BATCH_MATMUL. `None` for the rest (their time is memory traffic).
+fn node_flops(model: &Model<'_>, it: &Interpreter<'_>, node: usize) -> Option<f64> {
+    let op = model.subgraphs.first()?.operators.get(node)?;
+    let code = model.operator_codes.get(op.opcode_index)?.builtin_code;
+    let shape = |i: usize| -> Option<Vec<usize>> {
+        let t = (*op.inputs.get(i)?)?;
+        Some(it.tensor_info(t).ok()?.shape.clone())
+    };
+    let out_elems = it.tensor_info(*op.outputs.first()?).ok()?.num_elements() as f64;
+    use ferrolite::schema::BuiltinOperator as B;
+    let macs = match code {
+        c if c == B::Conv2d as i32 => {
+            let f = shape(1)?; // [out_c, kh, kw, in_c per group]
+            out_elems * f.get(1..4)?.iter().product::<usize>() as f64
+        }
+        c if c == B::DepthwiseConv2d as i32 => {
+            let f = shape(1)?; // [1, kh, kw, out_c]
+            out_elems * (f.get(1)? * f.get(2)?) as f64
+        }
+        c if c == B::FullyConnected as i32 => out_elems * *shape(1)?.last()? as f64,
+        c if c == B::TransposeConv as i32 => {
+            let f = shape(1)?; // [out_c, kh, kw, in_c]; every input value meets kh*kw*out_c taps
+            let x = shape(2)?;
+            x.iter().product::<usize>() as f64 * (f.first()? * f.get(1)? * f.get(2)?) as f64
+        }
+        c if c == B::BatchMatmul as i32 => {
+            let lhs = shape(0)?;
+            let adj_x = matches!(&op.builtin_options, Some(ferrolite::schema::BuiltinOptions::BatchMatMulOptions(o)) if o.adj_x);
+            let depth = if adj_x { lhs.get(lhs.len().checked_sub(2)?)? } else { lhs.last()? };
+            out_elems * *depth as f64
+        }
+        _ => return None,
+    };
+    Some(2.0 * macs)
+}
+
 pub fn bench(args: BenchArgs) -> Result<(), String> {
     let t0 = Instant::now();
     let model = Model::from_file(&args.model).map_err(|e| e.to_string())?;
@@ -113,12 +152,19 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     let min = sorted[0];
     let rss = peak_rss_bytes();
 
-    let mut by_type: BTreeMap<&str, (Duration, usize)> = BTreeMap::new();
-    for (d, op) in by_node.iter().zip(&node_ops) {
+    let flops: Vec<Option<f64>> = (0..by_node.len()).map(|n| node_flops(&model, &it, n)).collect();
+    // GFLOP/s of `f` flops done `runs` times in `d`.
+    let gflops =
+        |f: Option<f64>, d: Duration| f.filter(|_| !d.is_zero()).map(|f| f * runs as f64 / d.as_secs_f64() / 1e9);
+    let mut by_type: BTreeMap<&str, (Duration, usize, Option<f64>)> = BTreeMap::new();
+    for ((d, op), f) in by_node.iter().zip(&node_ops).zip(&flops) {
         if !op.is_empty() {
             let e = by_type.entry(op.as_str()).or_default();
             e.0 += *d;
             e.1 += 1;
+            if let Some(f) = f {
+                e.2 = Some(e.2.unwrap_or(0.0) + f);
+            }
         }
     }
     let total: Duration = by_node.iter().sum();
@@ -142,14 +188,18 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
         if args.profile {
             let per_op: Vec<_> = by_type
                 .iter()
-                .map(|(op, (d, n))| json!({"op": op, "nodes": n, "ms_per_run": ms(*d) / runs as f64}))
+                .map(|(op, (d, n, f))| {
+                    json!({"op": op, "nodes": n, "ms_per_run": ms(*d) / runs as f64, "gflops": gflops(*f, *d)})
+                })
                 .collect();
             let per_node: Vec<_> = by_node
                 .iter()
                 .zip(&node_ops)
                 .enumerate()
                 .filter(|(_, (_, op))| !op.is_empty())
-                .map(|(i, (d, op))| json!({"node": i, "op": op, "ms_per_run": ms(*d) / runs as f64}))
+                .map(|(i, (d, op))| {
+                    json!({"node": i, "op": op, "ms_per_run": ms(*d) / runs as f64, "gflops": gflops(flops[i], *d)})
+                })
                 .collect();
             v["profile"] = json!({"per_op_type": per_op, "per_node": per_node});
         }
@@ -168,21 +218,23 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
         println!("peak RSS:     {r} bytes");
     }
     if args.profile && !total.is_zero() {
-        println!("\nper op type (ms per run, share):");
+        let rate = |g: Option<f64>| g.map_or(String::new(), |g| format!("{g:8.1} GFLOP/s"));
+        println!("\nper op type (ms per run, share, rate where the op has a FLOP count):");
         let mut rows: Vec<_> = by_type.iter().collect();
         rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
-        for (op, (d, n)) in rows {
+        for (op, (d, n, f)) in rows {
             println!(
-                "  {op:<28} {:>4} nodes {:9.3} ms {:5.1}%",
+                "  {op:<28} {:>4} nodes {:9.3} ms {:5.1}% {}",
                 n,
                 ms(*d) / runs as f64,
-                100.0 * d.as_secs_f64() / total.as_secs_f64()
+                100.0 * d.as_secs_f64() / total.as_secs_f64(),
+                rate(gflops(*f, *d))
             );
         }
         println!("\nper node:");
         for (i, (d, op)) in by_node.iter().zip(&node_ops).enumerate() {
             if !op.is_empty() {
-                println!("  {i:4} {op:<28} {:9.3} ms", ms(*d) / runs as f64);
+                println!("  {i:4} {op:<28} {:9.3} ms {}", ms(*d) / runs as f64, rate(gflops(flops[i], *d)));
             }
         }
     }

@@ -74,7 +74,27 @@ struct RunArgs {
     reference_kernels: bool,
 }
 
+/// `ferrolite inspect m.tflite | head` closes our stdout early. Rust
+/// ignores SIGPIPE, so the next `println!` panics; end quietly instead, with
+/// the status a shell gives a process killed by SIGPIPE (128 + 13).
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect { model, json } => inspect::inspect(&model, json),

@@ -77,6 +77,32 @@ fn bench_json_has_the_documented_keys() {
 }
 
 #[test]
+fn bench_profile_reports_gflops_from_the_layer_shapes() {
+    let out = exe()
+        .args(["bench", "--runs", "3", "--warmup", "0", "--json", "--profile"])
+        .arg(fixture("sine_float.tflite"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The sine model is FULLY_CONNECTED 1 -> 16 -> 16 -> 1: 2 * (16 * 1),
+    // 2 * (16 * 16) and 2 * (1 * 16) operations per run. Recover them from
+    // rate and time.
+    let mut flops: Vec<f64> = v["profile"]["per_node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["op"] == "FULLY_CONNECTED")
+        .map(|n| n["gflops"].as_f64().unwrap() * n["ms_per_run"].as_f64().unwrap() * 1e6)
+        .collect();
+    flops.sort_by(f64::total_cmp);
+    assert_eq!(flops.len(), 3, "{v}");
+    for (got, want) in flops.iter().zip([32.0, 32.0, 512.0]) {
+        assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
+    }
+}
+
+#[test]
 fn inspect_json_describes_the_graph() {
     let out = exe().args(["inspect", "--json"]).arg(fixture("mobilenet_v1_0.25_128.int8.tflite")).output().unwrap();
     assert!(out.status.success());
