@@ -154,6 +154,9 @@ const EXPECTED: &[(&str, u64, [u8; 8])] = &[
     ("resize_bilinear_i16_half", 0x6b25109fe7e435fc, [0, 128, 227, 137, 198, 147, 169, 157]),
     ("resize_bilinear_i8", 0x3e0f6fe287add613, [0, 97, 194, 35, 132, 229, 70, 167]),
     ("resize_bilinear_i8_align", 0x0205ebe4b2449407, [0, 97, 194, 35, 132, 229, 70, 167]),
+    ("resize_bilinear_u8", 0x53290b1f3d718568, [0, 97, 194, 35, 132, 229, 70, 167]),
+    ("resize_bilinear_u8_align", 0xa326cf1b720b1321, [0, 97, 194, 35, 132, 229, 70, 167]),
+    ("resize_bilinear_u8_half", 0xf21b04dbdc03eca3, [0, 97, 194, 35, 132, 229, 70, 167]),
     ("resize_bilinear_i8_half", 0xfb346276a9fc528f, [0, 97, 194, 35, 132, 229, 70, 167]),
     ("softmax_i16", 0x326293a097418f24, [18, 0, 48, 0, 132, 0, 108, 1]),
     ("softmax_i16_beta", 0xec343b5a9682915e, [2, 0, 2, 0, 2, 0, 12, 0]),
@@ -295,7 +298,7 @@ fn concatenation_uint8_rescales() {
 }
 
 #[test]
-fn resize_bilinear_int8_and_int16() {
+fn resize_bilinear_int8_int16_and_uint8() {
     let size = |h: i32, w: i32| {
         constant(t(TensorType::Int32, &[2], 0.0, 0), [h, w].iter().flat_map(|v| v.to_le_bytes()).collect())
     };
@@ -304,6 +307,9 @@ fn resize_bilinear_int8_and_int16() {
         ("resize_bilinear_i8_half", Int8, false, true),
         ("resize_bilinear_i8_align", Int8, true, false),
         ("resize_bilinear_i16_half", Int16, false, true),
+        ("resize_bilinear_u8", UInt8, false, false),
+        ("resize_bilinear_u8_half", UInt8, false, true),
+        ("resize_bilinear_u8_align", UInt8, true, false),
     ] {
         let opts = BuiltinOptions::ResizeBilinearOptions(Box::new(fb::ResizeBilinearOptions {
             align_corners: align,

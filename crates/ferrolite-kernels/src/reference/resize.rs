@@ -46,6 +46,37 @@ pub fn resize_bilinear_f32(
     align_corners: bool,
     half_pixel_centers: bool,
 ) {
+    resize_bilinear_via_f32(input, in_shape, output, out_shape, align_corners, half_pixel_centers, |v| v, |v| v);
+}
+
+/// uint8 RESIZE_BILINEAR as TFLite's reference kernel computes it: the
+/// float interpolation of [`resize_bilinear_f32`] on the raw values, rounded
+/// half away from zero (`TfLiteRound`; the weights sum to one, so the value
+/// stays within `0..=255` up to float error, and `as` saturates).
+pub fn resize_bilinear_u8(
+    input: &[u8],
+    in_shape: [usize; 4],
+    output: &mut [u8],
+    out_shape: [usize; 4],
+    align_corners: bool,
+    half_pixel_centers: bool,
+) {
+    resize_bilinear_via_f32(input, in_shape, output, out_shape, align_corners, half_pixel_centers, f32::from, |v| {
+        v.round() as u8
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resize_bilinear_via_f32<T: Copy>(
+    input: &[T],
+    in_shape: [usize; 4],
+    output: &mut [T],
+    out_shape: [usize; 4],
+    align_corners: bool,
+    half_pixel_centers: bool,
+    widen: impl Fn(T) -> f32,
+    narrow: impl Fn(f32) -> T,
+) {
     let [batches, in_h, in_w, depth] = in_shape;
     let [_, out_h, out_w, _] = out_shape;
     let h_scale = scale(in_h, out_h, align_corners);
@@ -62,10 +93,11 @@ pub fn resize_bilinear_f32(
                 let (p00, p10, p01, p11) = (at(b, y0, x0), at(b, y1, x0), at(b, y0, x1), at(b, y1, x1));
                 let out_base = ((b * out_h + y) * out_w + x) * depth;
                 for c in 0..depth {
-                    output[out_base + c] = input[p00 + c] * (1.0 - dy) * (1.0 - dx)
-                        + input[p10 + c] * dy * (1.0 - dx)
-                        + input[p01 + c] * (1.0 - dy) * dx
-                        + input[p11 + c] * dy * dx;
+                    let v = widen(input[p00 + c]) * (1.0 - dy) * (1.0 - dx)
+                        + widen(input[p10 + c]) * dy * (1.0 - dx)
+                        + widen(input[p01 + c]) * (1.0 - dy) * dx
+                        + widen(input[p11 + c]) * dy * dx;
+                    output[out_base + c] = narrow(v);
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! alone: the output is read with the input's scale and zero point).
 
 use ferrolite_kernels::reference::quantized::resize_bilinear_integer;
-use ferrolite_kernels::reference::resize::{resize_bilinear_f32, resize_nearest_neighbor};
+use ferrolite_kernels::reference::resize::{resize_bilinear_f32, resize_bilinear_u8, resize_nearest_neighbor};
 use ferrolite_schema::BuiltinOperator as B;
 
 use super::{element_size, elems, elems_mut, int_values, options, shape4, to_dim, with_element_size};
@@ -72,6 +72,14 @@ impl Operator for Resize {
                         let x = ctx.input(0)?.as_slice::<i16>()?;
                         let y = ctx.output(0)?.as_slice_mut::<i16>()?;
                         resize_bilinear_integer(x, in_shape, y, out_shape, align_corners, half_pixel_centers);
+                        Ok(())
+                    }))
+                }
+                DataType::UInt8 => {
+                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        let x = ctx.input(0)?.as_slice::<u8>()?;
+                        let y = ctx.output(0)?.as_slice_mut::<u8>()?;
+                        resize_bilinear_u8(x, in_shape, y, out_shape, align_corners, half_pixel_centers);
                         Ok(())
                     }))
                 }
