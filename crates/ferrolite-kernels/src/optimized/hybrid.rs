@@ -41,17 +41,52 @@ use crate::reference::hybrid::{
 /// for the convolutions and batch rows for FULLY_CONNECTED.
 #[derive(Clone, Debug, Default)]
 pub struct HybridInput {
-    /// `q - offset` per value; rows of `stride >= row_len` values, the
-    /// values past `row_len` zero.
+    /// `q - offset` per value as i16 (GEMM input); rows of
+    /// `stride >= row_len` values, the values past `row_len` zero.
     x: Vec<i16>,
+    /// The same values as f32 (depthwise input), when asked for instead.
+    xf: Vec<f32>,
     scales: Vec<f32>,
     offsets: Vec<i32>,
     rows: usize,
     row_len: usize,
     stride: usize,
+    /// Which of `x` / `xf` holds the values.
+    float: bool,
     /// Every input value compares equal to 0.0 (FULLY_CONNECTED then skips
     /// the product, as TFLite does).
     all_zero: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreKind {
+    I16,
+    F32,
+}
+
+/// The two stored forms of a quantised value `q - offset`.
+trait QStore: Copy + Default + std::fmt::Debug {
+    const KIND: StoreKind;
+    fn from_i32(v: i32) -> Self;
+    fn to_i32(self) -> i32;
+}
+impl QStore for i16 {
+    const KIND: StoreKind = StoreKind::I16;
+    fn from_i32(v: i32) -> i16 {
+        v as i16
+    }
+    fn to_i32(self) -> i32 {
+        self as i32
+    }
+}
+impl QStore for f32 {
+    const KIND: StoreKind = StoreKind::F32;
+    fn from_i32(v: i32) -> f32 {
+        v as f32
+    }
+    fn to_i32(self) -> i32 {
+        self as i32
+    }
 }
 
 impl HybridInput {
@@ -72,11 +107,18 @@ impl HybridInput {
     /// The quantised values of row `r` as the reference's `i8`s.
     pub fn row_i8(&self, r: usize) -> Vec<i8> {
         let off = self.offsets[r];
-        self.x[r * self.stride..r * self.stride + self.row_len].iter().map(|&v| (v as i32 + off) as i8).collect()
+        let range = r * self.stride..r * self.stride + self.row_len;
+        let back = |v: i32| (v + off) as i8;
+        if self.float {
+            self.xf[range].iter().map(|&v| back(v.to_i32())).collect()
+        } else {
+            self.x[range].iter().map(|&v| back(v.to_i32())).collect()
+        }
     }
 
     /// Quantise `rows` rows of `row_len` floats from `input`, each on its own
-    /// (symmetric, or asymmetric with a zero point), into rows of `stride`.
+    /// (symmetric, or asymmetric with a zero point), into rows of `stride`
+    /// i16 values.
     pub fn quantize(
         &mut self,
         isa: IsaLevel,
@@ -86,23 +128,49 @@ impl HybridInput {
         stride: usize,
         asymmetric: bool,
     ) {
+        self.quantize_as(isa, input, rows, row_len, stride, asymmetric, false);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn quantize_as(
+        &mut self,
+        isa: IsaLevel,
+        input: &[f32],
+        rows: usize,
+        row_len: usize,
+        stride: usize,
+        asymmetric: bool,
+        float: bool,
+    ) {
         assert!(stride >= row_len && input.len() >= rows * row_len, "input too short");
         let token = Avx2Fma::new(isa.clamp_to_cpu());
         self.rows = rows;
         self.row_len = row_len;
         self.stride = stride;
-        self.x.clear();
-        self.x.resize(rows * stride, 0);
+        self.float = float;
         self.scales.clear();
         self.offsets.clear();
         // IsZeroVector (`!= 0.0f`: -0.0 counts as zero). Only FC uses it.
         self.all_zero = true;
-        for (r, dst) in self.x.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
-            let (scale, offset, zero) =
-                quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, &mut dst[..row_len]);
+        let mut row = |r: usize, scale: f32, offset: i32, zero: bool| {
+            debug_assert_eq!(r, self.scales.len());
             self.scales.push(scale);
             self.offsets.push(offset);
             self.all_zero &= zero;
+        };
+        // Every value below is written (no clearing pass): rows, then pads.
+        if float {
+            self.xf.resize(rows * stride, 0.0);
+            for (r, dst) in self.xf.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
+                let (s, o, z) = quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len);
+                row(r, s, o, z);
+            }
+        } else {
+            self.x.resize(rows * stride, 0);
+            for (r, dst) in self.x.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
+                let (s, o, z) = quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len);
+                row(r, s, o, z);
+            }
         }
         if stride == 0 {
             // Empty rows: scale 1, offset 0, as the reference.
@@ -111,21 +179,30 @@ impl HybridInput {
         }
     }
 
-    fn check(&self, rows: usize, row_len: usize) {
-        assert!(self.rows == rows && self.row_len == row_len, "input not quantised for this plan");
+    fn check(&self, rows: usize, row_len: usize, float: bool) {
+        assert!(
+            self.rows == rows && self.row_len == row_len && self.float == float,
+            "input not quantised for this plan"
+        );
     }
 }
 
-/// Quantise one row into `q - offset`; returns `(scaling_factor, offset)`.
-/// Also says whether every value compares equal to 0.0.
-fn quantize_row(token: Option<Avx2Fma>, values: &[f32], asymmetric: bool, out: &mut [i16]) -> (f32, i32, bool) {
-    let minmax = match token {
-        // The vector min/max equal the reference's `minmax_element` unless
-        // there is a NaN (or only in the sign of a zero, which the parameter
-        // helpers do not see); with a NaN the reference's own scan decides.
-        Some(t) => avx2::minmax(t, values).or_else(|| minmax_element(values)),
-        None => minmax_element(values),
-    };
+/// Quantise one row of `values` into `out[..len]` as `q - offset` (and
+/// zero `out[len..]`); returns `(scaling_factor, offset, all values == 0.0)`.
+fn quantize_row<T: QStore>(
+    token: Option<Avx2Fma>,
+    values: &[f32],
+    asymmetric: bool,
+    out: &mut [T],
+    len: usize,
+) -> (f32, i32, bool) {
+    let (out, pad) = out.split_at_mut(len);
+    pad.fill(T::default());
+    let vector_minmax = token.and_then(|t| avx2::minmax(t, values));
+    // The vector min/max equal the reference's `minmax_element` unless there
+    // is a NaN (or only in the sign of a zero, which the parameter helpers do
+    // not see); with a NaN the reference's own scan decides.
+    let minmax = vector_minmax.or_else(|| minmax_element(values));
     // min == max == 0 still allows a NaN the scan stepped over: look.
     let zero = match minmax {
         Some((min, max)) if min == 0.0 && max == 0.0 => values.iter().all(|&v| v == 0.0),
@@ -137,7 +214,7 @@ fn quantize_row(token: Option<Avx2Fma>, values: &[f32], asymmetric: bool, out: &
         match asymmetric_params(min, max) {
             Some((s, off, inv)) => (s, off, inv, ASYMMETRIC_QMIN, ASYMMETRIC_QMAX),
             None => {
-                out.fill(0);
+                out.fill(T::default());
                 return (1.0, 0, zero);
             }
         }
@@ -145,19 +222,22 @@ fn quantize_row(token: Option<Avx2Fma>, values: &[f32], asymmetric: bool, out: &
         match minmax.and_then(|(min, max)| symmetric_params(min, max)) {
             Some((s, inv)) => (s, 0, inv, -SYMMETRIC_QMAX, SYMMETRIC_QMAX),
             None => {
-                out.fill(0);
+                out.fill(T::default());
                 return (1.0, 0, zero);
             }
         }
     };
+    // The vector loop needs finite products (it clamps before rounding):
+    // no NaN, finite extremes and a finite inverse keep `|v * inv|` near 255.
+    let finite = matches!(vector_minmax, Some((a, b)) if a.is_finite() && b.is_finite()) && inv.is_finite();
     let done = match token {
-        Some(t) => avx2::quantize(t, values, inv, offset, asymmetric, lo, hi, out),
-        None => 0,
+        Some(t) if finite => avx2::quantize(t, values, inv, offset, asymmetric, lo, hi, out),
+        _ => 0,
     };
     let offset_f = offset as f32;
     for (o, &v) in out.iter_mut().zip(values).skip(done) {
         let p = if asymmetric { offset_f + v * inv } else { v * inv };
-        *o = (round_to_i32(p).clamp(lo, hi) - offset) as i16;
+        *o = T::from_i32(round_to_i32(p).clamp(lo, hi) - offset);
     }
     (scale, offset, zero)
 }
@@ -169,6 +249,57 @@ fn scale_at(scales: &[f32], i: usize) -> f32 {
         scales[0]
     } else {
         scales[i]
+    }
+}
+
+/// How an exact integer sum `a = f32(acc)` is scaled back to float.
+#[derive(Clone, Copy, Debug)]
+enum Scale<'a> {
+    /// `a * s`.
+    One(f32),
+    /// `(a * w[c]) * s`.
+    Seq(&'a [f32], f32),
+    /// `a * (w[c] * s)`.
+    Prod(&'a [f32], f32),
+}
+
+/// The float steps after the integer sums, for channels `0 .. out.len()`:
+/// `v = scale(a)`, then `0 + v` if `zero_add`, then `v + bias[c]`, then the
+/// clamp -- each reference kernel is one combination (see the table in
+/// `reference::hybrid`). `w` and `bias` are indexed from the same channel 0.
+fn epilogue(
+    token: Option<Avx2Fma>,
+    acc: &[i32],
+    scale: Scale<'_>,
+    zero_add: bool,
+    bias: Option<&[f32]>,
+    clamp: ClampF32,
+    out: &mut [f32],
+) {
+    let n = out.len();
+    assert!(acc.len() >= n && bias.is_none_or(|b| b.len() >= n));
+    if let Scale::Seq(w, _) | Scale::Prod(w, _) = scale {
+        assert!(w.len() >= n);
+    }
+    let done = match token {
+        Some(t) => avx2::epilogue(t, acc, scale, zero_add, bias, clamp, out),
+        None => 0,
+    };
+    for (c, o) in out.iter_mut().enumerate().skip(done) {
+        let a = acc[c] as f32;
+        let mut v = match scale {
+            Scale::One(s) => a * s,
+            Scale::Seq(w, s) => a * w[c] * s,
+            Scale::Prod(w, s) => a * (w[c] * s),
+        };
+        if zero_add {
+            // TFLite's `0 + v` (it adds to a zeroed output): -0.0 becomes +0.0.
+            v += 0.0f32;
+        }
+        if let Some(b) = bias {
+            v += b[c];
+        }
+        *o = clamp.apply(v);
     }
 }
 
@@ -265,7 +396,12 @@ impl HybridConvPlan {
             filter_shape,
             out_shape,
             kind: if per_channel { ConvKind::PerChannel } else { ConvKind::PerTensor },
-            scales: if supported { filter_scales.to_vec() } else { Vec::new() },
+            // Per-tensor: the one scale; per-channel: one per output channel.
+            scales: match (supported, per_channel) {
+                (false, _) => Vec::new(),
+                (true, false) => vec![filter_scales[0]],
+                (true, true) => (0..out_c).map(|c| scale_at(filter_scales, c)).collect(),
+            },
             per_group,
             depth,
             kp,
@@ -333,7 +469,7 @@ impl HybridConvPlan {
         let rows = output_rows.len() / out_c;
         assert!(row_start + rows <= self.rows(), "rows past the output");
         let [batches, in_h, in_w, in_c] = self.in_shape;
-        q.check(batches, in_h * in_w * in_c);
+        q.check(batches, in_h * in_w * in_c, false);
         if let Some(b) = bias {
             assert!(b.len() >= out_c, "bias too short");
         }
@@ -374,55 +510,19 @@ impl HybridConvPlan {
     }
 
     /// The reference's float steps after the integer sum, for channels
-    /// `c0 .. c0 + out.len()`.
+    /// `c0 .. c0 + out.len()`: per-tensor `(0 + f32(acc) * (s_in * s_w)) + bias`,
+    /// per-channel `(f32(acc) * s_w[c]) * s_in + bias`.
     fn epilogue(&self, acc: &[i32], c0: usize, s_in: f32, bias: Option<&[f32]>, out: &mut [f32]) {
-        let clamp = self.p.clamp;
         let n = out.len();
+        let token = Avx2Fma::new(self.isa);
+        let bias = bias.map(|b| &b[c0..c0 + n]);
         match self.kind {
             ConvKind::PerTensor => {
-                let s = s_in * self.scales[0];
-                match bias {
-                    Some(bv) => {
-                        for ((o, &a), &bb) in out.iter_mut().zip(acc).zip(&bv[c0..c0 + n]) {
-                            *o = clamp.apply((0.0f32 + a as f32 * s) + bb);
-                        }
-                    }
-                    None => {
-                        for (o, &a) in out.iter_mut().zip(acc) {
-                            *o = clamp.apply(0.0f32 + a as f32 * s);
-                        }
-                    }
-                }
-            }
-            ConvKind::PerChannel if self.scales.len() == 1 => {
-                let sw = self.scales[0];
-                match bias {
-                    Some(bv) => {
-                        for ((o, &a), &bb) in out.iter_mut().zip(acc).zip(&bv[c0..c0 + n]) {
-                            *o = clamp.apply(a as f32 * sw * s_in + bb);
-                        }
-                    }
-                    None => {
-                        for (o, &a) in out.iter_mut().zip(acc) {
-                            *o = clamp.apply(a as f32 * sw * s_in);
-                        }
-                    }
-                }
+                epilogue(token, acc, Scale::One(s_in * self.scales[0]), true, bias, self.p.clamp, out)
             }
             ConvKind::PerChannel => {
                 let sw = &self.scales[c0..c0 + n];
-                match bias {
-                    Some(bv) => {
-                        for (((o, &a), &w), &bb) in out.iter_mut().zip(acc).zip(sw).zip(&bv[c0..c0 + n]) {
-                            *o = clamp.apply(a as f32 * w * s_in + bb);
-                        }
-                    }
-                    None => {
-                        for ((o, &a), &w) in out.iter_mut().zip(acc).zip(sw) {
-                            *o = clamp.apply(a as f32 * w * s_in);
-                        }
-                    }
-                }
+                epilogue(token, acc, Scale::Seq(sw, s_in), false, bias, self.p.clamp, out)
             }
         }
     }
@@ -474,9 +574,19 @@ impl HybridConvPlan {
     }
 }
 
+/// Largest depthwise filter (taps) whose sums of `w * (q - offset)` are
+/// exact in f32: every partial sum is an integer of magnitude at most
+/// `taps * 128 * 255 <= 2^24`, so each product and addition is exact and the
+/// sum equals the reference's i32 sum (and `f32(acc)`).
+const FLOAT_EXACT_TAPS: usize = (1 << 24) / (128 * 255);
+
 /// A hybrid DEPTHWISE_CONV_2D (the reference's
 /// `depthwise_conv2d_hybrid_per_channel`: asymmetric input,
-/// `f32(acc) * (s_w[o] * s_in) + bias`), weights widened to i32, `[tap][out_c]`.
+/// `f32(acc) * (s_w[o] * s_in) + bias`), weights laid out `[tap][out_c]`.
+///
+/// Filters of up to [`FLOAT_EXACT_TAPS`] taps (every practical one) sum the
+/// integer products in f32 -- exact, see there -- with FMA over 8 channels;
+/// larger ones sum in i32.
 #[derive(Clone, Debug)]
 pub struct HybridDepthwisePlan {
     isa: IsaLevel,
@@ -485,7 +595,10 @@ pub struct HybridDepthwisePlan {
     filter_shape: [usize; 4],
     out_shape: [usize; 4],
     scales: Vec<f32>,
+    /// Sum in f32 (else `w` holds i32 weights).
+    float: bool,
     w: Vec<i32>,
+    wf: Vec<f32>,
     supported: bool,
 }
 
@@ -502,6 +615,22 @@ impl HybridDepthwisePlan {
         filter_scales: &[f32],
         out_shape: [usize; 4],
     ) -> HybridDepthwisePlan {
+        Self::with_float_limit(isa, params, in_shape, filter, filter_shape, filter_scales, out_shape, FLOAT_EXACT_TAPS)
+    }
+
+    /// [`Self::new`] with another tap limit for the f32 sums (tests run
+    /// the i32 path with 0).
+    #[allow(clippy::too_many_arguments)]
+    fn with_float_limit(
+        isa: IsaLevel,
+        params: &DepthwiseParams,
+        in_shape: [usize; 4],
+        filter: &[i8],
+        filter_shape: [usize; 4],
+        filter_scales: &[f32],
+        out_shape: [usize; 4],
+        float_taps: usize,
+    ) -> HybridDepthwisePlan {
         let [batches, _, _, in_c] = in_shape;
         let [f_one, f_h, f_w, f_c] = filter_shape;
         let [out_b, _, _, out_c] = out_shape;
@@ -516,22 +645,18 @@ impl HybridDepthwisePlan {
             && params.dilation_w >= 1
             && filter.len() >= f_h * f_w * f_c
             && (filter_scales.len() == 1 || filter_scales.len() >= out_c);
-        let (w, scales) = if supported {
-            (
-                filter[..f_h * f_w * f_c].iter().map(|&v| v as i32).collect(),
-                (0..out_c).map(|c| scale_at(filter_scales, c)).collect(),
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let float = f_h * f_w <= float_taps.min(FLOAT_EXACT_TAPS);
+        let filter = if supported { &filter[..f_h * f_w * f_c] } else { &[] };
         HybridDepthwisePlan {
             isa: isa.clamp_to_cpu(),
             p: *params,
             in_shape,
             filter_shape,
             out_shape,
-            scales,
-            w,
+            scales: if supported { (0..out_c).map(|c| scale_at(filter_scales, c)).collect() } else { Vec::new() },
+            float,
+            w: if float { Vec::new() } else { filter.iter().map(|&v| v as i32).collect() },
+            wf: if float { filter.iter().map(|&v| v as f32).collect() } else { Vec::new() },
             supported,
         }
     }
@@ -556,7 +681,7 @@ impl HybridDepthwisePlan {
     pub fn quantize(&self, input: &[f32], q: &mut HybridInput) {
         let [batches, in_h, in_w, in_c] = self.in_shape;
         let image = in_h * in_w * in_c;
-        q.quantize(self.isa, input, batches, image, image, true);
+        q.quantize_as(self.isa, input, batches, image, image, true, self.float);
     }
 
     /// Quantise and compute the whole output.
@@ -591,21 +716,20 @@ impl HybridDepthwisePlan {
         let rows = output_rows.len() / out_c;
         assert!(row_start + rows <= self.rows(), "rows past the output");
         let [batches, in_h, in_w, in_c] = self.in_shape;
-        q.check(batches, in_h * in_w * in_c);
-        if let Some(b) = bias {
-            assert!(b.len() >= out_c, "bias too short");
-        }
+        q.check(batches, in_h * in_w * in_c, self.float);
+        let bias = bias.map(|b| &b[..out_c]);
         let [_, f_h, f_w, _] = self.filter_shape;
         let [_, out_h, out_w, _] = self.out_shape;
         let p = &self.p;
         let dm = p.depth_multiplier;
-        let token = if dm == 1 { Avx2Fma::new(self.isa) } else { None };
-        let x = &q.x;
+        let token = Avx2Fma::new(self.isa);
         let Qs8Scratch { acc, taps, .. } = scratch;
         if acc.len() < out_c {
             acc.resize(out_c, 0);
         }
         let acc = &mut acc[..out_c];
+        // f32 sums of the channels the AVX2 kernel leaves.
+        let mut accf: Vec<f32> = Vec::new();
         for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
             let pix = row_start + i;
             let ox = pix % out_w;
@@ -628,9 +752,49 @@ impl HybridDepthwisePlan {
                     taps.push((((b * in_h + iy as usize) * in_w + ix as usize) * in_c, fy * f_w + fx));
                 }
             }
+            let s_in = q.scales[b];
+            if self.float {
+                let x = &q.xf;
+                let done = match token {
+                    Some(t) if dm == 1 => {
+                        avx2::dwconv_f32_row(t, x, &self.wf, taps, &self.scales, s_in, bias, p.clamp, out)
+                    }
+                    _ => 0,
+                };
+                if done == out_c {
+                    continue;
+                }
+                // The remaining channels (or all), summed in f32 as above.
+                if accf.len() < out_c {
+                    accf.resize(out_c, 0.0);
+                }
+                accf[done..].fill(0.0);
+                for &(xo, t) in taps.iter() {
+                    let xs = &x[xo..xo + in_c];
+                    let w = &self.wf[t * out_c..(t + 1) * out_c];
+                    if dm == 1 {
+                        for ((a, &xv), &wv) in accf[done..].iter_mut().zip(&xs[done..]).zip(&w[done..]) {
+                            *a += wv * xv;
+                        }
+                    } else {
+                        for (oc, (a, &wv)) in accf.iter_mut().zip(w).enumerate() {
+                            *a += wv * xs[oc / dm];
+                        }
+                    }
+                }
+                for (c, o) in out.iter_mut().enumerate().skip(done) {
+                    let mut v = accf[c] * (self.scales[c] * s_in);
+                    if let Some(bv) = bias {
+                        v += bv[c];
+                    }
+                    *o = p.clamp.apply(v);
+                }
+                continue;
+            }
+            let x = &q.x;
             let done = match token {
-                Some(t) => avx2::dwconv_row(t, x, &self.w, taps, acc),
-                None => 0,
+                Some(t) if dm == 1 => avx2::dwconv_row(t, x, &self.w, taps, acc),
+                _ => 0,
             };
             acc[done..].fill(0);
             for &(xo, t) in taps.iter() {
@@ -646,20 +810,7 @@ impl HybridDepthwisePlan {
                     }
                 }
             }
-            let s_in = q.scales[b];
-            let clamp = p.clamp;
-            match bias {
-                Some(bv) => {
-                    for (((o, &a), &sw), &bb) in out.iter_mut().zip(acc.iter()).zip(&self.scales).zip(bv) {
-                        *o = clamp.apply(a as f32 * (sw * s_in) + bb);
-                    }
-                }
-                None => {
-                    for ((o, &a), &sw) in out.iter_mut().zip(acc.iter()).zip(&self.scales) {
-                        *o = clamp.apply(a as f32 * (sw * s_in));
-                    }
-                }
-            }
+            epilogue(token, acc, Scale::Prod(&self.scales, s_in), false, bias, p.clamp, out);
         }
     }
 }
@@ -763,7 +914,7 @@ impl HybridFullyConnectedPlan {
         }
         assert!(output_rows.len().is_multiple_of(n), "output_rows is not a whole number of rows");
         let rows = output_rows.len() / n;
-        assert!(row_start + rows <= q.rows && q.row_len == self.depth, "input not quantised for this plan");
+        assert!(row_start + rows <= q.rows && q.row_len == self.depth && !q.float, "input not quantised for this plan");
         if let Some(b) = bias {
             assert!(b.len() >= n, "bias too short");
         }
@@ -781,6 +932,7 @@ impl HybridFullyConnectedPlan {
         let ldc = self.packed.panels() * NR;
         let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
         let block = block.min(rows).max(1);
+        let token = Avx2Fma::new(self.isa);
         let acc = &mut scratch.acc;
         if acc.len() < block * ldc {
             acc.resize(block * ldc, 0);
@@ -791,21 +943,11 @@ impl HybridFullyConnectedPlan {
             let first = row_start + r;
             gemm_i32(self.isa, m, &q.x[first * kp..(first + m) * kp], kp, &self.packed, &mut acc[..m * ldc], ldc);
             for i in 0..m {
-                let s_in = q.scales[first + i];
+                // `bias + f32(acc) * (s_in * s_w[o])`, or `0 + ...` without a
+                // bias (float addition and multiplication commute exactly).
+                let scale = Scale::Prod(&self.scales, q.scales[first + i]);
                 let out = &mut output_rows[(r + i) * n..(r + i + 1) * n];
-                let acc = &acc[i * ldc..i * ldc + n];
-                match bias {
-                    Some(bv) => {
-                        for (((o, &a), &sw), &bb) in out.iter_mut().zip(acc).zip(&self.scales).zip(bv) {
-                            *o = clamp.apply(bb + a as f32 * (s_in * sw));
-                        }
-                    }
-                    None => {
-                        for ((o, &a), &sw) in out.iter_mut().zip(acc).zip(&self.scales) {
-                            *o = clamp.apply(0.0f32 + a as f32 * (s_in * sw));
-                        }
-                    }
-                }
+                epilogue(token, &acc[i * ldc..i * ldc + n], scale, bias.is_none(), bias, clamp, out);
             }
             r += m;
         }
@@ -815,6 +957,8 @@ impl HybridFullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
+    use super::{QStore, Scale, StoreKind};
+    use crate::activation::ClampF32;
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
@@ -875,8 +1019,9 @@ mod avx2 {
     /// Quantise whole groups of 16 values into `out` as
     /// `clamp(round(v * inv) [+ offset first, asymmetric], lo, hi) - offset`;
     /// returns how many were done (the rest is left to the portable loop).
+    /// Every `v * inv` must be finite.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn quantize(
+    pub(super) fn quantize<T: QStore>(
         _t: Avx2Fma,
         values: &[f32],
         inv: f32,
@@ -884,52 +1029,57 @@ mod avx2 {
         asymmetric: bool,
         lo: i32,
         hi: i32,
-        out: &mut [i16],
+        out: &mut [T],
     ) -> usize {
         let done = values.len().min(out.len()) / 16 * 16;
-        // SAFETY: AVX2 is proven by the token; the kernel reads and writes
-        // `done` values, which both slices hold.
-        unsafe { quantize_avx2(values.as_ptr(), done, inv, offset, asymmetric, lo, hi, out.as_mut_ptr()) };
+        let p = [inv, offset as f32, lo as f32, hi as f32];
+        // SAFETY: AVX2 is proven by the token; the kernels read and write
+        // `done` values, which both slices hold (`T` is i16 or f32 as named).
+        unsafe {
+            match T::KIND {
+                StoreKind::I16 => {
+                    quantize_avx2::<false>(values.as_ptr(), done, p, offset, asymmetric, out.as_mut_ptr() as *mut u8)
+                }
+                StoreKind::F32 => {
+                    quantize_avx2::<true>(values.as_ptr(), done, p, offset, asymmetric, out.as_mut_ptr() as *mut u8)
+                }
+            }
+        }
         done
     }
 
-    /// Round half away from zero (`f32::round`), NaN to 0, clamp, as i32,
-    /// minus the offset. Register-only arithmetic.
+    /// `clamp(p, lo, hi)` rounded half away from zero (`f32::round`), as
+    /// i32, minus the offset. `p` must not be NaN. Clamping first is the
+    /// same as rounding first (the bounds are integers); then
+    /// `trunc(c + copysign(0.49999997, c))` is exactly `round(c)`: below 0.5
+    /// the sum stays below 1, from 0.5 up a fraction >= 0.5 carries to the
+    /// next integer and a smaller one (at most 0.5 - ulp) does not.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn round_clamp(p: __m256, lo: __m256, hi: __m256, off: __m256i) -> __m256i {
-        let t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        // `p - trunc(p)` is exact; ties and above go away from zero.
-        let d = _mm256_sub_ps(p, t);
-        let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-        let up = _mm256_cmp_ps(_mm256_and_ps(d, abs_mask), _mm256_set1_ps(0.5), _CMP_GE_OQ);
-        let sign_one = _mm256_or_ps(_mm256_andnot_ps(abs_mask, p), _mm256_set1_ps(1.0));
-        let r = _mm256_add_ps(t, _mm256_and_ps(up, sign_one));
-        // `NaN as i32` is 0; infinities clamp like any large value.
-        let r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
-        let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
-        _mm256_sub_epi32(_mm256_cvttps_epi32(r), off)
+        let c = _mm256_min_ps(_mm256_max_ps(p, lo), hi);
+        let sign = _mm256_and_ps(c, _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN)));
+        let half = _mm256_or_ps(sign, _mm256_set1_ps(0.49999997));
+        _mm256_sub_epi32(_mm256_cvttps_epi32(_mm256_add_ps(c, half)), off)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `p = [inv, offset as f32, lo, hi]`; `F32`: store f32 values, else i16.
     #[target_feature(enable = "avx2")]
-    unsafe fn quantize_avx2(
+    unsafe fn quantize_avx2<const F32: bool>(
         x: *const f32,
         n: usize,
-        inv: f32,
+        p: [f32; 4],
         offset: i32,
         asymmetric: bool,
-        lo: i32,
-        hi: i32,
-        out: *mut i16,
+        out: *mut u8,
     ) {
         // SAFETY: the caller checked `n` (a multiple of 16) readable floats
-        // behind `x` and writable i16s behind `out`.
+        // behind `x` and `n` writable values of the stored type behind `out`.
         unsafe {
-            let vinv = _mm256_set1_ps(inv);
-            let voff_f = _mm256_set1_ps(offset as f32);
+            let vinv = _mm256_set1_ps(p[0]);
+            let voff_f = _mm256_set1_ps(p[1]);
             let voff = _mm256_set1_epi32(offset);
-            let (vlo, vhi) = (_mm256_set1_ps(lo as f32), _mm256_set1_ps(hi as f32));
+            let (vlo, vhi) = (_mm256_set1_ps(p[2]), _mm256_set1_ps(p[3]));
             let mut i = 0;
             while i < n {
                 let mut p0 = _mm256_mul_ps(_mm256_loadu_ps(x.add(i)), vinv);
@@ -941,11 +1091,205 @@ mod avx2 {
                 }
                 let q0 = round_clamp(p0, vlo, vhi, voff);
                 let q1 = round_clamp(p1, vlo, vhi, voff);
-                // Values are within -255..=255: the saturating pack is exact;
-                // it interleaves 128-bit halves, the permute restores order.
-                let packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0b11_01_10_00);
-                _mm256_storeu_si256(out.add(i) as *mut __m256i, packed);
+                if F32 {
+                    let o = out as *mut f32;
+                    _mm256_storeu_ps(o.add(i), _mm256_cvtepi32_ps(q0));
+                    _mm256_storeu_ps(o.add(i + 8), _mm256_cvtepi32_ps(q1));
+                } else {
+                    // Values are within -255..=255: the saturating pack is
+                    // exact; it interleaves 128-bit halves, the permute
+                    // restores the order.
+                    let packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0b11_01_10_00);
+                    _mm256_storeu_si256((out as *mut i16).add(i) as *mut __m256i, packed);
+                }
                 i += 16;
+            }
+        }
+    }
+
+    /// `_mm256_min_ps(hi, _mm256_max_ps(lo, v))`: `ClampF32::apply`,
+    /// NaN included (max/min return their second operand on a NaN).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn clamp8(v: __m256, lo: __m256, hi: __m256) -> __m256 {
+        _mm256_min_ps(hi, _mm256_max_ps(lo, v))
+    }
+
+    /// The vector part of `super::epilogue`: whole groups of 8 channels;
+    /// returns how many were done.
+    pub(super) fn epilogue(
+        _t: Avx2Fma,
+        acc: &[i32],
+        scale: Scale<'_>,
+        zero_add: bool,
+        bias: Option<&[f32]>,
+        clamp: ClampF32,
+        out: &mut [f32],
+    ) -> usize {
+        let done = out.len() / 8 * 8;
+        let (w, s) = match scale {
+            Scale::One(s) => (None, s),
+            Scale::Seq(w, s) | Scale::Prod(w, s) => (Some(w), s),
+        };
+        assert!(acc.len() >= done && w.is_none_or(|w| w.len() >= done) && bias.is_none_or(|b| b.len() >= done));
+        let seq = matches!(scale, Scale::Seq(..));
+        // SAFETY: AVX2 is proven by the token; every slice holds `done`
+        // values (asserted above).
+        unsafe {
+            epilogue_avx2(
+                done,
+                acc.as_ptr(),
+                w.map(|w| w.as_ptr()),
+                s,
+                seq,
+                zero_add,
+                bias.map(|b| b.as_ptr()),
+                [clamp.min, clamp.max],
+                out.as_mut_ptr(),
+            )
+        };
+        done
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn epilogue_avx2(
+        n: usize,
+        acc: *const i32,
+        w: Option<*const f32>,
+        s: f32,
+        seq: bool,
+        zero_add: bool,
+        bias: Option<*const f32>,
+        clamp: [f32; 2],
+        out: *mut f32,
+    ) {
+        // SAFETY: the caller checked `n` (a multiple of 8) values behind
+        // every pointer.
+        unsafe {
+            let vs = _mm256_set1_ps(s);
+            let (lo, hi) = (_mm256_set1_ps(clamp[0]), _mm256_set1_ps(clamp[1]));
+            let mut c = 0;
+            while c < n {
+                let a = _mm256_cvtepi32_ps(_mm256_loadu_si256(acc.add(c) as *const __m256i));
+                let mut v = match w {
+                    None => _mm256_mul_ps(a, vs),
+                    Some(w) if seq => _mm256_mul_ps(_mm256_mul_ps(a, _mm256_loadu_ps(w.add(c))), vs),
+                    Some(w) => _mm256_mul_ps(a, _mm256_mul_ps(_mm256_loadu_ps(w.add(c)), vs)),
+                };
+                if zero_add {
+                    v = _mm256_add_ps(_mm256_setzero_ps(), v);
+                }
+                if let Some(b) = bias {
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(b.add(c)));
+                }
+                _mm256_storeu_ps(out.add(c), clamp8(v, lo, hi));
+                c += 8;
+            }
+        }
+    }
+
+    /// Depthwise (depth multiplier 1) over f32 copies of the integer
+    /// weights and `q - offset` inputs, whole groups of 8 channels, with the
+    /// epilogue `clamp(sum * (sw[c] * s_in) + bias[c])`; returns how many
+    /// channels were done. The sums are exact (see `FLOAT_EXACT_TAPS`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dwconv_f32_row(
+        _t: Avx2Fma,
+        input: &[f32],
+        w: &[f32],
+        taps: &[(usize, usize)],
+        sw: &[f32],
+        s_in: f32,
+        bias: Option<&[f32]>,
+        clamp: ClampF32,
+        out: &mut [f32],
+    ) -> usize {
+        let c = out.len();
+        let done = c / 8 * 8;
+        for &(xo, t) in taps {
+            assert!(xo + c <= input.len() && (t + 1) * c <= w.len());
+        }
+        assert!(sw.len() >= c && bias.is_none_or(|b| b.len() >= c));
+        // SAFETY: AVX2 and FMA are proven by the token; every tap's input
+        // row and weight row have `c >= done` values, and so do `sw`,
+        // `bias` and `out` (asserted above).
+        unsafe {
+            hybrid_dwconv_f32_avx2(
+                done,
+                input.as_ptr(),
+                w.as_ptr(),
+                c,
+                taps,
+                sw.as_ptr(),
+                s_in,
+                bias.map(|b| b.as_ptr()),
+                [clamp.min, clamp.max],
+                out.as_mut_ptr(),
+            )
+        };
+        done
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hybrid_dwconv_f32_avx2(
+        done: usize,
+        input: *const f32,
+        w: *const f32,
+        c: usize,
+        taps: &[(usize, usize)],
+        sw: *const f32,
+        s_in: f32,
+        bias: Option<*const f32>,
+        clamp: [f32; 2],
+        out: *mut f32,
+    ) {
+        // SAFETY: bounds checked by `dwconv_f32_row`.
+        unsafe {
+            let vs = _mm256_set1_ps(s_in);
+            let (lo, hi) = (_mm256_set1_ps(clamp[0]), _mm256_set1_ps(clamp[1]));
+            // `f32(acc) * (s_w[c] * s_in) + bias`, then the clamp.
+            #[inline]
+            #[target_feature(enable = "avx2")]
+            unsafe fn finish(
+                sw: *const f32,
+                vs: __m256,
+                bias: Option<*const f32>,
+                lo: __m256,
+                hi: __m256,
+                out: *mut f32,
+                cb: usize,
+                sum: __m256,
+            ) {
+                // SAFETY: `cb + 8` values behind `sw`, `bias` and `out` (the caller's bounds).
+                unsafe {
+                    let mut v = _mm256_mul_ps(sum, _mm256_mul_ps(_mm256_loadu_ps(sw.add(cb)), vs));
+                    if let Some(b) = bias {
+                        v = _mm256_add_ps(v, _mm256_loadu_ps(b.add(cb)));
+                    }
+                    _mm256_storeu_ps(out.add(cb), clamp8(v, lo, hi));
+                }
+            }
+            let mut cb = 0;
+            while cb + 16 <= done {
+                let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                for &(xo, t) in taps {
+                    let (x, wt) = (input.add(xo + cb), w.add(t * c + cb));
+                    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(wt), s0);
+                    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(8)), _mm256_loadu_ps(wt.add(8)), s1);
+                }
+                finish(sw, vs, bias, lo, hi, out, cb, s0);
+                finish(sw, vs, bias, lo, hi, out, cb + 8, s1);
+                cb += 16;
+            }
+            while cb < done {
+                let mut s0 = _mm256_setzero_ps();
+                for &(xo, t) in taps {
+                    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(input.add(xo + cb)), _mm256_loadu_ps(w.add(t * c + cb)), s0);
+                }
+                finish(sw, vs, bias, lo, hi, out, cb, s0);
+                cb += 8;
             }
         }
     }
@@ -1000,11 +1344,48 @@ mod avx2 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn quantize(_: Avx2Fma, _: &[f32], _: f32, _: i32, _: bool, _: i32, _: i32, _: &mut [i16]) -> usize {
+    pub(super) fn quantize<T: super::QStore>(
+        _: Avx2Fma,
+        _: &[f32],
+        _: f32,
+        _: i32,
+        _: bool,
+        _: i32,
+        _: i32,
+        _: &mut [T],
+    ) -> usize {
         unreachable!("no AVX2 token off x86-64")
     }
 
     pub(super) fn dwconv_row(_: Avx2Fma, _: &[i16], _: &[i32], _: &[(usize, usize)], _: &mut [i32]) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn epilogue(
+        _: Avx2Fma,
+        _: &[i32],
+        _: super::Scale<'_>,
+        _: bool,
+        _: Option<&[f32]>,
+        _: crate::activation::ClampF32,
+        _: &mut [f32],
+    ) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dwconv_f32_row(
+        _: Avx2Fma,
+        _: &[f32],
+        _: &[f32],
+        _: &[(usize, usize)],
+        _: &[f32],
+        _: f32,
+        _: Option<&[f32]>,
+        _: crate::activation::ClampF32,
+        _: &mut [f32],
+    ) -> usize {
         unreachable!("no AVX2 token off x86-64")
     }
 }
@@ -1081,6 +1462,16 @@ mod tests {
         for case in 0..600usize {
             let n = rng.range(0, 90);
             let mut v = floats(&mut rng, n);
+            if case % 5 == 4 && n > 1 {
+                // One ulp either side of the halves (with 127 in the row the
+                // symmetric products are the values themselves).
+                for x in v.iter_mut() {
+                    let h = rng.range(0, 12) as f32 - 6.0 + 0.5;
+                    let b = h.to_bits() as i32 + rng.range(0, 3) as i32 - 1;
+                    *x = f32::from_bits(b as u32);
+                }
+                v[0] = 127.0;
+            }
             // Specials: NaN, infinities, signed zeros, denormals.
             if case % 7 == 0 && n > 0 {
                 let i = rng.range(0, n);
@@ -1094,15 +1485,21 @@ mod tests {
                     let (_, _, s) = symmetric_quantize_floats(&v, &mut want);
                     (s, 0)
                 };
-                for &isa in &available_levels() {
+                for (&isa, float) in available_levels().iter().flat_map(|l| [(l, false), (l, true)]) {
+                    // A reused buffer: stale values must not survive.
                     let mut q = HybridInput::new();
-                    q.quantize(isa, &v, 1, n, n + (case % 3), asymmetric);
-                    let ctx = format!("case {case} asym {asymmetric} {isa:?} {v:?}");
+                    q.quantize_as(isa, &[7.0; 100], 1, 100, 100, true, float);
+                    q.quantize_as(isa, &v, 1, n, n + (case % 3), asymmetric, float);
+                    let ctx = format!("case {case} asym {asymmetric} {isa:?} f32 {float} {v:?}");
                     assert_eq!(q.row_i8(0), want, "{ctx}");
                     assert_eq!(q.scales[0].to_bits(), ws.to_bits(), "{ctx}");
                     assert_eq!(q.offsets[0], wo, "{ctx}");
                     assert_eq!(q.all_zero, v.iter().all(|&x| x == 0.0), "{ctx}");
-                    assert!(q.x[n..].iter().all(|&x| x == 0), "{ctx}: row padding");
+                    if float {
+                        assert!(q.xf[n..].iter().all(|&x| x == 0.0), "{ctx}: row padding");
+                    } else {
+                        assert!(q.x[n..].iter().all(|&x| x == 0), "{ctx}: row padding");
+                    }
                 }
             }
         }
@@ -1280,8 +1677,12 @@ mod tests {
                 &mut ref_scratch,
             );
             for &isa in &available_levels() {
-                let plan = HybridDepthwisePlan::new(isa, &p, g.in_shape, &w, filter_shape, &sc, out_shape);
+                // The f32 sums, and (every third case) the i32 ones.
+                let limit = if i % 3 == 2 { 0 } else { FLOAT_EXACT_TAPS };
+                let plan =
+                    HybridDepthwisePlan::with_float_limit(isa, &p, g.in_shape, &w, filter_shape, &sc, out_shape, limit);
                 assert!(plan.supported());
+                assert_eq!(plan.float, limit > 0);
                 let mut q = HybridInput::new();
                 plan.quantize(&x, &mut q);
                 let ctx = format!("case {i} {isa:?} {:?} {filter_shape:?} {p:?}", g.in_shape);
