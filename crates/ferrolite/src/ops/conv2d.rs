@@ -6,6 +6,7 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::reference::quantized::{self as q, ConvQuantParams};
 
+use ferrolite_kernels::optimized::hybrid::{HybridConvPlan, HybridInput};
 use ferrolite_kernels::reference::hybrid::{conv2d_hybrid, conv2d_hybrid_per_channel, HybridScratch};
 
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
@@ -99,14 +100,47 @@ impl Operator for Conv2d {
                 };
                 let p = geometry.params(clamp);
                 let g = geometry;
+                // Constant int8 weights: packed once for the int16 GEMM
+                // (bit-exact with the reference hybrid kernels).
+                let plan = match ctx.reference_kernels {
+                    // --reference-kernels keeps the reference twin.
+                    true => None,
+                    false => filter.constant_as::<i8>().ok().flatten().map(|w| {
+                        HybridConvPlan::new(
+                            isa::detect(),
+                            &p,
+                            in_shape,
+                            w,
+                            filter_shape,
+                            &hw.scales,
+                            per_channel,
+                            out_shape,
+                        )
+                    }),
+                }
+                .filter(|plan| plan.supported());
                 let mut scratch = HybridScratch::new();
+                let mut quantized = HybridInput::new();
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<f32>()?;
-                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
                     let b = match &bias {
                         Some(b) => Some(b.get(ctx)?),
                         None => None,
                     };
+                    if let Some(plan) = &plan {
+                        // Quantise whole images once, then split output pixels.
+                        plan.quantize(x, &mut quantized);
+                        let q = &quantized;
+                        let workers = ctx.workers;
+                        let len = plan.rows() * plan.row_len();
+                        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
+                        workers.for_each_chunk(y, plan.row_len(), |first_row, rows| {
+                            with_qs8_scratch(|s| plan.run_rows(q, b, rows, first_row, s))
+                        });
+                        return Ok(());
+                    }
+                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                     if per_channel {
                         conv2d_hybrid_per_channel(

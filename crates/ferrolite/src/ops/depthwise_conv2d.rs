@@ -11,6 +11,7 @@ use ferrolite_kernels::optimized::{depthwise::DepthwiseF32Plan, isa};
 use super::conv2d::with_qs8_scratch;
 use ferrolite_kernels::reference::quantized as qk;
 
+use ferrolite_kernels::optimized::hybrid::{HybridDepthwisePlan, HybridInput};
 use ferrolite_kernels::reference::hybrid::{depthwise_conv2d_hybrid_per_channel, HybridScratch};
 
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
@@ -86,14 +87,37 @@ impl Operator for DepthwiseConv2d {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
+                // Constant int8 weights: channel-vectorised plan, bit-exact
+                // with the reference (--reference-kernels keeps the reference).
+                let plan = match ctx.reference_kernels {
+                    true => None,
+                    false => ctx.input(1)?.constant_as::<i8>().ok().flatten().map(|w| {
+                        HybridDepthwisePlan::new(isa::detect(), &p, in_shape, w, filter_shape, &scales, out_shape)
+                    }),
+                }
+                .filter(|plan| plan.supported());
                 let mut scratch = HybridScratch::new();
+                let mut quantized = HybridInput::new();
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<f32>()?;
-                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
                     let b = match &bias {
                         Some(b) => Some(b.get(ctx)?),
                         None => None,
                     };
+                    if let Some(plan) = &plan {
+                        // Quantise whole images once, then split output pixels.
+                        plan.quantize(x, &mut quantized);
+                        let q = &quantized;
+                        let workers = ctx.workers;
+                        let len = plan.rows() * plan.row_len();
+                        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
+                        workers.for_each_chunk(y, plan.row_len(), |first_row, rows| {
+                            with_qs8_scratch(|s| plan.run_rows(q, b, rows, first_row, s))
+                        });
+                        return Ok(());
+                    }
+                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                     depthwise_conv2d_hybrid_per_channel(
                         &p,

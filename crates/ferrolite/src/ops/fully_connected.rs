@@ -9,6 +9,7 @@ use ferrolite_kernels::optimized::qs8::Qs8FullyConnectedPlan;
 use ferrolite_kernels::optimized::{fully_connected::FullyConnectedF32Plan, isa};
 
 use super::conv2d::with_qs8_scratch;
+use ferrolite_kernels::optimized::hybrid::{HybridFullyConnectedPlan, HybridInput};
 use ferrolite_kernels::reference::hybrid::{fully_connected_hybrid, HybridScratch};
 
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
@@ -73,14 +74,37 @@ impl Operator for FullyConnected {
                     None => None,
                 };
                 let asymmetric = o.asymmetric_quantize_inputs;
+                // Constant int8 weights: packed int16 GEMM, bit-exact with the
+                // reference (--reference-kernels keeps the reference).
+                let plan = match ctx.reference_kernels {
+                    true => None,
+                    false => weights.constant_as::<i8>().ok().flatten().map(|w| {
+                        HybridFullyConnectedPlan::new(isa::detect(), w, &hw.scales, units, depth, asymmetric, clamp)
+                    }),
+                }
+                .filter(|plan| plan.supported());
                 let mut scratch = HybridScratch::new();
+                let mut quantized = HybridInput::new();
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<f32>()?;
-                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
                     let b = match &bias {
                         Some(b) => Some(b.get(ctx)?),
                         None => None,
                     };
+                    if let Some(plan) = &plan {
+                        // Quantise every row once, then split the batch rows.
+                        plan.quantize(x, batches, &mut quantized);
+                        let q = &quantized;
+                        let workers = ctx.workers;
+                        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        let y =
+                            y.get_mut(..batches * units).ok_or_else(|| OpError::Shape("output too small".into()))?;
+                        workers.for_each_chunk(y, units, |first, rows| {
+                            with_qs8_scratch(|s| plan.run_rows(q, b, rows, first, s))
+                        });
+                        return Ok(());
+                    }
+                    let w = ctx.input(hw.input)?.as_slice::<i8>()?;
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                     fully_connected_hybrid(
                         x,
