@@ -1403,7 +1403,7 @@ mod tests {
 
     fn i8s(rng: &mut Rng, n: usize) -> Vec<i8> {
         // Mostly the converter's -127..=127, sometimes -128 too.
-        (0..n).map(|_| if rng.range(0, 50) == 0 { -128 } else { rng.range(0, 255) as i32 as i8 - 127 }).collect()
+        (0..n).map(|_| if rng.range(0, 50) == 0 { -128 } else { (rng.range(0, 255) as i32 - 127) as i8 }).collect()
     }
     fn scales(rng: &mut Rng, n: usize) -> Vec<f32> {
         (0..n).map(|_| 0.0005 + 0.02 * (rng.f32() + 1.0)).collect()
