@@ -181,6 +181,28 @@ def depth_to_space():
     return keras.Model(inp, TfOp(lambda t: tf.nn.depth_to_space(t, 2))(x))  # [1,12,16,2]
 
 
+def recurrent():
+    """WHILE: Keras 3 GRU and SimpleRNN layers convert to WHILE loops whose
+    body is one time step (FULLY_CONNECTED, LOGISTIC, TANH, and SLICE /
+    CONCATENATION at the step counter, so the body has computed shapes)."""
+    x = keras.Input((10, 8), batch_size=1)
+    y = keras.layers.GRU(32, return_sequences=True)(x)
+    y = keras.layers.SimpleRNN(32)(y)
+    return keras.Model(x, y)
+
+
+def control_flow():
+    """WHILE and IF from tf.while_loop and tf.cond, with subgraphs of their
+    own (LESS, ADD, MUL, SUM, GREATER, SUB)."""
+    def loop_then_branch(t):
+        def body(i, v):
+            return i + 1, v * 1.25 + 0.5
+        _, v = tf.while_loop(lambda i, v: i < 6, body, [tf.constant(0), t])
+        return tf.cond(tf.reduce_sum(v) > 10.0, lambda: v - 10.0, lambda: v * 2.0)
+    x = keras.Input((4,), batch_size=1)
+    return keras.Model(x, TfOp(loop_then_branch)(x))
+
+
 MODELS = [
     # name, builder, variants
     ("upsample_head", upsample_head, ["f32", "dyn", "int8"]),
@@ -190,6 +212,8 @@ MODELS = [
     ("shape_ops", shape_ops, ["f32", "int8"]),
     ("pad_space_ops", pad_space_ops, ["f32", "int8"]),
     ("depth_to_space", depth_to_space, ["f32"]),
+    ("recurrent", recurrent, ["f32", "dyn"]),
+    ("control_flow", control_flow, ["f32"]),
 ]
 
 

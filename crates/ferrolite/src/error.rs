@@ -56,6 +56,10 @@ pub enum OpError {
     Value(String),
     /// Valid for TFLite, not implemented here yet.
     Unsupported(String),
+    /// The output shape depends on values computed at run time (a SLICE
+    /// size from an earlier op, say). Refused in a model's main graph; in a
+    /// WHILE/IF subgraph the interpreter then runs that subgraph eagerly.
+    DynamicShape(String),
 }
 
 impl fmt::Display for OpError {
@@ -72,6 +76,9 @@ impl fmt::Display for OpError {
             OpError::Options(s) => write!(f, "options: {s}"),
             OpError::Value(s) => write!(f, "{s}"),
             OpError::Unsupported(s) => write!(f, "not supported: {s}"),
+            OpError::DynamicShape(s) => {
+                write!(f, "not supported: {s}: the output shape would depend on computed values (dynamic shapes run only inside WHILE/IF subgraphs)")
+            }
         }
     }
 }

@@ -7,15 +7,18 @@
 //! `invoke()` then only runs kernels.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::arena::{ArenaPlan, ArenaRequest};
+use crate::control_flow::{ControlFlow, NodeInput};
 use crate::dtype::{DataType, Element};
 use crate::error::{Error, Location, OpError, Result};
 use crate::model::{Model, SignatureDef, SubgraphDef};
 use crate::op::{EvalContext, InputInfo, PrepareContext, PreparedOp, Workers};
 use crate::registry::{OpResolver, Registration};
 use crate::tensor::{AlignedBytes, TensorInfo, TensorMut, TensorRef};
+use ferrolite_schema::{self as fb, BuiltinOperator};
 
 /// Settings of an interpreter.
 #[derive(Clone, Debug)]
@@ -31,11 +34,20 @@ pub struct InterpreterOptions {
     /// float sums in TFLite's reference order, for bit-level comparisons
     /// with Google's reference outputs. Slower.
     pub reference_kernels: bool,
+    /// A WHILE loop that runs more iterations than this fails with an error
+    /// instead of running on (a malformed or hostile model could loop
+    /// forever). The default, a million, is far above any real sequence.
+    pub max_while_iterations: u64,
 }
 
 impl Default for InterpreterOptions {
     fn default() -> Self {
-        InterpreterOptions { threads: 1, preserve_all_tensors: false, reference_kernels: false }
+        InterpreterOptions {
+            threads: 1,
+            preserve_all_tensors: false,
+            reference_kernels: false,
+            max_while_iterations: 1_000_000,
+        }
     }
 }
 
@@ -58,11 +70,13 @@ impl Storage {
     }
 }
 
-struct Node {
+struct Node<'m> {
     name: String,
     registration: Option<Registration>,
     version: i32,
     prepared: Option<Box<dyn PreparedOp>>,
+    /// WHILE and IF: the subgraphs the node runs (instead of `prepared`).
+    control: Option<ControlFlow<'m>>,
     /// Evaluated at prepare: skipped by invoke.
     folded: bool,
 }
@@ -82,14 +96,23 @@ pub struct Interpreter<'m> {
     options: InterpreterOptions,
     tensors: Vec<TensorInfo>,
     storage: Vec<Storage>,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<'m>>,
     arena: AlignedBytes,
     arena_plan: ArenaPlan,
     allocated: bool,
     /// Input shapes set by `resize_input`, kept across re-allocation.
     input_shapes: Vec<Option<Vec<usize>>>,
-    /// Created once when `threads > 1`; kernels borrow it at eval.
-    pool: Option<rayon::ThreadPool>,
+    /// Created once when `threads > 1`; kernels borrow it at eval, and the
+    /// interpreters of WHILE/IF subgraphs share it.
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Kept to build the interpreters of WHILE/IF subgraphs.
+    resolver: OpResolver,
+    /// Subgraphs running above this one (for a WHILE/IF subgraph), to refuse
+    /// recursion.
+    callers: Vec<usize>,
+    /// Input values for an eager run (see `run_eager`): while set,
+    /// `allocate_tensors` treats the inputs as constants.
+    eager_inputs: Option<Vec<Vec<u8>>>,
 }
 
 impl<'m> Interpreter<'m> {
@@ -105,6 +128,18 @@ impl<'m> Interpreter<'m> {
         resolver: &OpResolver,
         options: InterpreterOptions,
     ) -> Result<Interpreter<'m>> {
+        Interpreter::for_subgraph_nested(model, subgraph, resolver, options, &[])
+    }
+
+    /// An interpreter for a subgraph run by a WHILE/IF node of the
+    /// subgraphs in `callers`.
+    pub(crate) fn for_subgraph_nested(
+        model: &'m Model<'m>,
+        subgraph: usize,
+        resolver: &OpResolver,
+        options: InterpreterOptions,
+        callers: &[usize],
+    ) -> Result<Interpreter<'m>> {
         let sg = model
             .subgraphs
             .get(subgraph)
@@ -119,6 +154,7 @@ impl<'m> Interpreter<'m> {
                     registration: resolver.find(code),
                     version: code.version,
                     prepared: None,
+                    control: None,
                     folded: false,
                 }
             })
@@ -130,12 +166,15 @@ impl<'m> Interpreter<'m> {
                 .thread_name(|i| format!("ferrolite-{i}"))
                 .build()
                 .map_err(|e| Error::InvalidArgument(format!("cannot start {} worker threads: {e}", options.threads)))?;
-            Some(pool)
+            Some(Arc::new(pool))
         } else {
             None
         };
         Ok(Interpreter {
             pool,
+            resolver: resolver.clone(),
+            callers: callers.to_vec(),
+            eager_inputs: None,
             model,
             subgraph,
             options,
@@ -200,13 +239,36 @@ impl<'m> Interpreter<'m> {
                 self.tensors[t].shape = shape.clone();
             }
         }
+        if let Some(values) = &self.eager_inputs {
+            for (k, &t) in sg.inputs.iter().enumerate() {
+                let info = &self.tensors[t];
+                let loc = Location::Tensor { subgraph: si, tensor: t, name: info.name.clone() };
+                let want = tensor_bytes(info, &loc)?;
+                let value = values.get(k).map(Vec::as_slice).unwrap_or_default();
+                if value.len() != want {
+                    return Err(Error::InvalidArgument(format!(
+                        "input {k} ('{}') holds {want} bytes, got {}",
+                        info.name,
+                        value.len()
+                    )));
+                }
+                self.storage[t] = Storage::Owned(AlignedBytes::from_slice(value));
+            }
+        }
 
         // Prepare in order; fold nodes whose inputs are all known.
         for (ni, op) in sg.operators.iter().enumerate() {
             let node = &mut self.nodes[ni];
             node.prepared = None;
+            node.control = None;
             node.folded = false;
             let loc = Location::Operator { subgraph: si, index: ni, op: node.name.clone() };
+            let code = model.operator_codes[op.opcode_index].builtin_code;
+            if code == BuiltinOperator::While as i32 || code == BuiltinOperator::If as i32 {
+                self.prepare_control_flow(ni, &loc)?;
+                continue;
+            }
+            let node = &mut self.nodes[ni];
             let Some(reg) = node.registration.clone() else {
                 return Err(Error::UnsupportedOp {
                     subgraph: si,
@@ -299,6 +361,112 @@ impl<'m> Interpreter<'m> {
         Ok(())
     }
 
+    /// Run once with all input values known up front: every node is
+    /// prepared seeing its actual inputs and evaluated at once (constant
+    /// folding of the whole graph), so ops whose output shapes depend on
+    /// computed values work. Used for WHILE/IF subgraphs that cannot be
+    /// planned statically; slower than `invoke` (it prepares every time).
+    pub(crate) fn run_eager(&mut self, inputs: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+        self.eager_inputs = Some(inputs.to_vec());
+        let ran = self.allocate_tensors().and_then(|()| self.invoke());
+        self.eager_inputs = None;
+        ran?;
+        let outputs = (0..self.output_count()).map(|k| self.output(k).map(|o| o.bytes.to_vec())).collect();
+        self.allocated = false;
+        outputs
+    }
+
+    /// Build and prepare the subgraph interpreters of a WHILE or IF node and
+    /// give its outputs their types and shapes.
+    fn prepare_control_flow(&mut self, ni: usize, loc: &Location) -> Result<()> {
+        let model = self.model;
+        let op = &self.sg().operators[ni];
+        let err = |error: OpError| Error::Op { location: loc.clone(), error };
+        let mut inputs = Vec::with_capacity(op.inputs.len());
+        for (k, t) in op.inputs.iter().enumerate() {
+            let t = t.ok_or_else(|| err(OpError::Value(format!("input {k} is missing"))))?;
+            inputs.push(NodeInput { dtype: self.tensors[t].dtype, shape: self.tensors[t].shape.clone() });
+        }
+        let mut callers = self.callers.clone();
+        callers.push(self.subgraph);
+        let (control, outputs) = match &op.builtin_options {
+            Some(fb::BuiltinOptions::WhileOptions(o)) => ControlFlow::prepare_while(
+                model,
+                &self.resolver,
+                &self.options,
+                &callers,
+                subgraph_index(o.cond_subgraph_index).map_err(err)?,
+                subgraph_index(o.body_subgraph_index).map_err(err)?,
+                &inputs,
+            ),
+            Some(fb::BuiltinOptions::IfOptions(o)) => ControlFlow::prepare_if(
+                model,
+                &self.resolver,
+                &self.options,
+                &callers,
+                subgraph_index(o.then_subgraph_index).map_err(err)?,
+                subgraph_index(o.else_subgraph_index).map_err(err)?,
+                &inputs,
+            ),
+            _ => Err(OpError::Options(format!("{} without its options", self.nodes[ni].name))),
+        }
+        .map_err(err)?;
+        if outputs.len() != op.outputs.len() {
+            return Err(err(OpError::Value(format!(
+                "the node has {} outputs, its subgraphs give {}",
+                op.outputs.len(),
+                outputs.len()
+            ))));
+        }
+        for (&t, (dtype, shape)) in op.outputs.iter().zip(outputs) {
+            if self.tensors[t].dtype != dtype {
+                return Err(err(OpError::DType {
+                    tensor: format!("output tensor {t}"),
+                    expected: dtype.to_string(),
+                    got: self.tensors[t].dtype.to_string(),
+                }));
+            }
+            if let Some(shape) = shape {
+                self.tensors[t].shape = shape;
+            }
+        }
+        self.nodes[ni].control = Some(control);
+        Ok(())
+    }
+
+    /// Run a WHILE or IF node: copy its inputs in, its outputs back.
+    fn eval_control_flow(&mut self, ni: usize, arena: &mut [u8]) -> Result<(), OpError> {
+        let model = self.model;
+        let op = &model.subgraphs[self.subgraph].operators[ni];
+        let read = |t: usize| -> Vec<u8> {
+            match &self.storage[t] {
+                Storage::Model(r) => model.slice(r).to_vec(),
+                Storage::Owned(b) => b.as_slice().to_vec(),
+                Storage::Arena(r) => arena[r.clone()].to_vec(),
+                Storage::None => Vec::new(),
+            }
+        };
+        let inputs: Vec<Vec<u8>> = op.inputs.iter().map(|t| t.map(read).unwrap_or_default()).collect();
+        let control = self.nodes[ni].control.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
+        let outputs = control.run(inputs)?;
+        for (&t, bytes) in op.outputs.iter().zip(outputs) {
+            let dst: &mut [u8] = match &mut self.storage[t] {
+                Storage::Arena(r) => &mut arena[r.clone()],
+                Storage::Owned(b) => b.as_mut_slice(),
+                _ => return Err(OpError::Value(format!("output tensor {t} has no storage"))),
+            };
+            if dst.len() != bytes.len() {
+                return Err(OpError::Value(format!(
+                    "output tensor {t} holds {} bytes, the subgraph gave {}",
+                    dst.len(),
+                    bytes.len()
+                )));
+            }
+            dst.copy_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
     /// Evaluate a node with constant inputs now, keeping its outputs.
     fn fold_node(&mut self, ni: usize, loc: &Location) -> Result<()> {
         let op = &self.sg().operators[ni];
@@ -387,7 +555,12 @@ impl<'m> Interpreter<'m> {
                     continue;
                 }
                 let start = Instant::now();
-                self.eval_node(ni, arena.as_mut_slice()).map_err(|error| Error::Op {
+                let run = if self.nodes[ni].control.is_some() {
+                    self.eval_control_flow(ni, arena.as_mut_slice())
+                } else {
+                    self.eval_node(ni, arena.as_mut_slice())
+                };
+                run.map_err(|error| Error::Op {
                     location: Location::Operator {
                         subgraph: self.subgraph,
                         index: ni,
@@ -498,7 +671,7 @@ impl<'m> Interpreter<'m> {
                     TensorRef { info: &tensors[t], bytes }
                 }));
             }
-            let mut ctx = EvalContext { inputs, outputs, variables, workers: Workers { pool: pool.as_ref() } };
+            let mut ctx = EvalContext { inputs, outputs, variables, workers: Workers { pool: pool.as_deref() } };
             prepared.eval(&mut ctx)
         };
         for (t, b) in owned_out {
@@ -724,6 +897,11 @@ impl<'m> SignatureRunner<'m> {
     pub fn invoke(&mut self) -> Result<()> {
         self.interpreter.invoke()
     }
+}
+
+/// A subgraph index from an option field (negative ones are invalid).
+fn subgraph_index(i: i32) -> std::result::Result<usize, OpError> {
+    usize::try_from(i).map_err(|_| OpError::Options(format!("subgraph index {i} is negative")))
 }
 
 fn is_aligned(bytes: &[u8], align: usize) -> bool {

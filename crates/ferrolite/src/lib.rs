@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod arena;
+mod control_flow;
 pub mod dtype;
 pub mod error;
 pub mod interpreter;

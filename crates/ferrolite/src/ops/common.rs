@@ -37,7 +37,7 @@ pub(crate) fn normalize_axis(axis: i64, rank: usize) -> Result<usize, OpError> {
 pub(crate) fn int_values(input: &crate::op::InputInfo<'_>, what: &str) -> Result<Vec<i64>, OpError> {
     let bytes = input
         .constant
-        .ok_or_else(|| OpError::Unsupported(format!("{what} must be a constant (dynamic shapes are not supported)")))?;
+        .ok_or_else(|| OpError::DynamicShape(format!("{what} must be a constant")))?;
     bytes_to_i64(bytes, input.dtype(), what)
 }
 

@@ -75,7 +75,7 @@ fn scalar<T: crate::dtype::Element>(i: &InputInfo<'_>, what: &str) -> Result<T, 
         return Err(OpError::Shape(format!("{what} must be a scalar, got {:?}", i.shape())));
     }
     let v = i.constant_as::<T>()?.ok_or_else(|| {
-        OpError::Unsupported(format!("RANGE with a computed {what} (dynamic shapes are not supported)"))
+        OpError::DynamicShape(format!("RANGE with a computed {what}"))
     })?;
     v.first().copied().ok_or_else(|| OpError::Shape(format!("{what} is empty")))
 }

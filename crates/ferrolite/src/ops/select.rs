@@ -91,7 +91,7 @@ impl Operator for Where {
         expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Int64])?;
         let shape = c.shape().to_vec();
         let bytes = c.constant.ok_or_else(|| {
-            OpError::Unsupported("WHERE on a computed condition (dynamic shapes are not supported)".into())
+            OpError::DynamicShape("WHERE on a computed condition".into())
         })?;
         let (count, coords) = match c.dtype() {
             DataType::Bool | DataType::UInt8 => k::where_true(bytes, &shape),
