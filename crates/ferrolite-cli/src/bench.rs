@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Time the reference kernels instead of the optimised ones.
     #[arg(long)]
     reference_kernels: bool,
+    /// Read float GEMM weights in place instead of packing them at
+    /// allocate: faster start, slower invokes.
+    #[arg(long)]
+    no_weight_packing: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -114,7 +118,12 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     let mut it = Interpreter::new(
         &model,
         &resolver,
-        InterpreterOptions { threads: args.threads, reference_kernels: args.reference_kernels, ..Default::default() },
+        InterpreterOptions {
+            threads: args.threads,
+            reference_kernels: args.reference_kernels,
+            pack_weights: !args.no_weight_packing,
+            ..Default::default()
+        },
     )
     .map_err(|e| e.to_string())?;
     it.allocate_tensors().map_err(|e| e.to_string())?;

@@ -72,6 +72,10 @@ struct RunArgs {
     /// float sums in TFLite's reference order, slower.
     #[arg(long)]
     reference_kernels: bool,
+    /// Read float GEMM weights in place instead of packing them: faster
+    /// start (good for one run), slower large convolutions.
+    #[arg(long)]
+    no_weight_packing: bool,
 }
 
 /// `ferrolite inspect m.tflite | head` closes our stdout early. Rust
@@ -117,8 +121,12 @@ pub(crate) fn load(path: &std::path::Path) -> Result<Model<'static>, String> {
 fn run(args: RunArgs) -> Result<(), String> {
     let model = load(&args.model)?;
     let resolver = OpResolver::with_builtins();
-    let options =
-        InterpreterOptions { threads: args.threads, reference_kernels: args.reference_kernels, ..Default::default() };
+    let options = InterpreterOptions {
+        threads: args.threads,
+        reference_kernels: args.reference_kernels,
+        pack_weights: !args.no_weight_packing,
+        ..Default::default()
+    };
     let mut it = Interpreter::new(&model, &resolver, options).map_err(|e| e.to_string())?;
 
     if let Some(image) = &args.image {

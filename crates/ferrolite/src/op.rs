@@ -87,6 +87,9 @@ pub struct PrepareContext<'a> {
     pub threads: usize,
     /// The user asked for reference kernels only (no packed/SIMD plans).
     pub reference_kernels: bool,
+    /// Float GEMM weights may be packed at prepare (see
+    /// `InterpreterOptions::pack_weights`).
+    pub pack_weights: bool,
     pub(crate) inputs: Vec<Option<InputInfo<'a>>>,
     /// The node's `intermediates` tensors (the schema's Operator field;
     /// the integer LSTM reads its gate scales from their quantisation).

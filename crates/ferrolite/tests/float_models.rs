@@ -87,3 +87,21 @@ fn generated_depth_to_space_f32() {
 fn mobilenet_v2_f32_two_threads() {
     check_float_fixture("mobilenet_v2_0.35_96.f32", 2);
 }
+
+/// Weights read in place (`pack_weights: false`, the fast-start mode): the
+/// in-place GEMM for every float conv and FULLY_CONNECTED, same tolerance.
+#[test]
+fn weights_in_place_match_litert() {
+    let options = ferrolite::InterpreterOptions { pack_weights: false, ..Default::default() };
+    for name in [
+        "mobilenet_v1_0.25_128.f32",
+        "mobilenet_v2_0.35_96.f16",
+        "face_detection_short_range",
+        "transformer_block.f32",
+        "upsample_head.f32",
+    ] {
+        support::check_float_fixture_with(name, options.clone());
+    }
+    let two_threads = ferrolite::InterpreterOptions { threads: 2, ..options };
+    support::check_float_fixture_with("mobilenet_v1_0.25_128.f32", two_threads);
+}

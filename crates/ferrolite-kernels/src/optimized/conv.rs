@@ -8,6 +8,11 @@
 //!   caller-owned scratch buffer (bounded: ~64 Ki floats), padding taps as
 //!   zeros, then runs the GEMM on the block.
 //! - Grouped convs run one GEMM per group over that group's channels.
+//! - Weights are packed at plan time ([`gemm_f32`]) unless the caller asks
+//!   for them in place: then [`gemm_nt_f32`] reads the filter as the model
+//!   stores it, so planning copies nothing (start-up in a millisecond,
+//!   invokes slower where the GEMM is large). A single output pixel (a GEMV)
+//!   always runs in place: there packing buys nothing.
 //!
 //! Output "rows" are output pixels (`batches * out_h * out_w` of them, each
 //! `out_c` values), and [`Conv2dF32Plan::run_rows`] computes any contiguous
@@ -15,6 +20,7 @@
 //! the chunks on several threads.
 
 use crate::optimized::gemm::{gemm_f32, PackedWeightsF32};
+use crate::optimized::gemm_nt::gemm_nt_f32;
 use crate::optimized::isa::IsaLevel;
 use crate::reference::conv::Conv2dParams;
 
@@ -33,8 +39,11 @@ pub struct Conv2dF32Plan {
     per_group: usize,
     /// GEMM depth: `kh * kw * filter_in_c`.
     depth: usize,
-    /// One packed matrix per group (empty when unsupported).
+    /// One packed matrix per group; empty when the weights are used in
+    /// place (or the plan is unsupported).
     packed: Vec<PackedWeightsF32>,
+    /// Read the filter passed to `run_rows` instead of `packed`.
+    in_place: bool,
     /// 1×1 stride-1 unpadded: the input is the GEMM's `A`.
     direct: bool,
     supported: bool,
@@ -42,7 +51,9 @@ pub struct Conv2dF32Plan {
 
 impl Conv2dF32Plan {
     /// Plan a conv; shapes as for [`crate::reference::conv::conv2d_f32`],
-    /// `filter` OHWI. `isa` is clamped to what the CPU supports.
+    /// `filter` OHWI. `isa` is clamped to what the CPU supports. With
+    /// `pack` false the filter is not copied and must be passed again to
+    /// every `run_rows`.
     pub fn new(
         isa: IsaLevel,
         params: &Conv2dParams,
@@ -50,6 +61,7 @@ impl Conv2dF32Plan {
         filter: &[f32],
         filter_shape: [usize; 4],
         out_shape: [usize; 4],
+        pack: bool,
     ) -> Conv2dF32Plan {
         let [batches, in_h, in_w, in_c] = in_shape;
         let [f_out, f_h, f_w, f_in] = filter_shape;
@@ -68,7 +80,8 @@ impl Conv2dF32Plan {
             && filter.len() >= f_out * f_h * f_w * f_in;
         let per_group = if supported { out_c / groups } else { 0 };
         let depth = f_h * f_w * f_in;
-        let packed = if supported {
+        let in_place = !pack || out_b * out_h * out_w == 1;
+        let packed = if supported && !in_place {
             (0..groups)
                 .map(|g| {
                     PackedWeightsF32::pack(
@@ -98,9 +111,15 @@ impl Conv2dF32Plan {
             per_group,
             depth,
             packed,
+            in_place,
             direct,
             supported,
         }
+    }
+
+    /// Whether the plan reads the filter in place (nothing was packed).
+    pub fn in_place(&self) -> bool {
+        self.in_place
     }
 
     /// Whether this plan can run; when not (inconsistent shapes), the caller
@@ -124,10 +143,25 @@ impl Conv2dF32Plan {
         self.out_shape[3]
     }
 
-    /// Compute the whole output.
-    pub fn run(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], scratch: &mut Vec<f32>) {
+    /// Compute the whole output. `filter` is the OHWI filter the plan was
+    /// made with (read only by in-place plans).
+    pub fn run(&self, input: &[f32], filter: &[f32], bias: Option<&[f32]>, output: &mut [f32], scratch: &mut Vec<f32>) {
         let len = self.rows() * self.row_len();
-        self.run_rows(input, bias, &mut output[..len], 0, scratch);
+        self.run_rows(input, filter, bias, &mut output[..len], 0, scratch);
+    }
+
+    /// `c = clamp(a · Wᵍᵀ + bias)` for group `g`: `m` rows of `a` (stride
+    /// `lda`) into `c` (stride `out_c`).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(&self, g: usize, m: usize, a: &[f32], lda: usize, filter: &[f32], bias: Option<&[f32]>, c: &mut [f32]) {
+        let (pg, k, out_c) = (self.per_group, self.depth, self.out_shape[3]);
+        let b = bias.map(|b| &b[g * pg..(g + 1) * pg]);
+        if self.in_place {
+            let w = &filter[g * pg * k..(g + 1) * pg * k];
+            gemm_nt_f32(self.isa, m, pg, k, a, lda, w, b, self.p.clamp, c, out_c);
+        } else {
+            gemm_f32(self.isa, m, k, a, lda, &self.packed[g], b, self.p.clamp, c, out_c);
+        }
     }
 
     /// Compute output pixels `row_start .. row_start + output_rows.len() / out_c`
@@ -137,6 +171,7 @@ impl Conv2dF32Plan {
     pub fn run_rows(
         &self,
         input: &[f32],
+        filter: &[f32],
         bias: Option<&[f32]>,
         output_rows: &mut [f32],
         row_start: usize,
@@ -155,14 +190,17 @@ impl Conv2dF32Plan {
         if let Some(b) = bias {
             assert!(b.len() >= out_c, "bias too short");
         }
+        if self.in_place {
+            assert!(filter.len() >= out_c * self.depth, "filter too short");
+        }
         let f_in = self.filter_shape[3];
         let pg = self.per_group;
+        let groups = if pg == 0 { 0 } else { out_c / pg };
 
         if self.direct {
-            for (g, packed) in self.packed.iter().enumerate() {
+            for g in 0..groups {
                 let a = &input[row_start * in_c + g * f_in..];
-                let b = bias.map(|b| &b[g * pg..(g + 1) * pg]);
-                gemm_f32(self.isa, rows, f_in, a, in_c, packed, b, self.p.clamp, &mut output_rows[g * pg..], out_c);
+                self.gemm(g, rows, a, in_c, filter, bias, &mut output_rows[g * pg..]);
             }
             return;
         }
@@ -176,11 +214,9 @@ impl Conv2dF32Plan {
         let mut r = 0;
         while r < rows {
             let m = block.min(rows - r);
-            for (g, packed) in self.packed.iter().enumerate() {
+            for g in 0..groups {
                 self.im2col(input, row_start + r, m, g, &mut scratch[..m * k]);
-                let b = bias.map(|b| &b[g * pg..(g + 1) * pg]);
-                let c = &mut output_rows[r * out_c + g * pg..];
-                gemm_f32(self.isa, m, k, &scratch[..m * k], k, packed, b, self.p.clamp, c, out_c);
+                self.gemm(g, m, &scratch[..m * k], k, filter, bias, &mut output_rows[r * out_c + g * pg..]);
             }
             r += m;
         }
@@ -308,21 +344,23 @@ mod tests {
                 &mut scale,
                 out_shape,
             );
-            for &isa in &available_levels() {
-                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+            for (&isa, pack) in available_levels().iter().flat_map(|l| [(l, true), (l, false)]) {
+                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape, pack);
                 assert!(plan.supported());
                 saw_direct += plan.direct as usize;
-                let ctx = format!("case {i} {isa:?} in {in_shape:?} filter {filter_shape:?} out {out_shape:?} {p:?}");
+                let ctx = format!(
+                    "case {i} {isa:?} pack {pack} in {in_shape:?} filter {filter_shape:?} out {out_shape:?} {p:?}"
+                );
                 let mut scratch = Vec::new();
                 let mut got = vec![f32::NAN; out_len];
-                plan.run(&input, bias.as_deref(), &mut got, &mut scratch);
+                plan.run(&input, &filter, bias.as_deref(), &mut got, &mut scratch);
                 assert_close(&got, &want, &scale, 1e-5, &ctx);
                 // The same, in uneven chunks of rows.
                 if plan.rows() > 1 {
                     let chunk = rng.range(1, plan.rows());
                     let mut got = vec![f32::NAN; out_len];
                     for (ci, rows) in got.chunks_mut(chunk * plan.row_len()).enumerate() {
-                        plan.run_rows(&input, bias.as_deref(), rows, ci * chunk, &mut scratch);
+                        plan.run_rows(&input, &filter, bias.as_deref(), rows, ci * chunk, &mut scratch);
                     }
                     assert_close(&got, &want, &scale, 1e-5, &format!("{ctx} chunk {chunk}"));
                 }
@@ -362,11 +400,11 @@ mod tests {
             &mut scale,
             out_shape,
         );
-        for &isa in &available_levels() {
-            let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+        for (&isa, pack) in available_levels().iter().flat_map(|l| [(l, true), (l, false)]) {
+            let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape, pack);
             let mut got = vec![0.0; want.len()];
-            plan.run(&input, Some(&bias), &mut got, &mut Vec::new());
-            assert_close(&got, &want, &scale, 1e-5, &format!("{isa:?}"));
+            plan.run(&input, &filter, Some(&bias), &mut got, &mut Vec::new());
+            assert_close(&got, &want, &scale, 1e-5, &format!("{isa:?} pack {pack}"));
         }
     }
 
@@ -397,8 +435,8 @@ mod tests {
             let flops = 2.0 * out.len() as f64 * (filter_shape[1] * filter_shape[2] * filter_shape[3]) as f64;
             let mut scratch = Vec::new();
             for &isa in &available_levels() {
-                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
-                let g = gflops(flops, || plan.run(&input, Some(&bias), &mut out, &mut scratch));
+                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape, true);
+                let g = gflops(flops, || plan.run(&input, &filter, Some(&bias), &mut out, &mut scratch));
                 println!("{name:28} {:>9}: {g:6.1} GFLOP/s", isa.name());
             }
             let g = gflops(flops, || {

@@ -1,45 +1,55 @@
-//! FULLY_CONNECTED (float) over the packed GEMM.
+//! FULLY_CONNECTED (float) over the GEMM.
 //!
-//! The weight matrix `[out_units, accum_depth]` is packed once at plan time.
-//! Batch 1 (the common case) is a GEMV: the GEMM's one-row micro-kernel
-//! (`f32_gemm_1x16_avx2_fma`, depth unrolled four ways) over the whole depth
-//! in one pass, streaming each weight exactly once.
+//! With several batch rows the weight matrix `[out_units, accum_depth]` is
+//! packed once at plan time for [`gemm_f32`]. Batch 1 (the common case) is a
+//! GEMV, where packing buys nothing: [`gemm_nt_f32`] reads the weights in
+//! place (eight dot products at a time), so planning copies nothing. Callers
+//! can ask for in-place weights for any batch.
 
 use crate::activation::ClampF32;
 use crate::optimized::gemm::{gemm_f32, PackedWeightsF32};
+use crate::optimized::gemm_nt::gemm_nt_f32;
 use crate::optimized::isa::IsaLevel;
 
 /// A FULLY_CONNECTED with packed weights and its fused activation.
 #[derive(Clone, Debug)]
 pub struct FullyConnectedF32Plan {
     isa: IsaLevel,
-    packed: PackedWeightsF32,
+    out_units: usize,
+    accum_depth: usize,
+    /// `None`: the weights passed to `run` are read in place.
+    packed: Option<PackedWeightsF32>,
     clamp: ClampF32,
 }
 
 impl FullyConnectedF32Plan {
     /// `weights` is `[out_units, accum_depth]` row-major, as in .tflite.
-    /// `isa` is clamped to what the CPU supports.
+    /// `isa` is clamped to what the CPU supports. They are packed when
+    /// `pack` is set and `batches` (the rows `run` will see) is above one.
     pub fn new(
         isa: IsaLevel,
         weights: &[f32],
         out_units: usize,
         accum_depth: usize,
         clamp: ClampF32,
+        batches: usize,
+        pack: bool,
     ) -> FullyConnectedF32Plan {
-        FullyConnectedF32Plan {
-            isa: isa.clamp_to_cpu(),
-            packed: PackedWeightsF32::pack(weights, out_units, accum_depth),
-            clamp,
-        }
+        let packed = (pack && batches > 1).then(|| PackedWeightsF32::pack(weights, out_units, accum_depth));
+        FullyConnectedF32Plan { isa: isa.clamp_to_cpu(), out_units, accum_depth, packed, clamp }
     }
 
     pub fn out_units(&self) -> usize {
-        self.packed.n()
+        self.out_units
     }
 
     pub fn accum_depth(&self) -> usize {
-        self.packed.k()
+        self.accum_depth
+    }
+
+    /// Whether the plan reads the weights in place (nothing was packed).
+    pub fn in_place(&self) -> bool {
+        self.packed.is_none()
     }
 
     /// The level the plan's kernels run at.
@@ -50,11 +60,15 @@ impl FullyConnectedF32Plan {
     /// `output[b, o] = clamp(sum_d input[b, d] * weights[o, d] + bias[o])`
     /// for `b < batches`. Rows are independent: to split a batch across
     /// threads, pass matching chunks of `input` and `output`.
-    pub fn run(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], batches: usize) {
-        let (n, k) = (self.packed.n(), self.packed.k());
+    /// `weights` are those the plan was made with (read only when in place).
+    pub fn run(&self, input: &[f32], weights: &[f32], bias: Option<&[f32]>, output: &mut [f32], batches: usize) {
+        let (n, k) = (self.out_units, self.accum_depth);
         assert!(input.len() >= batches * k, "input too short");
         assert!(output.len() >= batches * n, "output too short");
-        gemm_f32(self.isa, batches, k, input, k, &self.packed, bias, self.clamp, output, n);
+        match &self.packed {
+            Some(p) => gemm_f32(self.isa, batches, k, input, k, p, bias, self.clamp, output, n),
+            None => gemm_nt_f32(self.isa, batches, n, k, input, k, weights, bias, self.clamp, output, n),
+        }
     }
 }
 
@@ -95,10 +109,18 @@ mod tests {
                 ClampF32::NONE,
             );
             for &isa in &available_levels() {
-                let plan = FullyConnectedF32Plan::new(isa, &weights, units, depth, clamp);
-                let mut got = vec![f32::NAN; batches * units];
-                plan.run(&input, bias.as_deref(), &mut got, batches);
-                assert_close(&got, &want, &scale, 1e-5, &format!("fc {isa:?} b={batches} d={depth} u={units}"));
+                for pack in [true, false] {
+                    let plan = FullyConnectedF32Plan::new(isa, &weights, units, depth, clamp, batches, pack);
+                    let mut got = vec![f32::NAN; batches * units];
+                    plan.run(&input, &weights, bias.as_deref(), &mut got, batches);
+                    assert_close(
+                        &got,
+                        &want,
+                        &scale,
+                        1e-5,
+                        &format!("fc {isa:?} pack {pack} b={batches} d={depth} u={units}"),
+                    );
+                }
             }
         }
     }
@@ -116,8 +138,8 @@ mod tests {
         let flops = 2.0 * (depth * units) as f64;
         let name = "fc 1x1024->1000";
         for &isa in &available_levels() {
-            let plan = FullyConnectedF32Plan::new(isa, &weights, units, depth, ClampF32::NONE);
-            let g = gflops(flops, || plan.run(&input, Some(&bias), &mut out, 1));
+            let plan = FullyConnectedF32Plan::new(isa, &weights, units, depth, ClampF32::NONE, 1, true);
+            let g = gflops(flops, || plan.run(&input, &weights, Some(&bias), &mut out, 1));
             println!("{name:28} {:>9}: {g:6.1} GFLOP/s", isa.name());
         }
         let g = gflops(flops, || {

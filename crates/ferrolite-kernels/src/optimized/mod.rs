@@ -19,6 +19,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod fully_connected;
 pub mod gemm;
+pub mod gemm_nt;
 pub mod hybrid;
 pub mod isa;
 pub mod qs8;

@@ -35,9 +35,7 @@ pub(crate) fn normalize_axis(axis: i64, rank: usize) -> Result<usize, OpError> {
 /// Read a small integer tensor (shape, axes, paddings) as i64s, whatever
 /// its integer type.
 pub(crate) fn int_values(input: &crate::op::InputInfo<'_>, what: &str) -> Result<Vec<i64>, OpError> {
-    let bytes = input
-        .constant
-        .ok_or_else(|| OpError::DynamicShape(format!("{what} must be a constant")))?;
+    let bytes = input.constant.ok_or_else(|| OpError::DynamicShape(format!("{what} must be a constant")))?;
     bytes_to_i64(bytes, input.dtype(), what)
 }
 

@@ -180,14 +180,17 @@ impl Operator for Conv2d {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
-                // Constant weights are packed once for the fast GEMM path.
+                // Constant weights are packed once for the fast GEMM path
+                // (or read in place: see `InterpreterOptions::pack_weights`).
+                let pack = ctx.pack_weights;
                 let plan = filter
                     .at_prepare(ctx)
                     .map(|w| {
-                        Conv2dF32Plan::new(isa::detect(), &geometry.params(clamp), in_shape, w, filter_shape, out_shape)
+                        let p = geometry.params(clamp);
+                        Conv2dF32Plan::new(isa::detect(), &p, in_shape, w, filter_shape, out_shape, pack)
                     })
                     .filter(|p| p.supported());
-                let filter = if plan.is_some() { None } else { Some(filter) };
+                let filter = if plan.as_ref().is_some_and(|p| !p.in_place()) { None } else { Some(filter) };
                 Ok(Box::new(ConvF32 { g: geometry, clamp, filter, bias, plan }))
             }
             DataType::Int8 | DataType::Int16 | DataType::UInt8 => {
@@ -336,7 +339,8 @@ impl PreparedOp for ConvQuant {
 struct ConvF32 {
     g: ConvGeometry,
     clamp: ferrolite_kernels::activation::ClampF32,
-    /// Unpacked weights, kept only when there is no plan.
+    /// The weights as the model has them: kept when there is no plan, or
+    /// the plan reads them in place.
     filter: Option<FloatWeights>,
     bias: Option<FloatWeights>,
     plan: Option<Conv2dF32Plan>,
@@ -353,9 +357,14 @@ impl PreparedOp for ConvF32 {
         let workers = ctx.workers;
         let out = ctx.output(0)?.as_slice_mut::<f32>()?;
         match (&self.plan, &self.filter) {
-            (Some(plan), _) => {
+            (Some(plan), filter) => {
+                let filter: &[f32] = match filter {
+                    Some(f) if plan.in_place() => f.get(ctx)?,
+                    _ => &[],
+                };
+                let out = ctx.output(0)?.as_slice_mut::<f32>()?;
                 workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
-                    with_scratch(|scratch| plan.run_rows(input, bias, rows, first_row, scratch))
+                    with_scratch(|scratch| plan.run_rows(input, filter, bias, rows, first_row, scratch))
                 });
             }
             (None, Some(filter)) => {

@@ -74,9 +74,7 @@ fn scalar<T: crate::dtype::Element>(i: &InputInfo<'_>, what: &str) -> Result<T, 
     if !i.shape().is_empty() && i.info.num_elements() != 1 {
         return Err(OpError::Shape(format!("{what} must be a scalar, got {:?}", i.shape())));
     }
-    let v = i.constant_as::<T>()?.ok_or_else(|| {
-        OpError::DynamicShape(format!("RANGE with a computed {what}"))
-    })?;
+    let v = i.constant_as::<T>()?.ok_or_else(|| OpError::DynamicShape(format!("RANGE with a computed {what}")))?;
     v.first().copied().ok_or_else(|| OpError::Shape(format!("{what} is empty")))
 }
 

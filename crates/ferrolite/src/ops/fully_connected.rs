@@ -130,13 +130,17 @@ impl Operator for FullyConnected {
                     Some(_) => Some(FloatWeights::prepare(ctx, 2)?),
                     None => None,
                 };
-                // Constant weights: packed once for the GEMM kernel, split
+                // Constant weights: packed once for the GEMM kernel (read in
+                // place for one batch row, or when asked not to pack), split
                 // over the worker pool by batch rows.
-                if let Some(plan) =
-                    w.at_prepare(ctx).map(|w| FullyConnectedF32Plan::new(isa::detect(), w, units, depth, clamp))
+                let pack = ctx.pack_weights;
+                if let Some(plan) = w
+                    .at_prepare(ctx)
+                    .map(|wt| FullyConnectedF32Plan::new(isa::detect(), wt, units, depth, clamp, batches, pack))
                 {
                     return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                         let x = ctx.input(0)?.as_slice::<f32>()?;
+                        let wt: &[f32] = if plan.in_place() { w.get(ctx)? } else { &[] };
                         let b = match &bias {
                             Some(b) => Some(b.get(ctx)?),
                             None => None,
@@ -145,7 +149,7 @@ impl Operator for FullyConnected {
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         workers.for_each_chunk(y, units, |first, rows| {
                             let n = rows.len() / units.max(1);
-                            plan.run(&x[first * depth..(first + n) * depth], b, rows, n);
+                            plan.run(&x[first * depth..(first + n) * depth], wt, b, rows, n);
                         });
                         Ok(())
                     }));

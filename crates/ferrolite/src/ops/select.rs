@@ -90,9 +90,7 @@ impl Operator for Where {
         let c = ctx.input(0)?;
         expect_dtype("output", ctx.output_dtype(0)?, &[DataType::Int64])?;
         let shape = c.shape().to_vec();
-        let bytes = c.constant.ok_or_else(|| {
-            OpError::DynamicShape("WHERE on a computed condition".into())
-        })?;
+        let bytes = c.constant.ok_or_else(|| OpError::DynamicShape("WHERE on a computed condition".into()))?;
         let (count, coords) = match c.dtype() {
             DataType::Bool | DataType::UInt8 => k::where_true(bytes, &shape),
             DataType::Int8 => k::where_true(elems::<i8>(bytes)?, &shape),

@@ -106,7 +106,12 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 /// The float acceptance rule: within 3x the gap between LiteRT's two
 /// correct implementations, or a small relative floor.
 pub fn check_float_fixture(name: &str, threads: usize) {
-    let Some(outs) = run_fixture(name, threads) else {
+    check_float_fixture_with(name, InterpreterOptions { threads, ..Default::default() })
+}
+
+/// `check_float_fixture` with any interpreter options.
+pub fn check_float_fixture_with(name: &str, options: InterpreterOptions) {
+    let Some(outs) = run_fixture_with(name, options) else {
         eprintln!("skipping {name}: fixture not found");
         return;
     };
