@@ -230,7 +230,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
         let rate = |g: Option<f64>| g.map_or(String::new(), |g| format!("{g:8.1} GFLOP/s"));
         println!("\nper op type (ms per run, share, rate where the op has a FLOP count):");
         let mut rows: Vec<_> = by_type.iter().collect();
-        rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
         for (op, (d, n, f)) in rows {
             println!(
                 "  {op:<28} {:>4} nodes {:9.3} ms {:5.1}% {}",

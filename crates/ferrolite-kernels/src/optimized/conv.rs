@@ -195,7 +195,7 @@ impl Conv2dF32Plan {
         }
         let f_in = self.filter_shape[3];
         let pg = self.per_group;
-        let groups = if pg == 0 { 0 } else { out_c / pg };
+        let groups = out_c.checked_div(pg).unwrap_or(0);
 
         if self.direct {
             for g in 0..groups {

@@ -328,6 +328,7 @@ mod avx2 {
                     r0 += 2;
                 }
             }
+            #[allow(clippy::needless_range_loop)] // rows index `acc` and `c` alike
             for r in r0..M {
                 // Four columns at a time: three horizontal adds leave the
                 // four dot products in one register (low and high halves
