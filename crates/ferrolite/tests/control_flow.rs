@@ -94,13 +94,14 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// `while x < limit: x = x + step` on a float vector of 3, with a condition
-/// that (wrongly) gives one bool per lane.
-fn vector_loop(limit: f32, step: f32, cond: i32, body: i32) -> Vec<u8> {
-    let f = TensorType::Float32;
+/// `while x < limit: x = x + step` on a float vector of `lanes` values;
+/// the condition is LESS on all lanes, so only `lanes == 1` gives the one
+/// bool a WHILE condition must.
+fn counting_loop(lanes: i32, limit: f32, step: f32, cond: i32, body: i32) -> Vec<u8> {
+    let (f, n) = (TensorType::Float32, lanes as usize);
     let main = subgraph(
         "main",
-        vec![tensor("x", f, &[3], 0), tensor("y", f, &[3], 0)],
+        vec![tensor("x", f, &[lanes], 0), tensor("y", f, &[lanes], 0)],
         &[0],
         &[1],
         vec![op(
@@ -113,22 +114,25 @@ fn vector_loop(limit: f32, step: f32, cond: i32, body: i32) -> Vec<u8> {
             }))),
         )],
     );
-    // The condition compares all three lanes: three bools, not one.
     let cond_sg = subgraph(
         "cond",
-        vec![tensor("x", f, &[3], 0), tensor("limit", f, &[3], 1), tensor("go", TensorType::Bool, &[3], 0)],
+        vec![tensor("x", f, &[lanes], 0), tensor("limit", f, &[lanes], 1), tensor("go", TensorType::Bool, &[lanes], 0)],
         &[0],
         &[2],
         vec![op(LESS, &[0, 1], &[2], None)],
     );
     let body_sg = subgraph(
         "body",
-        vec![tensor("x", f, &[3], 0), tensor("step", f, &[3], 2), tensor("x2", f, &[3], 0)],
+        vec![tensor("x", f, &[lanes], 0), tensor("step", f, &[lanes], 2), tensor("x2", f, &[lanes], 0)],
         &[0],
         &[2],
         vec![op(ADD, &[0, 1], &[2], Some(BuiltinOptions::AddOptions(Box::default())))],
     );
-    model(vec![main, cond_sg, body_sg], vec![f32_bytes(&[limit; 3]), f32_bytes(&[step; 3])])
+    model(vec![main, cond_sg, body_sg], vec![f32_bytes(&vec![limit; n]), f32_bytes(&vec![step; n])])
+}
+
+fn scalar_loop(limit: f32, step: f32, cond: i32, body: i32) -> Vec<u8> {
+    counting_loop(1, limit, step, cond, body)
 }
 
 fn allocate(bytes: &[u8], options: InterpreterOptions) -> Result<(), String> {
@@ -140,45 +144,10 @@ fn allocate(bytes: &[u8], options: InterpreterOptions) -> Result<(), String> {
 
 #[test]
 fn a_condition_must_give_one_value() {
-    // The condition above outputs three bools: refused at prepare, naming
+    // With three lanes the condition outputs three bools: refused at prepare, naming
     // the condition subgraph.
-    let err = allocate(&vector_loop(5.0, 1.0, 1, 2), InterpreterOptions::default()).unwrap_err();
+    let err = allocate(&counting_loop(3, 5.0, 1.0, 1, 2), InterpreterOptions::default()).unwrap_err();
     assert!(err.contains("WHILE condition subgraph 1 must output one bool value"), "{err}");
-}
-
-/// A loop over a one-element state, so the condition is one bool.
-fn scalar_loop(limit: f32, step: f32, cond: i32, body: i32) -> Vec<u8> {
-    let f = TensorType::Float32;
-    let main = subgraph(
-        "main",
-        vec![tensor("x", f, &[1], 0), tensor("y", f, &[1], 0)],
-        &[0],
-        &[1],
-        vec![op(
-            WHILE,
-            &[0],
-            &[1],
-            Some(BuiltinOptions::WhileOptions(Box::new(fb::WhileOptions {
-                cond_subgraph_index: cond,
-                body_subgraph_index: body,
-            }))),
-        )],
-    );
-    let cond_sg = subgraph(
-        "cond",
-        vec![tensor("x", f, &[1], 0), tensor("limit", f, &[1], 1), tensor("go", TensorType::Bool, &[1], 0)],
-        &[0],
-        &[2],
-        vec![op(LESS, &[0, 1], &[2], None)],
-    );
-    let body_sg = subgraph(
-        "body",
-        vec![tensor("x", f, &[1], 0), tensor("step", f, &[1], 2), tensor("x2", f, &[1], 0)],
-        &[0],
-        &[2],
-        vec![op(ADD, &[0, 1], &[2], Some(BuiltinOptions::AddOptions(Box::default())))],
-    );
-    model(vec![main, cond_sg, body_sg], vec![f32_bytes(&[limit]), f32_bytes(&[step])])
 }
 
 fn run_scalar(bytes: &[u8], x: f32, options: InterpreterOptions) -> Result<f32, String> {
