@@ -46,12 +46,89 @@ pub struct TransposeConvParams {
 /// Position of input tap `k` of a window starting at `origin`, if it lies
 /// inside `0..size`.
 #[inline(always)]
-fn tap(origin: isize, k: usize, dilation: usize, size: usize) -> Option<usize> {
+pub(crate) fn tap(origin: isize, k: usize, dilation: usize, size: usize) -> Option<usize> {
     let pos = origin + (k * dilation) as isize;
     if pos >= 0 && (pos as usize) < size {
         Some(pos as usize)
     } else {
         None
+    }
+}
+
+/// One filter tap of an output pixel that lands inside the input: the input
+/// pixel it reads (flat `(b, y, x)` index: multiply by the channel count for
+/// the element offset) and its place `fy * kw + fx` in the filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tap {
+    pub pixel: usize,
+    pub index: usize,
+}
+
+/// A convolution's sliding window. Every reference convolution (float,
+/// quantised, hybrid; plain and depthwise) walks its output with
+/// [`Window::for_each_output`], which hands over each output pixel's
+/// in-bounds taps in filter order (row, then column): padding taps are
+/// simply absent, as in TFLite's reference kernels, and summing over the
+/// list keeps TFLite's accumulation order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window {
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    pad: [usize; 2],
+    filter: [usize; 2],
+}
+
+impl Window {
+    pub(crate) fn conv(p: &Conv2dParams, f_h: usize, f_w: usize) -> Window {
+        Window {
+            stride: [p.stride_h, p.stride_w],
+            dilation: [p.dilation_h, p.dilation_w],
+            pad: [p.pad_top, p.pad_left],
+            filter: [f_h, f_w],
+        }
+    }
+
+    pub(crate) fn depthwise(p: &DepthwiseParams, f_h: usize, f_w: usize) -> Window {
+        Window {
+            stride: [p.stride_h, p.stride_w],
+            dilation: [p.dilation_h, p.dilation_w],
+            pad: [p.pad_top, p.pad_left],
+            filter: [f_h, f_w],
+        }
+    }
+
+    /// Calls `f(out_pixel, taps)` for every output pixel of `out_shape` in
+    /// NHWC order (`out_pixel` is the flat `(b, oy, ox)` index).
+    pub(crate) fn for_each_output(
+        &self,
+        in_shape: [usize; 4],
+        out_shape: [usize; 4],
+        mut f: impl FnMut(usize, &[Tap]),
+    ) {
+        let [batches, in_h, in_w, _] = in_shape;
+        let [_, out_h, out_w, _] = out_shape;
+        let [f_h, f_w] = self.filter;
+        let mut taps = Vec::with_capacity(f_h * f_w);
+        for b in 0..batches {
+            for oy in 0..out_h {
+                let iy0 = (oy * self.stride[0]) as isize - self.pad[0] as isize;
+                for ox in 0..out_w {
+                    let ix0 = (ox * self.stride[1]) as isize - self.pad[1] as isize;
+                    taps.clear();
+                    for fy in 0..f_h {
+                        let Some(iy) = tap(iy0, fy, self.dilation[0], in_h) else {
+                            continue;
+                        };
+                        for fx in 0..f_w {
+                            if let Some(ix) = tap(ix0, fx, self.dilation[1], in_w) {
+                                taps.push(Tap { pixel: (b * in_h + iy) * in_w + ix, index: fy * f_w + fx });
+                            }
+                        }
+                    }
+                    f((b * out_h + oy) * out_w + ox, &taps);
+                }
+            }
+        }
     }
 }
 
@@ -80,44 +157,27 @@ pub fn conv2d_f32(
     output: &mut [f32],
     out_shape: [usize; 4],
 ) {
-    let [batches, in_h, in_w, in_c] = in_shape;
+    let [_, _, _, in_c] = in_shape;
     let [_, f_h, f_w, f_in] = filter_shape;
-    let [_, out_h, out_w, out_c] = out_shape;
+    let out_c = out_shape[3];
     let groups = in_c.checked_div(f_in).unwrap_or(1).max(1);
     let per_group = (out_c / groups).max(1);
-
-    for b in 0..batches {
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let out_base = ((b * out_h + oy) * out_w + ox) * out_c;
-                for oc in 0..out_c {
-                    let in_c_base = (oc / per_group) * f_in;
-                    let mut total = 0.0f32;
-                    for fy in 0..f_h {
-                        let Some(iy) = tap(iy0, fy, p.dilation_h, in_h) else {
-                            continue;
-                        };
-                        for fx in 0..f_w {
-                            let Some(ix) = tap(ix0, fx, p.dilation_w, in_w) else {
-                                continue;
-                            };
-                            let i = ((b * in_h + iy) * in_w + ix) * in_c + in_c_base;
-                            let f = ((oc * f_h + fy) * f_w + fx) * f_in;
-                            let xs = &input[i..i + f_in];
-                            let ws = &filter[f..f + f_in];
-                            for (x, w) in xs.iter().zip(ws) {
-                                total += x * w;
-                            }
-                        }
-                    }
-                    let bias_value = bias.map_or(0.0, |bv| bv[oc]);
-                    output[out_base + oc] = p.clamp.apply(total + bias_value);
+    let taps_per_filter = f_h * f_w;
+    Window::conv(p, f_h, f_w).for_each_output(in_shape, out_shape, |pix, taps| {
+        for oc in 0..out_c {
+            let in_c_base = (oc / per_group) * f_in;
+            let mut total = 0.0f32;
+            for t in taps {
+                let i = t.pixel * in_c + in_c_base;
+                let f = (oc * taps_per_filter + t.index) * f_in;
+                for (x, w) in input[i..i + f_in].iter().zip(&filter[f..f + f_in]) {
+                    total += x * w;
                 }
             }
+            let bias_value = bias.map_or(0.0, |bv| bv[oc]);
+            output[pix * out_c + oc] = p.clamp.apply(total + bias_value);
         }
-    }
+    });
 }
 
 /// DEPTHWISE_CONV_2D over NHWC float input.
@@ -140,41 +200,21 @@ pub fn depthwise_conv2d_f32(
     output: &mut [f32],
     out_shape: [usize; 4],
 ) {
-    let [batches, in_h, in_w, in_c] = in_shape;
+    let [_, _, _, in_c] = in_shape;
     let [_, f_h, f_w, f_c] = filter_shape;
-    let [_, out_h, out_w, out_c] = out_shape;
+    let out_c = out_shape[3];
     let dm = p.depth_multiplier;
-
-    for b in 0..batches {
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let out_base = ((b * out_h + oy) * out_w + ox) * out_c;
-                for ic in 0..in_c {
-                    for m in 0..dm {
-                        let oc = ic * dm + m;
-                        let mut total = 0.0f32;
-                        for fy in 0..f_h {
-                            let Some(iy) = tap(iy0, fy, p.dilation_h, in_h) else {
-                                continue;
-                            };
-                            for fx in 0..f_w {
-                                let Some(ix) = tap(ix0, fx, p.dilation_w, in_w) else {
-                                    continue;
-                                };
-                                let x = input[((b * in_h + iy) * in_w + ix) * in_c + ic];
-                                let w = filter[(fy * f_w + fx) * f_c + oc];
-                                total += x * w;
-                            }
-                        }
-                        let bias_value = bias.map_or(0.0, |bv| bv[oc]);
-                        output[out_base + oc] = p.clamp.apply(total + bias_value);
-                    }
-                }
+    Window::depthwise(p, f_h, f_w).for_each_output(in_shape, out_shape, |pix, taps| {
+        for oc in 0..out_c.min(in_c * dm) {
+            let ic = oc / dm;
+            let mut total = 0.0f32;
+            for t in taps {
+                total += input[t.pixel * in_c + ic] * filter[t.index * f_c + oc];
             }
+            let bias_value = bias.map_or(0.0, |bv| bv[oc]);
+            output[pix * out_c + oc] = p.clamp.apply(total + bias_value);
         }
-    }
+    });
 }
 
 /// TRANSPOSE_CONV over NHWC float input.

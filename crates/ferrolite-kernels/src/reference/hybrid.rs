@@ -33,7 +33,7 @@
 //! activations, OHWI conv filters, `[1, kh, kw, out_c]` depthwise filters,
 //! `[units, depth]` fully-connected weights.
 
-use super::conv::{Conv2dParams, DepthwiseParams};
+use super::conv::{tap, Conv2dParams, DepthwiseParams, Window};
 use crate::activation::ClampF32;
 
 /// Buffers a hybrid kernel needs between quantising its input and using it.
@@ -223,18 +223,6 @@ fn dot_i8(w: &[i8], q: &[i8]) -> i32 {
     w.iter().zip(q).fold(0i32, |acc, (&a, &b)| acc.wrapping_add(a as i32 * b as i32))
 }
 
-/// Position of input tap `k` of a window starting at `origin`, if it lies
-/// inside `0..size`.
-#[inline(always)]
-fn tap(origin: isize, k: usize, dilation: usize, size: usize) -> Option<usize> {
-    let pos = origin + (k * dilation) as isize;
-    if pos >= 0 && (pos as usize) < size {
-        Some(pos as usize)
-    } else {
-        None
-    }
-}
-
 /// Hybrid FULLY_CONNECTED (TFLite `EvalHybridDense`).
 ///
 /// - `input`: `batches` rows of `accum_depth` floats.
@@ -406,41 +394,28 @@ fn conv_int(
     out_shape: [usize; 4],
     finish: impl Fn(usize, usize, i32) -> f32,
 ) {
-    let [batches, in_h, in_w, in_c] = in_shape;
+    let [_, _, _, in_c] = in_shape;
     let [_, f_h, f_w, f_in] = filter_shape;
     let [_, out_h, out_w, out_c] = out_shape;
     let groups = in_c.checked_div(f_in).unwrap_or(1).max(1);
     let per_group = (out_c / groups).max(1);
-    for b in 0..batches {
+    let taps_per_filter = f_h * f_w;
+    Window::conv(p, f_h, f_w).for_each_output(in_shape, out_shape, |pix, taps| {
+        let b = pix / (out_h * out_w).max(1);
         let offset = offsets.get(b).copied().unwrap_or(0);
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let out_base = ((b * out_h + oy) * out_w + ox) * out_c;
-                for oc in 0..out_c {
-                    let in_c_base = (oc / per_group) * f_in;
-                    let mut acc = 0i32;
-                    for fy in 0..f_h {
-                        let Some(iy) = tap(iy0, fy, p.dilation_h, in_h) else {
-                            continue;
-                        };
-                        for fx in 0..f_w {
-                            let Some(ix) = tap(ix0, fx, p.dilation_w, in_w) else {
-                                continue;
-                            };
-                            let i = ((b * in_h + iy) * in_w + ix) * in_c + in_c_base;
-                            let f = ((oc * f_h + fy) * f_w + fx) * f_in;
-                            for (&x, &w) in q[i..i + f_in].iter().zip(&filter[f..f + f_in]) {
-                                acc = acc.wrapping_add((w as i32).wrapping_mul(x as i32 - offset));
-                            }
-                        }
-                    }
-                    output[out_base + oc] = finish(b, oc, acc);
+        for oc in 0..out_c {
+            let in_c_base = (oc / per_group) * f_in;
+            let mut acc = 0i32;
+            for t in taps {
+                let i = t.pixel * in_c + in_c_base;
+                let f = (oc * taps_per_filter + t.index) * f_in;
+                for (&x, &w) in q[i..i + f_in].iter().zip(&filter[f..f + f_in]) {
+                    acc = acc.wrapping_add((w as i32).wrapping_mul(x as i32 - offset));
                 }
             }
+            output[pix * out_c + oc] = finish(b, oc, acc);
         }
-    }
+    });
 }
 
 /// Hybrid DEPTHWISE_CONV_2D (TFLite `EvalHybridPerChannel` +
@@ -474,42 +449,25 @@ pub fn depthwise_conv2d_hybrid_per_channel(
     let dm = p.depth_multiplier;
     scratch.quantize_rows(input, batches, in_h * in_w * in_c, true);
     let q = &scratch.quantized;
-    for b in 0..batches {
-        let offset = scratch.offsets[b];
-        let s_in = scratch.scaling_factors[b];
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let out_base = ((b * out_h + oy) * out_w + ox) * out_c;
-                for ic in 0..in_c {
-                    for m in 0..dm {
-                        let oc = ic * dm + m;
-                        let mut acc = 0i32;
-                        for fy in 0..f_h {
-                            let Some(iy) = tap(iy0, fy, p.dilation_h, in_h) else {
-                                continue;
-                            };
-                            for fx in 0..f_w {
-                                let Some(ix) = tap(ix0, fx, p.dilation_w, in_w) else {
-                                    continue;
-                                };
-                                let x = q[((b * in_h + iy) * in_w + ix) * in_c + ic] as i32;
-                                let w = filter[(fy * f_w + fx) * f_c + oc] as i32;
-                                acc = acc.wrapping_add(w.wrapping_mul(x - offset));
-                            }
-                        }
-                        let mut v = acc as f32;
-                        v *= scale_at(filter_scales, oc) * s_in;
-                        if let Some(bv) = bias {
-                            v += bv[oc];
-                        }
-                        output[out_base + oc] = p.clamp.apply(v);
-                    }
-                }
+    Window::depthwise(p, f_h, f_w).for_each_output(in_shape, out_shape, |pix, taps| {
+        let b = pix / (out_h * out_w).max(1);
+        let (offset, s_in) = (scratch.offsets[b], scratch.scaling_factors[b]);
+        for oc in 0..out_c.min(in_c * dm) {
+            let ic = oc / dm;
+            let mut acc = 0i32;
+            for t in taps {
+                let x = q[t.pixel * in_c + ic] as i32;
+                let w = filter[t.index * f_c + oc] as i32;
+                acc = acc.wrapping_add(w.wrapping_mul(x - offset));
             }
+            let mut v = acc as f32;
+            v *= scale_at(filter_scales, oc) * s_in;
+            if let Some(bv) = bias {
+                v += bv[oc];
+            }
+            output[pix * out_c + oc] = p.clamp.apply(v);
         }
-    }
+    });
 }
 
 /// Hybrid TRANSPOSE_CONV: float input, int8 filter `[out_c, kh, kw, in_c]`

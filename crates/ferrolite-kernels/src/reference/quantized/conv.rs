@@ -29,7 +29,7 @@ use crate::quant::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64, per_channel_multiplier,
     per_tensor_conv_multiplier, quantize_multiplier, quantized_activation_range, FusedActivation,
 };
-use crate::reference::conv::{Conv2dParams, DepthwiseParams};
+use crate::reference::conv::{Conv2dParams, DepthwiseParams, Window};
 
 /// Quantisation parameters of CONV_2D, DEPTHWISE_CONV_2D and
 /// FULLY_CONNECTED, as TFLite's `Prepare` computes them.
@@ -238,12 +238,6 @@ struct Offsets {
 }
 
 #[inline(always)]
-fn tap(origin: isize, k: usize, dilation: usize, size: usize) -> Option<usize> {
-    let pos = origin + (k * dilation) as isize;
-    (pos >= 0 && (pos as usize) < size).then_some(pos as usize)
-}
-
-#[inline(always)]
 pub(crate) fn finish<A: Accumulator, O: QType>(
     q: &ConvQuantParams,
     acc: A,
@@ -294,41 +288,27 @@ fn conv_core<I: QType, W: QType, O: QType, A: Accumulator>(
     output: &mut [O],
     out_shape: [usize; 4],
 ) {
-    let [batches, in_h, in_w, in_c] = in_shape;
+    let [_, _, _, in_c] = in_shape;
     let [_, f_h, f_w, f_in] = filter_shape;
-    let [_, out_h, out_w, out_c] = out_shape;
+    let out_c = out_shape[3];
     let groups = in_c.checked_div(f_in).unwrap_or(1).max(1);
     let per_group = (out_c / groups).max(1);
-    for b in 0..batches {
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let out_base = ((b * out_h + oy) * out_w + ox) * out_c;
-                for oc in 0..out_c {
-                    let in_c_base = (oc / per_group) * f_in;
-                    let mut acc = A::ZERO;
-                    for fy in 0..f_h {
-                        let Some(iy) = tap(iy0, fy, p.dilation_h, in_h) else {
-                            continue;
-                        };
-                        for fx in 0..f_w {
-                            let Some(ix) = tap(ix0, fx, p.dilation_w, in_w) else {
-                                continue;
-                            };
-                            let i = ((b * in_h + iy) * in_w + ix) * in_c + in_c_base;
-                            let f = ((oc * f_h + fy) * f_w + fx) * f_in;
-                            for (x, w) in input[i..i + f_in].iter().zip(&filter[f..f + f_in]) {
-                                let prod = (w.to_i32() + off.filter).wrapping_mul(x.to_i32() + off.input);
-                                acc = acc.add_product(prod);
-                            }
-                        }
-                    }
-                    output[out_base + oc] = finish(q, acc, bias, oc, off.output);
+    let taps_per_filter = f_h * f_w;
+    Window::conv(p, f_h, f_w).for_each_output(in_shape, out_shape, |pix, taps| {
+        for oc in 0..out_c {
+            let in_c_base = (oc / per_group) * f_in;
+            let mut acc = A::ZERO;
+            for t in taps {
+                let i = t.pixel * in_c + in_c_base;
+                let f = (oc * taps_per_filter + t.index) * f_in;
+                for (x, w) in input[i..i + f_in].iter().zip(&filter[f..f + f_in]) {
+                    let prod = (w.to_i32() + off.filter).wrapping_mul(x.to_i32() + off.input);
+                    acc = acc.add_product(prod);
                 }
             }
+            output[pix * out_c + oc] = finish(q, acc, bias, oc, off.output);
         }
-    }
+    });
 }
 
 /// CONV_2D, int8 activations and per-channel int8 weights, int32 bias
@@ -404,39 +384,22 @@ fn depthwise_core<I: QType, W: QType, O: QType, A: Accumulator>(
     output: &mut [O],
     out_shape: [usize; 4],
 ) {
-    let [batches, in_h, in_w, in_c] = in_shape;
+    let [_, _, _, in_c] = in_shape;
     let [_, f_h, f_w, f_c] = filter_shape;
-    let [_, out_h, out_w, out_c] = out_shape;
+    let out_c = out_shape[3];
     let dm = p.depth_multiplier;
-    for b in 0..batches {
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let out_base = ((b * out_h + oy) * out_w + ox) * out_c;
-                for ic in 0..in_c {
-                    for m in 0..dm {
-                        let oc = ic * dm + m;
-                        let mut acc = A::ZERO;
-                        for fy in 0..f_h {
-                            let Some(iy) = tap(iy0, fy, p.dilation_h, in_h) else {
-                                continue;
-                            };
-                            for fx in 0..f_w {
-                                let Some(ix) = tap(ix0, fx, p.dilation_w, in_w) else {
-                                    continue;
-                                };
-                                let x = input[((b * in_h + iy) * in_w + ix) * in_c + ic].to_i32();
-                                let w = filter[(fy * f_w + fx) * f_c + oc].to_i32();
-                                acc = acc.add_product((w + off.filter).wrapping_mul(x + off.input));
-                            }
-                        }
-                        output[out_base + oc] = finish(q, acc, bias, oc, off.output);
-                    }
-                }
+    Window::depthwise(p, f_h, f_w).for_each_output(in_shape, out_shape, |pix, taps| {
+        for oc in 0..out_c.min(in_c * dm) {
+            let ic = oc / dm;
+            let mut acc = A::ZERO;
+            for t in taps {
+                let x = input[t.pixel * in_c + ic].to_i32();
+                let w = filter[t.index * f_c + oc].to_i32();
+                acc = acc.add_product((w + off.filter).wrapping_mul(x + off.input));
             }
+            output[pix * out_c + oc] = finish(q, acc, bias, oc, off.output);
         }
-    }
+    });
 }
 
 /// DEPTHWISE_CONV_2D, int8 activations, per-channel int8 weights
