@@ -21,6 +21,8 @@
 //! [`InterpreterOptions::max_while_iterations`](crate::InterpreterOptions)
 //! times fails instead of hanging.
 
+use std::sync::Arc;
+
 use crate::dtype::DataType;
 use crate::error::{Error, OpError};
 use crate::interpreter::{Interpreter, InterpreterOptions};
@@ -73,6 +75,10 @@ impl Child<'_> {
 /// shape is known only after an eager run.
 pub(crate) type OutputTypes = Vec<(DataType, Option<Vec<usize>>)>;
 
+/// The subgraphs running above a node (to refuse recursion) and their
+/// worker pool (shared with the node's subgraphs).
+pub(crate) type Caller<'a> = (&'a [usize], Option<Arc<rayon::ThreadPool>>);
+
 /// A node's input as the parent sees it at prepare.
 pub(crate) struct NodeInput {
     pub dtype: DataType,
@@ -91,7 +97,7 @@ fn child<'m>(
     subgraph: usize,
     resolver: &OpResolver,
     options: &InterpreterOptions,
-    stack: &[usize],
+    (stack, pool): Caller<'_>,
     inputs: &[NodeInput],
     role: &str,
 ) -> Result<Child<'m>, OpError> {
@@ -111,7 +117,7 @@ fn child<'m>(
             inputs.len()
         )));
     }
-    let mut it = Interpreter::for_subgraph_nested(model, subgraph, resolver, options.clone(), stack)
+    let mut it = Interpreter::for_subgraph_nested(model, subgraph, resolver, options.clone(), stack, pool)
         .map_err(|e| op_error(&format!("{role} subgraph {subgraph}"), e))?;
     for (k, input) in inputs.iter().enumerate() {
         let t = sg.inputs[k];
@@ -141,12 +147,12 @@ impl<'m> ControlFlow<'m> {
         model: &'m Model<'m>,
         resolver: &OpResolver,
         options: &InterpreterOptions,
-        stack: &[usize],
+        caller: Caller<'_>,
         cond: usize,
         body: usize,
         inputs: &[NodeInput],
     ) -> Result<(Self, OutputTypes), OpError> {
-        let cond_it = child(model, cond, resolver, options, stack, inputs, "WHILE condition")?;
+        let cond_it = child(model, cond, resolver, options, caller.clone(), inputs, "WHILE condition")?;
         let outs = cond_it.output_types()?;
         let one_value = |s: &Option<Vec<usize>>| s.as_ref().is_none_or(|s| s.iter().product::<usize>() == 1);
         if outs.len() != 1 || outs[0].0 != DataType::Bool || !one_value(&outs[0].1) {
@@ -154,7 +160,7 @@ impl<'m> ControlFlow<'m> {
                 "WHILE condition subgraph {cond} must output one bool value, it outputs {outs:?}"
             )));
         }
-        let body_it = child(model, body, resolver, options, stack, inputs, "WHILE body")?;
+        let body_it = child(model, body, resolver, options, caller, inputs, "WHILE body")?;
         let outs = body_it.output_types()?;
         if outs.len() != inputs.len() {
             return Err(OpError::Value(format!(
@@ -184,7 +190,7 @@ impl<'m> ControlFlow<'m> {
         model: &'m Model<'m>,
         resolver: &OpResolver,
         options: &InterpreterOptions,
-        stack: &[usize],
+        caller: Caller<'_>,
         then_sg: usize,
         else_sg: usize,
         inputs: &[NodeInput],
@@ -198,8 +204,8 @@ impl<'m> ControlFlow<'m> {
                 cond.dtype, cond.shape
             )));
         }
-        let then_it = child(model, then_sg, resolver, options, stack, args, "IF then")?;
-        let else_it = child(model, else_sg, resolver, options, stack, args, "IF else")?;
+        let then_it = child(model, then_sg, resolver, options, caller.clone(), args, "IF then")?;
+        let else_it = child(model, else_sg, resolver, options, caller, args, "IF else")?;
         let (a, b) = (then_it.output_types()?, else_it.output_types()?);
         let agree = a.len() == b.len()
             && a.iter().zip(&b).all(|((ta, sa), (tb, sb))| ta == tb && (sa.is_none() || sb.is_none() || sa == sb));

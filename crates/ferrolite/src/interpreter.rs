@@ -136,17 +136,18 @@ impl<'m> Interpreter<'m> {
         resolver: &OpResolver,
         options: InterpreterOptions,
     ) -> Result<Interpreter<'m>> {
-        Interpreter::for_subgraph_nested(model, subgraph, resolver, options, &[])
+        Interpreter::for_subgraph_nested(model, subgraph, resolver, options, &[], None)
     }
 
     /// An interpreter for a subgraph run by a WHILE/IF node of the
-    /// subgraphs in `callers`.
+    /// subgraphs in `callers`, sharing the caller's worker pool.
     pub(crate) fn for_subgraph_nested(
         model: &'m Model<'m>,
         subgraph: usize,
         resolver: &OpResolver,
         options: InterpreterOptions,
         callers: &[usize],
+        shared_pool: Option<Arc<rayon::ThreadPool>>,
     ) -> Result<Interpreter<'m>> {
         let sg = model
             .subgraphs
@@ -168,7 +169,9 @@ impl<'m> Interpreter<'m> {
             })
             .collect();
         let options = InterpreterOptions { threads: options.threads.max(1), ..options };
-        let pool = if options.threads > 1 {
+        let pool = if shared_pool.is_some() {
+            shared_pool
+        } else if options.threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(options.threads)
                 .thread_name(|i| format!("ferrolite-{i}"))
@@ -403,7 +406,7 @@ impl<'m> Interpreter<'m> {
                 model,
                 &self.resolver,
                 &self.options,
-                &callers,
+                (&callers, self.pool.clone()),
                 subgraph_index(o.cond_subgraph_index).map_err(err)?,
                 subgraph_index(o.body_subgraph_index).map_err(err)?,
                 &inputs,
@@ -412,7 +415,7 @@ impl<'m> Interpreter<'m> {
                 model,
                 &self.resolver,
                 &self.options,
-                &callers,
+                (&callers, self.pool.clone()),
                 subgraph_index(o.then_subgraph_index).map_err(err)?,
                 subgraph_index(o.else_subgraph_index).map_err(err)?,
                 &inputs,
