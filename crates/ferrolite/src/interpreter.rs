@@ -917,7 +917,7 @@ fn subgraph_index(i: i32) -> std::result::Result<usize, OpError> {
 }
 
 fn is_aligned(bytes: &[u8], align: usize) -> bool {
-    (bytes.as_ptr() as usize) % align.max(1) == 0
+    (bytes.as_ptr() as usize).is_multiple_of(align.max(1))
 }
 
 /// The byte a variable tensor without initial data is filled with: TFLite's

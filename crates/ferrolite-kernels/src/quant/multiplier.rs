@@ -91,6 +91,7 @@ pub fn quantize_multiplier_smaller_than_one_exp(real: f64) -> Option<(i32, i32)>
 /// TFLite's `QuantizeMultiplierGreaterThanOne`: [`quantize_multiplier`] for
 /// `real > 1`, returning `(multiplier, left_shift)` with `left_shift >= 0`.
 /// `None` where TFLite's checks would abort.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x > 1)` also refuses NaN
 pub fn quantize_multiplier_greater_than_one(real: f64) -> Option<(i32, i32)> {
     if !(real > 1.0) || !real.is_finite() {
         return None;

@@ -355,7 +355,6 @@ impl PreparedOp for ConvF32 {
             None => None,
         };
         let workers = ctx.workers;
-        let out = ctx.output(0)?.as_slice_mut::<f32>()?;
         match (&self.plan, &self.filter) {
             (Some(plan), filter) => {
                 let filter: &[f32] = match filter {
