@@ -287,6 +287,21 @@ impl Workers<'_> {
     /// on the pool when there is one. With one thread this is one call, so
     /// single-threaded inference pays nothing.
     pub fn for_each_chunk<T: Send>(&self, out: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+        self.for_each_chunk_min(out, unit, 1, f)
+    }
+
+    /// [`Self::for_each_chunk`] with at least `min_units` units per chunk
+    /// where there is enough work (but still one chunk per thread at
+    /// least). GEMM-based kernels pass a few dozen rows: every chunk streams
+    /// the whole weight matrix, so slicing a small output finely multiplies
+    /// the weight traffic.
+    pub fn for_each_chunk_min<T: Send>(
+        &self,
+        out: &mut [T],
+        unit: usize,
+        min_units: usize,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
         let unit = unit.max(1);
         let units = out.len() / unit;
         match self.pool {
@@ -294,7 +309,8 @@ impl Workers<'_> {
                 use rayon::prelude::*;
                 // A few chunks per thread balances uneven work without
                 // paying much per-chunk overhead.
-                let chunks = (pool.current_num_threads() * 4).min(units);
+                let threads = pool.current_num_threads();
+                let chunks = (threads * 4).min(units / min_units.max(1)).max(threads).min(units);
                 let per = units.div_ceil(chunks);
                 pool.install(|| {
                     out.par_chunks_mut(per * unit).enumerate().for_each(|(i, c)| f(i * per, c));

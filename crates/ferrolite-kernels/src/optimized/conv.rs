@@ -150,6 +150,42 @@ impl Conv2dF32Plan {
         self.run_rows(input, filter, bias, &mut output[..len], 0, scratch);
     }
 
+    /// Whether the plan is an in-place GEMV (one output pixel, one group),
+    /// which [`Self::run_gemv_cols`] can split by output channel.
+    pub fn is_gemv(&self) -> bool {
+        self.supported && self.in_place && self.rows() == 1 && self.per_group == self.out_shape[3]
+    }
+
+    /// For an in-place GEMV ([`Self::is_gemv`]), output channels
+    /// `col_start .. col_start + out.len()`: contiguous in the output, so
+    /// threads can split a GEMV by channels.
+    pub fn run_gemv_cols(
+        &self,
+        input: &[f32],
+        filter: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        col_start: usize,
+    ) {
+        assert!(self.is_gemv(), "run_gemv_cols on a plan that is not an in-place GEMV");
+        let out_c = self.out_shape[3];
+        let (k, n) = (self.depth, out.len());
+        assert!(col_start + n <= out_c && filter.len() >= out_c * k, "gemv columns past the output");
+        // The one pixel's receptive field (the input itself for a 1x1 conv).
+        let field;
+        let a: &[f32] = if self.direct {
+            &input[..k]
+        } else {
+            let mut v = vec![0.0f32; k];
+            self.im2col(input, 0, 1, 0, &mut v);
+            field = v;
+            &field
+        };
+        let w = &filter[col_start * k..(col_start + n) * k];
+        let b = bias.map(|b| &b[col_start..col_start + n]);
+        gemm_nt_f32(self.isa, 1, n, k, a, k, w, b, self.p.clamp, out, n);
+    }
+
     /// `c = clamp(a · Wᵍᵀ + bias)` for group `g`: `m` rows of `a` (stride
     /// `lda`) into `c` (stride `out_c`).
     #[allow(clippy::too_many_arguments)]
@@ -367,6 +403,43 @@ mod tests {
             }
         }
         assert!(saw_direct > 0);
+    }
+
+    #[test]
+    fn gemv_split_by_channels_matches_reference() {
+        let mut rng = Rng::new(0x6e);
+        // One output pixel: a 1x1 conv on a 1x1 image (direct) and a 3x3
+        // conv over a 3x3 image (im2col of the single field).
+        for (k, in_hw) in [(1usize, 1usize), (3, 3)] {
+            let (in_c, out_c) = (rng.range(1, 40), rng.range(1, 70));
+            let p = Conv2dParams {
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+                clamp: ClampF32::RELU6,
+            };
+            let (in_shape, filter_shape, out_shape) = ([1, in_hw, in_hw, in_c], [out_c, k, k, in_c], [1, 1, 1, out_c]);
+            let input = rng.vec(in_hw * in_hw * in_c);
+            let filter = rng.vec(out_c * k * k * in_c);
+            let bias = rng.vec(out_c);
+            let mut want = vec![0.0; out_c];
+            conv2d_f32(&p, &input, in_shape, &filter, filter_shape, Some(&bias), &mut want, out_shape);
+            for &isa in &available_levels() {
+                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape, true);
+                assert!(plan.is_gemv(), "a single output pixel runs in place");
+                let split = rng.range(0, out_c);
+                let mut got = vec![f32::NAN; out_c];
+                let (lo, hi) = got.split_at_mut(split);
+                plan.run_gemv_cols(&input, &filter, Some(&bias), lo, 0);
+                plan.run_gemv_cols(&input, &filter, Some(&bias), hi, split);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{isa:?} k {k}: {g} vs {w}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -60,6 +60,17 @@ impl FullyConnectedF32Plan {
     /// `output[b, o] = clamp(sum_d input[b, d] * weights[o, d] + bias[o])`
     /// for `b < batches`. Rows are independent: to split a batch across
     /// threads, pass matching chunks of `input` and `output`.
+    /// One batch row, in-place weights: output units `col_start ..
+    /// col_start + output.len()` only, so threads can split a GEMV by unit.
+    pub fn run_cols(&self, input: &[f32], weights: &[f32], bias: Option<&[f32]>, output: &mut [f32], col_start: usize) {
+        assert!(self.packed.is_none(), "run_cols needs in-place weights");
+        let (k, n) = (self.accum_depth, output.len());
+        assert!(col_start + n <= self.out_units && input.len() >= k, "columns past the output");
+        let w = &weights[col_start * k..(col_start + n) * k];
+        let b = bias.map(|b| &b[col_start..col_start + n]);
+        gemm_nt_f32(self.isa, 1, n, k, input, k, w, b, self.clamp, output, n);
+    }
+
     /// `weights` are those the plan was made with (read only when in place).
     pub fn run(&self, input: &[f32], weights: &[f32], bias: Option<&[f32]>, output: &mut [f32], batches: usize) {
         let (n, k) = (self.out_units, self.accum_depth);
@@ -121,6 +132,27 @@ mod tests {
                         &format!("fc {isa:?} pack {pack} b={batches} d={depth} u={units}"),
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn gemv_split_by_units_matches_reference() {
+        let mut rng = Rng::new(0x5c);
+        let (depth, units) = (rng.range(1, 300), rng.range(2, 90));
+        let (input, weights, bias) = (rng.vec(depth), rng.vec(units * depth), rng.vec(units));
+        let mut want = vec![0.0; units];
+        fully_connected_f32(&input, &weights, Some(&bias), &mut want, 1, depth, units, ClampF32::NONE);
+        for &isa in &available_levels() {
+            let plan = FullyConnectedF32Plan::new(isa, &weights, units, depth, ClampF32::NONE, 1, true);
+            assert!(plan.in_place(), "batch 1 reads the weights in place");
+            let mut got = vec![f32::NAN; units];
+            let split = rng.range(1, units);
+            let (lo, hi) = got.split_at_mut(split);
+            plan.run_cols(&input, &weights, Some(&bias), lo, 0);
+            plan.run_cols(&input, &weights, Some(&bias), hi, split);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{isa:?}: {g} vs {w}");
             }
         }
     }

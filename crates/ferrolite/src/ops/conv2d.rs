@@ -362,9 +362,17 @@ impl PreparedOp for ConvF32 {
                     _ => &[],
                 };
                 let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-                workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
-                    with_scratch(|scratch| plan.run_rows(input, filter, bias, rows, first_row, scratch))
-                });
+                if plan.is_gemv() && workers.threads() > 1 {
+                    // One output pixel: split its channels, not the one row.
+                    workers.for_each_chunk_min(out, 1, 16, |col, cols| {
+                        plan.run_gemv_cols(input, filter, bias, cols, col);
+                    });
+                } else {
+                    // Each chunk streams all the weights: at least 32 rows each.
+                    workers.for_each_chunk_min(out, plan.row_len(), 32, |first_row, rows| {
+                        with_scratch(|scratch| plan.run_rows(input, filter, bias, rows, first_row, scratch))
+                    });
+                }
             }
             (None, Some(filter)) => {
                 let filter = filter.get(ctx)?;

@@ -147,6 +147,13 @@ impl Operator for FullyConnected {
                         };
                         let workers = ctx.workers;
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        if batches == 1 && plan.in_place() && workers.threads() > 1 {
+                            // A GEMV: split the output units across threads.
+                            workers.for_each_chunk_min(&mut y[..units], 1, 16, |col, cols| {
+                                plan.run_cols(x, wt, b, cols, col);
+                            });
+                            return Ok(());
+                        }
                         workers.for_each_chunk(y, units, |first, rows| {
                             let n = rows.len() / units.max(1);
                             plan.run(&x[first * depth..(first + n) * depth], wt, b, rows, n);
