@@ -454,7 +454,70 @@ pub struct Qs8DepthwisePlan {
     out_shape: [usize; 4],
     w: Vec<i32>,
     requant: Requant,
+    fast: Option<DwFast>,
     supported: bool,
+}
+
+/// Most taps (`kh * kw`) the AVX2 depthwise kernel takes.
+const DW_MAX_TAPS: usize = 64;
+
+/// Prepared data of the AVX2 depthwise kernel (depth multiplier 1, whole
+/// blocks of 16 channels). Padding taps read `pad`, a row of the input zero
+/// point, so every pixel runs all taps: `x * w` summed over all taps plus
+/// `corr = input_offset * sum(w)` equals the reference's sum of
+/// `(x + input_offset) * w` over the valid taps (a padding tap adds
+/// `(-input_offset + input_offset) * w = 0`), in wrapping int32.
+#[derive(Clone, Debug)]
+struct DwFast {
+    /// Input (and filter) type is signed.
+    signed: bool,
+    /// Channels done by the kernel: `out_c / 16 * 16`.
+    c16: usize,
+    /// Weights `w + filter_offset` as i16 pairs of taps `(2p, 2p + 1)`:
+    /// `wp[(p * c16 + c) * 2 + s]`, zero for the missing tap of an odd count.
+    wp: Vec<i16>,
+    /// `input_offset * sum_t (w_t + filter_offset)` per channel.
+    corr: Vec<i32>,
+    /// `c16` bytes of the input zero point (`-input_offset`).
+    pad: Vec<u8>,
+}
+
+impl DwFast {
+    fn new<W: Q8>(
+        q: &ConvQuantParams,
+        requant: &Requant,
+        filter: &[W],
+        taps: usize,
+        out_c: usize,
+        filter_offset: i32,
+    ) -> Option<DwFast> {
+        let zp = -(q.input_offset as i64);
+        let ok = requant.vector_ok
+            && (16..=1 << 24).contains(&out_c)
+            && (1..=DW_MAX_TAPS).contains(&taps)
+            && filter.len() >= taps * out_c
+            && offset_fits::<W>(filter_offset)
+            && (W::MIN as i64..=W::MAX as i64).contains(&zp)
+            && q.act_min >= W::MIN
+            && q.act_max <= W::MAX
+            && requant.mult.len() >= out_c;
+        if !ok {
+            return None;
+        }
+        let c16 = out_c / 16 * 16;
+        let pairs = taps.div_ceil(2);
+        let mut wp = vec![0i16; pairs * c16 * 2];
+        let mut corr = vec![0i32; c16];
+        for t in 0..taps {
+            let (pi, s) = (t / 2, t % 2);
+            for c in 0..c16 {
+                let w = filter[t * out_c + c].to_i32() + filter_offset;
+                wp[(pi * c16 + c) * 2 + s] = w as i16;
+                corr[c] = corr[c].wrapping_add(w.wrapping_mul(q.input_offset));
+            }
+        }
+        Some(DwFast { signed: W::SIGNED, c16, wp, corr, pad: vec![zp as u8; c16] })
+    }
 }
 
 impl Qs8DepthwisePlan {
@@ -492,6 +555,12 @@ impl Qs8DepthwisePlan {
         } else {
             Vec::new()
         };
+        let requant = if supported { Requant::new(q, out_c) } else { Requant::default() };
+        let fast = if supported && params.depth_multiplier == 1 {
+            DwFast::new(q, &requant, filter, f_h * f_w, out_c, filter_offset)
+        } else {
+            None
+        };
         Qs8DepthwisePlan {
             isa: isa.clamp_to_cpu(),
             p: *params,
@@ -500,7 +569,8 @@ impl Qs8DepthwisePlan {
             filter_shape,
             out_shape,
             w,
-            requant: if supported { Requant::new(q, out_c) } else { Requant::default() },
+            requant,
+            fast,
             supported,
         }
     }
@@ -555,6 +625,12 @@ impl Qs8DepthwisePlan {
         let off = self.q.input_offset;
         let token = if dm == 1 { Avx2Fma::new(self.isa) } else { None };
         let rq_token = Avx2Fma::new(self.isa);
+        if let (Some(f), Some(t)) = (&self.fast, token) {
+            if f.signed == T::SIGNED {
+                self.run_rows_fast(t, f, input, bias, output_rows, row_start, scratch);
+                return;
+            }
+        }
         let Qs8Scratch { acc, taps, .. } = scratch;
         if acc.len() < out_c {
             acc.resize(out_c, 0);
@@ -604,6 +680,68 @@ impl Qs8DepthwisePlan {
         }
     }
 }
+
+impl Qs8DepthwisePlan {
+    /// The AVX2 path (`self.fast`): all taps of each pixel (padding ones
+    /// reading `f.pad`), 16 channels at a time, requantised in registers;
+    /// the last `out_c % 16` channels run the portable loop.
+    #[allow(clippy::too_many_arguments)]
+    fn run_rows_fast<T: Q8>(
+        &self,
+        t: Avx2Fma,
+        f: &DwFast,
+        input: &[T],
+        bias: Option<&[i32]>,
+        output_rows: &mut [T],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, f_h, f_w, _] = self.filter_shape;
+        let [_, out_h, out_w, out_c] = self.out_shape;
+        let p = &self.p;
+        let off = self.q.input_offset;
+        let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
+        let taps = &mut scratch.taps;
+        for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
+            let pix = row_start + i;
+            let ox = pix % out_w;
+            let oy = (pix / out_w) % out_h;
+            let b = pix / (out_w * out_h);
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            // Every tap in order: (input offset of the pixel or PAD, tap).
+            taps.clear();
+            for fy in 0..f_h {
+                let iy = iy0 + (fy * p.dilation_h) as isize;
+                let row_ok = iy >= 0 && iy < in_h as isize;
+                for fx in 0..f_w {
+                    let ix = ix0 + (fx * p.dilation_w) as isize;
+                    let xo = if row_ok && ix >= 0 && ix < in_w as isize {
+                        ((b * in_h + iy as usize) * in_w + ix as usize) * in_c
+                    } else {
+                        PAD
+                    };
+                    taps.push((xo, fy * f_w + fx));
+                }
+            }
+            let (head, tail) = out.split_at_mut(f.c16);
+            avx2::dwconv16_row(t, input, f, &self.requant, bias, oc, taps, head);
+            for (j, o) in tail.iter_mut().enumerate() {
+                let c = f.c16 + j;
+                let mut acc = 0i32;
+                for &(xo, tap) in taps.iter().filter(|tp| tp.0 != PAD) {
+                    let wv = self.w[tap * out_c + c];
+                    acc = acc.wrapping_add(wv.wrapping_mul(input[xo + c].to_i32() + off));
+                }
+                *o = finish(&self.q, acc, bias, c, self.q.output_offset);
+            }
+        }
+    }
+}
+
+/// The input offset of a padding tap in the fast depthwise tap lists.
+const PAD: usize = usize::MAX;
 
 /// A quantised FULLY_CONNECTED (int8 or uint8) with its weights packed for
 /// the int16 GEMM; requantises in `f64` like the reference.
@@ -721,7 +859,7 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{NR, Q8};
+    use super::{DwFast, Requant, DW_MAX_TAPS, NR, PAD, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
@@ -826,31 +964,141 @@ mod avx2 {
             }
             let m = _mm256_loadu_si256(mult as *const __m256i);
             let e = _mm256_loadu_si256(rsh as *const __m256i);
-            // x << left_shift (wrapping).
-            let a = _mm256_sllv_epi32(x, _mm256_loadu_si256(lsh as *const __m256i));
-            // Rounding doubling high mul: (a * m + 2^30) >> 31, which equals
-            // the reference's sign-dependent nudge and truncating division;
-            // bits 31..62 of the 64-bit sum, in even and odd lanes.
-            let nudge = _mm256_set1_epi64x(1 << 30);
-            let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-            let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
-            let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
-            // The one overflow: MIN * MIN saturates to MAX.
-            let min = _mm256_set1_epi32(i32::MIN);
-            let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(m, min));
-            let hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
-            // Rounding divide by 2^e, ties away from zero.
-            let one = _mm256_set1_epi32(1);
-            let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
-            let rem = _mm256_and_si256(hm, mask);
-            let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
-            let threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), neg);
-            let up = _mm256_cmpgt_epi32(rem, threshold);
-            let v = _mm256_sub_epi32(_mm256_srav_epi32(hm, e), up);
-            let v = _mm256_add_epi32(v, _mm256_set1_epi32(oc[0]));
-            let v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]));
+            let v = requant_v(x, m, _mm256_loadu_si256(lsh as *const __m256i), e, oc);
             _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v);
         }
+    }
+
+    /// Channels `0 .. f.c16` of one depthwise output pixel: `taps` lists
+    /// every tap in order as (input offset, tap) with `PAD` for padding.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dwconv16_row<T: Q8>(
+        _t: Avx2Fma,
+        input: &[T],
+        f: &DwFast,
+        rq: &Requant,
+        bias: Option<&[i32]>,
+        oc: [i32; 3],
+        taps: &[(usize, usize)],
+        out: &mut [T],
+    ) {
+        let c = f.c16;
+        let n = taps.len();
+        assert!(n <= DW_MAX_TAPS && out.len() >= c && f.pad.len() >= c && f.corr.len() >= c);
+        assert!(f.wp.len() >= n.div_ceil(2) * c * 2);
+        assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
+        assert!(bias.is_none_or(|b| b.len() >= c));
+        let mut ptrs = [f.pad.as_ptr(); DW_MAX_TAPS + 1];
+        for (p, &(xo, _)) in ptrs.iter_mut().zip(taps) {
+            if xo != PAD {
+                assert!(xo <= input.len() && input.len() - xo >= c);
+                // SAFETY: `xo + c <= input.len()` (asserted above).
+                *p = unsafe { input.as_ptr().add(xo) } as *const u8;
+            }
+        }
+        // SAFETY: AVX2 is proven by the token; each of the first `n + 1`
+        // pointers has `c` readable bytes (an input row or `f.pad`; `T` is
+        // one byte), the weights `ceil(n / 2) * c` pairs, the per-channel
+        // arrays, bias and `out` at least `c` values (asserted above).
+        unsafe {
+            qs8_dwconv_c16_avx2::<T>(
+                c,
+                &ptrs[..n + 1],
+                f.wp.as_ptr(),
+                f.corr.as_ptr(),
+                bias.map(|b| b.as_ptr()),
+                [rq.mult.as_ptr(), rq.lsh.as_ptr(), rq.rsh.as_ptr()],
+                oc,
+                out.as_mut_ptr() as *mut u8,
+            )
+        }
+    }
+
+    /// `vpmaddwd` over pairs of taps: the bytes of taps `2p` and `2p + 1`
+    /// are interleaved and widened to i16 pairs, times the weight pairs of
+    /// 8 channels, into 8 int32 sums; two registers per 16 channels.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_dwconv_c16_avx2<T: Q8>(
+        c: usize,
+        ptrs: &[*const u8],
+        wp: *const i16,
+        corr: *const i32,
+        bias: Option<*const i32>,
+        rq: [*const i32; 3],
+        oc: [i32; 3],
+        out: *mut u8,
+    ) {
+        // SAFETY: bounds checked by `dwconv16_row`; `ptrs` has `n + 1`
+        // entries (the last one `pad`), so the odd tap pairs with it.
+        unsafe {
+            let n = ptrs.len() - 1;
+            let pairs = n.div_ceil(2);
+            let mut cb = 0;
+            while cb < c {
+                let mut s0 = _mm256_setzero_si256();
+                let mut s1 = _mm256_setzero_si256();
+                for p in 0..pairs {
+                    let x0 = _mm_loadu_si128(ptrs[2 * p].add(cb) as *const __m128i);
+                    let x1 = _mm_loadu_si128(ptrs[2 * p + 1].add(cb) as *const __m128i);
+                    let (lo, hi) = (_mm_unpacklo_epi8(x0, x1), _mm_unpackhi_epi8(x0, x1));
+                    let (lo, hi) = if T::SIGNED {
+                        (_mm256_cvtepi8_epi16(lo), _mm256_cvtepi8_epi16(hi))
+                    } else {
+                        (_mm256_cvtepu8_epi16(lo), _mm256_cvtepu8_epi16(hi))
+                    };
+                    let w = wp.add((p * c + cb) * 2);
+                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(lo, _mm256_loadu_si256(w as *const __m256i)));
+                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(hi, _mm256_loadu_si256(w.add(16) as *const __m256i)));
+                }
+                s0 = _mm256_add_epi32(s0, _mm256_loadu_si256(corr.add(cb) as *const __m256i));
+                s1 = _mm256_add_epi32(s1, _mm256_loadu_si256(corr.add(cb + 8) as *const __m256i));
+                if let Some(b) = bias {
+                    s0 = _mm256_add_epi32(s0, _mm256_loadu_si256(b.add(cb) as *const __m256i));
+                    s1 = _mm256_add_epi32(s1, _mm256_loadu_si256(b.add(cb + 8) as *const __m256i));
+                }
+                let ld = |p: *const i32, o: usize| _mm256_loadu_si256(p.add(o) as *const __m256i);
+                let v0 = requant_v(s0, ld(rq[0], cb), ld(rq[1], cb), ld(rq[2], cb), oc);
+                let v1 = requant_v(s1, ld(rq[0], cb + 8), ld(rq[1], cb + 8), ld(rq[2], cb + 8), oc);
+                // Clamped into T's range already, so saturating packs are exact.
+                let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
+                let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+                let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+                _mm_storeu_si128(out.add(cb) as *mut __m128i, bytes);
+                cb += 16;
+            }
+        }
+    }
+
+    /// `finish` without the bias on 8 int32 sums in a register: `m`, `lsh`,
+    /// `rsh` the per-lane multiplier and shifts, `oc = [output_offset,
+    /// act_min, act_max]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn requant_v(x: __m256i, m: __m256i, lsh: __m256i, e: __m256i, oc: [i32; 3]) -> __m256i {
+        // x << left_shift (wrapping).
+        let a = _mm256_sllv_epi32(x, lsh);
+        // Rounding doubling high mul: (a * m + 2^30) >> 31, which equals
+        // the reference's sign-dependent nudge and truncating division;
+        // bits 31..62 of the 64-bit sum, in even and odd lanes.
+        let nudge = _mm256_set1_epi64x(1 << 30);
+        let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
+        let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
+        // The one overflow: MIN * MIN saturates to MAX.
+        let min = _mm256_set1_epi32(i32::MIN);
+        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(m, min));
+        let hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
+        // Rounding divide by 2^e, ties away from zero.
+        let one = _mm256_set1_epi32(1);
+        let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+        let rem = _mm256_and_si256(hm, mask);
+        let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
+        let threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), neg);
+        let up = _mm256_cmpgt_epi32(rem, threshold);
+        let v = _mm256_sub_epi32(_mm256_srav_epi32(hm, e), up);
+        let v = _mm256_add_epi32(v, _mm256_set1_epi32(oc[0]));
+        _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]))
     }
 
     /// Depthwise sums (depth multiplier 1) of whole groups of 8 channels
@@ -908,8 +1156,22 @@ mod avx2 {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod avx2 {
-    use super::Q8;
+    use super::{DwFast, Requant, Q8};
     use crate::optimized::isa::Avx2Fma;
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dwconv16_row<T: Q8>(
+        _: Avx2Fma,
+        _: &[T],
+        _: &DwFast,
+        _: &Requant,
+        _: Option<&[i32]>,
+        _: [i32; 3],
+        _: &[(usize, usize)],
+        _: &mut [T],
+    ) {
+        unreachable!("no AVX2 token off x86-64")
+    }
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm_tile(_: Avx2Fma, _: usize, _: usize, _: &[i16], _: usize, _: &[i16], _: &mut [i32], _: usize) {
@@ -1202,6 +1464,124 @@ mod tests {
                         plan.run_rows(&x, b.as_deref(), o, r0, s)
                     });
                 }
+            }
+        }
+    }
+
+    /// The 16-channel AVX2 path: channel counts around multiples of 16,
+    /// 3x3 / 5x5 / odd tap counts, strides 1 and 2, SAME padding, dilation,
+    /// extreme zero points and weights, with and without clamps.
+    #[test]
+    fn depthwise_fast_path_matches_reference_exactly() {
+        let mut rng = Rng::new(0xd516);
+        for i in 0..200usize {
+            let in_c = rng.pick(&[16, 17, 31, 32, 33, 47, 48, 64, 96]);
+            let (kh, kw) = rng.pick(&[(3, 3), (3, 3), (5, 5), (1, 1), (1, 3), (3, 2), (2, 2)]);
+            let s = rng.range(1, 3);
+            let d = if i % 4 == 3 { 2 } else { 1 };
+            let padding = if i % 3 == 0 { Padding::Valid } else { Padding::Same };
+            let (in_h, in_w) = (rng.range(1, 10), rng.range(1, 10));
+            let batches = rng.range(1, 3);
+            let pw = Padding2d::compute(padding, in_h, in_w, kh, kw, s, s, d, d);
+            let dm = if i % 10 == 9 { 2 } else { 1 };
+            let p = DepthwiseParams {
+                stride_h: s,
+                stride_w: s,
+                dilation_h: d,
+                dilation_w: d,
+                pad_top: pw.padding.top,
+                pad_left: pw.padding.left,
+                depth_multiplier: dm,
+                clamp: ClampF32::NONE,
+            };
+            let in_shape = [batches, in_h, in_w, in_c];
+            let out_c = in_c * dm;
+            let filter_shape = [1, kh, kw, out_c];
+            let out_shape = [batches, pw.out_h, pw.out_w, out_c];
+            let out_len: usize = out_shape.iter().product();
+            let rows = out_len / out_c;
+            let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
+            let extreme = i % 5 == 0;
+            if i % 2 == 0 {
+                let q = q_i8(&mut rng, out_c);
+                let x: Vec<i8> = if extreme {
+                    (0..in_shape.iter().product()).map(|_| rng.pick(&[-128i8, 127])).collect()
+                } else {
+                    i8s(&mut rng, in_shape.iter().product())
+                };
+                let w: Vec<i8> = if extreme {
+                    (0..filter_shape.iter().product()).map(|_| rng.pick(&[-128i8, 127])).collect()
+                } else {
+                    i8s(&mut rng, filter_shape.iter().product())
+                };
+                let mut want = vec![0i8; out_len];
+                depthwise_conv2d_i8(&p, &q, &x, in_shape, &w, filter_shape, b.as_deref(), &mut want, out_shape);
+                for &isa in &available_levels() {
+                    let plan = Qs8DepthwisePlan::new(isa, &p, &q, in_shape, &w, filter_shape, out_shape);
+                    assert!(plan.supported());
+                    assert_eq!(plan.fast.is_some(), dm == 1 && plan.requant.vector_ok, "case {i}");
+                    let ctx = format!("i8 case {i} {isa:?} {in_shape:?} {filter_shape:?} {p:?}");
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, sc| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, sc)
+                    });
+                }
+            } else {
+                let q = q_u8(&mut rng);
+                let x: Vec<u8> = if extreme {
+                    (0..in_shape.iter().product()).map(|_| rng.pick(&[0u8, 255])).collect()
+                } else {
+                    u8s(&mut rng, in_shape.iter().product())
+                };
+                let w = u8s(&mut rng, filter_shape.iter().product());
+                let mut want = vec![0u8; out_len];
+                depthwise_conv2d_u8(&p, &q, &x, in_shape, &w, filter_shape, b.as_deref(), &mut want, out_shape);
+                for &isa in &available_levels() {
+                    let plan = Qs8DepthwisePlan::new(isa, &p, &q, in_shape, &w, filter_shape, out_shape);
+                    assert!(plan.supported());
+                    let ctx = format!("u8 case {i} {isa:?} {in_shape:?} {filter_shape:?} {p:?}");
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, sc| {
+                        plan.run_rows(&x, b.as_deref(), o, r0, sc)
+                    });
+                }
+            }
+        }
+    }
+
+    /// Clamps wider than the output type (the cast keeps the low bits) and
+    /// zero points outside the type keep the portable path.
+    #[test]
+    fn depthwise_fast_path_declines_wide_clamps() {
+        let mut rng = Rng::new(0xd517);
+        let p = DepthwiseParams {
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+            depth_multiplier: 1,
+            clamp: ClampF32::NONE,
+        };
+        let in_shape = [1, 5, 5, 32];
+        let filter_shape = [1, 3, 3, 32];
+        let out_shape = [1, 5, 5, 32];
+        let x = i8s(&mut rng, 800);
+        let w = i8s(&mut rng, 288);
+        for case in 0..2 {
+            let mut q = q_i8(&mut rng, 32);
+            if case == 0 {
+                (q.act_min, q.act_max) = (i32::MIN, i32::MAX);
+            } else {
+                q.input_offset = 1000;
+            }
+            let mut want = vec![0i8; 800];
+            depthwise_conv2d_i8(&p, &q, &x, in_shape, &w, filter_shape, None, &mut want, out_shape);
+            for &isa in &available_levels() {
+                let plan = Qs8DepthwisePlan::new(isa, &p, &q, in_shape, &w, filter_shape, out_shape);
+                assert!(plan.fast.is_none());
+                let mut got = vec![0i8; 800];
+                plan.run(&x, None, &mut got, &mut Qs8Scratch::new());
+                assert_eq!(got, want, "case {case} {isa:?}");
             }
         }
     }
