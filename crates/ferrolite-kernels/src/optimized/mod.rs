@@ -23,6 +23,7 @@ pub mod gemm_nt;
 pub mod hybrid;
 pub mod isa;
 pub mod qs8;
+pub mod qs8_elementwise;
 
 pub use isa::IsaLevel;
 

@@ -2,6 +2,8 @@
 //! SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, POW, FLOOR_DIV, FLOOR_MOD.
 
 use ferrolite_kernels::activation::ClampF32;
+use ferrolite_kernels::optimized::isa;
+use ferrolite_kernels::optimized::qs8_elementwise::Qs8AddPlan;
 use ferrolite_kernels::reference::elementwise as k;
 use ferrolite_schema::{ActivationFunctionType, BuiltinOperator as B};
 
@@ -317,7 +319,22 @@ fn prepare_quantized(
             }))
         }};
     }
+    // Same-shape 8-bit ADD: the vector kernel (bit-exact with the reference).
+    macro_rules! fast_add {
+        ($T:ty) => {{
+            let p = qk::AddParams::new::<$T>(s1, z1, s2, z2, so, zo, act).ok_or_else(bad)?;
+            let plan = Qs8AddPlan::new(isa::detect(), &p);
+            Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
+                plan.run(a, b, ctx.output(0)?.as_slice_mut::<$T>()?);
+                Ok(())
+            }))
+        }};
+    }
+    let same_shape = s.a == s.out && s.b == s.out;
     match t {
+        DataType::Int8 if kind == Kind::Add && same_shape && !ctx.reference_kernels => fast_add!(i8),
+        DataType::UInt8 if kind == Kind::Add && same_shape && !ctx.reference_kernels => fast_add!(u8),
         DataType::Int8 => typed!(i8),
         DataType::UInt8 => typed!(u8),
         _ => typed!(i16),

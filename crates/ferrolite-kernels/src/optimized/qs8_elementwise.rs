@@ -1,0 +1,276 @@
+//! Quantised 8-bit ADD of two same-shape tensors (int8 or uint8), bit-exact
+//! with the reference `add_quantized` (TFLite's `reference_ops::Add`).
+//!
+//! Per element: both inputs get their offset, a left shift of 20 and their
+//! own `multiply_by_quantized_multiplier_smaller_than_one_exp`; the sum gets
+//! the output one, the output offset and the clamp. `qs8_add_avx2` runs the
+//! same integer steps on 16 elements at a time (the rounding doubling high
+//! multiply in 64-bit even/odd lanes, the rounding right shift with the
+//! reference's tie rule); `*_scalar` calls the reference's own element
+//! function. Broadcasting stays with the reference kernel.
+
+use crate::optimized::isa::{Avx2Fma, IsaLevel};
+use crate::optimized::qs8::Q8;
+use crate::reference::quantized::AddParams;
+
+/// A quantised ADD with its parameters checked for the vector kernel.
+#[derive(Clone, Debug)]
+pub struct Qs8AddPlan {
+    isa: IsaLevel,
+    p: AddParams,
+    /// Every shift a rounding right shift by `0..=31`, the left shift in
+    /// `0..=31`: else only the scalar loop runs.
+    vector_ok: bool,
+}
+
+impl Qs8AddPlan {
+    /// `isa` is clamped to what the CPU supports.
+    pub fn new(isa: IsaLevel, p: &AddParams) -> Qs8AddPlan {
+        let rsh = |s: i32| (-31..=0).contains(&s);
+        let vector_ok = rsh(p.input1_shift)
+            && rsh(p.input2_shift)
+            && rsh(p.output_shift)
+            && (0..=31).contains(&p.left_shift)
+            && p.act_min <= p.act_max;
+        Qs8AddPlan { isa: isa.clamp_to_cpu(), p: *p, vector_ok }
+    }
+
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
+    /// `out[i] = a[i] + b[i]` (quantised) for `i < out.len()`; `a` and `b`
+    /// must be at least as long as `out` (the extra values are ignored; a
+    /// shorter input leaves the rest of `out` untouched).
+    pub fn run<T: Q8>(&self, a: &[T], b: &[T], out: &mut [T]) {
+        let n = out.len().min(a.len()).min(b.len());
+        let (a, b, out) = (&a[..n], &b[..n], &mut out[..n]);
+        // The vector path packs with saturation: exact when the clamp is
+        // inside T's range.
+        let fits = self.p.act_min >= T::MIN && self.p.act_max <= T::MAX;
+        let done = match Avx2Fma::new(self.isa) {
+            Some(t) if self.vector_ok && fits => avx2::add(t, &self.p, a, b, out),
+            _ => 0,
+        };
+        qs8_add_scalar(&self.p, &a[done..], &b[done..], &mut out[done..]);
+    }
+}
+
+/// The portable loop: the reference's element function.
+fn qs8_add_scalar<T: Q8>(p: &AddParams, a: &[T], b: &[T], out: &mut [T]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = T::from_i32(p.add(x.to_i32(), y.to_i32()));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use super::Q8;
+    use crate::optimized::isa::Avx2Fma;
+    use crate::reference::quantized::AddParams;
+    use std::arch::x86_64::*;
+
+    /// Whole groups of 16 elements; returns how many were done.
+    pub(super) fn add<T: Q8>(_t: Avx2Fma, p: &AddParams, a: &[T], b: &[T], out: &mut [T]) -> usize {
+        let n = out.len().min(a.len()).min(b.len()) / 16 * 16;
+        // SAFETY: AVX2 is proven by the token; `a`, `b` and `out` have at
+        // least `n` one-byte values (`T` is i8 or u8).
+        unsafe {
+            qs8_add_avx2::<T>(n, a.as_ptr() as *const u8, b.as_ptr() as *const u8, p, out.as_mut_ptr() as *mut u8)
+        };
+        n
+    }
+
+    /// `saturating_rounding_doubling_high_mul(x, m)` then
+    /// `rounding_divide_by_pot(_, e)` on 8 lanes (`m`, `e` broadcast, `e` in
+    /// `0..=31`; `mask = 2^e - 1`, `half = mask >> 1`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn mul_shift(x: __m256i, m: __m256i, e: __m128i, mask: __m256i, half: __m256i) -> __m256i {
+        // (x * m + 2^30) >> 31 equals the reference's sign-dependent nudge
+        // and truncating division: bits 31..62 of the 64-bit sums.
+        let nudge = _mm256_set1_epi64x(1 << 30);
+        let even = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)), nudge);
+        let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
+        // The one overflow: MIN * MIN saturates to MAX.
+        let min = _mm256_set1_epi32(i32::MIN);
+        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+        let hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
+        // Ties away from zero: negatives need one more to round up.
+        let rem = _mm256_and_si256(hm, mask);
+        let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
+        let up = _mm256_cmpgt_epi32(rem, _mm256_sub_epi32(half, neg));
+        _mm256_sub_epi32(_mm256_sra_epi32(hm, e), up)
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_add_avx2<T: Q8>(n: usize, a: *const u8, b: *const u8, p: &AddParams, out: *mut u8) {
+        let shift = |s: i32| {
+            let e = -s;
+            let mask = ((1i64 << e) - 1) as i32;
+            (_mm_cvtsi32_si128(e), _mm256_set1_epi32(mask), _mm256_set1_epi32(mask >> 1))
+        };
+        let (e1, mask1, half1) = shift(p.input1_shift);
+        let (e2, mask2, half2) = shift(p.input2_shift);
+        let (eo, masko, halfo) = shift(p.output_shift);
+        let (m1, m2, mo) = (
+            _mm256_set1_epi32(p.input1_multiplier),
+            _mm256_set1_epi32(p.input2_multiplier),
+            _mm256_set1_epi32(p.output_multiplier),
+        );
+        let (off1, off2, offo) = (
+            _mm256_set1_epi32(p.input1_offset),
+            _mm256_set1_epi32(p.input2_offset),
+            _mm256_set1_epi32(p.output_offset),
+        );
+        let (lo, hi) = (_mm256_set1_epi32(p.act_min), _mm256_set1_epi32(p.act_max));
+        let ls = _mm_cvtsi32_si128(p.left_shift);
+        let widen = |v: __m128i| if T::SIGNED { _mm256_cvtepi8_epi32(v) } else { _mm256_cvtepu8_epi32(v) };
+        let eight = |x: __m128i, y: __m128i| {
+            let x = _mm256_sll_epi32(_mm256_add_epi32(widen(x), off1), ls);
+            let y = _mm256_sll_epi32(_mm256_add_epi32(widen(y), off2), ls);
+            let s = _mm256_add_epi32(mul_shift(x, m1, e1, mask1, half1), mul_shift(y, m2, e2, mask2, half2));
+            let v = _mm256_add_epi32(mul_shift(s, mo, eo, masko, halfo), offo);
+            _mm256_min_epi32(_mm256_max_epi32(v, lo), hi)
+        };
+        let mut i = 0;
+        while i < n {
+            // SAFETY: `i + 16 <= n` and the caller checked `n` values behind
+            // each pointer.
+            let (x, y) =
+                unsafe { (_mm_loadu_si128(a.add(i) as *const __m128i), _mm_loadu_si128(b.add(i) as *const __m128i)) };
+            let v0 = eight(x, y);
+            let v1 = eight(_mm_srli_si128(x, 8), _mm_srli_si128(y, 8));
+            // Clamped into T's range already, so saturating packs are exact.
+            let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
+            let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+            let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+            // SAFETY: as for the loads.
+            unsafe { _mm_storeu_si128(out.add(i) as *mut __m128i, bytes) };
+            i += 16;
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod avx2 {
+    use super::Q8;
+    use crate::optimized::isa::Avx2Fma;
+    use crate::reference::quantized::AddParams;
+
+    pub(super) fn add<T: Q8>(_: Avx2Fma, _: &AddParams, _: &[T], _: &[T], _: &mut [T]) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimized::isa::available_levels;
+    use crate::optimized::testutil::Rng;
+    use crate::quant::FusedActivation;
+    use crate::reference::quantized::add_quantized;
+
+    fn scale(rng: &mut Rng) -> f32 {
+        // 1e-4 .. ~1, with ratios up to ~1e4 between the three scales.
+        10f32.powf(-4.0 + 4.0 * (rng.f32() + 1.0) / 2.0)
+    }
+
+    fn zp(rng: &mut Rng, lo: i32, hi: i32) -> i32 {
+        match rng.range(0, 4) {
+            0 => lo,
+            1 => hi,
+            _ => lo + rng.range(0, (hi - lo + 1) as usize) as i32,
+        }
+    }
+
+    fn check<T: Q8 + PartialEq + std::fmt::Debug>(rng: &mut Rng, i: usize, gen: impl Fn(&mut Rng) -> T) {
+        let act = rng.pick(&[FusedActivation::None, FusedActivation::Relu, FusedActivation::Relu6]);
+        let (lo, hi) = (T::MIN, T::MAX);
+        let (s1, s2, so) = if i % 7 == 0 {
+            let s = scale(rng);
+            (s, s, s)
+        } else {
+            (scale(rng), scale(rng), scale(rng))
+        };
+        let Some(p) = AddParams::new::<T>(s1, zp(rng, lo, hi), s2, zp(rng, lo, hi), so, zp(rng, lo, hi), act) else {
+            return;
+        };
+        let n = rng.range(0, 100);
+        let a: Vec<T> = (0..n).map(|_| gen(rng)).collect();
+        let b: Vec<T> = (0..n).map(|_| gen(rng)).collect();
+        let mut want = vec![T::default(); n];
+        add_quantized(&p, &a, &[n], &b, &[n], &mut want, &[n]);
+        for &isa in &available_levels() {
+            let plan = Qs8AddPlan::new(isa, &p);
+            let mut got = vec![T::default(); n];
+            plan.run(&a, &b, &mut got);
+            assert_eq!(got, want, "case {i} {isa:?} {p:?}");
+        }
+    }
+
+    #[test]
+    fn add_matches_reference_exactly() {
+        let mut rng = Rng::new(0xadd8);
+        for i in 0..2000usize {
+            let extreme = i % 3 == 0;
+            if i % 2 == 0 {
+                check::<i8>(&mut rng, i, |r| if extreme { r.pick(&[-128i8, 127, 0]) } else { r.next_u64() as i8 });
+            } else {
+                check::<u8>(&mut rng, i, |r| if extreme { r.pick(&[0u8, 255]) } else { r.next_u64() as u8 });
+            }
+        }
+    }
+
+    /// Raw parameters at the edges of what the kernel accepts, and a clamp
+    /// wider than the type (the scalar loop's cast keeps the low bits).
+    #[test]
+    fn add_matches_reference_on_raw_parameters() {
+        let mut rng = Rng::new(0xadd9);
+        for i in 0..1000usize {
+            let mut p = AddParams::new::<i8>(0.02, 3, 0.05, -7, 0.03, 1, FusedActivation::None).unwrap();
+            let mult = |r: &mut Rng| match r.range(0, 4) {
+                0 => i32::MAX,
+                1 => 1 << 30,
+                _ => (1 << 30) + r.range(0, 1 << 30) as i32,
+            };
+            p.input1_multiplier = mult(&mut rng);
+            p.input2_multiplier = mult(&mut rng);
+            p.output_multiplier = mult(&mut rng);
+            p.input1_shift = -(rng.range(0, 32) as i32);
+            p.input2_shift = -(rng.range(0, 32) as i32);
+            p.output_shift = -(rng.range(0, 32) as i32);
+            p.input1_offset = rng.range(0, 256) as i32 - 127;
+            p.input2_offset = rng.range(0, 256) as i32 - 127;
+            p.output_offset = rng.range(0, 256) as i32 - 128;
+            if i % 4 == 0 {
+                (p.act_min, p.act_max) = (i32::MIN, i32::MAX);
+            }
+            let n = rng.range(0, 70);
+            let a: Vec<i8> = (0..n).map(|_| rng.next_u64() as i8).collect();
+            let b: Vec<i8> = (0..n).map(|_| rng.next_u64() as i8).collect();
+            let mut want = vec![0i8; n];
+            add_quantized(&p, &a, &[n], &b, &[n], &mut want, &[n]);
+            for &isa in &available_levels() {
+                let mut got = vec![0i8; n];
+                Qs8AddPlan::new(isa, &p).run(&a, &b, &mut got);
+                assert_eq!(got, want, "case {i} {isa:?} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_inputs_do_not_panic() {
+        let p = AddParams::new::<i8>(0.02, 3, 0.05, -7, 0.03, 1, FusedActivation::None).unwrap();
+        let plan = Qs8AddPlan::new(IsaLevel::Avx512, &p);
+        let (a, b) = (vec![1i8; 40], vec![2i8; 20]);
+        let mut out = vec![0i8; 40];
+        plan.run(&a, &b, &mut out);
+        let mut want = vec![0i8; 20];
+        add_quantized(&p, &a[..20], &[20], &b, &[20], &mut want, &[20]);
+        assert_eq!(&out[..20], &want[..]);
+        assert!(out[20..].iter().all(|&v| v == 0));
+    }
+}
