@@ -480,6 +480,10 @@ struct DwFast {
     corr: Vec<i32>,
     /// `c16` bytes of the input zero point (`-input_offset`).
     pad: Vec<u8>,
+    /// Input offsets of the taps `(2p, 2p + 1)` from a pixel's first tap
+    /// (`((fy * dilation_h) * in_w + fx * dilation_w) * in_c`); an odd
+    /// count repeats the last tap, whose pair weight is zero.
+    pair_deltas: Vec<(usize, usize)>,
 }
 
 impl DwFast {
@@ -516,7 +520,7 @@ impl DwFast {
                 corr[c] = corr[c].wrapping_add(w.wrapping_mul(q.input_offset));
             }
         }
-        Some(DwFast { signed: W::SIGNED, c16, wp, corr, pad: vec![zp as u8; c16] })
+        Some(DwFast { signed: W::SIGNED, c16, wp, corr, pad: vec![zp as u8; c16], pair_deltas: Vec::new() })
     }
 }
 
@@ -557,7 +561,14 @@ impl Qs8DepthwisePlan {
         };
         let requant = if supported { Requant::new(q, out_c) } else { Requant::default() };
         let fast = if supported && params.depth_multiplier == 1 {
-            DwFast::new(q, &requant, filter, f_h * f_w, out_c, filter_offset)
+            DwFast::new(q, &requant, filter, f_h * f_w, out_c, filter_offset).map(|mut f| {
+                let (in_w, in_c) = (in_shape[2], in_shape[3]);
+                let d: Vec<usize> = (0..f_h * f_w)
+                    .map(|t| ((t / f_w * params.dilation_h) * in_w + t % f_w * params.dilation_w) * in_c)
+                    .collect();
+                f.pair_deltas = d.chunks(2).map(|c| (c[0], c[c.len() - 1])).collect();
+                f
+            })
         } else {
             None
         };
@@ -703,13 +714,33 @@ impl Qs8DepthwisePlan {
         let off = self.q.input_offset;
         let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
         let taps = &mut scratch.taps;
-        for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
+        let rows = output_rows.len() / out_c;
+        // Output columns whose taps are all inside the input horizontally:
+        // `ox_lo .. ox_hi` (empty when none).
+        let span_w = (f_w - 1) * p.dilation_w;
+        let ox_lo = p.pad_left.div_ceil(p.stride_w);
+        let ox_hi = (in_w + p.pad_left).checked_sub(span_w + 1).map_or(0, |v| v / p.stride_w + 1).min(out_w);
+        let whole = f.c16 == out_c;
+        let mut i = 0;
+        while i < rows {
             let pix = row_start + i;
             let ox = pix % out_w;
             let oy = (pix / out_w) % out_h;
             let b = pix / (out_w * out_h);
             let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
             let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            let rows_in = iy0 >= 0 && iy0 as usize + (f_h - 1) * p.dilation_h < in_h;
+            if whole && rows_in && ox >= ox_lo && ox < ox_hi {
+                // A run of interior pixels along the row.
+                let n = (ox_hi - ox).min(rows - i);
+                let base = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
+                let out = &mut output_rows[i * out_c..(i + n) * out_c];
+                avx2::dwconv16_span(t, input, f, &self.requant, bias, oc, base, p.stride_w * in_c, n, out);
+                i += n;
+                continue;
+            }
+            let out = &mut output_rows[i * out_c..(i + 1) * out_c];
+            i += 1;
             // Every tap in order: (input offset of the pixel or PAD, tap).
             taps.clear();
             for fy in 0..f_h {
@@ -1014,6 +1045,122 @@ mod avx2 {
         }
     }
 
+    /// `n` interior pixels (no padding tap) of one output row, channels
+    /// `0 .. f.c16 == out_c`: pixel `j`'s first tap at `base + j * step`,
+    /// its outputs at `out[j * c ..]`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dwconv16_span<T: Q8>(
+        _t: Avx2Fma,
+        input: &[T],
+        f: &DwFast,
+        rq: &Requant,
+        bias: Option<&[i32]>,
+        oc: [i32; 3],
+        base: usize,
+        step: usize,
+        n: usize,
+        out: &mut [T],
+    ) {
+        let c = f.c16;
+        if n == 0 || c == 0 {
+            return;
+        }
+        let pairs = f.pair_deltas.len();
+        let reach = f.pair_deltas.iter().map(|&(a, b)| a.max(b)).max().unwrap_or(0);
+        let last = (n - 1).checked_mul(step).and_then(|v| v.checked_add(base + reach + c));
+        assert!(last.is_some_and(|l| l <= input.len()) && out.len() >= n * c);
+        assert!(f.wp.len() >= pairs * c * 2 && f.corr.len() >= c);
+        assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
+        assert!(bias.is_none_or(|b| b.len() >= c));
+        // SAFETY: AVX2 is proven by the token; pixel `j < n` reads `c`
+        // bytes at `base + j * step + delta` for its deltas, all within
+        // `input` (`last` above; `T` is one byte); the weights, the
+        // per-channel arrays and bias have enough values and `out` `n * c`.
+        unsafe {
+            let (x, o) = (input.as_ptr().add(base) as *const u8, out.as_mut_ptr() as *mut u8);
+            let k = DwArgs {
+                c,
+                pd: &f.pair_deltas,
+                wp: f.wp.as_ptr(),
+                corr: f.corr.as_ptr(),
+                bias: bias.map(|b| b.as_ptr()),
+                rq: [rq.mult.as_ptr(), rq.lsh.as_ptr(), rq.rsh.as_ptr()],
+                oc,
+            };
+            let mut j = 0;
+            while j + 2 <= n {
+                qs8_dwconv_px_c16_avx2::<T, 2>(&k, x.add(j * step), step, o.add(j * c));
+                j += 2;
+            }
+            if j < n {
+                qs8_dwconv_px_c16_avx2::<T, 1>(&k, x.add(j * step), step, o.add(j * c));
+            }
+        }
+    }
+
+    /// What `qs8_dwconv_px_c16_avx2` needs besides the pixels.
+    struct DwArgs<'a> {
+        c: usize,
+        pd: &'a [(usize, usize)],
+        wp: *const i16,
+        corr: *const i32,
+        bias: Option<*const i32>,
+        rq: [*const i32; 3],
+        oc: [i32; 3],
+    }
+
+    /// `P` neighbouring interior pixels (first taps at `x + q * step`),
+    /// sharing each weight load; outputs at `out + q * c`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_dwconv_px_c16_avx2<T: Q8, const P: usize>(k: &DwArgs<'_>, x: *const u8, step: usize, out: *mut u8) {
+        // SAFETY: bounds checked by `dwconv16_span`.
+        unsafe {
+            let c = k.c;
+            let mut cb = 0;
+            while cb < c {
+                let mut s0 = [_mm256_setzero_si256(); P];
+                let mut s1 = [_mm256_setzero_si256(); P];
+                for (p, &(da, db)) in k.pd.iter().enumerate() {
+                    let w = k.wp.add((p * c + cb) * 2);
+                    let w0 = _mm256_loadu_si256(w as *const __m256i);
+                    let w1 = _mm256_loadu_si256(w.add(16) as *const __m256i);
+                    for q in 0..P {
+                        let px = x.add(q * step + cb);
+                        let x0 = _mm_loadu_si128(px.add(da) as *const __m128i);
+                        let x1 = _mm_loadu_si128(px.add(db) as *const __m128i);
+                        let (lo, hi) = (_mm_unpacklo_epi8(x0, x1), _mm_unpackhi_epi8(x0, x1));
+                        let (lo, hi) = if T::SIGNED {
+                            (_mm256_cvtepi8_epi16(lo), _mm256_cvtepi8_epi16(hi))
+                        } else {
+                            (_mm256_cvtepu8_epi16(lo), _mm256_cvtepu8_epi16(hi))
+                        };
+                        s0[q] = _mm256_add_epi32(s0[q], _mm256_madd_epi16(lo, w0));
+                        s1[q] = _mm256_add_epi32(s1[q], _mm256_madd_epi16(hi, w1));
+                    }
+                }
+                let ld = |p: *const i32, o: usize| _mm256_loadu_si256(p.add(o) as *const __m256i);
+                let mut add0 = ld(k.corr, cb);
+                let mut add1 = ld(k.corr, cb + 8);
+                if let Some(b) = k.bias {
+                    add0 = _mm256_add_epi32(add0, ld(b, cb));
+                    add1 = _mm256_add_epi32(add1, ld(b, cb + 8));
+                }
+                let (m0, l0, r0) = (ld(k.rq[0], cb), ld(k.rq[1], cb), ld(k.rq[2], cb));
+                let (m1, l1, r1) = (ld(k.rq[0], cb + 8), ld(k.rq[1], cb + 8), ld(k.rq[2], cb + 8));
+                for q in 0..P {
+                    let v0 = requant_v(_mm256_add_epi32(s0[q], add0), m0, l0, r0, k.oc);
+                    let v1 = requant_v(_mm256_add_epi32(s1[q], add1), m1, l1, r1, k.oc);
+                    // Clamped into T's range already, so saturating packs are exact.
+                    let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
+                    let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+                    let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+                    _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
+                }
+                cb += 16;
+            }
+        }
+    }
+
     /// `vpmaddwd` over pairs of taps: the bytes of taps `2p` and `2p + 1`
     /// are interleaved and widened to i16 pairs, times the weight pairs of
     /// 8 channels, into 8 int32 sums; two registers per 16 channels.
@@ -1158,6 +1305,22 @@ mod avx2 {
 mod avx2 {
     use super::{DwFast, Requant, Q8};
     use crate::optimized::isa::Avx2Fma;
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dwconv16_span<T: Q8>(
+        _: Avx2Fma,
+        _: &[T],
+        _: &DwFast,
+        _: &Requant,
+        _: Option<&[i32]>,
+        _: [i32; 3],
+        _: usize,
+        _: usize,
+        _: usize,
+        _: &mut [T],
+    ) {
+        unreachable!("no AVX2 token off x86-64")
+    }
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn dwconv16_row<T: Q8>(
