@@ -77,6 +77,14 @@ struct Requant {
     mult: Vec<i32>,
     lsh: Vec<i32>,
     rsh: Vec<i32>,
+    /// `2^rsh - 1` and half of it (rounding right shift), for kernels
+    /// that take them precomputed.
+    mask: Vec<i32>,
+    half: Vec<i32>,
+    /// Some left shift is not 0.
+    any_lsh: bool,
+    /// Some multiplier is `i32::MIN` (the high mul's one saturating case).
+    any_min: bool,
     /// Every shift within `-31..=30` (else the portable `finish` runs).
     vector_ok: bool,
 }
@@ -90,6 +98,11 @@ impl Requant {
             r.mult.push(m);
             r.lsh.push(s.max(0));
             r.rsh.push((-s).max(0));
+            let mask = ((1i64 << (-s).clamp(0, 31)) - 1) as i32;
+            r.mask.push(mask);
+            r.half.push(mask >> 1);
+            r.any_lsh |= s > 0;
+            r.any_min |= m == i32::MIN;
         }
         r
     }
@@ -1071,6 +1084,7 @@ mod avx2 {
         assert!(last.is_some_and(|l| l <= input.len()) && out.len() >= n * c);
         assert!(f.wp.len() >= pairs * c * 2 && f.corr.len() >= c);
         assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
+        assert!(rq.mask.len() >= c && rq.half.len() >= c);
         assert!(bias.is_none_or(|b| b.len() >= c));
         // SAFETY: AVX2 is proven by the token; pixel `j < n` reads `c`
         // bytes at `base + j * step + delta` for its deltas, all within
@@ -1084,7 +1098,9 @@ mod avx2 {
                 wp: f.wp.as_ptr(),
                 corr: f.corr.as_ptr(),
                 bias: bias.map(|b| b.as_ptr()),
-                rq: [rq.mult.as_ptr(), rq.lsh.as_ptr(), rq.rsh.as_ptr()],
+                rq: [rq.mult.as_ptr(), rq.lsh.as_ptr(), rq.rsh.as_ptr(), rq.mask.as_ptr(), rq.half.as_ptr()],
+                any_lsh: rq.any_lsh,
+                any_min: rq.any_min,
                 oc,
             };
             let mut j = 0;
@@ -1105,7 +1121,10 @@ mod avx2 {
         wp: *const i16,
         corr: *const i32,
         bias: Option<*const i32>,
-        rq: [*const i32; 3],
+        /// Multiplier, left shift, right shift, mask, half (per channel).
+        rq: [*const i32; 5],
+        any_lsh: bool,
+        any_min: bool,
         oc: [i32; 3],
     }
 
@@ -1145,11 +1164,11 @@ mod avx2 {
                     add0 = _mm256_add_epi32(add0, ld(b, cb));
                     add1 = _mm256_add_epi32(add1, ld(b, cb + 8));
                 }
-                let (m0, l0, r0) = (ld(k.rq[0], cb), ld(k.rq[1], cb), ld(k.rq[2], cb));
-                let (m1, l1, r1) = (ld(k.rq[0], cb + 8), ld(k.rq[1], cb + 8), ld(k.rq[2], cb + 8));
+                let r0 = [0, 1, 2, 3, 4].map(|j| ld(k.rq[j], cb));
+                let r1 = [0, 1, 2, 3, 4].map(|j| ld(k.rq[j], cb + 8));
                 for q in 0..P {
-                    let v0 = requant_v(_mm256_add_epi32(s0[q], add0), m0, l0, r0, k.oc);
-                    let v1 = requant_v(_mm256_add_epi32(s1[q], add1), m1, l1, r1, k.oc);
+                    let v0 = requant_pre(_mm256_add_epi32(s0[q], add0), r0, k.any_lsh, k.any_min, k.oc);
+                    let v1 = requant_pre(_mm256_add_epi32(s1[q], add1), r1, k.any_lsh, k.any_min, k.oc);
                     // Clamped into T's range already, so saturating packs are exact.
                     let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
                     let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
@@ -1215,6 +1234,31 @@ mod avx2 {
                 cb += 16;
             }
         }
+    }
+
+    /// `requant_v` with the rounding mask and half precomputed: `r` holds
+    /// the multiplier, left shift, right shift, mask and half; the left
+    /// shift and the saturation check run only where some channel needs
+    /// them (`lsh`, `min`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn requant_pre(x: __m256i, r: [__m256i; 5], lsh: bool, min: bool, oc: [i32; 3]) -> __m256i {
+        let [m, l, e, mask, half] = r;
+        let a = if lsh { _mm256_sllv_epi32(x, l) } else { x };
+        let nudge = _mm256_set1_epi64x(1 << 30);
+        let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
+        let mut hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
+        if min {
+            let v = _mm256_set1_epi32(i32::MIN);
+            let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, v), _mm256_cmpeq_epi32(m, v));
+            hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
+        }
+        let rem = _mm256_and_si256(hm, mask);
+        let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
+        let up = _mm256_cmpgt_epi32(rem, _mm256_sub_epi32(half, neg));
+        let v = _mm256_add_epi32(_mm256_sub_epi32(_mm256_srav_epi32(hm, e), up), _mm256_set1_epi32(oc[0]));
+        _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]))
     }
 
     /// `finish` without the bias on 8 int32 sums in a register: `m`, `lsh`,
@@ -1666,7 +1710,18 @@ mod tests {
             let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
             let extreme = i % 5 == 0;
             if i % 2 == 0 {
-                let q = q_i8(&mut rng, out_c);
+                let mut q = q_i8(&mut rng, out_c);
+                if i % 8 == 4 {
+                    // Raw multipliers and shifts: left shifts, i32::MIN.
+                    let n = q.output_multiplier.len();
+                    q.output_multiplier = (0..n)
+                        .map(|_| {
+                            let r = rng.next_u64() as i32;
+                            rng.pick(&[i32::MIN, i32::MAX, 1 << 30, r])
+                        })
+                        .collect();
+                    q.output_shift = (0..n).map(|_| rng.range(0, 62) as i32 - 31).collect();
+                }
                 let x: Vec<i8> = if extreme {
                     (0..in_shape.iter().product()).map(|_| rng.pick(&[-128i8, 127])).collect()
                 } else {
