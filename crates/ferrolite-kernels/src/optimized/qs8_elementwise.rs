@@ -189,7 +189,7 @@ mod tests {
     fn check<T: Q8 + PartialEq + std::fmt::Debug>(rng: &mut Rng, i: usize, gen: impl Fn(&mut Rng) -> T) {
         let act = rng.pick(&[FusedActivation::None, FusedActivation::Relu, FusedActivation::Relu6]);
         let (lo, hi) = (T::MIN, T::MAX);
-        let (s1, s2, so) = if i % 7 == 0 {
+        let (s1, s2, so) = if i.is_multiple_of(7) {
             let s = scale(rng);
             (s, s, s)
         } else {
