@@ -27,44 +27,55 @@ fn clipped(origin: isize, filter: usize, size: usize) -> (usize, usize) {
     (start.min(end), end)
 }
 
-/// Visit every output element of a pool: `reduce` gets the window's
-/// in-bounds values in row-major tap order and returns the value to store.
-/// Stops and returns false as soon as `reduce` returns `None`.
-fn pool_f32<F>(
+/// The in-bounds input pixels (flat `(b, iy, ix)` indices) of output pixel
+/// `pix` (flat `(b, oy, ox)`), in row-major tap order, into `taps`.
+pub(crate) fn window_pixels(
     p: &Pool2dParams,
-    input: &[f32],
     in_shape: [usize; 4],
-    output: &mut [f32],
     out_shape: [usize; 4],
-    mut reduce: F,
-) -> bool
-where
-    F: FnMut(&mut dyn Iterator<Item = f32>) -> Option<f32>,
-{
-    let [batches, in_h, in_w, depth] = in_shape;
+    pix: usize,
+    taps: &mut Vec<usize>,
+) {
+    let [_, in_h, in_w, _] = in_shape;
     let [_, out_h, out_w, _] = out_shape;
-    for b in 0..batches {
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let (fy0, fy1) = clipped(iy0, p.filter_h, in_h);
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let (fx0, fx1) = clipped(ix0, p.filter_w, in_w);
-                let out_base = ((b * out_h + oy) * out_w + ox) * depth;
-                for c in 0..depth {
-                    let mut taps = (fy0..fy1).flat_map(|fy| {
-                        let iy = (iy0 + fy as isize) as usize;
-                        (fx0..fx1).map(move |fx| {
-                            let ix = (ix0 + fx as isize) as usize;
-                            input[((b * in_h + iy) * in_w + ix) * depth + c]
-                        })
-                    });
-                    match reduce(&mut taps) {
-                        Some(v) => output[out_base + c] = p.clamp.apply(v),
-                        None => return false,
-                    }
-                }
-            }
+    let ox = pix % out_w.max(1);
+    let oy = (pix / out_w.max(1)) % out_h.max(1);
+    let b = pix / (out_w * out_h).max(1);
+    let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+    let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+    let (fy0, fy1) = clipped(iy0, p.filter_h, in_h);
+    let (fx0, fx1) = clipped(ix0, p.filter_w, in_w);
+    taps.clear();
+    for fy in fy0..fy1 {
+        let iy = (iy0 + fy as isize) as usize;
+        for fx in fx0..fx1 {
+            taps.push((b * in_h + iy) * in_w + (ix0 + fx as isize) as usize);
+        }
+    }
+}
+
+/// Visit output pixels `row_start ..` (as many as `out_rows` holds, each
+/// `depth` values): `reduce(window_pixels, out_pixel)` fills one pixel's
+/// channels, all at once so the channel loops vectorise; the arithmetic per
+/// channel is unchanged (taps in row-major order). Stops and returns false
+/// as soon as `reduce` does.
+pub(crate) fn pool_rows<T>(
+    p: &Pool2dParams,
+    in_shape: [usize; 4],
+    out_shape: [usize; 4],
+    out_rows: &mut [T],
+    row_start: usize,
+    mut reduce: impl FnMut(&[usize], &mut [T]) -> bool,
+) -> bool {
+    let depth = out_shape[3];
+    if depth == 0 {
+        return true;
+    }
+    let mut taps = Vec::with_capacity(p.filter_h * p.filter_w);
+    for (i, out) in out_rows.chunks_exact_mut(depth).enumerate() {
+        window_pixels(p, in_shape, out_shape, row_start + i, &mut taps);
+        if !reduce(&taps, out) {
+            return false;
         }
     }
     true
@@ -84,18 +95,38 @@ pub fn average_pool_f32(
     output: &mut [f32],
     out_shape: [usize; 4],
 ) -> bool {
-    pool_f32(p, input, in_shape, output, out_shape, |taps| {
-        let mut total = 0.0f32;
-        let mut count = 0usize;
-        for v in taps {
-            total += v;
-            count += 1;
+    let len = out_shape.iter().product::<usize>();
+    average_pool_f32_rows(p, input, in_shape, &mut output[..len], 0, out_shape)
+}
+
+/// [`average_pool_f32`] for output pixels `row_start ..` only (`out_rows`
+/// holds whole pixels), so threads can split the output.
+#[must_use]
+pub fn average_pool_f32_rows(
+    p: &Pool2dParams,
+    input: &[f32],
+    in_shape: [usize; 4],
+    out_rows: &mut [f32],
+    row_start: usize,
+    out_shape: [usize; 4],
+) -> bool {
+    let depth = in_shape[3];
+    let mut acc = vec![0.0f32; depth];
+    pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
+        if pixels.is_empty() {
+            return false;
         }
-        if count == 0 {
-            None
-        } else {
-            Some(total / count as f32)
+        acc.fill(0.0);
+        for &px in pixels {
+            for (a, &v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {
+                *a += v;
+            }
         }
+        let count = pixels.len() as f32;
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = p.clamp.apply(a / count);
+        }
+        true
     })
 }
 
@@ -104,14 +135,33 @@ pub fn average_pool_f32(
 /// a window with no in-bounds element yields `f32::MIN` (TFLite's `lowest()`)
 /// before the clamp.
 pub fn max_pool_f32(p: &Pool2dParams, input: &[f32], in_shape: [usize; 4], output: &mut [f32], out_shape: [usize; 4]) {
-    pool_f32(p, input, in_shape, output, out_shape, |taps| {
-        let mut max = f32::MIN;
-        for v in taps {
-            if max < v {
-                max = v;
+    let len = out_shape.iter().product::<usize>();
+    max_pool_f32_rows(p, input, in_shape, &mut output[..len], 0, out_shape);
+}
+
+/// [`max_pool_f32`] for output pixels `row_start ..` only.
+pub fn max_pool_f32_rows(
+    p: &Pool2dParams,
+    input: &[f32],
+    in_shape: [usize; 4],
+    out_rows: &mut [f32],
+    row_start: usize,
+    out_shape: [usize; 4],
+) {
+    let depth = in_shape[3];
+    let mut acc = vec![f32::MIN; depth];
+    pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
+        acc.fill(f32::MIN);
+        for &px in pixels {
+            for (a, &v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {
+                // A select rather than a branch, so the loop vectorises.
+                *a = if *a < v { v } else { *a };
             }
         }
-        Some(max)
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = p.clamp.apply(a);
+        }
+        true
     });
 }
 
@@ -126,18 +176,37 @@ pub fn l2_pool_f32(
     output: &mut [f32],
     out_shape: [usize; 4],
 ) -> bool {
-    pool_f32(p, input, in_shape, output, out_shape, |taps| {
-        let mut sum_squares = 0.0f32;
-        let mut count = 0usize;
-        for v in taps {
-            sum_squares += v * v;
-            count += 1;
+    let len = out_shape.iter().product::<usize>();
+    l2_pool_f32_rows(p, input, in_shape, &mut output[..len], 0, out_shape)
+}
+
+/// [`l2_pool_f32`] for output pixels `row_start ..` only.
+#[must_use]
+pub fn l2_pool_f32_rows(
+    p: &Pool2dParams,
+    input: &[f32],
+    in_shape: [usize; 4],
+    out_rows: &mut [f32],
+    row_start: usize,
+    out_shape: [usize; 4],
+) -> bool {
+    let depth = in_shape[3];
+    let mut acc = vec![0.0f32; depth];
+    pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
+        if pixels.is_empty() {
+            return false;
         }
-        if count == 0 {
-            None
-        } else {
-            Some((sum_squares / count as f32).sqrt())
+        acc.fill(0.0);
+        for &px in pixels {
+            for (a, &v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {
+                *a += v * v;
+            }
         }
+        let count = pixels.len() as f32;
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = p.clamp.apply((a / count).sqrt());
+        }
+        true
     })
 }
 

@@ -1,7 +1,9 @@
 //! AVERAGE_POOL_2D, MAX_POOL_2D, L2_POOL_2D over NHWC windows.
 
 use ferrolite_kernels::reference::padding::Padding2d;
-use ferrolite_kernels::reference::pool::{average_pool_f32, l2_pool_f32, max_pool_f32, Pool2dParams};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ferrolite_kernels::reference::pool::{average_pool_f32_rows, l2_pool_f32_rows, max_pool_f32_rows, Pool2dParams};
 use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::activation::ClampI32;
@@ -60,16 +62,23 @@ impl Operator for Pool {
                 };
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let input = ctx.input(0)?.as_slice::<f32>()?;
+                    let workers = ctx.workers;
                     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-                    let complete = match kind {
-                        Kind::Average => average_pool_f32(&p, input, in_shape, out, out_shape),
-                        Kind::Max => {
-                            max_pool_f32(&p, input, in_shape, out, out_shape);
-                            true
+                    let complete = AtomicBool::new(true);
+                    workers.for_each_chunk(out, channels, |first, rows| {
+                        let ok = match kind {
+                            Kind::Average => average_pool_f32_rows(&p, input, in_shape, rows, first, out_shape),
+                            Kind::Max => {
+                                max_pool_f32_rows(&p, input, in_shape, rows, first, out_shape);
+                                true
+                            }
+                            Kind::L2 => l2_pool_f32_rows(&p, input, in_shape, rows, first, out_shape),
+                        };
+                        if !ok {
+                            complete.store(false, Ordering::Relaxed);
                         }
-                        Kind::L2 => l2_pool_f32(&p, input, in_shape, out, out_shape),
-                    };
-                    if !complete {
+                    });
+                    if !complete.into_inner() {
                         return Err(OpError::Shape("a pooling window lies entirely in the padding".into()));
                     }
                     Ok(())
@@ -98,10 +107,19 @@ impl Operator for Pool {
                     ($T:ty) => {{
                         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                             let x = ctx.input(0)?.as_slice::<$T>()?;
+                            let workers = ctx.workers;
                             let y = ctx.output(0)?.as_slice_mut::<$T>()?;
-                            if kind == Kind::Max {
-                                qk::max_pool_quantized(&p, clamp, x, in_shape, y, out_shape);
-                            } else if !qk::average_pool_quantized(&p, clamp, x, in_shape, y, out_shape) {
+                            let complete = AtomicBool::new(true);
+                            workers.for_each_chunk(y, channels, |first, rows| {
+                                if kind == Kind::Max {
+                                    qk::max_pool_quantized_rows(&p, clamp, x, in_shape, rows, first, out_shape);
+                                } else if !qk::average_pool_quantized_rows(
+                                    &p, clamp, x, in_shape, rows, first, out_shape,
+                                ) {
+                                    complete.store(false, Ordering::Relaxed);
+                                }
+                            });
+                            if !complete.into_inner() {
                                 return Err(OpError::Shape("a pooling window lies entirely in the padding".into()));
                             }
                             Ok(())

@@ -10,52 +10,7 @@
 
 use super::QType;
 use crate::activation::ClampI32;
-use crate::reference::pool::Pool2dParams;
-
-#[inline(always)]
-fn clipped(origin: isize, filter: usize, size: usize) -> (usize, usize) {
-    let start = if origin < 0 { (-origin) as usize } else { 0 };
-    let room = size as isize - origin;
-    let end = if room <= 0 { 0 } else { filter.min(room as usize) };
-    (start.min(end), end)
-}
-
-fn pool<T: QType>(
-    p: &Pool2dParams,
-    input: &[T],
-    in_shape: [usize; 4],
-    output: &mut [T],
-    out_shape: [usize; 4],
-    mut reduce: impl FnMut(&mut dyn Iterator<Item = i32>) -> Option<i32>,
-) -> bool {
-    let [batches, in_h, in_w, depth] = in_shape;
-    let [_, out_h, out_w, _] = out_shape;
-    for b in 0..batches {
-        for oy in 0..out_h {
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let (fy0, fy1) = clipped(iy0, p.filter_h, in_h);
-            for ox in 0..out_w {
-                let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let (fx0, fx1) = clipped(ix0, p.filter_w, in_w);
-                let out_base = ((b * out_h + oy) * out_w + ox) * depth;
-                for c in 0..depth {
-                    let mut taps = (fy0..fy1).flat_map(|fy| {
-                        let iy = (iy0 + fy as isize) as usize;
-                        (fx0..fx1).map(move |fx| {
-                            let ix = (ix0 + fx as isize) as usize;
-                            input[((b * in_h + iy) * in_w + ix) * depth + c].to_i32()
-                        })
-                    });
-                    match reduce(&mut taps) {
-                        Some(v) => output[out_base + c] = T::from_i32(v),
-                        None => return false,
-                    }
-                }
-            }
-        }
-    }
-    true
-}
+use crate::reference::pool::{pool_rows, Pool2dParams};
 
 /// AVERAGE_POOL_2D for `i8`, `u8` or `i16`. `p` gives the geometry (its
 /// float `clamp` is ignored); `clamp` is the quantised activation range
@@ -70,18 +25,40 @@ pub fn average_pool_quantized<T: QType>(
     output: &mut [T],
     out_shape: [usize; 4],
 ) -> bool {
-    pool(p, input, in_shape, output, out_shape, |taps| {
-        let mut acc = 0i32;
-        let mut count = 0i32;
-        for v in taps {
-            acc = acc.wrapping_add(v);
-            count += 1;
+    let len = out_shape.iter().product::<usize>();
+    average_pool_quantized_rows(p, clamp, input, in_shape, &mut output[..len], 0, out_shape)
+}
+
+/// [`average_pool_quantized`] for output pixels `row_start ..` only
+/// (`out_rows` holds whole pixels), so threads can split the output.
+#[must_use]
+pub fn average_pool_quantized_rows<T: QType>(
+    p: &Pool2dParams,
+    clamp: ClampI32,
+    input: &[T],
+    in_shape: [usize; 4],
+    out_rows: &mut [T],
+    row_start: usize,
+    out_shape: [usize; 4],
+) -> bool {
+    let depth = in_shape[3];
+    let mut acc = vec![0i32; depth];
+    pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
+        if pixels.is_empty() {
+            return false;
         }
-        if count == 0 {
-            return None;
+        acc.fill(0);
+        for &px in pixels {
+            for (a, v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {
+                *a = a.wrapping_add(v.to_i32());
+            }
         }
-        let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
-        Some(clamp.apply(avg))
+        let count = pixels.len() as i32;
+        for (o, &s) in out.iter_mut().zip(&acc) {
+            let avg = if s > 0 { (s + count / 2) / count } else { (s - count / 2) / count };
+            *o = T::from_i32(clamp.apply(avg));
+        }
+        true
     })
 }
 
@@ -95,7 +72,34 @@ pub fn max_pool_quantized<T: QType>(
     output: &mut [T],
     out_shape: [usize; 4],
 ) {
-    pool(p, input, in_shape, output, out_shape, |taps| Some(clamp.apply(taps.fold(T::MIN, i32::max))));
+    let len = out_shape.iter().product::<usize>();
+    max_pool_quantized_rows(p, clamp, input, in_shape, &mut output[..len], 0, out_shape);
+}
+
+/// [`max_pool_quantized`] for output pixels `row_start ..` only.
+pub fn max_pool_quantized_rows<T: QType>(
+    p: &Pool2dParams,
+    clamp: ClampI32,
+    input: &[T],
+    in_shape: [usize; 4],
+    out_rows: &mut [T],
+    row_start: usize,
+    out_shape: [usize; 4],
+) {
+    let depth = in_shape[3];
+    let mut acc = vec![T::MIN; depth];
+    pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
+        acc.fill(T::MIN);
+        for &px in pixels {
+            for (a, v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {
+                *a = (*a).max(v.to_i32());
+            }
+        }
+        for (o, &m) in out.iter_mut().zip(&acc) {
+            *o = T::from_i32(clamp.apply(m));
+        }
+        true
+    });
 }
 
 #[cfg(test)]
