@@ -24,7 +24,13 @@ const MAX_DECLARED_BYTES: usize = 256 << 20;
 
 fn fixture(name: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    [root.join("testdata/models").join(name), root.join("../shared/models").join(name)].into_iter().find(|p| p.exists())
+    [
+        root.join("testdata/models").join(name),
+        root.join("testdata/generated").join(name),
+        root.join("../shared/models").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
 }
 
 fn load_fixture(name: &'static str) -> Option<&'static [u8]> {
@@ -142,6 +148,11 @@ struct Reached {
 
 /// Load, allocate and invoke. Errors are fine; only panics matter.
 fn exercise(bytes: &[u8]) -> Reached {
+    // A damaged loop condition may never turn false: keep such cases short.
+    exercise_with(bytes, InterpreterOptions { max_while_iterations: 1000, ..Default::default() })
+}
+
+fn exercise_with(bytes: &[u8], options: InterpreterOptions) -> Reached {
     let mut reached = Reached::default();
     let Ok(model) = Model::from_bytes(bytes) else {
         return reached;
@@ -149,7 +160,7 @@ fn exercise(bytes: &[u8]) -> Reached {
     reached.loaded = true;
     // Every error must render (Display walks the names and locations).
     let resolver = OpResolver::with_builtins();
-    let mut it = match Interpreter::new(&model, &resolver, InterpreterOptions::default()) {
+    let mut it = match Interpreter::new(&model, &resolver, options) {
         Ok(it) => it,
         Err(e) => {
             let _ = e.to_string();
@@ -257,11 +268,31 @@ proptest! {
     }
 }
 
+/// WHILE / IF with their subgraphs (tf.while_loop + tf.cond; a Keras GRU
+/// whose loop body runs eagerly): damaged subgraph indices, conditions and
+/// loop shapes must end in errors, not panics, recursion or endless loops.
+const CONTROL_FLOW: &str = "control_flow.f32.tflite";
+const RECURRENT: &str = "recurrent.f32.tflite";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(96), ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_control_flow_never_panics(muts in mutations(len_of(CONTROL_FLOW))) {
+        check(CONTROL_FLOW, &muts)?;
+    }
+
+    #[test]
+    fn mutated_recurrent_never_panics(muts in mutations(len_of(RECURRENT))) {
+        check(RECURRENT, &muts)?;
+    }
+}
+
 /// The unmutated fixtures get all the way through, so the property above
 /// exercises allocate and invoke, not only the loader.
 #[test]
 fn fixtures_run_unmutated() {
-    for name in [SINE, FACE] {
+    for name in [SINE, FACE, CONTROL_FLOW, RECURRENT] {
         let Some(bytes) = load_fixture(name) else { continue };
         let r = exercise(bytes);
         assert!(r.loaded && r.allocated && r.invoked, "{name}: {r:?}");
