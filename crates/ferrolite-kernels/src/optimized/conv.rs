@@ -262,42 +262,77 @@ impl Conv2dF32Plan {
     /// `m` rows of `kh * kw * f_in` values in filter order, zeros for taps
     /// outside the input.
     fn im2col(&self, input: &[f32], first: usize, m: usize, g: usize, dst: &mut [f32]) {
+        let geometry =
+            Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape };
+        geometry.rows(input, first, m, g, self.depth, dst, |src, d| d.copy_from_slice(src));
+    }
+}
+
+/// The geometry of an im2col: one row per output pixel, holding its
+/// receptive field in filter order (row, column, channel). Shared by the
+/// float, int8 and hybrid GEMM convolutions, which differ only in how an
+/// input run becomes GEMM operands (`convert`).
+pub(crate) struct Im2col<'a> {
+    pub p: &'a Conv2dParams,
+    pub in_shape: [usize; 4],
+    pub filter_shape: [usize; 4],
+    pub out_shape: [usize; 4],
+}
+
+impl Im2col<'_> {
+    /// Rows for output pixels `first .. first + m`, group `g`, each
+    /// `dst.len() / m` long (at least `kh * kw * f_in`; the rest, and taps
+    /// outside the input, are `D::default()`). `convert(src, dst)` turns a
+    /// run of input values into operands of the same length.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn rows<S: Copy, D: Copy + Default>(
+        &self,
+        input: &[S],
+        first: usize,
+        m: usize,
+        g: usize,
+        k: usize,
+        dst: &mut [D],
+        convert: impl Fn(&[S], &mut [D]),
+    ) {
         let [_, in_h, in_w, in_c] = self.in_shape;
         let [_, _, f_w, f_in] = self.filter_shape;
         let [_, out_h, out_w, _] = self.out_shape;
-        let p = &self.p;
-        let k = self.depth;
+        let p = self.p;
         let c0 = g * f_in;
+        let row_len = if m == 0 { 0 } else { dst.len() / m };
         // A whole filter row is one contiguous run of the input when the
         // channels are not split and the taps are adjacent.
         let contiguous_rows = f_in == in_c && p.dilation_w == 1;
-        for (i, row) in dst[..m * k].chunks_exact_mut(k.max(1)).enumerate() {
+        for (i, row) in dst[..m * row_len].chunks_exact_mut(row_len.max(1)).enumerate() {
+            row[k..].fill(D::default());
+            let row = &mut row[..k];
             let pix = first + i;
             let ox = pix % out_w;
             let oy = (pix / out_w) % out_h;
             let b = pix / (out_w * out_h);
             let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
             let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-            for (fy, frow) in row.chunks_exact_mut(f_w * f_in).enumerate() {
+            for (fy, frow) in row.chunks_exact_mut((f_w * f_in).max(1)).enumerate() {
                 let iy = iy0 + (fy * p.dilation_h) as isize;
                 if iy < 0 || iy >= in_h as isize {
-                    frow.fill(0.0);
+                    frow.fill(D::default());
                     continue;
                 }
                 let line = (b * in_h + iy as usize) * in_w;
                 let ix_last = ix0 + ((f_w - 1) * p.dilation_w) as isize;
                 if contiguous_rows && ix0 >= 0 && ix_last < in_w as isize {
                     let s = (line + ix0 as usize) * in_c;
-                    frow.copy_from_slice(&input[s..s + f_w * in_c]);
+                    convert(&input[s..s + f_w * in_c], frow);
                     continue;
                 }
                 for (fx, tap) in frow.chunks_exact_mut(f_in).enumerate() {
                     let ix = ix0 + (fx * p.dilation_w) as isize;
                     if ix < 0 || ix >= in_w as isize {
-                        tap.fill(0.0);
+                        tap.fill(D::default());
                     } else {
                         let s = (line + ix as usize) * in_c + c0;
-                        tap.copy_from_slice(&input[s..s + f_in]);
+                        convert(&input[s..s + f_in], tap);
                     }
                 }
             }

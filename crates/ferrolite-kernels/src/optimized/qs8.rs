@@ -25,6 +25,7 @@
 //! computes any contiguous range of them so the runtime can split the work
 //! across threads.
 
+use crate::optimized::conv::Im2col;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::quantized::conv::{finish, finish_fc};
@@ -404,47 +405,10 @@ impl Qs8ConvPlan {
     /// Receptive fields of pixels `first .. first + m`, group `g`, as
     /// `x + input_offset` (0 for padding taps and the even-depth pad).
     fn im2col<T: Q8>(&self, input: &[T], first: usize, m: usize, g: usize, dst: &mut [i16]) {
-        let [_, in_h, in_w, in_c] = self.in_shape;
-        let [_, _, f_w, f_in] = self.filter_shape;
-        let [_, out_h, out_w, _] = self.out_shape;
-        let p = &self.p;
-        let (k, kp) = (self.depth, self.kp);
+        let geometry =
+            Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape };
         let off = self.input_offset;
-        let c0 = g * f_in;
-        let contiguous_rows = f_in == in_c && p.dilation_w == 1;
-        for (i, row) in dst[..m * kp].chunks_exact_mut(kp).enumerate() {
-            row[k..].fill(0);
-            let row = &mut row[..k];
-            let pix = first + i;
-            let ox = pix % out_w;
-            let oy = (pix / out_w) % out_h;
-            let b = pix / (out_w * out_h);
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-            for (fy, frow) in row.chunks_exact_mut(f_w * f_in).enumerate() {
-                let iy = iy0 + (fy * p.dilation_h) as isize;
-                if iy < 0 || iy >= in_h as isize {
-                    frow.fill(0);
-                    continue;
-                }
-                let line = (b * in_h + iy as usize) * in_w;
-                let ix_last = ix0 + ((f_w - 1) * p.dilation_w) as isize;
-                if contiguous_rows && ix0 >= 0 && ix_last < in_w as isize {
-                    let s = (line + ix0 as usize) * in_c;
-                    widen(&input[s..s + f_w * in_c], off, frow);
-                    continue;
-                }
-                for (fx, tap) in frow.chunks_exact_mut(f_in).enumerate() {
-                    let ix = ix0 + (fx * p.dilation_w) as isize;
-                    if ix < 0 || ix >= in_w as isize {
-                        tap.fill(0);
-                    } else {
-                        let s = (line + ix as usize) * in_c + c0;
-                        widen(&input[s..s + f_in], off, tap);
-                    }
-                }
-            }
-        }
+        geometry.rows(input, first, m, g, self.depth, &mut dst[..m * self.kp], |src, d| widen(src, off, d));
     }
 }
 
@@ -1416,7 +1380,7 @@ mod tests {
     use super::*;
     use crate::activation::ClampF32;
     use crate::optimized::isa::available_levels;
-    use crate::optimized::testutil::Rng;
+    use crate::optimized::testutil::{ConvGeom, ConvGeomLimits, Rng};
     use crate::quant::FusedActivation;
     use crate::reference::padding::{Padding, Padding2d};
     use crate::reference::quantized::{
@@ -1459,40 +1423,10 @@ mod tests {
             .unwrap()
     }
 
-    struct Geom {
-        p: Conv2dParams,
-        dm: usize,
-        in_shape: [usize; 4],
-        kh: usize,
-        kw: usize,
-        out_hw: (usize, usize),
-    }
-
-    fn geom(rng: &mut Rng, i: usize, in_c: usize) -> Geom {
-        let pointwise = i.is_multiple_of(4);
-        let (kh, kw) = if pointwise { (1, 1) } else { (rng.range(1, 5), rng.range(1, 5)) };
-        let (sh, sw) = if pointwise { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
-        let (dh, dw) = if pointwise || !i.is_multiple_of(3) { (1, 1) } else { (rng.range(1, 3), rng.range(1, 3)) };
-        let padding = if pointwise || rng.range(0, 2) == 0 { Padding::Valid } else { Padding::Same };
-        let (in_h, in_w) = (rng.range(1, 12), rng.range(1, 12));
-        let batches = rng.range(1, 3);
-        let w = Padding2d::compute(padding, in_h, in_w, kh, kw, sh, sw, dh, dw);
-        Geom {
-            p: Conv2dParams {
-                stride_h: sh,
-                stride_w: sw,
-                dilation_h: dh,
-                dilation_w: dw,
-                pad_top: w.padding.top,
-                pad_left: w.padding.left,
-                clamp: ClampF32::NONE,
-            },
-            dm: rng.range(1, 3),
-            in_shape: [batches, in_h, in_w, in_c],
-            kh,
-            kw,
-            out_hw: (w.out_h, w.out_w),
-        }
+    fn geom(rng: &mut Rng, i: usize, in_c: usize) -> ConvGeom {
+        let lim =
+            ConvGeomLimits { stride_h: 3, stride_w: 3, dilation_h: 3, dilation_w: 3, batches: 3, depth_multiplier: 3 };
+        ConvGeom::random(rng, i, in_c, &lim, |_| ClampF32::NONE)
     }
 
     /// Run `plan` whole and in uneven row chunks; both must equal `want`.

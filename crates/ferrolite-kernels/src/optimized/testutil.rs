@@ -73,3 +73,68 @@ pub fn gflops(flops: f64, mut f: impl FnMut()) -> f64 {
     }
     flops / best.as_secs_f64() / 1e9
 }
+
+/// A random convolution geometry for the quantised and hybrid conv tests:
+/// every fourth case (`i`) a 1x1 pointwise conv, every third a dilated
+/// one; otherwise up to 4x4 filters with VALID or SAME padding.
+pub struct ConvGeom {
+    pub p: crate::reference::conv::Conv2dParams,
+    pub dm: usize,
+    pub in_shape: [usize; 4],
+    pub kh: usize,
+    pub kw: usize,
+    pub out_hw: (usize, usize),
+}
+
+/// Exclusive upper bounds of the random parts of a [`ConvGeom`].
+pub struct ConvGeomLimits {
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub batches: usize,
+    pub depth_multiplier: usize,
+}
+
+impl ConvGeom {
+    /// `clamp` draws the fused activation (after the geometry, so the
+    /// sequence of draws is fixed).
+    pub fn random(
+        rng: &mut Rng,
+        i: usize,
+        in_c: usize,
+        lim: &ConvGeomLimits,
+        clamp: impl FnOnce(&mut Rng) -> crate::activation::ClampF32,
+    ) -> ConvGeom {
+        use crate::reference::padding::{Padding, Padding2d};
+        let pointwise = i.is_multiple_of(4);
+        let (kh, kw) = if pointwise { (1, 1) } else { (rng.range(1, 5), rng.range(1, 5)) };
+        let (sh, sw) = if pointwise { (1, 1) } else { (rng.range(1, lim.stride_h), rng.range(1, lim.stride_w)) };
+        let (dh, dw) = if pointwise || !i.is_multiple_of(3) {
+            (1, 1)
+        } else {
+            (rng.range(1, lim.dilation_h), rng.range(1, lim.dilation_w))
+        };
+        let padding = if pointwise || rng.range(0, 2) == 0 { Padding::Valid } else { Padding::Same };
+        let (in_h, in_w) = (rng.range(1, 12), rng.range(1, 12));
+        let batches = rng.range(1, lim.batches);
+        let w = Padding2d::compute(padding, in_h, in_w, kh, kw, sh, sw, dh, dw);
+        let p = crate::reference::conv::Conv2dParams {
+            stride_h: sh,
+            stride_w: sw,
+            dilation_h: dh,
+            dilation_w: dw,
+            pad_top: w.padding.top,
+            pad_left: w.padding.left,
+            clamp: clamp(rng),
+        };
+        ConvGeom {
+            p,
+            dm: rng.range(1, lim.depth_multiplier),
+            in_shape: [batches, in_h, in_w, in_c],
+            kh,
+            kw,
+            out_hw: (w.out_h, w.out_w),
+        }
+    }
+}
