@@ -300,17 +300,46 @@ impl Im2col<'_> {
         let [_, out_h, out_w, _] = self.out_shape;
         let p = self.p;
         let c0 = g * f_in;
-        let row_len = if m == 0 { 0 } else { dst.len() / m };
+        let row_len = dst.len().checked_div(m).unwrap_or(0);
         // A whole filter row is one contiguous run of the input when the
         // channels are not split and the taps are adjacent.
         let contiguous_rows = f_in == in_c && p.dilation_w == 1;
-        for (i, row) in dst[..m * row_len].chunks_exact_mut(row_len.max(1)).enumerate() {
+        // A pointwise conv's receptive fields are the input pixels themselves.
+        let pointwise = contiguous_rows
+            && f_w == 1
+            && self.filter_shape[1] == 1
+            && p.stride_h == 1
+            && p.stride_w == 1
+            && p.pad_top == 0
+            && p.pad_left == 0
+            && out_w == in_w
+            && out_h == in_h;
+        if pointwise && row_len == k {
+            convert(&input[first * in_c..(first + m) * in_c], &mut dst[..m * k]);
+            return;
+        }
+        // The pixel coordinates advance one step per row (no division per row).
+        let (mut ox, mut oy, mut b) = if out_w == 0 || out_h == 0 {
+            (0, 0, 0)
+        } else {
+            (first % out_w, (first / out_w) % out_h, first / (out_w * out_h))
+        };
+        for row in dst[..m * row_len].chunks_exact_mut(row_len.max(1)) {
             row[k..].fill(D::default());
             let row = &mut row[..k];
-            let pix = first + i;
-            let ox = pix % out_w;
-            let oy = (pix / out_w) % out_h;
-            let b = pix / (out_w * out_h);
+            let (ox, oy, b) = {
+                let here = (ox, oy, b);
+                ox += 1;
+                if ox == out_w {
+                    ox = 0;
+                    oy += 1;
+                    if oy == out_h {
+                        oy = 0;
+                        b += 1;
+                    }
+                }
+                here
+            };
             let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
             let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
             for (fy, frow) in row.chunks_exact_mut((f_w * f_in).max(1)).enumerate() {

@@ -38,6 +38,10 @@ pub(crate) const MR: usize = 6;
 /// Target size of one im2col block, in i16 values (128 KiB).
 pub(crate) const IM2COL_BLOCK: usize = 64 * 1024;
 
+/// Packed weights up to this many bytes are walked once per row tile
+/// rather than the row block once per panel.
+const SMALL_WEIGHTS: usize = 16 * 1024;
+
 /// An 8-bit activation/weight type the fast kernels handle.
 pub trait Q8: QType + Send + Sync {
     const SIGNED: bool;
@@ -63,6 +67,9 @@ pub struct Qs8Scratch {
     pub(crate) a: Vec<i16>,
     pub(crate) acc: Vec<i32>,
     pub(crate) taps: Vec<(usize, usize)>,
+    /// The bias laid out per 16-column panel (zero past each group's
+    /// channels), for the fused GEMM epilogue.
+    pub(crate) bias16: Vec<i32>,
 }
 
 impl Qs8Scratch {
@@ -106,6 +113,23 @@ impl Requant {
             r.any_min |= m == i32::MIN;
         }
         r
+    }
+
+    /// The constants of channels `c0 .. c0 + n` in panels of 16 for the
+    /// fused epilogue: per panel multiplier, left shift, right shift, mask
+    /// and half, 16 values each (zero past `n`).
+    fn panels(&self, c0: usize, n: usize) -> Vec<i32> {
+        let panels = n.div_ceil(NR);
+        let mut v = vec![0i32; panels * 5 * NR];
+        for i in 0..n {
+            let (j, l) = (i / NR, i % NR);
+            let c = c0 + i;
+            let src = [&self.mult, &self.lsh, &self.rsh, &self.mask, &self.half];
+            for (f, arr) in src.iter().enumerate() {
+                v[(j * 5 + f) * NR + l] = arr[c];
+            }
+        }
+        v
     }
 
     /// `out[i] = finish(acc[i] (+ bias[c0 + i]))` for channels `c0 ..`.
@@ -260,6 +284,9 @@ pub struct Qs8ConvPlan {
     input_offset: i32,
     packed: Vec<PackedQs8>,
     requant: Requant,
+    /// Per group, `Requant::panels` for the fused GEMM epilogue (empty
+    /// where some shift is out of the vector range).
+    panel_rq: Vec<Vec<i32>>,
     supported: bool,
 }
 
@@ -311,6 +338,12 @@ impl Qs8ConvPlan {
         } else {
             Vec::new()
         };
+        let requant = if supported { Requant::new(q, out_c) } else { Requant::default() };
+        let panel_rq = if requant.vector_ok {
+            (0..packed.len()).map(|g| requant.panels(g * per_group, per_group)).collect()
+        } else {
+            Vec::new()
+        };
         Qs8ConvPlan {
             isa: isa.clamp_to_cpu(),
             p: *params,
@@ -323,7 +356,8 @@ impl Qs8ConvPlan {
             kp: depth.div_ceil(2) * 2,
             input_offset: q.input_offset,
             packed,
-            requant: if supported { Requant::new(q, out_c) } else { Requant::default() },
+            requant,
+            panel_rq,
             supported,
         }
     }
@@ -379,14 +413,72 @@ impl Qs8ConvPlan {
         let ldc = pg.div_ceil(NR) * NR;
         let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
         let block = block.min(rows).max(1);
-        let Qs8Scratch { a, acc, .. } = scratch;
+        let Qs8Scratch { a, acc, bias16, .. } = scratch;
         if a.len() < block * kp {
             a.resize(block * kp, 0);
+        }
+        let token = Avx2Fma::new(self.isa);
+        if let (Some(t), false) = (token, self.panel_rq.is_empty()) {
+            // Requantise in the micro-kernel: the int32 sums never leave
+            // the registers.
+            let panels = pg.div_ceil(NR);
+            bias16.clear();
+            bias16.resize(self.packed.len() * panels * NR, 0);
+            if let Some(b) = bias {
+                for (g, dst) in bias16.chunks_exact_mut(panels * NR).enumerate() {
+                    dst[..pg].copy_from_slice(&b[g * pg..(g + 1) * pg]);
+                }
+            }
+            let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
+            let flags = (self.requant.any_lsh, self.requant.any_min);
+            let mut r = 0;
+            while r < rows {
+                let m = block.min(rows - r);
+                for (g, packed) in self.packed.iter().enumerate() {
+                    self.im2col(input, row_start + r, m, g, &mut a[..m * kp]);
+                    let rq = &self.panel_rq[g];
+                    let tile = |i: usize, j: usize, out: &mut [T]| {
+                        let mr = MR.min(m - i);
+                        let nc = NR.min(pg - j * NR);
+                        let b16 = &bias16[(g * panels + j) * NR..(g * panels + j + 1) * NR];
+                        let epi = avx2::Epilogue { rq: &rq[j * 5 * NR..(j + 1) * 5 * NR], bias: b16, flags, oc };
+                        let out = &mut out[(r + i) * out_c + g * pg + j * NR..];
+                        avx2::gemm_requant_tile(
+                            t,
+                            mr,
+                            packed.k2,
+                            &a[i * kp..],
+                            kp,
+                            packed.panel(j),
+                            &epi,
+                            out,
+                            out_c,
+                            nc,
+                        );
+                    };
+                    if packed.k2 * panels * 2 * NR * 2 <= SMALL_WEIGHTS {
+                        // The weights stay in L1: finish each output row
+                        // tile across all panels.
+                        for i in (0..m).step_by(MR) {
+                            for j in 0..panels {
+                                tile(i, j, output_rows);
+                            }
+                        }
+                    } else {
+                        for j in 0..panels {
+                            for i in (0..m).step_by(MR) {
+                                tile(i, j, output_rows);
+                            }
+                        }
+                    }
+                }
+                r += m;
+            }
+            return;
         }
         if acc.len() < block * ldc {
             acc.resize(block * ldc, 0);
         }
-        let token = Avx2Fma::new(self.isa);
         let mut r = 0;
         while r < rows {
             let m = block.min(rows - r);
@@ -901,6 +993,103 @@ mod avx2 {
         }
     }
 
+    /// The fused epilogue of one 16-column panel: `Requant::panels` for it
+    /// (80 values), its bias (16), `(any_lsh, any_min)`, and
+    /// `[output_offset, act_min, act_max]`.
+    pub(super) struct Epilogue<'a> {
+        pub rq: &'a [i32],
+        pub bias: &'a [i32],
+        pub flags: (bool, bool),
+        pub oc: [i32; 3],
+    }
+
+    /// One tile of up to 6 rows × 16 columns requantised straight into
+    /// `out` (rows at stride `ldo`, the first `nc <= 16` columns written).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_requant_tile<T: Q8>(
+        _t: Avx2Fma,
+        m: usize,
+        k2: usize,
+        a: &[i16],
+        lda: usize,
+        w: &[i16],
+        epi: &Epilogue<'_>,
+        out: &mut [T],
+        ldo: usize,
+        nc: usize,
+    ) {
+        assert!((1..=6).contains(&m) && (1..=NR).contains(&nc));
+        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w.len() >= k2 * 2 * NR);
+        assert!(epi.rq.len() >= 5 * NR && epi.bias.len() >= NR && out.len() >= (m - 1) * ldo + nc);
+        let (a, w, o) = (a.as_ptr(), w.as_ptr(), out.as_mut_ptr() as *mut u8);
+        // SAFETY: the token proves AVX2 is available; the asserts above
+        // bound every access (rows `< m` of `2 * k2` values at stride
+        // `lda`, `k2 * 32` weights, 80 + 16 epilogue values, `nc` bytes of
+        // each output row at stride `ldo`; `T` is one byte).
+        unsafe {
+            match m {
+                1 => qs8_gemm_mx16c2_rq_avx2::<T, 1>(k2, a, lda, w, epi, o, ldo, nc),
+                2 => qs8_gemm_mx16c2_rq_avx2::<T, 2>(k2, a, lda, w, epi, o, ldo, nc),
+                3 => qs8_gemm_mx16c2_rq_avx2::<T, 3>(k2, a, lda, w, epi, o, ldo, nc),
+                4 => qs8_gemm_mx16c2_rq_avx2::<T, 4>(k2, a, lda, w, epi, o, ldo, nc),
+                5 => qs8_gemm_mx16c2_rq_avx2::<T, 5>(k2, a, lda, w, epi, o, ldo, nc),
+                _ => qs8_gemm_mx16c2_rq_avx2::<T, 6>(k2, a, lda, w, epi, o, ldo, nc),
+            }
+        }
+    }
+
+    /// `qs8_gemm_mx16c2_avx2` with the accumulators starting at the bias
+    /// (integer sums wrap, so the order does not matter) and `finish` on
+    /// the registers before one 16-byte store per row.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const M: usize>(
+        k2: usize,
+        a: *const i16,
+        lda: usize,
+        w: *const i16,
+        epi: &Epilogue<'_>,
+        out: *mut u8,
+        ldo: usize,
+        nc: usize,
+    ) {
+        // SAFETY: the caller (`gemm_requant_tile`) checked the bounds.
+        unsafe {
+            let ld = |p: *const i32| _mm256_loadu_si256(p as *const __m256i);
+            let b = epi.bias.as_ptr();
+            let mut acc0 = [ld(b); M];
+            let mut acc1 = [ld(b.add(8)); M];
+            for p in 0..k2 {
+                let w0 = _mm256_loadu_si256(w.add(p * 2 * NR) as *const __m256i);
+                let w1 = _mm256_loadu_si256(w.add(p * 2 * NR + NR) as *const __m256i);
+                for r in 0..M {
+                    let x = _mm256_set1_epi32((a.add(r * lda + 2 * p) as *const i32).read_unaligned());
+                    acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(x, w0));
+                    acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(x, w1));
+                }
+            }
+            let q = epi.rq.as_ptr();
+            let r0 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR)));
+            let r1 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR + 8)));
+            let (lsh, min) = epi.flags;
+            for r in 0..M {
+                let v0 = requant_pre(acc0[r], r0, lsh, min, epi.oc);
+                let v1 = requant_pre(acc1[r], r1, lsh, min, epi.oc);
+                // Clamped into T's range already, so saturating packs are exact.
+                let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
+                let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+                let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+                if nc == NR {
+                    _mm_storeu_si128(out.add(r * ldo) as *mut __m128i, bytes);
+                } else {
+                    let mut tmp = [0u8; NR];
+                    _mm_storeu_si128(tmp.as_mut_ptr() as *mut __m128i, bytes);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), out.add(r * ldo), nc);
+                }
+            }
+        }
+    }
+
     /// `M` rows × 16 columns: per depth pair, two loads of 8 channels'
     /// weight pairs, one broadcast activation pair per row, `vpmaddwd`.
     #[target_feature(enable = "avx2")]
@@ -1313,6 +1502,29 @@ mod avx2 {
 mod avx2 {
     use super::{DwFast, Requant, Q8};
     use crate::optimized::isa::Avx2Fma;
+
+    pub(super) struct Epilogue<'a> {
+        pub rq: &'a [i32],
+        pub bias: &'a [i32],
+        pub flags: (bool, bool),
+        pub oc: [i32; 3],
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_requant_tile<T: Q8>(
+        _: Avx2Fma,
+        _: usize,
+        _: usize,
+        _: &[i16],
+        _: usize,
+        _: &[i16],
+        _: &Epilogue<'_>,
+        _: &mut [T],
+        _: usize,
+        _: usize,
+    ) {
+        unreachable!("no AVX2 token off x86-64")
+    }
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn dwconv16_span<T: Q8>(
