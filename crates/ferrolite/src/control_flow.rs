@@ -77,7 +77,7 @@ pub(crate) type OutputTypes = Vec<(DataType, Option<Vec<usize>>)>;
 
 /// The subgraphs running above a node (to refuse recursion) and their
 /// worker pool (shared with the node's subgraphs).
-pub(crate) type Caller<'a> = (&'a [usize], Option<Arc<rayon::ThreadPool>>);
+pub(crate) type Caller<'a> = (&'a [usize], Option<Arc<crate::pool::WorkerPool>>);
 
 /// A node's input as the parent sees it at prepare.
 pub(crate) struct NodeInput {

@@ -16,6 +16,7 @@ use crate::dtype::{DataType, Element};
 use crate::error::{Error, Location, OpError, Result};
 use crate::model::{Model, SignatureDef, SubgraphDef};
 use crate::op::{EvalContext, InputInfo, PrepareContext, PreparedOp, Workers};
+use crate::pool::WorkerPool;
 use crate::registry::{OpResolver, Registration};
 use crate::tensor::{AlignedBytes, TensorInfo, TensorMut, TensorRef};
 use ferrolite_schema::{self as fb, BuiltinOperator};
@@ -112,7 +113,7 @@ pub struct Interpreter<'m> {
     input_shapes: Vec<Option<Vec<usize>>>,
     /// Created once when `threads > 1`; kernels borrow it at eval, and the
     /// interpreters of WHILE/IF subgraphs share it.
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Arc<WorkerPool>>,
     /// Kept to build the interpreters of WHILE/IF subgraphs.
     resolver: OpResolver,
     /// Subgraphs running above this one (for a WHILE/IF subgraph), to refuse
@@ -147,7 +148,7 @@ impl<'m> Interpreter<'m> {
         resolver: &OpResolver,
         options: InterpreterOptions,
         callers: &[usize],
-        shared_pool: Option<Arc<rayon::ThreadPool>>,
+        shared_pool: Option<Arc<WorkerPool>>,
     ) -> Result<Interpreter<'m>> {
         let sg = model
             .subgraphs
@@ -172,10 +173,7 @@ impl<'m> Interpreter<'m> {
         let pool = if shared_pool.is_some() {
             shared_pool
         } else if options.threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(options.threads)
-                .thread_name(|i| format!("ferrolite-{i}"))
-                .build()
+            let pool = WorkerPool::new(options.threads)
                 .map_err(|e| Error::InvalidArgument(format!("cannot start {} worker threads: {e}", options.threads)))?;
             Some(Arc::new(pool))
         } else {

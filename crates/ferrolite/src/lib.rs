@@ -25,6 +25,7 @@ pub mod interpreter;
 pub mod model;
 pub mod op;
 pub mod ops;
+mod pool;
 pub mod registry;
 pub mod tensor;
 

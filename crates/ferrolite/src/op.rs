@@ -12,6 +12,7 @@ use ferrolite_schema as fb;
 use crate::dtype::{DataType, Element};
 use crate::error::{Error, OpError};
 use crate::tensor::{AlignedBytes, QuantParams, TensorInfo, TensorMut, TensorRef};
+use std::sync::Mutex;
 
 /// A kind of operator: builtin or user-registered custom.
 pub trait Operator: Send + Sync {
@@ -269,7 +270,7 @@ impl<'a> EvalContext<'a> {
 /// The interpreter's worker threads, lent to kernels during eval.
 #[derive(Clone, Copy)]
 pub struct Workers<'a> {
-    pub(crate) pool: Option<&'a rayon::ThreadPool>,
+    pub(crate) pool: Option<&'a crate::pool::WorkerPool>,
 }
 
 impl Workers<'_> {
@@ -279,7 +280,7 @@ impl Workers<'_> {
     }
 
     pub fn threads(&self) -> usize {
-        self.pool.map_or(1, |p| p.current_num_threads())
+        self.pool.map_or(1, |p| p.threads())
     }
 
     /// Run `f(first_unit, chunk)` over disjoint chunks of `out`, each a whole
@@ -306,14 +307,19 @@ impl Workers<'_> {
         let units = out.len() / unit;
         match self.pool {
             Some(pool) if units > 1 => {
-                use rayon::prelude::*;
                 // A few chunks per thread balances uneven work without
                 // paying much per-chunk overhead.
-                let threads = pool.current_num_threads();
+                let threads = pool.threads();
                 let chunks = (threads * 4).min(units / min_units.max(1)).max(threads).min(units);
                 let per = units.div_ceil(chunks);
-                pool.install(|| {
-                    out.par_chunks_mut(per * unit).enumerate().for_each(|(i, c)| f(i * per, c));
+                // Each task takes its own chunk out of its slot once.
+                let slots: Vec<Mutex<Option<&mut [T]>>> =
+                    out.chunks_mut(per * unit).map(|c| Mutex::new(Some(c))).collect();
+                pool.run(slots.len(), &|i| {
+                    let chunk = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(c) = chunk {
+                        f(i * per, c);
+                    }
                 });
             }
             _ => f(0, out),
