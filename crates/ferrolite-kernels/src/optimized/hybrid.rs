@@ -30,8 +30,11 @@
 
 use crate::activation::ClampF32;
 use crate::optimized::conv::Im2col;
+use crate::optimized::depthwise::DepthwiseF32Plan;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
-use crate::optimized::qs8::{gemm_i32, PackedQs8, Qs8Scratch, IM2COL_BLOCK, MR, NR};
+use crate::optimized::qs8::{
+    gemm_f32_tile, gemm_i32, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, IM2COL_BLOCK, MR, NR,
+};
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::hybrid::{
     asymmetric_params, minmax_element, round_to_i32, symmetric_params, ASYMMETRIC_QMAX, ASYMMETRIC_QMIN, SYMMETRIC_QMAX,
@@ -334,6 +337,9 @@ pub struct HybridConvPlan {
     /// image is the GEMM's left matrix.
     direct: bool,
     packed: Vec<PackedQs8>,
+    /// Per-channel scales laid out per group and 16-column panel (zero
+    /// past each group's channels), for the fused epilogue.
+    scales16: Vec<f32>,
     supported: bool,
 }
 
@@ -390,12 +396,22 @@ impl HybridConvPlan {
             && out_shape[1] == in_h
             && out_shape[2] == in_w
             && kp == in_c;
+        let panels = per_group.div_ceil(NR);
+        let mut scales16 = vec![0.0f32; groups * panels * NR];
+        if supported && per_channel {
+            for (g, dst) in scales16.chunks_exact_mut((panels * NR).max(1)).enumerate().take(groups) {
+                for (i, d) in dst[..per_group].iter_mut().enumerate() {
+                    *d = scale_at(filter_scales, g * per_group + i);
+                }
+            }
+        }
         HybridConvPlan {
             isa: isa.clamp_to_cpu(),
             p: *params,
             in_shape,
             filter_shape,
             out_shape,
+            scales16,
             kind: if per_channel { ConvKind::PerChannel } else { ConvKind::PerTensor },
             // Per-tensor: the one scale; per-channel: one per output channel.
             scales: match (supported, per_channel) {
@@ -480,9 +496,61 @@ impl HybridConvPlan {
         let ldc = pg.div_ceil(NR) * NR;
         let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
         let block = block.min(rows).max(1);
-        let Qs8Scratch { a, acc, .. } = scratch;
+        let Qs8Scratch { a, acc, fbias16, .. } = scratch;
         if !self.direct && a.len() < block * kp {
             a.resize(block * kp, 0);
+        }
+        let token = Avx2Fma::new(self.isa);
+        if token.is_some() {
+            // The float epilogue runs in the micro-kernel, one image at a
+            // time (its scale is per image).
+            let panels = pg.div_ceil(NR);
+            fbias16.clear();
+            fbias16.resize(self.packed.len() * panels * NR, 0.0);
+            if let Some(b) = bias {
+                for (g, dst) in fbias16.chunks_exact_mut(panels * NR).enumerate() {
+                    dst[..pg].copy_from_slice(&b[g * pg..(g + 1) * pg]);
+                }
+            }
+            let image = out_h * out_w;
+            let clamp = [self.p.clamp.min, self.p.clamp.max];
+            let mut r = 0;
+            while r < rows {
+                let first = row_start + r;
+                let b = first / image;
+                let m = block.min(rows - r).min((b + 1) * image - first);
+                let s_in = q.scales[b];
+                for (g, packed) in self.packed.iter().enumerate() {
+                    let lhs = self.lhs(q, first, m, g, a);
+                    walk_tiles(m, panels, packed.k2, |i, j| {
+                        let at = (g * panels + j) * NR;
+                        let fb = bias.map(|_| &fbias16[at..at + NR]);
+                        let tail = match self.kind {
+                            ConvKind::PerTensor => FloatTail {
+                                w: None,
+                                s: s_in * self.scales[0],
+                                seq: false,
+                                zero_add: true,
+                                bias: fb,
+                                clamp,
+                            },
+                            ConvKind::PerChannel => FloatTail {
+                                w: Some(&self.scales16[at..at + NR]),
+                                s: s_in,
+                                seq: true,
+                                zero_add: false,
+                                bias: fb,
+                                clamp,
+                            },
+                        };
+                        let (mr, nc) = (MR.min(m - i), NR.min(pg - j * NR));
+                        let out = &mut output_rows[(r + i) * out_c + g * pg + j * NR..];
+                        gemm_f32_tile(token, mr, packed.k2, &lhs[i * kp..], kp, packed, j, &tail, out, out_c, nc);
+                    });
+                }
+                r += m;
+            }
+            return;
         }
         if acc.len() < block * ldc {
             acc.resize(block * ldc, 0);
@@ -492,12 +560,7 @@ impl HybridConvPlan {
             let m = block.min(rows - r);
             let first = row_start + r;
             for (g, packed) in self.packed.iter().enumerate() {
-                let lhs: &[i16] = if self.direct {
-                    &q.x[first * kp..(first + m) * kp]
-                } else {
-                    self.im2col(q, first, m, g, &mut a[..m * kp]);
-                    &a[..m * kp]
-                };
+                let lhs = self.lhs(q, first, m, g, a);
                 gemm_i32(self.isa, m, lhs, kp, packed, &mut acc[..m * ldc], ldc);
                 for i in 0..m {
                     let b = (first + i) / (out_h * out_w);
@@ -525,6 +588,18 @@ impl HybridConvPlan {
                 let sw = &self.scales[c0..c0 + n];
                 epilogue(token, acc, Scale::Seq(sw, s_in), false, bias, self.p.clamp, out)
             }
+        }
+    }
+
+    /// The GEMM's left matrix for pixels `first .. first + m`, group `g`:
+    /// the quantised image itself (direct) or its im2col rows in `a`.
+    fn lhs<'x>(&self, q: &'x HybridInput, first: usize, m: usize, g: usize, a: &'x mut [i16]) -> &'x [i16] {
+        let kp = self.kp;
+        if self.direct {
+            &q.x[first * kp..(first + m) * kp]
+        } else {
+            self.im2col(q, first, m, g, &mut a[..m * kp]);
+            &a[..m * kp]
         }
     }
 
@@ -562,6 +637,10 @@ pub struct HybridDepthwisePlan {
     float: bool,
     w: Vec<i32>,
     wf: Vec<f32>,
+    /// For f32 sums with depth multiplier 1: the float depthwise kernel
+    /// over `wf` without bias or clamp (the sums are exact, so its
+    /// summation order does not matter); the epilogue runs after it.
+    inner: Option<DepthwiseF32Plan>,
     supported: bool,
 }
 
@@ -610,6 +689,12 @@ impl HybridDepthwisePlan {
             && (filter_scales.len() == 1 || filter_scales.len() >= out_c);
         let float = f_h * f_w <= float_taps.min(FLOAT_EXACT_TAPS);
         let filter = if supported { &filter[..f_h * f_w * f_c] } else { &[] };
+        let wf: Vec<f32> = if float { filter.iter().map(|&v| v as f32).collect() } else { Vec::new() };
+        let inner = (supported && float && params.depth_multiplier == 1).then(|| {
+            let p = DepthwiseParams { clamp: ClampF32::NONE, ..*params };
+            DepthwiseF32Plan::new(isa, &p, in_shape, &wf, filter_shape, out_shape)
+        });
+        let inner = inner.filter(|plan| plan.fast());
         HybridDepthwisePlan {
             isa: isa.clamp_to_cpu(),
             p: *params,
@@ -619,7 +704,8 @@ impl HybridDepthwisePlan {
             scales: if supported { (0..out_c).map(|c| scale_at(filter_scales, c)).collect() } else { Vec::new() },
             float,
             w: if float { Vec::new() } else { filter.iter().map(|&v| v as i32).collect() },
-            wf: if float { filter.iter().map(|&v| v as f32).collect() } else { Vec::new() },
+            wf,
+            inner,
             supported,
         }
     }
@@ -684,6 +770,29 @@ impl HybridDepthwisePlan {
         let [_, f_h, f_w, _] = self.filter_shape;
         let [_, out_h, out_w, _] = self.out_shape;
         let p = &self.p;
+        if let (Some(inner), true) = (&self.inner, self.float) {
+            inner.run_rows(&q.xf, None, output_rows, row_start);
+            let image = out_h * out_w;
+            for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
+                let s_in = q.scales[(row_start + i) / image];
+                // The reference's `f32(acc) * (s_w[o] * s_in) + bias`, with
+                // a separate multiply and add; `+ 0.0` turns a -0.0 sum into
+                // the +0.0 of an integer zero.
+                match bias {
+                    Some(b) => {
+                        for ((o, &sw), &bv) in out.iter_mut().zip(&self.scales).zip(b) {
+                            *o = p.clamp.apply((*o + 0.0) * (sw * s_in) + bv);
+                        }
+                    }
+                    None => {
+                        for (o, &sw) in out.iter_mut().zip(&self.scales) {
+                            *o = p.clamp.apply((*o + 0.0) * (sw * s_in));
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let dm = p.depth_multiplier;
         let token = Avx2Fma::new(self.isa);
         let Qs8Scratch { acc, taps, .. } = scratch;

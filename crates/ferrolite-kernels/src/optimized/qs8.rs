@@ -42,6 +42,25 @@ pub(crate) const IM2COL_BLOCK: usize = 64 * 1024;
 /// rather than the row block once per panel.
 const SMALL_WEIGHTS: usize = 16 * 1024;
 
+/// Visit the `(first row, panel)` tiles of an `m`-row block over `panels`
+/// panels of depth pairs `k2`: small weight sets (they stay in L1) once per
+/// row tile, larger ones panel by panel over the (L2-resident) rows.
+pub(crate) fn walk_tiles(m: usize, panels: usize, k2: usize, mut tile: impl FnMut(usize, usize)) {
+    if k2 * panels * 2 * NR * 2 <= SMALL_WEIGHTS {
+        for i in (0..m).step_by(MR) {
+            for j in 0..panels {
+                tile(i, j);
+            }
+        }
+    } else {
+        for j in 0..panels {
+            for i in (0..m).step_by(MR) {
+                tile(i, j);
+            }
+        }
+    }
+}
+
 /// An 8-bit activation/weight type the fast kernels handle.
 pub trait Q8: QType + Send + Sync {
     const SIGNED: bool;
@@ -70,6 +89,8 @@ pub struct Qs8Scratch {
     /// The bias laid out per 16-column panel (zero past each group's
     /// channels), for the fused GEMM epilogue.
     pub(crate) bias16: Vec<i32>,
+    /// The same for a float bias (dynamic-range convs).
+    pub(crate) fbias16: Vec<f32>,
 }
 
 impl Qs8Scratch {
@@ -206,6 +227,43 @@ impl PackedQs8 {
         let len = self.k2 * 2 * NR;
         &self.buf[j * len..(j + 1) * len]
     }
+}
+
+/// The float epilogue of a dynamic-range GEMM panel (see
+/// `optimized::hybrid`), applied in the micro-kernel: with `a = f32(acc)`,
+/// `v = a * s` (no `w`), `(a * w[c]) * s` (`seq`) or `a * (w[c] * s)`;
+/// then `0 + v` if `zero_add`, `+ bias[c]`, and the clamp `[lo, hi]`. `w`
+/// and `bias` hold the panel's 16 channels (zero past the last).
+pub(crate) struct FloatTail<'a> {
+    pub w: Option<&'a [f32]>,
+    pub s: f32,
+    pub seq: bool,
+    pub zero_add: bool,
+    pub bias: Option<&'a [f32]>,
+    pub clamp: [f32; 2],
+}
+
+/// One tile of up to [`MR`] rows × 16 columns of the int16 GEMM with the
+/// float epilogue, written to `out` (rows at stride `ldo`, the first `nc`
+/// columns); `None` where the CPU lacks AVX2 (the caller then takes the
+/// int32 path).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32_tile(
+    token: Option<Avx2Fma>,
+    m: usize,
+    k2: usize,
+    a: &[i16],
+    lda: usize,
+    w: &PackedQs8,
+    j: usize,
+    tail: &FloatTail<'_>,
+    out: &mut [f32],
+    ldo: usize,
+    nc: usize,
+) -> Option<()> {
+    let t = token?;
+    avx2::gemm_float_tile(t, m, k2, a, lda, w.panel(j), tail, out, ldo, nc);
+    Some(())
 }
 
 /// `acc[r][c] = sum_d a[r][d] * w[c][d]` for `r < m`, `c < 16 * panels`
@@ -437,12 +495,12 @@ impl Qs8ConvPlan {
                 for (g, packed) in self.packed.iter().enumerate() {
                     self.im2col(input, row_start + r, m, g, &mut a[..m * kp]);
                     let rq = &self.panel_rq[g];
-                    let tile = |i: usize, j: usize, out: &mut [T]| {
+                    walk_tiles(m, panels, packed.k2, |i, j| {
                         let mr = MR.min(m - i);
                         let nc = NR.min(pg - j * NR);
                         let b16 = &bias16[(g * panels + j) * NR..(g * panels + j + 1) * NR];
                         let epi = avx2::Epilogue { rq: &rq[j * 5 * NR..(j + 1) * 5 * NR], bias: b16, flags, oc };
-                        let out = &mut out[(r + i) * out_c + g * pg + j * NR..];
+                        let out = &mut output_rows[(r + i) * out_c + g * pg + j * NR..];
                         avx2::gemm_requant_tile(
                             t,
                             mr,
@@ -455,22 +513,7 @@ impl Qs8ConvPlan {
                             out_c,
                             nc,
                         );
-                    };
-                    if packed.k2 * panels * 2 * NR * 2 <= SMALL_WEIGHTS {
-                        // The weights stay in L1: finish each output row
-                        // tile across all panels.
-                        for i in (0..m).step_by(MR) {
-                            for j in 0..panels {
-                                tile(i, j, output_rows);
-                            }
-                        }
-                    } else {
-                        for j in 0..panels {
-                            for i in (0..m).step_by(MR) {
-                                tile(i, j, output_rows);
-                            }
-                        }
-                    }
+                    });
                 }
                 r += m;
             }
@@ -959,9 +1002,23 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{DwFast, Requant, DW_MAX_TAPS, NR, PAD, Q8};
+    use super::{DwFast, FloatTail, Requant, DW_MAX_TAPS, NR, PAD, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
+
+    /// `$kernel::<[T,] M>(args)` for the row count `m` in `1..=6`.
+    macro_rules! by_rows {
+        ($m:expr, $kernel:ident $(<$t:ty>)?, ($($arg:expr),*)) => {
+            match $m {
+                1 => $kernel::<$($t,)? 1>($($arg),*),
+                2 => $kernel::<$($t,)? 2>($($arg),*),
+                3 => $kernel::<$($t,)? 3>($($arg),*),
+                4 => $kernel::<$($t,)? 4>($($arg),*),
+                5 => $kernel::<$($t,)? 5>($($arg),*),
+                _ => $kernel::<$($t,)? 6>($($arg),*),
+            }
+        };
+    }
 
     /// One tile of up to 6 rows × 16 columns (see `gemm_i32` for shapes).
     #[allow(clippy::too_many_arguments)]
@@ -981,16 +1038,7 @@ mod avx2 {
         // SAFETY: the token proves AVX2 is available; the asserts above
         // bound every access the kernels make (rows `< m` of `2 * k2`
         // values at stride `lda`, `k2 * 32` weights, 16 sums per row).
-        unsafe {
-            match m {
-                1 => qs8_gemm_mx16c2_avx2::<1>(k2, a, lda, w, c, ldc),
-                2 => qs8_gemm_mx16c2_avx2::<2>(k2, a, lda, w, c, ldc),
-                3 => qs8_gemm_mx16c2_avx2::<3>(k2, a, lda, w, c, ldc),
-                4 => qs8_gemm_mx16c2_avx2::<4>(k2, a, lda, w, c, ldc),
-                5 => qs8_gemm_mx16c2_avx2::<5>(k2, a, lda, w, c, ldc),
-                _ => qs8_gemm_mx16c2_avx2::<6>(k2, a, lda, w, c, ldc),
-            }
-        }
+        unsafe { by_rows!(m, qs8_gemm_mx16c2_avx2, (k2, a, lda, w, c, ldc)) }
     }
 
     /// The fused epilogue of one 16-column panel: `Requant::panels` for it
@@ -1026,14 +1074,118 @@ mod avx2 {
         // bound every access (rows `< m` of `2 * k2` values at stride
         // `lda`, `k2 * 32` weights, 80 + 16 epilogue values, `nc` bytes of
         // each output row at stride `ldo`; `T` is one byte).
+        unsafe { by_rows!(m, qs8_gemm_mx16c2_rq_avx2<T>, (k2, a, lda, w, epi, o, ldo, nc)) }
+    }
+
+    /// One tile with the float epilogue (see `super::gemm_f32_tile`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_float_tile(
+        _t: Avx2Fma,
+        m: usize,
+        k2: usize,
+        a: &[i16],
+        lda: usize,
+        w: &[i16],
+        tail: &FloatTail<'_>,
+        out: &mut [f32],
+        ldo: usize,
+        nc: usize,
+    ) {
+        assert!((1..=6).contains(&m) && (1..=NR).contains(&nc));
+        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w.len() >= k2 * 2 * NR);
+        assert!(tail.w.is_none_or(|w| w.len() >= NR) && tail.bias.is_none_or(|b| b.len() >= NR));
+        assert!(out.len() >= (m - 1) * ldo + nc);
+        let (a, w, o) = (a.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        // SAFETY: the token proves AVX2 is available; the asserts above
+        // bound every access (rows `< m` of `2 * k2` values at stride
+        // `lda`, `k2 * 32` weights, 16 scales and biases, `nc` floats of
+        // each output row at stride `ldo`).
+        unsafe { by_rows!(m, qs8_gemm_mx16c2_f32_avx2, (k2, a, lda, w, tail, o, ldo, nc)) }
+    }
+
+    /// The sums of `qs8_gemm_mx16c2_avx2`, starting from `init`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn accumulate<const M: usize>(
+        k2: usize,
+        a: *const i16,
+        lda: usize,
+        w: *const i16,
+        init: [__m256i; 2],
+    ) -> ([__m256i; M], [__m256i; M]) {
+        // SAFETY: the callers checked the bounds of `a` and `w`.
         unsafe {
-            match m {
-                1 => qs8_gemm_mx16c2_rq_avx2::<T, 1>(k2, a, lda, w, epi, o, ldo, nc),
-                2 => qs8_gemm_mx16c2_rq_avx2::<T, 2>(k2, a, lda, w, epi, o, ldo, nc),
-                3 => qs8_gemm_mx16c2_rq_avx2::<T, 3>(k2, a, lda, w, epi, o, ldo, nc),
-                4 => qs8_gemm_mx16c2_rq_avx2::<T, 4>(k2, a, lda, w, epi, o, ldo, nc),
-                5 => qs8_gemm_mx16c2_rq_avx2::<T, 5>(k2, a, lda, w, epi, o, ldo, nc),
-                _ => qs8_gemm_mx16c2_rq_avx2::<T, 6>(k2, a, lda, w, epi, o, ldo, nc),
+            let mut acc0 = [init[0]; M];
+            let mut acc1 = [init[1]; M];
+            for p in 0..k2 {
+                let w0 = _mm256_loadu_si256(w.add(p * 2 * NR) as *const __m256i);
+                let w1 = _mm256_loadu_si256(w.add(p * 2 * NR + NR) as *const __m256i);
+                for r in 0..M {
+                    let x = _mm256_set1_epi32((a.add(r * lda + 2 * p) as *const i32).read_unaligned());
+                    acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(x, w0));
+                    acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(x, w1));
+                }
+            }
+            (acc0, acc1)
+        }
+    }
+
+    /// `M` rows × 16 columns with the hybrid float epilogue, in the same
+    /// operation order as `hybrid::avx2::epilogue_avx2`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_gemm_mx16c2_f32_avx2<const M: usize>(
+        k2: usize,
+        a: *const i16,
+        lda: usize,
+        w: *const i16,
+        tail: &FloatTail<'_>,
+        out: *mut f32,
+        ldo: usize,
+        nc: usize,
+    ) {
+        // SAFETY: the caller (`gemm_float_tile`) checked the bounds.
+        unsafe {
+            let zero = _mm256_setzero_si256();
+            let (acc0, acc1) = accumulate::<M>(k2, a, lda, w, [zero, zero]);
+            let vs = _mm256_set1_ps(tail.s);
+            let (lo, hi) = (_mm256_set1_ps(tail.clamp[0]), _mm256_set1_ps(tail.clamp[1]));
+            let half = |h: usize| {
+                let wv = tail.w.map(|w| _mm256_loadu_ps(w.as_ptr().add(8 * h)));
+                // `a * (w * s)`: the product is the same for every row.
+                let ws = wv.map(|wv| _mm256_mul_ps(wv, vs));
+                let b = tail.bias.map(|b| _mm256_loadu_ps(b.as_ptr().add(8 * h)));
+                (wv, ws, b)
+            };
+            let halves = [half(0), half(1)];
+            for r in 0..M {
+                let mut row = [_mm256_setzero_ps(); 2];
+                for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate() {
+                    let (wv, ws, b) = halves[h];
+                    let x = _mm256_cvtepi32_ps(acc);
+                    let mut v = match (wv, ws) {
+                        (Some(wv), _) if tail.seq => _mm256_mul_ps(_mm256_mul_ps(x, wv), vs),
+                        (_, Some(ws)) => _mm256_mul_ps(x, ws),
+                        _ => _mm256_mul_ps(x, vs),
+                    };
+                    if tail.zero_add {
+                        v = _mm256_add_ps(_mm256_setzero_ps(), v);
+                    }
+                    if let Some(b) = b {
+                        v = _mm256_add_ps(v, b);
+                    }
+                    row[h] = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+                }
+                let dst = out.add(r * ldo);
+                if nc == NR {
+                    _mm256_storeu_ps(dst, row[0]);
+                    _mm256_storeu_ps(dst.add(8), row[1]);
+                } else {
+                    let mut tmp = [0f32; NR];
+                    _mm256_storeu_ps(tmp.as_mut_ptr(), row[0]);
+                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8), row[1]);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, nc);
+                }
             }
         }
     }
@@ -1057,17 +1209,7 @@ mod avx2 {
         unsafe {
             let ld = |p: *const i32| _mm256_loadu_si256(p as *const __m256i);
             let b = epi.bias.as_ptr();
-            let mut acc0 = [ld(b); M];
-            let mut acc1 = [ld(b.add(8)); M];
-            for p in 0..k2 {
-                let w0 = _mm256_loadu_si256(w.add(p * 2 * NR) as *const __m256i);
-                let w1 = _mm256_loadu_si256(w.add(p * 2 * NR + NR) as *const __m256i);
-                for r in 0..M {
-                    let x = _mm256_set1_epi32((a.add(r * lda + 2 * p) as *const i32).read_unaligned());
-                    acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(x, w0));
-                    acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(x, w1));
-                }
-            }
+            let (acc0, acc1) = accumulate::<M>(k2, a, lda, w, [ld(b), ld(b.add(8))]);
             let q = epi.rq.as_ptr();
             let r0 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR)));
             let r1 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR + 8)));
@@ -1500,8 +1642,24 @@ mod avx2 {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod avx2 {
-    use super::{DwFast, Requant, Q8};
+    use super::{DwFast, FloatTail, Requant, Q8};
     use crate::optimized::isa::Avx2Fma;
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_float_tile(
+        _: Avx2Fma,
+        _: usize,
+        _: usize,
+        _: &[i16],
+        _: usize,
+        _: &[i16],
+        _: &FloatTail<'_>,
+        _: &mut [f32],
+        _: usize,
+        _: usize,
+    ) {
+        unreachable!("no AVX2 token off x86-64")
+    }
 
     pub(super) struct Epilogue<'a> {
         pub rq: &'a [i32],
