@@ -283,6 +283,14 @@ impl Workers<'_> {
         self.pool.map_or(1, |p| p.threads())
     }
 
+    /// Run `task(i)` for every `i < tasks`, on the pool when there is one.
+    pub fn run(&self, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        match self.pool {
+            Some(pool) => pool.run(tasks, task),
+            None => (0..tasks).for_each(task),
+        }
+    }
+
     /// Run `f(first_unit, chunk)` over disjoint chunks of `out`, each a whole
     /// number of `unit`-element units (e.g. one output pixel's channels),
     /// on the pool when there is one. With one thread this is one call, so

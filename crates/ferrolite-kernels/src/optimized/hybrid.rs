@@ -39,6 +39,7 @@ use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::hybrid::{
     asymmetric_params, minmax_element, round_to_i32, symmetric_params, ASYMMETRIC_QMAX, ASYMMETRIC_QMIN, SYMMETRIC_QMAX,
 };
+use std::sync::Mutex;
 
 /// Float activations quantised the way the reference hybrid kernels do, one
 /// scale (and, asymmetric, one zero point) per row; rows are whole images
@@ -122,8 +123,10 @@ impl HybridInput {
 
     /// Quantise `rows` rows of `row_len` floats from `input`, each on its own
     /// (symmetric, or asymmetric with a zero point), into rows of `stride`
-    /// i16 values.
-    pub fn quantize(
+    /// i16 values; long rows are split into tasks run by `par` (pass
+    /// [`serial`] for none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn quantize_par(
         &mut self,
         isa: IsaLevel,
         input: &[f32],
@@ -131,8 +134,9 @@ impl HybridInput {
         row_len: usize,
         stride: usize,
         asymmetric: bool,
+        par: ParallelFor<'_>,
     ) {
-        self.quantize_as(isa, input, rows, row_len, stride, asymmetric, false);
+        self.quantize_as(isa, input, rows, row_len, stride, asymmetric, false, par);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -145,6 +149,7 @@ impl HybridInput {
         stride: usize,
         asymmetric: bool,
         float: bool,
+        par: ParallelFor<'_>,
     ) {
         assert!(stride >= row_len && input.len() >= rows * row_len, "input too short");
         let token = Avx2Fma::new(isa.clamp_to_cpu());
@@ -166,13 +171,15 @@ impl HybridInput {
         if float {
             self.xf.resize(rows * stride, 0.0);
             for (r, dst) in self.xf.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
-                let (s, o, z) = quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len);
+                let (s, o, z) =
+                    quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len, par);
                 row(r, s, o, z);
             }
         } else {
             self.x.resize(rows * stride, 0);
             for (r, dst) in self.x.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
-                let (s, o, z) = quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len);
+                let (s, o, z) =
+                    quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len, par);
                 row(r, s, o, z);
             }
         }
@@ -191,18 +198,55 @@ impl HybridInput {
     }
 }
 
-/// Quantise one row of `values` into `out[..len]` as `q - offset` (and
-/// zero `out[len..]`); returns `(scaling_factor, offset, all values == 0.0)`.
-fn quantize_row<T: QStore>(
-    token: Option<Avx2Fma>,
+/// Runs `task(i)` for every `i < tasks`, in any order, possibly on several
+/// threads (the runtime passes its worker pool).
+pub type ParallelFor<'a> = &'a (dyn Fn(usize, &(dyn Fn(usize) + Sync)) + Sync);
+
+/// A [`ParallelFor`] on the calling thread.
+pub fn serial(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+    (0..tasks).for_each(task)
+}
+
+/// Values per quantisation task: rows shorter than two of these run whole.
+const QUANTIZE_CHUNK: usize = 32 * 1024;
+
+/// How one row's values become `q - offset`.
+#[derive(Clone, Copy, Debug)]
+struct RowQuant {
+    inv: f32,
+    offset: i32,
+    lo: i32,
+    hi: i32,
+    asymmetric: bool,
+    /// `|v * inv|` is finite for every value: the vector loop may run.
+    vector: bool,
+}
+
+impl RowQuant {
+    fn apply<T: QStore>(&self, token: Option<Avx2Fma>, values: &[f32], out: &mut [T]) {
+        let done = match token {
+            Some(t) if self.vector => {
+                avx2::quantize(t, values, self.inv, self.offset, self.asymmetric, self.lo, self.hi, out)
+            }
+            _ => 0,
+        };
+        let offset_f = self.offset as f32;
+        for (o, &v) in out.iter_mut().zip(values).skip(done) {
+            let p = if self.asymmetric { offset_f + v * self.inv } else { v * self.inv };
+            *o = T::from_i32(round_to_i32(p).clamp(self.lo, self.hi) - self.offset);
+        }
+    }
+}
+
+/// The reference's parameters for a row with these `values`, given the
+/// vector min/max (`None` where there is none, or a NaN): `(scaling_factor,
+/// offset, all values == 0.0, how to quantise)`, the last `None` when every
+/// value becomes 0.
+fn row_quant(
     values: &[f32],
     asymmetric: bool,
-    out: &mut [T],
-    len: usize,
-) -> (f32, i32, bool) {
-    let (out, pad) = out.split_at_mut(len);
-    pad.fill(T::default());
-    let vector_minmax = token.and_then(|t| avx2::minmax(t, values));
+    vector_minmax: Option<(f32, f32)>,
+) -> (f32, i32, bool, Option<RowQuant>) {
     // The vector min/max equal the reference's `minmax_element` unless there
     // is a NaN (or only in the sign of a zero, which the parameter helpers do
     // not see); with a NaN the reference's own scan decides.
@@ -214,35 +258,74 @@ fn quantize_row<T: QStore>(
         None => true,
     };
     let (min, max) = minmax.unwrap_or((0.0, 0.0));
-    let (scale, offset, inv, lo, hi) = if asymmetric {
-        match asymmetric_params(min, max) {
-            Some((s, off, inv)) => (s, off, inv, ASYMMETRIC_QMIN, ASYMMETRIC_QMAX),
-            None => {
-                out.fill(T::default());
-                return (1.0, 0, zero);
-            }
-        }
+    let params = if asymmetric {
+        asymmetric_params(min, max).map(|(s, off, inv)| (s, off, inv, ASYMMETRIC_QMIN, ASYMMETRIC_QMAX))
     } else {
-        match minmax.and_then(|(min, max)| symmetric_params(min, max)) {
-            Some((s, inv)) => (s, 0, inv, -SYMMETRIC_QMAX, SYMMETRIC_QMAX),
-            None => {
-                out.fill(T::default());
-                return (1.0, 0, zero);
-            }
-        }
+        minmax
+            .and_then(|(min, max)| symmetric_params(min, max))
+            .map(|(s, inv)| (s, 0, inv, -SYMMETRIC_QMAX, SYMMETRIC_QMAX))
+    };
+    let Some((scale, offset, inv, lo, hi)) = params else {
+        return (1.0, 0, zero, None);
     };
     // The vector loop needs finite products (it clamps before rounding):
     // no NaN, finite extremes and a finite inverse keep `|v * inv|` near 255.
-    let finite = matches!(vector_minmax, Some((a, b)) if a.is_finite() && b.is_finite()) && inv.is_finite();
-    let done = match token {
-        Some(t) if finite => avx2::quantize(t, values, inv, offset, asymmetric, lo, hi, out),
-        _ => 0,
+    let vector = matches!(vector_minmax, Some((a, b)) if a.is_finite() && b.is_finite()) && inv.is_finite();
+    (scale, offset, zero, Some(RowQuant { inv, offset, lo, hi, asymmetric, vector }))
+}
+
+/// Quantise one row of `values` into `out[..len]` as `q - offset` (and
+/// zero `out[len..]`); returns `(scaling_factor, offset, all values == 0.0)`.
+/// Rows of at least two [`QUANTIZE_CHUNK`]s are split into tasks for `par`
+/// (min/max per chunk, then the values); every value is computed as in one
+/// pass, so the result does not depend on the split.
+fn quantize_row<T: QStore + Send>(
+    token: Option<Avx2Fma>,
+    values: &[f32],
+    asymmetric: bool,
+    out: &mut [T],
+    len: usize,
+    par: ParallelFor<'_>,
+) -> (f32, i32, bool) {
+    let (out, pad) = out.split_at_mut(len);
+    pad.fill(T::default());
+    let Some(t) = token.filter(|_| len >= 2 * QUANTIZE_CHUNK) else {
+        let vector_minmax = token.and_then(|t| avx2::minmax(t, values));
+        let (scale, offset, zero, rq) = row_quant(values, asymmetric, vector_minmax);
+        match rq {
+            Some(rq) => rq.apply(token, values, out),
+            None => out.fill(T::default()),
+        }
+        return (scale, offset, zero);
     };
-    let offset_f = offset as f32;
-    for (o, &v) in out.iter_mut().zip(values).skip(done) {
-        let p = if asymmetric { offset_f + v * inv } else { v * inv };
-        *o = T::from_i32(round_to_i32(p).clamp(lo, hi) - offset);
+    let chunks: Vec<&[f32]> = values.chunks(QUANTIZE_CHUNK).collect();
+    let parts: Vec<Mutex<Option<(f32, f32)>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
+    par(chunks.len(), &|i| {
+        let mm = avx2::minmax(t, chunks[i]);
+        *parts[i].lock().unwrap_or_else(|e| e.into_inner()) = mm;
+    });
+    // Any NaN (a `None` part) leaves the min/max to the reference's scan.
+    let mut vector_minmax = None;
+    for part in parts {
+        let Some((lo, hi)) = part.into_inner().unwrap_or_else(|e| e.into_inner()) else {
+            vector_minmax = None;
+            break;
+        };
+        vector_minmax = Some(match vector_minmax {
+            None => (lo, hi),
+            Some((a, b)) => (if lo < a { lo } else { a }, if hi > b { hi } else { b }),
+        });
     }
+    let (scale, offset, zero, rq) = row_quant(values, asymmetric, vector_minmax);
+    let Some(rq) = rq else {
+        out.fill(T::default());
+        return (scale, offset, zero);
+    };
+    let slots: Vec<Mutex<&mut [T]>> = out.chunks_mut(QUANTIZE_CHUNK).map(Mutex::new).collect();
+    par(chunks.len(), &|i| {
+        let mut dst = slots[i].lock().unwrap_or_else(|e| e.into_inner());
+        rq.apply(Some(t), chunks[i], &mut dst);
+    });
     (scale, offset, zero)
 }
 
@@ -448,9 +531,14 @@ impl HybridConvPlan {
 
     /// Quantise the float input (each batch image on its own) into `q`.
     pub fn quantize(&self, input: &[f32], q: &mut HybridInput) {
+        self.quantize_par(input, q, &serial);
+    }
+
+    /// [`Self::quantize`], split into tasks for `par`.
+    pub fn quantize_par(&self, input: &[f32], q: &mut HybridInput, par: ParallelFor<'_>) {
         let [batches, in_h, in_w, in_c] = self.in_shape;
         let image = in_h * in_w * in_c;
-        q.quantize(self.isa, input, batches, image, image, self.kind == ConvKind::PerChannel);
+        q.quantize_par(self.isa, input, batches, image, image, self.kind == ConvKind::PerChannel, par);
     }
 
     /// Quantise and compute the whole output.
@@ -728,9 +816,14 @@ impl HybridDepthwisePlan {
 
     /// Quantise the float input (each batch image on its own, asymmetric).
     pub fn quantize(&self, input: &[f32], q: &mut HybridInput) {
+        self.quantize_par(input, q, &serial);
+    }
+
+    /// [`Self::quantize`], split into tasks for `par`.
+    pub fn quantize_par(&self, input: &[f32], q: &mut HybridInput, par: ParallelFor<'_>) {
         let [batches, in_h, in_w, in_c] = self.in_shape;
         let image = in_h * in_w * in_c;
-        q.quantize_as(self.isa, input, batches, image, image, true, self.float);
+        q.quantize_as(self.isa, input, batches, image, image, true, self.float, par);
     }
 
     /// Quantise and compute the whole output.
@@ -952,7 +1045,7 @@ impl HybridFullyConnectedPlan {
 
     /// Quantise `batches` input rows of `depth` floats, each on its own.
     pub fn quantize(&self, input: &[f32], batches: usize, q: &mut HybridInput) {
-        q.quantize(self.isa, input, batches, self.depth, self.packed.k2 * 2, self.asymmetric);
+        q.quantize_par(self.isa, input, batches, self.depth, self.packed.k2 * 2, self.asymmetric, &serial);
     }
 
     /// Quantise and compute all `batches` rows.
@@ -1527,6 +1620,56 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// The reference's quantised row, scale and zero point.
+    fn reference_quantisation(v: &[f32], asymmetric: bool) -> (Vec<i8>, f32, i32) {
+        let mut want = vec![0i8; v.len()];
+        let (ws, wo) = if asymmetric {
+            asymmetric_quantize_floats(v, &mut want)
+        } else {
+            let (_, _, s) = symmetric_quantize_floats(v, &mut want);
+            (s, 0)
+        };
+        (want, ws, wo)
+    }
+
+    fn check_quantised(q: &HybridInput, want: &[i8], ws: f32, wo: i32, ctx: &str) {
+        assert_eq!(q.row_i8(0), want, "{ctx}");
+        assert_eq!(q.scales[0].to_bits(), ws.to_bits(), "{ctx}");
+        assert_eq!(q.offsets[0], wo, "{ctx}");
+    }
+
+    #[test]
+    fn split_quantisation_matches_the_reference() {
+        // Rows long enough to be split into tasks, run on real threads;
+        // with NaNs, infinities and extremes in some chunk but not others.
+        let par = |tasks: usize, task: &(dyn Fn(usize) + Sync)| {
+            std::thread::scope(|sc| {
+                for i in (0..tasks).rev() {
+                    sc.spawn(move || task(i));
+                }
+            })
+        };
+        let mut rng = Rng::new(0x5b1);
+        for case in 0..8usize {
+            let n = 2 * QUANTIZE_CHUNK + rng.range(0, 3 * QUANTIZE_CHUNK);
+            let mut v = floats(&mut rng, n);
+            match case % 4 {
+                1 => v[n - 1] = f32::NAN,
+                2 => v[QUANTIZE_CHUNK + 3] = f32::NEG_INFINITY,
+                3 => v[rng.range(0, n)] = 1.0e6,
+                _ => {}
+            }
+            for asymmetric in [false, true] {
+                let (want, ws, wo) = reference_quantisation(&v, asymmetric);
+                for (&isa, float) in available_levels().iter().flat_map(|l| [(l, false), (l, true)]) {
+                    let mut q = HybridInput::new();
+                    q.quantize_as(isa, &v, 1, n, n + 1, asymmetric, float, &par);
+                    check_quantised(&q, &want, ws, wo, &format!("case {case} asym {asymmetric} {isa:?} f32 {float}"));
+                }
+            }
+        }
+    }
+
     #[test]
     fn quantize_matches_reference() {
         let mut rng = Rng::new(0x4b1d);
@@ -1549,22 +1692,14 @@ mod tests {
                 v[i] = rng.pick(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 1e-40, -1e-42]);
             }
             for asymmetric in [false, true] {
-                let mut want = vec![0i8; n];
-                let (ws, wo) = if asymmetric {
-                    asymmetric_quantize_floats(&v, &mut want)
-                } else {
-                    let (_, _, s) = symmetric_quantize_floats(&v, &mut want);
-                    (s, 0)
-                };
+                let (want, ws, wo) = reference_quantisation(&v, asymmetric);
                 for (&isa, float) in available_levels().iter().flat_map(|l| [(l, false), (l, true)]) {
                     // A reused buffer: stale values must not survive.
                     let mut q = HybridInput::new();
-                    q.quantize_as(isa, &[7.0; 100], 1, 100, 100, true, float);
-                    q.quantize_as(isa, &v, 1, n, n + (case % 3), asymmetric, float);
+                    q.quantize_as(isa, &[7.0; 100], 1, 100, 100, true, float, &serial);
+                    q.quantize_as(isa, &v, 1, n, n + (case % 3), asymmetric, float, &serial);
                     let ctx = format!("case {case} asym {asymmetric} {isa:?} f32 {float} {v:?}");
-                    assert_eq!(q.row_i8(0), want, "{ctx}");
-                    assert_eq!(q.scales[0].to_bits(), ws.to_bits(), "{ctx}");
-                    assert_eq!(q.offsets[0], wo, "{ctx}");
+                    check_quantised(&q, &want, ws, wo, &ctx);
                     assert_eq!(q.all_zero, v.iter().all(|&x| x == 0.0), "{ctx}");
                     if float {
                         assert!(q.xf[n..].iter().all(|&x| x == 0.0), "{ctx}: row padding");

@@ -351,21 +351,33 @@ fn eval_f32(ctx: &mut EvalContext<'_>, kind: Kind, clamp: ClampF32, s: &Shapes) 
     let a = ctx.input(0)?.as_slice::<f32>()?;
     let b = ctx.input(1)?.as_slice::<f32>()?;
     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+    // The ops without a fused activation run as is.
+    let plain = match kind {
+        Kind::Add | Kind::Sub | Kind::Mul | Kind::Div => None,
+        Kind::SquaredDifference => Some(k::squared_difference_f32 as PlainF32),
+        Kind::Maximum => Some(k::maximum_f32 as PlainF32),
+        Kind::Minimum => Some(k::minimum_f32 as PlainF32),
+        Kind::Pow => Some(k::pow_f32 as PlainF32),
+        Kind::FloorDiv => Some(k::floor_div_f32 as PlainF32),
+        Kind::FloorMod => Some(k::floor_mod_f32 as PlainF32),
+    };
+    if let Some(f) = plain {
+        f(a, &s.a, b, &s.b, out, &s.out);
+        return Ok(());
+    }
     let f = match kind {
-        Kind::Add => k::add_f32,
         Kind::Sub => k::sub_f32,
         Kind::Mul => k::mul_f32,
         Kind::Div => k::div_f32,
-        Kind::SquaredDifference => return Ok(k::squared_difference_f32(a, &s.a, b, &s.b, out, &s.out)),
-        Kind::Maximum => return Ok(k::maximum_f32(a, &s.a, b, &s.b, out, &s.out)),
-        Kind::Minimum => return Ok(k::minimum_f32(a, &s.a, b, &s.b, out, &s.out)),
-        Kind::Pow => return Ok(k::pow_f32(a, &s.a, b, &s.b, out, &s.out)),
-        Kind::FloorDiv => return Ok(k::floor_div_f32(a, &s.a, b, &s.b, out, &s.out)),
-        Kind::FloorMod => return Ok(k::floor_mod_f32(a, &s.a, b, &s.b, out, &s.out)),
+        // Add (the plain ops returned above).
+        _ => k::add_f32,
     };
     f(a, &s.a, b, &s.b, out, &s.out, clamp);
     Ok(())
 }
+
+/// A broadcasting float op without a fused activation.
+type PlainF32 = fn(&[f32], &[usize], &[f32], &[usize], &mut [f32], &[usize]);
 
 /// Integer arithmetic for shape computations (int32/int64 tensors).
 trait IntOps: crate::dtype::Element + Ord + Copy + Default {

@@ -106,9 +106,9 @@ impl Operator for DepthwiseConv2d {
                     };
                     if let Some(plan) = &plan {
                         // Quantise whole images once, then split output pixels.
-                        plan.quantize(x, &mut quantized);
-                        let q = &quantized;
                         let workers = ctx.workers;
+                        plan.quantize_par(x, &mut quantized, &|n, task| workers.run(n, task));
+                        let q = &quantized;
                         let len = plan.rows() * plan.row_len();
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
