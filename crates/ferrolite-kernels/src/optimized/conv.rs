@@ -24,8 +24,21 @@ use crate::optimized::gemm_nt::gemm_nt_f32;
 use crate::optimized::isa::IsaLevel;
 use crate::reference::conv::Conv2dParams;
 
-/// Target size of one im2col block, in floats (256 KiB: half an L2).
-const IM2COL_BLOCK_FLOATS: usize = 64 * 1024;
+/// Target size of one im2col block, in values (256 KiB of f32: half an L2).
+pub(crate) const IM2COL_BLOCK: usize = 64 * 1024;
+
+/// Output rows per im2col block for depth `k`: about [`IM2COL_BLOCK`]
+/// values, a whole number of 6-row tiles, but never fewer than 96 rows
+/// (when there are that many). Every block streams the whole weight matrix
+/// through the cache, so deep convs (megabytes of weights) would otherwise
+/// re-read their weights from memory every dozen rows.
+pub(crate) fn im2col_block_rows(k: usize, rows: usize) -> usize {
+    // The kernels' own tests use small blocks so their small shapes still
+    // cross block boundaries (the whole-model tests run the real sizes).
+    let min_rows = if cfg!(test) { 12 } else { 96 };
+    let block = (IM2COL_BLOCK / k.max(1)).clamp(min_rows, 240) / 6 * 6;
+    block.min(rows).max(1)
+}
 
 /// A CONV_2D with its weights packed for [`gemm_f32`].
 #[derive(Clone, Debug)]
@@ -242,8 +255,7 @@ impl Conv2dF32Plan {
         }
 
         let k = self.depth;
-        let block = IM2COL_BLOCK_FLOATS.checked_div(k).map_or(rows, |b| b.clamp(12, 240) / 6 * 6);
-        let block = block.min(rows).max(1);
+        let block = im2col_block_rows(k, rows);
         if scratch.len() < block * k {
             scratch.resize(block * k, 0.0);
         }

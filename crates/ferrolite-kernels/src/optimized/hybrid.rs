@@ -29,12 +29,10 @@
 //! split `run_rows` (output pixels, or FC batch rows) across threads.
 
 use crate::activation::ClampF32;
-use crate::optimized::conv::Im2col;
+use crate::optimized::conv::{im2col_block_rows, Im2col};
 use crate::optimized::depthwise::DepthwiseF32Plan;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
-use crate::optimized::qs8::{
-    gemm_f32_tile, gemm_i32, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, IM2COL_BLOCK, MR, NR,
-};
+use crate::optimized::qs8::{gemm_f32_tile, gemm_i32, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, MR, NR};
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::hybrid::{
     asymmetric_params, minmax_element, round_to_i32, symmetric_params, ASYMMETRIC_QMAX, ASYMMETRIC_QMIN, SYMMETRIC_QMAX,
@@ -582,8 +580,7 @@ impl HybridConvPlan {
         let pg = self.per_group;
         let kp = self.kp;
         let ldc = pg.div_ceil(NR) * NR;
-        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
-        let block = block.min(rows).max(1);
+        let block = im2col_block_rows(kp, rows);
         let Qs8Scratch { a, acc, fbias16, .. } = scratch;
         if !self.direct && a.len() < block * kp {
             a.resize(block * kp, 0);
@@ -1095,8 +1092,7 @@ impl HybridFullyConnectedPlan {
         }
         let kp = self.packed.k2 * 2;
         let ldc = self.packed.panels() * NR;
-        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
-        let block = block.min(rows).max(1);
+        let block = im2col_block_rows(kp, rows);
         let token = Avx2Fma::new(self.isa);
         let acc = &mut scratch.acc;
         if acc.len() < block * ldc {

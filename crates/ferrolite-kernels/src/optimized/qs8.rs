@@ -25,7 +25,7 @@
 //! computes any contiguous range of them so the runtime can split the work
 //! across threads.
 
-use crate::optimized::conv::Im2col;
+use crate::optimized::conv::{im2col_block_rows, Im2col};
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::quantized::conv::{finish, finish_fc};
@@ -35,8 +35,6 @@ use crate::reference::quantized::{ConvQuantParams, QType};
 pub(crate) const NR: usize = 16;
 /// Rows per micro-kernel call.
 pub(crate) const MR: usize = 6;
-/// Target size of one im2col block, in i16 values (128 KiB).
-pub(crate) const IM2COL_BLOCK: usize = 64 * 1024;
 
 /// Packed weights up to this many bytes are walked once per row tile
 /// rather than the row block once per panel.
@@ -469,8 +467,7 @@ impl Qs8ConvPlan {
         let pg = self.per_group;
         let kp = self.kp;
         let ldc = pg.div_ceil(NR) * NR;
-        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
-        let block = block.min(rows).max(1);
+        let block = im2col_block_rows(kp, rows);
         let Qs8Scratch { a, acc, bias16, .. } = scratch;
         if a.len() < block * kp {
             a.resize(block * kp, 0);
@@ -957,8 +954,7 @@ impl Qs8FullyConnectedPlan {
         }
         let kp = self.packed.k2 * 2;
         let ldc = self.packed.panels() * NR;
-        let block = (IM2COL_BLOCK / kp.max(1)).clamp(MR, 240) / MR * MR;
-        let block = block.min(rows).max(1);
+        let block = im2col_block_rows(kp, rows);
         let Qs8Scratch { a, acc, .. } = scratch;
         if a.len() < block * kp {
             a.resize(block * kp, 0);
