@@ -268,20 +268,36 @@ pub(crate) fn gemm_f32_tile(
 /// (the padding columns get 0). `a` rows have stride `lda >= 2 * k2`, `acc`
 /// rows stride `ldc >= 16 * panels`.
 pub(crate) fn gemm_i32(isa: IsaLevel, m: usize, a: &[i16], lda: usize, w: &PackedQs8, acc: &mut [i32], ldc: usize) {
+    gemm_i32_panels(isa, m, a, lda, w, 0..w.panels(), acc, ldc)
+}
+
+/// [`gemm_i32`] over the columns of `panels` only, into `acc` columns
+/// `0 .. 16 * panels.len()`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_i32_panels(
+    isa: IsaLevel,
+    m: usize,
+    a: &[i16],
+    lda: usize,
+    w: &PackedQs8,
+    panels: std::ops::Range<usize>,
+    acc: &mut [i32],
+    ldc: usize,
+) {
     let k2 = w.k2;
-    assert!(lda >= 2 * k2 && ldc >= NR * w.panels());
-    if m == 0 {
+    assert!(panels.end <= w.panels() && lda >= 2 * k2 && ldc >= NR * panels.len());
+    if m == 0 || panels.is_empty() {
         return;
     }
-    assert!(a.len() >= (m - 1) * lda + 2 * k2 && acc.len() >= (m - 1) * ldc + NR * w.panels());
+    assert!(a.len() >= (m - 1) * lda + 2 * k2 && acc.len() >= (m - 1) * ldc + NR * panels.len());
     let token = Avx2Fma::new(isa);
-    for j in 0..w.panels() {
+    for (jc, j) in panels.enumerate() {
         let panel = w.panel(j);
         let mut r = 0;
         while r < m {
             let mr = MR.min(m - r);
             let a_tile = &a[r * lda..];
-            let c_tile = &mut acc[r * ldc + j * NR..];
+            let c_tile = &mut acc[r * ldc + jc * NR..];
             match token {
                 Some(t) => avx2::gemm_tile(t, mr, k2, a_tile, lda, panel, c_tile, ldc),
                 None => qs8_gemm_mx16c2_scalar(mr, k2, a_tile, lda, panel, c_tile, ldc),
@@ -982,6 +998,41 @@ impl Qs8FullyConnectedPlan {
         }
     }
 
+    /// Output units `col_start .. col_start + out_cols.len()` of a single
+    /// input row (a GEMV split across threads); `col_start` is a multiple
+    /// of 16.
+    pub fn run_cols<T: Q8>(
+        &self,
+        input_row: &[T],
+        bias: Option<&[i32]>,
+        out_cols: &mut [T],
+        col_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported FC plan: use the reference kernel");
+        let (n, k) = (out_cols.len(), self.depth);
+        assert!(col_start.is_multiple_of(NR) && col_start + n <= self.out_units, "columns past the output");
+        assert!(input_row.len() >= k, "input too short");
+        if n == 0 {
+            return;
+        }
+        if let Some(b) = bias {
+            assert!(b.len() >= self.out_units, "bias too short");
+        }
+        let kp = self.packed.k2 * 2;
+        let panels = col_start / NR..(col_start + n).div_ceil(NR);
+        let ldc = panels.len() * NR;
+        let Qs8Scratch { a, acc, .. } = scratch;
+        a.resize(a.len().max(kp), 0);
+        acc.resize(acc.len().max(ldc), 0);
+        widen(&input_row[..k], self.q.input_offset, &mut a[..k]);
+        a[k..kp].fill(0);
+        gemm_i32_panels(self.isa, 1, &a[..kp], kp, &self.packed, panels, &mut acc[..ldc], ldc);
+        for (i, (o, &s)) in out_cols.iter_mut().zip(acc.iter()).enumerate() {
+            *o = finish_fc(&self.q, s, bias, col_start + i, self.q.output_offset);
+        }
+    }
+
     /// All `batches` rows.
     pub fn run<T: Q8>(
         &self,
@@ -997,7 +1048,7 @@ impl Qs8FullyConnectedPlan {
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::{DwFast, FloatTail, Requant, DW_MAX_TAPS, NR, PAD, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
@@ -1527,6 +1578,15 @@ mod avx2 {
         }
     }
 
+    /// The odd 32-bit lanes moved to the even positions, for
+    /// `_mm256_mul_epi32` on the odd lanes. (Shifting them down by 32 bits
+    /// instead makes LLVM emulate a full 64-bit multiply.)
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn odd_lanes(v: __m256i) -> __m256i {
+        _mm256_shuffle_epi32(v, 0b11_11_01_01)
+    }
+
     /// `requant_v` with the rounding mask and half precomputed: `r` holds
     /// the multiplier, left shift, right shift, mask and half; the left
     /// shift and the saturation check run only where some channel needs
@@ -1538,7 +1598,7 @@ mod avx2 {
         let a = if lsh { _mm256_sllv_epi32(x, l) } else { x };
         let nudge = _mm256_set1_epi64x(1 << 30);
         let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(odd_lanes(a), odd_lanes(m)), nudge);
         let mut hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
         if min {
             let v = _mm256_set1_epi32(i32::MIN);
@@ -1565,7 +1625,7 @@ mod avx2 {
         // bits 31..62 of the 64-bit sum, in even and odd lanes.
         let nudge = _mm256_set1_epi64x(1 << 30);
         let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(odd_lanes(a), odd_lanes(m)), nudge);
         let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
         // The one overflow: MIN * MIN saturates to MAX.
         let min = _mm256_set1_epi32(i32::MIN);
@@ -2104,6 +2164,25 @@ mod tests {
         }
     }
 
+    /// The first row's units computed in column ranges cut at random
+    /// multiples of 16, with a reused scratch.
+    fn check_cols<T: Q8 + PartialEq + std::fmt::Debug>(
+        want: &[T],
+        rng: &mut Rng,
+        ctx: &str,
+        run: impl Fn(&mut [T], usize, &mut Qs8Scratch),
+    ) {
+        let mut got = vec![T::from_i32(0); want.len()];
+        let mut scratch = Qs8Scratch::new();
+        let mut c0 = 0;
+        while c0 < want.len() {
+            let c1 = (c0 + NR * rng.range(1, 3)).min(want.len());
+            run(&mut got[c0..c1], c0, &mut scratch);
+            c0 = c1;
+        }
+        assert_eq!(got, want, "{ctx}: column ranges");
+    }
+
     #[test]
     fn fully_connected_matches_reference_exactly() {
         let mut rng = Rng::new(0xfc);
@@ -2130,6 +2209,9 @@ mod tests {
                     check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| {
                         plan.run_rows(&x, b.as_deref(), o, r0, s)
                     });
+                    check_cols(&want[..units], &mut rng, &ctx, |o, c0, s| {
+                        plan.run_cols(&x[..depth], b.as_deref(), o, c0, s)
+                    });
                 }
             } else {
                 let q = q_u8(&mut rng);
@@ -2143,6 +2225,9 @@ mod tests {
                     let ctx = format!("u8 case {i} {isa:?} b{batches} d{depth} u{units}");
                     check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| {
                         plan.run_rows(&x, b.as_deref(), o, r0, s)
+                    });
+                    check_cols(&want[..units], &mut rng, &ctx, |o, c0, s| {
+                        plan.run_cols(&x[..depth], b.as_deref(), o, c0, s)
                     });
                 }
             }

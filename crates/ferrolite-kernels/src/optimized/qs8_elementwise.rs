@@ -68,6 +68,7 @@ fn qs8_add_scalar<T: Q8>(p: &AddParams, a: &[T], b: &[T], out: &mut [T]) {
 mod avx2 {
     use super::Q8;
     use crate::optimized::isa::Avx2Fma;
+    use crate::optimized::qs8::avx2::odd_lanes;
     use crate::reference::quantized::AddParams;
     use std::arch::x86_64::*;
 
@@ -92,7 +93,7 @@ mod avx2 {
         // and truncating division: bits 31..62 of the 64-bit sums.
         let nudge = _mm256_set1_epi64x(1 << 30);
         let even = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
-        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(odd_lanes(x), odd_lanes(m)), nudge);
         let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
         // The one overflow: MIN * MIN saturates to MAX.
         let min = _mm256_set1_epi32(i32::MIN);

@@ -202,12 +202,26 @@ impl Operator for FullyConnected {
                         if dtype == DataType::Int8 {
                             let x = ctx.input(0)?.as_slice::<i8>()?;
                             let y = ctx.output(0)?.as_slice_mut::<i8>()?;
+                            if batches == 1 && workers.threads() > 1 {
+                                // A GEMV: split the output units, 16 at a time.
+                                workers.for_each_chunk(&mut y[..units], 16, |first, cols| {
+                                    with_qs8_scratch(|s| plan.run_cols(x, b32, cols, first * 16, s))
+                                });
+                                return Ok(());
+                            }
                             workers.for_each_chunk(&mut y[..batches * units], units, |first, rows| {
                                 with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first, s))
                             });
                         } else {
                             let x = ctx.input(0)?.as_slice::<u8>()?;
                             let y = ctx.output(0)?.as_slice_mut::<u8>()?;
+                            if batches == 1 && workers.threads() > 1 {
+                                // A GEMV: split the output units, 16 at a time.
+                                workers.for_each_chunk(&mut y[..units], 16, |first, cols| {
+                                    with_qs8_scratch(|s| plan.run_cols(x, b32, cols, first * 16, s))
+                                });
+                                return Ok(());
+                            }
                             workers.for_each_chunk(&mut y[..batches * units], units, |first, rows| {
                                 with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first, s))
                             });
