@@ -206,12 +206,20 @@ impl PackedQs8 {
         let k2 = k.div_ceil(2);
         let panels = n.div_ceil(NR);
         let mut buf = vec![0i16; panels * k2 * 2 * NR];
-        for col in 0..n {
+        if k == 0 {
+            return PackedQs8 { n, k2, buf };
+        }
+        // Column by column: each depth pair of a column lands at the same
+        // place in consecutive 32-value groups of its panel.
+        for (col, row) in weights.chunks_exact(k).take(n).enumerate() {
             let (j, l) = (col / NR, col % NR);
-            let row = &weights[col * k..(col + 1) * k];
-            for (d, w) in row.iter().enumerate() {
-                let (p, s) = (d / 2, d % 2);
-                buf[(j * k2 + p) * 2 * NR + l * 2 + s] = (w.to_i32() + offset) as i16;
+            let panel = &mut buf[j * k2 * 2 * NR..(j + 1) * k2 * 2 * NR];
+            for (group, pair) in panel.chunks_exact_mut(2 * NR).zip(row.chunks(2)) {
+                let dst = &mut group[2 * l..2 * l + 2];
+                dst[0] = (pair[0].to_i32() + offset) as i16;
+                if let Some(w) = pair.get(1) {
+                    dst[1] = (w.to_i32() + offset) as i16;
+                }
             }
         }
         PackedQs8 { n, k2, buf }
@@ -1227,6 +1235,8 @@ pub(crate) mod avx2 {
                 if nc == NR {
                     _mm256_storeu_ps(dst, row[0]);
                     _mm256_storeu_ps(dst.add(8), row[1]);
+                } else if nc == 8 {
+                    _mm256_storeu_ps(dst, row[0]);
                 } else {
                     let mut tmp = [0f32; NR];
                     _mm256_storeu_ps(tmp.as_mut_ptr(), row[0]);
@@ -1270,6 +1280,8 @@ pub(crate) mod avx2 {
                 let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
                 if nc == NR {
                     _mm_storeu_si128(out.add(r * ldo) as *mut __m128i, bytes);
+                } else if nc == 8 {
+                    _mm_storel_epi64(out.add(r * ldo) as *mut __m128i, bytes);
                 } else {
                     let mut tmp = [0u8; NR];
                     _mm_storeu_si128(tmp.as_mut_ptr() as *mut __m128i, bytes);
