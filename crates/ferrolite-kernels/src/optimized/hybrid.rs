@@ -32,7 +32,9 @@ use crate::activation::ClampF32;
 use crate::optimized::conv::{im2col_block_rows, Im2col};
 use crate::optimized::depthwise::DepthwiseF32Plan;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
-use crate::optimized::qs8::{gemm_f32_tile, gemm_i32, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, MR, NR};
+use crate::optimized::qs8::{
+    gemm_f32_tile, gemm_i32, gemm_i32_panels, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, MR, NR,
+};
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::hybrid::{
     asymmetric_params, minmax_element, round_to_i32, symmetric_params, ASYMMETRIC_QMAX, ASYMMETRIC_QMIN, SYMMETRIC_QMAX,
@@ -1113,6 +1115,41 @@ impl HybridFullyConnectedPlan {
             r += m;
         }
     }
+
+    /// Output units `col_start .. col_start + out_cols.len()` of a single
+    /// quantised row (a GEMV split across threads); `col_start` is a
+    /// multiple of 16.
+    pub fn run_cols(
+        &self,
+        q: &HybridInput,
+        bias: Option<&[f32]>,
+        out_cols: &mut [f32],
+        col_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.supported, "unsupported hybrid FC plan: use the reference kernel");
+        let n = out_cols.len();
+        assert!(col_start.is_multiple_of(NR) && col_start + n <= self.out_units, "columns past the output");
+        assert!(q.rows >= 1 && q.row_len == self.depth && !q.float, "input not quantised for this plan");
+        if n == 0 {
+            return;
+        }
+        let bias = bias.map(|b| &b[col_start..col_start + n]);
+        if q.all_zero {
+            for (o, v) in out_cols.iter_mut().enumerate() {
+                *v = self.clamp.apply(bias.map_or(0.0, |bv| bv[o]));
+            }
+            return;
+        }
+        let kp = self.packed.k2 * 2;
+        let panels = col_start / NR..(col_start + n).div_ceil(NR);
+        let ldc = panels.len() * NR;
+        let acc = &mut scratch.acc;
+        acc.resize(acc.len().max(ldc), 0);
+        gemm_i32_panels(self.isa, 1, &q.x[..kp], kp, &self.packed, panels, &mut acc[..ldc], ldc);
+        let scale = Scale::Prod(&self.scales[col_start..col_start + n], q.scales[0]);
+        epilogue(Avx2Fma::new(self.isa), &acc[..n], scale, bias.is_none(), bias, self.clamp, out_cols);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1903,6 +1940,16 @@ mod tests {
                 plan.quantize(&x, batches, &mut q);
                 let ctx = format!("case {i} {isa:?} b{batches} d{depth} u{units} asym {asymmetric}");
                 check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
+                if batches == 1 {
+                    // The first row's units in ranges cut at multiples of 16.
+                    let (mut got, mut s, mut c0) = (vec![0.0f32; units], Qs8Scratch::new(), 0);
+                    while c0 < units {
+                        let c1 = (c0 + NR * rng.range(1, 3)).min(units);
+                        plan.run_cols(&q, b.as_deref(), &mut got[c0..c1], c0, &mut s);
+                        c0 = c1;
+                    }
+                    assert_eq!(bits(&got), bits(&want[..units]), "{ctx} columns");
+                }
                 let mut got = vec![0.0f32; batches * units];
                 plan.run(&x, b.as_deref(), &mut got, batches, &mut q, &mut Qs8Scratch::new());
                 assert_eq!(bits(&got), bits(&want), "{ctx} run");

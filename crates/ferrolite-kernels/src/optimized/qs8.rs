@@ -282,7 +282,7 @@ pub(crate) fn gemm_i32(isa: IsaLevel, m: usize, a: &[i16], lda: usize, w: &Packe
 /// [`gemm_i32`] over the columns of `panels` only, into `acc` columns
 /// `0 .. 16 * panels.len()`.
 #[allow(clippy::too_many_arguments)]
-fn gemm_i32_panels(
+pub(crate) fn gemm_i32_panels(
     isa: IsaLevel,
     m: usize,
     a: &[i16],

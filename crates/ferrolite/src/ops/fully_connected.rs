@@ -99,6 +99,13 @@ impl Operator for FullyConnected {
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         let y =
                             y.get_mut(..batches * units).ok_or_else(|| OpError::Shape("output too small".into()))?;
+                        if batches == 1 && workers.threads() > 1 {
+                            // A GEMV: split the output units, 16 at a time.
+                            workers.for_each_chunk(y, 16, |first, cols| {
+                                with_qs8_scratch(|s| plan.run_cols(q, b, cols, first * 16, s))
+                            });
+                            return Ok(());
+                        }
                         workers.for_each_chunk(y, units, |first, rows| {
                             with_qs8_scratch(|s| plan.run_rows(q, b, rows, first, s))
                         });
