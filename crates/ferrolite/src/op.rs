@@ -311,6 +311,27 @@ impl Workers<'_> {
         min_units: usize,
         f: impl Fn(usize, &mut [T]) + Sync,
     ) {
+        self.for_each_row_block(out, unit, min_units, 1, f)
+    }
+
+    /// The split for GEMM-based kernels: chunks of at least 32 rows (each
+    /// chunk streams all the weights), a whole number of 6-row micro-kernel
+    /// tiles each (a chunk of 25 rows would end in a 1-row tile that costs
+    /// nearly what a full one does).
+    pub fn for_each_gemm_rows<T: Send>(&self, out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+        self.for_each_row_block(out, row_len, 32, 6, f)
+    }
+
+    /// [`Self::for_each_chunk_min`] with chunks of a multiple of `align`
+    /// units (but the last).
+    fn for_each_row_block<T: Send>(
+        &self,
+        out: &mut [T],
+        unit: usize,
+        min_units: usize,
+        align: usize,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
         let unit = unit.max(1);
         let units = out.len() / unit;
         match self.pool {
@@ -319,7 +340,7 @@ impl Workers<'_> {
                 // paying much per-chunk overhead.
                 let threads = pool.threads();
                 let chunks = (threads * 4).min(units / min_units.max(1)).max(threads).min(units);
-                let per = units.div_ceil(chunks);
+                let per = units.div_ceil(chunks).next_multiple_of(align.max(1));
                 // Each task takes its own chunk out of its slot once.
                 let slots: Vec<Mutex<Option<&mut [T]>>> =
                     out.chunks_mut(per * unit).map(|c| Mutex::new(Some(c))).collect();

@@ -135,7 +135,7 @@ impl Operator for Conv2d {
                         let len = plan.rows() * plan.row_len();
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
-                        workers.for_each_chunk(y, plan.row_len(), |first_row, rows| {
+                        workers.for_each_gemm_rows(y, plan.row_len(), |first_row, rows| {
                             with_qs8_scratch(|s| plan.run_rows(q, b, rows, first_row, s))
                         });
                         return Ok(());
@@ -264,14 +264,14 @@ impl PreparedOp for ConvQuant {
                 DataType::Int8 => {
                     let x = ctx.input(0)?.as_slice::<i8>()?;
                     let out = ctx.output(0)?.as_slice_mut::<i8>()?;
-                    workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                    workers.for_each_gemm_rows(out, plan.row_len(), |first_row, rows| {
                         with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
                     });
                 }
                 _ => {
                     let x = ctx.input(0)?.as_slice::<u8>()?;
                     let out = ctx.output(0)?.as_slice_mut::<u8>()?;
-                    workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                    workers.for_each_gemm_rows(out, plan.row_len(), |first_row, rows| {
                         with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
                     });
                 }
@@ -368,8 +368,7 @@ impl PreparedOp for ConvF32 {
                         plan.run_gemv_cols(input, filter, bias, cols, col);
                     });
                 } else {
-                    // Each chunk streams all the weights: at least 32 rows each.
-                    workers.for_each_chunk_min(out, plan.row_len(), 32, |first_row, rows| {
+                    workers.for_each_gemm_rows(out, plan.row_len(), |first_row, rows| {
                         with_scratch(|scratch| plan.run_rows(input, filter, bias, rows, first_row, scratch))
                     });
                 }
