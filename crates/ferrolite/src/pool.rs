@@ -11,8 +11,10 @@
 //!   so no thread sits idle waiting and nothing is oversubscribed;
 //! - tasks are claimed with one atomic increment each, so uneven tasks
 //!   balance themselves;
-//! - idle workers spin for [`SPIN`] before they sleep on a condition
-//!   variable, so back-to-back ops start without a system call.
+//! - idle workers poll for [`SPIN`] before they sleep on a condition
+//!   variable, so back-to-back ops start without waking anyone; after a
+//!   few microseconds of spinning they yield between polls, so with more
+//!   threads than CPUs the busy ones still get to run.
 //!
 //! A job lives on the submitting thread's stack. Workers reach it through a
 //! pointer that is only read while they are counted in `active`, and the
@@ -160,13 +162,18 @@ impl Drop for WorkerPool {
     }
 }
 
+/// Polls that spin before a waiting thread starts yielding its CPU (a few
+/// microseconds): with more threads than CPUs, the thread being waited for
+/// may need this one's CPU.
+const SPIN_POLLS: u32 = 256;
+
 /// Spin (then yield) until `ready()`: the other threads are running tasks
 /// of the same op, so the wait is short.
 fn wait_until(ready: impl Fn() -> bool) {
     let mut spins = 0u32;
     while !ready() {
         spins = spins.saturating_add(1);
-        if spins < 1 << 12 {
+        if spins < SPIN_POLLS {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
@@ -189,9 +196,13 @@ fn worker(shared: &Shared) {
                 seen = e;
                 break;
             }
-            polls = polls.wrapping_add(1);
-            if polls % 64 != 0 || start.elapsed() < SPIN {
+            polls = polls.saturating_add(1);
+            if polls < SPIN_POLLS {
                 std::hint::spin_loop();
+                continue;
+            }
+            if start.elapsed() < SPIN {
+                std::thread::yield_now();
                 continue;
             }
             let mut lock = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
