@@ -24,7 +24,8 @@ use ferrolite_schema::{self as fb, BuiltinOperator};
 /// Settings of an interpreter.
 #[derive(Clone, Debug)]
 pub struct InterpreterOptions {
-    /// Worker threads for kernels that split their work (1 = no pool).
+    /// Threads that run kernels, the calling thread included (1 = no pool).
+    /// More threads than CPUs only adds waiting.
     pub threads: usize,
     /// Give every intermediate tensor its own arena memory for the whole run,
     /// so [`Interpreter::tensor`] can read any of them after `invoke()`
