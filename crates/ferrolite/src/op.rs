@@ -355,3 +355,59 @@ impl Workers<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::WorkerPool;
+
+    /// The chunks `for_each_*` hands out: (first unit, units), sorted.
+    fn chunks_of(workers: &Workers<'_>, units: usize, gemm: bool) -> Vec<(usize, usize)> {
+        let mut out = vec![0u8; units * 3];
+        let seen = Mutex::new(Vec::new());
+        let record = |first: usize, c: &mut [u8]| {
+            c.iter_mut().for_each(|v| *v += 1);
+            seen.lock().unwrap().push((first, c.len() / 3));
+        };
+        if gemm {
+            workers.for_each_gemm_rows(&mut out, 3, record);
+        } else {
+            workers.for_each_chunk(&mut out, 3, record);
+        }
+        assert!(out.iter().all(|&v| v == 1), "every value exactly once");
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        seen
+    }
+
+    #[test]
+    fn chunks_cover_every_unit_once_and_in_place() {
+        let pool = WorkerPool::new(2).unwrap();
+        for workers in [Workers::single(), Workers { pool: Some(&pool) }] {
+            for units in [0usize, 1, 5, 49, 196, 1000] {
+                for gemm in [false, true] {
+                    let chunks = chunks_of(&workers, units, gemm);
+                    let mut next = 0;
+                    for &(first, n) in &chunks {
+                        assert_eq!(first, next, "{units} units: chunks in order, no gap");
+                        next += n;
+                    }
+                    assert_eq!(next, units);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_chunks_are_whole_6_row_tiles() {
+        let pool = WorkerPool::new(2).unwrap();
+        let workers = Workers { pool: Some(&pool) };
+        for units in [49usize, 64, 196, 289, 1000, 12544] {
+            let chunks = chunks_of(&workers, units, true);
+            assert!(chunks.len() >= 2, "{units} rows use both threads");
+            for &(_, n) in &chunks[..chunks.len() - 1] {
+                assert!(n % 6 == 0 && n >= 24, "{units} rows: chunk of {n}");
+            }
+        }
+    }
+}
