@@ -190,48 +190,85 @@ impl Requant {
     }
 }
 
-/// Weights `[n, k]` as `w + offset` in i16 panels of 16 columns: panel `j`,
+/// Weights `[n, k]` as `w + offset` in panels of 16 columns: panel `j`,
 /// depth pair `p` holds 32 values, `[w[16j + l][2p], w[16j + l][2p + 1]]`
-/// for `l in 0..16`. Zero past `n` and past `k`.
+/// for `l in 0..16`. Zero past `n` and past `k`. Stored as i8 when every
+/// `w + offset` fits (int8 weights without a zero point: half the memory
+/// and weight traffic; the micro-kernels widen them), else as i16.
 #[derive(Clone, Debug)]
 pub(crate) struct PackedQs8 {
     n: usize,
     /// Depth pairs: `ceil(k / 2)`.
     pub(crate) k2: usize,
-    buf: Vec<i16>,
+    narrow: Vec<i8>,
+    wide: Vec<i16>,
+}
+
+/// The panel layout of [`PackedQs8`] in `len` values of `D`.
+fn pack_panels<W: QType, D: Copy + Default>(
+    weights: &[W],
+    n: usize,
+    k: usize,
+    len: usize,
+    conv: impl Fn(W) -> D,
+) -> Vec<D> {
+    let mut buf = vec![D::default(); len];
+    if k == 0 {
+        return buf;
+    }
+    let k2 = k.div_ceil(2);
+    // Column by column: each depth pair of a column lands at the same place
+    // in consecutive 32-value groups of its panel.
+    for (col, row) in weights.chunks_exact(k).take(n).enumerate() {
+        let (j, l) = (col / NR, col % NR);
+        let panel = &mut buf[j * k2 * 2 * NR..(j + 1) * k2 * 2 * NR];
+        for (group, pair) in panel.chunks_exact_mut(2 * NR).zip(row.chunks(2)) {
+            let dst = &mut group[2 * l..2 * l + 2];
+            dst[0] = conv(pair[0]);
+            if let Some(&w) = pair.get(1) {
+                dst[1] = conv(w);
+            }
+        }
+    }
+    buf
+}
+
+/// One packed panel, in its storage type.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Panel<'a> {
+    Narrow(&'a [i8]),
+    Wide(&'a [i16]),
 }
 
 impl PackedQs8 {
     pub(crate) fn pack<W: QType>(weights: &[W], n: usize, k: usize, offset: i32) -> PackedQs8 {
         let k2 = k.div_ceil(2);
-        let panels = n.div_ceil(NR);
-        let mut buf = vec![0i16; panels * k2 * 2 * NR];
-        if k == 0 {
-            return PackedQs8 { n, k2, buf };
+        let len = n.div_ceil(NR) * k2 * 2 * NR;
+        let narrow = W::MIN as i64 + offset as i64 >= i8::MIN as i64 && W::MAX as i64 + offset as i64 <= i8::MAX as i64;
+        if narrow {
+            let narrow = pack_panels(weights, n, k, len, |w| (w.to_i32() + offset) as i8);
+            PackedQs8 { n, k2, narrow, wide: Vec::new() }
+        } else {
+            let wide = pack_panels(weights, n, k, len, |w| (w.to_i32() + offset) as i16);
+            PackedQs8 { n, k2, narrow: Vec::new(), wide }
         }
-        // Column by column: each depth pair of a column lands at the same
-        // place in consecutive 32-value groups of its panel.
-        for (col, row) in weights.chunks_exact(k).take(n).enumerate() {
-            let (j, l) = (col / NR, col % NR);
-            let panel = &mut buf[j * k2 * 2 * NR..(j + 1) * k2 * 2 * NR];
-            for (group, pair) in panel.chunks_exact_mut(2 * NR).zip(row.chunks(2)) {
-                let dst = &mut group[2 * l..2 * l + 2];
-                dst[0] = (pair[0].to_i32() + offset) as i16;
-                if let Some(w) = pair.get(1) {
-                    dst[1] = (w.to_i32() + offset) as i16;
-                }
-            }
-        }
-        PackedQs8 { n, k2, buf }
+    }
+
+    pub(crate) fn empty() -> PackedQs8 {
+        PackedQs8 { n: 0, k2: 0, narrow: Vec::new(), wide: Vec::new() }
     }
 
     pub(crate) fn panels(&self) -> usize {
         self.n.div_ceil(NR)
     }
 
-    fn panel(&self, j: usize) -> &[i16] {
+    fn panel(&self, j: usize) -> Panel<'_> {
         let len = self.k2 * 2 * NR;
-        &self.buf[j * len..(j + 1) * len]
+        if self.wide.is_empty() && self.k2 > 0 {
+            Panel::Narrow(&self.narrow[j * len..(j + 1) * len])
+        } else {
+            Panel::Wide(&self.wide[j * len..(j + 1) * len])
+        }
     }
 }
 
@@ -315,15 +352,29 @@ pub(crate) fn gemm_i32_panels(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn qs8_gemm_mx16c2_scalar(m: usize, k2: usize, a: &[i16], lda: usize, w: &[i16], c: &mut [i32], ldc: usize) {
+fn qs8_gemm_mx16c2_scalar(m: usize, k2: usize, a: &[i16], lda: usize, w: Panel<'_>, c: &mut [i32], ldc: usize) {
+    match w {
+        Panel::Narrow(w) => qs8_gemm_mx16c2_scalar_of(m, k2, a, lda, w, c, ldc),
+        Panel::Wide(w) => qs8_gemm_mx16c2_scalar_of(m, k2, a, lda, w, c, ldc),
+    }
+}
+
+fn qs8_gemm_mx16c2_scalar_of<P: Copy + Into<i32>>(
+    m: usize,
+    k2: usize,
+    a: &[i16],
+    lda: usize,
+    w: &[P],
+    c: &mut [i32],
+    ldc: usize,
+) {
     for r in 0..m {
         let row = &a[r * lda..r * lda + 2 * k2];
         let mut sums = [0i32; NR];
         for (p, wp) in w.chunks_exact(2 * NR).take(k2).enumerate() {
             let (x0, x1) = (row[2 * p] as i32, row[2 * p + 1] as i32);
             for (l, s) in sums.iter_mut().enumerate() {
-                let prod = (x0 * wp[2 * l] as i32).wrapping_add(x1 * wp[2 * l + 1] as i32);
+                let prod = (x0 * wp[2 * l].into()).wrapping_add(x1 * wp[2 * l + 1].into());
                 *s = s.wrapping_add(prod);
             }
         }
@@ -934,11 +985,8 @@ impl Qs8FullyConnectedPlan {
             && (nreal == 1 || nreal >= out_units)
             && offset_fits::<W>(q.filter_offset)
             && offset_fits::<W>(q.input_offset);
-        let packed = if supported {
-            PackedQs8::pack(weights, out_units, depth, q.filter_offset)
-        } else {
-            PackedQs8 { n: 0, k2: 0, buf: Vec::new() }
-        };
+        let packed =
+            if supported { PackedQs8::pack(weights, out_units, depth, q.filter_offset) } else { PackedQs8::empty() };
         Qs8FullyConnectedPlan { isa: isa.clamp_to_cpu(), q: q.clone(), packed, depth, out_units, supported }
     }
 
@@ -1057,22 +1105,58 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub(crate) mod avx2 {
-    use super::{DwFast, FloatTail, Requant, DW_MAX_TAPS, NR, PAD, Q8};
+    use super::{DwFast, FloatTail, Panel, Requant, DW_MAX_TAPS, NR, PAD, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
-    /// `$kernel::<[T,] M>(args)` for the row count `m` in `1..=6`.
+    /// `$kernel::<G.., M>(args)` for the row count `m` in `1..=6`, with the
+    /// panel's storage as the leading `NARROW` parameter after `G`.
     macro_rules! by_rows {
-        ($m:expr, $kernel:ident $(<$t:ty>)?, ($($arg:expr),*)) => {
-            match $m {
-                1 => $kernel::<$($t,)? 1>($($arg),*),
-                2 => $kernel::<$($t,)? 2>($($arg),*),
-                3 => $kernel::<$($t,)? 3>($($arg),*),
-                4 => $kernel::<$($t,)? 4>($($arg),*),
-                5 => $kernel::<$($t,)? 5>($($arg),*),
-                _ => $kernel::<$($t,)? 6>($($arg),*),
+        ($m:expr, $narrow:expr, $kernel:ident [$($g:ty),*], ($($arg:expr),*)) => {
+            if $narrow {
+                by_rows!(@m $m, $kernel [$($g,)*] true, ($($arg),*))
+            } else {
+                by_rows!(@m $m, $kernel [$($g,)*] false, ($($arg),*))
             }
         };
+        (@m $m:expr, $kernel:ident [$($g:ty,)*] $n:literal, ($($arg:expr),*)) => {
+            match $m {
+                1 => $kernel::<$($g,)* $n, 1>($($arg),*),
+                2 => $kernel::<$($g,)* $n, 2>($($arg),*),
+                3 => $kernel::<$($g,)* $n, 3>($($arg),*),
+                4 => $kernel::<$($g,)* $n, 4>($($arg),*),
+                5 => $kernel::<$($g,)* $n, 5>($($arg),*),
+                _ => $kernel::<$($g,)* $n, 6>($($arg),*),
+            }
+        };
+    }
+
+    /// A panel as a byte pointer, whether it is 8-bit, and its length in
+    /// values.
+    fn panel_ptr(w: Panel<'_>) -> (*const u8, bool, usize) {
+        match w {
+            Panel::Narrow(w) => (w.as_ptr() as *const u8, true, w.len()),
+            Panel::Wide(w) => (w.as_ptr() as *const u8, false, w.len()),
+        }
+    }
+
+    /// Depth pair `p`'s two weight registers (8 channels' i16 pairs each).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load_pair<const NARROW: bool>(w: *const u8, p: usize) -> (__m256i, __m256i) {
+        // SAFETY: the callers checked `k2 * 32` values behind `w`.
+        unsafe {
+            if NARROW {
+                let q = w.add(p * 2 * NR);
+                (
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(q as *const __m128i)),
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(q.add(NR) as *const __m128i)),
+                )
+            } else {
+                let q = w.add(p * 2 * NR * 2);
+                (_mm256_loadu_si256(q as *const __m256i), _mm256_loadu_si256(q.add(2 * NR) as *const __m256i))
+            }
+        }
     }
 
     /// One tile of up to 6 rows × 16 columns (see `gemm_i32` for shapes).
@@ -1083,17 +1167,18 @@ pub(crate) mod avx2 {
         k2: usize,
         a: &[i16],
         lda: usize,
-        w: &[i16],
+        w: Panel<'_>,
         c: &mut [i32],
         ldc: usize,
     ) {
+        let (w, narrow, w_len) = panel_ptr(w);
         assert!((1..=6).contains(&m));
-        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w.len() >= k2 * 2 * NR && c.len() >= (m - 1) * ldc + NR);
-        let (a, w, c) = (a.as_ptr(), w.as_ptr(), c.as_mut_ptr());
+        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w_len >= k2 * 2 * NR && c.len() >= (m - 1) * ldc + NR);
+        let (a, c) = (a.as_ptr(), c.as_mut_ptr());
         // SAFETY: the token proves AVX2 is available; the asserts above
         // bound every access the kernels make (rows `< m` of `2 * k2`
         // values at stride `lda`, `k2 * 32` weights, 16 sums per row).
-        unsafe { by_rows!(m, qs8_gemm_mx16c2_avx2, (k2, a, lda, w, c, ldc)) }
+        unsafe { by_rows!(m, narrow, qs8_gemm_mx16c2_avx2 [], (k2, a, lda, w, c, ldc)) }
     }
 
     /// The fused epilogue of one 16-column panel: `Requant::panels` for it
@@ -1115,21 +1200,22 @@ pub(crate) mod avx2 {
         k2: usize,
         a: &[i16],
         lda: usize,
-        w: &[i16],
+        w: Panel<'_>,
         epi: &Epilogue<'_>,
         out: &mut [T],
         ldo: usize,
         nc: usize,
     ) {
+        let (w, narrow, w_len) = panel_ptr(w);
         assert!((1..=6).contains(&m) && (1..=NR).contains(&nc));
-        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w.len() >= k2 * 2 * NR);
+        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w_len >= k2 * 2 * NR);
         assert!(epi.rq.len() >= 5 * NR && epi.bias.len() >= NR && out.len() >= (m - 1) * ldo + nc);
-        let (a, w, o) = (a.as_ptr(), w.as_ptr(), out.as_mut_ptr() as *mut u8);
+        let (a, o) = (a.as_ptr(), out.as_mut_ptr() as *mut u8);
         // SAFETY: the token proves AVX2 is available; the asserts above
         // bound every access (rows `< m` of `2 * k2` values at stride
         // `lda`, `k2 * 32` weights, 80 + 16 epilogue values, `nc` bytes of
         // each output row at stride `ldo`; `T` is one byte).
-        unsafe { by_rows!(m, qs8_gemm_mx16c2_rq_avx2<T>, (k2, a, lda, w, epi, o, ldo, nc)) }
+        unsafe { by_rows!(m, narrow, qs8_gemm_mx16c2_rq_avx2[T], (k2, a, lda, w, epi, o, ldo, nc)) }
     }
 
     /// One tile with the float epilogue (see `super::gemm_f32_tile`).
@@ -1140,32 +1226,35 @@ pub(crate) mod avx2 {
         k2: usize,
         a: &[i16],
         lda: usize,
-        w: &[i16],
+        w: Panel<'_>,
         tail: &FloatTail<'_>,
         out: &mut [f32],
         ldo: usize,
         nc: usize,
     ) {
+        let (w, narrow, w_len) = panel_ptr(w);
         assert!((1..=6).contains(&m) && (1..=NR).contains(&nc));
-        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w.len() >= k2 * 2 * NR);
+        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w_len >= k2 * 2 * NR);
         assert!(tail.w.is_none_or(|w| w.len() >= NR) && tail.bias.is_none_or(|b| b.len() >= NR));
         assert!(out.len() >= (m - 1) * ldo + nc);
-        let (a, w, o) = (a.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        let (a, o) = (a.as_ptr(), out.as_mut_ptr());
         // SAFETY: the token proves AVX2 is available; the asserts above
         // bound every access (rows `< m` of `2 * k2` values at stride
         // `lda`, `k2 * 32` weights, 16 scales and biases, `nc` floats of
         // each output row at stride `ldo`).
-        unsafe { by_rows!(m, qs8_gemm_mx16c2_f32_avx2, (k2, a, lda, w, tail, o, ldo, nc)) }
+        unsafe { by_rows!(m, narrow, qs8_gemm_mx16c2_f32_avx2 [], (k2, a, lda, w, tail, o, ldo, nc)) }
     }
 
-    /// The sums of `qs8_gemm_mx16c2_avx2`, starting from `init`.
+    /// `M` rows × 16 columns of int32 sums starting from `init`: per depth
+    /// pair, the two weight registers, one broadcast activation pair per
+    /// row, `vpmaddwd`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn accumulate<const M: usize>(
+    unsafe fn accumulate<const NARROW: bool, const M: usize>(
         k2: usize,
         a: *const i16,
         lda: usize,
-        w: *const i16,
+        w: *const u8,
         init: [__m256i; 2],
     ) -> ([__m256i; M], [__m256i; M]) {
         // SAFETY: the callers checked the bounds of `a` and `w`.
@@ -1173,8 +1262,7 @@ pub(crate) mod avx2 {
             let mut acc0 = [init[0]; M];
             let mut acc1 = [init[1]; M];
             for p in 0..k2 {
-                let w0 = _mm256_loadu_si256(w.add(p * 2 * NR) as *const __m256i);
-                let w1 = _mm256_loadu_si256(w.add(p * 2 * NR + NR) as *const __m256i);
+                let (w0, w1) = load_pair::<NARROW>(w, p);
                 for r in 0..M {
                     let x = _mm256_set1_epi32((a.add(r * lda + 2 * p) as *const i32).read_unaligned());
                     acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(x, w0));
@@ -1189,11 +1277,11 @@ pub(crate) mod avx2 {
     /// operation order as `hybrid::avx2::epilogue_avx2`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_gemm_mx16c2_f32_avx2<const M: usize>(
+    unsafe fn qs8_gemm_mx16c2_f32_avx2<const NARROW: bool, const M: usize>(
         k2: usize,
         a: *const i16,
         lda: usize,
-        w: *const i16,
+        w: *const u8,
         tail: &FloatTail<'_>,
         out: *mut f32,
         ldo: usize,
@@ -1202,7 +1290,7 @@ pub(crate) mod avx2 {
         // SAFETY: the caller (`gemm_float_tile`) checked the bounds.
         unsafe {
             let zero = _mm256_setzero_si256();
-            let (acc0, acc1) = accumulate::<M>(k2, a, lda, w, [zero, zero]);
+            let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [zero, zero]);
             let vs = _mm256_set1_ps(tail.s);
             let (lo, hi) = (_mm256_set1_ps(tail.clamp[0]), _mm256_set1_ps(tail.clamp[1]));
             let half = |h: usize| {
@@ -1252,11 +1340,11 @@ pub(crate) mod avx2 {
     /// the registers before one 16-byte store per row.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const M: usize>(
+    unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const NARROW: bool, const M: usize>(
         k2: usize,
         a: *const i16,
         lda: usize,
-        w: *const i16,
+        w: *const u8,
         epi: &Epilogue<'_>,
         out: *mut u8,
         ldo: usize,
@@ -1266,7 +1354,7 @@ pub(crate) mod avx2 {
         unsafe {
             let ld = |p: *const i32| _mm256_loadu_si256(p as *const __m256i);
             let b = epi.bias.as_ptr();
-            let (acc0, acc1) = accumulate::<M>(k2, a, lda, w, [ld(b), ld(b.add(8))]);
+            let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [ld(b), ld(b.add(8))]);
             let q = epi.rq.as_ptr();
             let r0 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR)));
             let r1 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR + 8)));
@@ -1294,27 +1382,18 @@ pub(crate) mod avx2 {
     /// `M` rows × 16 columns: per depth pair, two loads of 8 channels'
     /// weight pairs, one broadcast activation pair per row, `vpmaddwd`.
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_gemm_mx16c2_avx2<const M: usize>(
+    unsafe fn qs8_gemm_mx16c2_avx2<const NARROW: bool, const M: usize>(
         k2: usize,
         a: *const i16,
         lda: usize,
-        w: *const i16,
+        w: *const u8,
         c: *mut i32,
         ldc: usize,
     ) {
         // SAFETY: the caller (`gemm_tile`) checked the bounds.
         unsafe {
-            let mut acc0 = [_mm256_setzero_si256(); M];
-            let mut acc1 = [_mm256_setzero_si256(); M];
-            for p in 0..k2 {
-                let w0 = _mm256_loadu_si256(w.add(p * 2 * NR) as *const __m256i);
-                let w1 = _mm256_loadu_si256(w.add(p * 2 * NR + NR) as *const __m256i);
-                for r in 0..M {
-                    let x = _mm256_set1_epi32((a.add(r * lda + 2 * p) as *const i32).read_unaligned());
-                    acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(x, w0));
-                    acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(x, w1));
-                }
-            }
+            let zero = _mm256_setzero_si256();
+            let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [zero, zero]);
             for r in 0..M {
                 _mm256_storeu_si256(c.add(r * ldc) as *mut __m256i, acc0[r]);
                 _mm256_storeu_si256(c.add(r * ldc + 8) as *mut __m256i, acc1[r]);
@@ -1710,7 +1789,7 @@ pub(crate) mod avx2 {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod avx2 {
-    use super::{DwFast, FloatTail, Requant, Q8};
+    use super::{DwFast, FloatTail, Panel, Requant, Q8};
     use crate::optimized::isa::Avx2Fma;
 
     #[allow(clippy::too_many_arguments)]
@@ -1720,7 +1799,7 @@ mod avx2 {
         _: usize,
         _: &[i16],
         _: usize,
-        _: &[i16],
+        _: Panel<'_>,
         _: &FloatTail<'_>,
         _: &mut [f32],
         _: usize,
@@ -1743,7 +1822,7 @@ mod avx2 {
         _: usize,
         _: &[i16],
         _: usize,
-        _: &[i16],
+        _: Panel<'_>,
         _: &Epilogue<'_>,
         _: &mut [T],
         _: usize,
@@ -1783,7 +1862,16 @@ mod avx2 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn gemm_tile(_: Avx2Fma, _: usize, _: usize, _: &[i16], _: usize, _: &[i16], _: &mut [i32], _: usize) {
+    pub(super) fn gemm_tile(
+        _: Avx2Fma,
+        _: usize,
+        _: usize,
+        _: &[i16],
+        _: usize,
+        _: Panel<'_>,
+        _: &mut [i32],
+        _: usize,
+    ) {
         unreachable!("no AVX2 token off x86-64")
     }
 
