@@ -791,7 +791,8 @@ impl HybridDepthwisePlan {
             scales: if supported { (0..out_c).map(|c| scale_at(filter_scales, c)).collect() } else { Vec::new() },
             float,
             w: if float { Vec::new() } else { filter.iter().map(|&v| v as i32).collect() },
-            wf,
+            // The inner plan holds its own (padded) copy.
+            wf: if inner.is_some() { Vec::new() } else { wf },
             inner,
             supported,
         }
@@ -1592,7 +1593,7 @@ mod avx2 {
 mod tests {
     use super::*;
     use crate::optimized::isa::available_levels;
-    use crate::optimized::testutil::{ConvGeom, ConvGeomLimits, Rng};
+    use crate::optimized::testutil::{panel_ranges, ConvGeom, ConvGeomLimits, Rng};
     use crate::reference::hybrid::{
         asymmetric_quantize_floats, conv2d_hybrid, conv2d_hybrid_per_channel, depthwise_conv2d_hybrid_per_channel,
         fully_connected_hybrid, symmetric_quantize_floats, HybridScratch,
@@ -1942,11 +1943,10 @@ mod tests {
                 check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
                 if batches == 1 {
                     // The first row's units in ranges cut at multiples of 16.
-                    let (mut got, mut s, mut c0) = (vec![0.0f32; units], Qs8Scratch::new(), 0);
-                    while c0 < units {
-                        let c1 = (c0 + NR * rng.range(1, 3)).min(units);
-                        plan.run_cols(&q, b.as_deref(), &mut got[c0..c1], c0, &mut s);
-                        c0 = c1;
+                    let (mut got, mut s) = (vec![0.0f32; units], Qs8Scratch::new());
+                    for cols in panel_ranges(units, &mut rng) {
+                        let c0 = cols.start;
+                        plan.run_cols(&q, b.as_deref(), &mut got[cols], c0, &mut s);
                     }
                     assert_eq!(bits(&got), bits(&want[..units]), "{ctx} columns");
                 }

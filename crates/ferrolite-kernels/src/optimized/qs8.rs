@@ -1674,64 +1674,65 @@ pub(crate) mod avx2 {
     /// instead makes LLVM emulate a full 64-bit multiply.)
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(crate) fn odd_lanes(v: __m256i) -> __m256i {
+    fn odd_lanes(v: __m256i) -> __m256i {
         _mm256_shuffle_epi32(v, 0b11_11_01_01)
     }
 
-    /// `requant_v` with the rounding mask and half precomputed: `r` holds
-    /// the multiplier, left shift, right shift, mask and half; the left
-    /// shift and the saturation check run only where some channel needs
-    /// them (`lsh`, `min`).
+    /// TFLite's saturating rounding doubling high multiply on 8 lanes:
+    /// `(a * m + 2^30) >> 31`, which equals the reference's sign-dependent
+    /// nudge and truncating division (bits 31..62 of the 64-bit sums, even
+    /// and odd lanes). `saturate`: the one overflow, `MIN * MIN`, gives
+    /// `MAX` (callers that know no multiplier is `i32::MIN` skip it).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn doubling_high_mul(a: __m256i, m: __m256i, saturate: bool) -> __m256i {
+        let nudge = _mm256_set1_epi64x(1 << 30);
+        let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(odd_lanes(a), odd_lanes(m)), nudge);
+        let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
+        if !saturate {
+            return hm;
+        }
+        let min = _mm256_set1_epi32(i32::MIN);
+        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(m, min));
+        _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat)
+    }
+
+    /// For a rounding divide of `hm` by `2^e` (ties away from zero), -1 in
+    /// the lanes where the truncated quotient must go up by one, else 0;
+    /// `mask = 2^e - 1`, `half = mask >> 1`. The quotient is then
+    /// `(hm >> e) - rounds_up(..)`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn rounds_up(hm: __m256i, mask: __m256i, half: __m256i) -> __m256i {
+        let rem = _mm256_and_si256(hm, mask);
+        let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
+        _mm256_cmpgt_epi32(rem, _mm256_sub_epi32(half, neg))
+    }
+
+    /// `finish` without the bias on 8 int32 sums in a register: `r` holds
+    /// the per-lane multiplier, left shift, right shift, mask and half; the
+    /// left shift and the saturation check run only where some channel
+    /// needs them (`lsh`, `min`). `oc = [output_offset, act_min, act_max]`.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn requant_pre(x: __m256i, r: [__m256i; 5], lsh: bool, min: bool, oc: [i32; 3]) -> __m256i {
         let [m, l, e, mask, half] = r;
         let a = if lsh { _mm256_sllv_epi32(x, l) } else { x };
-        let nudge = _mm256_set1_epi64x(1 << 30);
-        let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-        let odd = _mm256_add_epi64(_mm256_mul_epi32(odd_lanes(a), odd_lanes(m)), nudge);
-        let mut hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
-        if min {
-            let v = _mm256_set1_epi32(i32::MIN);
-            let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, v), _mm256_cmpeq_epi32(m, v));
-            hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
-        }
-        let rem = _mm256_and_si256(hm, mask);
-        let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
-        let up = _mm256_cmpgt_epi32(rem, _mm256_sub_epi32(half, neg));
-        let v = _mm256_add_epi32(_mm256_sub_epi32(_mm256_srav_epi32(hm, e), up), _mm256_set1_epi32(oc[0]));
+        let hm = doubling_high_mul(a, m, min);
+        let q = _mm256_sub_epi32(_mm256_srav_epi32(hm, e), rounds_up(hm, mask, half));
+        let v = _mm256_add_epi32(q, _mm256_set1_epi32(oc[0]));
         _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]))
     }
 
-    /// `finish` without the bias on 8 int32 sums in a register: `m`, `lsh`,
-    /// `rsh` the per-lane multiplier and shifts, `oc = [output_offset,
-    /// act_min, act_max]`.
+    /// [`requant_pre`] with the mask and half derived from the right shift
+    /// `e`, every step enabled.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn requant_v(x: __m256i, m: __m256i, lsh: __m256i, e: __m256i, oc: [i32; 3]) -> __m256i {
-        // x << left_shift (wrapping).
-        let a = _mm256_sllv_epi32(x, lsh);
-        // Rounding doubling high mul: (a * m + 2^30) >> 31, which equals
-        // the reference's sign-dependent nudge and truncating division;
-        // bits 31..62 of the 64-bit sum, in even and odd lanes.
-        let nudge = _mm256_set1_epi64x(1 << 30);
-        let even = _mm256_add_epi64(_mm256_mul_epi32(a, m), nudge);
-        let odd = _mm256_add_epi64(_mm256_mul_epi32(odd_lanes(a), odd_lanes(m)), nudge);
-        let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
-        // The one overflow: MIN * MIN saturates to MAX.
-        let min = _mm256_set1_epi32(i32::MIN);
-        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(a, min), _mm256_cmpeq_epi32(m, min));
-        let hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
-        // Rounding divide by 2^e, ties away from zero.
         let one = _mm256_set1_epi32(1);
         let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
-        let rem = _mm256_and_si256(hm, mask);
-        let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
-        let threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), neg);
-        let up = _mm256_cmpgt_epi32(rem, threshold);
-        let v = _mm256_sub_epi32(_mm256_srav_epi32(hm, e), up);
-        let v = _mm256_add_epi32(v, _mm256_set1_epi32(oc[0]));
-        _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]))
+        requant_pre(x, [m, lsh, e, mask, _mm256_srai_epi32(mask, 1)], true, true, oc)
     }
 
     /// Depthwise sums (depth multiplier 1) of whole groups of 8 channels
@@ -1906,7 +1907,7 @@ mod tests {
     use super::*;
     use crate::activation::ClampF32;
     use crate::optimized::isa::available_levels;
-    use crate::optimized::testutil::{ConvGeom, ConvGeomLimits, Rng};
+    use crate::optimized::testutil::{panel_ranges, ConvGeom, ConvGeomLimits, Rng};
     use crate::quant::FusedActivation;
     use crate::reference::padding::{Padding, Padding2d};
     use crate::reference::quantized::{
@@ -2274,11 +2275,9 @@ mod tests {
     ) {
         let mut got = vec![T::from_i32(0); want.len()];
         let mut scratch = Qs8Scratch::new();
-        let mut c0 = 0;
-        while c0 < want.len() {
-            let c1 = (c0 + NR * rng.range(1, 3)).min(want.len());
-            run(&mut got[c0..c1], c0, &mut scratch);
-            c0 = c1;
+        for cols in panel_ranges(want.len(), rng) {
+            let c0 = cols.start;
+            run(&mut got[cols], c0, &mut scratch);
         }
         assert_eq!(got, want, "{ctx}: column ranges");
     }

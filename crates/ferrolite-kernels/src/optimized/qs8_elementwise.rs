@@ -68,7 +68,7 @@ fn qs8_add_scalar<T: Q8>(p: &AddParams, a: &[T], b: &[T], out: &mut [T]) {
 mod avx2 {
     use super::Q8;
     use crate::optimized::isa::Avx2Fma;
-    use crate::optimized::qs8::avx2::odd_lanes;
+    use crate::optimized::qs8::avx2::{doubling_high_mul, rounds_up};
     use crate::reference::quantized::AddParams;
     use std::arch::x86_64::*;
 
@@ -89,21 +89,8 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn mul_shift(x: __m256i, m: __m256i, e: __m128i, mask: __m256i, half: __m256i) -> __m256i {
-        // (x * m + 2^30) >> 31 equals the reference's sign-dependent nudge
-        // and truncating division: bits 31..62 of the 64-bit sums.
-        let nudge = _mm256_set1_epi64x(1 << 30);
-        let even = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
-        let odd = _mm256_add_epi64(_mm256_mul_epi32(odd_lanes(x), odd_lanes(m)), nudge);
-        let hm = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0b1010_1010);
-        // The one overflow: MIN * MIN saturates to MAX.
-        let min = _mm256_set1_epi32(i32::MIN);
-        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
-        let hm = _mm256_blendv_epi8(hm, _mm256_set1_epi32(i32::MAX), sat);
-        // Ties away from zero: negatives need one more to round up.
-        let rem = _mm256_and_si256(hm, mask);
-        let neg = _mm256_cmpgt_epi32(_mm256_setzero_si256(), hm);
-        let up = _mm256_cmpgt_epi32(rem, _mm256_sub_epi32(half, neg));
-        _mm256_sub_epi32(_mm256_sra_epi32(hm, e), up)
+        let hm = doubling_high_mul(x, m, true);
+        _mm256_sub_epi32(_mm256_sra_epi32(hm, e), rounds_up(hm, mask, half))
     }
 
     #[target_feature(enable = "avx2")]

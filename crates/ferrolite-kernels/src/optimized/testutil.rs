@@ -37,6 +37,19 @@ impl Rng {
     }
 }
 
+/// `0 .. len` cut into consecutive ranges whose starts are multiples of
+/// 16 (one or two 16-column panels each): column splits for GEMV tests.
+pub fn panel_ranges(len: usize, rng: &mut Rng) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut c0 = 0;
+    while c0 < len {
+        let c1 = (c0 + 16 * rng.range(1, 3)).min(len);
+        ranges.push(c0..c1);
+        c0 = c1;
+    }
+    ranges
+}
+
 /// Assert `|got - want| <= tol * max(scale, |want|)` element-wise, where
 /// `scale` is the same computation over absolute values (`sum |x||w|`):
 /// reordering a float sum changes it by a few ulps of that, not of the

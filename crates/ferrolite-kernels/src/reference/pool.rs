@@ -110,24 +110,7 @@ pub fn average_pool_f32_rows(
     row_start: usize,
     out_shape: [usize; 4],
 ) -> bool {
-    let depth = in_shape[3];
-    let mut acc = vec![0.0f32; depth];
-    pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
-        if pixels.is_empty() {
-            return false;
-        }
-        acc.fill(0.0);
-        for &px in pixels {
-            for (a, &v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {
-                *a += v;
-            }
-        }
-        let count = pixels.len() as f32;
-        for (o, &a) in out.iter_mut().zip(&acc) {
-            *o = p.clamp.apply(a / count);
-        }
-        true
-    })
+    sum_pool_rows(p, input, in_shape, out_rows, row_start, out_shape, |v| v, |mean| mean)
 }
 
 /// MAX_POOL_2D: the largest in-bounds element of each window, then the clamp.
@@ -190,6 +173,23 @@ pub fn l2_pool_f32_rows(
     row_start: usize,
     out_shape: [usize; 4],
 ) -> bool {
+    sum_pool_rows(p, input, in_shape, out_rows, row_start, out_shape, |v| v * v, f32::sqrt)
+}
+
+/// AVERAGE_POOL_2D and L2_POOL_2D: `finish(sum of term(v) / count)` over
+/// each window's in-bounds elements, then the clamp; `false` if some window
+/// is empty.
+#[allow(clippy::too_many_arguments)]
+fn sum_pool_rows(
+    p: &Pool2dParams,
+    input: &[f32],
+    in_shape: [usize; 4],
+    out_rows: &mut [f32],
+    row_start: usize,
+    out_shape: [usize; 4],
+    term: impl Fn(f32) -> f32,
+    finish: impl Fn(f32) -> f32,
+) -> bool {
     let depth = in_shape[3];
     let mut acc = vec![0.0f32; depth];
     pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
@@ -199,12 +199,12 @@ pub fn l2_pool_f32_rows(
         acc.fill(0.0);
         for &px in pixels {
             for (a, &v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {
-                *a += v * v;
+                *a += term(v);
             }
         }
         let count = pixels.len() as f32;
         for (o, &a) in out.iter_mut().zip(&acc) {
-            *o = p.clamp.apply((a / count).sqrt());
+            *o = p.clamp.apply(finish(a / count));
         }
         true
     })
