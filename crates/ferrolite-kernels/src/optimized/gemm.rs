@@ -14,6 +14,11 @@
 //!   hide the FMA latency.
 //! - `f32_gemm_{1..4}x16_scalar`: portable Rust, always compiled.
 //!
+//! A kernel call covers one row tile across a run of panels (looping over
+//! them inside), so shallow GEMMs (1x1 convs of depth 16-32, where a tile is
+//! ~100 FMA cycles) do not pay a call, bounds checks and a bias copy per
+//! 6x16 tile.
+//!
 //! Blocking: the depth is cut into [`KC`]-long slices (A's 6 rows stay in L1)
 //! and the columns into groups of panels whose slice fits in L2. Between
 //! depth slices the partial sums live in `C`; bias and clamp are applied in
@@ -75,10 +80,11 @@ impl PackedWeightsF32 {
         self.n.div_ceil(NR)
     }
 
-    /// Panel `j`, depth rows `k0 .. k0 + kc`.
-    fn panel(&self, j: usize, k0: usize, kc: usize) -> &[f32] {
-        let start = self.offset + j * self.k * NR + k0 * NR;
-        &self.buf[start..start + kc * NR]
+    /// Panels `j0 .. j1`, depth rows `k0 .. k0 + kc` of each: panel `j0 + t`
+    /// starts at `t * k * 16` of the returned slice.
+    fn panels_slice(&self, j0: usize, j1: usize, k0: usize, kc: usize) -> &[f32] {
+        let stride = self.k * NR;
+        &self.buf[self.offset + j0 * stride + k0 * NR..self.offset + (j1 - 1) * stride + (k0 + kc) * NR]
     }
 }
 
@@ -125,32 +131,37 @@ pub fn gemm_f32(
     }
 }
 
-/// The epilogue of the last depth slice: bias for the panel's 16 columns
-/// (zero past `n`) and the clamp.
+/// The epilogue of the last depth slice: bias for the run's columns
+/// (padded with zeros to whole panels) and the clamp.
 #[derive(Clone, Copy)]
 struct Epilogue<'a> {
-    bias: &'a [f32; NR],
+    /// `16 * panels` values: column `col` of the run adds `bias[col]`.
+    bias: &'a [f32],
     clamp: ClampF32,
 }
 
-/// One micro-kernel family: computes an `mr × nr` tile (`mr <= MR`,
-/// `nr <= NR`) over a depth slice of `kc`.
+/// One micro-kernel family: computes `mr` rows (`mr <= MR`) of a run of
+/// consecutive panels (`cols` columns: whole panels but perhaps the last)
+/// over a depth slice of `kc`. Looping over the panels inside the kernel
+/// keeps the row pointers and constants in registers, which matters for
+/// shallow GEMMs (depth 16: a 6x16 tile is only 96 FMA cycles).
 ///
 /// - `a`: row `r` is `a[r * lda .. r * lda + kc]`.
-/// - `w`: the panel's `kc × NR` slice.
-/// - `c`: row `r` is `c[r * ldc .. r * ldc + nr]`; read as the starting sums
-///   unless `first`, then overwritten.
+/// - `w`: panel `j` of the run is `w[j * wstride ..][..kc * NR]`.
+/// - `c`: row `r` is `c[r * ldc .. r * ldc + cols]`; read as the starting
+///   sums unless `first`, then overwritten.
 trait MicroKernel: Copy {
     const MR: usize;
     #[allow(clippy::too_many_arguments)]
-    fn tile(
+    fn tiles(
         self,
         mr: usize,
-        nr: usize,
+        cols: usize,
         kc: usize,
         a: &[f32],
         lda: usize,
         w: &[f32],
+        wstride: usize,
         first: bool,
         epilogue: Option<Epilogue>,
         c: &mut [f32],
@@ -173,36 +184,31 @@ fn drive<K: MicroKernel>(
 ) {
     let n = packed.n;
     let panels = packed.panels();
+    // Bias padded to whole panels, so every panel's epilogue reads 16.
+    let mut bias_pad = vec![0.0f32; panels * NR];
+    if let Some(b) = bias {
+        bias_pad[..n].copy_from_slice(&b[..n]);
+    }
     // A single row (GEMV) is tiny: take the whole depth in one slice so the
     // partial sums never round-trip through C.
     let kc_max = if m == 1 { k.min(16 * KC) } else { KC.min(k) };
     let group = (L2_BLOCK_BYTES / (kc_max * NR * 4)).max(1);
+    let wstride = k * NR;
     for jc in (0..panels).step_by(group) {
         let j_end = (jc + group).min(panels);
+        let (col, cols) = (jc * NR, n.min(j_end * NR) - jc * NR);
         let mut k0 = 0;
         while k0 < k {
             let kc = kc_max.min(k - k0);
             let first = k0 == 0;
-            let last = k0 + kc == k;
+            let epilogue = (k0 + kc == k).then(|| Epilogue { bias: &bias_pad[jc * NR..j_end * NR], clamp });
+            let w = packed.panels_slice(jc, j_end, k0, kc);
             let mut i = 0;
             while i < m {
                 let mr = K::MR.min(m - i);
                 let a_blk = &a[i * lda + k0..(i + mr - 1) * lda + k0 + kc];
-                for j in jc..j_end {
-                    let col = j * NR;
-                    let nr = NR.min(n - col);
-                    let mut bias16 = [0.0f32; NR];
-                    let epilogue = if last {
-                        if let Some(b) = bias {
-                            bias16[..nr].copy_from_slice(&b[col..col + nr]);
-                        }
-                        Some(Epilogue { bias: &bias16, clamp })
-                    } else {
-                        None
-                    };
-                    let c_blk = &mut c[i * ldc + col..(i + mr - 1) * ldc + col + nr];
-                    kern.tile(mr, nr, kc, a_blk, lda, packed.panel(j, k0, kc), first, epilogue, c_blk, ldc);
-                }
+                let c_blk = &mut c[i * ldc + col..(i + mr - 1) * ldc + col + cols];
+                kern.tiles(mr, cols, kc, a_blk, lda, w, wstride, first, epilogue, c_blk, ldc);
                 i += mr;
             }
             k0 += kc;
@@ -216,25 +222,32 @@ struct Scalar;
 
 impl MicroKernel for Scalar {
     const MR: usize = 4;
-    fn tile(
+    fn tiles(
         self,
         mr: usize,
-        nr: usize,
+        cols: usize,
         kc: usize,
         a: &[f32],
         lda: usize,
         w: &[f32],
+        wstride: usize,
         first: bool,
         epilogue: Option<Epilogue>,
         c: &mut [f32],
         ldc: usize,
     ) {
-        match mr {
-            1 => f32_gemm_mx16_scalar::<1>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-            2 => f32_gemm_mx16_scalar::<2>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-            3 => f32_gemm_mx16_scalar::<3>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-            4 => f32_gemm_mx16_scalar::<4>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-            _ => unreachable!("scalar gemm tile of {mr} rows"),
+        for (j, col) in (0..cols).step_by(NR).enumerate() {
+            let nr = NR.min(cols - col);
+            let w = &w[j * wstride..j * wstride + kc * NR];
+            let e = epilogue.map(|e| Epilogue { bias: &e.bias[col..col + NR], clamp: e.clamp });
+            let c = &mut c[col..];
+            match mr {
+                1 => f32_gemm_mx16_scalar::<1>(nr, kc, a, lda, w, first, e, c, ldc),
+                2 => f32_gemm_mx16_scalar::<2>(nr, kc, a, lda, w, first, e, c, ldc),
+                3 => f32_gemm_mx16_scalar::<3>(nr, kc, a, lda, w, first, e, c, ldc),
+                4 => f32_gemm_mx16_scalar::<4>(nr, kc, a, lda, w, first, e, c, ldc),
+                _ => unreachable!("scalar gemm tile of {mr} rows"),
+            }
         }
     }
 }
@@ -288,20 +301,21 @@ fn f32_gemm_mx16_scalar<const M: usize>(
 impl MicroKernel for Avx2Fma {
     const MR: usize = 4;
     #[allow(clippy::too_many_arguments)]
-    fn tile(
+    fn tiles(
         self,
         mr: usize,
-        nr: usize,
+        cols: usize,
         kc: usize,
         a: &[f32],
         lda: usize,
         w: &[f32],
+        wstride: usize,
         first: bool,
         epilogue: Option<Epilogue>,
         c: &mut [f32],
         ldc: usize,
     ) {
-        Scalar.tile(mr, nr, kc, a, lda, w, first, epilogue, c, ldc)
+        Scalar.tiles(mr.min(4), cols, kc, a, lda, w, wstride, first, epilogue, c, ldc)
     }
 }
 
@@ -309,38 +323,43 @@ impl MicroKernel for Avx2Fma {
 #[allow(unsafe_code)]
 mod avx2 {
     use super::{Epilogue, MicroKernel, NR};
+    use crate::activation::ClampF32;
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
     impl MicroKernel for Avx2Fma {
         const MR: usize = 6;
-        fn tile(
+        fn tiles(
             self,
             mr: usize,
-            nr: usize,
+            cols: usize,
             kc: usize,
             a: &[f32],
             lda: usize,
             w: &[f32],
+            wstride: usize,
             first: bool,
             epilogue: Option<Epilogue>,
             c: &mut [f32],
             ldc: usize,
         ) {
             // Bounds for the raw loads/stores inside the kernels.
-            assert!((1..=6).contains(&mr) && (1..=NR).contains(&nr) && kc >= 1);
-            assert!(a.len() >= (mr - 1) * lda + kc && w.len() >= kc * NR && c.len() >= (mr - 1) * ldc + nr);
+            let panels = cols.div_ceil(NR);
+            assert!((1..=6).contains(&mr) && cols >= 1 && kc >= 1 && wstride >= kc * NR);
+            assert!(a.len() >= (mr - 1) * lda + kc && w.len() >= (panels - 1) * wstride + kc * NR);
+            assert!(c.len() >= (mr - 1) * ldc + cols);
+            assert!(epilogue.is_none_or(|e| e.bias.len() >= panels * NR));
             // SAFETY: `self` is an `Avx2Fma` token, which exists only when the
             // CPU supports AVX2 and FMA; the slice bounds the kernels rely on were
             // asserted just above.
             unsafe {
                 match mr {
-                    1 => f32_gemm_1x16_avx2_fma(nr, kc, a, w, first, epilogue, c),
-                    2 => f32_gemm_mx16_avx2_fma::<2>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-                    3 => f32_gemm_mx16_avx2_fma::<3>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-                    4 => f32_gemm_mx16_avx2_fma::<4>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-                    5 => f32_gemm_mx16_avx2_fma::<5>(nr, kc, a, lda, w, first, epilogue, c, ldc),
-                    _ => f32_gemm_mx16_avx2_fma::<6>(nr, kc, a, lda, w, first, epilogue, c, ldc),
+                    1 => f32_gemm_1x16_avx2_fma(cols, kc, a, w, wstride, first, epilogue, c),
+                    2 => f32_gemm_mx16_avx2_fma::<2>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
+                    3 => f32_gemm_mx16_avx2_fma::<3>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
+                    4 => f32_gemm_mx16_avx2_fma::<4>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
+                    5 => f32_gemm_mx16_avx2_fma::<5>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
+                    _ => f32_gemm_mx16_avx2_fma::<6>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
                 }
             }
         }
@@ -370,16 +389,15 @@ mod avx2 {
     /// # Safety
     /// `p` must be valid for `nr` writes, `nr <= 16`; AVX must be available.
     #[inline(always)]
-    unsafe fn store_row(p: *mut f32, nr: usize, mut v0: __m256, mut v1: __m256, e: Option<Epilogue>) {
-        // SAFETY: the caller guarantees `nr` writable floats at `p`; the
-        // bias array has 16 values; the short case goes through a local
-        // buffer.
+    unsafe fn store_row(p: *mut f32, nr: usize, mut v0: __m256, mut v1: __m256, e: Option<(*const f32, ClampF32)>) {
+        // SAFETY: the caller guarantees `nr` writable floats at `p` and 16
+        // readable bias values; the short case goes through a local buffer.
         unsafe {
-            if let Some(e) = e {
-                let lo = _mm256_set1_ps(e.clamp.min);
-                let hi = _mm256_set1_ps(e.clamp.max);
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(e.bias.as_ptr()));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(e.bias.as_ptr().add(8)));
+            if let Some((bias, clamp)) = e {
+                let lo = _mm256_set1_ps(clamp.min);
+                let hi = _mm256_set1_ps(clamp.max);
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias.add(8)));
                 // max(lo, v) / min(hi, v) return `v` when it is NaN, like
                 // `ClampF32::apply`.
                 v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, v0));
@@ -397,50 +415,60 @@ mod avx2 {
         }
     }
 
-    /// `f32_gemm_{M}x16_avx2_fma`, `M` in 2..=6: 2M accumulators.
+    /// `f32_gemm_{M}x16_avx2_fma`, `M` in 2..=6: 2M accumulators, over
+    /// each panel of the run in turn.
     ///
     /// # Safety
     /// AVX2 and FMA must be available; `a` must hold `(M-1)*lda + kc`
-    /// values, `w` `kc*16`, `c` `(M-1)*ldc + nr`, with `nr <= 16`.
+    /// values, `w` `(panels-1)*wstride + kc*16`, `c` `(M-1)*ldc + cols`,
+    /// the epilogue's bias `16*panels` (`panels = ceil(cols / 16)`).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn f32_gemm_mx16_avx2_fma<const M: usize>(
-        nr: usize,
+        cols: usize,
         kc: usize,
         a: &[f32],
         lda: usize,
         w: &[f32],
+        wstride: usize,
         first: bool,
         epilogue: Option<Epilogue>,
         c: &mut [f32],
         ldc: usize,
     ) {
-        let mut acc0 = [_mm256_setzero_ps(); M];
-        let mut acc1 = [_mm256_setzero_ps(); M];
-        let cp = c.as_mut_ptr();
         // SAFETY: the caller guarantees the slice lengths documented above,
-        // so every row pointer `a + r*lda` has `kc` readable values, `w` has
-        // `kc` rows of 16, and `c + r*ldc` has `nr` writable values.
+        // so every row pointer `a + r*lda` has `kc` readable values, panel
+        // `j` at `w + j*wstride` has `kc` rows of 16, `c + r*ldc + col` has
+        // `nr` writable values and the bias 16 from `col`.
         unsafe {
-            if !first {
-                for r in 0..M {
-                    (acc0[r], acc1[r]) = load_row(cp.add(r * ldc), nr);
-                }
-            }
             let ap: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(r * lda));
-            let mut wp = w.as_ptr();
-            for p in 0..kc {
-                let b0 = _mm256_loadu_ps(wp);
-                let b1 = _mm256_loadu_ps(wp.add(8));
-                for r in 0..M {
-                    let x = _mm256_broadcast_ss(&*ap[r].add(p));
-                    acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
-                    acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+            let mut col = 0;
+            while col < cols {
+                let nr = NR.min(cols - col);
+                let cp = c.as_mut_ptr().add(col);
+                let mut acc0 = [_mm256_setzero_ps(); M];
+                let mut acc1 = [_mm256_setzero_ps(); M];
+                if !first {
+                    for r in 0..M {
+                        (acc0[r], acc1[r]) = load_row(cp.add(r * ldc), nr);
+                    }
                 }
-                wp = wp.add(NR);
-            }
-            for r in 0..M {
-                store_row(cp.add(r * ldc), nr, acc0[r], acc1[r], epilogue);
+                let mut wp = w.as_ptr().add(col / NR * wstride);
+                for p in 0..kc {
+                    let b0 = _mm256_loadu_ps(wp);
+                    let b1 = _mm256_loadu_ps(wp.add(8));
+                    for r in 0..M {
+                        let x = _mm256_broadcast_ss(&*ap[r].add(p));
+                        acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+                        acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+                    }
+                    wp = wp.add(NR);
+                }
+                let e = epilogue.map(|e| (e.bias.as_ptr().add(col), e.clamp));
+                for r in 0..M {
+                    store_row(cp.add(r * ldc), nr, acc0[r], acc1[r], e);
+                }
+                col += NR;
             }
         }
     }
@@ -450,46 +478,55 @@ mod avx2 {
     ///
     /// # Safety
     /// AVX2 and FMA must be available; `a` must hold `kc` values, `w`
-    /// `kc*16`, `c` `nr`, with `nr <= 16`.
+    /// `(panels-1)*wstride + kc*16`, `c` `cols`, the epilogue's bias
+    /// `16*panels`.
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn f32_gemm_1x16_avx2_fma(
-        nr: usize,
+        cols: usize,
         kc: usize,
         a: &[f32],
         w: &[f32],
+        wstride: usize,
         first: bool,
         epilogue: Option<Epilogue>,
         c: &mut [f32],
     ) {
-        // SAFETY: as documented: `a[..kc]`, `w[..kc*16]` readable,
-        // `c[..nr]` writable.
+        // SAFETY: as documented: `a[..kc]` readable, each panel's
+        // `kc*16` values readable, `c[..cols]` writable.
         unsafe {
             let ap = a.as_ptr();
-            let mut wp = w.as_ptr();
-            let mut s = [_mm256_setzero_ps(); 8];
-            if !first {
-                (s[0], s[1]) = load_row(c.as_ptr(), nr);
-            }
-            let mut p = 0;
-            while p + 4 <= kc {
-                for u in 0..4 {
-                    let x = _mm256_broadcast_ss(&*ap.add(p + u));
-                    s[2 * u] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR)), s[2 * u]);
-                    s[2 * u + 1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR + 8)), s[2 * u + 1]);
+            let mut col = 0;
+            while col < cols {
+                let nr = NR.min(cols - col);
+                let mut wp = w.as_ptr().add(col / NR * wstride);
+                let mut s = [_mm256_setzero_ps(); 8];
+                if !first {
+                    (s[0], s[1]) = load_row(c.as_ptr().add(col), nr);
                 }
-                wp = wp.add(4 * NR);
-                p += 4;
+                let mut p = 0;
+                while p + 4 <= kc {
+                    for u in 0..4 {
+                        let x = _mm256_broadcast_ss(&*ap.add(p + u));
+                        s[2 * u] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR)), s[2 * u]);
+                        s[2 * u + 1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR + 8)), s[2 * u + 1]);
+                    }
+                    wp = wp.add(4 * NR);
+                    p += 4;
+                }
+                while p < kc {
+                    let x = _mm256_broadcast_ss(&*ap.add(p));
+                    s[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp), s[0]);
+                    s[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(8)), s[1]);
+                    wp = wp.add(NR);
+                    p += 1;
+                }
+                let v0 = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
+                let v1 = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
+                let e = epilogue.map(|e| (e.bias.as_ptr().add(col), e.clamp));
+                store_row(c.as_mut_ptr().add(col), nr, v0, v1, e);
+                col += NR;
             }
-            while p < kc {
-                let x = _mm256_broadcast_ss(&*ap.add(p));
-                s[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp), s[0]);
-                s[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(8)), s[1]);
-                wp = wp.add(NR);
-                p += 1;
-            }
-            let v0 = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
-            let v1 = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
-            store_row(c.as_mut_ptr(), nr, v0, v1, epilogue);
         }
     }
 }
@@ -580,7 +617,15 @@ mod tests {
     fn bench_gemm() {
         use crate::optimized::testutil::gflops;
         let mut rng = Rng::new(1);
-        for &(m, k, n) in &[(12544usize, 64usize, 64usize), (3136, 576, 128), (1024, 1024, 1024), (1, 1024, 1000)] {
+        for &(m, k, n) in &[
+            (1568usize, 16usize, 96usize),
+            (12544, 16, 96),
+            (3136, 24, 144),
+            (12544, 27, 32),
+            (49, 1024, 1024),
+            (784, 256, 256),
+            (1, 1280, 1001),
+        ] {
             let a = rng.vec(m * k);
             let w = rng.vec(n * k);
             let bias = rng.vec(n);
@@ -591,7 +636,7 @@ mod tests {
                 let g = gflops(flops, || gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), ClampF32::RELU6, &mut c, n));
                 println!("gemm m={m} k={k} n={n} {:>9}: {g:6.1} GFLOP/s", isa.name());
             }
-            if m * n * k <= 1 << 28 {
+            if m * n * k <= 1 << 8 {
                 let g = gflops(flops, || fully_connected_f32(&a, &w, Some(&bias), &mut c, m, k, n, ClampF32::RELU6));
                 println!("gemm m={m} k={k} n={n} reference: {g:6.1} GFLOP/s");
             }
