@@ -330,44 +330,63 @@ impl Im2col<'_> {
             convert(&input[first * in_c..(first + m) * in_c], &mut dst[..m * k]);
             return;
         }
-        // The pixel coordinates advance one step per row (no division per row).
+        // The pixel coordinates advance with the rows (no division per row).
         let (mut ox, mut oy, mut b) = if out_w == 0 || out_h == 0 {
             (0, 0, 0)
         } else {
             (first % out_w, (first / out_w) % out_h, first / (out_w * out_h))
         };
-        for row in dst[..m * row_len].chunks_exact_mut(row_len.max(1)) {
-            row[k..].fill(D::default());
-            let row = &mut row[..k];
-            let (ox, oy, b) = {
-                let here = (ox, oy, b);
-                ox += 1;
-                if ox == out_w {
-                    ox = 0;
-                    oy += 1;
-                    if oy == out_h {
-                        oy = 0;
-                        b += 1;
-                    }
+        let seg = f_w * f_in;
+        let span = ((f_w.max(1) - 1) * p.dilation_w) as isize;
+        let interior = |ox: usize| {
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            ix0 >= 0 && ix0 + span < in_w as isize
+        };
+        let mut r = 0;
+        while r < m {
+            // A run of pixels along one output row whose filter rows all lie
+            // inside the input horizontally: filter row `fy` of pixel `q` is
+            // one contiguous run, `stride_w * in_c` after pixel `q - 1`'s.
+            // Going filter row by filter row keeps the loop to one copy per
+            // (pixel, filter row), which matters when the runs are short
+            // (a first conv's 3x3 RGB taps: 9 values).
+            let mut np = 1;
+            if contiguous_rows && interior(ox) {
+                while r + np < m && ox + np < out_w && interior(ox + np) {
+                    np += 1;
                 }
-                here
-            };
+            }
+            let block = &mut dst[r * row_len..(r + np) * row_len];
+            if row_len > k {
+                for row in block.chunks_exact_mut(row_len) {
+                    row[k..].fill(D::default());
+                }
+            }
             let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
             let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-            for (fy, frow) in row.chunks_exact_mut((f_w * f_in).max(1)).enumerate() {
+            for fy in 0..self.filter_shape[1] {
                 let iy = iy0 + (fy * p.dilation_h) as isize;
+                let at = fy * seg;
                 if iy < 0 || iy >= in_h as isize {
-                    frow.fill(D::default());
+                    for row in block.chunks_exact_mut(row_len.max(1)) {
+                        row[at..at + seg].fill(D::default());
+                    }
                     continue;
                 }
                 let line = (b * in_h + iy as usize) * in_w;
-                let ix_last = ix0 + ((f_w - 1) * p.dilation_w) as isize;
-                if contiguous_rows && ix0 >= 0 && ix_last < in_w as isize {
-                    let s = (line + ix0 as usize) * in_c;
-                    convert(&input[s..s + f_w * in_c], frow);
+                if np > 1 || (contiguous_rows && interior(ox)) {
+                    let step = p.stride_w * in_c;
+                    let mut s = (line + ix0 as usize) * in_c;
+                    for row in block.chunks_exact_mut(row_len.max(1)) {
+                        convert(&input[s..s + seg], &mut row[at..at + seg]);
+                        s += step;
+                    }
                     continue;
                 }
-                for (fx, tap) in frow.chunks_exact_mut(f_in).enumerate() {
+                // One pixel at an edge (or channel groups, or dilated
+                // taps): tap by tap, zeros outside the input.
+                let frow = &mut block[at..at + seg];
+                for (fx, tap) in frow.chunks_exact_mut(f_in.max(1)).enumerate() {
                     let ix = ix0 + (fx * p.dilation_w) as isize;
                     if ix < 0 || ix >= in_w as isize {
                         tap.fill(D::default());
@@ -377,6 +396,18 @@ impl Im2col<'_> {
                     }
                 }
             }
+            for _ in 0..np {
+                ox += 1;
+                if ox == out_w {
+                    ox = 0;
+                    oy += 1;
+                    if oy == out_h {
+                        oy = 0;
+                        b += 1;
+                    }
+                }
+            }
+            r += np;
         }
     }
 }

@@ -636,7 +636,7 @@ mod tests {
                 let g = gflops(flops, || gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), ClampF32::RELU6, &mut c, n));
                 println!("gemm m={m} k={k} n={n} {:>9}: {g:6.1} GFLOP/s", isa.name());
             }
-            if m * n * k <= 1 << 8 {
+            if m * n * k <= 1 << 28 {
                 let g = gflops(flops, || fully_connected_f32(&a, &w, Some(&bias), &mut c, m, k, n, ClampF32::RELU6));
                 println!("gemm m={m} k={k} n={n} reference: {g:6.1} GFLOP/s");
             }
