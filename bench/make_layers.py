@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Make one-layer float models shaped like MobileNet's hot layers.
+
+usage: bench/make_layers.py OUT_DIR
+
+Each model is a single op (with its fused activation) on a fixed-size input,
+so `bench/side_by_side.py --models OUT_DIR` times LiteRT and ferrolite layer
+by layer, where a whole-model ratio only says that something is slower.
+Needs tensorflow-cpu (bench/requirements.txt).
+"""
+import os
+import sys
+
+import tensorflow as tf
+
+L = tf.keras.layers
+
+
+def model(shape, layer):
+    x = tf.keras.Input(shape=shape, batch_size=1)
+    return tf.keras.Model(x, layer(x))
+
+
+def relu6(x):
+    return tf.nn.relu6(x)
+
+
+# name -> (input shape without the batch, layer)
+LAYERS = {
+    # MobileNet v1/v2 first conv: 3x3 stride 2 over RGB.
+    "first_conv_224x3_32_s2": ((224, 224, 3), L.Conv2D(32, 3, strides=2, padding="same", activation=relu6)),
+    # Shallow 1x1 expansions and projections (MobileNet v2).
+    "pw_112x16_96": ((112, 112, 16), L.Conv2D(96, 1, activation=relu6)),
+    "pw_112x32_16": ((112, 112, 32), L.Conv2D(16, 1)),
+    "pw_56x24_144": ((56, 56, 24), L.Conv2D(144, 1, activation=relu6)),
+    # Deeper 1x1 convs (MobileNet v1), down to 7x7 with 4 MB of weights.
+    "pw_28x256_256": ((28, 28, 256), L.Conv2D(256, 1, activation=relu6)),
+    "pw_14x512_512": ((14, 14, 512), L.Conv2D(512, 1, activation=relu6)),
+    "pw_7x1024_1024": ((7, 7, 1024), L.Conv2D(1024, 1, activation=relu6)),
+    # Depthwise 3x3, stride 1 and 2.
+    "dw_112x32_s1": ((112, 112, 32), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
+    "dw_112x96_s2": ((112, 112, 96), L.DepthwiseConv2D(3, strides=2, padding="same", activation=relu6)),
+    "dw_56x144_s1": ((56, 56, 144), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
+    # The classifier: a batch-1 FULLY_CONNECTED (a GEMV over 5 MB of weights).
+    "fc_1280_1001": ((1280,), L.Dense(1001)),
+}
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    tf.keras.utils.set_random_seed(0)
+    for name, (shape, layer) in LAYERS.items():
+        converter = tf.lite.TFLiteConverter.from_keras_model(model(shape, layer))
+        path = os.path.join(out, name + ".tflite")
+        with open(path, "wb") as f:
+            f.write(converter.convert())
+        print("wrote", path, flush=True)
+
+
+if __name__ == "__main__":
+    main()
