@@ -19,7 +19,7 @@
 //! range of them, so a caller can split the output with `chunks_mut` and run
 //! the chunks on several threads.
 
-use crate::optimized::gemm::{gemm_f32, PackedWeightsF32};
+use crate::optimized::gemm::{gather_fits, gemm_f32, gemm_f32_gather, PackedWeightsF32};
 use crate::optimized::gemm_nt::gemm_nt_f32;
 use crate::optimized::isa::IsaLevel;
 use crate::reference::conv::Conv2dParams;
@@ -59,6 +59,9 @@ pub struct Conv2dF32Plan {
     in_place: bool,
     /// 1×1 stride-1 unpadded: the input is the GEMM's `A`.
     direct: bool,
+    /// Runs of interior pixels read their filter rows straight from the
+    /// input ([`gemm_f32_gather`]) instead of an im2col copy.
+    gather: bool,
     supported: bool,
 }
 
@@ -115,6 +118,18 @@ impl Conv2dF32Plan {
             && params.pad_left == 0
             && out_h == in_h
             && out_w == in_w;
+        // Only for short filter rows (a first conv over RGB: 3 taps x 3
+        // channels), where building im2col rows costs about as much as the
+        // GEMM; long rows copy cheaply, and gathering would send every
+        // image-edge pixel through a GEMM call of its own.
+        let gather = supported
+            && !in_place
+            && !direct
+            && groups == 1
+            && f_in == in_c
+            && params.dilation_w == 1
+            && f_w * f_in <= 32
+            && gather_fits(depth);
         Conv2dF32Plan {
             isa: isa.clamp_to_cpu(),
             p: *params,
@@ -126,6 +141,7 @@ impl Conv2dF32Plan {
             packed,
             in_place,
             direct,
+            gather,
             supported,
         }
     }
@@ -254,6 +270,10 @@ impl Conv2dF32Plan {
             return;
         }
 
+        if self.gather {
+            self.run_rows_gathered(input, bias, output_rows, row_start, scratch);
+            return;
+        }
         let k = self.depth;
         let block = im2col_block_rows(k, rows);
         if scratch.len() < block * k {
@@ -268,6 +288,84 @@ impl Conv2dF32Plan {
             }
             r += m;
         }
+    }
+
+    /// [`Self::run_rows`] for a gathering plan: runs of pixels along an
+    /// output row whose taps all lie inside the input go straight to the
+    /// GEMM, one segment per filter row; the others (image edges) are
+    /// collected into im2col blocks.
+    fn run_rows_gathered(
+        &self,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        scratch: &mut Vec<f32>,
+    ) {
+        let p = &self.p;
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, f_h, f_w, _] = self.filter_shape;
+        let [_, out_h, out_w, out_c] = self.out_shape;
+        let (k, seg) = (self.depth, f_w * in_c);
+        let rows = output_rows.len() / out_c;
+        let span_w = ((f_w - 1) * p.dilation_w) as isize;
+        let span_h = ((f_h - 1) * p.dilation_h) as isize;
+        let interior = |ox: usize| {
+            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+            ix0 >= 0 && ix0 + span_w < in_w as isize
+        };
+        let block = im2col_block_rows(k, rows);
+        let mut bases = vec![0usize; f_h];
+        // Rows `pending .. r` wait for an im2col GEMM.
+        let mut pending = 0;
+        let flush = |from: usize, to: usize, out: &mut [f32], scratch: &mut Vec<f32>| {
+            let mut s = from;
+            while s < to {
+                let m = block.min(to - s);
+                if scratch.len() < m * k {
+                    scratch.resize(m * k, 0.0);
+                }
+                self.im2col(input, row_start + s, m, 0, &mut scratch[..m * k]);
+                self.gemm(0, m, &scratch[..m * k], k, &[], bias, &mut out[s * out_c..]);
+                s += m;
+            }
+        };
+        let mut r = 0;
+        while r < rows {
+            let pix = row_start + r;
+            let (ox, oy, b) = (pix % out_w, (pix / out_w) % out_h, pix / (out_w * out_h));
+            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            if iy0 < 0 || iy0 + span_h >= in_h as isize || !interior(ox) {
+                r += 1;
+                continue;
+            }
+            let mut np = 1;
+            while r + np < rows && ox + np < out_w && interior(ox + np) {
+                np += 1;
+            }
+            flush(pending, r, output_rows, scratch);
+            let ix0 = ox * p.stride_w - p.pad_left;
+            for (fy, base) in bases.iter_mut().enumerate() {
+                let iy = iy0 as usize + fy * p.dilation_h;
+                *base = ((b * in_h + iy) * in_w + ix0) * in_c;
+            }
+            gemm_f32_gather(
+                self.isa,
+                np,
+                input,
+                p.stride_w * in_c,
+                &bases,
+                seg,
+                &self.packed[0],
+                bias,
+                p.clamp,
+                &mut output_rows[r * out_c..(r + np) * out_c],
+                out_c,
+            );
+            r += np;
+            pending = r;
+        }
+        flush(pending, rows, output_rows, scratch);
     }
 
     /// Receptive fields of output pixels `first .. first + m`, group `g`:
@@ -465,7 +563,7 @@ mod tests {
     #[test]
     fn conv_matches_reference_on_random_shapes() {
         let mut rng = Rng::new(0xc0117);
-        let mut saw_direct = 0;
+        let (mut saw_direct, mut saw_gather) = (0, 0);
         for i in 0..200usize {
             let Case { p, in_shape, filter_shape, out_shape } = random_case(&mut rng, i);
             let input = rng.vec(in_shape.iter().product());
@@ -491,6 +589,7 @@ mod tests {
                 let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape, pack);
                 assert!(plan.supported());
                 saw_direct += plan.direct as usize;
+                saw_gather += plan.gather as usize;
                 let ctx = format!(
                     "case {i} {isa:?} pack {pack} in {in_shape:?} filter {filter_shape:?} out {out_shape:?} {p:?}"
                 );
@@ -509,7 +608,7 @@ mod tests {
                 }
             }
         }
-        assert!(saw_direct > 0);
+        assert!(saw_direct > 0 && saw_gather > 0, "direct {saw_direct}, gathering {saw_gather} plans");
     }
 
     #[test]

@@ -125,9 +125,52 @@ pub fn gemm_f32(
         }
         return;
     }
+    let rows = ARows { a, lda, bases: &[0], seg: k };
     match Avx2Fma::new(isa) {
-        Some(token) => drive(token, m, k, a, lda, packed, bias, clamp, c, ldc),
-        None => drive(Scalar, m, k, a, lda, packed, bias, clamp, c, ldc),
+        Some(token) => drive(token, m, rows, packed, bias, clamp, c, ldc),
+        None => drive(Scalar, m, rows, packed, bias, clamp, c, ldc),
+    }
+}
+
+/// Whether [`gemm_f32_gather`] takes a depth of `k` (one depth slice).
+pub fn gather_fits(k: usize) -> bool {
+    (1..=KC).contains(&k)
+}
+
+/// [`gemm_f32`] over gathered rows: row `i`'s depth is, for each `base` in
+/// `bases`, the `seg` values `a[base + i * lda ..]`, in order (`bases.len()
+/// * seg` must equal the packed depth, at most 512). A convolution's run of
+/// output pixels along an image row reads its filter rows this way straight
+/// from the input: one base per filter row, `lda = stride_w * in_c`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f32_gather(
+    isa: IsaLevel,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    bases: &[usize],
+    seg: usize,
+    packed: &PackedWeightsF32,
+    bias: Option<&[f32]>,
+    clamp: ClampF32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let (n, k) = (packed.n, packed.k);
+    assert_eq!(bases.len() * seg, k, "{} segments of {seg} for depth {k}", bases.len());
+    assert!(gather_fits(k), "gathered depth {k} past one slice");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let rows = ARows { a, lda, bases, seg };
+    assert!(k > 0 && rows.holds(m), "a: {} values for {m} gathered rows", a.len());
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "c: {} values for m={m} ldc={ldc} n={n}", c.len());
+    if let Some(b) = bias {
+        assert!(b.len() >= n, "bias: {} values for n={n}", b.len());
+    }
+    match Avx2Fma::new(isa) {
+        Some(token) => drive(token, m, rows, packed, bias, clamp, c, ldc),
+        None => drive(Scalar, m, rows, packed, bias, clamp, c, ldc),
     }
 }
 
@@ -140,14 +183,39 @@ struct Epilogue<'a> {
     clamp: ClampF32,
 }
 
+/// The rows of A one kernel call reads: row `r`'s depth is the segments
+/// `a[base + r * lda ..][..seg]` for each `base` in `bases`, in order.
+/// A plain matrix is one segment (`bases = [k0]`, `seg = kc`); a
+/// convolution over a run of output pixels reads its filter rows straight
+/// from the input image, one segment per filter row, pixel `r` `lda`
+/// values after pixel `r - 1` (no im2col copy).
+#[derive(Clone, Copy)]
+struct ARows<'a> {
+    a: &'a [f32],
+    lda: usize,
+    bases: &'a [usize],
+    seg: usize,
+}
+
+impl ARows<'_> {
+    fn depth(&self) -> usize {
+        self.bases.len() * self.seg
+    }
+
+    /// Whether rows `0..mr` lie inside `a`.
+    fn holds(&self, mr: usize) -> bool {
+        self.bases.iter().all(|&b| b + (mr - 1) * self.lda + self.seg <= self.a.len())
+    }
+}
+
 /// One micro-kernel family: computes `mr` rows (`mr <= MR`) of a run of
 /// consecutive panels (`cols` columns: whole panels but perhaps the last)
-/// over a depth slice of `kc`. Looping over the panels inside the kernel
-/// keeps the row pointers and constants in registers, which matters for
-/// shallow GEMMs (depth 16: a 6x16 tile is only 96 FMA cycles).
+/// over a depth slice of `a.depth()`. Looping over the panels inside the
+/// kernel keeps the row pointers and constants in registers, which matters
+/// for shallow GEMMs (depth 16: a 6x16 tile is only 96 FMA cycles).
 ///
-/// - `a`: row `r` is `a[r * lda .. r * lda + kc]`.
-/// - `w`: panel `j` of the run is `w[j * wstride ..][..kc * NR]`.
+/// - `a`: the tile's rows ([`ARows`]).
+/// - `w`: panel `j` of the run is `w[j * wstride ..][..depth * NR]`.
 /// - `c`: row `r` is `c[r * ldc .. r * ldc + cols]`; read as the starting
 ///   sums unless `first`, then overwritten.
 trait MicroKernel: Copy {
@@ -157,9 +225,7 @@ trait MicroKernel: Copy {
         self,
         mr: usize,
         cols: usize,
-        kc: usize,
-        a: &[f32],
-        lda: usize,
+        a: ARows,
         w: &[f32],
         wstride: usize,
         first: bool,
@@ -169,29 +235,40 @@ trait MicroKernel: Copy {
     );
 }
 
+/// `c = clamp(A · Wᵀ + bias)` for the `m` rows of `a` (depth `packed.k()`;
+/// several segments only when the depth fits one slice).
 #[allow(clippy::too_many_arguments)]
 fn drive<K: MicroKernel>(
     kern: K,
     m: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
+    a: ARows,
     packed: &PackedWeightsF32,
     bias: Option<&[f32]>,
     clamp: ClampF32,
     c: &mut [f32],
     ldc: usize,
 ) {
-    let n = packed.n;
+    let (n, k, lda) = (packed.n, packed.k, a.lda);
     let panels = packed.panels();
-    // Bias padded to whole panels, so every panel's epilogue reads 16.
-    let mut bias_pad = vec![0.0f32; panels * NR];
+    // Bias padded to whole panels, so every panel's epilogue reads 16
+    // (on the stack for up to 256 channels: convs at image edges call
+    // this for a pixel or two at a time).
+    let mut on_stack = [0.0f32; 256];
+    let mut on_heap = Vec::new();
+    let bias_pad: &mut [f32] = if panels * NR <= on_stack.len() {
+        &mut on_stack[..panels * NR]
+    } else {
+        on_heap.resize(panels * NR, 0.0);
+        &mut on_heap
+    };
     if let Some(b) = bias {
         bias_pad[..n].copy_from_slice(&b[..n]);
     }
+    let bias_pad = &*bias_pad;
     // A single row (GEMV) is tiny: take the whole depth in one slice so the
     // partial sums never round-trip through C.
     let kc_max = if m == 1 { k.min(16 * KC) } else { KC.min(k) };
+    assert!(a.bases.len() == 1 || kc_max == k, "segmented rows need the depth in one slice");
     let group = (L2_BLOCK_BYTES / (kc_max * NR * 4)).max(1);
     let wstride = k * NR;
     for jc in (0..panels).step_by(group) {
@@ -203,12 +280,14 @@ fn drive<K: MicroKernel>(
             let first = k0 == 0;
             let epilogue = (k0 + kc == k).then(|| Epilogue { bias: &bias_pad[jc * NR..j_end * NR], clamp });
             let w = packed.panels_slice(jc, j_end, k0, kc);
+            let slice_base = [a.bases[0] + k0];
+            let (bases, seg) = if a.bases.len() == 1 { (&slice_base[..], kc) } else { (a.bases, a.seg) };
             let mut i = 0;
             while i < m {
                 let mr = K::MR.min(m - i);
-                let a_blk = &a[i * lda + k0..(i + mr - 1) * lda + k0 + kc];
+                let rows = ARows { a: &a.a[i * lda..], lda, bases, seg };
                 let c_blk = &mut c[i * ldc + col..(i + mr - 1) * ldc + col + cols];
-                kern.tiles(mr, cols, kc, a_blk, lda, w, wstride, first, epilogue, c_blk, ldc);
+                kern.tiles(mr, cols, rows, w, wstride, first, epilogue, c_blk, ldc);
                 i += mr;
             }
             k0 += kc;
@@ -226,9 +305,7 @@ impl MicroKernel for Scalar {
         self,
         mr: usize,
         cols: usize,
-        kc: usize,
-        a: &[f32],
-        lda: usize,
+        a: ARows,
         w: &[f32],
         wstride: usize,
         first: bool,
@@ -236,16 +313,17 @@ impl MicroKernel for Scalar {
         c: &mut [f32],
         ldc: usize,
     ) {
+        let kc = a.depth();
         for (j, col) in (0..cols).step_by(NR).enumerate() {
             let nr = NR.min(cols - col);
             let w = &w[j * wstride..j * wstride + kc * NR];
             let e = epilogue.map(|e| Epilogue { bias: &e.bias[col..col + NR], clamp: e.clamp });
             let c = &mut c[col..];
             match mr {
-                1 => f32_gemm_mx16_scalar::<1>(nr, kc, a, lda, w, first, e, c, ldc),
-                2 => f32_gemm_mx16_scalar::<2>(nr, kc, a, lda, w, first, e, c, ldc),
-                3 => f32_gemm_mx16_scalar::<3>(nr, kc, a, lda, w, first, e, c, ldc),
-                4 => f32_gemm_mx16_scalar::<4>(nr, kc, a, lda, w, first, e, c, ldc),
+                1 => f32_gemm_mx16_scalar::<1>(nr, a, w, first, e, c, ldc),
+                2 => f32_gemm_mx16_scalar::<2>(nr, a, w, first, e, c, ldc),
+                3 => f32_gemm_mx16_scalar::<3>(nr, a, w, first, e, c, ldc),
+                4 => f32_gemm_mx16_scalar::<4>(nr, a, w, first, e, c, ldc),
                 _ => unreachable!("scalar gemm tile of {mr} rows"),
             }
         }
@@ -253,13 +331,10 @@ impl MicroKernel for Scalar {
 }
 
 /// `f32_gemm_{M}x16_scalar`: `M` rows × 16 columns with plain arrays.
-#[allow(clippy::too_many_arguments)]
 #[inline]
 fn f32_gemm_mx16_scalar<const M: usize>(
     nr: usize,
-    kc: usize,
-    a: &[f32],
-    lda: usize,
+    a: ARows,
     w: &[f32],
     first: bool,
     epilogue: Option<Epilogue>,
@@ -272,13 +347,16 @@ fn f32_gemm_mx16_scalar<const M: usize>(
             row[..nr].copy_from_slice(&c[r * ldc..r * ldc + nr]);
         }
     }
-    let rows: [&[f32]; M] = std::array::from_fn(|r| &a[r * lda..r * lda + kc]);
-    for (p, wrow) in w[..kc * NR].chunks_exact(NR).enumerate() {
-        let wrow: &[f32; NR] = wrow.try_into().unwrap();
-        let x: [f32; M] = std::array::from_fn(|r| rows[r][p]);
-        for r in 0..M {
-            for cc in 0..NR {
-                acc[r][cc] += x[r] * wrow[cc];
+    let mut wrows = w[..a.depth() * NR].chunks_exact(NR);
+    for &base in a.bases {
+        let rows: [&[f32]; M] = std::array::from_fn(|r| &a.a[base + r * a.lda..base + r * a.lda + a.seg]);
+        for (p, wrow) in (0..a.seg).zip(&mut wrows) {
+            let wrow: &[f32; NR] = wrow.try_into().unwrap();
+            let x: [f32; M] = std::array::from_fn(|r| rows[r][p]);
+            for r in 0..M {
+                for cc in 0..NR {
+                    acc[r][cc] += x[r] * wrow[cc];
+                }
             }
         }
     }
@@ -305,9 +383,7 @@ impl MicroKernel for Avx2Fma {
         self,
         mr: usize,
         cols: usize,
-        kc: usize,
-        a: &[f32],
-        lda: usize,
+        a: ARows,
         w: &[f32],
         wstride: usize,
         first: bool,
@@ -315,14 +391,14 @@ impl MicroKernel for Avx2Fma {
         c: &mut [f32],
         ldc: usize,
     ) {
-        Scalar.tiles(mr.min(4), cols, kc, a, lda, w, wstride, first, epilogue, c, ldc)
+        Scalar.tiles(mr.min(4), cols, a, w, wstride, first, epilogue, c, ldc)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{Epilogue, MicroKernel, NR};
+    use super::{ARows, Epilogue, MicroKernel, NR};
     use crate::activation::ClampF32;
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
@@ -333,9 +409,7 @@ mod avx2 {
             self,
             mr: usize,
             cols: usize,
-            kc: usize,
-            a: &[f32],
-            lda: usize,
+            a: ARows,
             w: &[f32],
             wstride: usize,
             first: bool,
@@ -344,9 +418,9 @@ mod avx2 {
             ldc: usize,
         ) {
             // Bounds for the raw loads/stores inside the kernels.
-            let panels = cols.div_ceil(NR);
+            let (panels, kc) = (cols.div_ceil(NR), a.depth());
             assert!((1..=6).contains(&mr) && cols >= 1 && kc >= 1 && wstride >= kc * NR);
-            assert!(a.len() >= (mr - 1) * lda + kc && w.len() >= (panels - 1) * wstride + kc * NR);
+            assert!(a.holds(mr) && w.len() >= (panels - 1) * wstride + kc * NR);
             assert!(c.len() >= (mr - 1) * ldc + cols);
             assert!(epilogue.is_none_or(|e| e.bias.len() >= panels * NR));
             // SAFETY: `self` is an `Avx2Fma` token, which exists only when the
@@ -354,12 +428,12 @@ mod avx2 {
             // asserted just above.
             unsafe {
                 match mr {
-                    1 => f32_gemm_1x16_avx2_fma(cols, kc, a, w, wstride, first, epilogue, c),
-                    2 => f32_gemm_mx16_avx2_fma::<2>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
-                    3 => f32_gemm_mx16_avx2_fma::<3>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
-                    4 => f32_gemm_mx16_avx2_fma::<4>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
-                    5 => f32_gemm_mx16_avx2_fma::<5>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
-                    _ => f32_gemm_mx16_avx2_fma::<6>(cols, kc, a, lda, w, wstride, first, epilogue, c, ldc),
+                    1 => f32_gemm_1x16_avx2_fma(cols, a, w, wstride, first, epilogue, c),
+                    2 => f32_gemm_mx16_avx2_fma::<2>(cols, a, w, wstride, first, epilogue, c, ldc),
+                    3 => f32_gemm_mx16_avx2_fma::<3>(cols, a, w, wstride, first, epilogue, c, ldc),
+                    4 => f32_gemm_mx16_avx2_fma::<4>(cols, a, w, wstride, first, epilogue, c, ldc),
+                    5 => f32_gemm_mx16_avx2_fma::<5>(cols, a, w, wstride, first, epilogue, c, ldc),
+                    _ => f32_gemm_mx16_avx2_fma::<6>(cols, a, w, wstride, first, epilogue, c, ldc),
                 }
             }
         }
@@ -419,16 +493,15 @@ mod avx2 {
     /// each panel of the run in turn.
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `a` must hold `(M-1)*lda + kc`
-    /// values, `w` `(panels-1)*wstride + kc*16`, `c` `(M-1)*ldc + cols`,
-    /// the epilogue's bias `16*panels` (`panels = ceil(cols / 16)`).
+    /// AVX2 and FMA must be available; `a` must hold its `M` rows
+    /// ([`ARows::holds`]), `w` `(panels-1)*wstride + depth*16` values, `c`
+    /// `(M-1)*ldc + cols`, the epilogue's bias `16*panels` (`panels =
+    /// ceil(cols / 16)`).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn f32_gemm_mx16_avx2_fma<const M: usize>(
         cols: usize,
-        kc: usize,
-        a: &[f32],
-        lda: usize,
+        a: ARows,
         w: &[f32],
         wstride: usize,
         first: bool,
@@ -437,11 +510,13 @@ mod avx2 {
         ldc: usize,
     ) {
         // SAFETY: the caller guarantees the slice lengths documented above,
-        // so every row pointer `a + r*lda` has `kc` readable values, panel
-        // `j` at `w + j*wstride` has `kc` rows of 16, `c + r*ldc + col` has
-        // `nr` writable values and the bias 16 from `col`.
+        // so every segment row pointer `a + base + r*lda` has `seg` readable
+        // values, panel `j` at `w + j*wstride` has `depth` rows of 16,
+        // `c + r*ldc + col` has `nr` writable values and the bias 16 from
+        // `col`.
+        let ARows { a, lda, bases, seg } = a;
         unsafe {
-            let ap: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(r * lda));
+            let plain: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(bases[0] + r * lda));
             let mut col = 0;
             while col < cols {
                 let nr = NR.min(cols - col);
@@ -454,15 +529,30 @@ mod avx2 {
                     }
                 }
                 let mut wp = w.as_ptr().add(col / NR * wstride);
-                for p in 0..kc {
-                    let b0 = _mm256_loadu_ps(wp);
-                    let b1 = _mm256_loadu_ps(wp.add(8));
-                    for r in 0..M {
-                        let x = _mm256_broadcast_ss(&*ap[r].add(p));
-                        acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
-                        acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+                // One depth run of the rows at `$ap` against the next `seg`
+                // weight rows.
+                macro_rules! depth_run {
+                    ($ap:expr) => {
+                        let ap: &[*const f32; M] = $ap;
+                        for p in 0..seg {
+                            let b0 = _mm256_loadu_ps(wp);
+                            let b1 = _mm256_loadu_ps(wp.add(8));
+                            for r in 0..M {
+                                let x = _mm256_broadcast_ss(&*ap[r].add(p));
+                                acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+                                acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+                            }
+                            wp = wp.add(NR);
+                        }
+                    };
+                }
+                if bases.len() == 1 {
+                    // A plain matrix: the row pointers stay put across panels.
+                    depth_run!(&plain);
+                } else {
+                    for &base in bases {
+                        depth_run!(&std::array::from_fn(|r| a.as_ptr().add(base + r * lda)));
                     }
-                    wp = wp.add(NR);
                 }
                 let e = epilogue.map(|e| (e.bias.as_ptr().add(col), e.clamp));
                 for r in 0..M {
@@ -477,25 +567,22 @@ mod avx2 {
     /// 8 accumulators so the FMA latency does not serialise the loop.
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `a` must hold `kc` values, `w`
-    /// `(panels-1)*wstride + kc*16`, `c` `cols`, the epilogue's bias
-    /// `16*panels`.
+    /// AVX2 and FMA must be available; `a` must hold its row
+    /// ([`ARows::holds`]), `w` `(panels-1)*wstride + depth*16` values, `c`
+    /// `cols`, the epilogue's bias `16*panels`.
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn f32_gemm_1x16_avx2_fma(
         cols: usize,
-        kc: usize,
-        a: &[f32],
+        a: ARows,
         w: &[f32],
         wstride: usize,
         first: bool,
         epilogue: Option<Epilogue>,
         c: &mut [f32],
     ) {
-        // SAFETY: as documented: `a[..kc]` readable, each panel's
-        // `kc*16` values readable, `c[..cols]` writable.
+        // SAFETY: as documented: each segment's `seg` values readable,
+        // each panel's `depth*16` values readable, `c[..cols]` writable.
         unsafe {
-            let ap = a.as_ptr();
             let mut col = 0;
             while col < cols {
                 let nr = NR.min(cols - col);
@@ -504,22 +591,25 @@ mod avx2 {
                 if !first {
                     (s[0], s[1]) = load_row(c.as_ptr().add(col), nr);
                 }
-                let mut p = 0;
-                while p + 4 <= kc {
-                    for u in 0..4 {
-                        let x = _mm256_broadcast_ss(&*ap.add(p + u));
-                        s[2 * u] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR)), s[2 * u]);
-                        s[2 * u + 1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR + 8)), s[2 * u + 1]);
+                for &base in a.bases {
+                    let ap = a.a.as_ptr().add(base);
+                    let mut p = 0;
+                    while p + 4 <= a.seg {
+                        for u in 0..4 {
+                            let x = _mm256_broadcast_ss(&*ap.add(p + u));
+                            s[2 * u] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR)), s[2 * u]);
+                            s[2 * u + 1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(u * NR + 8)), s[2 * u + 1]);
+                        }
+                        wp = wp.add(4 * NR);
+                        p += 4;
                     }
-                    wp = wp.add(4 * NR);
-                    p += 4;
-                }
-                while p < kc {
-                    let x = _mm256_broadcast_ss(&*ap.add(p));
-                    s[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp), s[0]);
-                    s[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(8)), s[1]);
-                    wp = wp.add(NR);
-                    p += 1;
+                    while p < a.seg {
+                        let x = _mm256_broadcast_ss(&*ap.add(p));
+                        s[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp), s[0]);
+                        s[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(wp.add(8)), s[1]);
+                        wp = wp.add(NR);
+                        p += 1;
+                    }
                 }
                 let v0 = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
                 let v1 = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
@@ -586,6 +676,46 @@ mod tests {
                     assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == -7.0), "{isa:?} wrote past n");
                 }
                 assert_close(&got, &want, &scale, 1e-5, &format!("gemm {isa:?} m={m} k={k} n={n}"));
+            }
+        }
+    }
+
+    #[test]
+    fn gathered_rows_match_the_gathered_matrix() {
+        let mut rng = Rng::new(0x6a7);
+        for case in 0..60usize {
+            let m = rng.range(1, 20);
+            let segs = rng.range(1, 6);
+            let seg = if case.is_multiple_of(7) { rng.range(60, 100) } else { rng.range(1, 12) };
+            let k = segs * seg;
+            let n = rng.range(1, 40);
+            let lda = rng.range(1, 9);
+            // Segments anywhere in a shared buffer, overlapping allowed.
+            let len = (m - 1) * lda + seg + rng.range(0, 50);
+            let a = rng.vec(len);
+            let bases: Vec<usize> = (0..segs).map(|_| rng.range(0, len - (m - 1) * lda - seg + 1)).collect();
+            let mut dense = vec![0.0; m * k];
+            for i in 0..m {
+                for (s, &b) in bases.iter().enumerate() {
+                    dense[i * k + s * seg..i * k + (s + 1) * seg].copy_from_slice(&a[b + i * lda..b + i * lda + seg]);
+                }
+            }
+            let w = rng.vec(n * k);
+            let bias = if case.is_multiple_of(3) { None } else { Some(rng.vec(n)) };
+            let clamp = if case.is_multiple_of(2) { ClampF32::RELU6 } else { ClampF32::NONE };
+            let (want, scale) = reference(&dense, &w, bias.as_deref(), m, k, n, clamp);
+            let packed = PackedWeightsF32::pack(&w, n, k);
+            for &isa in &available_levels() {
+                let ldc = n + 3;
+                let mut c = vec![-7.0; m * ldc];
+                gemm_f32_gather(isa, m, &a, lda, &bases, seg, &packed, bias.as_deref(), clamp, &mut c, ldc);
+                let mut got = vec![0.0; m * n];
+                for i in 0..m {
+                    got[i * n..(i + 1) * n].copy_from_slice(&c[i * ldc..i * ldc + n]);
+                    assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == -7.0), "{isa:?} wrote past n");
+                }
+                let ctx = format!("gather {isa:?} m={m} segs={segs} seg={seg} n={n} lda={lda}");
+                assert_close(&got, &want, &scale, 1e-5, &ctx);
             }
         }
     }
