@@ -1537,6 +1537,10 @@ pub(crate) mod avx2 {
                 oc,
             };
             let mut j = 0;
+            while j + 4 <= n {
+                qs8_dwconv_px_c16_avx2::<T, 4>(&k, x.add(j * step), step, o.add(j * c));
+                j += 4;
+            }
             while j + 2 <= n {
                 qs8_dwconv_px_c16_avx2::<T, 2>(&k, x.add(j * step), step, o.add(j * c));
                 j += 2;
