@@ -427,13 +427,24 @@ mod avx2 {
             // CPU supports AVX2 and FMA; the slice bounds the kernels rely on were
             // asserted just above.
             unsafe {
-                match mr {
-                    1 => f32_gemm_1x16_avx2_fma(cols, a, w, wstride, first, epilogue, c),
-                    2 => f32_gemm_mx16_avx2_fma::<2>(cols, a, w, wstride, first, epilogue, c, ldc),
-                    3 => f32_gemm_mx16_avx2_fma::<3>(cols, a, w, wstride, first, epilogue, c, ldc),
-                    4 => f32_gemm_mx16_avx2_fma::<4>(cols, a, w, wstride, first, epilogue, c, ldc),
-                    5 => f32_gemm_mx16_avx2_fma::<5>(cols, a, w, wstride, first, epilogue, c, ldc),
-                    _ => f32_gemm_mx16_avx2_fma::<6>(cols, a, w, wstride, first, epilogue, c, ldc),
+                // Plain matrices get their own instances, without the
+                // segment loop's bookkeeping.
+                macro_rules! by_rows {
+                    ($gather:literal) => {
+                        match mr {
+                            1 => f32_gemm_1x16_avx2_fma(cols, a, w, wstride, first, epilogue, c),
+                            2 => f32_gemm_mx16_avx2_fma::<2, $gather>(cols, a, w, wstride, first, epilogue, c, ldc),
+                            3 => f32_gemm_mx16_avx2_fma::<3, $gather>(cols, a, w, wstride, first, epilogue, c, ldc),
+                            4 => f32_gemm_mx16_avx2_fma::<4, $gather>(cols, a, w, wstride, first, epilogue, c, ldc),
+                            5 => f32_gemm_mx16_avx2_fma::<5, $gather>(cols, a, w, wstride, first, epilogue, c, ldc),
+                            _ => f32_gemm_mx16_avx2_fma::<6, $gather>(cols, a, w, wstride, first, epilogue, c, ldc),
+                        }
+                    };
+                }
+                if a.bases.len() == 1 {
+                    by_rows!(false)
+                } else {
+                    by_rows!(true)
                 }
             }
         }
@@ -490,7 +501,8 @@ mod avx2 {
     }
 
     /// `f32_gemm_{M}x16_avx2_fma`, `M` in 2..=6: 2M accumulators, over
-    /// each panel of the run in turn.
+    /// each panel of the run in turn. `GATHER`: `a` has several segments
+    /// (else exactly one).
     ///
     /// # Safety
     /// AVX2 and FMA must be available; `a` must hold its `M` rows
@@ -499,7 +511,7 @@ mod avx2 {
     /// ceil(cols / 16)`).
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn f32_gemm_mx16_avx2_fma<const M: usize>(
+    pub(super) unsafe fn f32_gemm_mx16_avx2_fma<const M: usize, const GATHER: bool>(
         cols: usize,
         a: ARows,
         w: &[f32],
@@ -546,7 +558,7 @@ mod avx2 {
                         }
                     };
                 }
-                if bases.len() == 1 {
+                if !GATHER {
                     // A plain matrix: the row pointers stay put across panels.
                     depth_run!(&plain);
                 } else {
