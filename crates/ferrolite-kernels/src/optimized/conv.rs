@@ -272,16 +272,34 @@ impl Conv2dF32Plan {
 
         if self.gather {
             self.run_rows_gathered(input, bias, output_rows, row_start, scratch);
-            return;
+        } else {
+            self.run_im2col(input, filter, bias, output_rows, row_start, 0..rows, scratch);
         }
-        let k = self.depth;
-        let block = im2col_block_rows(k, rows);
+    }
+
+    /// Output rows `range` of `output_rows` (whose first row is pixel
+    /// `row_start`), every group: im2col rows for a block of pixels into
+    /// `scratch`, then the GEMM on the block.
+    #[allow(clippy::too_many_arguments)]
+    fn run_im2col(
+        &self,
+        input: &[f32],
+        filter: &[f32],
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        range: std::ops::Range<usize>,
+        scratch: &mut Vec<f32>,
+    ) {
+        let (k, pg, out_c) = (self.depth, self.per_group, self.out_shape[3]);
+        let groups = out_c.checked_div(pg).unwrap_or(0);
+        let block = im2col_block_rows(k, range.len());
         if scratch.len() < block * k {
             scratch.resize(block * k, 0.0);
         }
-        let mut r = 0;
-        while r < rows {
-            let m = block.min(rows - r);
+        let mut r = range.start;
+        while r < range.end {
+            let m = block.min(range.end - r);
             for g in 0..groups {
                 self.im2col(input, row_start + r, m, g, &mut scratch[..m * k]);
                 self.gemm(g, m, &scratch[..m * k], k, filter, bias, &mut output_rows[r * out_c + g * pg..]);
@@ -303,47 +321,26 @@ impl Conv2dF32Plan {
         scratch: &mut Vec<f32>,
     ) {
         let p = &self.p;
+        let geometry = self.geometry();
         let [_, in_h, in_w, in_c] = self.in_shape;
         let [_, f_h, f_w, _] = self.filter_shape;
         let [_, out_h, out_w, out_c] = self.out_shape;
-        let (k, seg) = (self.depth, f_w * in_c);
         let rows = output_rows.len() / out_c;
-        let span_w = ((f_w - 1) * p.dilation_w) as isize;
         let span_h = ((f_h - 1) * p.dilation_h) as isize;
-        let interior = |ox: usize| {
-            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-            ix0 >= 0 && ix0 + span_w < in_w as isize
-        };
-        let block = im2col_block_rows(k, rows);
         let mut bases = vec![0usize; f_h];
-        // Rows `pending .. r` wait for an im2col GEMM.
+        // Rows `pending .. r` wait for im2col.
         let mut pending = 0;
-        let flush = |from: usize, to: usize, out: &mut [f32], scratch: &mut Vec<f32>| {
-            let mut s = from;
-            while s < to {
-                let m = block.min(to - s);
-                if scratch.len() < m * k {
-                    scratch.resize(m * k, 0.0);
-                }
-                self.im2col(input, row_start + s, m, 0, &mut scratch[..m * k]);
-                self.gemm(0, m, &scratch[..m * k], k, &[], bias, &mut out[s * out_c..]);
-                s += m;
-            }
-        };
         let mut r = 0;
         while r < rows {
             let pix = row_start + r;
             let (ox, oy, b) = (pix % out_w, (pix / out_w) % out_h, pix / (out_w * out_h));
             let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            if iy0 < 0 || iy0 + span_h >= in_h as isize || !interior(ox) {
+            let np = if iy0 < 0 || iy0 + span_h >= in_h as isize { 0 } else { geometry.interior_run(ox, rows - r) };
+            if np == 0 {
                 r += 1;
                 continue;
             }
-            let mut np = 1;
-            while r + np < rows && ox + np < out_w && interior(ox + np) {
-                np += 1;
-            }
-            flush(pending, r, output_rows, scratch);
+            self.run_im2col(input, &[], bias, output_rows, row_start, pending..r, scratch);
             let ix0 = ox * p.stride_w - p.pad_left;
             for (fy, base) in bases.iter_mut().enumerate() {
                 let iy = iy0 as usize + fy * p.dilation_h;
@@ -355,7 +352,7 @@ impl Conv2dF32Plan {
                 input,
                 p.stride_w * in_c,
                 &bases,
-                seg,
+                f_w * in_c,
                 &self.packed[0],
                 bias,
                 p.clamp,
@@ -365,16 +362,18 @@ impl Conv2dF32Plan {
             r += np;
             pending = r;
         }
-        flush(pending, rows, output_rows, scratch);
+        self.run_im2col(input, &[], bias, output_rows, row_start, pending..rows, scratch);
+    }
+
+    fn geometry(&self) -> Im2col<'_> {
+        Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape }
     }
 
     /// Receptive fields of output pixels `first .. first + m`, group `g`:
     /// `m` rows of `kh * kw * f_in` values in filter order, zeros for taps
     /// outside the input.
     fn im2col(&self, input: &[f32], first: usize, m: usize, g: usize, dst: &mut [f32]) {
-        let geometry =
-            Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape };
-        geometry.rows(input, first, m, g, self.depth, dst, |src, d| d.copy_from_slice(src));
+        self.geometry().rows(input, first, m, g, self.depth, dst, |src, d| d.copy_from_slice(src));
     }
 }
 
@@ -390,6 +389,20 @@ pub(crate) struct Im2col<'a> {
 }
 
 impl Im2col<'_> {
+    /// Number of pixels from output column `ox` on (at most `limit`, not
+    /// past the row's end) whose taps all lie inside the input
+    /// horizontally: 0 when `ox`'s do not.
+    pub(crate) fn interior_run(&self, ox: usize, limit: usize) -> usize {
+        let [_, _, f_w, _] = self.filter_shape;
+        let (in_w, out_w) = (self.in_shape[2], self.out_shape[2]);
+        let span = ((f_w.max(1) - 1) * self.p.dilation_w) as isize;
+        let interior = |ox: usize| {
+            let ix0 = (ox * self.p.stride_w) as isize - self.p.pad_left as isize;
+            ix0 >= 0 && ix0 + span < in_w as isize
+        };
+        (0..limit.min(out_w.saturating_sub(ox))).take_while(|&q| interior(ox + q)).count()
+    }
+
     /// Rows for output pixels `first .. first + m`, group `g`, each
     /// `dst.len() / m` long (at least `kh * kw * f_in`; the rest, and taps
     /// outside the input, are `D::default()`). `convert(src, dst)` turns a
@@ -435,11 +448,6 @@ impl Im2col<'_> {
             (first % out_w, (first / out_w) % out_h, first / (out_w * out_h))
         };
         let seg = f_w * f_in;
-        let span = ((f_w.max(1) - 1) * p.dilation_w) as isize;
-        let interior = |ox: usize| {
-            let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-            ix0 >= 0 && ix0 + span < in_w as isize
-        };
         let mut r = 0;
         while r < m {
             // A run of pixels along one output row whose filter rows all lie
@@ -448,12 +456,8 @@ impl Im2col<'_> {
             // Going filter row by filter row keeps the loop to one copy per
             // (pixel, filter row), which matters when the runs are short
             // (a first conv's 3x3 RGB taps: 9 values).
-            let mut np = 1;
-            if contiguous_rows && interior(ox) {
-                while r + np < m && ox + np < out_w && interior(ox + np) {
-                    np += 1;
-                }
-            }
+            let run = if contiguous_rows { self.interior_run(ox, m - r) } else { 0 };
+            let np = run.max(1);
             let block = &mut dst[r * row_len..(r + np) * row_len];
             if row_len > k {
                 for row in block.chunks_exact_mut(row_len) {
@@ -472,7 +476,7 @@ impl Im2col<'_> {
                     continue;
                 }
                 let line = (b * in_h + iy as usize) * in_w;
-                if np > 1 || (contiguous_rows && interior(ox)) {
+                if run > 0 {
                     let step = p.stride_w * in_c;
                     let mut s = (line + ix0 as usize) * in_c;
                     for row in block.chunks_exact_mut(row_len.max(1)) {

@@ -163,7 +163,7 @@ pub fn gemm_f32_gather(
         return;
     }
     let rows = ARows { a, lda, bases, seg };
-    assert!(k > 0 && rows.holds(m), "a: {} values for {m} gathered rows", a.len());
+    assert!(rows.holds(m), "a: {} values for {m} gathered rows", a.len());
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "c: {} values for m={m} ldc={ldc} n={n}", c.len());
     if let Some(b) = bias {
         assert!(b.len() >= n, "bias: {} values for n={n}", b.len());
