@@ -469,14 +469,35 @@ mod avx2 {
         }
     }
 
-    /// Apply the epilogue (if any) and store the first `nr` columns.
+    /// Store the first `nr` columns of a row held in two registers.
     ///
     /// # Safety
     /// `p` must be valid for `nr` writes, `nr <= 16`; AVX must be available.
     #[inline(always)]
-    unsafe fn store_row(p: *mut f32, nr: usize, mut v0: __m256, mut v1: __m256, e: Option<(*const f32, ClampF32)>) {
+    unsafe fn store_row(p: *mut f32, nr: usize, v0: __m256, v1: __m256) {
+        // SAFETY: the caller guarantees `nr` writable floats at `p`; the
+        // short case goes through a local buffer.
+        unsafe {
+            if nr == NR {
+                _mm256_storeu_ps(p, v0);
+                _mm256_storeu_ps(p.add(8), v1);
+            } else {
+                let mut tmp = [0.0f32; NR];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, nr);
+            }
+        }
+    }
+
+    /// Apply the epilogue (if any) to a row and store its first `nr` columns.
+    ///
+    /// # Safety
+    /// As [`store_row`], and the epilogue's bias must hold 16 values.
+    #[inline(always)]
+    unsafe fn finish_row(p: *mut f32, nr: usize, mut v0: __m256, mut v1: __m256, e: Option<(*const f32, ClampF32)>) {
         // SAFETY: the caller guarantees `nr` writable floats at `p` and 16
-        // readable bias values; the short case goes through a local buffer.
+        // readable bias values.
         unsafe {
             if let Some((bias, clamp)) = e {
                 let lo = _mm256_set1_ps(clamp.min);
@@ -488,15 +509,7 @@ mod avx2 {
                 v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, v0));
                 v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, v1));
             }
-            if nr == NR {
-                _mm256_storeu_ps(p, v0);
-                _mm256_storeu_ps(p.add(8), v1);
-            } else {
-                let mut tmp = [0.0f32; NR];
-                _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
-                std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, nr);
-            }
+            store_row(p, nr, v0, v1);
         }
     }
 
@@ -529,48 +542,87 @@ mod avx2 {
         let ARows { a, lda, bases, seg } = a;
         unsafe {
             let plain: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(bases[0] + r * lda));
-            let mut col = 0;
-            while col < cols {
-                let nr = NR.min(cols - col);
-                let cp = c.as_mut_ptr().add(col);
-                let mut acc0 = [_mm256_setzero_ps(); M];
-                let mut acc1 = [_mm256_setzero_ps(); M];
-                if !first {
-                    for r in 0..M {
-                        (acc0[r], acc1[r]) = load_row(cp.add(r * ldc), nr);
-                    }
-                }
-                let mut wp = w.as_ptr().add(col / NR * wstride);
-                // One depth run of the rows at `$ap` against the next `seg`
-                // weight rows.
-                macro_rules! depth_run {
-                    ($ap:expr) => {
-                        let ap: &[*const f32; M] = $ap;
-                        for p in 0..seg {
-                            let b0 = _mm256_loadu_ps(wp);
-                            let b1 = _mm256_loadu_ps(wp.add(8));
-                            for r in 0..M {
-                                let x = _mm256_broadcast_ss(&*ap[r].add(p));
-                                acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
-                                acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
-                            }
-                            wp = wp.add(NR);
+            // With the whole depth in this call the accumulators start from
+            // the bias (as XNNPACK's packed weights do), so the epilogue only
+            // clamps.
+            let bias_first = first && epilogue.is_some();
+            // One tile: rows × columns `col..col + nr`. Expanded twice, with
+            // `nr` the constant 16 for full panels so their loads and stores
+            // need no length checks (and no calls that would spill the
+            // accumulators), and once for a short last panel.
+            macro_rules! tile {
+                ($col:expr, $nr:expr) => {{
+                    let (col, nr): (usize, usize) = ($col, $nr);
+                    let cp = c.as_mut_ptr().add(col);
+                    let mut acc0 = [_mm256_setzero_ps(); M];
+                    let mut acc1 = [_mm256_setzero_ps(); M];
+                    if bias_first {
+                        let bias = epilogue.map_or(std::ptr::null(), |e| e.bias.as_ptr().add(col));
+                        let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
+                        acc0 = [b0; M];
+                        acc1 = [b1; M];
+                    } else if !first {
+                        for r in 0..M {
+                            (acc0[r], acc1[r]) = load_row(cp.add(r * ldc), nr);
                         }
-                    };
-                }
-                if !GATHER {
-                    // A plain matrix: the row pointers stay put across panels.
-                    depth_run!(&plain);
-                } else {
-                    for &base in bases {
-                        depth_run!(&std::array::from_fn(|r| a.as_ptr().add(base + r * lda)));
                     }
-                }
-                let e = epilogue.map(|e| (e.bias.as_ptr().add(col), e.clamp));
-                for r in 0..M {
-                    store_row(cp.add(r * ldc), nr, acc0[r], acc1[r], e);
-                }
+                    let mut wp = w.as_ptr().add(col / NR * wstride);
+                    // One depth run of the rows at `$ap` against the next
+                    // `seg` weight rows.
+                    macro_rules! depth_run {
+                        ($ap:expr) => {
+                            let ap: &[*const f32; M] = $ap;
+                            for p in 0..seg {
+                                let b0 = _mm256_loadu_ps(wp);
+                                let b1 = _mm256_loadu_ps(wp.add(8));
+                                for r in 0..M {
+                                    let x = _mm256_broadcast_ss(&*ap[r].add(p));
+                                    acc0[r] = _mm256_fmadd_ps(x, b0, acc0[r]);
+                                    acc1[r] = _mm256_fmadd_ps(x, b1, acc1[r]);
+                                }
+                                wp = wp.add(NR);
+                            }
+                        };
+                    }
+                    if !GATHER {
+                        // A plain matrix: the row pointers stay put across panels.
+                        depth_run!(&plain);
+                    } else {
+                        for &base in bases {
+                            depth_run!(&std::array::from_fn(|r| a.as_ptr().add(base + r * lda)));
+                        }
+                    }
+                    if let Some(e) = epilogue {
+                        if !bias_first {
+                            let bias = e.bias.as_ptr().add(col);
+                            let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
+                            for r in 0..M {
+                                acc0[r] = _mm256_add_ps(acc0[r], b0);
+                                acc1[r] = _mm256_add_ps(acc1[r], b1);
+                            }
+                        }
+                        // max(lo, v) / min(hi, v) return `v` when it is NaN,
+                        // like `ClampF32::apply`.
+                        let lo = _mm256_broadcast_ss(&e.clamp.min);
+                        let hi = _mm256_broadcast_ss(&e.clamp.max);
+                        for r in 0..M {
+                            acc0[r] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc0[r]));
+                            acc1[r] = _mm256_min_ps(hi, _mm256_max_ps(lo, acc1[r]));
+                        }
+                    }
+                    for r in 0..M {
+                        store_row(cp.add(r * ldc), nr, acc0[r], acc1[r]);
+                    }
+                }};
+            }
+            let full = cols / NR * NR;
+            let mut col = 0;
+            while col < full {
+                tile!(col, NR);
                 col += NR;
+            }
+            if col < cols {
+                tile!(col, cols - col);
             }
         }
     }
@@ -626,7 +678,7 @@ mod avx2 {
                 let v0 = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
                 let v1 = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
                 let e = epilogue.map(|e| (e.bias.as_ptr().add(col), e.clamp));
-                store_row(c.as_mut_ptr().add(col), nr, v0, v1, e);
+                finish_row(c.as_mut_ptr().add(col), nr, v0, v1, e);
                 col += NR;
             }
         }
