@@ -33,8 +33,11 @@ fn fixture(name: &str) -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// Fixture bytes by name, read once (absent fixtures as `None`).
+type FixtureCache = std::sync::Mutex<Vec<(&'static str, Option<&'static [u8]>)>>;
+
 fn load_fixture(name: &'static str) -> Option<&'static [u8]> {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<(&'static str, Option<&'static [u8]>)>>> = OnceLock::new();
+    static CACHE: OnceLock<FixtureCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, b)) = cache.iter().find(|(n, _)| *n == name) {

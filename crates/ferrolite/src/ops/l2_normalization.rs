@@ -24,7 +24,7 @@ impl Operator for L2Normalization {
         let input = ctx.input(0)?;
         let shape = input.shape().to_vec();
         let depth = *shape.last().ok_or(OpError::Shape("needs at least one dimension".into()))?;
-        let outer = if depth == 0 { 0 } else { input.info.num_elements() / depth };
+        let outer = input.info.num_elements().checked_div(depth).unwrap_or(0);
         ctx.set_output_shape(0, shape)?;
         match input.dtype() {
             DataType::Float32 => Ok(Box::new(move |ctx: &mut EvalContext<'_>| {

@@ -67,7 +67,7 @@ fn resolve_shape(requested: &[i64], count: usize) -> Result<Vec<usize>, OpError>
         }
     }
     if let Some(i) = unknown {
-        if known == 0 || count % known != 0 {
+        if known == 0 || !count.is_multiple_of(known) {
             return Err(OpError::Shape(format!("cannot reshape {count} elements to {requested:?}")));
         }
         shape[i] = count / known;

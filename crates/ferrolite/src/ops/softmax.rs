@@ -31,7 +31,7 @@ impl Operator for Softmax {
             return Err(OpError::Shape("softmax needs at least one dimension".into()));
         }
         let depth = *shape.last().unwrap_or(&1);
-        let outer = if depth == 0 { 0 } else { input.info.num_elements() / depth };
+        let outer = input.info.num_elements().checked_div(depth).unwrap_or(0);
         let beta = if self.log { 1.0 } else { options!(ctx, SoftmaxOptions).map(|o| o.beta).unwrap_or(1.0) };
         ctx.set_output_shape(0, shape)?;
         let log = self.log;
