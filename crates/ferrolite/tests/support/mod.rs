@@ -2,6 +2,8 @@
 //! a model on its seeded inputs.
 #![allow(dead_code)]
 
+pub mod builder;
+
 use std::path::{Path, PathBuf};
 
 use ferrolite::{DataType, Interpreter, InterpreterOptions, Model, OpResolver};
