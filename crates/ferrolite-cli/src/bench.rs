@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// allocate: faster start, slower invokes.
     #[arg(long)]
     no_weight_packing: bool,
+    /// Run each float conv and the depthwise conv reading its output as
+    /// separate nodes (no banded fusion; the per-node profile shows both).
+    #[arg(long)]
+    no_fusion: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -122,6 +126,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
             threads: args.threads,
             reference_kernels: args.reference_kernels,
             pack_weights: !args.no_weight_packing,
+            fuse_ops: !args.no_fusion,
             ..Default::default()
         },
     )
@@ -161,7 +166,13 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     let min = sorted[0];
     let rss = peak_rss_bytes();
 
-    let flops: Vec<Option<f64>> = (0..by_node.len()).map(|n| node_flops(&model, &it, n)).collect();
+    // A fused node's time covers the node fused into it: count both.
+    let flops: Vec<Option<f64>> = (0..by_node.len())
+        .map(|n| match it.fused_producer(n) {
+            Some(p) => Some(node_flops(&model, &it, n)? + node_flops(&model, &it, p)?),
+            None => node_flops(&model, &it, n),
+        })
+        .collect();
     // GFLOP/s of `f` flops done `runs` times in `d`.
     let gflops =
         |f: Option<f64>, d: Duration| f.filter(|_| !d.is_zero()).map(|f| f * runs as f64 / d.as_secs_f64() / 1e9);

@@ -76,6 +76,10 @@ struct RunArgs {
     /// start (good for one run), slower large convolutions.
     #[arg(long)]
     no_weight_packing: bool,
+    /// Run each float conv and the depthwise conv reading its output as
+    /// separate nodes (no banded fusion; the per-node profile shows both).
+    #[arg(long)]
+    no_fusion: bool,
 }
 
 /// `ferrolite inspect m.tflite | head` closes our stdout early. Rust
@@ -125,6 +129,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         threads: args.threads,
         reference_kernels: args.reference_kernels,
         pack_weights: !args.no_weight_packing,
+        fuse_ops: !args.no_fusion,
         ..Default::default()
     };
     let mut it = Interpreter::new(&model, &resolver, options).map_err(|e| e.to_string())?;

@@ -43,6 +43,11 @@ pub struct InterpreterOptions {
     /// weight, and large convolutions run slower (about 1.3-1.9x on AVX2).
     /// Worth it for a model run once, or where memory is tight.
     pub pack_weights: bool,
+    /// Run a float CONV_2D and the DEPTHWISE_CONV_2D that reads its output
+    /// as one node, band by band, so the intermediate never leaves the
+    /// cache (on by default; see `ops::conv_depthwise`). Off with
+    /// `reference_kernels` or `preserve_all_tensors`.
+    pub fuse_ops: bool,
     /// A WHILE loop that runs more iterations than this fails with an error
     /// instead of running on (a malformed or hostile model could loop
     /// forever). The default, a million, is far above any real sequence.
@@ -56,6 +61,7 @@ impl Default for InterpreterOptions {
             preserve_all_tensors: false,
             reference_kernels: false,
             pack_weights: true,
+            fuse_ops: true,
             max_while_iterations: 1_000_000,
         }
     }
@@ -89,6 +95,24 @@ struct Node<'m> {
     control: Option<ControlFlow<'m>>,
     /// Evaluated at prepare: skipped by invoke.
     folded: bool,
+    /// Fused into that later node, which does this node's work too:
+    /// skipped by invoke.
+    fused_into: Option<usize>,
+    /// Set on a node that took over an earlier one: the tensors its
+    /// prepared op reads (the model's list for the node otherwise), and the
+    /// name it runs under in profiles and errors.
+    fused: Option<(Vec<Option<usize>>, String)>,
+}
+
+impl Node<'_> {
+    fn skipped(&self) -> bool {
+        self.folded || self.fused_into.is_some()
+    }
+
+    /// The op's name, or both names for a fused pair.
+    fn display_name(&self) -> &str {
+        self.fused.as_ref().map_or(&self.name, |(_, n)| n)
+    }
 }
 
 /// Time spent in one node, reported by [`Interpreter::invoke_profiled`].
@@ -167,6 +191,8 @@ impl<'m> Interpreter<'m> {
                     prepared: None,
                     control: None,
                     folded: false,
+                    fused_into: None,
+                    fused: None,
                 }
             })
             .collect();
@@ -272,6 +298,8 @@ impl<'m> Interpreter<'m> {
             node.prepared = None;
             node.control = None;
             node.folded = false;
+            node.fused_into = None;
+            node.fused = None;
             let loc = Location::Operator { subgraph: si, index: ni, op: node.name.clone() };
             let code = model.operator_codes[op.opcode_index].builtin_code;
             if code == BuiltinOperator::While as i32 || code == BuiltinOperator::If as i32 {
@@ -345,6 +373,9 @@ impl<'m> Interpreter<'m> {
             }
         }
 
+        if !self.options.reference_kernels && !self.options.preserve_all_tensors && self.options.fuse_ops {
+            self.fuse_nodes();
+        }
         self.plan_arena()?;
         self.allocated = true;
         Ok(())
@@ -491,6 +522,56 @@ impl<'m> Interpreter<'m> {
         Ok(())
     }
 
+    /// Fuse each float CONV_2D into the DEPTHWISE_CONV_2D right after it
+    /// when that is the only reader of its output (see
+    /// `ops::conv_depthwise`). The intermediate tensor then gets no memory.
+    fn fuse_nodes(&mut self) {
+        let sg = self.sg();
+        let mut readers = vec![0usize; self.tensors.len()];
+        for (ni, op) in sg.operators.iter().enumerate() {
+            if !self.nodes[ni].skipped() {
+                for &t in op.inputs.iter().flatten() {
+                    readers[t] += 1;
+                }
+            }
+        }
+        for &t in sg.outputs.iter().chain(sg.inputs.iter()) {
+            readers[t] += 1;
+        }
+        for ni in 0..sg.operators.len() {
+            let (op, node) = (&sg.operators[ni], &self.nodes[ni]);
+            if node.skipped() || node.control.is_some() || node.fused.is_some() {
+                continue;
+            }
+            let Some(nj) = (ni + 1..sg.operators.len()).find(|&j| !self.nodes[j].skipped()) else { break };
+            let next = &sg.operators[nj];
+            let &[t] = op.outputs.as_slice() else { continue };
+            if readers[t] != 1
+                || next.inputs.first() != Some(&Some(t))
+                || self.tensors[t].is_variable
+                || !matches!(self.storage[t], Storage::None)
+                || self.nodes[nj].control.is_some()
+            {
+                continue;
+            }
+            let (head, tail) = self.nodes.split_at_mut(nj);
+            if crate::ops::conv_depthwise::try_fuse(&mut head[ni].prepared, &mut tail[0].prepared, op.inputs.len()) {
+                let mut inputs = op.inputs.clone();
+                inputs.push(None);
+                inputs.extend(next.inputs.iter().skip(1));
+                let name = format!("{}+{}", head[ni].name, tail[0].name);
+                head[ni].fused_into = Some(nj);
+                tail[0].fused = Some((inputs, name));
+            }
+        }
+    }
+
+    /// The earlier node whose work node `node` does too (fused into it), if
+    /// any: a profile's time for `node` covers both.
+    pub fn fused_producer(&self, node: usize) -> Option<usize> {
+        self.nodes.iter().position(|n| n.fused_into == Some(node))
+    }
+
     fn plan_arena(&mut self) -> Result<()> {
         let sg = self.sg();
         let n_steps = sg.operators.len();
@@ -508,10 +589,12 @@ impl<'m> Interpreter<'m> {
             touch(t, n_steps);
         }
         for (ni, op) in sg.operators.iter().enumerate() {
-            if self.nodes[ni].folded {
+            let node = &self.nodes[ni];
+            if node.skipped() {
                 continue;
             }
-            for &t in op.inputs.iter().flatten().chain(op.outputs.iter()).chain(op.intermediates.iter()) {
+            let inputs = node.fused.as_ref().map_or(&op.inputs, |(i, _)| i);
+            for &t in inputs.iter().flatten().chain(op.outputs.iter()).chain(op.intermediates.iter()) {
                 touch(t, ni);
             }
         }
@@ -562,7 +645,7 @@ impl<'m> Interpreter<'m> {
         let mut arena = std::mem::take(&mut self.arena);
         let result = (|| {
             for ni in 0..self.nodes.len() {
-                if self.nodes[ni].folded {
+                if self.nodes[ni].skipped() {
                     continue;
                 }
                 let start = Instant::now();
@@ -575,11 +658,11 @@ impl<'m> Interpreter<'m> {
                     location: Location::Operator {
                         subgraph: self.subgraph,
                         index: ni,
-                        op: self.nodes[ni].name.clone(),
+                        op: self.nodes[ni].display_name().to_string(),
                     },
                     error,
                 })?;
-                on_node(ni, &self.nodes[ni].name, start.elapsed());
+                on_node(ni, self.nodes[ni].display_name(), start.elapsed());
             }
             Ok(())
         })();
@@ -592,12 +675,14 @@ impl<'m> Interpreter<'m> {
         let model = self.model;
         let op = &model.subgraphs[self.subgraph].operators[ni];
         let Interpreter { tensors, storage, nodes, pool, .. } = self;
-        let prepared = nodes[ni].prepared.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
+        let Node { prepared, fused, .. } = &mut nodes[ni];
+        let prepared = prepared.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
+        let op_inputs: &[Option<usize>] = fused.as_ref().map_or(&op.inputs, |(i, _)| i);
 
         // Collect the node's arena ranges (outputs writable, inputs read-only)
         // and split the arena into disjoint slices for them.
-        let mut wanted: Vec<(Range<usize>, usize)> = Vec::with_capacity(op.inputs.len() + op.outputs.len());
-        for &t in op.inputs.iter().flatten().chain(op.outputs.iter()) {
+        let mut wanted: Vec<(Range<usize>, usize)> = Vec::with_capacity(op_inputs.len() + op.outputs.len());
+        for &t in op_inputs.iter().flatten().chain(op.outputs.iter()) {
             if let Storage::Arena(r) = &storage[t] {
                 if !wanted.iter().any(|(_, u)| *u == t) {
                     wanted.push((r.clone(), t));
@@ -630,7 +715,7 @@ impl<'m> Interpreter<'m> {
         // So are variable inputs (state such as an LSTM's), lent mutably
         // through `EvalContext::variable_mut`: what the op writes persists.
         let mut owned_var: Vec<(usize, usize, AlignedBytes)> = Vec::new();
-        for (k, t) in op.inputs.iter().enumerate() {
+        for (k, t) in op_inputs.iter().enumerate() {
             let Some(t) = *t else { continue };
             if !tensors[t].is_variable || op.outputs.contains(&t) || owned_var.iter().any(|(_, u, _)| *u == t) {
                 continue;
@@ -642,7 +727,7 @@ impl<'m> Interpreter<'m> {
 
         let result = {
             let mut outputs: Vec<TensorMut<'_>> = Vec::with_capacity(op.outputs.len());
-            let mut inputs: Vec<Option<TensorRef<'_>>> = Vec::with_capacity(op.inputs.len());
+            let mut inputs: Vec<Option<TensorRef<'_>>> = Vec::with_capacity(op_inputs.len());
             let mut shared: Vec<(usize, &[u8])> = Vec::new();
             let mut out_slices: Vec<(usize, &mut [u8])> = Vec::new();
             for (t, v) in arena_views {
@@ -663,11 +748,11 @@ impl<'m> Interpreter<'m> {
                 };
                 outputs.push(TensorMut { info: &tensors[t], bytes });
             }
-            let mut variables: Vec<Option<TensorMut<'_>>> = (0..op.inputs.len()).map(|_| None).collect();
+            let mut variables: Vec<Option<TensorMut<'_>>> = (0..op_inputs.len()).map(|_| None).collect();
             for (k, t, b) in owned_var.iter_mut() {
                 variables[*k] = Some(TensorMut { info: &tensors[*t], bytes: b.as_mut_slice() });
             }
-            for (k, t) in op.inputs.iter().enumerate() {
+            for (k, t) in op_inputs.iter().enumerate() {
                 if variables[k].is_some() {
                     inputs.push(None);
                     continue;
@@ -740,7 +825,10 @@ impl<'m> Interpreter<'m> {
         })
     }
 
-    /// Read any allocated tensor.
+    /// Read any allocated tensor. An intermediate's bytes are only its own
+    /// until a later node reuses the memory (keep them all with
+    /// `preserve_all_tensors`); a fused pair's intermediate has none (no
+    /// bytes).
     pub fn tensor(&self, t: usize) -> Result<TensorRef<'_>> {
         if !self.allocated {
             return Err(Error::NotAllocated);

@@ -20,13 +20,14 @@ pub trait Operator: Send + Sync {
     fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError>;
 }
 
-/// An operator prepared for one node with fixed input shapes.
-pub trait PreparedOp: Send {
+/// An operator prepared for one node with fixed input shapes. (`Any`: the
+/// interpreter recognises the kernels it can fuse by their type.)
+pub trait PreparedOp: std::any::Any + Send {
     fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError>;
 }
 
 /// Convenience: a closure is a prepared op.
-impl<F: FnMut(&mut EvalContext<'_>) -> Result<(), OpError> + Send> PreparedOp for F {
+impl<F: FnMut(&mut EvalContext<'_>) -> Result<(), OpError> + Send + 'static> PreparedOp for F {
     fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
         self(ctx)
     }

@@ -115,8 +115,28 @@ impl DepthwiseF32Plan {
     /// into `output_rows` (a whole number of rows); `input` is the whole
     /// input tensor.
     pub fn run_rows(&self, input: &[f32], bias: Option<&[f32]>, output_rows: &mut [f32], row_start: usize) {
-        assert!(self.supported, "unsupported depthwise plan: use the reference kernel");
         let [batches, in_h, in_w, in_c] = self.in_shape;
+        assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
+        let image_row = |b: usize, iy: usize| (b * in_h + iy) * in_w * in_c;
+        self.run_rows_from(input, &image_row, bias, output_rows, row_start);
+    }
+
+    /// [`Self::run_rows`] over an input whose image rows are not stored
+    /// in order: row `iy` of batch `b` (`in_w * in_c` values) starts at
+    /// `input[image_row(b, iy)]`. Only the rows the output range's taps
+    /// reach are asked for, so `input` can be a window of a few rows (a
+    /// fused producer writes them there just before; see the runtime's
+    /// CONV_2D + DEPTHWISE_CONV_2D fusion). Offsets past `input` panic.
+    pub fn run_rows_from(
+        &self,
+        input: &[f32],
+        image_row: &dyn Fn(usize, usize) -> usize,
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+    ) {
+        assert!(self.supported, "unsupported depthwise plan: use the reference kernel");
+        let [_, in_h, in_w, in_c] = self.in_shape;
         let [_, f_h, f_w, _] = self.filter_shape;
         let [_, out_h, out_w, out_c] = self.out_shape;
         if out_c == 0 || output_rows.is_empty() {
@@ -125,7 +145,6 @@ impl DepthwiseF32Plan {
         assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
         let rows = output_rows.len() / out_c;
         assert!(row_start + rows <= self.rows(), "rows {row_start}..{} past {}", row_start + rows, self.rows());
-        assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
         if let Some(b) = bias {
             assert!(b.len() >= out_c, "bias too short");
         }
@@ -168,7 +187,7 @@ impl DepthwiseF32Plan {
                     if ix < 0 || ix >= in_w as isize {
                         continue;
                     }
-                    taps.input.push(((b * in_h + iy as usize) * in_w + ix as usize) * in_c);
+                    taps.input.push(image_row(b, iy as usize) + ix as usize * in_c);
                     taps.weight.push((fy * f_w + fx) * self.c8);
                 }
             }
@@ -580,6 +599,20 @@ mod tests {
                     }
                     assert_close(&got, &want, &scale, 1e-5, &format!("{ctx} chunk {chunk}"));
                 }
+                // The image rows stored backwards with a NaN row between
+                // each: any read outside the mapped rows poisons the output.
+                let row_len = in_w * in_c;
+                let image_row = |b: usize, iy: usize| ((batches * in_h - 1 - (b * in_h + iy)) * 2 + 1) * row_len;
+                let mut moved = vec![f32::NAN; (batches * in_h * 2 + 1) * row_len];
+                for b in 0..batches {
+                    for iy in 0..in_h {
+                        let src = &input[(b * in_h + iy) * row_len..][..row_len];
+                        moved[image_row(b, iy)..][..row_len].copy_from_slice(src);
+                    }
+                }
+                let mut got = vec![f32::NAN; out_len];
+                plan.run_rows_from(&moved, &image_row, bias.as_deref(), &mut got, 0);
+                assert_close(&got, &want, &scale, 1e-5, &format!("{ctx} rows moved"));
             }
         }
         assert!(fast > 0);

@@ -336,14 +336,14 @@ impl PreparedOp for ConvQuant {
     }
 }
 
-struct ConvF32 {
+pub(crate) struct ConvF32 {
     g: ConvGeometry,
     clamp: ferrolite_kernels::activation::ClampF32,
     /// The weights as the model has them: kept when there is no plan, or
     /// the plan reads them in place.
-    filter: Option<FloatWeights>,
-    bias: Option<FloatWeights>,
-    plan: Option<Conv2dF32Plan>,
+    pub(crate) filter: Option<FloatWeights>,
+    pub(crate) bias: Option<FloatWeights>,
+    pub(crate) plan: Option<Conv2dF32Plan>,
 }
 
 impl PreparedOp for ConvF32 {

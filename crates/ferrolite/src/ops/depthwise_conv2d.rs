@@ -252,15 +252,15 @@ impl Operator for DepthwiseConv2d {
     }
 }
 
-struct DepthwiseF32 {
-    p: DepthwiseParams,
-    in_shape: [usize; 4],
-    filter_shape: [usize; 4],
-    out_shape: [usize; 4],
+pub(crate) struct DepthwiseF32 {
+    pub(crate) p: DepthwiseParams,
+    pub(crate) in_shape: [usize; 4],
+    pub(crate) filter_shape: [usize; 4],
+    pub(crate) out_shape: [usize; 4],
     filter: FloatWeights,
-    bias: Option<FloatWeights>,
+    pub(crate) bias: Option<FloatWeights>,
     /// Channel-vectorised kernel, when the filter is constant.
-    plan: Option<DepthwiseF32Plan>,
+    pub(crate) plan: Option<DepthwiseF32Plan>,
 }
 
 impl PreparedOp for DepthwiseF32 {

@@ -24,6 +24,7 @@ mod common;
 pub mod comparison;
 pub mod concatenation;
 pub mod conv2d;
+pub(crate) mod conv_depthwise;
 pub mod cumsum;
 pub mod densify;
 pub mod depthwise_conv2d;

@@ -1,0 +1,164 @@
+//! A float CONV_2D fused with the DEPTHWISE_CONV_2D that reads its output
+//! (MobileNet's expansion + depthwise pairs).
+//!
+//! Unfused, the conv writes its whole output (4.8 MB for MobileNet v2's
+//! 112×112×96 expansion) and the depthwise conv reads it back: more than
+//! the L2 cache holds, so both pass through L3 or memory. Fused, the conv
+//! computes a band of a few rows of its output into a small per-thread
+//! buffer (about [`BAND_BYTES`]) and the depthwise conv consumes the band
+//! at once, while it is still in L2. Rows the next band needs again (the
+//! depthwise filter's overlap) are moved to the front of the buffer, not
+//! recomputed, so each conv output row is computed once per thread.
+//!
+//! The interpreter fuses a pair when the conv's output has no other
+//! reader and is not a graph output, the depthwise conv runs right after
+//! it, and both have planned kernels ([`try_fuse`]); the fused node then
+//! reads the conv's inputs followed by the depthwise conv's. Results equal
+//! the unfused kernels' up to float rounding (the conv's GEMM may group
+//! pixels into different tiles).
+
+use std::cell::RefCell;
+
+use super::conv2d::ConvF32;
+use super::depthwise_conv2d::DepthwiseF32;
+use super::{with_scratch, FloatWeights};
+use crate::error::OpError;
+use crate::op::{EvalContext, PreparedOp};
+
+/// Target size of one band of conv output rows: half of a 512 KiB L2.
+const BAND_BYTES: usize = 256 * 1024;
+
+/// Smallest intermediate worth fusing. Smaller ones stay in L2 anyway, and
+/// with several threads each thread's first band recomputes conv rows,
+/// which on a 14×14 image costs more than the cache saves.
+const MIN_FUSED_BYTES: usize = 1024 * 1024;
+
+thread_local! {
+    /// Per-thread band buffer, reused across invokes.
+    static BAND_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+pub(crate) struct ConvDepthwiseF32 {
+    conv: ConvF32,
+    dw: DepthwiseF32,
+    /// Depthwise output rows computed per band.
+    band_rows: usize,
+}
+
+/// If `producer` is a float conv with a planned kernel and `consumer` a
+/// float depthwise conv with a channel-vectorised one, replace `consumer`
+/// by the fused pair (taking `producer`) and return true. `conv_inputs`
+/// is the conv's input count: the fused node's inputs are the conv's, then
+/// the depthwise conv's.
+pub(crate) fn try_fuse(
+    producer: &mut Option<Box<dyn PreparedOp>>,
+    consumer: &mut Option<Box<dyn PreparedOp>>,
+    conv_inputs: usize,
+) -> bool {
+    let fits = |p: &dyn PreparedOp, c: &dyn PreparedOp| {
+        let p: &dyn std::any::Any = p;
+        let c: &dyn std::any::Any = c;
+        match (p.downcast_ref::<ConvF32>(), c.downcast_ref::<DepthwiseF32>()) {
+            (Some(conv), Some(dw)) => {
+                let (Some(cp), Some(dp)) = (&conv.plan, &dw.plan) else { return false };
+                // A one-pixel conv runs as a GEMV split by channels: nothing
+                // to band.
+                dp.fast()
+                    && cp.rows() > 1
+                    && cp.rows() == dw.in_shape[..3].iter().product::<usize>()
+                    && dw.in_shape.iter().product::<usize>() * 4 >= MIN_FUSED_BYTES
+            }
+            _ => false,
+        }
+    };
+    match (producer.as_deref(), consumer.as_deref()) {
+        (Some(p), Some(c)) if fits(p, c) => {}
+        _ => return false,
+    }
+    let (Some(p), Some(c)) = (producer.take(), consumer.take()) else { return false };
+    let p: Box<dyn std::any::Any> = p;
+    let c: Box<dyn std::any::Any> = c;
+    let (Ok(conv), Ok(mut dw)) = (p.downcast::<ConvF32>(), c.downcast::<DepthwiseF32>()) else {
+        unreachable!("types checked just above")
+    };
+    // The depthwise conv's weights now follow the conv's inputs.
+    if let Some(FloatWeights::Input(i)) = &mut dw.bias {
+        *i += conv_inputs;
+    }
+    let [_, _, in_w, channels] = dw.in_shape;
+    let row_bytes = (in_w * channels * 4).max(1);
+    let reach = (dw.filter_shape[1].max(1) - 1) * dw.p.dilation_h + 1;
+    let stride = dw.p.stride_h.max(1);
+    let band_input_rows = (BAND_BYTES / row_bytes).max(reach);
+    let band_rows = (band_input_rows - reach) / stride + 1;
+    *consumer = Some(Box::new(ConvDepthwiseF32 { conv: *conv, dw: *dw, band_rows }));
+    true
+}
+
+impl PreparedOp for ConvDepthwiseF32 {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        let (Some(conv_plan), Some(dw_plan)) = (&self.conv.plan, &self.dw.plan) else {
+            return Err(OpError::Value("fused conv without its kernels".into()));
+        };
+        let x = ctx.input(0)?.as_slice::<f32>()?;
+        let filter: &[f32] = match &self.conv.filter {
+            Some(f) if conv_plan.in_place() => f.get(ctx)?,
+            _ => &[],
+        };
+        let conv_bias = self.conv.bias.as_ref().map(|b| b.get(ctx)).transpose()?;
+        let dw_bias = self.dw.bias.as_ref().map(|b| b.get(ctx)).transpose()?;
+        let workers = ctx.workers;
+        let out = ctx.output(0)?.as_slice_mut::<f32>()?;
+        let [batches, in_h, in_w, channels] = self.dw.in_shape;
+        let [_, out_h, out_w, out_c] = self.dw.out_shape;
+        let p = &self.dw.p;
+        let reach = (self.dw.filter_shape[1].max(1) - 1) * p.dilation_h + 1;
+        let in_row = in_w * channels;
+        let out_row = out_w * out_c;
+        // One chunk of image rows per thread: each chunk recomputes the
+        // conv rows its first band shares with the previous chunk.
+        let per_thread = (batches * out_h).div_ceil(workers.threads()).max(1);
+        workers.for_each_chunk_min(out, out_row, per_thread, |first, rows| {
+            BAND_F32.with(|band| {
+                with_scratch(|scratch| {
+                    let band = &mut *band.borrow_mut();
+                    let cap = reach + (self.band_rows - 1) * p.stride_h;
+                    if band.len() < cap * in_row {
+                        band.resize(cap * in_row, 0.0);
+                    }
+                    // Conv output rows `have` of image `have_b` are at the
+                    // front of `band`.
+                    let (mut have_b, mut have) = (usize::MAX, 0..0);
+                    let n = rows.len() / out_row.max(1);
+                    let mut r = 0;
+                    while r < n {
+                        let (b, oy) = ((first + r) / out_h, (first + r) % out_h);
+                        let nb = self.band_rows.min(n - r).min(out_h - oy);
+                        // The conv rows this band's taps reach, clipped.
+                        let top = (oy * p.stride_h) as isize - p.pad_top as isize;
+                        let bottom = top + ((nb - 1) * p.stride_h + reach) as isize;
+                        let lo = top.clamp(0, in_h as isize) as usize;
+                        let hi = (bottom.clamp(0, in_h as isize) as usize).max(lo);
+                        let mut done = lo;
+                        if have_b == b && have.start <= lo && lo < have.end {
+                            done = have.end.min(hi);
+                            if lo > have.start {
+                                band.copy_within((lo - have.start) * in_row..(done - have.start) * in_row, 0);
+                            }
+                        }
+                        if done < hi {
+                            let dst = &mut band[(done - lo) * in_row..(hi - lo) * in_row];
+                            conv_plan.run_rows(x, filter, conv_bias, dst, (b * in_h + done) * in_w, scratch);
+                        }
+                        (have_b, have) = (b, lo..hi);
+                        let image_row = |_: usize, iy: usize| (iy - lo) * in_row;
+                        let out_rows = &mut rows[r * out_row..(r + nb) * out_row];
+                        dw_plan.run_rows_from(band, &image_row, dw_bias, out_rows, (first + r) * out_w);
+                        r += nb;
+                    }
+                })
+            })
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! CONV_2D + DEPTHWISE_CONV_2D fusion: the fused node must compute what
+//! the reference kernels compute for the two nodes apart, on shapes that
+//! cross band and thread-chunk boundaries (strides, SAME/VALID padding,
+//! dilation, batches, bands of one row), and must leave alone the pairs it
+//! may not fuse.
+
+use fb::{BuiltinOperator as Op, TensorType as TT};
+use ferrolite::schema as fb;
+use ferrolite::{Interpreter, InterpreterOptions, Model, OpResolver};
+
+mod support;
+use support::builder::{act, build, konst, node_with, T};
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    batches: usize,
+    h: usize,
+    w: usize,
+    in_c: usize,
+    mid_c: usize,
+    conv_k: usize,
+    conv_stride: usize,
+    dw_k: usize,
+    dw_stride: usize,
+    dw_dilation: usize,
+    same: bool,
+    biases: bool,
+    /// The intermediate is a graph output too (must not fuse).
+    mid_is_output: bool,
+}
+
+const BASE: Case = Case {
+    batches: 1,
+    h: 64,
+    w: 64,
+    in_c: 8,
+    mid_c: 64,
+    conv_k: 1,
+    conv_stride: 1,
+    dw_k: 3,
+    dw_stride: 1,
+    dw_dilation: 1,
+    same: true,
+    biases: true,
+    mid_is_output: false,
+};
+
+/// Deterministic values in [-1, 1).
+fn values(seed: u64, n: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn out_dim(n: usize, k: usize, stride: usize, dilation: usize, same: bool) -> usize {
+    if same {
+        n.div_ceil(stride)
+    } else {
+        (n - (k - 1) * dilation - 1) / stride + 1
+    }
+}
+
+fn model(c: &Case) -> Vec<u8> {
+    let pad = if c.same { fb::Padding::Same } else { fb::Padding::Valid };
+    let (mh, mw) = (out_dim(c.h, c.conv_k, c.conv_stride, 1, c.same), out_dim(c.w, c.conv_k, c.conv_stride, 1, c.same));
+    let (oh, ow) = (
+        out_dim(mh, c.dw_k, c.dw_stride, c.dw_dilation, c.same),
+        out_dim(mw, c.dw_k, c.dw_stride, c.dw_dilation, c.same),
+    );
+    let i = |v: usize| v as i32;
+    let tensors: Vec<T> = vec![
+        act(TT::Float32, &[i(c.batches), i(c.h), i(c.w), i(c.in_c)]),
+        konst(
+            TT::Float32,
+            &[i(c.mid_c), i(c.conv_k), i(c.conv_k), i(c.in_c)],
+            &values(1, c.mid_c * c.conv_k * c.conv_k * c.in_c),
+        ),
+        konst(TT::Float32, &[i(c.mid_c)], &values(2, c.mid_c)),
+        act(TT::Float32, &[i(c.batches), i(mh), i(mw), i(c.mid_c)]),
+        konst(TT::Float32, &[1, i(c.dw_k), i(c.dw_k), i(c.mid_c)], &values(3, c.dw_k * c.dw_k * c.mid_c)),
+        konst(TT::Float32, &[i(c.mid_c)], &values(4, c.mid_c)),
+        act(TT::Float32, &[i(c.batches), i(oh), i(ow), i(c.mid_c)]),
+    ];
+    let (conv_in, dw_in): (&[i32], &[i32]) =
+        if c.biases { (&[0, 1, 2], &[3, 4, 5]) } else { (&[0, 1, -1], &[3, 4, -1]) };
+    let conv = node_with(
+        Op::Conv2d,
+        conv_in,
+        &[3],
+        fb::BuiltinOptions::Conv2DOptions(Box::new(fb::Conv2DOptions {
+            padding: pad,
+            stride_w: i(c.conv_stride),
+            stride_h: i(c.conv_stride),
+            fused_activation_function: fb::ActivationFunctionType::Relu6,
+            dilation_w_factor: 1,
+            dilation_h_factor: 1,
+            ..Default::default()
+        })),
+    );
+    let dw = node_with(
+        Op::DepthwiseConv2d,
+        dw_in,
+        &[6],
+        fb::BuiltinOptions::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptions {
+            padding: pad,
+            stride_w: i(c.dw_stride),
+            stride_h: i(c.dw_stride),
+            depth_multiplier: 1,
+            fused_activation_function: fb::ActivationFunctionType::None,
+            dilation_w_factor: i(c.dw_dilation),
+            dilation_h_factor: i(c.dw_dilation),
+        })),
+    );
+    let outputs: &[i32] = if c.mid_is_output { &[6, 3] } else { &[6] };
+    build(tensors, &[0], outputs, vec![conv, dw])
+}
+
+/// The model's first output, its arena size and whether the pair fused.
+fn run(bytes: &[u8], c: &Case, options: InterpreterOptions) -> (Vec<f32>, usize, bool) {
+    let model = Model::from_bytes(bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+    it.allocate_tensors().unwrap();
+    it.set_input::<f32>(0, &values(5, c.batches * c.h * c.w * c.in_c)).unwrap();
+    it.invoke().unwrap();
+    let out = it.output(0).unwrap().as_slice::<f32>().unwrap().to_vec();
+    (out, it.arena_size(), it.fused_producer(1) == Some(0))
+}
+
+/// Fused runs at 1-3 threads, packed and in-place weights, against the
+/// reference kernels; returns whether the pair fused.
+fn check(c: Case) -> bool {
+    let bytes = model(&c);
+    let (want, _, ref_fused) = run(&bytes, &c, InterpreterOptions { reference_kernels: true, ..Default::default() });
+    assert!(!ref_fused, "reference kernels never fuse");
+    let (_, unfused_arena, off_fused) = run(&bytes, &c, InterpreterOptions { fuse_ops: false, ..Default::default() });
+    assert!(!off_fused, "fuse_ops: false");
+    let mut fused_any = None;
+    for threads in 1..=3 {
+        for pack_weights in [true, false] {
+            let options = InterpreterOptions { threads, pack_weights, ..Default::default() };
+            let (got, arena, fused) = run(&bytes, &c, options);
+            assert_eq!(got.len(), want.len());
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{c:?} threads {threads} value {k}: {g} vs {w}");
+            }
+            assert!(fused_any.is_none_or(|f| f == fused), "fusion must not depend on threads or packing");
+            fused_any = Some(fused);
+            if fused {
+                assert!(arena < unfused_arena, "fused arena {arena} not below {unfused_arena}");
+            }
+        }
+    }
+    fused_any.unwrap()
+}
+
+#[test]
+fn pointwise_then_depthwise_same_stride_1() {
+    assert!(check(BASE));
+}
+
+#[test]
+fn im2col_conv_then_strided_depthwise_two_batches() {
+    assert!(check(Case { batches: 2, h: 48, w: 48, conv_k: 3, dw_stride: 2, ..BASE }));
+}
+
+#[test]
+fn strided_gathering_conv_valid_padding() {
+    assert!(check(Case { h: 130, w: 130, in_c: 3, mid_c: 64, conv_k: 3, conv_stride: 2, same: false, ..BASE }));
+}
+
+#[test]
+fn dilated_5x5_depthwise_without_biases() {
+    assert!(check(Case { h: 70, w: 70, dw_k: 5, dw_dilation: 2, biases: false, same: false, ..BASE }));
+}
+
+#[test]
+fn rows_too_wide_for_more_than_one_row_per_band() {
+    // 1024 × 64 floats per row: a band is one depthwise row (three conv rows).
+    assert!(check(Case { h: 12, w: 1024, dw_stride: 2, ..BASE }));
+}
+
+#[test]
+fn an_intermediate_that_is_also_an_output_is_not_fused() {
+    assert!(!check(Case { mid_is_output: true, ..BASE }));
+}
+
+#[test]
+fn small_intermediates_are_not_fused() {
+    assert!(!check(Case { h: 16, w: 16, ..BASE }));
+}
