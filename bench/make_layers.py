@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make one-layer float models shaped like MobileNet's hot layers.
+"""Make one-layer float models shaped like MobileNet's and Inception's hot layers.
 
 usage: bench/make_layers.py OUT_DIR
 
@@ -41,6 +41,12 @@ LAYERS = {
     "dw_112x32_s1": ((112, 112, 32), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
     "dw_112x96_s2": ((112, 112, 96), L.DepthwiseConv2D(3, strides=2, padding="same", activation=relu6)),
     "dw_56x144_s1": ((56, 56, 144), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
+    # Inception v3's 3x3 convs: shallow and wide (im2col rows of 288),
+    # deep (depth 720, 2592, 4032: the GEMM cuts the depth into slices).
+    "conv3_147x32_64": ((147, 147, 32), L.Conv2D(64, 3, padding="same", activation="relu")),
+    "conv3_73x80_192_valid": ((73, 73, 80), L.Conv2D(192, 3, activation="relu")),
+    "conv3_35x288_384_s2": ((35, 35, 288), L.Conv2D(384, 3, strides=2, activation="relu")),
+    "conv3_8x448_384": ((8, 8, 448), L.Conv2D(384, 3, padding="same", activation="relu")),
     # The classifier: a batch-1 FULLY_CONNECTED (a GEMV over 5 MB of weights).
     "fc_1280_1001": ((1280,), L.Dense(1001)),
 }

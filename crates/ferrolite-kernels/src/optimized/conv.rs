@@ -118,17 +118,18 @@ impl Conv2dF32Plan {
             && params.pad_left == 0
             && out_h == in_h
             && out_w == in_w;
-        // Only for short filter rows (a first conv over RGB: 3 taps x 3
-        // channels), where building im2col rows costs about as much as the
-        // GEMM; long rows copy cheaply, and gathering would send every
-        // image-edge pixel through a GEMM call of its own.
+        // Whenever the depth fits one slice of the GEMM. Short filter rows
+        // (a first conv over RGB: 3 taps x 3 channels) gain most, since
+        // building their im2col rows costs about as much as the GEMM; but
+        // even Inception's 3x3 convs over 32 channels (rows of 96) run
+        // 8-15% faster without the copy, though each image row's edge
+        // pixels then take a short GEMM call of their own.
         let gather = supported
             && !in_place
             && !direct
             && groups == 1
             && f_in == in_c
             && params.dilation_w == 1
-            && f_w * f_in <= 32
             && gather_fits(depth);
         Conv2dF32Plan {
             isa: isa.clamp_to_cpu(),
@@ -700,6 +701,12 @@ mod tests {
             ("conv 1x1 112x112x64->64", [1, 112, 112, 64], [64, 1, 1, 64], [1, 112, 112, 64], 1, 0),
             ("conv 3x3/2 224x224x3->32", [1, 224, 224, 3], [32, 3, 3, 3], [1, 112, 112, 32], 2, 0),
             ("conv 3x3 56x56x64->64", [1, 56, 56, 64], [64, 3, 3, 64], [1, 56, 56, 64], 1, 1),
+            ("conv 3x3 147x147x32->64", [1, 147, 147, 32], [64, 3, 3, 32], [1, 147, 147, 64], 1, 1),
+            ("conv 3x3 149x149x32->32 valid", [1, 149, 149, 32], [32, 3, 3, 32], [1, 147, 147, 32], 1, 0),
+            ("conv 3x3/2 35x35x288->384 valid", [1, 35, 35, 288], [384, 3, 3, 288], [1, 17, 17, 384], 2, 0),
+            ("conv 1x1 17x17x2592->384 (same gemm)", [1, 17, 17, 2592], [384, 1, 1, 2592], [1, 17, 17, 384], 1, 0),
+            ("conv 3x3 8x8x448->384", [1, 8, 8, 448], [384, 3, 3, 448], [1, 8, 8, 384], 1, 1),
+            ("conv 1x1 8x8x4032->384 (same gemm)", [1, 8, 8, 4032], [384, 1, 1, 4032], [1, 8, 8, 384], 1, 0),
         ];
         for (name, in_shape, filter_shape, out_shape, stride, pad) in cases {
             let p = Conv2dParams {
