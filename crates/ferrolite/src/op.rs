@@ -337,18 +337,31 @@ impl Workers<'_> {
         let units = out.len() / unit;
         match self.pool {
             Some(pool) if units > 1 => {
-                // A few chunks per thread balances uneven work without
-                // paying much per-chunk overhead.
+                // Up to four chunks per thread balance uneven work without
+                // paying much per-chunk overhead. The count is a multiple
+                // of the threads and the tiles are dealt out evenly (sizes
+                // differ by one tile at most): 196 GEMM rows in 36-row
+                // chunks (36 * 5 + 16) left one of two threads 108 rows.
                 let threads = pool.threads();
-                let chunks = (threads * 4).min(units / min_units.max(1)).max(threads).min(units);
-                let per = units.div_ceil(chunks).next_multiple_of(align.max(1));
+                let align = align.max(1);
+                let tiles = units.div_ceil(align);
+                let min_tiles = min_units.div_ceil(align).max(1);
+                let chunks = (threads * (tiles / (threads * min_tiles)).clamp(1, 4)).min(tiles);
+                let mut bounds = Vec::with_capacity(chunks);
+                let mut rest: &mut [T] = out;
+                let mut first = 0;
+                for i in 0..chunks {
+                    let n = ((tiles / chunks + usize::from(i < tiles % chunks)) * align).min(units - first);
+                    let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(n * unit);
+                    bounds.push(Mutex::new(Some((first, chunk))));
+                    rest = tail;
+                    first += n;
+                }
                 // Each task takes its own chunk out of its slot once.
-                let slots: Vec<Mutex<Option<&mut [T]>>> =
-                    out.chunks_mut(per * unit).map(|c| Mutex::new(Some(c))).collect();
-                pool.run(slots.len(), &|i| {
-                    let chunk = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(c) = chunk {
-                        f(i * per, c);
+                pool.run(bounds.len(), &|i| {
+                    let chunk = bounds[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some((first, c)) = chunk {
+                        f(first, c);
                     }
                 });
             }
@@ -408,6 +421,25 @@ mod tests {
             assert!(chunks.len() >= 2, "{units} rows use both threads");
             for &(_, n) in &chunks[..chunks.len() - 1] {
                 assert!(n % 6 == 0 && n >= 24, "{units} rows: chunk of {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_split_evenly_between_threads() {
+        for threads in [2usize, 3] {
+            let pool = WorkerPool::new(threads).unwrap();
+            let workers = Workers { pool: Some(&pool) };
+            for units in [49usize, 196, 289, 1000, 12544] {
+                for gemm in [false, true] {
+                    let tile = if gemm { 6 } else { 1 };
+                    let chunks = chunks_of(&workers, units, gemm);
+                    assert_eq!(chunks.len() % threads, 0, "{units} units, {threads} threads: {chunks:?}");
+                    let sizes: Vec<usize> = chunks[..chunks.len() - 1].iter().map(|c| c.1).collect();
+                    let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                    assert!(hi - lo <= tile, "{units} units, {threads} threads: {chunks:?}");
+                    assert!(chunks.last().unwrap().1 <= *hi);
+                }
             }
         }
     }
