@@ -29,7 +29,7 @@ pub(crate) const IM2COL_BLOCK: usize = 64 * 1024;
 
 /// Output rows per im2col block for depth `k`: about [`IM2COL_BLOCK`]
 /// values, a whole number of 6-row tiles, but never fewer than 96 rows
-/// (when there are that many). Every block streams the whole weight matrix
+/// (when there are that many), the rows shared evenly between blocks. Every block streams the whole weight matrix
 /// through the cache, so deep convs (megabytes of weights) would otherwise
 /// re-read their weights from memory every dozen rows.
 pub(crate) fn im2col_block_rows(k: usize, rows: usize) -> usize {
@@ -37,7 +37,18 @@ pub(crate) fn im2col_block_rows(k: usize, rows: usize) -> usize {
     // cross block boundaries (the whole-model tests run the real sizes).
     let min_rows = if cfg!(test) { 12 } else { 96 };
     let block = (IM2COL_BLOCK / k.max(1)).clamp(min_rows, 240) / 6 * 6;
-    block.min(rows).max(1)
+    if rows <= block {
+        return rows.max(1);
+    }
+    // Equal blocks: 289 rows as 78 * 3 + 55, not 96 * 3 + 1 (a 1-row
+    // block runs as a GEMV that streams all the weights for one pixel).
+    // Rounding to whole tiles can still leave a sliver at the end (9361
+    // rows of 240: 39 * 240 + 1); a few rows more per block absorb it.
+    let mut b = rows.div_ceil(rows.div_ceil(block)).next_multiple_of(6);
+    while b < rows && rows - (rows.div_ceil(b) - 1) * b < 6 {
+        b += 6;
+    }
+    b.min(rows)
 }
 
 /// A CONV_2D with its weights packed for [`gemm_f32`].
@@ -689,6 +700,21 @@ mod tests {
             let mut got = vec![0.0; want.len()];
             plan.run(&input, &filter, Some(&bias), &mut got, &mut Vec::new());
             assert_close(&got, &want, &scale, 1e-5, &format!("{isa:?} pack {pack}"));
+        }
+    }
+
+    #[test]
+    fn im2col_blocks_are_whole_tiles_of_about_equal_size() {
+        for k in [9, 27, 288, 2592, 4032] {
+            let widest = (IM2COL_BLOCK / k).clamp(12, 240) / 6 * 6;
+            for rows in 1..20000 {
+                let b = im2col_block_rows(k, rows);
+                assert!(b >= 1 && b <= rows && (rows <= widest || b <= widest + 60), "k {k} rows {rows}: {b}");
+                if b < rows {
+                    let last = rows - (rows.div_ceil(b) - 1) * b;
+                    assert!(b % 6 == 0 && last >= 6, "k {k} rows {rows}: blocks of {b}, last {last}");
+                }
+            }
         }
     }
 

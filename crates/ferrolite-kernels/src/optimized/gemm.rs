@@ -267,7 +267,9 @@ fn drive<K: MicroKernel>(
     let bias_pad = &*bias_pad;
     // A single row (GEMV) is tiny: take the whole depth in one slice so the
     // partial sums never round-trip through C.
-    let kc_max = if m == 1 { k.min(16 * KC) } else { KC.min(k) };
+    // Otherwise equal slices: a depth of 2592 as 6 * 432, not 5 * 512 + 32
+    // (a short last slice re-reads and re-writes C for little work).
+    let kc_max = if m == 1 { k.min(16 * KC) } else { k.div_ceil(k.div_ceil(KC)) };
     assert!(a.bases.len() == 1 || kc_max == k, "segmented rows need the depth in one slice");
     let group = (L2_BLOCK_BYTES / (kc_max * NR * 4)).max(1);
     let wstride = k * NR;
