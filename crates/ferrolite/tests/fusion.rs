@@ -195,3 +195,34 @@ fn an_intermediate_that_is_also_an_output_is_not_fused() {
 fn small_intermediates_are_not_fused() {
     assert!(!check(Case { h: 16, w: 16, ..BASE }));
 }
+
+#[test]
+fn resizing_the_input_fuses_afresh() {
+    // Fused at 64x64 (1 MiB intermediate), not at 32x32, fused again at
+    // 96x96: each allocate_tensors() must start from the unfused graph.
+    let c = BASE;
+    let bytes = model(&c);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    let mut fused =
+        Interpreter::new(&model, &resolver, InterpreterOptions { threads: 2, ..Default::default() }).unwrap();
+    let reference_options = InterpreterOptions { reference_kernels: true, ..Default::default() };
+    let mut reference = Interpreter::new(&model, &resolver, reference_options).unwrap();
+    for (side, should_fuse) in [(64, true), (32, false), (96, true)] {
+        let shape = [1, side, side, c.in_c];
+        let x = values(side as u64, shape.iter().product());
+        let mut outs = Vec::new();
+        for it in [&mut fused, &mut reference] {
+            it.resize_input(0, &shape).unwrap();
+            it.allocate_tensors().unwrap();
+            it.set_input::<f32>(0, &x).unwrap();
+            it.invoke().unwrap();
+            outs.push(it.output(0).unwrap().as_slice::<f32>().unwrap().to_vec());
+        }
+        assert_eq!(fused.fused_producer(1) == Some(0), should_fuse, "{side}x{side}");
+        assert_eq!(outs[0].len(), side * side * c.mid_c);
+        for (g, w) in outs[0].iter().zip(&outs[1]) {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{side}x{side}: {g} vs {w}");
+        }
+    }
+}
