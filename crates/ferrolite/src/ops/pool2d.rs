@@ -3,7 +3,8 @@
 use ferrolite_kernels::reference::padding::Padding2d;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ferrolite_kernels::reference::pool::{average_pool_f32_rows, l2_pool_f32_rows, max_pool_f32_rows, Pool2dParams};
+use ferrolite_kernels::optimized::{isa, pool as fast};
+use ferrolite_kernels::reference::pool::{l2_pool_f32_rows, max_pool_f32_rows, Pool2dParams};
 use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::activation::ClampI32;
@@ -60,6 +61,9 @@ impl Operator for Pool {
                     pad_left: win.padding.left,
                     clamp: float_clamp(o.fused_activation_function)?,
                 };
+                // Average: the reference loops compiled for the best SIMD
+                // level (the same results bit for bit).
+                let level = if ctx.reference_kernels { isa::IsaLevel::Scalar } else { isa::detect() };
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let input = ctx.input(0)?.as_slice::<f32>()?;
                     let workers = ctx.workers;
@@ -67,7 +71,9 @@ impl Operator for Pool {
                     let complete = AtomicBool::new(true);
                     workers.for_each_chunk(out, channels, |first, rows| {
                         let ok = match kind {
-                            Kind::Average => average_pool_f32_rows(&p, input, in_shape, rows, first, out_shape),
+                            Kind::Average => {
+                                fast::average_pool_f32_rows(level, &p, input, in_shape, rows, first, out_shape)
+                            }
                             Kind::Max => {
                                 max_pool_f32_rows(&p, input, in_shape, rows, first, out_shape);
                                 true
