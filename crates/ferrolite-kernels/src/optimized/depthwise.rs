@@ -130,7 +130,7 @@ impl DepthwiseF32Plan {
     pub fn run_rows_from(
         &self,
         input: &[f32],
-        image_row: &dyn Fn(usize, usize) -> usize,
+        image_row: &impl Fn(usize, usize) -> usize,
         bias: Option<&[f32]>,
         output_rows: &mut [f32],
         row_start: usize,

@@ -558,11 +558,10 @@ mod avx2 {
                     let cp = c.as_mut_ptr().add(col);
                     let mut acc0 = [_mm256_setzero_ps(); M];
                     let mut acc1 = [_mm256_setzero_ps(); M];
-                    if bias_first {
-                        let bias = epilogue.map_or(std::ptr::null(), |e| e.bias.as_ptr().add(col));
-                        let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
-                        acc0 = [b0; M];
-                        acc1 = [b1; M];
+                    if let (true, Some(e)) = (first, epilogue) {
+                        let bias = e.bias.as_ptr().add(col);
+                        acc0 = [_mm256_loadu_ps(bias); M];
+                        acc1 = [_mm256_loadu_ps(bias.add(8)); M];
                     } else if !first {
                         for r in 0..M {
                             (acc0[r], acc1[r]) = load_row(cp.add(r * ldc), nr);

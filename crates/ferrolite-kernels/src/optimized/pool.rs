@@ -24,20 +24,23 @@ pub fn average_pool_f32_rows(
     out_shape: [usize; 4],
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if let Some(t) = Avx2Fma::new(isa) {
-        return avx2::average_pool_f32_rows(t, p, input, in_shape, out_rows, row_start, out_shape);
+    if Avx2Fma::new(isa).is_some() {
+        // SAFETY: `Avx2Fma::new` checked that the CPU has AVX2; the body is
+        // safe Rust (bounds-checked slices).
+        #[allow(unsafe_code)]
+        return unsafe { avx2::average_pool_f32_rows(p, input, in_shape, out_rows, row_start, out_shape) };
     }
     let _ = isa;
     pool::average_pool_f32_rows(p, input, in_shape, out_rows, row_start, out_shape)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod avx2 {
-    use super::{pool, Avx2Fma, Pool2dParams};
+    use super::{pool, Pool2dParams};
 
+    /// The reference kernel, inlined here and so compiled for AVX2.
     #[target_feature(enable = "avx2")]
-    fn average_avx2(
+    pub(super) fn average_pool_f32_rows(
         p: &Pool2dParams,
         input: &[f32],
         in_shape: [usize; 4],
@@ -46,20 +49,6 @@ mod avx2 {
         out_shape: [usize; 4],
     ) -> bool {
         pool::average_pool_f32_rows(p, input, in_shape, out_rows, row_start, out_shape)
-    }
-
-    pub(super) fn average_pool_f32_rows(
-        _t: Avx2Fma,
-        p: &Pool2dParams,
-        input: &[f32],
-        in_shape: [usize; 4],
-        out_rows: &mut [f32],
-        row_start: usize,
-        out_shape: [usize; 4],
-    ) -> bool {
-        // SAFETY: the token exists only when the CPU has AVX2; the body is
-        // safe Rust (bounds-checked slices).
-        unsafe { average_avx2(p, input, in_shape, out_rows, row_start, out_shape) }
     }
 }
 

@@ -19,6 +19,9 @@
 
 use std::cell::RefCell;
 
+use ferrolite_kernels::optimized::conv::Conv2dF32Plan;
+use ferrolite_kernels::optimized::depthwise::DepthwiseF32Plan;
+
 use super::conv2d::ConvF32;
 use super::depthwise_conv2d::DepthwiseF32;
 use super::{with_scratch, FloatWeights};
@@ -41,8 +44,20 @@ thread_local! {
 pub(crate) struct ConvDepthwiseF32 {
     conv: ConvF32,
     dw: DepthwiseF32,
+    /// Conv rows one depthwise output row's taps span.
+    reach: usize,
     /// Depthwise output rows computed per band.
     band_rows: usize,
+}
+
+/// What one invoke's bands read.
+struct BandInputs<'a> {
+    conv: &'a Conv2dF32Plan,
+    dw: &'a DepthwiseF32Plan,
+    x: &'a [f32],
+    filter: &'a [f32],
+    conv_bias: Option<&'a [f32]>,
+    dw_bias: Option<&'a [f32]>,
 }
 
 /// If `producer` is a float conv with a planned kernel and `consumer` a
@@ -91,73 +106,86 @@ pub(crate) fn try_fuse(
     let stride = dw.p.stride_h.max(1);
     let band_input_rows = (BAND_BYTES / row_bytes).max(reach);
     let band_rows = (band_input_rows - reach) / stride + 1;
-    *consumer = Some(Box::new(ConvDepthwiseF32 { conv: *conv, dw: *dw, band_rows }));
+    *consumer = Some(Box::new(ConvDepthwiseF32 { conv: *conv, dw: *dw, reach, band_rows }));
     true
+}
+
+impl ConvDepthwiseF32 {
+    /// Depthwise output image rows `first ..` (as many as `rows` holds),
+    /// band by band through this thread's `band` buffer.
+    fn run_chunk(
+        &self,
+        k: &BandInputs<'_>,
+        first: usize,
+        rows: &mut [f32],
+        band: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
+    ) {
+        let [_, in_h, in_w, channels] = self.dw.in_shape;
+        let [_, out_h, out_w, out_c] = self.dw.out_shape;
+        let p = &self.dw.p;
+        let (in_row, out_row) = (in_w * channels, out_w * out_c);
+        let cap = self.reach + (self.band_rows - 1) * p.stride_h;
+        if band.len() < cap * in_row {
+            band.resize(cap * in_row, 0.0);
+        }
+        // Conv output rows `have` of image `have_b` are at the front of `band`.
+        let (mut have_b, mut have) = (usize::MAX, 0..0);
+        let n = rows.len() / out_row.max(1);
+        let mut r = 0;
+        while r < n {
+            let (b, oy) = ((first + r) / out_h, (first + r) % out_h);
+            let nb = self.band_rows.min(n - r).min(out_h - oy);
+            // The conv rows this band's taps reach, clipped.
+            let top = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let bottom = top + ((nb - 1) * p.stride_h + self.reach) as isize;
+            let lo = top.clamp(0, in_h as isize) as usize;
+            let hi = (bottom.clamp(0, in_h as isize) as usize).max(lo);
+            let mut done = lo;
+            if have_b == b && have.start <= lo && lo < have.end {
+                done = have.end.min(hi);
+                if lo > have.start {
+                    band.copy_within((lo - have.start) * in_row..(done - have.start) * in_row, 0);
+                }
+            }
+            if done < hi {
+                let dst = &mut band[(done - lo) * in_row..(hi - lo) * in_row];
+                k.conv.run_rows(k.x, k.filter, k.conv_bias, dst, (b * in_h + done) * in_w, scratch);
+            }
+            (have_b, have) = (b, lo..hi);
+            let out_rows = &mut rows[r * out_row..(r + nb) * out_row];
+            k.dw.run_rows_from(band, &|_, iy| (iy - lo) * in_row, k.dw_bias, out_rows, (first + r) * out_w);
+            r += nb;
+        }
+    }
 }
 
 impl PreparedOp for ConvDepthwiseF32 {
     fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
-        let (Some(conv_plan), Some(dw_plan)) = (&self.conv.plan, &self.dw.plan) else {
+        let (Some(conv), Some(dw)) = (&self.conv.plan, &self.dw.plan) else {
             return Err(OpError::Value("fused conv without its kernels".into()));
         };
-        let x = ctx.input(0)?.as_slice::<f32>()?;
         let filter: &[f32] = match &self.conv.filter {
-            Some(f) if conv_plan.in_place() => f.get(ctx)?,
+            Some(f) if conv.in_place() => f.get(ctx)?,
             _ => &[],
         };
-        let conv_bias = self.conv.bias.as_ref().map(|b| b.get(ctx)).transpose()?;
-        let dw_bias = self.dw.bias.as_ref().map(|b| b.get(ctx)).transpose()?;
+        let k = BandInputs {
+            conv,
+            dw,
+            x: ctx.input(0)?.as_slice::<f32>()?,
+            filter,
+            conv_bias: self.conv.bias.as_ref().map(|b| b.get(ctx)).transpose()?,
+            dw_bias: self.dw.bias.as_ref().map(|b| b.get(ctx)).transpose()?,
+        };
         let workers = ctx.workers;
         let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-        let [batches, in_h, in_w, channels] = self.dw.in_shape;
-        let [_, out_h, out_w, out_c] = self.dw.out_shape;
-        let p = &self.dw.p;
-        let reach = (self.dw.filter_shape[1].max(1) - 1) * p.dilation_h + 1;
-        let in_row = in_w * channels;
-        let out_row = out_w * out_c;
+        let [batches, _, out_w, out_c] = self.dw.out_shape;
         // One chunk of image rows per thread: each chunk recomputes the
         // conv rows its first band shares with the previous chunk.
-        let per_thread = (batches * out_h).div_ceil(workers.threads()).max(1);
-        workers.for_each_chunk_min(out, out_row, per_thread, |first, rows| {
-            BAND_F32.with(|band| {
-                with_scratch(|scratch| {
-                    let band = &mut *band.borrow_mut();
-                    let cap = reach + (self.band_rows - 1) * p.stride_h;
-                    if band.len() < cap * in_row {
-                        band.resize(cap * in_row, 0.0);
-                    }
-                    // Conv output rows `have` of image `have_b` are at the
-                    // front of `band`.
-                    let (mut have_b, mut have) = (usize::MAX, 0..0);
-                    let n = rows.len() / out_row.max(1);
-                    let mut r = 0;
-                    while r < n {
-                        let (b, oy) = ((first + r) / out_h, (first + r) % out_h);
-                        let nb = self.band_rows.min(n - r).min(out_h - oy);
-                        // The conv rows this band's taps reach, clipped.
-                        let top = (oy * p.stride_h) as isize - p.pad_top as isize;
-                        let bottom = top + ((nb - 1) * p.stride_h + reach) as isize;
-                        let lo = top.clamp(0, in_h as isize) as usize;
-                        let hi = (bottom.clamp(0, in_h as isize) as usize).max(lo);
-                        let mut done = lo;
-                        if have_b == b && have.start <= lo && lo < have.end {
-                            done = have.end.min(hi);
-                            if lo > have.start {
-                                band.copy_within((lo - have.start) * in_row..(done - have.start) * in_row, 0);
-                            }
-                        }
-                        if done < hi {
-                            let dst = &mut band[(done - lo) * in_row..(hi - lo) * in_row];
-                            conv_plan.run_rows(x, filter, conv_bias, dst, (b * in_h + done) * in_w, scratch);
-                        }
-                        (have_b, have) = (b, lo..hi);
-                        let image_row = |_: usize, iy: usize| (iy - lo) * in_row;
-                        let out_rows = &mut rows[r * out_row..(r + nb) * out_row];
-                        dw_plan.run_rows_from(band, &image_row, dw_bias, out_rows, (first + r) * out_w);
-                        r += nb;
-                    }
-                })
-            })
+        let per_thread = (batches * self.dw.out_shape[1]).div_ceil(workers.threads()).max(1);
+        workers.for_each_chunk_min(out, out_w * out_c, per_thread, |first, rows| {
+            BAND_F32
+                .with(|band| with_scratch(|scratch| self.run_chunk(&k, first, rows, &mut band.borrow_mut(), scratch)))
         });
         Ok(())
     }
