@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make one-layer float models shaped like MobileNet's and Inception's hot layers.
 
-usage: bench/make_layers.py OUT_DIR
+usage: bench/make_layers.py OUT_DIR [f32,int8,dyn]
 
 Each model is a single op (with its fused activation) on a fixed-size input,
 so `bench/side_by_side.py --models OUT_DIR` times LiteRT and ferrolite layer
@@ -11,6 +11,7 @@ Needs tensorflow-cpu (bench/requirements.txt).
 import os
 import sys
 
+import numpy as np
 import tensorflow as tf
 
 L = tf.keras.layers
@@ -52,18 +53,41 @@ LAYERS = {
 }
 
 
+def convert(keras_model, shape, kind):
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    if kind in ("int8", "dyn"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind == "int8":
+        rng = np.random.default_rng(0)
+
+        def calibration():
+            for _ in range(8):
+                yield [rng.uniform(-1.0, 1.0, (1,) + shape).astype(np.float32)]
+
+        converter.representative_dataset = calibration
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     out = sys.argv[1]
+    kinds = sys.argv[2].split(",") if len(sys.argv) == 3 else ["f32"]
+    if not set(kinds) <= {"f32", "int8", "dyn"}:
+        sys.exit(__doc__)
     os.makedirs(out, exist_ok=True)
     tf.keras.utils.set_random_seed(0)
     for name, (shape, layer) in LAYERS.items():
-        converter = tf.lite.TFLiteConverter.from_keras_model(model(shape, layer))
-        path = os.path.join(out, name + ".tflite")
-        with open(path, "wb") as f:
-            f.write(converter.convert())
-        print("wrote", path, flush=True)
+        keras_model = model(shape, layer)
+        for kind in kinds:
+            suffix = "" if kind == "f32" else "." + kind
+            path = os.path.join(out, name + suffix + ".tflite")
+            with open(path, "wb") as f:
+                f.write(convert(keras_model, shape, kind))
+            print("wrote", path, flush=True)
 
 
 if __name__ == "__main__":

@@ -53,11 +53,16 @@ pub struct HybridInput {
     xf: Vec<f32>,
     scales: Vec<f32>,
     offsets: Vec<i32>,
+    /// How each row's values are quantised (`None`: they all become 0).
+    quant: Vec<Option<RowQuant>>,
     rows: usize,
     row_len: usize,
     stride: usize,
     /// Which of `x` / `xf` holds the values.
     float: bool,
+    /// Only the per-row parameters were computed, not the values
+    /// ([`HybridDepthwisePlan::run_image_rows`] quantises band by band).
+    params_only: bool,
     /// Every input value compares equal to 0.0 (FULLY_CONNECTED then skips
     /// the product, as TFLite does).
     all_zero: bool,
@@ -157,42 +162,73 @@ impl HybridInput {
         self.row_len = row_len;
         self.stride = stride;
         self.float = float;
+        self.params_only = false;
         self.scales.clear();
         self.offsets.clear();
+        self.quant.clear();
         // IsZeroVector (`!= 0.0f`: -0.0 counts as zero). Only FC uses it.
         self.all_zero = true;
-        let mut row = |r: usize, scale: f32, offset: i32, zero: bool| {
+        let mut row = |r: usize, (scale, offset, zero, rq): (f32, i32, bool, Option<RowQuant>)| {
             debug_assert_eq!(r, self.scales.len());
             self.scales.push(scale);
             self.offsets.push(offset);
+            self.quant.push(rq);
             self.all_zero &= zero;
         };
         // Every value below is written (no clearing pass): rows, then pads.
         if float {
             self.xf.resize(rows * stride, 0.0);
             for (r, dst) in self.xf.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
-                let (s, o, z) =
-                    quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len, par);
-                row(r, s, o, z);
+                row(r, quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len, par));
             }
         } else {
             self.x.resize(rows * stride, 0);
             for (r, dst) in self.x.chunks_exact_mut(stride.max(1)).take(rows).enumerate() {
-                let (s, o, z) =
-                    quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len, par);
-                row(r, s, o, z);
+                row(r, quantize_row(token, &input[r * row_len..(r + 1) * row_len], asymmetric, dst, row_len, par));
             }
         }
         if stride == 0 {
             // Empty rows: scale 1, offset 0, as the reference.
             self.scales.resize(rows, 1.0);
             self.offsets.resize(rows, 0);
+            self.quant.resize(rows, None);
+        }
+    }
+
+    /// Only the parameters of each of `rows` rows of `row_len` floats (as
+    /// [`Self::quantize_as`] would find them), not the values.
+    fn quantize_params(
+        &mut self,
+        isa: IsaLevel,
+        input: &[f32],
+        rows: usize,
+        row_len: usize,
+        asymmetric: bool,
+        par: ParallelFor<'_>,
+    ) {
+        assert!(input.len() >= rows * row_len, "input too short");
+        let token = Avx2Fma::new(isa.clamp_to_cpu());
+        (self.rows, self.row_len, self.stride, self.float, self.params_only) = (rows, row_len, row_len, true, true);
+        self.scales.clear();
+        self.offsets.clear();
+        self.quant.clear();
+        self.all_zero = true;
+        for r in 0..rows {
+            let (scale, offset, zero, rq) = if row_len == 0 {
+                (1.0, 0, true, None)
+            } else {
+                row_params(token, &input[r * row_len..(r + 1) * row_len], asymmetric, par)
+            };
+            self.scales.push(scale);
+            self.offsets.push(offset);
+            self.quant.push(rq);
+            self.all_zero &= zero;
         }
     }
 
     fn check(&self, rows: usize, row_len: usize, float: bool) {
         assert!(
-            self.rows == rows && self.row_len == row_len && self.float == float,
+            self.rows == rows && self.row_len == row_len && self.float == float && !self.params_only,
             "input not quantised for this plan"
         );
     }
@@ -274,29 +310,18 @@ fn row_quant(
     (scale, offset, zero, Some(RowQuant { inv, offset, lo, hi, asymmetric, vector }))
 }
 
-/// Quantise one row of `values` into `out[..len]` as `q - offset` (and
-/// zero `out[len..]`); returns `(scaling_factor, offset, all values == 0.0)`.
-/// Rows of at least two [`QUANTIZE_CHUNK`]s are split into tasks for `par`
-/// (min/max per chunk, then the values); every value is computed as in one
-/// pass, so the result does not depend on the split.
-fn quantize_row<T: QStore + Send>(
+/// [`row_quant`] for a row of `values`, its min/max found with the vector
+/// code where there is some; rows of at least two [`QUANTIZE_CHUNK`]s are
+/// scanned in tasks for `par` (the min/max does not depend on the split).
+fn row_params(
     token: Option<Avx2Fma>,
     values: &[f32],
     asymmetric: bool,
-    out: &mut [T],
-    len: usize,
     par: ParallelFor<'_>,
-) -> (f32, i32, bool) {
-    let (out, pad) = out.split_at_mut(len);
-    pad.fill(T::default());
-    let Some(t) = token.filter(|_| len >= 2 * QUANTIZE_CHUNK) else {
+) -> (f32, i32, bool, Option<RowQuant>) {
+    let Some(t) = token.filter(|_| values.len() >= 2 * QUANTIZE_CHUNK) else {
         let vector_minmax = token.and_then(|t| avx2::minmax(t, values));
-        let (scale, offset, zero, rq) = row_quant(values, asymmetric, vector_minmax);
-        match rq {
-            Some(rq) => rq.apply(token, values, out),
-            None => out.fill(T::default()),
-        }
-        return (scale, offset, zero);
+        return row_quant(values, asymmetric, vector_minmax);
     };
     let chunks: Vec<&[f32]> = values.chunks(QUANTIZE_CHUNK).collect();
     let parts: Vec<Mutex<Option<(f32, f32)>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
@@ -316,17 +341,42 @@ fn quantize_row<T: QStore + Send>(
             Some((a, b)) => (if lo < a { lo } else { a }, if hi > b { hi } else { b }),
         });
     }
-    let (scale, offset, zero, rq) = row_quant(values, asymmetric, vector_minmax);
-    let Some(rq) = rq else {
+    row_quant(values, asymmetric, vector_minmax)
+}
+
+/// Quantise one row of `values` into `out[..len]` as `q - offset` (and
+/// zero `out[len..]`); returns `(scaling_factor, offset, all values == 0.0,
+/// how the values were quantised)`. Rows of at least two
+/// [`QUANTIZE_CHUNK`]s are split into tasks for `par` (min/max per chunk,
+/// then the values); every value is computed as in one pass, so the result
+/// does not depend on the split.
+fn quantize_row<T: QStore + Send>(
+    token: Option<Avx2Fma>,
+    values: &[f32],
+    asymmetric: bool,
+    out: &mut [T],
+    len: usize,
+    par: ParallelFor<'_>,
+) -> (f32, i32, bool, Option<RowQuant>) {
+    let (out, pad) = out.split_at_mut(len);
+    pad.fill(T::default());
+    let params = row_params(token, values, asymmetric, par);
+    let Some(rq) = params.3 else {
         out.fill(T::default());
-        return (scale, offset, zero);
+        return params;
     };
-    let slots: Vec<Mutex<&mut [T]>> = out.chunks_mut(QUANTIZE_CHUNK).map(Mutex::new).collect();
-    par(chunks.len(), &|i| {
-        let mut dst = slots[i].lock().unwrap_or_else(|e| e.into_inner());
-        rq.apply(Some(t), chunks[i], &mut dst);
-    });
-    (scale, offset, zero)
+    match token.filter(|_| len >= 2 * QUANTIZE_CHUNK) {
+        Some(t) => {
+            let chunks: Vec<&[f32]> = values.chunks(QUANTIZE_CHUNK).collect();
+            let slots: Vec<Mutex<&mut [T]>> = out.chunks_mut(QUANTIZE_CHUNK).map(Mutex::new).collect();
+            par(chunks.len(), &|i| {
+                let mut dst = slots[i].lock().unwrap_or_else(|e| e.into_inner());
+                rq.apply(Some(t), chunks[i], &mut dst);
+            });
+        }
+        None => rq.apply(token, values, out),
+    }
+    params
 }
 
 /// Weight scale of channel `i`: one for all, or one each.
@@ -867,22 +917,7 @@ impl HybridDepthwisePlan {
             inner.run_rows(&q.xf, None, output_rows, row_start);
             let image = out_h * out_w;
             for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
-                let s_in = q.scales[(row_start + i) / image];
-                // The reference's `f32(acc) * (s_w[o] * s_in) + bias`, with
-                // a separate multiply and add; `+ 0.0` turns a -0.0 sum into
-                // the +0.0 of an integer zero.
-                match bias {
-                    Some(b) => {
-                        for ((o, &sw), &bv) in out.iter_mut().zip(&self.scales).zip(b) {
-                            *o = p.clamp.apply((*o + 0.0) * (sw * s_in) + bv);
-                        }
-                    }
-                    None => {
-                        for (o, &sw) in out.iter_mut().zip(&self.scales) {
-                            *o = p.clamp.apply((*o + 0.0) * (sw * s_in));
-                        }
-                    }
-                }
+                self.finish_float_sums(q.scales[(row_start + i) / image], bias, out);
             }
             return;
         }
@@ -976,6 +1011,145 @@ impl HybridDepthwisePlan {
                 }
             }
             epilogue(token, acc, Scale::Prod(&self.scales, s_in), false, bias, p.clamp, out);
+        }
+    }
+}
+
+impl HybridDepthwisePlan {
+    /// Whether [`Self::run_image_rows`] can run: the sums go through the
+    /// float depthwise kernel (depth multiplier 1, filters of up to
+    /// [`FLOAT_EXACT_TAPS`] taps).
+    pub fn banded(&self) -> bool {
+        self.supported && self.float && self.inner.is_some()
+    }
+
+    /// Each image's quantisation parameters without its values, for
+    /// [`Self::run_image_rows`].
+    pub fn quantize_params_par(&self, input: &[f32], q: &mut HybridInput, par: ParallelFor<'_>) {
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        q.quantize_params(self.isa, input, batches, in_h * in_w * in_c, true, par);
+    }
+
+    /// Output image rows: `batches * out_h`.
+    pub fn image_rows(&self) -> usize {
+        self.out_shape[0] * self.out_shape[1]
+    }
+
+    /// Values per output image row: `out_w * out_c`.
+    pub fn image_row_len(&self) -> usize {
+        self.out_shape[2] * self.out_shape[3]
+    }
+
+    /// Output image rows `first ..` (as many whole rows as `output` holds)
+    /// of a [`Self::banded`] plan, `q` from [`Self::quantize_params_par`]:
+    /// band by band, the input rows a band of output rows reaches are
+    /// quantised into `band` (this thread's, reused between calls), then
+    /// summed and finished while they are still in cache. The values are
+    /// those of quantising whole images first ([`Self::run_rows`]), without
+    /// writing the quantised image to memory and reading it back.
+    pub fn run_image_rows(
+        &self,
+        input: &[f32],
+        q: &HybridInput,
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+        first: usize,
+        band: &mut Vec<f32>,
+    ) {
+        let Some(inner) = self.inner.as_ref().filter(|_| self.banded()) else {
+            panic!("run_image_rows on a plan that is not banded");
+        };
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        let [_, f_h, _, _] = self.filter_shape;
+        let [_, out_h, out_w, out_c] = self.out_shape;
+        let (in_row, out_row) = (in_w * in_c, out_w * out_c);
+        if out_row == 0 || output.is_empty() {
+            return;
+        }
+        assert!(output.len().is_multiple_of(out_row), "output is not a whole number of image rows");
+        let n = output.len() / out_row;
+        assert!(first + n <= self.image_rows(), "image rows {first}..{} past {}", first + n, self.image_rows());
+        assert!(input.len() >= batches * in_h * in_row, "input too short");
+        assert!(
+            q.params_only && q.rows == batches && q.row_len == in_h * in_row,
+            "input parameters not found for this plan"
+        );
+        let bias = bias.map(|b| &b[..out_c]);
+        let p = &self.p;
+        let token = Avx2Fma::new(self.isa);
+        // Input rows per band: a few hundred KiB (half an L2), but at least
+        // what one output row reaches. The tests use small bands so their
+        // small images still cross band boundaries.
+        let reach = (f_h.max(1) - 1) * p.dilation_h + 1;
+        let band_values = if cfg!(test) { 64 } else { 64 * 1024 };
+        let band_rows = ((band_values / in_row.max(1)).max(reach) - reach) / p.stride_h + 1;
+        let cap = reach + (band_rows - 1) * p.stride_h;
+        if band.len() < cap * in_row {
+            band.resize(cap * in_row, 0.0);
+        }
+        // Quantised input rows `have` of image `have_b` are at the front of `band`.
+        let (mut have_b, mut have) = (usize::MAX, 0..0);
+        let mut r = 0;
+        while r < n {
+            let (b, oy) = ((first + r) / out_h, (first + r) % out_h);
+            let nb = band_rows.min(n - r).min(out_h - oy);
+            // The input rows this band's taps reach, clipped.
+            let top = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let bottom = top + ((nb - 1) * p.stride_h + reach) as isize;
+            let lo = top.clamp(0, in_h as isize) as usize;
+            let hi = (bottom.clamp(0, in_h as isize) as usize).max(lo);
+            // Rows shared with the previous band move to the front.
+            let mut done = lo;
+            if have_b == b && have.start <= lo && lo < have.end {
+                done = have.end.min(hi);
+                if lo > have.start {
+                    band.copy_within((lo - have.start) * in_row..(done - have.start) * in_row, 0);
+                }
+            }
+            if done < hi {
+                let src = &input[(b * in_h + done) * in_row..(b * in_h + hi) * in_row];
+                let dst = &mut band[(done - lo) * in_row..(hi - lo) * in_row];
+                match &q.quant[b] {
+                    Some(rq) => rq.apply(token, src, dst),
+                    None => dst.fill(0.0),
+                }
+            }
+            (have_b, have) = (b, lo..hi);
+            let out = &mut output[r * out_row..(r + nb) * out_row];
+            inner.run_rows_from(band, &|_, iy| (iy - lo) * in_row, None, out, (first + r) * out_w);
+            self.finish_float_sums(q.scales[b], bias, out);
+            r += nb;
+        }
+    }
+
+    /// Output pixels' exact f32 sums (whole pixels of one image) to the
+    /// reference's `f32(acc) * (s_w[o] * s_in) + bias`, clamped: a separate
+    /// multiply and add, and `+ 0.0` turns a -0.0 sum into the +0.0 of an
+    /// integer zero.
+    fn finish_float_sums(&self, s_in: f32, bias: Option<&[f32]>, pixels: &mut [f32]) {
+        let clamp = self.p.clamp;
+        // Whole groups of 8 channels of every pixel, then the rest.
+        let done = match Avx2Fma::new(self.isa) {
+            Some(t) => avx2::finish_float_sums(t, s_in, &self.scales, bias, clamp, pixels),
+            None => 0,
+        };
+        if done == self.scales.len() {
+            return;
+        }
+        for px in pixels.chunks_exact_mut(self.scales.len().max(1)) {
+            let px = &mut px[done..];
+            match bias {
+                Some(b) => {
+                    for ((o, &sw), &bv) in px.iter_mut().zip(&self.scales[done..]).zip(&b[done..]) {
+                        *o = clamp.apply((*o + 0.0) * (sw * s_in) + bv);
+                    }
+                }
+                None => {
+                    for (o, &sw) in px.iter_mut().zip(&self.scales[done..]) {
+                        *o = clamp.apply((*o + 0.0) * (sw * s_in));
+                    }
+                }
+            }
         }
     }
 }
@@ -1350,6 +1524,75 @@ mod avx2 {
         done
     }
 
+    /// `HybridDepthwisePlan::finish_float_sums` over the whole groups of 8
+    /// channels of every pixel (`scales.len()` values each), the same float
+    /// steps in the same order (no FMA); returns how many channels of each
+    /// pixel were done.
+    pub(super) fn finish_float_sums(
+        _t: Avx2Fma,
+        s_in: f32,
+        scales: &[f32],
+        bias: Option<&[f32]>,
+        clamp: ClampF32,
+        pixels: &mut [f32],
+    ) -> usize {
+        let c = scales.len();
+        let done = c / 8 * 8;
+        assert!(bias.is_none_or(|b| b.len() >= c) && c > 0 && pixels.len().is_multiple_of(c));
+        // SAFETY: AVX2 is proven by the token; the scales and bias hold
+        // `c >= done` values and every pixel `c` (asserted above).
+        unsafe {
+            finish_float_sums_avx2(
+                pixels.len() / c,
+                c,
+                done,
+                s_in,
+                scales.as_ptr(),
+                bias.map(|b| b.as_ptr()),
+                [clamp.min, clamp.max],
+                pixels.as_mut_ptr(),
+            )
+        };
+        done
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn finish_float_sums_avx2(
+        pixels: usize,
+        c: usize,
+        done: usize,
+        s_in: f32,
+        scales: *const f32,
+        bias: Option<*const f32>,
+        clamp: [f32; 2],
+        out: *mut f32,
+    ) {
+        // SAFETY: the caller guarantees `c >= done` values behind `scales`
+        // and `bias`, and `pixels * c` behind `out`.
+        unsafe {
+            let s = _mm256_set1_ps(s_in);
+            let (lo, hi) = (_mm256_set1_ps(clamp[0]), _mm256_set1_ps(clamp[1]));
+            for px in 0..pixels {
+                let out = out.add(px * c);
+                let mut i = 0;
+                while i < done {
+                    let f = _mm256_mul_ps(_mm256_loadu_ps(scales.add(i)), s);
+                    // `+ 0.0` first: a -0.0 sum becomes +0.0.
+                    let mut v = _mm256_mul_ps(_mm256_add_ps(_mm256_loadu_ps(out.add(i)), _mm256_setzero_ps()), f);
+                    if let Some(b) = bias {
+                        v = _mm256_add_ps(v, _mm256_loadu_ps(b.add(i)));
+                    }
+                    // max(lo, v) / min(hi, v) return `v` when it is NaN, like
+                    // `ClampF32::apply`.
+                    v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+                    _mm256_storeu_ps(out.add(i), v);
+                    i += 8;
+                }
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
     unsafe fn epilogue_avx2(
@@ -1566,6 +1809,17 @@ mod avx2 {
         _: &[i32],
         _: super::Scale<'_>,
         _: bool,
+        _: Option<&[f32]>,
+        _: crate::activation::ClampF32,
+        _: &mut [f32],
+    ) -> usize {
+        unreachable!("no AVX2 token off x86-64")
+    }
+
+    pub(super) fn finish_float_sums(
+        _: Avx2Fma,
+        _: f32,
+        _: &[f32],
         _: Option<&[f32]>,
         _: crate::activation::ClampF32,
         _: &mut [f32],
@@ -1850,6 +2104,7 @@ mod tests {
     fn depthwise_matches_reference_exactly() {
         let mut rng = Rng::new(0xd3);
         let mut ref_scratch = HybridScratch::new();
+        let mut banded = 0;
         for i in 0..240usize {
             let in_c = rng.range(1, 40);
             let g = geom(&mut rng, i, in_c);
@@ -1900,8 +2155,26 @@ mod tests {
                 let mut got = vec![0.0f32; out_len];
                 plan.run(&x, b.as_deref(), &mut got, &mut q, &mut Qs8Scratch::new());
                 assert_eq!(bits(&got), bits(&want), "{ctx} run");
+                if plan.banded() {
+                    // Random runs of image rows through one band buffer (as
+                    // a worker thread keeps it), bands of a few rows.
+                    let mut qp = HybridInput::new();
+                    plan.quantize_params_par(&x, &mut qp, &serial);
+                    let (row, n) = (plan.image_row_len(), plan.image_rows());
+                    let mut got = vec![f32::NAN; out_len];
+                    let mut band = Vec::new();
+                    let mut r = 0;
+                    while r < n {
+                        let k = rng.range(1, 5).min(n - r);
+                        plan.run_image_rows(&x, &qp, b.as_deref(), &mut got[r * row..(r + k) * row], r, &mut band);
+                        r += k;
+                    }
+                    assert_eq!(bits(&got), bits(&want), "{ctx} banded");
+                    banded += 1;
+                }
             }
         }
+        assert!(banded > 100, "only {banded} banded cases");
     }
 
     #[test]

@@ -41,6 +41,12 @@ thread_local! {
     static BAND_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Run `f` with this thread's band buffer (also the hybrid depthwise
+/// conv's quantised input rows).
+pub(crate) fn with_band_f32<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+    BAND_F32.with(|band| f(&mut band.borrow_mut()))
+}
+
 pub(crate) struct ConvDepthwiseF32 {
     conv: ConvF32,
     dw: DepthwiseF32,
@@ -184,8 +190,7 @@ impl PreparedOp for ConvDepthwiseF32 {
         // conv rows its first band shares with the previous chunk.
         let per_thread = (batches * self.dw.out_shape[1]).div_ceil(workers.threads()).max(1);
         workers.for_each_chunk_min(out, out_w * out_c, per_thread, |first, rows| {
-            BAND_F32
-                .with(|band| with_scratch(|scratch| self.run_chunk(&k, first, rows, &mut band.borrow_mut(), scratch)))
+            with_band_f32(|band| with_scratch(|scratch| self.run_chunk(&k, first, rows, band, scratch)))
         });
         Ok(())
     }

@@ -9,6 +9,7 @@ use ferrolite_kernels::optimized::qs8::Qs8DepthwisePlan;
 use ferrolite_kernels::optimized::{depthwise::DepthwiseF32Plan, isa};
 
 use super::conv2d::with_qs8_scratch;
+use super::conv_depthwise::with_band_f32;
 use ferrolite_kernels::reference::quantized as qk;
 
 use ferrolite_kernels::optimized::hybrid::{HybridDepthwisePlan, HybridInput};
@@ -104,6 +105,20 @@ impl Operator for DepthwiseConv2d {
                         Some(b) => Some(b.get(ctx)?),
                         None => None,
                     };
+                    if let Some(plan) = plan.as_ref().filter(|plan| plan.banded()) {
+                        // Each image's quantisation parameters, then bands of
+                        // output rows quantise the input rows they reach.
+                        let workers = ctx.workers;
+                        plan.quantize_params_par(x, &mut quantized, &|n, task| workers.run(n, task));
+                        let q = &quantized;
+                        let len = plan.image_rows() * plan.image_row_len();
+                        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
+                        workers.for_each_chunk(y, plan.image_row_len(), |first, rows| {
+                            with_band_f32(|band| plan.run_image_rows(x, q, b, rows, first, band))
+                        });
+                        return Ok(());
+                    }
                     if let Some(plan) = &plan {
                         // Quantise whole images once, then split output pixels.
                         let workers = ctx.workers;
