@@ -591,6 +591,43 @@ impl HybridConvPlan {
         q.quantize_par(self.isa, input, batches, image, image, self.kind == ConvKind::PerChannel, par);
     }
 
+    /// Whether [`Self::run_rows_quantizing`] can run: a 1x1 conv whose
+    /// GEMM reads the quantised image as it is (each row block is then
+    /// quantised just before its GEMM instead).
+    pub fn banded(&self) -> bool {
+        self.supported && self.direct
+    }
+
+    /// Each image's quantisation parameters without its values, for
+    /// [`Self::run_rows_quantizing`].
+    pub fn quantize_params_par(&self, input: &[f32], q: &mut HybridInput, par: ParallelFor<'_>) {
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        q.quantize_params(self.isa, input, batches, in_h * in_w * in_c, self.kind == ConvKind::PerChannel, par);
+    }
+
+    /// [`Self::run_rows`] for a [`Self::banded`] plan, `q` from
+    /// [`Self::quantize_params_par`]: each block of rows is quantised from
+    /// `input` into the scratch just before its GEMM, so the quantised image
+    /// never goes to memory and back. Same values as [`Self::run_rows`].
+    pub fn run_rows_quantizing(
+        &self,
+        input: &[f32],
+        q: &HybridInput,
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
+        assert!(self.banded(), "run_rows_quantizing on a plan that is not banded");
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
+        assert!(
+            q.params_only && q.rows == batches && q.row_len == in_h * in_w * in_c,
+            "input parameters not found for this plan"
+        );
+        self.run_rows_from(Some(input), q, bias, output_rows, row_start, scratch)
+    }
+
     /// Quantise and compute the whole output.
     pub fn run(
         &self,
@@ -615,6 +652,22 @@ impl HybridConvPlan {
         row_start: usize,
         scratch: &mut Qs8Scratch,
     ) {
+        let [batches, in_h, in_w, in_c] = self.in_shape;
+        q.check(batches, in_h * in_w * in_c, false);
+        self.run_rows_from(None, q, bias, output_rows, row_start, scratch)
+    }
+
+    /// [`Self::run_rows`], the rows quantised from `input` block by block
+    /// when it is given (banded), else read from `q`.
+    fn run_rows_from(
+        &self,
+        input: Option<&[f32]>,
+        q: &HybridInput,
+        bias: Option<&[f32]>,
+        output_rows: &mut [f32],
+        row_start: usize,
+        scratch: &mut Qs8Scratch,
+    ) {
         assert!(self.supported, "unsupported hybrid conv plan: use the reference kernel");
         let out_c = self.out_shape[3];
         if out_c == 0 || output_rows.is_empty() {
@@ -623,8 +676,6 @@ impl HybridConvPlan {
         assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
         let rows = output_rows.len() / out_c;
         assert!(row_start + rows <= self.rows(), "rows past the output");
-        let [batches, in_h, in_w, in_c] = self.in_shape;
-        q.check(batches, in_h * in_w * in_c, false);
         if let Some(b) = bias {
             assert!(b.len() >= out_c, "bias too short");
         }
@@ -634,7 +685,7 @@ impl HybridConvPlan {
         let ldc = pg.div_ceil(NR) * NR;
         let block = im2col_block_rows(kp, rows);
         let Qs8Scratch { a, acc, fbias16, .. } = scratch;
-        if !self.direct && a.len() < block * kp {
+        if (!self.direct || input.is_some()) && a.len() < block * kp {
             a.resize(block * kp, 0);
         }
         let token = Avx2Fma::new(self.isa);
@@ -658,7 +709,7 @@ impl HybridConvPlan {
                 let m = block.min(rows - r).min((b + 1) * image - first);
                 let s_in = q.scales[b];
                 for (g, packed) in self.packed.iter().enumerate() {
-                    let lhs = self.lhs(q, first, m, g, a);
+                    let lhs = self.lhs(input, q, first, m, g, a);
                     walk_tiles(m, panels, packed.k2, |i, j| {
                         let at = (g * panels + j) * NR;
                         let fb = bias.map(|_| &fbias16[at..at + NR]);
@@ -697,7 +748,7 @@ impl HybridConvPlan {
             let m = block.min(rows - r);
             let first = row_start + r;
             for (g, packed) in self.packed.iter().enumerate() {
-                let lhs = self.lhs(q, first, m, g, a);
+                let lhs = self.lhs(input, q, first, m, g, a);
                 gemm_i32(self.isa, m, lhs, kp, packed, &mut acc[..m * ldc], ldc);
                 for i in 0..m {
                     let b = (first + i) / (out_h * out_w);
@@ -729,10 +780,36 @@ impl HybridConvPlan {
     }
 
     /// The GEMM's left matrix for pixels `first .. first + m`, group `g`:
-    /// the quantised image itself (direct) or its im2col rows in `a`.
-    fn lhs<'x>(&self, q: &'x HybridInput, first: usize, m: usize, g: usize, a: &'x mut [i16]) -> &'x [i16] {
+    /// the quantised image itself (direct), those pixels quantised from
+    /// `input` into `a` (direct, banded), or their im2col rows in `a`.
+    fn lhs<'x>(
+        &self,
+        input: Option<&[f32]>,
+        q: &'x HybridInput,
+        first: usize,
+        m: usize,
+        g: usize,
+        a: &'x mut [i16],
+    ) -> &'x [i16] {
         let kp = self.kp;
-        if self.direct {
+        if let (true, Some(input)) = (self.direct, input) {
+            // Direct: pixels are input pixels and `kp` is the channel count;
+            // each image has its own parameters.
+            let image = self.in_shape[1] * self.in_shape[2];
+            let token = Avx2Fma::new(self.isa);
+            let mut p = first;
+            while p < first + m {
+                let b = p / image;
+                let end = (first + m).min((b + 1) * image);
+                let dst = &mut a[(p - first) * kp..(end - first) * kp];
+                match &q.quant[b] {
+                    Some(rq) => rq.apply(token, &input[p * kp..end * kp], dst),
+                    None => dst.fill(0),
+                }
+                p = end;
+            }
+            &a[..m * kp]
+        } else if self.direct {
             &q.x[first * kp..(first + m) * kp]
         } else {
             self.im2col(q, first, m, g, &mut a[..m * kp]);
@@ -2039,6 +2116,7 @@ mod tests {
     fn conv_matches_reference_exactly() {
         let mut rng = Rng::new(0xc0de);
         let mut ref_scratch = HybridScratch::new();
+        let mut banded = 0;
         for i in 0..240usize {
             let groups = if i % 5 == 1 { rng.range(2, 4) } else { 1 };
             // Even and odd channel counts (even pointwise: the direct path).
@@ -2096,8 +2174,18 @@ mod tests {
                 let mut got = vec![0.0f32; out_len];
                 plan.run(&x, b.as_deref(), &mut got, &mut q, &mut Qs8Scratch::new());
                 assert_eq!(bits(&got), bits(&want), "{ctx} run");
+                if plan.banded() {
+                    let mut qp = HybridInput::new();
+                    plan.quantize_params_par(&x, &mut qp, &serial);
+                    let ctx = format!("{ctx} banded");
+                    check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| {
+                        plan.run_rows_quantizing(&x, &qp, b.as_deref(), o, r0, s)
+                    });
+                    banded += 1;
+                }
             }
         }
+        assert!(banded > 20, "only {banded} banded cases");
     }
 
     #[test]

@@ -128,15 +128,24 @@ impl Operator for Conv2d {
                         None => None,
                     };
                     if let Some(plan) = &plan {
-                        // Quantise whole images once, then split output pixels.
+                        // Quantise whole images once (a 1x1 conv only finds
+                        // their parameters, then quantises row blocks just
+                        // before their GEMM), then split output pixels.
                         let workers = ctx.workers;
-                        plan.quantize_par(x, &mut quantized, &|n, task| workers.run(n, task));
+                        let par = &|n, task: &(dyn Fn(usize) + Sync)| workers.run(n, task);
+                        match plan.banded() {
+                            true => plan.quantize_params_par(x, &mut quantized, par),
+                            false => plan.quantize_par(x, &mut quantized, par),
+                        }
                         let q = &quantized;
                         let len = plan.rows() * plan.row_len();
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
                         workers.for_each_gemm_rows(y, plan.row_len(), |first_row, rows| {
-                            with_qs8_scratch(|s| plan.run_rows(q, b, rows, first_row, s))
+                            with_qs8_scratch(|s| match plan.banded() {
+                                true => plan.run_rows_quantizing(x, q, b, rows, first_row, s),
+                                false => plan.run_rows(q, b, rows, first_row, s),
+                            })
                         });
                         return Ok(());
                     }
