@@ -48,6 +48,14 @@ LAYERS = {
     "conv3_73x80_192_valid": ((73, 73, 80), L.Conv2D(192, 3, activation="relu")),
     "conv3_35x288_384_s2": ((35, 35, 288), L.Conv2D(384, 3, strides=2, activation="relu")),
     "conv3_8x448_384": ((8, 8, 448), L.Conv2D(384, 3, padding="same", activation="relu")),
+    # Inception's mid-depth convs, most of its time: 3x3 and 5x5 over
+    # 35x35, 1x7 / 7x1 over 17x17 (im2col rows of 576-1344), and the 1x1
+    # 17x17x768 -> 192 it runs twelve times.
+    "conv3_35x96_96": ((35, 35, 96), L.Conv2D(96, 3, padding="same", activation="relu")),
+    "conv5_35x48_64": ((35, 35, 48), L.Conv2D(64, 5, padding="same", activation="relu")),
+    "conv1x7_17x192_192": ((17, 17, 192), L.Conv2D(192, (1, 7), padding="same", activation="relu")),
+    "conv7x1_17x192_192": ((17, 17, 192), L.Conv2D(192, (7, 1), padding="same", activation="relu")),
+    "pw_17x768_192": ((17, 17, 768), L.Conv2D(192, 1, activation="relu")),
     # The classifier: a batch-1 FULLY_CONNECTED (a GEMV over 5 MB of weights).
     "fc_1280_1001": ((1280,), L.Dense(1001)),
 }

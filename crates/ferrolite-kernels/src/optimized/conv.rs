@@ -4,9 +4,12 @@
 //!
 //! - 1×1, stride 1, unpadded convs whose output has the input's spatial size
 //!   read the input itself as `A` (no copy).
-//! - Everything else builds im2col rows for a block of pixels into a
-//!   caller-owned scratch buffer (bounded: ~64 Ki floats), padding taps as
-//!   zeros, then runs the GEMM on the block.
+//! - Packed convs with contiguous filter rows (no horizontal dilation, one
+//!   group) read the rows of interior pixels straight from the input
+//!   ([`gemm_f32_gather`]); the pixels at the image edges, and everything
+//!   else, get im2col rows for a block of pixels in a caller-owned scratch
+//!   buffer (bounded: ~64 Ki floats), padding taps as zeros, then the GEMM
+//!   on the block.
 //! - Grouped convs run one GEMM per group over that group's channels.
 //! - Weights are packed at plan time ([`gemm_f32`]) unless the caller asks
 //!   for them in place: then [`gemm_nt_f32`] reads the filter as the model
@@ -19,7 +22,7 @@
 //! range of them, so a caller can split the output with `chunks_mut` and run
 //! the chunks on several threads.
 
-use crate::optimized::gemm::{gather_fits, gemm_f32, gemm_f32_gather, PackedWeightsF32};
+use crate::optimized::gemm::{gemm_f32, gemm_f32_gather, PackedWeightsF32};
 use crate::optimized::gemm_nt::gemm_nt_f32;
 use crate::optimized::isa::IsaLevel;
 use crate::reference::conv::Conv2dParams;
@@ -129,19 +132,16 @@ impl Conv2dF32Plan {
             && params.pad_left == 0
             && out_h == in_h
             && out_w == in_w;
-        // Whenever the depth fits one slice of the GEMM. Short filter rows
-        // (a first conv over RGB: 3 taps x 3 channels) gain most, since
+        // Whenever the filter rows are contiguous in the input. Short filter
+        // rows (a first conv over RGB: 3 taps x 3 channels) gain most, since
         // building their im2col rows costs about as much as the GEMM; but
         // even Inception's 3x3 convs over 32 channels (rows of 96) run
-        // 8-15% faster without the copy, though each image row's edge
-        // pixels then take a short GEMM call of their own.
-        let gather = supported
-            && !in_place
-            && !direct
-            && groups == 1
-            && f_in == in_c
-            && params.dilation_w == 1
-            && gather_fits(depth);
+        // 8-15% faster without the copy. Deep convs (depth 576-4032) read
+        // their rows from the few input rows in L2 instead of an im2col
+        // block that competes with the weights for it: 3-5x fewer simulated
+        // L2 misses on Inception's 35x35 layers.
+        let gather =
+            supported && !in_place && !direct && groups == 1 && f_in == in_c && params.dilation_w == 1 && depth >= 1;
         Conv2dF32Plan {
             isa: isa.clamp_to_cpu(),
             p: *params,
@@ -320,10 +320,13 @@ impl Conv2dF32Plan {
         }
     }
 
-    /// [`Self::run_rows`] for a gathering plan: runs of pixels along an
-    /// output row whose taps all lie inside the input go straight to the
-    /// GEMM, one segment per filter row; the others (image edges) are
-    /// collected into im2col blocks.
+    /// [`Self::run_rows`] for a gathering plan: the GEMM reads every output
+    /// pixel's filter rows straight from the input (one start per pixel, one
+    /// segment per filter row), in blocks of consecutive pixels so that
+    /// each block streams the weights once. Padded convs first copy the
+    /// input rows this call reaches into `scratch` with their zero padding
+    /// (a copy of the input, where im2col copies it `kh * kw` times), so
+    /// that every tap lies inside.
     fn run_rows_gathered(
         &self,
         input: &[f32],
@@ -333,48 +336,84 @@ impl Conv2dF32Plan {
         scratch: &mut Vec<f32>,
     ) {
         let p = &self.p;
-        let geometry = self.geometry();
-        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, _, _, in_c] = self.in_shape;
         let [_, f_h, f_w, _] = self.filter_shape;
         let [_, out_h, out_w, out_c] = self.out_shape;
         let rows = output_rows.len() / out_c;
-        let span_h = ((f_h - 1) * p.dilation_h) as isize;
-        let mut bases = vec![0usize; f_h];
-        // Rows `pending .. r` wait for im2col.
-        let mut pending = 0;
+        let (a, hp, wp, v0) = self.padded_rows(input, row_start, rows, scratch);
+        let bases: Vec<usize> = (0..f_h).map(|fy| fy * p.dilation_h * wp * in_c).collect();
+        let block = im2col_block_rows(self.depth, rows);
+        let mut starts = vec![0usize; block.min(rows)];
         let mut r = 0;
         while r < rows {
-            let pix = row_start + r;
-            let (ox, oy, b) = (pix % out_w, (pix / out_w) % out_h, pix / (out_w * out_h));
-            let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let np = if iy0 < 0 || iy0 + span_h >= in_h as isize { 0 } else { geometry.interior_run(ox, rows - r) };
-            if np == 0 {
-                r += 1;
-                continue;
-            }
-            self.run_im2col(input, &[], bias, output_rows, row_start, pending..r, scratch);
-            let ix0 = ox * p.stride_w - p.pad_left;
-            for (fy, base) in bases.iter_mut().enumerate() {
-                let iy = iy0 as usize + fy * p.dilation_h;
-                *base = ((b * in_h + iy) * in_w + ix0) * in_c;
+            let m = block.min(rows - r);
+            for (j, st) in starts[..m].iter_mut().enumerate() {
+                let pix = row_start + r + j;
+                let (ox, oy, b) = (pix % out_w, (pix / out_w) % out_h, pix / (out_w * out_h));
+                *st = ((b * hp + oy * p.stride_h - v0) * wp + ox * p.stride_w) * in_c;
             }
             gemm_f32_gather(
                 self.isa,
-                np,
-                input,
-                p.stride_w * in_c,
+                m,
+                a,
+                &starts[..m],
                 &bases,
                 f_w * in_c,
                 &self.packed[0],
                 bias,
                 p.clamp,
-                &mut output_rows[r * out_c..(r + np) * out_c],
+                &mut output_rows[r * out_c..(r + m) * out_c],
                 out_c,
             );
-            r += np;
-            pending = r;
+            r += m;
         }
-        self.run_im2col(input, &[], bias, output_rows, row_start, pending..rows, scratch);
+    }
+
+    /// The input as a gathering plan reads it for output pixels `row_start
+    /// .. row_start + rows`: `(values, hp, wp, v0)`, padded row `v` (image
+    /// `v / hp`, row `v % hp` counted from the top of the padding) at
+    /// `(v - v0) * wp * in_c`, `wp` pixels wide, with every tap of those
+    /// pixels inside. Unpadded convs read the input itself.
+    fn padded_rows<'s>(
+        &self,
+        input: &'s [f32],
+        row_start: usize,
+        rows: usize,
+        scratch: &'s mut Vec<f32>,
+    ) -> (&'s [f32], usize, usize, usize) {
+        let p = &self.p;
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, f_h, f_w, _] = self.filter_shape;
+        let [_, out_h, out_w, _] = self.out_shape;
+        let hp = (out_h - 1) * p.stride_h + (f_h - 1) * p.dilation_h + 1;
+        let wp = (out_w - 1) * p.stride_w + f_w;
+        if p.pad_top == 0 && p.pad_left == 0 && hp <= in_h && wp <= in_w {
+            return (input, in_h, in_w, 0);
+        }
+        let (first, last) = (row_start, row_start + rows - 1);
+        let row_of = |pix: usize| (pix / (out_w * out_h), (pix / out_w) % out_h);
+        let ((b0, oy0), (b1, oy1)) = (row_of(first), row_of(last));
+        let v0 = b0 * hp + oy0 * p.stride_h;
+        let v1 = b1 * hp + oy1 * p.stride_h + (f_h - 1) * p.dilation_h + 1;
+        let row_len = wp * in_c;
+        if scratch.len() < (v1 - v0) * row_len {
+            scratch.resize((v1 - v0) * row_len, 0.0);
+        }
+        let left = p.pad_left.min(wp);
+        let cols = in_w.min(wp - left);
+        for (v, dst) in (v0..v1).zip(scratch.chunks_exact_mut(row_len.max(1))) {
+            let (b, y) = (v / hp, v % hp);
+            let iy = y as isize - p.pad_top as isize;
+            if iy < 0 || iy >= in_h as isize {
+                dst.fill(0.0);
+                continue;
+            }
+            let src = ((b * in_h + iy as usize) * in_w) * in_c;
+            dst[..left * in_c].fill(0.0);
+            dst[left * in_c..(left + cols) * in_c].copy_from_slice(&input[src..src + cols * in_c]);
+            dst[(left + cols) * in_c..].fill(0.0);
+        }
+        (&scratch[..(v1 - v0) * row_len], hp, wp, v0)
     }
 
     fn geometry(&self) -> Im2col<'_> {
@@ -665,41 +704,47 @@ mod tests {
     }
 
     #[test]
-    fn conv_large_depth_blocks_im2col() {
-        // Depth 3*3*300 = 2700: im2col blocks of 24 pixels, GEMM depth slices.
+    fn deep_convs_gather_and_slice_their_rows() {
+        // Depths past one GEMM slice, gathered from the input: 3x3x300
+        // (filter rows of 900, each cut in two), 1x7x100 (one row of 700)
+        // and 7x1x100 (seven rows of 100, several per slice); the edge
+        // pixels go through im2col blocks.
         let mut rng = Rng::new(7);
-        let p = Conv2dParams {
-            stride_h: 1,
-            stride_w: 1,
-            dilation_h: 1,
-            dilation_w: 1,
-            pad_top: 1,
-            pad_left: 1,
-            clamp: ClampF32::RELU,
-        };
-        let (in_shape, filter_shape, out_shape) = ([1, 7, 9, 300], [21, 3, 3, 300], [1, 7, 9, 21]);
-        let input = rng.vec(in_shape.iter().product());
-        let filter = rng.vec(filter_shape.iter().product());
-        let bias = rng.vec(21);
-        let mut want = vec![0.0; 7 * 9 * 21];
-        conv2d_f32(&p, &input, in_shape, &filter, filter_shape, Some(&bias), &mut want, out_shape);
-        let mut scale = vec![0.0; want.len()];
-        let p_abs = Conv2dParams { clamp: ClampF32::NONE, ..p };
-        conv2d_f32(
-            &p_abs,
-            &abs(&input),
-            in_shape,
-            &abs(&filter),
-            filter_shape,
-            Some(&abs(&bias)),
-            &mut scale,
-            out_shape,
-        );
-        for (&isa, pack) in available_levels().iter().flat_map(|l| [(l, true), (l, false)]) {
-            let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape, pack);
-            let mut got = vec![0.0; want.len()];
-            plan.run(&input, &filter, Some(&bias), &mut got, &mut Vec::new());
-            assert_close(&got, &want, &scale, 1e-5, &format!("{isa:?} pack {pack}"));
+        for (kh, kw, in_c, pad_top, pad_left) in [(3, 3, 300, 1, 1), (1, 7, 100, 0, 3), (7, 1, 100, 3, 0)] {
+            let p = Conv2dParams {
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top,
+                pad_left,
+                clamp: ClampF32::RELU,
+            };
+            let (in_shape, filter_shape, out_shape) = ([1, 7, 9, in_c], [21, kh, kw, in_c], [1, 7, 9, 21]);
+            let input = rng.vec(in_shape.iter().product());
+            let filter = rng.vec(filter_shape.iter().product());
+            let bias = rng.vec(21);
+            let mut want = vec![0.0; 7 * 9 * 21];
+            conv2d_f32(&p, &input, in_shape, &filter, filter_shape, Some(&bias), &mut want, out_shape);
+            let mut scale = vec![0.0; want.len()];
+            let p_abs = Conv2dParams { clamp: ClampF32::NONE, ..p };
+            conv2d_f32(
+                &p_abs,
+                &abs(&input),
+                in_shape,
+                &abs(&filter),
+                filter_shape,
+                Some(&abs(&bias)),
+                &mut scale,
+                out_shape,
+            );
+            for (&isa, pack) in available_levels().iter().flat_map(|l| [(l, true), (l, false)]) {
+                let plan = Conv2dF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape, pack);
+                assert_eq!(plan.gather, pack, "packed plans gather");
+                let mut got = vec![0.0; want.len()];
+                plan.run(&input, &filter, Some(&bias), &mut got, &mut Vec::new());
+                assert_close(&got, &want, &scale, 1e-5, &format!("{kh}x{kw}x{in_c} {isa:?} pack {pack}"));
+            }
         }
     }
 

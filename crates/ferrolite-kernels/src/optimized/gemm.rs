@@ -5,7 +5,9 @@
 //! packed once ([`PackedWeightsF32::pack`]) into panels of [`NR`] columns:
 //! panel `j` holds, for each `p in 0..k`, the 16 values `W[16j + c][p]`
 //! (zero past `n`), so a micro-kernel reads one contiguous 64-byte row per
-//! depth step. `A` is read in place (row stride `lda`), no packing.
+//! depth step. `A` is read in place, no packing: rows `lda` apart, or
+//! gathered ([`gemm_f32_gather`]: a start per row and the depth in
+//! segments, a convolution's receptive fields read from its input).
 //!
 //! Micro-kernels (all over the same packing):
 //! - `f32_gemm_{1..6}x16_avx2_fma`: 6 rows × 16 columns = 12 ymm
@@ -19,8 +21,9 @@
 //! ~100 FMA cycles) do not pay a call, bounds checks and a bias copy per
 //! 6x16 tile.
 //!
-//! Blocking: the depth is cut into [`KC`]-long slices (A's 6 rows stay in L1)
-//! and the columns into groups of panels whose slice fits in L2. Between
+//! Blocking: the depth is cut into about [`KC`]-long slices (A's 6 rows stay
+//! in L1; gathered rows at segment boundaries, [`DepthSlices`]) and the
+//! columns into groups of panels whose slice fits in L2. Between
 //! depth slices the partial sums live in `C`; bias and clamp are applied in
 //! the epilogue of the last slice.
 
@@ -125,29 +128,26 @@ pub fn gemm_f32(
         }
         return;
     }
-    let rows = ARows { a, lda, bases: &[0], seg: k };
+    let rows = ARows { a, lda, starts: &[], bases: &[0], seg: k };
     match Avx2Fma::new(isa) {
         Some(token) => drive(token, m, rows, packed, bias, clamp, c, ldc),
         None => drive(Scalar, m, rows, packed, bias, clamp, c, ldc),
     }
 }
 
-/// Whether [`gemm_f32_gather`] takes a depth of `k` (one depth slice).
-pub fn gather_fits(k: usize) -> bool {
-    (1..=KC).contains(&k)
-}
-
 /// [`gemm_f32`] over gathered rows: row `i`'s depth is, for each `base` in
-/// `bases`, the `seg` values `a[base + i * lda ..]`, in order (`bases.len()
-/// * seg` must equal the packed depth, at most 512). A convolution's run of
-/// output pixels along an image row reads its filter rows this way straight
-/// from the input: one base per filter row, `lda = stride_w * in_c`.
+/// `bases`, the `seg` values `a[starts[i] + base ..]`, in order
+/// (`bases.len() * seg` must equal the packed depth). A convolution reads
+/// its output pixels' receptive fields this way straight from the (padded)
+/// input: one start per pixel, one base per filter row. Deep rows are
+/// sliced like a plain matrix's, at segment boundaries (see
+/// [`DepthSlices`]).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_f32_gather(
     isa: IsaLevel,
     m: usize,
     a: &[f32],
-    lda: usize,
+    starts: &[usize],
     bases: &[usize],
     seg: usize,
     packed: &PackedWeightsF32,
@@ -158,11 +158,12 @@ pub fn gemm_f32_gather(
 ) {
     let (n, k) = (packed.n, packed.k);
     assert_eq!(bases.len() * seg, k, "{} segments of {seg} for depth {k}", bases.len());
-    assert!(gather_fits(k), "gathered depth {k} past one slice");
+    assert!(k >= 1, "gathered rows of depth 0");
     if m == 0 || n == 0 {
         return;
     }
-    let rows = ARows { a, lda, bases, seg };
+    assert!(starts.len() >= m, "{} row starts for {m} rows", starts.len());
+    let rows = ARows { a, lda: 0, starts, bases, seg };
     assert!(rows.holds(m), "a: {} values for {m} gathered rows", a.len());
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "c: {} values for m={m} ldc={ldc} n={n}", c.len());
     if let Some(b) = bias {
@@ -183,16 +184,18 @@ struct Epilogue<'a> {
     clamp: ClampF32,
 }
 
-/// The rows of A one kernel call reads: row `r`'s depth is the segments
-/// `a[base + r * lda ..][..seg]` for each `base` in `bases`, in order.
+/// The rows of A one kernel call reads: row `r` starts at `starts[r]`, or
+/// at `r * lda` when `starts` is empty, and its depth is the segments
+/// `a[start + base ..][..seg]` for each `base` in `bases`, in order.
 /// A plain matrix is one segment (`bases = [k0]`, `seg = kc`); a
-/// convolution over a run of output pixels reads its filter rows straight
-/// from the input image, one segment per filter row, pixel `r` `lda`
-/// values after pixel `r - 1` (no im2col copy).
+/// convolution reads its output pixels' receptive fields straight from
+/// the input image, one start per pixel and one segment per filter row
+/// (no im2col copy).
 #[derive(Clone, Copy)]
 struct ARows<'a> {
     a: &'a [f32],
     lda: usize,
+    starts: &'a [usize],
     bases: &'a [usize],
     seg: usize,
 }
@@ -202,9 +205,19 @@ impl ARows<'_> {
         self.bases.len() * self.seg
     }
 
+    #[inline(always)]
+    fn start(&self, r: usize) -> usize {
+        if self.starts.is_empty() {
+            r * self.lda
+        } else {
+            self.starts[r]
+        }
+    }
+
     /// Whether rows `0..mr` lie inside `a`.
     fn holds(&self, mr: usize) -> bool {
-        self.bases.iter().all(|&b| b + (mr - 1) * self.lda + self.seg <= self.a.len())
+        (self.starts.is_empty() || self.starts.len() >= mr)
+            && (0..mr).all(|r| self.bases.iter().all(|&b| self.start(r) + b + self.seg <= self.a.len()))
     }
 }
 
@@ -235,8 +248,71 @@ trait MicroKernel: Copy {
     );
 }
 
-/// `c = clamp(A · Wᵀ + bias)` for the `m` rows of `a` (depth `packed.k()`;
-/// several segments only when the depth fits one slice).
+/// How a GEMM's depth is cut into slices whose rows stay in L1 (about
+/// [`KC`] deep): rows of several segments take whole segments per slice
+/// where a segment fits, and a segment longer than that (a plain matrix is
+/// one segment) is cut into equal parts. Slices share the depth evenly: a
+/// depth of 2592 as 6 * 432, not 5 * 512 + 32 (a short last slice re-reads
+/// and re-writes C for little work).
+#[derive(Clone, Copy, Debug)]
+struct DepthSlices {
+    /// Segments and their length.
+    segs: usize,
+    seg: usize,
+    /// Whole segments per slice (if `parts == 1`).
+    per: usize,
+    /// Parts per segment, each `part` long (the last perhaps shorter).
+    parts: usize,
+    part: usize,
+}
+
+impl DepthSlices {
+    /// Slices of at most about `cap` for `segs` segments of `seg` values.
+    fn new(segs: usize, seg: usize, cap: usize) -> DepthSlices {
+        let (segs, seg) = (segs.max(1), seg.max(1));
+        if seg <= cap {
+            let per = segs.div_ceil(segs.div_ceil(cap / seg));
+            DepthSlices { segs, seg, per, parts: 1, part: seg }
+        } else {
+            let parts = seg.div_ceil(cap);
+            DepthSlices { segs, seg, per: 1, parts, part: seg.div_ceil(parts) }
+        }
+    }
+
+    fn count(&self) -> usize {
+        if self.parts == 1 {
+            self.segs.div_ceil(self.per)
+        } else {
+            self.segs * self.parts
+        }
+    }
+
+    /// The deepest slice.
+    fn max_depth(&self) -> usize {
+        if self.parts == 1 {
+            self.per * self.seg
+        } else {
+            self.part
+        }
+    }
+
+    /// Slice `t`: `(k0, kc, first segment, segments, offset in the
+    /// segment, values per segment)`.
+    fn slice(&self, t: usize) -> (usize, usize, usize, usize, usize, usize) {
+        if self.parts == 1 {
+            let first = t * self.per;
+            let count = self.per.min(self.segs - first);
+            (first * self.seg, count * self.seg, first, count, 0, self.seg)
+        } else {
+            let (s, p) = (t / self.parts, t % self.parts);
+            let off = p * self.part;
+            let len = self.part.min(self.seg - off);
+            (s * self.seg + off, len, s, 1, off, len)
+        }
+    }
+}
+
+/// `c = clamp(A · Wᵀ + bias)` for the `m` rows of `a` (depth `packed.k()`).
 #[allow(clippy::too_many_arguments)]
 fn drive<K: MicroKernel>(
     kern: K,
@@ -265,34 +341,34 @@ fn drive<K: MicroKernel>(
         bias_pad[..n].copy_from_slice(&b[..n]);
     }
     let bias_pad = &*bias_pad;
-    // A single row (GEMV) is tiny: take the whole depth in one slice so the
-    // partial sums never round-trip through C.
-    // Otherwise equal slices: a depth of 2592 as 6 * 432, not 5 * 512 + 32
-    // (a short last slice re-reads and re-writes C for little work).
-    let kc_max = if m == 1 { k.min(16 * KC) } else { k.div_ceil(k.div_ceil(KC)) };
-    assert!(a.bases.len() == 1 || kc_max == k, "segmented rows need the depth in one slice");
-    let group = (L2_BLOCK_BYTES / (kc_max * NR * 4)).max(1);
+    // A single row (GEMV) is tiny: take the whole depth in one slice (up to
+    // 8192) so the partial sums never round-trip through C.
+    assert_eq!(a.depth(), k, "rows of depth {} for weights of depth {k}", a.depth());
+    let slices = DepthSlices::new(a.bases.len(), a.seg, if m == 1 { 16 * KC } else { KC });
+    let group = (L2_BLOCK_BYTES / (slices.max_depth() * NR * 4)).max(1);
     let wstride = k * NR;
     for jc in (0..panels).step_by(group) {
         let j_end = (jc + group).min(panels);
         let (col, cols) = (jc * NR, n.min(j_end * NR) - jc * NR);
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = kc_max.min(k - k0);
+        for t in 0..slices.count() {
+            let (k0, kc, s0, segs, off, seg) = slices.slice(t);
             let first = k0 == 0;
             let epilogue = (k0 + kc == k).then(|| Epilogue { bias: &bias_pad[jc * NR..j_end * NR], clamp });
             let w = packed.panels_slice(jc, j_end, k0, kc);
-            let slice_base = [a.bases[0] + k0];
-            let (bases, seg) = if a.bases.len() == 1 { (&slice_base[..], kc) } else { (a.bases, a.seg) };
+            // A part of one segment is a segment of its own.
+            let one = [a.bases[s0] + off];
+            let bases = if off == 0 && segs > 1 { &a.bases[s0..s0 + segs] } else { &one[..] };
             let mut i = 0;
             while i < m {
                 let mr = K::MR.min(m - i);
-                let rows = ARows { a: &a.a[i * lda..], lda, bases, seg };
+                let rows = match a.starts {
+                    [] => ARows { a: &a.a[i * lda..], lda, starts: &[], bases, seg },
+                    starts => ARows { a: a.a, lda, starts: &starts[i..], bases, seg },
+                };
                 let c_blk = &mut c[i * ldc + col..(i + mr - 1) * ldc + col + cols];
                 kern.tiles(mr, cols, rows, w, wstride, first, epilogue, c_blk, ldc);
                 i += mr;
             }
-            k0 += kc;
         }
     }
 }
@@ -351,7 +427,7 @@ fn f32_gemm_mx16_scalar<const M: usize>(
     }
     let mut wrows = w[..a.depth() * NR].chunks_exact(NR);
     for &base in a.bases {
-        let rows: [&[f32]; M] = std::array::from_fn(|r| &a.a[base + r * a.lda..base + r * a.lda + a.seg]);
+        let rows: [&[f32]; M] = std::array::from_fn(|r| &a.a[a.start(r) + base..a.start(r) + base + a.seg]);
         for (p, wrow) in (0..a.seg).zip(&mut wrows) {
             let wrow: &[f32; NR] = wrow.try_into().unwrap();
             let x: [f32; M] = std::array::from_fn(|r| rows[r][p]);
@@ -537,13 +613,13 @@ mod avx2 {
         ldc: usize,
     ) {
         // SAFETY: the caller guarantees the slice lengths documented above,
-        // so every segment row pointer `a + base + r*lda` has `seg` readable
+        // so every segment row pointer `a + start(r) + base` has `seg` readable
         // values, panel `j` at `w + j*wstride` has `depth` rows of 16,
         // `c + r*ldc + col` has `nr` writable values and the bias 16 from
         // `col`.
-        let ARows { a, lda, bases, seg } = a;
+        let (rows, ARows { a, bases, seg, .. }) = (a, a);
         unsafe {
-            let plain: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(bases[0] + r * lda));
+            let plain: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(rows.start(r) + bases[0]));
             // With the whole depth in this call the accumulators start from
             // the bias (as XNNPACK's packed weights do), so the epilogue only
             // clamps.
@@ -590,7 +666,7 @@ mod avx2 {
                         depth_run!(&plain);
                     } else {
                         for &base in bases {
-                            depth_run!(&std::array::from_fn(|r| a.as_ptr().add(base + r * lda)));
+                            depth_run!(&std::array::from_fn(|r| a.as_ptr().add(rows.start(r) + base)));
                         }
                     }
                     if let Some(e) = epilogue {
@@ -657,7 +733,7 @@ mod avx2 {
                     (s[0], s[1]) = load_row(c.as_ptr().add(col), nr);
                 }
                 for &base in a.bases {
-                    let ap = a.a.as_ptr().add(base);
+                    let ap = a.a.as_ptr().add(a.start(0) + base);
                     let mut p = 0;
                     while p + 4 <= a.seg {
                         for u in 0..4 {
@@ -750,19 +826,31 @@ mod tests {
         let mut rng = Rng::new(0x6a7);
         for case in 0..60usize {
             let m = rng.range(1, 20);
-            let segs = rng.range(1, 6);
-            let seg = if case.is_multiple_of(7) { rng.range(60, 100) } else { rng.range(1, 12) };
+            let segs = rng.range(1, 8);
+            // Short segments; long ones several to a depth slice; and
+            // segments longer than a slice (cut into parts).
+            let seg = match case % 7 {
+                0 => rng.range(60, 100),
+                1 => rng.range(150, 400),
+                2 => rng.range(520, 1100),
+                _ => rng.range(1, 12),
+            };
             let k = segs * seg;
             let n = rng.range(1, 40);
-            let lda = rng.range(1, 9);
-            // Segments anywhere in a shared buffer, overlapping allowed.
-            let len = (m - 1) * lda + seg + rng.range(0, 50);
+            // Rows and segments anywhere in a shared buffer, overlapping
+            // allowed: evenly spaced rows (a run along an image row), or
+            // any order (pixels across image rows).
+            let (spread, reach) = (rng.range(1, 60), rng.range(0, 50));
+            let len = spread + reach + seg;
             let a = rng.vec(len);
-            let bases: Vec<usize> = (0..segs).map(|_| rng.range(0, len - (m - 1) * lda - seg + 1)).collect();
+            let lda = rng.range(0, spread / m.max(1) + 1);
+            let starts: Vec<usize> =
+                (0..m).map(|i| if case % 2 == 0 { i * lda } else { rng.range(0, spread) }).collect();
+            let bases: Vec<usize> = (0..segs).map(|_| rng.range(0, reach + 1)).collect();
             let mut dense = vec![0.0; m * k];
-            for i in 0..m {
+            for (i, &st) in starts.iter().enumerate() {
                 for (s, &b) in bases.iter().enumerate() {
-                    dense[i * k + s * seg..i * k + (s + 1) * seg].copy_from_slice(&a[b + i * lda..b + i * lda + seg]);
+                    dense[i * k + s * seg..i * k + (s + 1) * seg].copy_from_slice(&a[st + b..st + b + seg]);
                 }
             }
             let w = rng.vec(n * k);
@@ -773,16 +861,44 @@ mod tests {
             for &isa in &available_levels() {
                 let ldc = n + 3;
                 let mut c = vec![-7.0; m * ldc];
-                gemm_f32_gather(isa, m, &a, lda, &bases, seg, &packed, bias.as_deref(), clamp, &mut c, ldc);
+                gemm_f32_gather(isa, m, &a, &starts, &bases, seg, &packed, bias.as_deref(), clamp, &mut c, ldc);
                 let mut got = vec![0.0; m * n];
                 for i in 0..m {
                     got[i * n..(i + 1) * n].copy_from_slice(&c[i * ldc..i * ldc + n]);
                     assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == -7.0), "{isa:?} wrote past n");
                 }
-                let ctx = format!("gather {isa:?} m={m} segs={segs} seg={seg} n={n} lda={lda}");
+                let ctx = format!("gather {isa:?} m={m} segs={segs} seg={seg} n={n} starts={starts:?}");
                 assert_close(&got, &want, &scale, 1e-5, &ctx);
             }
         }
+    }
+
+    #[test]
+    fn depth_slices_cover_the_depth_in_order() {
+        for segs in 1..12 {
+            for seg in [1, 5, 100, 170, 256, 511, 512, 513, 864, 1344, 3000] {
+                for cap in [512, 8192] {
+                    let d = DepthSlices::new(segs, seg, cap);
+                    let mut next = 0;
+                    for t in 0..d.count() {
+                        let (k0, kc, s0, n, off, len) = d.slice(t);
+                        assert_eq!(k0, next, "segs {segs} seg {seg} cap {cap}: slice {t} starts at {k0}");
+                        assert_eq!(kc, n * len);
+                        assert_eq!(k0, s0 * seg + off);
+                        // Whole segments, or a part of one.
+                        assert!((off == 0 && len == seg) || n == 1);
+                        // About `cap` deep: past it only by a short segment's rounding.
+                        assert!(kc <= cap || (n == 1 && len <= cap), "{kc} deep for cap {cap}");
+                        assert!(kc <= d.max_depth());
+                        next += kc;
+                    }
+                    assert_eq!(next, segs * seg);
+                }
+            }
+        }
+        // Equal slices: 2592 as 6 * 432, seven segments of 192 as 4, not 5.
+        assert_eq!((DepthSlices::new(1, 2592, 512).count(), DepthSlices::new(1, 2592, 512).max_depth()), (6, 432));
+        assert_eq!(DepthSlices::new(7, 192, 512).count(), 4);
     }
 
     #[test]
