@@ -359,13 +359,20 @@ impl Conv2dF32Plan {
         let bases: Vec<usize> = (0..f_h).map(|fy| fy * p.dilation_h * wp * in_c).collect();
         let block = gather_block_rows(rows);
         let mut starts = vec![0usize; block.min(rows)];
+        // The next pixel's position, stepped along (no divisions per pixel).
+        let (mut ox, mut oy, mut b) = (row_start % out_w, (row_start / out_w) % out_h, row_start / (out_w * out_h));
         let mut r = 0;
         while r < rows {
             let m = block.min(rows - r);
-            for (j, st) in starts[..m].iter_mut().enumerate() {
-                let pix = row_start + r + j;
-                let (ox, oy, b) = (pix % out_w, (pix / out_w) % out_h, pix / (out_w * out_h));
+            for st in &mut starts[..m] {
                 *st = ((b * hp + oy * p.stride_h - v0) * wp + ox * p.stride_w) * in_c;
+                ox += 1;
+                if ox == out_w {
+                    (ox, oy) = (0, oy + 1);
+                    if oy == out_h {
+                        (oy, b) = (0, b + 1);
+                    }
+                }
             }
             gemm_f32_gather(
                 self.isa,

@@ -214,10 +214,16 @@ impl ARows<'_> {
         }
     }
 
-    /// Whether rows `0..mr` lie inside `a`.
+    /// Whether rows `0..mr` lie inside `a`: the furthest row start plus
+    /// the furthest segment.
     fn holds(&self, mr: usize) -> bool {
-        (self.starts.is_empty() || self.starts.len() >= mr)
-            && (0..mr).all(|r| self.bases.iter().all(|&b| self.start(r) + b + self.seg <= self.a.len()))
+        let last_start = match self.starts {
+            [] => (mr - 1) * self.lda,
+            starts if starts.len() >= mr => starts[..mr].iter().copied().max().unwrap_or(0),
+            _ => return false,
+        };
+        let last_base = self.bases.iter().copied().max().unwrap_or(0);
+        last_start + last_base + self.seg <= self.a.len()
     }
 }
 
@@ -617,9 +623,12 @@ mod avx2 {
         // values, panel `j` at `w + j*wstride` has `depth` rows of 16,
         // `c + r*ldc + col` has `nr` writable values and the bias 16 from
         // `col`.
-        let (rows, ARows { a, bases, seg, .. }) = (a, a);
+        let rows = a;
+        let ARows { a, bases, seg, .. } = rows;
+        // Each row's start, once for all panels and segments.
+        let starts: [usize; M] = std::array::from_fn(|r| rows.start(r));
         unsafe {
-            let plain: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(rows.start(r) + bases[0]));
+            let plain: [*const f32; M] = std::array::from_fn(|r| a.as_ptr().add(starts[r] + bases[0]));
             // With the whole depth in this call the accumulators start from
             // the bias (as XNNPACK's packed weights do), so the epilogue only
             // clamps.
@@ -666,7 +675,7 @@ mod avx2 {
                         depth_run!(&plain);
                     } else {
                         for &base in bases {
-                            depth_run!(&std::array::from_fn(|r| a.as_ptr().add(rows.start(r) + base)));
+                            depth_run!(&std::array::from_fn(|r| a.as_ptr().add(starts[r] + base)));
                         }
                     }
                     if let Some(e) = epilogue {
