@@ -339,9 +339,9 @@ impl Conv2dF32Plan {
     /// pixel's filter rows straight from the input (one start per pixel, one
     /// segment per filter row), in blocks of consecutive pixels so that
     /// each block streams the weights once. Padded convs first copy the
-    /// input rows this call reaches into `scratch` with their zero padding
-    /// (a copy of the input, where im2col copies it `kh * kw` times), so
-    /// that every tap lies inside.
+    /// input rows each block reaches into `scratch` with their zero padding
+    /// (about one copy of the input, where im2col copies it `kh * kw`
+    /// times), so that every tap lies inside.
     fn run_rows_gathered(
         &self,
         input: &[f32],
@@ -355,8 +355,6 @@ impl Conv2dF32Plan {
         let [_, f_h, f_w, _] = self.filter_shape;
         let [_, out_h, out_w, out_c] = self.out_shape;
         let rows = output_rows.len() / out_c;
-        let (a, hp, wp, v0) = self.padded_rows(input, row_start, rows, scratch);
-        let bases: Vec<usize> = (0..f_h).map(|fy| fy * p.dilation_h * wp * in_c).collect();
         let block = gather_block_rows(rows);
         let mut starts = vec![0usize; block.min(rows)];
         // The next pixel's position, stepped along (no divisions per pixel).
@@ -364,6 +362,10 @@ impl Conv2dF32Plan {
         let mut r = 0;
         while r < rows {
             let m = block.min(rows - r);
+            // Only this block's input rows are padded, so the scratch stays
+            // a few image rows however large the image.
+            let (a, hp, wp, v0) = self.padded_rows(input, row_start + r, m, scratch);
+            let bases: Vec<usize> = (0..f_h).map(|fy| fy * p.dilation_h * wp * in_c).collect();
             for st in &mut starts[..m] {
                 *st = ((b * hp + oy * p.stride_h - v0) * wp + ox * p.stride_w) * in_c;
                 ox += 1;
@@ -395,7 +397,8 @@ impl Conv2dF32Plan {
     /// .. row_start + rows`: `(values, hp, wp, v0)`, padded row `v` (image
     /// `v / hp`, row `v % hp` counted from the top of the padding) at
     /// `(v - v0) * wp * in_c`, `wp` pixels wide, with every tap of those
-    /// pixels inside. Unpadded convs read the input itself.
+    /// pixels inside. Padded convs copy the rows those pixels reach into
+    /// `scratch`; unpadded convs read the input itself.
     fn padded_rows<'s>(
         &self,
         input: &'s [f32],
