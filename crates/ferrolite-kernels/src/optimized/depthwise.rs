@@ -121,6 +121,81 @@ impl DepthwiseF32Plan {
         self.run_rows_from(input, &image_row, bias, output_rows, row_start);
     }
 
+    /// Output rows per band when a band holds about `band_values` input
+    /// values (but always what one output row's taps reach).
+    pub fn band_rows(&self, band_values: usize) -> usize {
+        let in_row = (self.in_shape[2] * self.in_shape[3]).max(1);
+        let reach = self.reach();
+        ((band_values / in_row).max(reach) - reach) / self.p.stride_h.max(1) + 1
+    }
+
+    /// Input rows one output row's taps span.
+    fn reach(&self) -> usize {
+        (self.filter_shape[1].max(1) - 1) * self.p.dilation_h + 1
+    }
+
+    /// Output image rows `first ..` (as many whole rows as `output` holds),
+    /// `band_rows` at a time, over input rows that exist only band by band:
+    /// `fill(b, rows, dst)` writes input rows `rows` of image `b` into
+    /// `dst`, a window of `band` (reused between calls, e.g. one per
+    /// thread); rows the previous band of the same image already holds are
+    /// moved to the front, not filled again. After each band's sums,
+    /// `finish(b, out)` may rework that band's output rows while they are in
+    /// cache. A fused producer (CONV_2D) or an input quantised band by band
+    /// feeds the depthwise conv this way without the whole input in memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_bands(
+        &self,
+        band_rows: usize,
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+        first: usize,
+        band: &mut Vec<f32>,
+        mut fill: impl FnMut(usize, std::ops::Range<usize>, &mut [f32]),
+        mut finish: impl FnMut(usize, &mut [f32]),
+    ) {
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let [_, out_h, out_w, out_c] = self.out_shape;
+        let (in_row, out_row) = (in_w * in_c, out_w * out_c);
+        if out_row == 0 || output.is_empty() {
+            return;
+        }
+        assert!(output.len().is_multiple_of(out_row), "output is not a whole number of image rows");
+        let (p, reach, band_rows) = (&self.p, self.reach(), band_rows.max(1));
+        let cap = reach + (band_rows - 1) * p.stride_h;
+        if band.len() < cap * in_row {
+            band.resize(cap * in_row, 0.0);
+        }
+        // Input rows `have` of image `have_b` are at the front of `band`.
+        let (mut have_b, mut have) = (usize::MAX, 0..0);
+        let n = output.len() / out_row;
+        let mut r = 0;
+        while r < n {
+            let (b, oy) = ((first + r) / out_h, (first + r) % out_h);
+            let nb = band_rows.min(n - r).min(out_h - oy);
+            // The input rows this band's taps reach, clipped.
+            let top = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let bottom = top + ((nb - 1) * p.stride_h + reach) as isize;
+            let lo = top.clamp(0, in_h as isize) as usize;
+            let hi = (bottom.clamp(0, in_h as isize) as usize).max(lo);
+            let mut done = lo;
+            if have_b == b && have.start <= lo && lo < have.end {
+                done = have.end.min(hi);
+                if lo > have.start {
+                    band.copy_within((lo - have.start) * in_row..(done - have.start) * in_row, 0);
+                }
+            }
+            if done < hi {
+                fill(b, done..hi, &mut band[(done - lo) * in_row..(hi - lo) * in_row]);
+            }
+            (have_b, have) = (b, lo..hi);
+            let out = &mut output[r * out_row..(r + nb) * out_row];
+            self.run_rows_from(band, &|_, iy| (iy - lo) * in_row, bias, out, (first + r) * out_w);
+            finish(b, out);
+            r += nb;
+        }
+    }
+
     /// [`Self::run_rows`] over an input whose image rows are not stored
     /// in order: row `iy` of batch `b` (`in_w * in_c` values) starts at
     /// `input[image_row(b, iy)]`. Only the rows the output range's taps

@@ -1137,8 +1137,7 @@ impl HybridDepthwisePlan {
             panic!("run_image_rows on a plan that is not banded");
         };
         let [batches, in_h, in_w, in_c] = self.in_shape;
-        let [_, f_h, _, _] = self.filter_shape;
-        let [_, out_h, out_w, out_c] = self.out_shape;
+        let [_, _, out_w, out_c] = self.out_shape;
         let (in_row, out_row) = (in_w * in_c, out_w * out_c);
         if out_row == 0 || output.is_empty() {
             return;
@@ -1152,51 +1151,19 @@ impl HybridDepthwisePlan {
             "input parameters not found for this plan"
         );
         let bias = bias.map(|b| &b[..out_c]);
-        let p = &self.p;
         let token = Avx2Fma::new(self.isa);
-        // Input rows per band: a few hundred KiB (half an L2), but at least
-        // what one output row reaches. The tests use small bands so their
-        // small images still cross band boundaries.
-        let reach = (f_h.max(1) - 1) * p.dilation_h + 1;
-        let band_values = if cfg!(test) { 64 } else { 64 * 1024 };
-        let band_rows = ((band_values / in_row.max(1)).max(reach) - reach) / p.stride_h + 1;
-        let cap = reach + (band_rows - 1) * p.stride_h;
-        if band.len() < cap * in_row {
-            band.resize(cap * in_row, 0.0);
-        }
-        // Quantised input rows `have` of image `have_b` are at the front of `band`.
-        let (mut have_b, mut have) = (usize::MAX, 0..0);
-        let mut r = 0;
-        while r < n {
-            let (b, oy) = ((first + r) / out_h, (first + r) % out_h);
-            let nb = band_rows.min(n - r).min(out_h - oy);
-            // The input rows this band's taps reach, clipped.
-            let top = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let bottom = top + ((nb - 1) * p.stride_h + reach) as isize;
-            let lo = top.clamp(0, in_h as isize) as usize;
-            let hi = (bottom.clamp(0, in_h as isize) as usize).max(lo);
-            // Rows shared with the previous band move to the front.
-            let mut done = lo;
-            if have_b == b && have.start <= lo && lo < have.end {
-                done = have.end.min(hi);
-                if lo > have.start {
-                    band.copy_within((lo - have.start) * in_row..(done - have.start) * in_row, 0);
-                }
+        // Bands of a few hundred KiB (half an L2). The tests use small bands
+        // so their small images still cross band boundaries.
+        let band_rows = inner.band_rows(if cfg!(test) { 64 } else { 64 * 1024 });
+        let fill = |b: usize, rows: std::ops::Range<usize>, dst: &mut [f32]| {
+            let src = &input[(b * in_h + rows.start) * in_row..(b * in_h + rows.end) * in_row];
+            match &q.quant[b] {
+                Some(rq) => rq.apply(token, src, dst),
+                None => dst.fill(0.0),
             }
-            if done < hi {
-                let src = &input[(b * in_h + done) * in_row..(b * in_h + hi) * in_row];
-                let dst = &mut band[(done - lo) * in_row..(hi - lo) * in_row];
-                match &q.quant[b] {
-                    Some(rq) => rq.apply(token, src, dst),
-                    None => dst.fill(0.0),
-                }
-            }
-            (have_b, have) = (b, lo..hi);
-            let out = &mut output[r * out_row..(r + nb) * out_row];
-            inner.run_rows_from(band, &|_, iy| (iy - lo) * in_row, None, out, (first + r) * out_w);
-            self.finish_float_sums(q.scales[b], bias, out);
-            r += nb;
-        }
+        };
+        let finish = |b: usize, out: &mut [f32]| self.finish_float_sums(q.scales[b], bias, out);
+        inner.run_bands(band_rows, None, output, first, band, fill, finish);
     }
 
     /// Output pixels' exact f32 sums (whole pixels of one image) to the

@@ -50,10 +50,6 @@ pub(crate) fn with_band_f32<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
 pub(crate) struct ConvDepthwiseF32 {
     conv: ConvF32,
     dw: DepthwiseF32,
-    /// Conv rows one depthwise output row's taps span.
-    reach: usize,
-    /// Depthwise output rows computed per band.
-    band_rows: usize,
 }
 
 /// What one invoke's bands read.
@@ -106,13 +102,7 @@ pub(crate) fn try_fuse(
     if let Some(FloatWeights::Input(i)) = &mut dw.bias {
         *i += conv_inputs;
     }
-    let [_, _, in_w, channels] = dw.in_shape;
-    let row_bytes = (in_w * channels * 4).max(1);
-    let reach = (dw.filter_shape[1].max(1) - 1) * dw.p.dilation_h + 1;
-    let stride = dw.p.stride_h.max(1);
-    let band_input_rows = (BAND_BYTES / row_bytes).max(reach);
-    let band_rows = (band_input_rows - reach) / stride + 1;
-    *consumer = Some(Box::new(ConvDepthwiseF32 { conv: *conv, dw: *dw, reach, band_rows }));
+    *consumer = Some(Box::new(ConvDepthwiseF32 { conv: *conv, dw: *dw }));
     true
 }
 
@@ -127,42 +117,12 @@ impl ConvDepthwiseF32 {
         band: &mut Vec<f32>,
         scratch: &mut Vec<f32>,
     ) {
-        let [_, in_h, in_w, channels] = self.dw.in_shape;
-        let [_, out_h, out_w, out_c] = self.dw.out_shape;
-        let p = &self.dw.p;
-        let (in_row, out_row) = (in_w * channels, out_w * out_c);
-        let cap = self.reach + (self.band_rows - 1) * p.stride_h;
-        if band.len() < cap * in_row {
-            band.resize(cap * in_row, 0.0);
-        }
-        // Conv output rows `have` of image `have_b` are at the front of `band`.
-        let (mut have_b, mut have) = (usize::MAX, 0..0);
-        let n = rows.len() / out_row.max(1);
-        let mut r = 0;
-        while r < n {
-            let (b, oy) = ((first + r) / out_h, (first + r) % out_h);
-            let nb = self.band_rows.min(n - r).min(out_h - oy);
-            // The conv rows this band's taps reach, clipped.
-            let top = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let bottom = top + ((nb - 1) * p.stride_h + self.reach) as isize;
-            let lo = top.clamp(0, in_h as isize) as usize;
-            let hi = (bottom.clamp(0, in_h as isize) as usize).max(lo);
-            let mut done = lo;
-            if have_b == b && have.start <= lo && lo < have.end {
-                done = have.end.min(hi);
-                if lo > have.start {
-                    band.copy_within((lo - have.start) * in_row..(done - have.start) * in_row, 0);
-                }
-            }
-            if done < hi {
-                let dst = &mut band[(done - lo) * in_row..(hi - lo) * in_row];
-                k.conv.run_rows(k.x, k.filter, k.conv_bias, dst, (b * in_h + done) * in_w, scratch);
-            }
-            (have_b, have) = (b, lo..hi);
-            let out_rows = &mut rows[r * out_row..(r + nb) * out_row];
-            k.dw.run_rows_from(band, &|_, iy| (iy - lo) * in_row, k.dw_bias, out_rows, (first + r) * out_w);
-            r += nb;
-        }
+        let [_, in_h, in_w, _] = self.dw.in_shape;
+        let fill = |b: usize, conv_rows: std::ops::Range<usize>, dst: &mut [f32]| {
+            k.conv.run_rows(k.x, k.filter, k.conv_bias, dst, (b * in_h + conv_rows.start) * in_w, scratch)
+        };
+        let band_rows = k.dw.band_rows(BAND_BYTES / 4);
+        k.dw.run_bands(band_rows, k.dw_bias, rows, first, band, fill, |_, _| {});
     }
 }
 
