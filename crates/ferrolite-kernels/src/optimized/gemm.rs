@@ -29,7 +29,9 @@
 //! every GEMM deeper than 512 (Inception v3's 3x3 convs of depth 2592 and
 //! 4032, 1x1 convs of depth 768-1024) and no faster on the shallow ones:
 //! the row block the callers hand over (~240 rows) times a 512-deep slice
-//! fills L2 on its own, so the "L2-resident" weight group was not.
+//! fills L2 on its own, so the "L2-resident" weight group was not. Blocks
+//! sized to stay in L2 (192 KiB of rows against 64 KiB groups of panels)
+//! measured 4-8% slower than no blocking at 1 thread on the same layers.
 
 use crate::activation::ClampF32;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
