@@ -33,7 +33,7 @@ use crate::optimized::conv::{im2col_block_rows, Im2col};
 use crate::optimized::depthwise::DepthwiseF32Plan;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::optimized::qs8::{
-    gemm_f32_tile, gemm_i32, gemm_i32_panels, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, MR, NR,
+    gemm_f32_tiles, gemm_i32, gemm_i32_panels, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, MR, NR,
 };
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::hybrid::{
@@ -710,30 +710,25 @@ impl HybridConvPlan {
                 let s_in = q.scales[b];
                 for (g, packed) in self.packed.iter().enumerate() {
                     let lhs = self.lhs(input, q, first, m, g, a);
-                    walk_tiles(m, panels, packed.k2, |i, j| {
-                        let at = (g * panels + j) * NR;
-                        let fb = bias.map(|_| &fbias16[at..at + NR]);
-                        let tail = match self.kind {
-                            ConvKind::PerTensor => FloatTail {
-                                w: None,
-                                s: s_in * self.scales[0],
-                                seq: false,
-                                zero_add: true,
-                                bias: fb,
-                                clamp,
-                            },
-                            ConvKind::PerChannel => FloatTail {
-                                w: Some(&self.scales16[at..at + NR]),
-                                s: s_in,
-                                seq: true,
-                                zero_add: false,
-                                bias: fb,
-                                clamp,
-                            },
-                        };
-                        let (mr, nc) = (MR.min(m - i), NR.min(pg - j * NR));
-                        let out = &mut output_rows[(r + i) * out_c + g * pg + j * NR..];
-                        gemm_f32_tile(token, mr, packed.k2, &lhs[i * kp..], kp, packed, j, &tail, out, out_c, nc);
+                    let at = g * panels * NR;
+                    let fb = bias.map(|_| &fbias16[at..at + panels * NR]);
+                    let tail = match self.kind {
+                        ConvKind::PerTensor => {
+                            FloatTail { w: None, s: s_in * self.scales[0], seq: false, zero_add: true, bias: fb, clamp }
+                        }
+                        ConvKind::PerChannel => FloatTail {
+                            w: Some(&self.scales16[at..at + panels * NR]),
+                            s: s_in,
+                            seq: true,
+                            zero_add: false,
+                            bias: fb,
+                            clamp,
+                        },
+                    };
+                    walk_tiles(m, panels, packed.k2, |i, js| {
+                        let out = &mut output_rows[(r + i) * out_c + g * pg..];
+                        let lhs = &lhs[i * kp..];
+                        gemm_f32_tiles(token, MR.min(m - i), packed.k2, lhs, kp, packed, js, &tail, out, out_c, pg);
                     });
                 }
                 r += m;

@@ -30,6 +30,7 @@ use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::quantized::conv::{finish, finish_fc};
 use crate::reference::quantized::{ConvQuantParams, QType};
+use std::ops::Range;
 
 /// Columns per packed panel (two AVX2 registers of 8 int32 sums).
 pub(crate) const NR: usize = 16;
@@ -40,20 +41,20 @@ pub(crate) const MR: usize = 6;
 /// rather than the row block once per panel.
 const SMALL_WEIGHTS: usize = 16 * 1024;
 
-/// Visit the `(first row, panel)` tiles of an `m`-row block over `panels`
-/// panels of depth pairs `k2`: small weight sets (they stay in L1) once per
-/// row tile, larger ones panel by panel over the (L2-resident) rows.
-pub(crate) fn walk_tiles(m: usize, panels: usize, k2: usize, mut tile: impl FnMut(usize, usize)) {
+/// Visit the tiles of an `m`-row block over `panels` panels of depth
+/// pairs `k2` as `(first row, run of panels)`: small weight sets (they
+/// stay in L1) as every panel per row tile, one call each (a shallow
+/// layer's tile is short, so a call per panel would cost a good part of
+/// it), larger ones panel by panel over the (L2-resident) rows.
+pub(crate) fn walk_tiles(m: usize, panels: usize, k2: usize, mut tiles: impl FnMut(usize, Range<usize>)) {
     if k2 * panels * 2 * NR * 2 <= SMALL_WEIGHTS {
         for i in (0..m).step_by(MR) {
-            for j in 0..panels {
-                tile(i, j);
-            }
+            tiles(i, 0..panels);
         }
     } else {
         for j in 0..panels {
             for i in (0..m).step_by(MR) {
-                tile(i, j);
+                tiles(i, j..j + 1);
             }
         }
     }
@@ -276,7 +277,8 @@ impl PackedQs8 {
 /// `optimized::hybrid`), applied in the micro-kernel: with `a = f32(acc)`,
 /// `v = a * s` (no `w`), `(a * w[c]) * s` (`seq`) or `a * (w[c] * s)`;
 /// then `0 + v` if `zero_add`, `+ bias[c]`, and the clamp `[lo, hi]`. `w`
-/// and `bias` hold the panel's 16 channels (zero past the last).
+/// and `bias` hold 16 channels per panel of the group, from panel 0 (zero
+/// past the last channel).
 pub(crate) struct FloatTail<'a> {
     pub w: Option<&'a [f32]>,
     pub s: f32,
@@ -286,27 +288,41 @@ pub(crate) struct FloatTail<'a> {
     pub clamp: [f32; 2],
 }
 
-/// One tile of up to [`MR`] rows × 16 columns of the int16 GEMM with the
-/// float epilogue, written to `out` (rows at stride `ldo`, the first `nc`
-/// columns); `None` where the CPU lacks AVX2 (the caller then takes the
-/// int32 path).
+/// Up to [`MR`] rows of the int16 GEMM over panels `js`, with the float
+/// epilogue, written to `out` (rows at stride `ldo`, panel `j`'s columns
+/// at `16 * j ..` of the group's `cols`); `None` where the CPU lacks AVX2
+/// (the caller then takes the int32 path).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_f32_tile(
+pub(crate) fn gemm_f32_tiles(
     token: Option<Avx2Fma>,
     m: usize,
     k2: usize,
     a: &[i16],
     lda: usize,
     w: &PackedQs8,
-    j: usize,
+    js: Range<usize>,
     tail: &FloatTail<'_>,
     out: &mut [f32],
     ldo: usize,
-    nc: usize,
+    cols: usize,
 ) -> Option<()> {
     let t = token?;
-    avx2::gemm_float_tile(t, m, k2, a, lda, w.panel(j), tail, out, ldo, nc);
+    avx2::gemm_float_tiles(t, m, k2, a, lda, w, js, tail, out, ldo, cols);
     Some(())
+}
+
+/// The first byte of panels `js` of `w`, whether they are 8-bit, and the
+/// bytes from one panel to the next; checks that the run lies inside `w`.
+#[cfg(target_arch = "x86_64")]
+fn panel_run(w: &PackedQs8, js: &Range<usize>, k2: usize) -> (*const u8, bool, usize) {
+    let first = w.panel(js.start);
+    let last = w.panel(js.end - 1);
+    let (w0, narrow, _) = avx2::panel_ptr(first);
+    let (w_last, _, w_len) = avx2::panel_ptr(last);
+    let stride = k2 * 2 * NR * if narrow { 1 } else { 2 };
+    // The panels lie back to back (`panel` slices that layout).
+    assert!(w_len >= k2 * 2 * NR && w_last as usize - w0 as usize == (js.len() - 1) * stride);
+    (w0, narrow, stride)
 }
 
 /// `acc[r][c] = sum_d a[r][d] * w[c][d]` for `r < m`, `c < 16 * panels`
@@ -566,25 +582,12 @@ impl Qs8ConvPlan {
                 let m = block.min(rows - r);
                 for (g, packed) in self.packed.iter().enumerate() {
                     self.im2col(input, row_start + r, m, g, &mut a[..m * kp]);
-                    let rq = &self.panel_rq[g];
-                    walk_tiles(m, panels, packed.k2, |i, j| {
+                    let b16 = &bias16[g * panels * NR..(g + 1) * panels * NR];
+                    let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: b16, flags, oc };
+                    walk_tiles(m, panels, packed.k2, |i, js| {
                         let mr = MR.min(m - i);
-                        let nc = NR.min(pg - j * NR);
-                        let b16 = &bias16[(g * panels + j) * NR..(g * panels + j + 1) * NR];
-                        let epi = avx2::Epilogue { rq: &rq[j * 5 * NR..(j + 1) * 5 * NR], bias: b16, flags, oc };
-                        let out = &mut output_rows[(r + i) * out_c + g * pg + j * NR..];
-                        avx2::gemm_requant_tile(
-                            t,
-                            mr,
-                            packed.k2,
-                            &a[i * kp..],
-                            kp,
-                            packed.panel(j),
-                            &epi,
-                            out,
-                            out_c,
-                            nc,
-                        );
+                        let out = &mut output_rows[(r + i) * out_c + g * pg..];
+                        avx2::gemm_requant_tiles(t, mr, packed.k2, &a[i * kp..], kp, packed, js, &epi, out, out_c, pg);
                     });
                 }
                 r += m;
@@ -1105,9 +1108,10 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub(crate) mod avx2 {
-    use super::{DwFast, FloatTail, Panel, Requant, DW_MAX_TAPS, NR, PAD, Q8};
+    use super::{panel_run, DwFast, FloatTail, PackedQs8, Panel, Requant, DW_MAX_TAPS, NR, PAD, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// `$kernel::<G.., M>(args)` for the row count `m` in `1..=6`, with the
     /// panel's storage as the leading `NARROW` parameter after `G`.
@@ -1133,7 +1137,7 @@ pub(crate) mod avx2 {
 
     /// A panel as a byte pointer, whether it is 8-bit, and its length in
     /// values.
-    fn panel_ptr(w: Panel<'_>) -> (*const u8, bool, usize) {
+    pub(super) fn panel_ptr(w: Panel<'_>) -> (*const u8, bool, usize) {
         match w {
             Panel::Narrow(w) => (w.as_ptr() as *const u8, true, w.len()),
             Panel::Wide(w) => (w.as_ptr() as *const u8, false, w.len()),
@@ -1181,9 +1185,9 @@ pub(crate) mod avx2 {
         unsafe { by_rows!(m, narrow, qs8_gemm_mx16c2_avx2 [], (k2, a, lda, w, c, ldc)) }
     }
 
-    /// The fused epilogue of one 16-column panel: `Requant::panels` for it
-    /// (80 values), its bias (16), `(any_lsh, any_min)`, and
-    /// `[output_offset, act_min, act_max]`.
+    /// The fused epilogue of a group's panels: `Requant::panels` (80
+    /// values per panel), the bias (16 per panel), `(any_lsh, any_min)`,
+    /// and `[output_offset, act_min, act_max]`.
     pub(super) struct Epilogue<'a> {
         pub rq: &'a [i32],
         pub bias: &'a [i32],
@@ -1191,58 +1195,169 @@ pub(crate) mod avx2 {
         pub oc: [i32; 3],
     }
 
-    /// One tile of up to 6 rows × 16 columns requantised straight into
-    /// `out` (rows at stride `ldo`, the first `nc <= 16` columns written).
+    /// Up to 6 rows of panels `js` of `w`, requantised straight into `out`:
+    /// rows at stride `ldo`, panel `j`'s columns at `16 * j ..` of the
+    /// group's `cols`. One call for a run of panels keeps a shallow layer
+    /// from paying the checks and set-up per 6x16 tile.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn gemm_requant_tile<T: Q8>(
+    pub(super) fn gemm_requant_tiles<T: Q8>(
         _t: Avx2Fma,
         m: usize,
         k2: usize,
         a: &[i16],
         lda: usize,
-        w: Panel<'_>,
+        w: &PackedQs8,
+        js: Range<usize>,
         epi: &Epilogue<'_>,
         out: &mut [T],
         ldo: usize,
-        nc: usize,
+        cols: usize,
     ) {
-        let (w, narrow, w_len) = panel_ptr(w);
-        assert!((1..=6).contains(&m) && (1..=NR).contains(&nc));
-        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w_len >= k2 * 2 * NR);
-        assert!(epi.rq.len() >= 5 * NR && epi.bias.len() >= NR && out.len() >= (m - 1) * ldo + nc);
+        if js.is_empty() {
+            return;
+        }
+        let (w0, narrow, stride) = panel_run(w, &js, k2);
+        let end_col = cols.min(js.end * NR);
+        assert!((1..=6).contains(&m) && js.start * NR < cols);
+        assert!(a.len() >= (m - 1) * lda + 2 * k2);
+        assert!(epi.rq.len() >= js.end * 5 * NR && epi.bias.len() >= js.end * NR);
+        assert!(out.len() >= (m - 1) * ldo + end_col);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr() as *mut u8);
+        let (rq, bias) = (epi.rq.as_ptr(), epi.bias.as_ptr());
+        let (flags, oc) = (epi.flags, epi.oc);
         // SAFETY: the token proves AVX2 is available; the asserts above
         // bound every access (rows `< m` of `2 * k2` values at stride
-        // `lda`, `k2 * 32` weights, 80 + 16 epilogue values, `nc` bytes of
-        // each output row at stride `ldo`; `T` is one byte).
-        unsafe { by_rows!(m, narrow, qs8_gemm_mx16c2_rq_avx2[T], (k2, a, lda, w, epi, o, ldo, nc)) }
+        // `lda`; panels `js` of `k2 * 32` weights each, `stride` bytes
+        // apart, the last one checked; 80 + 16 epilogue values per panel;
+        // `min(16, cols - 16 j)` bytes from column `16 j` of each output
+        // row at stride `ldo`, up to `end_col`; `T` is one byte).
+        unsafe {
+            by_rows!(
+                m,
+                narrow,
+                qs8_gemm_mx16c2_rq_run_avx2[T],
+                (
+                    k2,
+                    a,
+                    lda,
+                    w0,
+                    stride,
+                    js.len(),
+                    rq.add(js.start * 5 * NR),
+                    bias.add(js.start * NR),
+                    flags,
+                    oc,
+                    o.add(js.start * NR),
+                    ldo,
+                    end_col - js.start * NR
+                )
+            )
+        }
+    }
+
+    /// [`qs8_gemm_mx16c2_rq_avx2`] over `panels` consecutive panels
+    /// (`stride` bytes apart), the `cols` output columns from `out`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_gemm_mx16c2_rq_run_avx2<T: Q8, const NARROW: bool, const M: usize>(
+        k2: usize,
+        a: *const i16,
+        lda: usize,
+        w: *const u8,
+        stride: usize,
+        panels: usize,
+        rq: *const i32,
+        bias: *const i32,
+        flags: (bool, bool),
+        oc: [i32; 3],
+        out: *mut u8,
+        ldo: usize,
+        cols: usize,
+    ) {
+        // SAFETY: the caller (`gemm_requant_tiles`) checked the bounds.
+        unsafe {
+            for j in 0..panels {
+                let nc = NR.min(cols - j * NR);
+                let (rq, bias) = (rq.add(j * 5 * NR), bias.add(j * NR));
+                qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M>(
+                    k2,
+                    a,
+                    lda,
+                    w.add(j * stride),
+                    rq,
+                    bias,
+                    flags,
+                    oc,
+                    out.add(j * NR),
+                    ldo,
+                    nc,
+                );
+            }
+        }
     }
 
     /// One tile with the float epilogue (see `super::gemm_f32_tile`).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn gemm_float_tile(
+    pub(super) fn gemm_float_tiles(
         _t: Avx2Fma,
         m: usize,
         k2: usize,
         a: &[i16],
         lda: usize,
-        w: Panel<'_>,
+        w: &PackedQs8,
+        js: Range<usize>,
         tail: &FloatTail<'_>,
         out: &mut [f32],
         ldo: usize,
-        nc: usize,
+        cols: usize,
     ) {
-        let (w, narrow, w_len) = panel_ptr(w);
-        assert!((1..=6).contains(&m) && (1..=NR).contains(&nc));
-        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w_len >= k2 * 2 * NR);
-        assert!(tail.w.is_none_or(|w| w.len() >= NR) && tail.bias.is_none_or(|b| b.len() >= NR));
-        assert!(out.len() >= (m - 1) * ldo + nc);
+        if js.is_empty() {
+            return;
+        }
+        let (w0, narrow, stride) = panel_run(w, &js, k2);
+        let end_col = cols.min(js.end * NR);
+        assert!((1..=6).contains(&m) && js.start * NR < cols);
+        assert!(a.len() >= (m - 1) * lda + 2 * k2);
+        assert!(tail.w.is_none_or(|w| w.len() >= js.end * NR) && tail.bias.is_none_or(|b| b.len() >= js.end * NR));
+        assert!(out.len() >= (m - 1) * ldo + end_col);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr());
+        let (j0, n) = (js.start, js.len());
         // SAFETY: the token proves AVX2 is available; the asserts above
         // bound every access (rows `< m` of `2 * k2` values at stride
-        // `lda`, `k2 * 32` weights, 16 scales and biases, `nc` floats of
-        // each output row at stride `ldo`).
-        unsafe { by_rows!(m, narrow, qs8_gemm_mx16c2_f32_avx2 [], (k2, a, lda, w, tail, o, ldo, nc)) }
+        // `lda`; panels `js` of `k2 * 32` weights, `stride` bytes apart;
+        // 16 scales and biases per panel; `min(16, cols - 16 j)` floats
+        // from column `16 j` of each output row at stride `ldo`).
+        unsafe {
+            by_rows!(m, narrow, qs8_gemm_mx16c2_f32_run_avx2 [], (k2, a, lda, w0, stride, j0, n, tail, o, ldo, end_col))
+        }
+    }
+
+    /// [`qs8_gemm_mx16c2_f32_avx2`] over `n` consecutive panels from panel
+    /// `j0` (`stride` bytes apart, the first at `w`), output columns up to
+    /// `cols`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_gemm_mx16c2_f32_run_avx2<const NARROW: bool, const M: usize>(
+        k2: usize,
+        a: *const i16,
+        lda: usize,
+        w: *const u8,
+        stride: usize,
+        j0: usize,
+        n: usize,
+        tail: &FloatTail<'_>,
+        out: *mut f32,
+        ldo: usize,
+        cols: usize,
+    ) {
+        // SAFETY: the caller (`gemm_float_tiles`) checked the bounds.
+        unsafe {
+            for t in 0..n {
+                let col = (j0 + t) * NR;
+                let nc = NR.min(cols - col);
+                qs8_gemm_mx16c2_f32_avx2::<NARROW, M>(k2, a, lda, w.add(t * stride), tail, col, out.add(col), ldo, nc);
+            }
+        }
     }
 
     /// `M` rows × 16 columns of int32 sums starting from `init`: per depth
@@ -1283,21 +1398,23 @@ pub(crate) mod avx2 {
         lda: usize,
         w: *const u8,
         tail: &FloatTail<'_>,
+        col: usize,
         out: *mut f32,
         ldo: usize,
         nc: usize,
     ) {
-        // SAFETY: the caller (`gemm_float_tile`) checked the bounds.
+        // SAFETY: the caller (`qs8_gemm_mx16c2_f32_run_avx2`) checked the
+        // bounds: 16 scales and biases from `col`.
         unsafe {
             let zero = _mm256_setzero_si256();
             let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [zero, zero]);
             let vs = _mm256_set1_ps(tail.s);
             let (lo, hi) = (_mm256_set1_ps(tail.clamp[0]), _mm256_set1_ps(tail.clamp[1]));
             let half = |h: usize| {
-                let wv = tail.w.map(|w| _mm256_loadu_ps(w.as_ptr().add(8 * h)));
+                let wv = tail.w.map(|w| _mm256_loadu_ps(w.as_ptr().add(col + 8 * h)));
                 // `a * (w * s)`: the product is the same for every row.
                 let ws = wv.map(|wv| _mm256_mul_ps(wv, vs));
-                let b = tail.bias.map(|b| _mm256_loadu_ps(b.as_ptr().add(8 * h)));
+                let b = tail.bias.map(|b| _mm256_loadu_ps(b.as_ptr().add(col + 8 * h)));
                 (wv, ws, b)
             };
             let halves = [half(0), half(1)];
@@ -1345,23 +1462,25 @@ pub(crate) mod avx2 {
         a: *const i16,
         lda: usize,
         w: *const u8,
-        epi: &Epilogue<'_>,
+        q: *const i32,
+        b: *const i32,
+        flags: (bool, bool),
+        oc: [i32; 3],
         out: *mut u8,
         ldo: usize,
         nc: usize,
     ) {
-        // SAFETY: the caller (`gemm_requant_tile`) checked the bounds.
+        // SAFETY: the caller (`qs8_gemm_mx16c2_rq_run_avx2`) checked the
+        // bounds: 80 values at `q`, 16 at `b`.
         unsafe {
             let ld = |p: *const i32| _mm256_loadu_si256(p as *const __m256i);
-            let b = epi.bias.as_ptr();
             let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [ld(b), ld(b.add(8))]);
-            let q = epi.rq.as_ptr();
             let r0 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR)));
             let r1 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR + 8)));
-            let (lsh, min) = epi.flags;
+            let (lsh, min) = flags;
             for r in 0..M {
-                let v0 = requant_pre(acc0[r], r0, lsh, min, epi.oc);
-                let v1 = requant_pre(acc1[r], r1, lsh, min, epi.oc);
+                let v0 = requant_pre(acc0[r], r0, lsh, min, oc);
+                let v1 = requant_pre(acc1[r], r1, lsh, min, oc);
                 // Clamped into T's range already, so saturating packs are exact.
                 let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
                 let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
@@ -1794,17 +1913,18 @@ pub(crate) mod avx2 {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod avx2 {
-    use super::{DwFast, FloatTail, Panel, Requant, Q8};
+    use super::{DwFast, FloatTail, PackedQs8, Panel, Requant, Q8};
     use crate::optimized::isa::Avx2Fma;
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn gemm_float_tile(
+    pub(super) fn gemm_float_tiles(
         _: Avx2Fma,
         _: usize,
         _: usize,
         _: &[i16],
         _: usize,
-        _: Panel<'_>,
+        _: &PackedQs8,
+        _: std::ops::Range<usize>,
         _: &FloatTail<'_>,
         _: &mut [f32],
         _: usize,
@@ -1821,13 +1941,14 @@ mod avx2 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn gemm_requant_tile<T: Q8>(
+    pub(super) fn gemm_requant_tiles<T: Q8>(
         _: Avx2Fma,
         _: usize,
         _: usize,
         _: &[i16],
         _: usize,
-        _: Panel<'_>,
+        _: &PackedQs8,
+        _: std::ops::Range<usize>,
         _: &Epilogue<'_>,
         _: &mut [T],
         _: usize,
