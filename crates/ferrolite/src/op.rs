@@ -295,7 +295,8 @@ impl Workers<'_> {
     /// Run `f(first_unit, chunk)` over disjoint chunks of `out`, each a whole
     /// number of `unit`-element units (e.g. one output pixel's channels),
     /// on the pool when there is one. With one thread this is one call, so
-    /// single-threaded inference pays nothing.
+    /// single-threaded inference pays nothing. A partial unit at the end
+    /// (1000 FC outputs in units of 16) goes with the last chunk.
     pub fn for_each_chunk<T: Send>(&self, out: &mut [T], unit: usize, f: impl Fn(usize, &mut [T]) + Sync) {
         self.for_each_chunk_min(out, unit, 1, f)
     }
@@ -352,7 +353,9 @@ impl Workers<'_> {
                 let mut first = 0;
                 for i in 0..chunks {
                     let n = ((tiles / chunks + usize::from(i < tiles % chunks)) * align).min(units - first);
-                    let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(n * unit);
+                    // The last chunk also takes a partial unit at the end.
+                    let len = if i + 1 == chunks { rest.len() } else { n * unit };
+                    let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(len);
                     bounds.push(Mutex::new(Some((first, chunk))));
                     rest = tail;
                     first += n;
@@ -377,7 +380,12 @@ mod tests {
 
     /// The chunks `for_each_*` hands out: (first unit, units), sorted.
     fn chunks_of(workers: &Workers<'_>, units: usize, gemm: bool) -> Vec<(usize, usize)> {
-        let mut out = vec![0u8; units * 3];
+        chunks_with_tail(workers, units, 0, gemm)
+    }
+
+    /// [`chunks_of`] over `units` units of 3 values and `extra` values more.
+    fn chunks_with_tail(workers: &Workers<'_>, units: usize, extra: usize, gemm: bool) -> Vec<(usize, usize)> {
+        let mut out = vec![0u8; units * 3 + extra];
         let seen = Mutex::new(Vec::new());
         let record = |first: usize, c: &mut [u8]| {
             c.iter_mut().for_each(|v| *v += 1);
@@ -407,6 +415,22 @@ mod tests {
                         next += n;
                     }
                     assert_eq!(next, units);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_unit_at_the_end_goes_with_the_last_chunk() {
+        // 1000 GEMV outputs in units of 16 leave 8: they must be computed
+        // too (they were dropped, leaving stale outputs with 2 threads).
+        let pool = WorkerPool::new(2).unwrap();
+        for workers in [Workers::single(), Workers { pool: Some(&pool) }] {
+            for units in [1usize, 2, 5, 62, 333] {
+                for extra in [1, 2] {
+                    let chunks = chunks_with_tail(&workers, units, extra, false);
+                    let (first, n) = *chunks.last().unwrap();
+                    assert_eq!(first + n, units, "{units} units + {extra}: the last chunk ends the units");
                 }
             }
         }

@@ -372,9 +372,11 @@ impl PreparedOp for ConvF32 {
                 };
                 let out = ctx.output(0)?.as_slice_mut::<f32>()?;
                 if plan.is_gemv() && workers.threads() > 1 {
-                    // One output pixel: split its channels, not the one row.
-                    workers.for_each_chunk_min(out, 1, 16, |col, cols| {
-                        plan.run_gemv_cols(input, filter, bias, cols, col);
+                    // One output pixel: split its channels, not the one
+                    // row, 16 at a time (the same column groups, so the
+                    // same sums, as with one thread).
+                    workers.for_each_chunk(out, 16, |first, cols| {
+                        plan.run_gemv_cols(input, filter, bias, cols, first * 16);
                     });
                 } else {
                     workers.for_each_gemm_rows(out, plan.row_len(), |first_row, rows| {

@@ -155,13 +155,20 @@ impl Operator for FullyConnected {
                         let workers = ctx.workers;
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         if batches == 1 && plan.in_place() && workers.threads() > 1 {
-                            // A GEMV: split the output units across threads.
-                            workers.for_each_chunk_min(&mut y[..units], 1, 16, |col, cols| {
-                                plan.run_cols(x, wt, b, cols, col);
+                            // A GEMV: split the output units across threads,
+                            // 16 at a time, so each unit meets the same
+                            // micro-kernel column group as with one thread
+                            // (the same sums, bit for bit).
+                            workers.for_each_chunk(&mut y[..units], 16, |first, cols| {
+                                plan.run_cols(x, wt, b, cols, first * 16);
                             });
                             return Ok(());
                         }
-                        workers.for_each_chunk(y, units, |first, rows| {
+                        // Whole 6-row tiles per chunk: each row meets the
+                        // micro-kernel it meets with one thread (a lone last
+                        // row takes the GEMV kernel, which sums in another
+                        // order), so the outputs do not depend on the threads.
+                        workers.for_each_gemm_rows(y, units, |first, rows| {
                             let n = rows.len() / units.max(1);
                             plan.run(&x[first * depth..(first + n) * depth], wt, b, rows, n);
                         });
