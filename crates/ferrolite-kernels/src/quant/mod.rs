@@ -52,4 +52,7 @@ pub use multiplier::{
     per_channel_multiplier, per_tensor_conv_multiplier, quantize_multiplier, quantize_multiplier_greater_than_one,
     quantize_multiplier_smaller_than_one_exp, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
 };
-pub use softmax::{softmax_params, softmax_row_i8, softmax_row_i8_to_i16, softmax_row_u8, SoftmaxQuantParams};
+pub use softmax::{
+    softmax_params, softmax_row_i8, softmax_row_i8_table, softmax_row_i8_to_i16, softmax_row_u8, softmax_row_u8_table,
+    SoftmaxExpTable, SoftmaxQuantParams,
+};

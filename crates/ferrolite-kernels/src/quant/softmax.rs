@@ -81,12 +81,39 @@ fn rounding_divide_by_pot_wide(x: i32, exponent: i32) -> i32 {
 /// `output_bits`/`output_min`/`output_max` describe the output type; the
 /// output is `round(p * 2^output_bits) + output_min`, clamped (output scale
 /// `1/2^output_bits`, zero point `output_min`, as TFLite requires).
+/// `exp(diff)` (Q0.31) as the reference computes it for an input
+/// difference `diff <= 0` from the row maximum, `None` below `diff_min`.
+fn exp_of_diff(params: &SoftmaxQuantParams, diff: i32) -> Option<i32> {
+    (diff >= params.diff_min).then(|| {
+        let scaled =
+            multiply_by_quantized_multiplier_greater_than_one(diff, params.input_multiplier, params.input_left_shift);
+        exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS)
+    })
+}
+
+/// [`exp_of_diff`] for every difference an 8-bit row can have (0 down to
+/// -255), filled once at prepare: the reference evaluates the fixed-point
+/// `exp` twice per element (for the sum, then for the output), which made a
+/// 1000-class softmax cost 70 us; a lookup gives the same values bit for bit.
+#[derive(Clone, Debug)]
+pub struct SoftmaxExpTable {
+    /// Entry `-diff`.
+    exp: [Option<i32>; 256],
+}
+
+impl SoftmaxExpTable {
+    pub fn new(params: &SoftmaxQuantParams) -> SoftmaxExpTable {
+        SoftmaxExpTable { exp: std::array::from_fn(|d| exp_of_diff(params, -(d as i32))) }
+    }
+}
+
 fn softmax_row(
     params: &SoftmaxQuantParams,
     input: impl Iterator<Item = i32> + Clone,
     output_bits: i32,
     output_min: i32,
     output_max: i32,
+    table: Option<&SoftmaxExpTable>,
     mut write: impl FnMut(i32),
 ) {
     let Some(max_in_row) = input.clone().max() else {
@@ -94,14 +121,11 @@ fn softmax_row(
     };
     let exp_of_diff = |v: i32| -> Option<i32> {
         let diff = v - max_in_row;
-        (diff >= params.diff_min).then(|| {
-            let scaled = multiply_by_quantized_multiplier_greater_than_one(
-                diff,
-                params.input_multiplier,
-                params.input_left_shift,
-            );
-            exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS)
-        })
+        match table {
+            // 8-bit inputs: `-diff` is 0..=255.
+            Some(t) => t.exp[(-diff) as usize],
+            None => exp_of_diff(params, diff),
+        }
     };
 
     let mut sum_of_exps: i32 = 0; // Q12.19
@@ -131,14 +155,31 @@ fn softmax_row(
 pub fn softmax_row_i8(params: &SoftmaxQuantParams, input: &[i8], output: &mut [i8]) {
     assert_eq!(input.len(), output.len());
     let mut out = output.iter_mut();
-    softmax_row(params, input.iter().map(|&v| v as i32), 8, -128, 127, |v| *out.next().unwrap() = v as i8);
+    softmax_row(params, input.iter().map(|&v| v as i32), 8, -128, 127, None, |v| *out.next().unwrap() = v as i8);
+}
+
+/// [`softmax_row_i8`] with `exp` looked up in `table` (made from the same
+/// `params`): the same output, bit for bit.
+pub fn softmax_row_i8_table(params: &SoftmaxQuantParams, table: &SoftmaxExpTable, input: &[i8], output: &mut [i8]) {
+    assert_eq!(input.len(), output.len());
+    let mut out = output.iter_mut();
+    let write = |v: i32| *out.next().unwrap() = v as i8;
+    softmax_row(params, input.iter().map(|&v| v as i32), 8, -128, 127, Some(table), write);
 }
 
 /// Reference uint8 softmax of one row (output scale 1/256, zero point 0).
 pub fn softmax_row_u8(params: &SoftmaxQuantParams, input: &[u8], output: &mut [u8]) {
     assert_eq!(input.len(), output.len());
     let mut out = output.iter_mut();
-    softmax_row(params, input.iter().map(|&v| v as i32), 8, 0, 255, |v| *out.next().unwrap() = v as u8);
+    softmax_row(params, input.iter().map(|&v| v as i32), 8, 0, 255, None, |v| *out.next().unwrap() = v as u8);
+}
+
+/// [`softmax_row_u8`] with `exp` looked up in `table`.
+pub fn softmax_row_u8_table(params: &SoftmaxQuantParams, table: &SoftmaxExpTable, input: &[u8], output: &mut [u8]) {
+    assert_eq!(input.len(), output.len());
+    let mut out = output.iter_mut();
+    let write = |v: i32| *out.next().unwrap() = v as u8;
+    softmax_row(params, input.iter().map(|&v| v as i32), 8, 0, 255, Some(table), write);
 }
 
 /// Reference int8-in, int16-out softmax of one row (output scale 1/65536,
@@ -146,7 +187,8 @@ pub fn softmax_row_u8(params: &SoftmaxQuantParams, input: &[u8], output: &mut [u
 pub fn softmax_row_i8_to_i16(params: &SoftmaxQuantParams, input: &[i8], output: &mut [i16]) {
     assert_eq!(input.len(), output.len());
     let mut out = output.iter_mut();
-    softmax_row(params, input.iter().map(|&v| v as i32), 16, -32768, 32767, |v| *out.next().unwrap() = v as i16);
+    let write = |v: i32| *out.next().unwrap() = v as i16;
+    softmax_row(params, input.iter().map(|&v| v as i32), 16, -32768, 32767, None, write);
 }
 
 /// The float table of TFLite's *optimised* 8-bit softmax
@@ -165,6 +207,34 @@ pub fn softmax_exp_table(input_scale: f32, beta: f32) -> [f32; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_rows_equal_the_reference_rows() {
+        // A small LCG: no test dependency for a few thousand bytes.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for (beta, scale) in [(1.0f32, 0.1f32), (1.0, 0.0039), (0.5, 0.25), (2.0, 0.05), (1.0, 1.0)] {
+            let params = softmax_params(beta, scale).unwrap();
+            let table = SoftmaxExpTable::new(&params);
+            for len in [1usize, 2, 7, 100, 1001] {
+                // Wide rows reach below diff_min; narrow ones stay near the max.
+                let spread = if len % 2 == 0 { 256 } else { 16 };
+                let x: Vec<i8> = (0..len).map(|_| (next() % spread) as i32 - 128).map(|v| v as i8).collect();
+                let (mut want, mut got) = (vec![0i8; len], vec![0i8; len]);
+                softmax_row_i8(&params, &x, &mut want);
+                softmax_row_i8_table(&params, &table, &x, &mut got);
+                assert_eq!(got, want, "int8 beta {beta} scale {scale} len {len}");
+                let xu: Vec<u8> = x.iter().map(|&v| (v as i32 + 128) as u8).collect();
+                let (mut want, mut got) = (vec![0u8; len], vec![0u8; len]);
+                softmax_row_u8(&params, &xu, &mut want);
+                softmax_row_u8_table(&params, &table, &xu, &mut got);
+                assert_eq!(got, want, "uint8 beta {beta} scale {scale} len {len}");
+            }
+        }
+    }
 
     #[test]
     fn params_for_typical_scale() {

@@ -3,7 +3,9 @@
 use ferrolite_kernels::reference::softmax::{log_softmax_f32, softmax_f32};
 use ferrolite_schema::BuiltinOperator as B;
 
-use ferrolite_kernels::quant::{softmax_params, softmax_row_i16, softmax_row_i8, softmax_row_u8, SoftmaxI16Params};
+use ferrolite_kernels::quant::{
+    softmax_params, softmax_row_i16, softmax_row_i8_table, softmax_row_u8_table, SoftmaxExpTable, SoftmaxI16Params,
+};
 
 use super::options;
 use super::quantized::{input_scale_zp, output_scale_zp};
@@ -67,6 +69,7 @@ impl Operator for Softmax {
                         got: out_t.to_string(),
                     });
                 }
+                let table = SoftmaxExpTable::new(&params);
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?;
                     let y = ctx.output(0)?;
@@ -76,11 +79,11 @@ impl Operator for Softmax {
                     if dtype == DataType::Int8 {
                         let (x, y) = (x.as_slice::<i8>()?, y.as_slice_mut::<i8>()?);
                         for (xr, yr) in x.chunks_exact(depth).zip(y.chunks_exact_mut(depth)) {
-                            softmax_row_i8(&params, xr, yr);
+                            softmax_row_i8_table(&params, &table, xr, yr);
                         }
                     } else {
                         for (xr, yr) in x.bytes.chunks_exact(depth).zip(y.bytes.chunks_exact_mut(depth)) {
-                            softmax_row_u8(&params, xr, yr);
+                            softmax_row_u8_table(&params, &table, xr, yr);
                         }
                     }
                     Ok(())
