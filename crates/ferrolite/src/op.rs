@@ -324,6 +324,21 @@ impl Workers<'_> {
         self.for_each_row_block(out, row_len, 32, 6, f)
     }
 
+    /// [`Self::for_each_gemm_rows`] for the float GEMM, whose tiles adapt to
+    /// any row count (25 rows as five 5-row tiles) and whose rows sum the
+    /// same in any tile: with fewer rows than a few chunks per thread (a 7x7
+    /// layer's 49), the rows are shared evenly, 25 + 24 rather than whole
+    /// tiles' 30 + 19.
+    pub fn for_each_f32_gemm_rows<T: Send>(&self, out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+        let rows = out.len() / row_len.max(1);
+        match self.pool {
+            Some(pool) if rows > 1 && rows < 6 * 8 * pool.threads() => {
+                self.for_each_row_block(out, row_len, rows.div_ceil(pool.threads()), 1, f)
+            }
+            _ => self.for_each_gemm_rows(out, row_len, f),
+        }
+    }
+
     /// [`Self::for_each_chunk_min`] with chunks of a multiple of `align`
     /// units (but the last).
     fn for_each_row_block<T: Send>(
@@ -433,6 +448,26 @@ mod tests {
                     assert_eq!(first + n, units, "{units} units + {extra}: the last chunk ends the units");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn few_float_gemm_rows_are_shared_evenly() {
+        let pool = WorkerPool::new(2).unwrap();
+        let workers = Workers { pool: Some(&pool) };
+        for (rows, want) in
+            [(49usize, vec![(0, 25), (25, 24)]), (64, vec![(0, 32), (32, 32)]), (3, vec![(0, 2), (2, 1)])]
+        {
+            let mut out = vec![0u8; rows * 3];
+            let seen = Mutex::new(Vec::new());
+            workers.for_each_f32_gemm_rows(&mut out, 3, |first, c: &mut [u8]| {
+                c.iter_mut().for_each(|v| *v += 1);
+                seen.lock().unwrap().push((first, c.len() / 3));
+            });
+            assert!(out.iter().all(|&v| v == 1), "{rows} rows: every value once");
+            let mut seen = seen.into_inner().unwrap();
+            seen.sort();
+            assert_eq!(seen, want, "{rows} rows");
         }
     }
 

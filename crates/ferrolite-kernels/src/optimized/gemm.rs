@@ -11,9 +11,10 @@
 //!
 //! Micro-kernels (all over the same packing):
 //! - `f32_gemm_{1..6}x16_avx2_fma`: 6 rows × 16 columns = 12 ymm
-//!   accumulators, one FMA per (row, half-panel) per depth step; the 1-row
-//!   case (GEMV, batch-1 FULLY_CONNECTED) unrolls the depth loop four ways to
-//!   hide the FMA latency.
+//!   accumulators, one FMA per (row, half-panel) per depth step; a GEMM of
+//!   one row (GEMV, batch-1 FULLY_CONNECTED) unrolls the depth loop four
+//!   ways to hide the FMA latency (another summation order, so 1-row tiles
+//!   of larger GEMMs keep the common one).
 //! - `f32_gemm_{1..4}x16_scalar`: portable Rust, always compiled.
 //!
 //! A kernel call covers one row tile across a run of panels (looping over
@@ -231,10 +232,15 @@ impl ARows<'_> {
 /// - `c`: row `r` is `c[r * ldc .. r * ldc + cols]`, overwritten.
 trait MicroKernel: Copy {
     const MR: usize;
+    /// `gemv`: the whole GEMM is this one row, so a kernel that sums in
+    /// another order (the 4-way unrolled GEMV) may take it; a 1-row tile
+    /// of a larger GEMM must sum like the other tiles, so that a row's
+    /// result does not depend on how the rows were split between threads.
     #[allow(clippy::too_many_arguments)]
     fn tiles(
         self,
         mr: usize,
+        gemv: bool,
         cols: usize,
         a: ARows,
         w: &[f32],
@@ -277,16 +283,35 @@ fn drive<K: MicroKernel>(
     assert_eq!(a.depth(), k, "rows of depth {} for weights of depth {k}", a.depth());
     let epilogue = Epilogue { bias: bias_pad, clamp };
     let mut i = 0;
-    while i < m {
-        let mr = K::MR.min(m - i);
+    for mr in row_tiles(m, K::MR) {
         let rows = match a.starts {
             [] => ARows { a: &a.a[i * lda..], ..a },
             starts => ARows { starts: &starts[i..], ..a },
         };
         let c_blk = &mut c[i * ldc..(i + mr - 1) * ldc + n];
-        kern.tiles(mr, n, rows, &packed.buf[packed.offset..], k * NR, epilogue, c_blk, ldc);
+        kern.tiles(mr, m == 1, n, rows, &packed.buf[packed.offset..], k * NR, epilogue, c_blk, ldc);
         i += mr;
     }
+}
+
+/// The row counts of the tiles an `m`-row block is cut into: `mr`-row
+/// tiles and the remainder, except that a remainder of fewer than `mr - 2`
+/// rows is spread over the block where that leaves every tile `mr - 1` or
+/// `mr` rows (25 rows as five 5-row tiles, not four 6-row tiles and a 1-row
+/// one). A tile is paced by its FMAs, about one cycle per row and depth
+/// step but no fewer than four (the FMA latency, with two accumulators a
+/// row), so 6+6+6+6+1 rows cost about what 5+5+5+5+5 do, and a thread can
+/// be handed any number of rows without a short tile costing it a full one.
+fn row_tiles(m: usize, mr: usize) -> impl Iterator<Item = usize> {
+    let tiles = m.div_ceil(mr);
+    let last = m - tiles.saturating_sub(1) * mr;
+    let spread = last + 2 < mr && tiles * (mr - 1) <= m;
+    (0..tiles).map(move |t| match spread {
+        // `m - tiles * (mr - 1)` tiles of `mr` rows, then `mr - 1`.
+        true => mr - 1 + usize::from(t < m - tiles * (mr - 1)),
+        false if t + 1 < tiles => mr,
+        false => last,
+    })
 }
 
 /// Portable micro-kernels, `1..=4` rows × 16 columns.
@@ -298,6 +323,7 @@ impl MicroKernel for Scalar {
     fn tiles(
         self,
         mr: usize,
+        _gemv: bool,
         cols: usize,
         a: ARows,
         w: &[f32],
@@ -357,6 +383,7 @@ impl MicroKernel for Avx2Fma {
     fn tiles(
         self,
         mr: usize,
+        gemv: bool,
         cols: usize,
         a: ARows,
         w: &[f32],
@@ -365,7 +392,7 @@ impl MicroKernel for Avx2Fma {
         c: &mut [f32],
         ldc: usize,
     ) {
-        Scalar.tiles(mr.min(4), cols, a, w, wstride, epilogue, c, ldc)
+        Scalar.tiles(mr.min(4), gemv, cols, a, w, wstride, epilogue, c, ldc)
     }
 }
 
@@ -382,6 +409,7 @@ mod avx2 {
         fn tiles(
             self,
             mr: usize,
+            gemv: bool,
             cols: usize,
             a: ARows,
             w: &[f32],
@@ -405,7 +433,8 @@ mod avx2 {
                 macro_rules! by_rows {
                     ($gather:literal) => {
                         match mr {
-                            1 => f32_gemm_1x16_avx2_fma(cols, a, w, wstride, epilogue, c),
+                            1 if gemv => f32_gemm_1x16_avx2_fma(cols, a, w, wstride, epilogue, c),
+                            1 => f32_gemm_mx16_avx2_fma::<1, $gather>(cols, a, w, wstride, epilogue, c, ldc),
                             2 => f32_gemm_mx16_avx2_fma::<2, $gather>(cols, a, w, wstride, epilogue, c, ldc),
                             3 => f32_gemm_mx16_avx2_fma::<3, $gather>(cols, a, w, wstride, epilogue, c, ldc),
                             4 => f32_gemm_mx16_avx2_fma::<4, $gather>(cols, a, w, wstride, epilogue, c, ldc),
@@ -465,7 +494,7 @@ mod avx2 {
         }
     }
 
-    /// `f32_gemm_{M}x16_avx2_fma`, `M` in 2..=6: 2M accumulators, over
+    /// `f32_gemm_{M}x16_avx2_fma`, `M` in 1..=6: 2M accumulators, over
     /// each panel of the run in turn. `GATHER`: `a` has several segments
     /// (else exactly one).
     ///
@@ -720,6 +749,72 @@ mod tests {
                 }
                 let ctx = format!("gather {isa:?} m={m} segs={segs} seg={seg} n={n} starts={starts:?}");
                 assert_close(&got, &want, &scale, 1e-5, &ctx);
+            }
+        }
+    }
+
+    #[test]
+    fn row_tiles_cover_the_rows_with_few_short_tiles() {
+        for mr in [4, 6] {
+            for m in 1..200 {
+                let tiles: Vec<usize> = row_tiles(m, mr).collect();
+                assert_eq!(tiles.iter().sum::<usize>(), m, "m={m} mr={mr}");
+                assert_eq!(tiles.len(), m.div_ceil(mr), "m={m} mr={mr}: {tiles:?}");
+                assert!(tiles.iter().all(|&t| (1..=mr).contains(&t)), "m={m} mr={mr}: {tiles:?}");
+                // At most one tile under mr - 1 rows, and only where
+                // spreading cannot give every tile mr - 1 or more.
+                let short = tiles.iter().filter(|&&t| t + 1 < mr).count();
+                assert!(short <= 1, "m={m} mr={mr}: {tiles:?}");
+                if short == 1 {
+                    assert!(tiles.len() * (mr - 1) > m || *tiles.last().unwrap() + 2 >= mr, "m={m} mr={mr}: {tiles:?}");
+                }
+            }
+        }
+        assert_eq!(row_tiles(25, 6).collect::<Vec<_>>(), [5; 5]);
+        assert_eq!(row_tiles(49, 6).collect::<Vec<_>>(), [6, 6, 6, 6, 5, 5, 5, 5, 5]);
+        assert_eq!(row_tiles(7, 6).collect::<Vec<_>>(), [6, 1]);
+        assert_eq!(row_tiles(10, 6).collect::<Vec<_>>(), [6, 4]);
+    }
+
+    /// A row sums the same whichever tile it lands in: the GEMM of rows
+    /// `0..m` equals, bit for bit, the GEMMs of any split of them (the
+    /// threads' split). Only a whole GEMM of one row may differ.
+    #[test]
+    fn a_rows_result_does_not_depend_on_the_split() {
+        let mut rng = Rng::new(0x5917);
+        for case in 0..40usize {
+            let (m, k, n) = (rng.range(2, 40), rng.range(1, 300), rng.range(1, 40));
+            let (a, w) = (rng.vec(m * k), rng.vec(n * k));
+            let bias = rng.vec(n);
+            let packed = PackedWeightsF32::pack(&w, n, k);
+            for &isa in &available_levels() {
+                let mut whole = vec![0.0; m * n];
+                gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), ClampF32::NONE, &mut whole, n);
+                let cut = 1 + case % (m - 1);
+                let mut parts = vec![0.0; m * n];
+                for (r0, r1) in [(0, cut), (cut, m)] {
+                    let rows = r1 - r0;
+                    if rows == 1 {
+                        continue; // a whole one-row GEMM may use the GEMV kernel
+                    }
+                    gemm_f32(
+                        isa,
+                        rows,
+                        k,
+                        &a[r0 * k..],
+                        k,
+                        &packed,
+                        Some(&bias),
+                        ClampF32::NONE,
+                        &mut parts[r0 * n..],
+                        n,
+                    );
+                    let (got, want) = (&parts[r0 * n..r1 * n], &whole[r0 * n..r1 * n]);
+                    assert!(
+                        got.iter().zip(want).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{isa:?} m={m} k={k} n={n} cut {cut}"
+                    );
+                }
             }
         }
     }

@@ -379,9 +379,16 @@ impl PreparedOp for ConvF32 {
                         plan.run_gemv_cols(input, filter, bias, cols, first * 16);
                     });
                 } else {
-                    workers.for_each_gemm_rows(out, plan.row_len(), |first_row, rows| {
+                    let run = |first_row, rows: &mut [f32]| {
                         with_scratch(|scratch| plan.run_rows(input, filter, bias, rows, first_row, scratch))
-                    });
+                    };
+                    if plan.in_place() {
+                        // The in-place GEMM pairs rows in its reductions:
+                        // whole tiles keep the pairs of one thread.
+                        workers.for_each_gemm_rows(out, plan.row_len(), run);
+                    } else {
+                        workers.for_each_f32_gemm_rows(out, plan.row_len(), run);
+                    }
                 }
             }
             (None, Some(filter)) => {
