@@ -324,12 +324,13 @@ impl Workers<'_> {
         self.for_each_row_block(out, row_len, 32, 6, f)
     }
 
-    /// [`Self::for_each_gemm_rows`] for the float GEMM, whose tiles adapt to
-    /// any row count (25 rows as five 5-row tiles) and whose rows sum the
-    /// same in any tile: with fewer rows than a few chunks per thread (a 7x7
-    /// layer's 49), the rows are shared evenly, 25 + 24 rather than whole
-    /// tiles' 30 + 19.
-    pub fn for_each_f32_gemm_rows<T: Send>(&self, out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    /// [`Self::for_each_gemm_rows`] for GEMMs whose rows come out the same
+    /// in any tile (the float GEMM, which also cuts any row count into
+    /// 5- and 6-row tiles; integer sums, which do not depend on their
+    /// order): with fewer rows than a few chunks per thread (a 7x7 layer's
+    /// 49), the rows are shared evenly, 25 + 24 rather than whole tiles'
+    /// 30 + 19.
+    pub fn for_each_gemm_rows_even<T: Send>(&self, out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
         let rows = out.len() / row_len.max(1);
         match self.pool {
             Some(pool) if rows > 1 && rows < 6 * 8 * pool.threads() => {
@@ -452,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn few_float_gemm_rows_are_shared_evenly() {
+    fn few_gemm_rows_are_shared_evenly() {
         let pool = WorkerPool::new(2).unwrap();
         let workers = Workers { pool: Some(&pool) };
         for (rows, want) in
@@ -460,7 +461,7 @@ mod tests {
         {
             let mut out = vec![0u8; rows * 3];
             let seen = Mutex::new(Vec::new());
-            workers.for_each_f32_gemm_rows(&mut out, 3, |first, c: &mut [u8]| {
+            workers.for_each_gemm_rows_even(&mut out, 3, |first, c: &mut [u8]| {
                 c.iter_mut().for_each(|v| *v += 1);
                 seen.lock().unwrap().push((first, c.len() / 3));
             });

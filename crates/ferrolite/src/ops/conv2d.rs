@@ -141,7 +141,7 @@ impl Operator for Conv2d {
                         let len = plan.rows() * plan.row_len();
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
-                        workers.for_each_gemm_rows(y, plan.row_len(), |first_row, rows| {
+                        workers.for_each_gemm_rows_even(y, plan.row_len(), |first_row, rows| {
                             with_qs8_scratch(|s| match plan.banded() {
                                 true => plan.run_rows_quantizing(x, q, b, rows, first_row, s),
                                 false => plan.run_rows(q, b, rows, first_row, s),
@@ -273,14 +273,14 @@ impl PreparedOp for ConvQuant {
                 DataType::Int8 => {
                     let x = ctx.input(0)?.as_slice::<i8>()?;
                     let out = ctx.output(0)?.as_slice_mut::<i8>()?;
-                    workers.for_each_gemm_rows(out, plan.row_len(), |first_row, rows| {
+                    workers.for_each_gemm_rows_even(out, plan.row_len(), |first_row, rows| {
                         with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
                     });
                 }
                 _ => {
                     let x = ctx.input(0)?.as_slice::<u8>()?;
                     let out = ctx.output(0)?.as_slice_mut::<u8>()?;
-                    workers.for_each_gemm_rows(out, plan.row_len(), |first_row, rows| {
+                    workers.for_each_gemm_rows_even(out, plan.row_len(), |first_row, rows| {
                         with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
                     });
                 }
@@ -387,7 +387,7 @@ impl PreparedOp for ConvF32 {
                         // whole tiles keep the pairs of one thread.
                         workers.for_each_gemm_rows(out, plan.row_len(), run);
                     } else {
-                        workers.for_each_f32_gemm_rows(out, plan.row_len(), run);
+                        workers.for_each_gemm_rows_even(out, plan.row_len(), run);
                     }
                 }
             }
