@@ -4,7 +4,7 @@ use ferrolite_kernels::reference::padding::Padding2d;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferrolite_kernels::optimized::{isa, pool as fast};
-use ferrolite_kernels::reference::pool::{l2_pool_f32_rows, max_pool_f32_rows, Pool2dParams};
+use ferrolite_kernels::reference::pool::{l2_pool_f32_rows, Pool2dParams};
 use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::activation::ClampI32;
@@ -61,8 +61,8 @@ impl Operator for Pool {
                     pad_left: win.padding.left,
                     clamp: float_clamp(o.fused_activation_function)?,
                 };
-                // Average: the reference loops compiled for the best SIMD
-                // level (the same results bit for bit).
+                // Average and max: vectorised for the best SIMD level (the
+                // same results bit for bit).
                 let level = if ctx.reference_kernels { isa::IsaLevel::Scalar } else { isa::detect() };
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let input = ctx.input(0)?.as_slice::<f32>()?;
@@ -75,7 +75,7 @@ impl Operator for Pool {
                                 fast::average_pool_f32_rows(level, &p, input, in_shape, rows, first, out_shape)
                             }
                             Kind::Max => {
-                                max_pool_f32_rows(&p, input, in_shape, rows, first, out_shape);
+                                fast::max_pool_f32_rows(level, &p, input, in_shape, rows, first, out_shape);
                                 true
                             }
                             Kind::L2 => l2_pool_f32_rows(&p, input, in_shape, rows, first, out_shape),
