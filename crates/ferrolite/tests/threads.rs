@@ -10,7 +10,11 @@ mod support;
 use ferrolite::InterpreterOptions;
 
 fn same_bits_at_any_thread_count(name: &str) {
-    let run = |threads| support::run_fixture_with(name, InterpreterOptions { threads, ..Default::default() });
+    same_bits_with(name, InterpreterOptions::default());
+}
+
+fn same_bits_with(name: &str, options: InterpreterOptions) {
+    let run = |threads| support::run_fixture_with(name, InterpreterOptions { threads, ..options.clone() });
     let Some(one) = run(1) else {
         eprintln!("skipping {name}: fixture not found");
         return;
@@ -66,5 +70,14 @@ fn other_models_give_the_same_bits_at_any_thread_count() {
         "control_flow.f32",
     ] {
         same_bits_at_any_thread_count(name);
+    }
+}
+
+#[test]
+fn weights_in_place_give_the_same_bits_at_any_thread_count() {
+    let in_place = InterpreterOptions { pack_weights: false, ..Default::default() };
+    for name in ["mobilenet_v1_0.25_128.f32", "mobilenet_v2_0.35_96.f16", "transformer_block.f32", "upsample_head.f32"]
+    {
+        same_bits_with(name, in_place.clone());
     }
 }
