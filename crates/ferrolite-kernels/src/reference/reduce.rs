@@ -33,13 +33,13 @@ pub fn reduction_count(in_shape: &[usize], axes: &[usize]) -> usize {
 /// Fold `input` over `axes` into `output`: every output element starts at
 /// `init` and becomes `f(acc, x)` for each input element `x` mapping to it,
 /// taken in the input's row-major order (TFLite's reference order).
-pub fn reduce<T: Copy>(
-    input: &[T],
+pub fn reduce<I: Copy, A: Copy>(
+    input: &[I],
     in_shape: &[usize],
     axes: &[usize],
-    output: &mut [T],
-    init: T,
-    f: impl Fn(T, T) -> T,
+    output: &mut [A],
+    init: A,
+    f: impl Fn(A, I) -> A,
 ) {
     for o in output.iter_mut() {
         *o = init;
