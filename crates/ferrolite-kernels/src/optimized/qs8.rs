@@ -311,18 +311,33 @@ pub(crate) fn gemm_f32_tiles(
     Some(())
 }
 
-/// The first byte of panels `js` of `w`, whether they are 8-bit, and the
-/// bytes from one panel to the next; checks that the run lies inside `w`.
+/// What a tile of `m` rows over the (non-empty) run of panels `js` of `w`
+/// reads and writes, checked: `m` rows of `a` (`a_len` values at stride
+/// `lda`), the panels (back to back, as `panel` slices them), and `out`
+/// (`out_len` values, rows at stride `ldo`, the group's `cols` columns).
+/// Returns the first panel's first byte, whether the panels are 8-bit, the
+/// bytes from one panel to the next, and the run's end column.
 #[cfg(target_arch = "x86_64")]
-fn panel_run(w: &PackedQs8, js: &Range<usize>, k2: usize) -> (*const u8, bool, usize) {
-    let first = w.panel(js.start);
-    let last = w.panel(js.end - 1);
-    let (w0, narrow, _) = avx2::panel_ptr(first);
-    let (w_last, _, w_len) = avx2::panel_ptr(last);
+#[allow(clippy::too_many_arguments)]
+fn tile_run(
+    w: &PackedQs8,
+    js: &Range<usize>,
+    m: usize,
+    a_len: usize,
+    lda: usize,
+    out_len: usize,
+    ldo: usize,
+    cols: usize,
+) -> (*const u8, bool, usize, usize) {
+    let k2 = w.k2;
+    let (w0, narrow, _) = avx2::panel_ptr(w.panel(js.start));
+    let (w_last, _, w_len) = avx2::panel_ptr(w.panel(js.end - 1));
     let stride = k2 * 2 * NR * if narrow { 1 } else { 2 };
-    // The panels lie back to back (`panel` slices that layout).
     assert!(w_len >= k2 * 2 * NR && w_last as usize - w0 as usize == (js.len() - 1) * stride);
-    (w0, narrow, stride)
+    let end_col = cols.min(js.end * NR);
+    assert!((1..=6).contains(&m) && js.start * NR < cols);
+    assert!(a_len >= (m - 1) * lda + 2 * k2 && out_len >= (m - 1) * ldo + end_col);
+    (w0, narrow, stride, end_col)
 }
 
 /// `acc[r][c] = sum_d a[r][d] * w[c][d]` for `r < m`, `c < 16 * panels`
@@ -1108,7 +1123,7 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub(crate) mod avx2 {
-    use super::{panel_run, DwFast, FloatTail, PackedQs8, Panel, Requant, DW_MAX_TAPS, NR, PAD, Q8};
+    use super::{tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, DW_MAX_TAPS, NR, PAD, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -1216,12 +1231,9 @@ pub(crate) mod avx2 {
         if js.is_empty() {
             return;
         }
-        let (w0, narrow, stride) = panel_run(w, &js, k2);
-        let end_col = cols.min(js.end * NR);
-        assert!((1..=6).contains(&m) && js.start * NR < cols);
-        assert!(a.len() >= (m - 1) * lda + 2 * k2);
+        assert_eq!(k2, w.k2, "depth pairs of the weights");
+        let (w0, narrow, stride, end_col) = tile_run(w, &js, m, a.len(), lda, out.len(), ldo, cols);
         assert!(epi.rq.len() >= js.end * 5 * NR && epi.bias.len() >= js.end * NR);
-        assert!(out.len() >= (m - 1) * ldo + end_col);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr() as *mut u8);
         let (rq, bias) = (epi.rq.as_ptr(), epi.bias.as_ptr());
         let (flags, oc) = (epi.flags, epi.oc);
@@ -1314,12 +1326,9 @@ pub(crate) mod avx2 {
         if js.is_empty() {
             return;
         }
-        let (w0, narrow, stride) = panel_run(w, &js, k2);
-        let end_col = cols.min(js.end * NR);
-        assert!((1..=6).contains(&m) && js.start * NR < cols);
-        assert!(a.len() >= (m - 1) * lda + 2 * k2);
+        assert_eq!(k2, w.k2, "depth pairs of the weights");
+        let (w0, narrow, stride, end_col) = tile_run(w, &js, m, a.len(), lda, out.len(), ldo, cols);
         assert!(tail.w.is_none_or(|w| w.len() >= js.end * NR) && tail.bias.is_none_or(|b| b.len() >= js.end * NR));
-        assert!(out.len() >= (m - 1) * ldo + end_col);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr());
         let (j0, n) = (js.start, js.len());
         // SAFETY: the token proves AVX2 is available; the asserts above
