@@ -1419,42 +1419,87 @@ pub(crate) mod avx2 {
             let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [zero, zero]);
             let vs = _mm256_set1_ps(tail.s);
             let (lo, hi) = (_mm256_set1_ps(tail.clamp[0]), _mm256_set1_ps(tail.clamp[1]));
-            let half = |h: usize| {
-                let wv = tail.w.map(|w| _mm256_loadu_ps(w.as_ptr().add(col + 8 * h)));
-                // `a * (w * s)`: the product is the same for every row.
-                let ws = wv.map(|wv| _mm256_mul_ps(wv, vs));
-                let b = tail.bias.map(|b| _mm256_loadu_ps(b.as_ptr().add(col + 8 * h)));
-                (wv, ws, b)
-            };
-            let halves = [half(0), half(1)];
-            for r in 0..M {
-                let mut row = [_mm256_setzero_ps(); 2];
-                for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate() {
-                    let (wv, ws, b) = halves[h];
-                    let x = _mm256_cvtepi32_ps(acc);
-                    let mut v = match (wv, ws) {
-                        (Some(wv), _) if tail.seq => _mm256_mul_ps(_mm256_mul_ps(x, wv), vs),
-                        (_, Some(ws)) => _mm256_mul_ps(x, ws),
-                        _ => _mm256_mul_ps(x, vs),
+            let (wp, bp) = (tail.w.map(|w| w.as_ptr().add(col)), tail.bias.map(|b| b.as_ptr().add(col)));
+            // Each combination gets its own straight-line row loop: deciding
+            // per row and half kept the accumulators spilled and the loop
+            // branching (the epilogue was most of a shallow layer's time).
+            match (wp, tail.seq, tail.zero_add, bp) {
+                // conv2d_hybrid_per_channel: `(a * w[c]) * s + bias[c]`.
+                (Some(wp), true, false, Some(bp)) => {
+                    let m = [0, 8].map(|h| _mm256_loadu_ps(wp.add(h)));
+                    let b = [0, 8].map(|h| _mm256_loadu_ps(bp.add(h)));
+                    store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| {
+                        _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(x, m[h]), vs), b[h])
+                    });
+                }
+                (Some(wp), true, false, None) => {
+                    let m = [0, 8].map(|h| _mm256_loadu_ps(wp.add(h)));
+                    store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| _mm256_mul_ps(_mm256_mul_ps(x, m[h]), vs));
+                }
+                // conv2d_hybrid: `(0 + a * s) + bias[c]`.
+                (None, _, true, Some(bp)) => {
+                    let b = [0, 8].map(|h| _mm256_loadu_ps(bp.add(h)));
+                    let z = _mm256_setzero_ps();
+                    store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| {
+                        _mm256_add_ps(_mm256_add_ps(z, _mm256_mul_ps(x, vs)), b[h])
+                    });
+                }
+                (None, _, true, None) => {
+                    let z = _mm256_setzero_ps();
+                    store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, _| _mm256_add_ps(z, _mm256_mul_ps(x, vs)));
+                }
+                // Any other combination, deciding as it goes.
+                _ => store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| {
+                    let wv = wp.map(|w| _mm256_loadu_ps(w.add(8 * h)));
+                    let mut v = match wv {
+                        Some(wv) if tail.seq => _mm256_mul_ps(_mm256_mul_ps(x, wv), vs),
+                        // `a * (w * s)`: the product is the same for every row.
+                        Some(wv) => _mm256_mul_ps(x, _mm256_mul_ps(wv, vs)),
+                        None => _mm256_mul_ps(x, vs),
                     };
                     if tail.zero_add {
                         v = _mm256_add_ps(_mm256_setzero_ps(), v);
                     }
-                    if let Some(b) = b {
-                        v = _mm256_add_ps(v, b);
+                    if let Some(bp) = bp {
+                        v = _mm256_add_ps(v, _mm256_loadu_ps(bp.add(8 * h)));
                     }
-                    row[h] = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
-                }
+                    v
+                }),
+            }
+        }
+    }
+
+    /// Rows `0..M` of a tile: `scale(f32(acc), half)`, clamped to
+    /// `[lo, hi]`, stored as the first `nc` of 16 columns.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store_rows<const M: usize>(
+        acc0: [__m256i; M],
+        acc1: [__m256i; M],
+        lo: __m256,
+        hi: __m256,
+        out: *mut f32,
+        ldo: usize,
+        nc: usize,
+        scale: impl Fn(__m256, usize) -> __m256,
+    ) {
+        // SAFETY: the caller checked that `M` rows of `nc` floats at stride
+        // `ldo` from `out` are in its output.
+        unsafe {
+            for r in 0..M {
+                let v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, scale(_mm256_cvtepi32_ps(acc0[r]), 0)));
+                let v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, scale(_mm256_cvtepi32_ps(acc1[r]), 1)));
                 let dst = out.add(r * ldo);
                 if nc == NR {
-                    _mm256_storeu_ps(dst, row[0]);
-                    _mm256_storeu_ps(dst.add(8), row[1]);
+                    _mm256_storeu_ps(dst, v0);
+                    _mm256_storeu_ps(dst.add(8), v1);
                 } else if nc == 8 {
-                    _mm256_storeu_ps(dst, row[0]);
+                    _mm256_storeu_ps(dst, v0);
                 } else {
                     let mut tmp = [0f32; NR];
-                    _mm256_storeu_ps(tmp.as_mut_ptr(), row[0]);
-                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8), row[1]);
+                    _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
+                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
                     std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, nc);
                 }
             }
