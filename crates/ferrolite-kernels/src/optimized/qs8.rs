@@ -1288,22 +1288,18 @@ pub(crate) mod avx2 {
     ) {
         // SAFETY: the caller (`gemm_requant_tiles`) checked the bounds.
         unsafe {
+            // Most layers need neither the left shift nor the saturation
+            // check: their own copy of the kernel has no flag tests in the
+            // row loop.
+            let plain = flags == (false, false);
             for j in 0..panels {
                 let nc = NR.min(cols - j * NR);
                 let (rq, bias) = (rq.add(j * 5 * NR), bias.add(j * NR));
-                qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M>(
-                    k2,
-                    a,
-                    lda,
-                    w.add(j * stride),
-                    rq,
-                    bias,
-                    flags,
-                    oc,
-                    out.add(j * NR),
-                    ldo,
-                    nc,
-                );
+                let kernel = match plain {
+                    true => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, true>,
+                    false => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, false>,
+                };
+                kernel(k2, a, lda, w.add(j * stride), rq, bias, flags, oc, out.add(j * NR), ldo, nc);
             }
         }
     }
@@ -1508,10 +1504,11 @@ pub(crate) mod avx2 {
 
     /// `qs8_gemm_mx16c2_avx2` with the accumulators starting at the bias
     /// (integer sums wrap, so the order does not matter) and `finish` on
-    /// the registers before one 16-byte store per row.
+    /// the registers before one 16-byte store per row. `PLAIN`: `flags`
+    /// are `(false, false)` (no left shift, no saturation check).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const NARROW: bool, const M: usize>(
+    unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const NARROW: bool, const M: usize, const PLAIN: bool>(
         k2: usize,
         a: *const i16,
         lda: usize,
@@ -1531,7 +1528,7 @@ pub(crate) mod avx2 {
             let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [ld(b), ld(b.add(8))]);
             let r0 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR)));
             let r1 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR + 8)));
-            let (lsh, min) = flags;
+            let (lsh, min) = if PLAIN { (false, false) } else { flags };
             for r in 0..M {
                 let v0 = requant_pre(acc0[r], r0, lsh, min, oc);
                 let v1 = requant_pre(acc1[r], r1, lsh, min, oc);
@@ -2118,10 +2115,20 @@ mod tests {
     }
 
     fn q_i8(rng: &mut Rng, channels: usize) -> ConvQuantParams {
+        q_i8_with(rng, channels, false)
+    }
+    /// `above_one`: an output scale small enough that every channel's
+    /// multiplier exceeds 1 (the requantisation's left shift runs).
+    fn q_i8_with(rng: &mut Rng, channels: usize, above_one: bool) -> ConvQuantParams {
         let scales: Vec<f32> =
             if rng.range(0, 3) == 0 { vec![scale(rng)] } else { (0..channels).map(|_| scale(rng) * 0.02).collect() };
         let (izp, ozp) = (zp(rng, -128, 127), zp(rng, -128, 127));
-        ConvQuantParams::per_channel(scale(rng), izp, &scales, scale(rng) * 2.0, ozp, act(rng), -128, 127).unwrap()
+        let in_scale = scale(rng);
+        let out_scale = match above_one {
+            true => in_scale * scales.iter().copied().fold(f32::INFINITY, f32::min) / (1.5 + 3.0 * rng.f32().abs()),
+            false => scale(rng) * 2.0,
+        };
+        ConvQuantParams::per_channel(in_scale, izp, &scales, out_scale, ozp, act(rng), -128, 127).unwrap()
     }
     fn q_u8(rng: &mut Rng) -> ConvQuantParams {
         let (izp, fzp, ozp) = (zp(rng, 0, 255), zp(rng, 0, 255), zp(rng, 0, 255));
@@ -2229,7 +2236,9 @@ mod tests {
             let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
             let rows = out_len / out_c;
             if i % 2 == 0 {
-                let q = q_i8(&mut rng, out_c);
+                // Every fourth case with multipliers above 1 (the GEMM's
+                // kernel with the left shift, not the plain one).
+                let q = q_i8_with(&mut rng, out_c, i % 4 == 2);
                 let x = i8s(&mut rng, g.in_shape.iter().product());
                 let w = i8s(&mut rng, filter_shape.iter().product());
                 let mut want = vec![0i8; out_len];
