@@ -31,6 +31,38 @@ pub struct DepthwiseF32Plan {
     supported: bool,
 }
 
+/// What happens to a channel's sum `a` before it is stored: `clamp(a +
+/// bias[c])` (no bias: `+ 0.0`), or with `scale`, `clamp((a + 0.0) *
+/// scale[c] + bias[c])` (no bias: no addition) -- a separate multiply and
+/// add, the order of the hybrid reference's `f32(acc) * scale + bias`.
+#[derive(Clone, Copy, Debug)]
+pub struct DwEpilogue<'a> {
+    pub scale: Option<&'a [f32]>,
+    pub bias: Option<&'a [f32]>,
+    pub clamp: ClampF32,
+}
+
+impl DwEpilogue<'_> {
+    /// Channel `c`'s output from its sum `a`.
+    #[inline]
+    fn apply(&self, a: f32, c: usize) -> f32 {
+        let v = match self.scale {
+            None => a + self.bias.map_or(0.0, |b| b[c]),
+            Some(s) => {
+                let v = (a + 0.0) * s[c];
+                self.bias.map_or(v, |b| v + b[c])
+            }
+        };
+        self.clamp.apply(v)
+    }
+
+    /// Checks that the bias and scale hold `c` values.
+    fn check(&self, c: usize) {
+        assert!(self.bias.is_none_or(|b| b.len() >= c), "bias too short");
+        assert!(self.scale.is_none_or(|s| s.len() >= c), "scale too short");
+    }
+}
+
 /// The dot products of one output pixel: input offsets of its in-bounds
 /// taps (pixel start, channel 0) and the matching weight row offsets.
 struct Taps {
@@ -118,7 +150,12 @@ impl DepthwiseF32Plan {
         let [batches, in_h, in_w, in_c] = self.in_shape;
         assert!(input.len() >= batches * in_h * in_w * in_c, "input too short");
         let image_row = |b: usize, iy: usize| (b * in_h + iy) * in_w * in_c;
-        self.run_rows_from(input, &image_row, bias, output_rows, row_start);
+        self.run_rows_from(input, &image_row, &self.epilogue(bias), output_rows, row_start);
+    }
+
+    /// The plan's own epilogue: `bias`, then its clamp.
+    pub fn epilogue<'a>(&self, bias: Option<&'a [f32]>) -> DwEpilogue<'a> {
+        DwEpilogue { scale: None, bias, clamp: self.p.clamp }
     }
 
     /// Output rows per band when a band holds about `band_values` input
@@ -141,13 +178,13 @@ impl DepthwiseF32Plan {
     /// thread); rows the previous band of the same image already holds are
     /// moved to the front, not filled again. After each band's sums,
     /// `finish(b, out)` may rework that band's output rows while they are in
-    /// cache. A fused producer (CONV_2D) or an input quantised band by band
+    /// cache. `epi` finishes each sum (see [`Self::epilogue`]). A fused producer (CONV_2D) or an input quantised band by band
     /// feeds the depthwise conv this way without the whole input in memory.
     #[allow(clippy::too_many_arguments)]
     pub fn run_bands(
         &self,
         band_rows: usize,
-        bias: Option<&[f32]>,
+        epi: &DwEpilogue<'_>,
         output: &mut [f32],
         first: usize,
         band: &mut Vec<f32>,
@@ -190,7 +227,7 @@ impl DepthwiseF32Plan {
             }
             (have_b, have) = (b, lo..hi);
             let out = &mut output[r * out_row..(r + nb) * out_row];
-            self.run_rows_from(band, &|_, iy| (iy - lo) * in_row, bias, out, (first + r) * out_w);
+            self.run_rows_from(band, &|_, iy| (iy - lo) * in_row, epi, out, (first + r) * out_w);
             finish(b, out);
             r += nb;
         }
@@ -206,7 +243,7 @@ impl DepthwiseF32Plan {
         &self,
         input: &[f32],
         image_row: &impl Fn(usize, usize) -> usize,
-        bias: Option<&[f32]>,
+        epi: &DwEpilogue<'_>,
         output_rows: &mut [f32],
         row_start: usize,
     ) {
@@ -220,9 +257,7 @@ impl DepthwiseF32Plan {
         assert!(output_rows.len().is_multiple_of(out_c), "output_rows is not a whole number of rows");
         let rows = output_rows.len() / out_c;
         assert!(row_start + rows <= self.rows(), "rows {row_start}..{} past {}", row_start + rows, self.rows());
-        if let Some(b) = bias {
-            assert!(b.len() >= out_c, "bias too short");
-        }
+        epi.check(out_c);
         let p = &self.p;
         let kernel = Kernel::pick(self.isa, p.depth_multiplier);
         let mut taps = Taps { input: Vec::with_capacity(f_h * f_w), weight: Vec::with_capacity(f_h * f_w) };
@@ -269,17 +304,15 @@ impl DepthwiseF32Plan {
             let out = &mut output_rows[i * out_c..(i + np) * out_c];
             match kernel {
                 #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2(t) => {
-                    avx2::f32_dwconv_avx2_fma(t, &taps, np, step, input, &self.weights, bias, p.clamp, out)
-                }
+                Kernel::Avx2(t) => avx2::f32_dwconv_avx2_fma(t, &taps, np, step, input, &self.weights, epi, out),
                 Kernel::Scalar => {
                     for (q, o) in out.chunks_exact_mut(out_c).enumerate() {
-                        f32_dwconv_scalar(&taps, q * step, input, &self.weights, bias, p.clamp, o)
+                        f32_dwconv_scalar(&taps, q * step, input, &self.weights, epi, o)
                     }
                 }
                 Kernel::Multiplier(dm) => {
                     for (q, o) in out.chunks_exact_mut(out_c).enumerate() {
-                        f32_dwconv_multiplier_scalar(dm, &taps, q * step, input, &self.weights, bias, p.clamp, o)
+                        f32_dwconv_multiplier_scalar(dm, &taps, q * step, input, &self.weights, epi, o)
                     }
                 }
             }
@@ -312,15 +345,7 @@ impl Kernel {
 
 /// Portable depthwise pixel (`depth_multiplier == 1`): blocks of 8 channels
 /// in fixed-size arrays (which the compiler vectorises with the baseline).
-fn f32_dwconv_scalar(
-    taps: &Taps,
-    shift: usize,
-    input: &[f32],
-    weights: &[f32],
-    bias: Option<&[f32]>,
-    clamp: ClampF32,
-    out: &mut [f32],
-) {
+fn f32_dwconv_scalar(taps: &Taps, shift: usize, input: &[f32], weights: &[f32], epi: &DwEpilogue<'_>, out: &mut [f32]) {
     let c = out.len();
     let mut ch = 0;
     while ch < c {
@@ -341,7 +366,7 @@ fn f32_dwconv_scalar(
             }
         }
         for j in 0..n {
-            out[ch + j] = clamp.apply(acc[j] + bias.map_or(0.0, |b| b[ch + j]));
+            out[ch + j] = epi.apply(acc[j], ch + j);
         }
         ch += 8;
     }
@@ -356,8 +381,7 @@ fn f32_dwconv_multiplier_scalar(
     shift: usize,
     input: &[f32],
     weights: &[f32],
-    bias: Option<&[f32]>,
-    clamp: ClampF32,
+    epi: &DwEpilogue<'_>,
     out: &mut [f32],
 ) {
     for (oc, o) in out.iter_mut().enumerate() {
@@ -366,7 +390,7 @@ fn f32_dwconv_multiplier_scalar(
         for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
             acc += input[io + shift + ic] * weights[wo + oc];
         }
-        *o = clamp.apply(acc + bias.map_or(0.0, |b| b[oc]));
+        *o = epi.apply(acc, oc);
     }
 }
 
@@ -375,8 +399,7 @@ fn f32_dwconv_multiplier_scalar(
 // Index loops over fixed register arrays are deliberate: they unroll.
 #[allow(clippy::needless_range_loop)]
 mod avx2 {
-    use super::Taps;
-    use crate::activation::ClampF32;
+    use super::{DwEpilogue, Taps};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
@@ -395,8 +418,7 @@ mod avx2 {
         step: usize,
         input: &[f32],
         weights: &[f32],
-        bias: Option<&[f32]>,
-        clamp: ClampF32,
+        epi: &DwEpilogue<'_>,
         out: &mut [f32],
     ) {
         assert!(np >= 1 && out.len().is_multiple_of(np));
@@ -406,34 +428,21 @@ mod avx2 {
         for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
             assert!(io + (np - 1) * step + c <= input.len() && wo + c8 <= weights.len());
         }
-        if let Some(b) = bias {
-            assert!(b.len() >= c);
-        }
+        epi.check(c);
         let _ = token;
         let mut q = 0;
         while q + 4 <= np {
             // SAFETY: the token proves AVX2 + FMA; every tap's input range
             // for pixels `q .. q + 4` and its weight row were checked above,
-            // and the bias holds `c` values.
+            // and the bias and scale hold `c` values.
             unsafe {
-                dwconv_4px(
-                    taps,
-                    q * step,
-                    step,
-                    input.as_ptr(),
-                    weights.as_ptr(),
-                    bias,
-                    clamp,
-                    &mut out[q * c..(q + 4) * c],
-                )
+                dwconv_4px(taps, q * step, step, input.as_ptr(), weights.as_ptr(), epi, &mut out[q * c..(q + 4) * c])
             }
             q += 4;
         }
         while q < np {
             // SAFETY: as above, for pixel `q`.
-            unsafe {
-                dwconv_1px(taps, q * step, input.as_ptr(), weights.as_ptr(), bias, clamp, &mut out[q * c..(q + 1) * c])
-            }
+            unsafe { dwconv_1px(taps, q * step, input.as_ptr(), weights.as_ptr(), epi, &mut out[q * c..(q + 1) * c]) }
             q += 1;
         }
     }
@@ -459,6 +468,29 @@ mod avx2 {
         }
     }
 
+    /// [`DwEpilogue::apply`] on channels `ch .. ch + 8` (the lanes of
+    /// `mask`), `[lo, hi]` its clamp.
+    ///
+    /// # Safety
+    /// AVX2 available; `bias[ch..]` and `scale[ch..]` readable on the lanes
+    /// of `mask`.
+    #[inline(always)]
+    unsafe fn finish8(epi: &DwEpilogue<'_>, a: __m256, ch: usize, mask: __m256i, lo: __m256, hi: __m256) -> __m256 {
+        // SAFETY: per the contract; masked lanes are not read.
+        unsafe {
+            let Some(s) = epi.scale else {
+                return clamp_add(a, bias8(epi.bias, ch, mask), lo, hi);
+            };
+            let v = _mm256_add_ps(a, _mm256_setzero_ps());
+            let v = _mm256_mul_ps(v, _mm256_maskload_ps(s.as_ptr().add(ch), mask));
+            let v = match epi.bias {
+                Some(b) => _mm256_add_ps(v, _mm256_maskload_ps(b.as_ptr().add(ch), mask)),
+                None => v,
+            };
+            _mm256_min_ps(hi, _mm256_max_ps(lo, v))
+        }
+    }
+
     /// Mask enabling the first `n <= 8` lanes.
     #[inline(always)]
     fn mask_first(n: usize) -> __m256i {
@@ -480,13 +512,12 @@ mod avx2 {
         shift: usize,
         input: *const f32,
         weights: *const f32,
-        bias: Option<&[f32]>,
-        clamp: ClampF32,
+        epi: &DwEpilogue<'_>,
         out: &mut [f32],
     ) {
         let c = out.len();
-        let lo = _mm256_set1_ps(clamp.min);
-        let hi = _mm256_set1_ps(clamp.max);
+        let lo = _mm256_set1_ps(epi.clamp.min);
+        let hi = _mm256_set1_ps(epi.clamp.max);
         let full = mask_first(8);
         let op = out.as_mut_ptr();
         // SAFETY (whole body): offsets stay below `c` for input and output
@@ -505,7 +536,7 @@ mod avx2 {
                     }
                 }
                 for u in 0..4 {
-                    _mm256_storeu_ps(op.add(ch + 8 * u), clamp_add(a[u], bias8(bias, ch + 8 * u, full), lo, hi));
+                    _mm256_storeu_ps(op.add(ch + 8 * u), finish8(epi, a[u], ch + 8 * u, full, lo, hi));
                 }
                 ch += 32;
             }
@@ -514,7 +545,7 @@ mod avx2 {
                 for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
                     a = _mm256_fmadd_ps(_mm256_loadu_ps(input.add(io + ch)), _mm256_loadu_ps(weights.add(wo + ch)), a);
                 }
-                _mm256_storeu_ps(op.add(ch), clamp_add(a, bias8(bias, ch, full), lo, hi));
+                _mm256_storeu_ps(op.add(ch), finish8(epi, a, ch, full, lo, hi));
                 ch += 8;
             }
             if ch < c {
@@ -524,7 +555,7 @@ mod avx2 {
                     let x = _mm256_maskload_ps(input.add(io + ch), mask);
                     a = _mm256_fmadd_ps(x, _mm256_loadu_ps(weights.add(wo + ch)), a);
                 }
-                _mm256_maskstore_ps(op.add(ch), mask, clamp_add(a, bias8(bias, ch, mask), lo, hi));
+                _mm256_maskstore_ps(op.add(ch), mask, finish8(epi, a, ch, mask, lo, hi));
             }
         }
     }
@@ -545,13 +576,12 @@ mod avx2 {
         step: usize,
         input: *const f32,
         weights: *const f32,
-        bias: Option<&[f32]>,
-        clamp: ClampF32,
+        epi: &DwEpilogue<'_>,
         out: &mut [f32],
     ) {
         let c = out.len() / 4;
-        let lo = _mm256_set1_ps(clamp.min);
-        let hi = _mm256_set1_ps(clamp.max);
+        let lo = _mm256_set1_ps(epi.clamp.min);
+        let hi = _mm256_set1_ps(epi.clamp.max);
         let full = mask_first(8);
         let op = out.as_mut_ptr();
         // SAFETY (whole body): per the contract, as in `dwconv_1px`, for
@@ -571,11 +601,9 @@ mod avx2 {
                         a[q][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xq.add(8)), w1, a[q][1]);
                     }
                 }
-                let b0 = bias8(bias, ch, full);
-                let b1 = bias8(bias, ch + 8, full);
                 for q in 0..4 {
-                    _mm256_storeu_ps(op.add(q * c + ch), clamp_add(a[q][0], b0, lo, hi));
-                    _mm256_storeu_ps(op.add(q * c + ch + 8), clamp_add(a[q][1], b1, lo, hi));
+                    _mm256_storeu_ps(op.add(q * c + ch), finish8(epi, a[q][0], ch, full, lo, hi));
+                    _mm256_storeu_ps(op.add(q * c + ch + 8), finish8(epi, a[q][1], ch + 8, full, lo, hi));
                 }
                 ch += 16;
             }
@@ -590,9 +618,8 @@ mod avx2 {
                         a[q] = _mm256_fmadd_ps(_mm256_maskload_ps(x.add(q * step), mask), w, a[q]);
                     }
                 }
-                let b = bias8(bias, ch, mask);
                 for q in 0..4 {
-                    _mm256_maskstore_ps(op.add(q * c + ch), mask, clamp_add(a[q], b, lo, hi));
+                    _mm256_maskstore_ps(op.add(q * c + ch), mask, finish8(epi, a[q], ch, mask, lo, hi));
                 }
                 ch += n;
             }
@@ -686,7 +713,7 @@ mod tests {
                     }
                 }
                 let mut got = vec![f32::NAN; out_len];
-                plan.run_rows_from(&moved, &image_row, bias.as_deref(), &mut got, 0);
+                plan.run_rows_from(&moved, &image_row, &plan.epilogue(bias.as_deref()), &mut got, 0);
                 assert_close(&got, &want, &scale, 1e-5, &format!("{ctx} rows moved"));
             }
         }

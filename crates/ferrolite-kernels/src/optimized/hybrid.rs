@@ -30,7 +30,7 @@
 
 use crate::activation::ClampF32;
 use crate::optimized::conv::{im2col_block_rows, Im2col};
-use crate::optimized::depthwise::DepthwiseF32Plan;
+use crate::optimized::depthwise::{DepthwiseF32Plan, DwEpilogue};
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::optimized::qs8::{
     gemm_f32_tiles, gemm_i32, gemm_i32_panels, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, MR, NR,
@@ -1157,8 +1157,22 @@ impl HybridDepthwisePlan {
                 None => dst.fill(0.0),
             }
         };
-        let finish = |b: usize, out: &mut [f32]| self.finish_float_sums(q.scales[b], bias, out);
-        inner.run_bands(band_rows, None, output, first, band, fill, finish);
+        // The kernel finishes each sum itself, with the image's scales
+        // `s_w[c] * s_in` (an image at a time).
+        let out_h = self.out_shape[1];
+        let mut scaled = vec![0.0f32; out_c];
+        let mut r = 0;
+        while r < n {
+            let b = (first + r) / out_h;
+            let here = ((b + 1) * out_h - (first + r)).min(n - r);
+            for (d, &sw) in scaled.iter_mut().zip(&self.scales) {
+                *d = sw * q.scales[b];
+            }
+            let epi = DwEpilogue { scale: Some(&scaled), bias, clamp: self.p.clamp };
+            let out = &mut output[r * out_row..(r + here) * out_row];
+            inner.run_bands(band_rows, &epi, out, first + r, band, &fill, |_, _| {});
+            r += here;
+        }
     }
 
     /// Output pixels' exact f32 sums (whole pixels of one image) to the
