@@ -81,3 +81,63 @@ fn weights_in_place_give_the_same_bits_at_any_thread_count() {
         same_bits_with(name, in_place.clone());
     }
 }
+
+/// A channel CONCATENATION large enough to be copied on several threads
+/// (Inception's are megabytes): every value lands where the axis says, at
+/// any thread count, for float and 64-bit integer data.
+#[test]
+fn large_concatenation_is_the_same_at_any_thread_count() {
+    use fb::{BuiltinOperator as Op, TensorType as TT};
+    use ferrolite::schema as fb;
+    use ferrolite::{Interpreter, Model, OpResolver};
+    use support::builder::{act, build, node_with};
+
+    // Two inputs of 5 and 3 channels over 181 x 97 pixels (odd, so the
+    // thread split does not fall on round numbers): 560 KB of float output.
+    let (h, w, c) = (181usize, 97usize, [5usize, 3]);
+    let pixels = h * w;
+    let opts =
+        fb::BuiltinOptions::ConcatenationOptions(Box::new(fb::ConcatenationOptions { axis: -1, ..Default::default() }));
+    let shape = |ch: usize| [1, h as i32, w as i32, ch as i32];
+    for ty in [TT::Float32, TT::Int64] {
+        let model = build(
+            vec![act(ty, &shape(c[0])), act(ty, &shape(c[1])), act(ty, &shape(c[0] + c[1]))],
+            &[0, 1],
+            &[2],
+            vec![node_with(Op::Concatenation, &[0, 1], &[2], opts.clone())],
+        );
+        let model = Model::from_bytes(&model).unwrap();
+        // Input k's value at (pixel, channel) encodes all three.
+        let value = |k: usize, p: usize, ch: usize| (p * 8 + k * 5 + ch) as f32;
+        let mut want = Vec::new();
+        for p in 0..pixels {
+            for k in 0..2 {
+                for ch in 0..c[k] {
+                    want.push(value(k, p, ch));
+                }
+            }
+        }
+        for threads in [1, 2, 3] {
+            let resolver = OpResolver::with_builtins();
+            let options = InterpreterOptions { threads, ..Default::default() };
+            let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+            it.allocate_tensors().unwrap();
+            for k in 0..2 {
+                let vals: Vec<f32> = (0..pixels).flat_map(|p| (0..c[k]).map(move |ch| value(k, p, ch))).collect();
+                match ty {
+                    TT::Float32 => it.set_input(k, &vals).unwrap(),
+                    _ => it.set_input(k, &vals.iter().map(|&v| -(v as i64)).collect::<Vec<_>>()).unwrap(),
+                }
+            }
+            it.invoke().unwrap();
+            let out = it.output(0).unwrap();
+            match ty {
+                TT::Float32 => assert_eq!(out.as_slice::<f32>().unwrap(), &want[..], "f32, {threads} threads"),
+                _ => {
+                    let want: Vec<i64> = want.iter().map(|&v| -(v as i64)).collect();
+                    assert_eq!(out.as_slice::<i64>().unwrap(), &want[..], "int64, {threads} threads");
+                }
+            }
+        }
+    }
+}

@@ -66,6 +66,9 @@ struct QuantConcat {
 
 struct Concatenation;
 
+/// Output size from which CONCATENATION copies on several threads.
+const PARALLEL_CONCAT_BYTES: usize = 256 * 1024;
+
 impl Operator for Concatenation {
     fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
         ctx.check_inputs(1, usize::MAX)?;
@@ -128,8 +131,29 @@ impl Operator for Concatenation {
                     inputs.push(elems::<T>(ctx.input(i)?.bytes)?);
                 }
                 let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+                let workers = ctx.workers;
                 let out = ctx.output(0)?;
-                k::concat(&inputs, &shape_refs, axis, elems_mut::<T>(out.bytes)?);
+                let out_elems = elems_mut::<T>(out.bytes)?;
+                // Large copies (Inception's channel concats: megabytes) are
+                // shared between threads by outer rows; each row is the
+                // inputs' blocks one after another.
+                let row: usize = shapes.iter().map(|s| s[axis..].iter().product::<usize>()).sum();
+                let bytes = out_elems.len() * std::mem::size_of::<T>();
+                if workers.threads() > 1 && row > 0 && bytes >= PARALLEL_CONCAT_BYTES {
+                    let blocks: Vec<usize> = shapes.iter().map(|s| s[axis..].iter().product()).collect();
+                    workers.for_each_chunk(out_elems, row, |first, rows| {
+                        for (r, dst) in rows.chunks_exact_mut(row).enumerate() {
+                            let o = first + r;
+                            let mut at = 0;
+                            for (input, &b) in inputs.iter().zip(&blocks) {
+                                dst[at..at + b].copy_from_slice(&input[o * b..(o + 1) * b]);
+                                at += b;
+                            }
+                        }
+                    });
+                } else {
+                    k::concat(&inputs, &shape_refs, axis, out_elems);
+                }
                 if let Some(c) = clamp.filter(|c| *c != ferrolite_kernels::activation::ClampF32::NONE) {
                     for v in out.as_slice_mut::<f32>()? {
                         *v = c.apply(*v);
