@@ -1706,17 +1706,32 @@ pub(crate) mod avx2 {
                 any_min: rq.any_min,
                 oc,
             };
+            // Layers needing neither the left shift nor the saturation
+            // check get a copy of the kernels without those tests.
+            let plain = !k.any_lsh && !k.any_min;
+            let kernels: [unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8); 3] = match plain {
+                true => [
+                    qs8_dwconv_px_c16_avx2::<T, 4, true>,
+                    qs8_dwconv_px_c16_avx2::<T, 2, true>,
+                    qs8_dwconv_px_c16_avx2::<T, 1, true>,
+                ],
+                false => [
+                    qs8_dwconv_px_c16_avx2::<T, 4, false>,
+                    qs8_dwconv_px_c16_avx2::<T, 2, false>,
+                    qs8_dwconv_px_c16_avx2::<T, 1, false>,
+                ],
+            };
             let mut j = 0;
             while j + 4 <= n {
-                qs8_dwconv_px_c16_avx2::<T, 4>(&k, x.add(j * step), step, o.add(j * c));
+                kernels[0](&k, x.add(j * step), step, o.add(j * c));
                 j += 4;
             }
             while j + 2 <= n {
-                qs8_dwconv_px_c16_avx2::<T, 2>(&k, x.add(j * step), step, o.add(j * c));
+                kernels[1](&k, x.add(j * step), step, o.add(j * c));
                 j += 2;
             }
             if j < n {
-                qs8_dwconv_px_c16_avx2::<T, 1>(&k, x.add(j * step), step, o.add(j * c));
+                kernels[2](&k, x.add(j * step), step, o.add(j * c));
             }
         }
     }
@@ -1736,9 +1751,15 @@ pub(crate) mod avx2 {
     }
 
     /// `P` neighbouring interior pixels (first taps at `x + q * step`),
-    /// sharing each weight load; outputs at `out + q * c`.
+    /// sharing each weight load; outputs at `out + q * c`. `PLAIN`: no
+    /// channel needs the left shift or the saturation check.
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_dwconv_px_c16_avx2<T: Q8, const P: usize>(k: &DwArgs<'_>, x: *const u8, step: usize, out: *mut u8) {
+    unsafe fn qs8_dwconv_px_c16_avx2<T: Q8, const P: usize, const PLAIN: bool>(
+        k: &DwArgs<'_>,
+        x: *const u8,
+        step: usize,
+        out: *mut u8,
+    ) {
         // SAFETY: bounds checked by `dwconv16_span`.
         unsafe {
             let c = k.c;
@@ -1773,9 +1794,10 @@ pub(crate) mod avx2 {
                 }
                 let r0 = [0, 1, 2, 3, 4].map(|j| ld(k.rq[j], cb));
                 let r1 = [0, 1, 2, 3, 4].map(|j| ld(k.rq[j], cb + 8));
+                let (lsh, min) = if PLAIN { (false, false) } else { (k.any_lsh, k.any_min) };
                 for q in 0..P {
-                    let v0 = requant_pre(_mm256_add_epi32(s0[q], add0), r0, k.any_lsh, k.any_min, k.oc);
-                    let v1 = requant_pre(_mm256_add_epi32(s1[q], add1), r1, k.any_lsh, k.any_min, k.oc);
+                    let v0 = requant_pre(_mm256_add_epi32(s0[q], add0), r0, lsh, min, k.oc);
+                    let v1 = requant_pre(_mm256_add_epi32(s1[q], add1), r1, lsh, min, k.oc);
                     // Clamped into T's range already, so saturating packs are exact.
                     let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
                     let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
