@@ -141,3 +141,65 @@ fn large_concatenation_is_the_same_at_any_thread_count() {
         }
     }
 }
+
+/// Same-shape ADDs large enough to be split between threads (MobileNet
+/// v2's residual adds): float against hand-computed sums, int8 the same
+/// bytes at any thread count (the kernel itself is tested bit-exact
+/// against the reference in the kernels crate).
+#[test]
+fn large_adds_are_the_same_at_any_thread_count() {
+    use fb::{BuiltinOperator as Op, TensorType as TT};
+    use ferrolite::schema as fb;
+    use ferrolite::{Interpreter, Model, OpResolver};
+    use support::builder::{act, build, node_with, T};
+
+    let shape = [1, 57, 59, 24]; // 80,712 values: not a multiple of any chunk
+    let n: usize = shape.iter().map(|&d| d as usize).product();
+    let relu = fb::BuiltinOptions::AddOptions(Box::new(fb::AddOptions {
+        fused_activation_function: fb::ActivationFunctionType::Relu,
+        ..Default::default()
+    }));
+    let quant = |scale: f32, zp: i64| {
+        Some(fb::QuantizationParameters { scale: Some(vec![scale]), zero_point: Some(vec![zp]), ..Default::default() })
+    };
+    let tensor = |ty: TT, q: Option<fb::QuantizationParameters>| T { quant: q, ..act(ty, &shape) };
+    let run = |model: &[u8], threads: usize, a: &[u8], b: &[u8]| {
+        let model = Model::from_bytes(model).unwrap();
+        let resolver = OpResolver::with_builtins();
+        let mut it = Interpreter::new(&model, &resolver, InterpreterOptions { threads, ..Default::default() }).unwrap();
+        it.allocate_tensors().unwrap();
+        it.set_input_bytes(0, a).unwrap();
+        it.set_input_bytes(1, b).unwrap();
+        it.invoke().unwrap();
+        it.output(0).unwrap().bytes.to_vec()
+    };
+
+    let f32_model = build(
+        vec![tensor(TT::Float32, None), tensor(TT::Float32, None), tensor(TT::Float32, None)],
+        &[0, 1],
+        &[2],
+        vec![node_with(Op::Add, &[0, 1], &[2], relu.clone())],
+    );
+    let a: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.25 - 100.0).collect();
+    let b: Vec<f32> = (0..n).map(|i| (i % 777) as f32 * 0.5 - 150.0).collect();
+    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y).max(0.0)).collect();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for threads in [1, 2, 3] {
+        let got = run(&f32_model, threads, &bytes(&a), &bytes(&b));
+        assert_eq!(got, bytes(&want), "f32 ADD, {threads} threads");
+    }
+
+    let i8_model = build(
+        vec![tensor(TT::Int8, quant(0.05, -3)), tensor(TT::Int8, quant(0.11, 7)), tensor(TT::Int8, quant(0.13, -20))],
+        &[0, 1],
+        &[2],
+        vec![node_with(Op::Add, &[0, 1], &[2], relu)],
+    );
+    let qa: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
+    let qb: Vec<u8> = (0..n).map(|i| (i * 101 % 253) as u8).collect();
+    let one = run(&i8_model, 1, &qa, &qb);
+    assert!(one.iter().any(|&v| v != one[0]), "a constant output would test nothing");
+    for threads in [2, 3] {
+        assert_eq!(run(&i8_model, threads, &qa, &qb), one, "int8 ADD, {threads} threads");
+    }
+}

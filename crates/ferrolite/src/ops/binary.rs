@@ -16,7 +16,7 @@ use super::quantized::{fused, input_scale_zp, output_scale_zp};
 use super::{float_clamp, options};
 use crate::dtype::DataType;
 use crate::error::OpError;
-use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp, Workers};
 use crate::registry::OpResolver;
 
 pub fn register(r: &mut OpResolver) {
@@ -326,7 +326,9 @@ fn prepare_quantized(
             let plan = Qs8AddPlan::new(isa::detect(), &p);
             Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                 let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
-                plan.run(a, b, ctx.output(0)?.as_slice_mut::<$T>()?);
+                let workers = ctx.workers;
+                let out = ctx.output(0)?.as_slice_mut::<$T>()?;
+                split_same_shape(workers, a, b, out, |a, b, out| plan.run(a, b, out));
                 Ok(())
             }))
         }};
@@ -347,9 +349,34 @@ struct Shapes {
     out: Vec<usize>,
 }
 
+/// Same-shape element-wise outputs from this many values on are split
+/// between threads (MobileNet v2's residual ADDs: 75K-300K values).
+const PARALLEL_ELEMENTS: usize = 16 * 1024;
+
+/// Run `f(a, b, out)` over matching pieces of same-length `a`, `b` and `out`,
+/// on several threads when `out` is long enough to be worth it.
+fn split_same_shape<T: Copy + Send + Sync>(
+    workers: Workers<'_>,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    f: impl Fn(&[T], &[T], &mut [T]) + Sync,
+) {
+    const UNIT: usize = 64;
+    if workers.threads() > 1 && out.len() >= PARALLEL_ELEMENTS && a.len() == out.len() && b.len() == out.len() {
+        workers.for_each_chunk(out, UNIT, |first, chunk| {
+            let at = first * UNIT;
+            f(&a[at..at + chunk.len()], &b[at..at + chunk.len()], chunk)
+        });
+    } else {
+        f(a, b, out)
+    }
+}
+
 fn eval_f32(ctx: &mut EvalContext<'_>, kind: Kind, clamp: ClampF32, s: &Shapes) -> Result<(), OpError> {
     let a = ctx.input(0)?.as_slice::<f32>()?;
     let b = ctx.input(1)?.as_slice::<f32>()?;
+    let workers = ctx.workers;
     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
     // The ops without a fused activation run as is.
     let plain = match kind {
@@ -372,6 +399,10 @@ fn eval_f32(ctx: &mut EvalContext<'_>, kind: Kind, clamp: ClampF32, s: &Shapes) 
         // Add (the plain ops returned above).
         _ => k::add_f32,
     };
+    if s.a == s.out && s.b == s.out {
+        split_same_shape(workers, a, b, out, |a, b, out| f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp));
+        return Ok(());
+    }
     f(a, &s.a, b, &s.b, out, &s.out, clamp);
     Ok(())
 }
