@@ -89,39 +89,52 @@ def main():
     for m in models:
         path = os.path.join(args.models, m)
         for threads in [int(t) for t in args.threads.split(",")]:
-            ours, theirs, ours_la, theirs_la, fast_la = [], [], [], [], []
-            for _ in range(args.rounds):
-                t, la = litert_bench(path, threads, args.runs, args.warmup)
-                theirs.append(t)
-                theirs_la.append(la)
-                try:
-                    f, fla = ferrolite_bench(binary, path, threads, args.runs, args.warmup)
-                except subprocess.CalledProcessError as e:
-                    print(f"{m}: ferrolite failed: {e.stderr.strip()[:200]}", flush=True)
-                    f, fla = float("nan"), float("nan")
-                ours.append(f)
-                ours_la.append(fla)
+            ours, theirs, ours_la, theirs_la, fast_la, paired = [], [], [], [], [], []
+            for r in range(args.rounds):
+                def run_litert():
+                    t, la = litert_bench(path, threads, args.runs, args.warmup)
+                    theirs.append(t)
+                    theirs_la.append(la)
+
+                def run_ours():
+                    try:
+                        f, fla = ferrolite_bench(binary, path, threads, args.runs, args.warmup)
+                    except subprocess.CalledProcessError as e:
+                        print(f"{m}: ferrolite failed: {e.stderr.strip()[:200]}", flush=True)
+                        f, fla = float("nan"), float("nan")
+                    ours.append(f)
+                    ours_la.append(fla)
+
+                # Who goes first alternates, so neither always runs right
+                # after the other (this VM drifts between fast and slow
+                # states over seconds).
+                for run in (run_litert, run_ours) if r % 2 == 0 else (run_ours, run_litert):
+                    run()
+                paired.append(ours[-1] / theirs[-1])
                 # Start-up with weights read in place (no packing).
                 try:
                     fast_la.append(ferrolite_bench(binary, path, threads, 1, 0, ["--no-weight-packing"])[1])
                 except subprocess.CalledProcessError:
                     fast_la.append(float("nan"))
             row = (m[:-7], threads, statistics.median(theirs), statistics.median(ours),
-                   statistics.median(theirs_la), statistics.median(ours_la), statistics.median(fast_la))
+                   statistics.median(theirs_la), statistics.median(ours_la), statistics.median(fast_la),
+                   statistics.median(paired))
             rows.append(row)
-            print(f"{row[0]:32} t={threads} litert {row[2]:8.2f} ms  ferrolite {row[3]:8.2f} ms  ratio {row[3]/row[2]:5.2f}", flush=True)
+            print(f"{row[0]:32} t={threads} litert {row[2]:8.2f} ms  ferrolite {row[3]:8.2f} ms  ratio {row[3]/row[2]:5.2f}"
+                  f"  paired {row[7]:5.2f}", flush=True)
 
     with open(args.out, "w") as f:
         f.write("# Benchmarks\n\n")
         f.write("Made by `bench/side_by_side.py` (LiteRT with its default XNNPACK path vs `ferrolite bench`, ")
-        f.write(f"alternating, {args.rounds} rounds of {args.runs} runs after {args.warmup} warm-up runs; each cell is the median of the rounds' medians).\n\n")
+        f.write(f"alternating (who goes first alternates by round), {args.rounds} rounds of {args.runs} runs after {args.warmup} warm-up runs; "
+                "each time is the median of the rounds' medians, the paired ratio the median of the rounds' own ratios).\n\n")
         f.write(f"- machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}\n")
         f.write(f"- date: {time.strftime('%Y-%m-%d')}\n")
         f.write(f"- command: `python3 bench/side_by_side.py --threads {args.threads} --runs {args.runs} --rounds {args.rounds}`\n\n")
-        f.write("| model | threads | LiteRT median ms | ferrolite median ms | ratio ferrolite/LiteRT | LiteRT load+allocate ms | ferrolite load+allocate ms | ferrolite --no-weight-packing load+allocate ms |\n")
-        f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-        for name, t, lt, fe, lla, fla, fast in rows:
-            f.write(f"| {name} | {t} | {lt:.2f} | {fe:.2f} | {fe/lt:.2f} | {lla:.1f} | {fla:.1f} | {fast:.1f} |\n")
+        f.write("| model | threads | LiteRT median ms | ferrolite median ms | ratio ferrolite/LiteRT | paired ratio | LiteRT load+allocate ms | ferrolite load+allocate ms | ferrolite --no-weight-packing load+allocate ms |\n")
+        f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+        for name, t, lt, fe, lla, fla, fast, pr in rows:
+            f.write(f"| {name} | {t} | {lt:.2f} | {fe:.2f} | {fe/lt:.2f} | {pr:.2f} | {lla:.1f} | {fla:.1f} | {fast:.1f} |\n")
     print(f"wrote {args.out}")
 
 
