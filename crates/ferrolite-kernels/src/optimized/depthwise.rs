@@ -176,10 +176,10 @@ impl DepthwiseF32Plan {
     /// `fill(b, rows, dst)` writes input rows `rows` of image `b` into
     /// `dst`, a window of `band` (reused between calls, e.g. one per
     /// thread); rows the previous band of the same image already holds are
-    /// moved to the front, not filled again. After each band's sums,
-    /// `finish(b, out)` may rework that band's output rows while they are in
-    /// cache. `epi` finishes each sum (see [`Self::epilogue`]). A fused producer (CONV_2D) or an input quantised band by band
-    /// feeds the depthwise conv this way without the whole input in memory.
+    /// moved to the front, not filled again. `epi` finishes each sum (see
+    /// [`Self::epilogue`]; the hybrid conv passes its scales there). A fused
+    /// producer (CONV_2D) or an input quantised band by band feeds the
+    /// depthwise conv this way without the whole input in memory.
     #[allow(clippy::too_many_arguments)]
     pub fn run_bands(
         &self,
@@ -189,7 +189,6 @@ impl DepthwiseF32Plan {
         first: usize,
         band: &mut Vec<f32>,
         mut fill: impl FnMut(usize, std::ops::Range<usize>, &mut [f32]),
-        mut finish: impl FnMut(usize, &mut [f32]),
     ) {
         let [_, in_h, in_w, in_c] = self.in_shape;
         let [_, out_h, out_w, out_c] = self.out_shape;
@@ -228,7 +227,6 @@ impl DepthwiseF32Plan {
             (have_b, have) = (b, lo..hi);
             let out = &mut output[r * out_row..(r + nb) * out_row];
             self.run_rows_from(band, &|_, iy| (iy - lo) * in_row, epi, out, (first + r) * out_w);
-            finish(b, out);
             r += nb;
         }
     }

@@ -1170,7 +1170,7 @@ impl HybridDepthwisePlan {
             }
             let epi = DwEpilogue { scale: Some(&scaled), bias, clamp: self.p.clamp };
             let out = &mut output[r * out_row..(r + here) * out_row];
-            inner.run_bands(band_rows, &epi, out, first + r, band, &fill, |_, _| {});
+            inner.run_bands(band_rows, &epi, out, first + r, band, &fill);
             r += here;
         }
     }
