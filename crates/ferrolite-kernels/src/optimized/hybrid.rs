@@ -33,7 +33,7 @@ use crate::optimized::conv::{im2col_block_rows, Im2col};
 use crate::optimized::depthwise::{DepthwiseF32Plan, DwEpilogue};
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::optimized::qs8::{
-    gemm_f32_tiles, gemm_i32, gemm_i32_panels, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, MR, NR,
+    gemm_f32_tiles, gemm_i32, gemm_i32_panels, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, TailScale, MR, NR,
 };
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::hybrid::{
@@ -712,19 +712,11 @@ impl HybridConvPlan {
                     let lhs = self.lhs(input, q, first, m, g, a);
                     let at = g * panels * NR;
                     let fb = bias.map(|_| &fbias16[at..at + panels * NR]);
-                    let tail = match self.kind {
-                        ConvKind::PerTensor => {
-                            FloatTail { w: None, s: s_in * self.scales[0], seq: false, zero_add: true, bias: fb, clamp }
-                        }
-                        ConvKind::PerChannel => FloatTail {
-                            w: Some(&self.scales16[at..at + panels * NR]),
-                            s: s_in,
-                            seq: true,
-                            zero_add: false,
-                            bias: fb,
-                            clamp,
-                        },
+                    let (scale, s) = match self.kind {
+                        ConvKind::PerTensor => (TailScale::PerTensor, s_in * self.scales[0]),
+                        ConvKind::PerChannel => (TailScale::PerChannel(&self.scales16[at..at + panels * NR]), s_in),
                     };
+                    let tail = FloatTail { scale, s, bias: fb, clamp };
                     walk_tiles(m, panels, packed.k2, |i, js| {
                         let out = &mut output_rows[(r + i) * out_c + g * pg..];
                         let lhs = &lhs[i * kp..];

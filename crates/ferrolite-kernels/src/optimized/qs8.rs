@@ -275,17 +275,24 @@ impl PackedQs8 {
 
 /// The float epilogue of a dynamic-range GEMM panel (see
 /// `optimized::hybrid`), applied in the micro-kernel: with `a = f32(acc)`,
-/// `v = a * s` (no `w`), `(a * w[c]) * s` (`seq`) or `a * (w[c] * s)`;
-/// then `0 + v` if `zero_add`, `+ bias[c]`, and the clamp `[lo, hi]`. `w`
-/// and `bias` hold 16 channels per panel of the group, from panel 0 (zero
-/// past the last channel).
+/// `v` as `scale` says, then `+ bias[c]`, then the clamp `[lo, hi]`.
+/// Per-channel weight scales and `bias` hold 16 channels per panel of the
+/// group, from panel 0 (zero past the last channel).
 pub(crate) struct FloatTail<'a> {
-    pub w: Option<&'a [f32]>,
+    pub scale: TailScale<'a>,
     pub s: f32,
-    pub seq: bool,
-    pub zero_add: bool,
     pub bias: Option<&'a [f32]>,
     pub clamp: [f32; 2],
+}
+
+/// How a [`FloatTail`] scales `a = f32(acc)`: the two reference kernels'
+/// operation orders.
+#[derive(Clone, Copy)]
+pub(crate) enum TailScale<'a> {
+    /// `conv2d_hybrid`: `0 + a * s` (the `0 +` turns -0.0 into +0.0).
+    PerTensor,
+    /// `conv2d_hybrid_per_channel`: `(a * w[c]) * s`.
+    PerChannel(&'a [f32]),
 }
 
 /// Up to [`MR`] rows of the int16 GEMM over panels `js`, with the float
@@ -1123,7 +1130,7 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub(crate) mod avx2 {
-    use super::{tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, DW_MAX_TAPS, NR, PAD, Q8};
+    use super::{tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, TailScale, DW_MAX_TAPS, NR, PAD, Q8};
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -1291,20 +1298,20 @@ pub(crate) mod avx2 {
             // Most layers need neither the left shift nor the saturation
             // check: their own copy of the kernel has no flag tests in the
             // row loop.
-            let plain = flags == (false, false);
+            let kernel = match flags == (false, false) {
+                true => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, true>,
+                false => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, false>,
+            };
             for j in 0..panels {
                 let nc = NR.min(cols - j * NR);
                 let (rq, bias) = (rq.add(j * 5 * NR), bias.add(j * NR));
-                let kernel = match plain {
-                    true => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, true>,
-                    false => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, false>,
-                };
                 kernel(k2, a, lda, w.add(j * stride), rq, bias, flags, oc, out.add(j * NR), ldo, nc);
             }
         }
     }
 
-    /// One tile with the float epilogue (see `super::gemm_f32_tile`).
+    /// Up to 6 rows of panels `js` with the float epilogue (see
+    /// `super::gemm_f32_tiles`).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm_float_tiles(
         _t: Avx2Fma,
@@ -1324,7 +1331,10 @@ pub(crate) mod avx2 {
         }
         assert_eq!(k2, w.k2, "depth pairs of the weights");
         let (w0, narrow, stride, end_col) = tile_run(w, &js, m, a.len(), lda, out.len(), ldo, cols);
-        assert!(tail.w.is_none_or(|w| w.len() >= js.end * NR) && tail.bias.is_none_or(|b| b.len() >= js.end * NR));
+        if let TailScale::PerChannel(w) = tail.scale {
+            assert!(w.len() >= js.end * NR, "per-channel scales for the panels");
+        }
+        assert!(tail.bias.is_none_or(|b| b.len() >= js.end * NR), "bias for the panels");
         let (a, o) = (a.as_ptr(), out.as_mut_ptr());
         let (j0, n) = (js.start, js.len());
         // SAFETY: the token proves AVX2 is available; the asserts above
@@ -1415,52 +1425,33 @@ pub(crate) mod avx2 {
             let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [zero, zero]);
             let vs = _mm256_set1_ps(tail.s);
             let (lo, hi) = (_mm256_set1_ps(tail.clamp[0]), _mm256_set1_ps(tail.clamp[1]));
-            let (wp, bp) = (tail.w.map(|w| w.as_ptr().add(col)), tail.bias.map(|b| b.as_ptr().add(col)));
+            let bp = tail.bias.map(|b| b.as_ptr().add(col));
             // Each combination gets its own straight-line row loop: deciding
             // per row and half kept the accumulators spilled and the loop
             // branching (the epilogue was most of a shallow layer's time).
-            match (wp, tail.seq, tail.zero_add, bp) {
-                // conv2d_hybrid_per_channel: `(a * w[c]) * s + bias[c]`.
-                (Some(wp), true, false, Some(bp)) => {
-                    let m = [0, 8].map(|h| _mm256_loadu_ps(wp.add(h)));
+            match (tail.scale, bp) {
+                (TailScale::PerChannel(w), Some(bp)) => {
+                    let m = [0, 8].map(|h| _mm256_loadu_ps(w.as_ptr().add(col + h)));
                     let b = [0, 8].map(|h| _mm256_loadu_ps(bp.add(h)));
                     store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| {
                         _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(x, m[h]), vs), b[h])
                     });
                 }
-                (Some(wp), true, false, None) => {
-                    let m = [0, 8].map(|h| _mm256_loadu_ps(wp.add(h)));
+                (TailScale::PerChannel(w), None) => {
+                    let m = [0, 8].map(|h| _mm256_loadu_ps(w.as_ptr().add(col + h)));
                     store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| _mm256_mul_ps(_mm256_mul_ps(x, m[h]), vs));
                 }
-                // conv2d_hybrid: `(0 + a * s) + bias[c]`.
-                (None, _, true, Some(bp)) => {
+                (TailScale::PerTensor, Some(bp)) => {
                     let b = [0, 8].map(|h| _mm256_loadu_ps(bp.add(h)));
                     let z = _mm256_setzero_ps();
                     store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| {
                         _mm256_add_ps(_mm256_add_ps(z, _mm256_mul_ps(x, vs)), b[h])
                     });
                 }
-                (None, _, true, None) => {
+                (TailScale::PerTensor, None) => {
                     let z = _mm256_setzero_ps();
                     store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, _| _mm256_add_ps(z, _mm256_mul_ps(x, vs)));
                 }
-                // Any other combination, deciding as it goes.
-                _ => store_rows::<M>(acc0, acc1, lo, hi, out, ldo, nc, |x, h| {
-                    let wv = wp.map(|w| _mm256_loadu_ps(w.add(8 * h)));
-                    let mut v = match wv {
-                        Some(wv) if tail.seq => _mm256_mul_ps(_mm256_mul_ps(x, wv), vs),
-                        // `a * (w * s)`: the product is the same for every row.
-                        Some(wv) => _mm256_mul_ps(x, _mm256_mul_ps(wv, vs)),
-                        None => _mm256_mul_ps(x, vs),
-                    };
-                    if tail.zero_add {
-                        v = _mm256_add_ps(_mm256_setzero_ps(), v);
-                    }
-                    if let Some(bp) = bp {
-                        v = _mm256_add_ps(v, _mm256_loadu_ps(bp.add(8 * h)));
-                    }
-                    v
-                }),
             }
         }
     }
