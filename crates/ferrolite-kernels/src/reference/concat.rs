@@ -9,14 +9,25 @@
 /// Concatenate `inputs` (shapes `shapes`, equal except along `axis`) along
 /// `axis` into `output`.
 pub fn concat<T: Copy>(inputs: &[&[T]], shapes: &[&[usize]], axis: usize, output: &mut [T]) {
-    let Some(first) = shapes.first() else { return };
-    let outer: usize = first[..axis.min(first.len())].iter().product();
     let blocks: Vec<usize> = shapes.iter().map(|s| s[axis.min(s.len())..].iter().product()).collect();
-    let mut pos = 0usize;
-    for o in 0..outer {
-        for (input, &block) in inputs.iter().zip(&blocks) {
-            output[pos..pos + block].copy_from_slice(&input[o * block..(o + 1) * block]);
-            pos += block;
+    concat_rows(inputs, &blocks, 0, output);
+}
+
+/// Outer rows `first ..` of a concatenation (as many as `rows` holds, each
+/// the inputs' `blocks` one after another): input `i` contributes
+/// `inputs[i][o * blocks[i] ..][.. blocks[i]]` to row `o`. [`concat`] is
+/// all rows; threads can each take a run of them.
+pub fn concat_rows<T: Copy>(inputs: &[&[T]], blocks: &[usize], first: usize, rows: &mut [T]) {
+    let row: usize = blocks.iter().sum();
+    if row == 0 {
+        return;
+    }
+    for (r, dst) in rows.chunks_exact_mut(row).enumerate() {
+        let o = first + r;
+        let mut at = 0;
+        for (input, &block) in inputs.iter().zip(blocks) {
+            dst[at..at + block].copy_from_slice(&input[o * block..(o + 1) * block]);
+            at += block;
         }
     }
 }

@@ -101,6 +101,10 @@ impl Operator for Concatenation {
             shapes.push(s.to_vec());
         }
         ctx.set_output_shape(0, out_shape)?;
+        // Per outer row, each input's contiguous block (its dimensions from
+        // `axis` on), and the output row they make.
+        let blocks: Vec<usize> = shapes.iter().map(|s| s[axis..].iter().product()).collect();
+        let row: usize = blocks.iter().sum();
         if let Some(qc) = check_quant(ctx, dtype)? {
             return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                 let mut inputs: Vec<&[u8]> = Vec::with_capacity(shapes.len());
@@ -130,29 +134,16 @@ impl Operator for Concatenation {
                 for i in 0..shapes.len() {
                     inputs.push(elems::<T>(ctx.input(i)?.bytes)?);
                 }
-                let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
                 let workers = ctx.workers;
                 let out = ctx.output(0)?;
                 let out_elems = elems_mut::<T>(out.bytes)?;
                 // Large copies (Inception's channel concats: megabytes) are
-                // shared between threads by outer rows; each row is the
-                // inputs' blocks one after another.
-                let row: usize = shapes.iter().map(|s| s[axis..].iter().product::<usize>()).sum();
+                // shared between threads by outer rows.
                 let bytes = out_elems.len() * std::mem::size_of::<T>();
                 if workers.threads() > 1 && row > 0 && bytes >= PARALLEL_CONCAT_BYTES {
-                    let blocks: Vec<usize> = shapes.iter().map(|s| s[axis..].iter().product()).collect();
-                    workers.for_each_chunk(out_elems, row, |first, rows| {
-                        for (r, dst) in rows.chunks_exact_mut(row).enumerate() {
-                            let o = first + r;
-                            let mut at = 0;
-                            for (input, &b) in inputs.iter().zip(&blocks) {
-                                dst[at..at + b].copy_from_slice(&input[o * b..(o + 1) * b]);
-                                at += b;
-                            }
-                        }
-                    });
+                    workers.for_each_chunk(out_elems, row, |first, rows| k::concat_rows(&inputs, &blocks, first, rows));
                 } else {
-                    k::concat(&inputs, &shape_refs, axis, out_elems);
+                    k::concat_rows(&inputs, &blocks, 0, out_elems);
                 }
                 if let Some(c) = clamp.filter(|c| *c != ferrolite_kernels::activation::ClampF32::NONE) {
                     for v in out.as_slice_mut::<f32>()? {
