@@ -978,10 +978,23 @@ impl HybridDepthwisePlan {
         let [_, out_h, out_w, _] = self.out_shape;
         let p = &self.p;
         if let (Some(inner), true) = (&self.inner, self.float) {
-            inner.run_rows(&q.xf, None, output_rows, row_start);
+            // The float kernel sums and finishes, an image at a time.
             let image = out_h * out_w;
-            for (i, out) in output_rows.chunks_exact_mut(out_c).enumerate() {
-                self.finish_float_sums(q.scales[(row_start + i) / image], bias, out);
+            let image_row = |b: usize, iy: usize| (b * in_h + iy) * in_w * in_c;
+            let mut scaled = Vec::new();
+            let mut i = 0;
+            while i < rows {
+                let b = (row_start + i) / image;
+                let here = ((b + 1) * image - (row_start + i)).min(rows - i);
+                let epi = self.image_epilogue(q.scales[b], bias, &mut scaled);
+                inner.run_rows_from(
+                    &q.xf,
+                    &image_row,
+                    &epi,
+                    &mut output_rows[i * out_c..(i + here) * out_c],
+                    row_start + i,
+                );
+                i += here;
             }
             return;
         }
@@ -1149,53 +1162,28 @@ impl HybridDepthwisePlan {
                 None => dst.fill(0.0),
             }
         };
-        // The kernel finishes each sum itself, with the image's scales
-        // `s_w[c] * s_in` (an image at a time).
+        // The kernel finishes each sum itself, an image at a time.
         let out_h = self.out_shape[1];
-        let mut scaled = vec![0.0f32; out_c];
+        let mut scaled = Vec::new();
         let mut r = 0;
         while r < n {
             let b = (first + r) / out_h;
             let here = ((b + 1) * out_h - (first + r)).min(n - r);
-            for (d, &sw) in scaled.iter_mut().zip(&self.scales) {
-                *d = sw * q.scales[b];
-            }
-            let epi = DwEpilogue { scale: Some(&scaled), bias, clamp: self.p.clamp };
+            let epi = self.image_epilogue(q.scales[b], bias, &mut scaled);
             let out = &mut output[r * out_row..(r + here) * out_row];
             inner.run_bands(band_rows, &epi, out, first + r, band, &fill);
             r += here;
         }
     }
 
-    /// Output pixels' exact f32 sums (whole pixels of one image) to the
-    /// reference's `f32(acc) * (s_w[o] * s_in) + bias`, clamped: a separate
-    /// multiply and add, and `+ 0.0` turns a -0.0 sum into the +0.0 of an
-    /// integer zero.
-    fn finish_float_sums(&self, s_in: f32, bias: Option<&[f32]>, pixels: &mut [f32]) {
-        let clamp = self.p.clamp;
-        // Whole groups of 8 channels of every pixel, then the rest.
-        let done = match Avx2Fma::new(self.isa) {
-            Some(t) => avx2::finish_float_sums(t, s_in, &self.scales, bias, clamp, pixels),
-            None => 0,
-        };
-        if done == self.scales.len() {
-            return;
-        }
-        for px in pixels.chunks_exact_mut(self.scales.len().max(1)) {
-            let px = &mut px[done..];
-            match bias {
-                Some(b) => {
-                    for ((o, &sw), &bv) in px.iter_mut().zip(&self.scales[done..]).zip(&b[done..]) {
-                        *o = clamp.apply((*o + 0.0) * (sw * s_in) + bv);
-                    }
-                }
-                None => {
-                    for (o, &sw) in px.iter_mut().zip(&self.scales[done..]) {
-                        *o = clamp.apply((*o + 0.0) * (sw * s_in));
-                    }
-                }
-            }
-        }
+    /// What the float kernel does to an image's exact f32 sums: the
+    /// reference's `f32(acc) * (s_w[o] * s_in) + bias`, clamped (a separate
+    /// multiply and add, after `+ 0.0`, which turns a -0.0 sum into the
+    /// +0.0 of an integer zero); `scaled` holds the products `s_w[o] * s_in`.
+    fn image_epilogue<'a>(&self, s_in: f32, bias: Option<&'a [f32]>, scaled: &'a mut Vec<f32>) -> DwEpilogue<'a> {
+        scaled.clear();
+        scaled.extend(self.scales.iter().map(|&sw| sw * s_in));
+        DwEpilogue { scale: Some(scaled), bias, clamp: self.p.clamp }
     }
 }
 
@@ -1569,75 +1557,6 @@ mod avx2 {
         done
     }
 
-    /// `HybridDepthwisePlan::finish_float_sums` over the whole groups of 8
-    /// channels of every pixel (`scales.len()` values each), the same float
-    /// steps in the same order (no FMA); returns how many channels of each
-    /// pixel were done.
-    pub(super) fn finish_float_sums(
-        _t: Avx2Fma,
-        s_in: f32,
-        scales: &[f32],
-        bias: Option<&[f32]>,
-        clamp: ClampF32,
-        pixels: &mut [f32],
-    ) -> usize {
-        let c = scales.len();
-        let done = c / 8 * 8;
-        assert!(bias.is_none_or(|b| b.len() >= c) && c > 0 && pixels.len().is_multiple_of(c));
-        // SAFETY: AVX2 is proven by the token; the scales and bias hold
-        // `c >= done` values and every pixel `c` (asserted above).
-        unsafe {
-            finish_float_sums_avx2(
-                pixels.len() / c,
-                c,
-                done,
-                s_in,
-                scales.as_ptr(),
-                bias.map(|b| b.as_ptr()),
-                [clamp.min, clamp.max],
-                pixels.as_mut_ptr(),
-            )
-        };
-        done
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2")]
-    unsafe fn finish_float_sums_avx2(
-        pixels: usize,
-        c: usize,
-        done: usize,
-        s_in: f32,
-        scales: *const f32,
-        bias: Option<*const f32>,
-        clamp: [f32; 2],
-        out: *mut f32,
-    ) {
-        // SAFETY: the caller guarantees `c >= done` values behind `scales`
-        // and `bias`, and `pixels * c` behind `out`.
-        unsafe {
-            let s = _mm256_set1_ps(s_in);
-            let (lo, hi) = (_mm256_set1_ps(clamp[0]), _mm256_set1_ps(clamp[1]));
-            for px in 0..pixels {
-                let out = out.add(px * c);
-                let mut i = 0;
-                while i < done {
-                    let f = _mm256_mul_ps(_mm256_loadu_ps(scales.add(i)), s);
-                    // `+ 0.0` first: a -0.0 sum becomes +0.0.
-                    let mut v = _mm256_mul_ps(_mm256_add_ps(_mm256_loadu_ps(out.add(i)), _mm256_setzero_ps()), f);
-                    if let Some(b) = bias {
-                        v = _mm256_add_ps(v, _mm256_loadu_ps(b.add(i)));
-                    }
-                    // max(lo, v) / min(hi, v) return `v` when it is NaN, like
-                    // `ClampF32::apply`.
-                    v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
-                    _mm256_storeu_ps(out.add(i), v);
-                    i += 8;
-                }
-            }
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
     unsafe fn epilogue_avx2(
@@ -1854,17 +1773,6 @@ mod avx2 {
         _: &[i32],
         _: super::Scale<'_>,
         _: bool,
-        _: Option<&[f32]>,
-        _: crate::activation::ClampF32,
-        _: &mut [f32],
-    ) -> usize {
-        unreachable!("no AVX2 token off x86-64")
-    }
-
-    pub(super) fn finish_float_sums(
-        _: Avx2Fma,
-        _: f32,
-        _: &[f32],
         _: Option<&[f32]>,
         _: crate::activation::ClampF32,
         _: &mut [f32],
