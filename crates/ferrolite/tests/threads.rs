@@ -111,10 +111,8 @@ fn large_concatenation_is_the_same_at_any_thread_count() {
         let value = |k: usize, p: usize, ch: usize| (p * 8 + k * 5 + ch) as f32;
         let mut want = Vec::new();
         for p in 0..pixels {
-            for k in 0..2 {
-                for ch in 0..c[k] {
-                    want.push(value(k, p, ch));
-                }
+            for (k, &ck) in c.iter().enumerate() {
+                want.extend((0..ck).map(|ch| value(k, p, ch)));
             }
         }
         for threads in [1, 2, 3] {

@@ -139,7 +139,7 @@ impl Operator for Concatenation {
                 let out_elems = elems_mut::<T>(out.bytes)?;
                 // Large copies (Inception's channel concats: megabytes) are
                 // shared between threads by outer rows.
-                let bytes = out_elems.len() * std::mem::size_of::<T>();
+                let bytes = std::mem::size_of_val(out_elems);
                 if workers.threads() > 1 && row > 0 && bytes >= PARALLEL_CONCAT_BYTES {
                     workers.for_each_chunk(out_elems, row, |first, rows| k::concat_rows(&inputs, &blocks, first, rows));
                 } else {
