@@ -109,17 +109,57 @@ struct Requant {
     /// that take them precomputed.
     mask: Vec<i32>,
     half: Vec<i32>,
+    /// `2^(rsh - 1) + output_offset * 2^rsh`: the rounding and the output
+    /// offset in one addend, for [`RequantMode::Short`].
+    round_oc: Vec<i32>,
     /// Some left shift is not 0.
     any_lsh: bool,
     /// Some multiplier is `i32::MIN` (the high mul's one saturating case).
     any_min: bool,
     /// Every shift within `-31..=30` (else the portable `finish` runs).
     vector_ok: bool,
+    /// No left shift, no `i32::MIN` multiplier, every right shift in
+    /// `1..=SHORT_MAX_RSH`: [`RequantMode::Short`] applies where the sums
+    /// are small enough too (see [`Requant::mode`]).
+    short_ok: bool,
+}
+
+/// Largest right shift [`RequantMode::Short`] takes: with sums below
+/// `2^30`, `|hm| + 2^(e-1) + 255 * 2^e` stays below `2^31`.
+const SHORT_MAX_RSH: i32 = 21;
+
+/// Per-channel constants per panel in [`Requant::panels`].
+const RQ_FIELDS: usize = 6;
+
+/// A bound on `|sum_t (x_t + input_offset) * (w_t + filter_offset)|` over
+/// `depth` taps of any input and weights of type `W` (inputs and weights
+/// share the type here): the largest `|v + offset|` of each, multiplied.
+/// From the types alone, so it costs nothing at prepare; for ordinary zero
+/// points it is `255 * 128 * depth` (int8) and stays below `2^30` up to a
+/// depth of 32,000.
+fn sum_bound<W: QType>(depth: usize, input_offset: i32, filter_offset: i32) -> i64 {
+    let most = |off: i32| (W::MIN as i64 + off as i64).abs().max((W::MAX as i64 + off as i64).abs());
+    most(input_offset).saturating_mul(most(filter_offset)).saturating_mul(depth as i64)
+}
+
+/// How a layer's vector epilogue requantises, decided per run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RequantMode {
+    /// No left shift, no saturation check, and the rounding divide as one
+    /// add and an arithmetic shift: `(hm + round_oc + (hm >> 31)) >> e`
+    /// (`hm >> 31` is -1 for negative `hm`, which turns rounding half up
+    /// into the reference's ties away from zero; adding `output_offset *
+    /// 2^e` before the shift adds `output_offset` after it). Exact when no
+    /// sum reaches `2^30` in magnitude and `1 <= e <= SHORT_MAX_RSH`.
+    Short,
+    /// Every step as the reference states it; the left shift and the
+    /// saturation check only where some channel needs them.
+    Full { lsh: bool, min: bool },
 }
 
 impl Requant {
     fn new(q: &ConvQuantParams, channels: usize) -> Requant {
-        let mut r = Requant { vector_ok: true, ..Requant::default() };
+        let mut r = Requant { vector_ok: true, short_ok: true, ..Requant::default() };
         for c in 0..channels {
             let (m, s) = q.channel(c);
             r.vector_ok &= (-31..=30).contains(&s);
@@ -129,24 +169,45 @@ impl Requant {
             let mask = ((1i64 << (-s).clamp(0, 31)) - 1) as i32;
             r.mask.push(mask);
             r.half.push(mask >> 1);
+            let e = (-s).clamp(0, 31);
+            let short = (1..=SHORT_MAX_RSH).contains(&e);
+            r.round_oc.push(if short {
+                (1i32 << (e - 1)).wrapping_add(q.output_offset.wrapping_shl(e as u32))
+            } else {
+                0
+            });
+            r.short_ok &= short && m != i32::MIN;
             r.any_lsh |= s > 0;
             r.any_min |= m == i32::MIN;
         }
+        r.short_ok &= (-255..=255).contains(&q.output_offset);
         r
     }
 
+    /// The mode for a run whose int32 sums (bias included) are at most
+    /// `weight_bound + max |bias|` in magnitude; `weight_bound` bounds the
+    /// sums without the bias ([`sum_bound`]).
+    fn mode(&self, weight_bound: i64, bias: Option<&[i32]>) -> RequantMode {
+        let bias_max = bias.map_or(0, |b| b.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0));
+        if self.short_ok && weight_bound + bias_max < 1 << 30 {
+            RequantMode::Short
+        } else {
+            RequantMode::Full { lsh: self.any_lsh, min: self.any_min }
+        }
+    }
+
     /// The constants of channels `c0 .. c0 + n` in panels of 16 for the
-    /// fused epilogue: per panel multiplier, left shift, right shift, mask
-    /// and half, 16 values each (zero past `n`).
+    /// fused epilogue: per panel multiplier, left shift, right shift, mask,
+    /// half and `round_oc` ([`RQ_FIELDS`] rows of 16 values; zero past `n`).
     fn panels(&self, c0: usize, n: usize) -> Vec<i32> {
         let panels = n.div_ceil(NR);
-        let mut v = vec![0i32; panels * 5 * NR];
+        let mut v = vec![0i32; panels * RQ_FIELDS * NR];
         for i in 0..n {
             let (j, l) = (i / NR, i % NR);
             let c = c0 + i;
-            let src = [&self.mult, &self.lsh, &self.rsh, &self.mask, &self.half];
+            let src = [&self.mult, &self.lsh, &self.rsh, &self.mask, &self.half, &self.round_oc];
             for (f, arr) in src.iter().enumerate() {
-                v[(j * 5 + f) * NR + l] = arr[c];
+                v[(j * RQ_FIELDS + f) * NR + l] = arr[c];
             }
         }
         v
@@ -456,6 +517,8 @@ pub struct Qs8ConvPlan {
     /// Per group, `Requant::panels` for the fused GEMM epilogue (empty
     /// where some shift is out of the vector range).
     panel_rq: Vec<Vec<i32>>,
+    /// [`sum_bound`] of the sums before the bias.
+    weight_bound: i64,
     supported: bool,
 }
 
@@ -508,6 +571,7 @@ impl Qs8ConvPlan {
             Vec::new()
         };
         let requant = if supported { Requant::new(q, out_c) } else { Requant::default() };
+        let weight_bound = sum_bound::<W>(depth, q.input_offset, filter_offset);
         let panel_rq = if requant.vector_ok {
             (0..packed.len()).map(|g| requant.panels(g * per_group, per_group)).collect()
         } else {
@@ -527,6 +591,7 @@ impl Qs8ConvPlan {
             packed,
             requant,
             panel_rq,
+            weight_bound,
             supported,
         }
     }
@@ -598,14 +663,14 @@ impl Qs8ConvPlan {
                 }
             }
             let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
-            let flags = (self.requant.any_lsh, self.requant.any_min);
+            let mode = self.requant.mode(self.weight_bound, bias);
             let mut r = 0;
             while r < rows {
                 let m = block.min(rows - r);
                 for (g, packed) in self.packed.iter().enumerate() {
                     self.im2col(input, row_start + r, m, g, &mut a[..m * kp]);
                     let b16 = &bias16[g * panels * NR..(g + 1) * panels * NR];
-                    let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: b16, flags, oc };
+                    let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: b16, mode, oc };
                     walk_tiles(m, panels, packed.k2, |i, js| {
                         let mr = MR.min(m - i);
                         let out = &mut output_rows[(r + i) * out_c + g * pg..];
@@ -687,6 +752,8 @@ struct DwFast {
     wp: Vec<i16>,
     /// `input_offset * sum_t (w_t + filter_offset)` per channel.
     corr: Vec<i32>,
+    /// [`sum_bound`] of the sums before the bias.
+    weight_bound: i64,
     /// `c16` bytes of the input zero point (`-input_offset`).
     pad: Vec<u8>,
     /// Input offsets of the taps `(2p, 2p + 1)` from a pixel's first tap
@@ -721,6 +788,7 @@ impl DwFast {
         let pairs = taps.div_ceil(2);
         let mut wp = vec![0i16; pairs * c16 * 2];
         let mut corr = vec![0i32; c16];
+        let weight_bound = sum_bound::<W>(taps, q.input_offset, filter_offset);
         for t in 0..taps {
             let (pi, s) = (t / 2, t % 2);
             for c in 0..c16 {
@@ -729,7 +797,15 @@ impl DwFast {
                 corr[c] = corr[c].wrapping_add(w.wrapping_mul(q.input_offset));
             }
         }
-        Some(DwFast { signed: W::SIGNED, c16, wp, corr, pad: vec![zp as u8; c16], pair_deltas: Vec::new() })
+        Some(DwFast {
+            signed: W::SIGNED,
+            c16,
+            wp,
+            corr,
+            weight_bound,
+            pad: vec![zp as u8; c16],
+            pair_deltas: Vec::new(),
+        })
     }
 }
 
@@ -930,6 +1006,7 @@ impl Qs8DepthwisePlan {
         let ox_lo = p.pad_left.div_ceil(p.stride_w);
         let ox_hi = (in_w + p.pad_left).checked_sub(span_w + 1).map_or(0, |v| v / p.stride_w + 1).min(out_w);
         let whole = f.c16 == out_c;
+        let mode = self.requant.mode(f.weight_bound, bias);
         let mut i = 0;
         while i < rows {
             let pix = row_start + i;
@@ -944,7 +1021,7 @@ impl Qs8DepthwisePlan {
                 let n = (ox_hi - ox).min(rows - i);
                 let base = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
                 let out = &mut output_rows[i * out_c..(i + n) * out_c];
-                avx2::dwconv16_span(t, input, f, &self.requant, bias, oc, base, p.stride_w * in_c, n, out);
+                avx2::dwconv16_span(t, input, f, &self.requant, mode, bias, oc, base, p.stride_w * in_c, n, out);
                 i += n;
                 continue;
             }
@@ -1130,7 +1207,10 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub(crate) mod avx2 {
-    use super::{tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, TailScale, DW_MAX_TAPS, NR, PAD, Q8};
+    use super::{
+        tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS, NR, PAD, Q8,
+        RQ_FIELDS,
+    };
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -1207,13 +1287,13 @@ pub(crate) mod avx2 {
         unsafe { by_rows!(m, narrow, qs8_gemm_mx16c2_avx2 [], (k2, a, lda, w, c, ldc)) }
     }
 
-    /// The fused epilogue of a group's panels: `Requant::panels` (80
-    /// values per panel), the bias (16 per panel), `(any_lsh, any_min)`,
-    /// and `[output_offset, act_min, act_max]`.
+    /// The fused epilogue of a group's panels: `Requant::panels`
+    /// (`RQ_FIELDS * 16` values per panel), the bias (16 per panel), the
+    /// mode, and `[output_offset, act_min, act_max]`.
     pub(super) struct Epilogue<'a> {
         pub rq: &'a [i32],
         pub bias: &'a [i32],
-        pub flags: (bool, bool),
+        pub mode: RequantMode,
         pub oc: [i32; 3],
     }
 
@@ -1240,14 +1320,14 @@ pub(crate) mod avx2 {
         }
         assert_eq!(k2, w.k2, "depth pairs of the weights");
         let (w0, narrow, stride, end_col) = tile_run(w, &js, m, a.len(), lda, out.len(), ldo, cols);
-        assert!(epi.rq.len() >= js.end * 5 * NR && epi.bias.len() >= js.end * NR);
+        assert!(epi.rq.len() >= js.end * RQ_FIELDS * NR && epi.bias.len() >= js.end * NR);
         let (a, o) = (a.as_ptr(), out.as_mut_ptr() as *mut u8);
         let (rq, bias) = (epi.rq.as_ptr(), epi.bias.as_ptr());
-        let (flags, oc) = (epi.flags, epi.oc);
+        let (mode, oc) = (epi.mode, epi.oc);
         // SAFETY: the token proves AVX2 is available; the asserts above
         // bound every access (rows `< m` of `2 * k2` values at stride
         // `lda`; panels `js` of `k2 * 32` weights each, `stride` bytes
-        // apart, the last one checked; 80 + 16 epilogue values per panel;
+        // apart, the last one checked; 96 + 16 epilogue values per panel;
         // `min(16, cols - 16 j)` bytes from column `16 j` of each output
         // row at stride `ldo`, up to `end_col`; `T` is one byte).
         unsafe {
@@ -1262,9 +1342,9 @@ pub(crate) mod avx2 {
                     w0,
                     stride,
                     js.len(),
-                    rq.add(js.start * 5 * NR),
+                    rq.add(js.start * RQ_FIELDS * NR),
                     bias.add(js.start * NR),
-                    flags,
+                    mode,
                     oc,
                     o.add(js.start * NR),
                     ldo,
@@ -1273,6 +1353,21 @@ pub(crate) mod avx2 {
             )
         }
     }
+
+    /// The signature of [`qs8_gemm_mx16c2_rq_avx2`].
+    type RqKernel = unsafe fn(
+        usize,
+        *const i16,
+        usize,
+        *const u8,
+        *const i32,
+        *const i32,
+        (bool, bool),
+        [i32; 3],
+        *mut u8,
+        usize,
+        usize,
+    );
 
     /// [`qs8_gemm_mx16c2_rq_avx2`] over `panels` consecutive panels
     /// (`stride` bytes apart), the `cols` output columns from `out`.
@@ -1287,7 +1382,7 @@ pub(crate) mod avx2 {
         panels: usize,
         rq: *const i32,
         bias: *const i32,
-        flags: (bool, bool),
+        mode: RequantMode,
         oc: [i32; 3],
         out: *mut u8,
         ldo: usize,
@@ -1295,16 +1390,15 @@ pub(crate) mod avx2 {
     ) {
         // SAFETY: the caller (`gemm_requant_tiles`) checked the bounds.
         unsafe {
-            // Most layers need neither the left shift nor the saturation
-            // check: their own copy of the kernel has no flag tests in the
-            // row loop.
-            let kernel = match flags == (false, false) {
-                true => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, true>,
-                false => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, false>,
+            // Most layers run in the short mode: its own copy of the
+            // kernel has no flag tests in the row loop.
+            let (kernel, flags): (RqKernel, _) = match mode {
+                RequantMode::Short => (qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, true>, (false, false)),
+                RequantMode::Full { lsh, min } => (qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, false>, (lsh, min)),
             };
             for j in 0..panels {
                 let nc = NR.min(cols - j * NR);
-                let (rq, bias) = (rq.add(j * 5 * NR), bias.add(j * NR));
+                let (rq, bias) = (rq.add(j * RQ_FIELDS * NR), bias.add(j * NR));
                 kernel(k2, a, lda, w.add(j * stride), rq, bias, flags, oc, out.add(j * NR), ldo, nc);
             }
         }
@@ -1495,11 +1589,11 @@ pub(crate) mod avx2 {
 
     /// `qs8_gemm_mx16c2_avx2` with the accumulators starting at the bias
     /// (integer sums wrap, so the order does not matter) and `finish` on
-    /// the registers before one 16-byte store per row. `PLAIN`: `flags`
-    /// are `(false, false)` (no left shift, no saturation check).
+    /// the registers before one 16-byte store per row. `SHORT`: the
+    /// layer is in `RequantMode::Short` (`flags` unused).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const NARROW: bool, const M: usize, const PLAIN: bool>(
+    unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const NARROW: bool, const M: usize, const SHORT: bool>(
         k2: usize,
         a: *const i16,
         lda: usize,
@@ -1513,16 +1607,22 @@ pub(crate) mod avx2 {
         nc: usize,
     ) {
         // SAFETY: the caller (`qs8_gemm_mx16c2_rq_run_avx2`) checked the
-        // bounds: 80 values at `q`, 16 at `b`.
+        // bounds: `RQ_FIELDS * 16` values at `q`, 16 at `b`.
         unsafe {
             let ld = |p: *const i32| _mm256_loadu_si256(p as *const __m256i);
             let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [ld(b), ld(b.add(8))]);
-            let r0 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR)));
-            let r1 = [0, 1, 2, 3, 4].map(|f| ld(q.add(f * NR + 8)));
-            let (lsh, min) = if PLAIN { (false, false) } else { flags };
+            let r0 = [0, 1, 2, 3, 4, 5].map(|f| ld(q.add(f * NR)));
+            let r1 = [0, 1, 2, 3, 4, 5].map(|f| ld(q.add(f * NR + 8)));
             for r in 0..M {
-                let v0 = requant_pre(acc0[r], r0, lsh, min, oc);
-                let v1 = requant_pre(acc1[r], r1, lsh, min, oc);
+                let (v0, v1) = match SHORT {
+                    true => (requant_short(acc0[r], r0, oc), requant_short(acc1[r], r1, oc)),
+                    false => {
+                        let full = |x, r: [__m256i; RQ_FIELDS]| {
+                            requant_pre(x, [r[0], r[1], r[2], r[3], r[4]], flags.0, flags.1, oc)
+                        };
+                        (full(acc0[r], r0), full(acc1[r], r1))
+                    }
+                };
                 // Clamped into T's range already, so saturating packs are exact.
                 let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
                 let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
@@ -1654,13 +1754,14 @@ pub(crate) mod avx2 {
 
     /// `n` interior pixels (no padding tap) of one output row, channels
     /// `0 .. f.c16 == out_c`: pixel `j`'s first tap at `base + j * step`,
-    /// its outputs at `out[j * c ..]`.
+    /// its outputs at `out[j * c ..]`. `mode`: `rq.mode` for `bias`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn dwconv16_span<T: Q8>(
         _t: Avx2Fma,
         input: &[T],
         f: &DwFast,
         rq: &Requant,
+        mode: RequantMode,
         bias: Option<&[i32]>,
         oc: [i32; 3],
         base: usize,
@@ -1678,7 +1779,7 @@ pub(crate) mod avx2 {
         assert!(last.is_some_and(|l| l <= input.len()) && out.len() >= n * c);
         assert!(f.wp.len() >= pairs * c * 2 && f.corr.len() >= c);
         assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
-        assert!(rq.mask.len() >= c && rq.half.len() >= c);
+        assert!(rq.mask.len() >= c && rq.half.len() >= c && rq.round_oc.len() >= c);
         assert!(bias.is_none_or(|b| b.len() >= c));
         // SAFETY: AVX2 is proven by the token; pixel `j < n` reads `c`
         // bytes at `base + j * step + delta` for its deltas, all within
@@ -1692,15 +1793,20 @@ pub(crate) mod avx2 {
                 wp: f.wp.as_ptr(),
                 corr: f.corr.as_ptr(),
                 bias: bias.map(|b| b.as_ptr()),
-                rq: [rq.mult.as_ptr(), rq.lsh.as_ptr(), rq.rsh.as_ptr(), rq.mask.as_ptr(), rq.half.as_ptr()],
-                any_lsh: rq.any_lsh,
-                any_min: rq.any_min,
+                rq: [
+                    rq.mult.as_ptr(),
+                    rq.lsh.as_ptr(),
+                    rq.rsh.as_ptr(),
+                    rq.mask.as_ptr(),
+                    rq.half.as_ptr(),
+                    rq.round_oc.as_ptr(),
+                ],
+                mode,
                 oc,
             };
-            // Layers needing neither the left shift nor the saturation
-            // check get a copy of the kernels without those tests.
-            let plain = !k.any_lsh && !k.any_min;
-            let kernels: [unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8); 3] = match plain {
+            // Layers in the short mode (most) get a copy of the kernels
+            // without the flag tests.
+            let kernels: [unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8); 3] = match mode == RequantMode::Short {
                 true => [
                     qs8_dwconv_px_c16_avx2::<T, 4, true>,
                     qs8_dwconv_px_c16_avx2::<T, 2, true>,
@@ -1734,18 +1840,18 @@ pub(crate) mod avx2 {
         wp: *const i16,
         corr: *const i32,
         bias: Option<*const i32>,
-        /// Multiplier, left shift, right shift, mask, half (per channel).
-        rq: [*const i32; 5],
-        any_lsh: bool,
-        any_min: bool,
+        /// Multiplier, left shift, right shift, mask, half, `round_oc`
+        /// (per channel).
+        rq: [*const i32; RQ_FIELDS],
+        mode: RequantMode,
         oc: [i32; 3],
     }
 
     /// `P` neighbouring interior pixels (first taps at `x + q * step`),
-    /// sharing each weight load; outputs at `out + q * c`. `PLAIN`: no
-    /// channel needs the left shift or the saturation check.
+    /// sharing each weight load; outputs at `out + q * c`. `SHORT`: the
+    /// layer is in `RequantMode::Short`.
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_dwconv_px_c16_avx2<T: Q8, const P: usize, const PLAIN: bool>(
+    unsafe fn qs8_dwconv_px_c16_avx2<T: Q8, const P: usize, const SHORT: bool>(
         k: &DwArgs<'_>,
         x: *const u8,
         step: usize,
@@ -1783,12 +1889,23 @@ pub(crate) mod avx2 {
                     add0 = _mm256_add_epi32(add0, ld(b, cb));
                     add1 = _mm256_add_epi32(add1, ld(b, cb + 8));
                 }
-                let r0 = [0, 1, 2, 3, 4].map(|j| ld(k.rq[j], cb));
-                let r1 = [0, 1, 2, 3, 4].map(|j| ld(k.rq[j], cb + 8));
-                let (lsh, min) = if PLAIN { (false, false) } else { (k.any_lsh, k.any_min) };
+                let r0 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb));
+                let r1 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb + 8));
+                let (lsh, min) = match k.mode {
+                    RequantMode::Full { lsh, min } => (lsh, min),
+                    RequantMode::Short => (false, false),
+                };
                 for q in 0..P {
-                    let v0 = requant_pre(_mm256_add_epi32(s0[q], add0), r0, lsh, min, k.oc);
-                    let v1 = requant_pre(_mm256_add_epi32(s1[q], add1), r1, lsh, min, k.oc);
+                    let (x0, x1) = (_mm256_add_epi32(s0[q], add0), _mm256_add_epi32(s1[q], add1));
+                    let (v0, v1) = match SHORT {
+                        true => (requant_short(x0, r0, k.oc), requant_short(x1, r1, k.oc)),
+                        false => {
+                            let full = |x, r: [__m256i; RQ_FIELDS]| {
+                                requant_pre(x, [r[0], r[1], r[2], r[3], r[4]], lsh, min, k.oc)
+                            };
+                            (full(x0, r0), full(x1, r1))
+                        }
+                    };
                     // Clamped into T's range already, so saturating packs are exact.
                     let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
                     let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
@@ -1912,6 +2029,37 @@ pub(crate) mod avx2 {
         _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]))
     }
 
+    /// [`RequantMode::Short`] on 8 int32 sums (bias included): `r` holds
+    /// the per-lane constants in `Requant::panels` order (multiplier at 0,
+    /// right shift at 2, `round_oc` at 5); `oc[0]` is inside `round_oc`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn requant_short(x: __m256i, r: [__m256i; RQ_FIELDS], oc: [i32; 3]) -> __m256i {
+        let hm = doubling_high_mul(x, r[0], false);
+        let t = _mm256_add_epi32(_mm256_add_epi32(hm, r[5]), _mm256_srai_epi32(hm, 31));
+        let v = _mm256_srav_epi32(t, r[2]);
+        _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]))
+    }
+
+    /// [`requant_short`] on 8 sums with channels `c0 ..` of `rq` (tests).
+    #[cfg(test)]
+    pub(super) fn requant_short8(_t: Avx2Fma, rq: &Requant, c0: usize, x: [i32; 8], oc: [i32; 3]) -> [i32; 8] {
+        let v = |a: &[i32]| -> __m256i {
+            let a: [i32; 8] = a[c0..c0 + 8].try_into().unwrap();
+            // SAFETY: an 8-value array is 32 readable bytes.
+            unsafe { _mm256_loadu_si256(a.as_ptr() as *const __m256i) }
+        };
+        let mut out = [0i32; 8];
+        // SAFETY: AVX2 is proven by the token; `out` has 8 values.
+        unsafe {
+            let zero = _mm256_setzero_si256();
+            let r = [v(&rq.mult), zero, v(&rq.rsh), zero, zero, v(&rq.round_oc)];
+            let x = _mm256_loadu_si256(x.as_ptr() as *const __m256i);
+            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, requant_short(x, r, oc));
+        }
+        out
+    }
+
     /// [`requant_pre`] with the mask and half derived from the right shift
     /// `e`, every step enabled.
     #[inline]
@@ -1977,7 +2125,7 @@ pub(crate) mod avx2 {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod avx2 {
-    use super::{DwFast, FloatTail, PackedQs8, Panel, Requant, Q8};
+    use super::{DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, Q8};
     use crate::optimized::isa::Avx2Fma;
 
     #[allow(clippy::too_many_arguments)]
@@ -2000,7 +2148,7 @@ mod avx2 {
     pub(super) struct Epilogue<'a> {
         pub rq: &'a [i32],
         pub bias: &'a [i32],
-        pub flags: (bool, bool),
+        pub mode: RequantMode,
         pub oc: [i32; 3],
     }
 
@@ -2027,6 +2175,7 @@ mod avx2 {
         _: &[T],
         _: &DwFast,
         _: &Requant,
+        _: RequantMode,
         _: Option<&[i32]>,
         _: [i32; 3],
         _: usize,
@@ -2099,6 +2248,7 @@ mod tests {
     use crate::optimized::testutil::{panel_ranges, ConvGeom, ConvGeomLimits, Rng};
     use crate::quant::FusedActivation;
     use crate::reference::padding::{Padding, Padding2d};
+    use crate::reference::quantized::conv::Accumulator;
     use crate::reference::quantized::{
         conv2d_i8, conv2d_u8, depthwise_conv2d_i8, depthwise_conv2d_u8, fully_connected_i8, fully_connected_u8,
     };
@@ -2111,6 +2261,16 @@ mod tests {
     }
     fn bias(rng: &mut Rng, n: usize) -> Vec<i32> {
         (0..n).map(|_| rng.range(0, 40001) as i32 - 20000).collect()
+    }
+    /// [`bias`], but every fifth case one channel's bias near `±2^31`: sums
+    /// that large leave `RequantMode::Short` for the full requantisation.
+    fn bias_for_case(rng: &mut Rng, n: usize, case: usize) -> Vec<i32> {
+        let mut b = bias(rng, n);
+        if case % 5 == 4 {
+            let c = rng.range(0, n);
+            b[c] = rng.pick(&[1, -1]) * (i32::MAX - (1 << 24) - rng.range(0, 1 << 20) as i32);
+        }
+        b
     }
     fn scale(rng: &mut Rng) -> f32 {
         0.001 + 0.05 * (rng.f32() + 1.0)
@@ -2221,6 +2381,76 @@ mod tests {
     }
 
     #[test]
+    fn short_requant_matches_finish_within_its_bounds() {
+        // The short mode's claim: for sums below 2^30 in magnitude and right
+        // shifts 1..=21, `(hm + round_oc + (hm >> 31)) >> e` is the
+        // reference's rounding divide plus the output offset, ties included.
+        let mut rng = Rng::new(0x5407);
+        let mut ties = 0;
+        for i in 0..3000usize {
+            let mut q = q_i8(&mut rng, 8);
+            q.output_multiplier = (0..8).map(|_| (1 << 30) + (rng.next_u64() as i32 & 0x3fff_ffff)).collect();
+            q.output_shift = (0..8).map(|_| -(rng.range(1, SHORT_MAX_RSH as usize + 1) as i32)).collect();
+            q.output_offset = rng.range(0, 511) as i32 - 255;
+            if i % 4 == 0 {
+                (q.act_min, q.act_max) = (i32::MIN, i32::MAX);
+            }
+            let r = Requant::new(&q, 8);
+            assert!(r.short_ok && r.mode(0, None) == RequantMode::Short, "case {i}: {q:?}");
+            let lim = (1i64 << 30) - 1;
+            // Small right shifts make ties of the rounding divide common
+            // (counted below).
+            let x: [i32; 8] = std::array::from_fn(|_| match rng.range(0, 6) {
+                0 => rng.pick(&[lim, -lim, 0, 1, -1]) as i32,
+                _ => (rng.next_u64() as i32) >> rng.range(2, 31),
+            });
+            // `finish` without its cast to an 8-bit type.
+            let want: [i32; 8] = std::array::from_fn(|c| {
+                let (m, s) = q.channel(c);
+                x[c].requantize(m, s).wrapping_add(q.output_offset).max(q.act_min).min(q.act_max)
+            });
+            for c in 0..8 {
+                let e = -q.output_shift[c];
+                let hm = ((x[c] as i64 * q.output_multiplier[c] as i64 + (1 << 30)) >> 31) as i32;
+                ties += usize::from(hm & ((1 << e) - 1) == 1 << (e - 1));
+            }
+            if let Some(t) = Avx2Fma::new(IsaLevel::Avx2Fma) {
+                let got = avx2::requant_short8(t, &r, 0, x, [q.output_offset, q.act_min, q.act_max]);
+                assert_eq!(got, want, "case {i}: x {x:?} {q:?}");
+            }
+        }
+        assert!(ties > 100, "only {ties} ties drawn");
+        // Past the bound the formula does go wrong (so the bound matters):
+        // a sum near 2^31 with the largest multiplier wraps `hm + round_oc`.
+        if let Some(t) = Avx2Fma::new(IsaLevel::Avx2Fma) {
+            let mut q = q_i8(&mut rng, 8);
+            q.output_multiplier = vec![i32::MAX; 8];
+            q.output_shift = vec![-SHORT_MAX_RSH; 8];
+            (q.output_offset, q.act_min, q.act_max) = (255, i32::MIN, i32::MAX);
+            let x = [i32::MAX - 5; 8];
+            let (m, s) = q.channel(0);
+            let want = x[0].requantize(m, s) + 255;
+            let got = avx2::requant_short8(t, &Requant::new(&q, 8), 0, x, [255, i32::MIN, i32::MAX]);
+            assert_ne!(got[0], want, "a sum of 2^31 - 6 is outside the short mode");
+        }
+        // And the mode is not offered outside those bounds.
+        let mut q = q_i8(&mut rng, 2);
+        q.output_multiplier = vec![1 << 30; 2];
+        q.output_shift = vec![-3, -(SHORT_MAX_RSH + 1)];
+        assert!(!Requant::new(&q, 2).short_ok, "right shift 22");
+        q.output_shift = vec![-3, 0];
+        assert!(!Requant::new(&q, 2).short_ok, "right shift 0");
+        q.output_shift = vec![-3, -4];
+        let r = Requant::new(&q, 2);
+        assert_eq!(r.mode((1 << 30) - 101, Some(&[100, -100])), RequantMode::Short);
+        assert_ne!(r.mode((1 << 30) - 100, Some(&[100, -100])), RequantMode::Short, "sums may reach 2^30");
+        // The sum bound: the largest |x + input offset| times the largest
+        // |w + filter offset| times the depth.
+        assert_eq!(sum_bound::<i8>(9, 128, 0), 255 * 128 * 9);
+        assert_eq!(sum_bound::<u8>(4, -255, -3), 255 * 252 * 4);
+    }
+
+    #[test]
     fn gemm_i32_matches_naive() {
         let mut rng = Rng::new(1);
         for _ in 0..50 {
@@ -2246,7 +2476,7 @@ mod tests {
             let filter_shape = [out_c, g.kh, g.kw, f_in];
             let out_shape = [g.in_shape[0], g.out_hw.0, g.out_hw.1, out_c];
             let out_len: usize = out_shape.iter().product();
-            let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
+            let b = if i.is_multiple_of(3) { None } else { Some(bias_for_case(&mut rng, out_c, i)) };
             let rows = out_len / out_c;
             if i % 2 == 0 {
                 // Every fourth case with multipliers above 1 (the GEMM's
@@ -2304,7 +2534,7 @@ mod tests {
             let out_shape = [g.in_shape[0], g.out_hw.0, g.out_hw.1, out_c];
             let out_len: usize = out_shape.iter().product();
             let rows = out_len / out_c;
-            let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
+            let b = if i.is_multiple_of(3) { None } else { Some(bias_for_case(&mut rng, out_c, i)) };
             if i % 2 == 0 {
                 let q = q_i8(&mut rng, out_c);
                 let x = i8s(&mut rng, g.in_shape.iter().product());
@@ -2369,7 +2599,7 @@ mod tests {
             let out_shape = [batches, pw.out_h, pw.out_w, out_c];
             let out_len: usize = out_shape.iter().product();
             let rows = out_len / out_c;
-            let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, out_c)) };
+            let b = if i.is_multiple_of(3) { None } else { Some(bias_for_case(&mut rng, out_c, i)) };
             let extreme = i % 5 == 0;
             if i % 2 == 0 {
                 let mut q = q_i8(&mut rng, out_c);
