@@ -1043,7 +1043,7 @@ impl Qs8DepthwisePlan {
                 }
             }
             let (head, tail) = out.split_at_mut(f.c16);
-            avx2::dwconv16_row(t, input, f, &self.requant, bias, oc, taps, head);
+            avx2::dwconv16_row(t, input, f, &self.requant, mode, bias, oc, taps, head);
             for (j, o) in tail.iter_mut().enumerate() {
                 let c = f.c16 + j;
                 let mut acc = 0i32;
@@ -1709,12 +1709,14 @@ pub(crate) mod avx2 {
 
     /// Channels `0 .. f.c16` of one depthwise output pixel: `taps` lists
     /// every tap in order as (input offset, tap) with `PAD` for padding.
+    /// `mode`: `rq.mode` for `bias`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn dwconv16_row<T: Q8>(
         _t: Avx2Fma,
         input: &[T],
         f: &DwFast,
         rq: &Requant,
+        mode: RequantMode,
         bias: Option<&[i32]>,
         oc: [i32; 3],
         taps: &[(usize, usize)],
@@ -1725,6 +1727,7 @@ pub(crate) mod avx2 {
         assert!(n <= DW_MAX_TAPS && out.len() >= c && f.pad.len() >= c && f.corr.len() >= c);
         assert!(f.wp.len() >= n.div_ceil(2) * c * 2);
         assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
+        assert!(rq.mask.len() >= c && rq.half.len() >= c && rq.round_oc.len() >= c);
         assert!(bias.is_none_or(|b| b.len() >= c));
         let mut ptrs = [f.pad.as_ptr(); DW_MAX_TAPS + 1];
         for (p, &(xo, _)) in ptrs.iter_mut().zip(taps) {
@@ -1739,16 +1742,24 @@ pub(crate) mod avx2 {
         // one byte), the weights `ceil(n / 2) * c` pairs, the per-channel
         // arrays, bias and `out` at least `c` values (asserted above).
         unsafe {
-            qs8_dwconv_c16_avx2::<T>(
+            let k = DwArgs {
                 c,
-                &ptrs[..n + 1],
-                f.wp.as_ptr(),
-                f.corr.as_ptr(),
-                bias.map(|b| b.as_ptr()),
-                [rq.mult.as_ptr(), rq.lsh.as_ptr(), rq.rsh.as_ptr()],
+                pd: &[],
+                wp: f.wp.as_ptr(),
+                corr: f.corr.as_ptr(),
+                bias: bias.map(|b| b.as_ptr()),
+                rq: [
+                    rq.mult.as_ptr(),
+                    rq.lsh.as_ptr(),
+                    rq.rsh.as_ptr(),
+                    rq.mask.as_ptr(),
+                    rq.half.as_ptr(),
+                    rq.round_oc.as_ptr(),
+                ],
+                mode,
                 oc,
-                out.as_mut_ptr() as *mut u8,
-            )
+            };
+            qs8_dwconv_c16_avx2::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8)
         }
     }
 
@@ -1920,21 +1931,13 @@ pub(crate) mod avx2 {
     /// `vpmaddwd` over pairs of taps: the bytes of taps `2p` and `2p + 1`
     /// are interleaved and widened to i16 pairs, times the weight pairs of
     /// 8 channels, into 8 int32 sums; two registers per 16 channels.
-    #[allow(clippy::too_many_arguments)]
+    /// `k.pd` is unused: the taps are `ptrs`.
     #[target_feature(enable = "avx2")]
-    unsafe fn qs8_dwconv_c16_avx2<T: Q8>(
-        c: usize,
-        ptrs: &[*const u8],
-        wp: *const i16,
-        corr: *const i32,
-        bias: Option<*const i32>,
-        rq: [*const i32; 3],
-        oc: [i32; 3],
-        out: *mut u8,
-    ) {
+    unsafe fn qs8_dwconv_c16_avx2<T: Q8>(k: &DwArgs<'_>, ptrs: &[*const u8], out: *mut u8) {
         // SAFETY: bounds checked by `dwconv16_row`; `ptrs` has `n + 1`
         // entries (the last one `pad`), so the odd tap pairs with it.
         unsafe {
+            let (c, wp) = (k.c, k.wp);
             let n = ptrs.len() - 1;
             let pairs = n.div_ceil(2);
             let mut cb = 0;
@@ -1954,15 +1957,23 @@ pub(crate) mod avx2 {
                     s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(lo, _mm256_loadu_si256(w as *const __m256i)));
                     s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(hi, _mm256_loadu_si256(w.add(16) as *const __m256i)));
                 }
-                s0 = _mm256_add_epi32(s0, _mm256_loadu_si256(corr.add(cb) as *const __m256i));
-                s1 = _mm256_add_epi32(s1, _mm256_loadu_si256(corr.add(cb + 8) as *const __m256i));
-                if let Some(b) = bias {
-                    s0 = _mm256_add_epi32(s0, _mm256_loadu_si256(b.add(cb) as *const __m256i));
-                    s1 = _mm256_add_epi32(s1, _mm256_loadu_si256(b.add(cb + 8) as *const __m256i));
-                }
                 let ld = |p: *const i32, o: usize| _mm256_loadu_si256(p.add(o) as *const __m256i);
-                let v0 = requant_v(s0, ld(rq[0], cb), ld(rq[1], cb), ld(rq[2], cb), oc);
-                let v1 = requant_v(s1, ld(rq[0], cb + 8), ld(rq[1], cb + 8), ld(rq[2], cb + 8), oc);
+                s0 = _mm256_add_epi32(s0, ld(k.corr, cb));
+                s1 = _mm256_add_epi32(s1, ld(k.corr, cb + 8));
+                if let Some(b) = k.bias {
+                    s0 = _mm256_add_epi32(s0, ld(b, cb));
+                    s1 = _mm256_add_epi32(s1, ld(b, cb + 8));
+                }
+                let r0 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb));
+                let r1 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb + 8));
+                let (v0, v1) = match k.mode {
+                    RequantMode::Short => (requant_short(s0, r0, k.oc), requant_short(s1, r1, k.oc)),
+                    RequantMode::Full { lsh, min } => {
+                        let full =
+                            |x, r: [__m256i; RQ_FIELDS]| requant_pre(x, [r[0], r[1], r[2], r[3], r[4]], lsh, min, k.oc);
+                        (full(s0, r0), full(s1, r1))
+                    }
+                };
                 // Clamped into T's range already, so saturating packs are exact.
                 let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
                 let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
@@ -2192,6 +2203,7 @@ mod avx2 {
         _: &[T],
         _: &DwFast,
         _: &Requant,
+        _: RequantMode,
         _: Option<&[i32]>,
         _: [i32; 3],
         _: &[(usize, usize)],
@@ -2287,19 +2299,35 @@ mod tests {
         }
     }
 
-    fn q_i8(rng: &mut Rng, channels: usize) -> ConvQuantParams {
-        q_i8_with(rng, channels, false)
+    /// Which range a random layer's requantisation multipliers fall in.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Multipliers {
+        /// Down to 1e-7 (right shifts past `SHORT_MAX_RSH` in most
+        /// per-channel layers: the full requantisation).
+        Small,
+        /// The largest in 0.05 .. 0.95, as in trained models (right
+        /// shifts of 1 to about 12: `RequantMode::Short`).
+        Typical,
+        /// Every one above 1 (the requantisation's left shift runs).
+        AboveOne,
     }
-    /// `above_one`: an output scale small enough that every channel's
-    /// multiplier exceeds 1 (the requantisation's left shift runs).
-    fn q_i8_with(rng: &mut Rng, channels: usize, above_one: bool) -> ConvQuantParams {
+
+    /// Int8 per-channel (or, one time in three, per-tensor) parameters;
+    /// the multipliers small or typical at random.
+    fn q_i8(rng: &mut Rng, channels: usize) -> ConvQuantParams {
+        let m = if rng.range(0, 2) == 0 { Multipliers::Small } else { Multipliers::Typical };
+        q_i8_with(rng, channels, m)
+    }
+    fn q_i8_with(rng: &mut Rng, channels: usize, m: Multipliers) -> ConvQuantParams {
         let scales: Vec<f32> =
             if rng.range(0, 3) == 0 { vec![scale(rng)] } else { (0..channels).map(|_| scale(rng) * 0.02).collect() };
         let (izp, ozp) = (zp(rng, -128, 127), zp(rng, -128, 127));
         let in_scale = scale(rng);
-        let out_scale = match above_one {
-            true => in_scale * scales.iter().copied().fold(f32::INFINITY, f32::min) / (1.5 + 3.0 * rng.f32().abs()),
-            false => scale(rng) * 2.0,
+        let (lo, hi) = scales.iter().fold((f32::INFINITY, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let out_scale = match m {
+            Multipliers::Small => scale(rng) * 2.0,
+            Multipliers::Typical => in_scale * hi / (0.05 + 0.9 * rng.f32().abs()),
+            Multipliers::AboveOne => in_scale * lo / (1.5 + 3.0 * rng.f32().abs()),
         };
         ConvQuantParams::per_channel(in_scale, izp, &scales, out_scale, ozp, act(rng), -128, 127).unwrap()
     }
@@ -2481,7 +2509,12 @@ mod tests {
             if i % 2 == 0 {
                 // Every fourth case with multipliers above 1 (the GEMM's
                 // kernel with the left shift, not the plain one).
-                let q = q_i8_with(&mut rng, out_c, i % 4 == 2);
+                let m = match i % 4 {
+                    2 => Multipliers::AboveOne,
+                    0 => Multipliers::Typical,
+                    _ => Multipliers::Small,
+                };
+                let q = q_i8_with(&mut rng, out_c, m);
                 let x = i8s(&mut rng, g.in_shape.iter().product());
                 let w = i8s(&mut rng, filter_shape.iter().product());
                 let mut want = vec![0i8; out_len];
