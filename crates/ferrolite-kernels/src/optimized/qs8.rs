@@ -1742,23 +1742,7 @@ pub(crate) mod avx2 {
         // one byte), the weights `ceil(n / 2) * c` pairs, the per-channel
         // arrays, bias and `out` at least `c` values (asserted above).
         unsafe {
-            let k = DwArgs {
-                c,
-                pd: &[],
-                wp: f.wp.as_ptr(),
-                corr: f.corr.as_ptr(),
-                bias: bias.map(|b| b.as_ptr()),
-                rq: [
-                    rq.mult.as_ptr(),
-                    rq.lsh.as_ptr(),
-                    rq.rsh.as_ptr(),
-                    rq.mask.as_ptr(),
-                    rq.half.as_ptr(),
-                    rq.round_oc.as_ptr(),
-                ],
-                mode,
-                oc,
-            };
+            let k = DwArgs::new(f, rq, mode, bias, oc);
             qs8_dwconv_c16_avx2::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8)
         }
     }
@@ -1798,23 +1782,7 @@ pub(crate) mod avx2 {
         // per-channel arrays and bias have enough values and `out` `n * c`.
         unsafe {
             let (x, o) = (input.as_ptr().add(base) as *const u8, out.as_mut_ptr() as *mut u8);
-            let k = DwArgs {
-                c,
-                pd: &f.pair_deltas,
-                wp: f.wp.as_ptr(),
-                corr: f.corr.as_ptr(),
-                bias: bias.map(|b| b.as_ptr()),
-                rq: [
-                    rq.mult.as_ptr(),
-                    rq.lsh.as_ptr(),
-                    rq.rsh.as_ptr(),
-                    rq.mask.as_ptr(),
-                    rq.half.as_ptr(),
-                    rq.round_oc.as_ptr(),
-                ],
-                mode,
-                oc,
-            };
+            let k = DwArgs::new(f, rq, mode, bias, oc);
             // Layers in the short mode (most) get a copy of the kernels
             // without the flag tests.
             let kernels: [unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8); 3] = match mode == RequantMode::Short {
@@ -1856,6 +1824,24 @@ pub(crate) mod avx2 {
         rq: [*const i32; RQ_FIELDS],
         mode: RequantMode,
         oc: [i32; 3],
+    }
+
+    impl<'a> DwArgs<'a> {
+        /// The arguments for channels `0 .. f.c16` (the callers check that
+        /// `rq` and `bias` have that many).
+        fn new(f: &'a DwFast, rq: &Requant, mode: RequantMode, bias: Option<&[i32]>, oc: [i32; 3]) -> DwArgs<'a> {
+            let rq_rows = [&rq.mult, &rq.lsh, &rq.rsh, &rq.mask, &rq.half, &rq.round_oc];
+            DwArgs {
+                c: f.c16,
+                pd: &f.pair_deltas,
+                wp: f.wp.as_ptr(),
+                corr: f.corr.as_ptr(),
+                bias: bias.map(|b| b.as_ptr()),
+                rq: rq_rows.map(|r| r.as_ptr()),
+                mode,
+                oc,
+            }
+        }
     }
 
     /// `P` neighbouring interior pixels (first taps at `x + q * step`),
@@ -2437,9 +2423,9 @@ mod tests {
                 let (m, s) = q.channel(c);
                 x[c].requantize(m, s).wrapping_add(q.output_offset).max(q.act_min).min(q.act_max)
             });
-            for c in 0..8 {
-                let e = -q.output_shift[c];
-                let hm = ((x[c] as i64 * q.output_multiplier[c] as i64 + (1 << 30)) >> 31) as i32;
+            for ((&xc, &m), &s) in x.iter().zip(&q.output_multiplier).zip(&q.output_shift) {
+                let e = -s;
+                let hm = ((xc as i64 * m as i64 + (1 << 30)) >> 31) as i32;
                 ties += usize::from(hm & ((1 << e) - 1) == 1 << (e - 1));
             }
             if let Some(t) = Avx2Fma::new(IsaLevel::Avx2Fma) {
