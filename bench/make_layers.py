@@ -42,6 +42,9 @@ LAYERS = {
     "dw_112x32_s1": ((112, 112, 32), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
     "dw_112x96_s2": ((112, 112, 96), L.DepthwiseConv2D(3, strides=2, padding="same", activation=relu6)),
     "dw_56x144_s1": ((56, 56, 144), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
+    # MobileNet v2's late depthwise convs: little work per op, many channels.
+    "dw_14x576_s1": ((14, 14, 576), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
+    "dw_7x960_s1": ((7, 7, 960), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
     # Inception v3's 3x3 convs: shallow and wide (im2col rows of 288),
     # deep (depth 720, 2592, 4032: the GEMM cuts the depth into slices).
     "conv3_147x32_64": ((147, 147, 32), L.Conv2D(64, 3, padding="same", activation="relu")),
