@@ -1723,6 +1723,7 @@ pub(crate) mod avx2 {
         out: &mut [T],
     ) {
         let c = f.c16;
+        debug_assert_eq!(mode, rq.mode(f.weight_bound, bias), "mode chosen for another bias");
         let n = taps.len();
         assert!(n <= DW_MAX_TAPS && out.len() >= c && f.pad.len() >= c && f.corr.len() >= c);
         assert!(f.wp.len() >= n.div_ceil(2) * c * 2);
@@ -1765,6 +1766,7 @@ pub(crate) mod avx2 {
         out: &mut [T],
     ) {
         let c = f.c16;
+        debug_assert_eq!(mode, rq.mode(f.weight_bound, bias), "mode chosen for another bias");
         if n == 0 || c == 0 {
             return;
         }
