@@ -284,12 +284,15 @@ fn pack_panels<W: QType, D: Copy + Default>(
     for (col, row) in weights.chunks_exact(k).take(n).enumerate() {
         let (j, l) = (col / NR, col % NR);
         let panel = &mut buf[j * k2 * 2 * NR..(j + 1) * k2 * 2 * NR];
-        for (group, pair) in panel.chunks_exact_mut(2 * NR).zip(row.chunks(2)) {
-            let dst = &mut group[2 * l..2 * l + 2];
-            dst[0] = conv(pair[0]);
-            if let Some(&w) = pair.get(1) {
-                dst[1] = conv(w);
-            }
+        // Whole pairs first (no per-pair length test), then an odd last tap.
+        let pairs = row.chunks_exact(2);
+        let odd = pairs.remainder();
+        for (group, pair) in panel.chunks_exact_mut(2 * NR).zip(pairs) {
+            group[2 * l] = conv(pair[0]);
+            group[2 * l + 1] = conv(pair[1]);
+        }
+        if let [w] = odd {
+            panel[(k2 - 1) * 2 * NR + 2 * l] = conv(*w);
         }
     }
     buf
