@@ -64,8 +64,8 @@ impl PackedWeightsF32 {
         for (j, panel) in data.chunks_exact_mut((k * NR).max(1)).enumerate().take(panels) {
             for c in 0..NR.min(n - j * NR) {
                 let row = &weights[(j * NR + c) * k..(j * NR + c + 1) * k];
-                for (p, &v) in row.iter().enumerate() {
-                    panel[p * NR + c] = v;
+                for (step, &v) in panel.chunks_exact_mut(NR).zip(row) {
+                    step[c] = v;
                 }
             }
         }
