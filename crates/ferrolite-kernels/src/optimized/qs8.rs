@@ -1365,7 +1365,7 @@ pub(crate) mod avx2 {
         *const u8,
         *const i32,
         *const i32,
-        (bool, bool),
+        RequantMode,
         [i32; 3],
         *mut u8,
         usize,
@@ -1395,14 +1395,14 @@ pub(crate) mod avx2 {
         unsafe {
             // Most layers run in the short mode: its own copy of the
             // kernel has no flag tests in the row loop.
-            let (kernel, flags): (RqKernel, _) = match mode {
-                RequantMode::Short => (qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, true>, (false, false)),
-                RequantMode::Full { lsh, min } => (qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, false>, (lsh, min)),
+            let kernel: RqKernel = match mode {
+                RequantMode::Short => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, true>,
+                RequantMode::Full { .. } => qs8_gemm_mx16c2_rq_avx2::<T, NARROW, M, false>,
             };
             for j in 0..panels {
                 let nc = NR.min(cols - j * NR);
                 let (rq, bias) = (rq.add(j * RQ_FIELDS * NR), bias.add(j * NR));
-                kernel(k2, a, lda, w.add(j * stride), rq, bias, flags, oc, out.add(j * NR), ldo, nc);
+                kernel(k2, a, lda, w.add(j * stride), rq, bias, mode, oc, out.add(j * NR), ldo, nc);
             }
         }
     }
@@ -1592,8 +1592,8 @@ pub(crate) mod avx2 {
 
     /// `qs8_gemm_mx16c2_avx2` with the accumulators starting at the bias
     /// (integer sums wrap, so the order does not matter) and `finish` on
-    /// the registers before one 16-byte store per row. `SHORT`: the
-    /// layer is in `RequantMode::Short` (`flags` unused).
+    /// the registers before one 16-byte store per row. `SHORT`: `mode` is
+    /// `RequantMode::Short` (a copy of the kernel without the flag tests).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
     unsafe fn qs8_gemm_mx16c2_rq_avx2<T: Q8, const NARROW: bool, const M: usize, const SHORT: bool>(
@@ -1603,7 +1603,7 @@ pub(crate) mod avx2 {
         w: *const u8,
         q: *const i32,
         b: *const i32,
-        flags: (bool, bool),
+        mode: RequantMode,
         oc: [i32; 3],
         out: *mut u8,
         ldo: usize,
@@ -1614,30 +1614,20 @@ pub(crate) mod avx2 {
         unsafe {
             let ld = |p: *const i32| _mm256_loadu_si256(p as *const __m256i);
             let (acc0, acc1) = accumulate::<NARROW, M>(k2, a, lda, w, [ld(b), ld(b.add(8))]);
-            let r0 = [0, 1, 2, 3, 4, 5].map(|f| ld(q.add(f * NR)));
-            let r1 = [0, 1, 2, 3, 4, 5].map(|f| ld(q.add(f * NR + 8)));
+            let rows = [q, q.add(NR), q.add(2 * NR), q.add(3 * NR), q.add(4 * NR), q.add(5 * NR)];
+            let rq = [rq_lanes(&rows, 0), rq_lanes(&rows, 8)];
+            let mode = if SHORT { RequantMode::Short } else { mode };
             for r in 0..M {
-                let (v0, v1) = match SHORT {
-                    true => (requant_short(acc0[r], r0, oc), requant_short(acc1[r], r1, oc)),
-                    false => {
-                        let full = |x, r: [__m256i; RQ_FIELDS]| {
-                            requant_pre(x, [r[0], r[1], r[2], r[3], r[4]], flags.0, flags.1, oc)
-                        };
-                        (full(acc0[r], r0), full(acc1[r], r1))
-                    }
-                };
-                // Clamped into T's range already, so saturating packs are exact.
-                let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
-                let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-                let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+                let bytes = requant16::<T>([acc0[r], acc1[r]], &rq, mode, oc);
+                let dst = out.add(r * ldo);
                 if nc == NR {
-                    _mm_storeu_si128(out.add(r * ldo) as *mut __m128i, bytes);
+                    _mm_storeu_si128(dst as *mut __m128i, bytes);
                 } else if nc == 8 {
-                    _mm_storel_epi64(out.add(r * ldo) as *mut __m128i, bytes);
+                    _mm_storel_epi64(dst as *mut __m128i, bytes);
                 } else {
                     let mut tmp = [0u8; NR];
                     _mm_storeu_si128(tmp.as_mut_ptr() as *mut __m128i, bytes);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), out.add(r * ldo), nc);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, nc);
                 }
             }
         }
@@ -1891,27 +1881,11 @@ pub(crate) mod avx2 {
                     add0 = _mm256_add_epi32(add0, ld(b, cb));
                     add1 = _mm256_add_epi32(add1, ld(b, cb + 8));
                 }
-                let r0 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb));
-                let r1 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb + 8));
-                let (lsh, min) = match k.mode {
-                    RequantMode::Full { lsh, min } => (lsh, min),
-                    RequantMode::Short => (false, false),
-                };
+                let r = [rq_lanes(&k.rq, cb), rq_lanes(&k.rq, cb + 8)];
+                let mode = if SHORT { RequantMode::Short } else { k.mode };
                 for q in 0..P {
-                    let (x0, x1) = (_mm256_add_epi32(s0[q], add0), _mm256_add_epi32(s1[q], add1));
-                    let (v0, v1) = match SHORT {
-                        true => (requant_short(x0, r0, k.oc), requant_short(x1, r1, k.oc)),
-                        false => {
-                            let full = |x, r: [__m256i; RQ_FIELDS]| {
-                                requant_pre(x, [r[0], r[1], r[2], r[3], r[4]], lsh, min, k.oc)
-                            };
-                            (full(x0, r0), full(x1, r1))
-                        }
-                    };
-                    // Clamped into T's range already, so saturating packs are exact.
-                    let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
-                    let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-                    let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+                    let x = [_mm256_add_epi32(s0[q], add0), _mm256_add_epi32(s1[q], add1)];
+                    let bytes = requant16::<T>(x, &r, mode, k.oc);
                     _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
                 }
                 cb += 16;
@@ -1955,20 +1929,8 @@ pub(crate) mod avx2 {
                     s0 = _mm256_add_epi32(s0, ld(b, cb));
                     s1 = _mm256_add_epi32(s1, ld(b, cb + 8));
                 }
-                let r0 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb));
-                let r1 = [0, 1, 2, 3, 4, 5].map(|j| ld(k.rq[j], cb + 8));
-                let (v0, v1) = match k.mode {
-                    RequantMode::Short => (requant_short(s0, r0, k.oc), requant_short(s1, r1, k.oc)),
-                    RequantMode::Full { lsh, min } => {
-                        let full =
-                            |x, r: [__m256i; RQ_FIELDS]| requant_pre(x, [r[0], r[1], r[2], r[3], r[4]], lsh, min, k.oc);
-                        (full(s0, r0), full(s1, r1))
-                    }
-                };
-                // Clamped into T's range already, so saturating packs are exact.
-                let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
-                let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-                let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+                let r = [rq_lanes(&k.rq, cb), rq_lanes(&k.rq, cb + 8)];
+                let bytes = requant16::<T>([s0, s1], &r, k.mode, k.oc);
                 _mm_storeu_si128(out.add(cb) as *mut __m128i, bytes);
                 cb += 16;
             }
@@ -2029,6 +1991,54 @@ pub(crate) mod avx2 {
         let q = _mm256_sub_epi32(_mm256_srav_epi32(hm, e), rounds_up(hm, mask, half));
         let v = _mm256_add_epi32(q, _mm256_set1_epi32(oc[0]));
         _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(oc[1])), _mm256_set1_epi32(oc[2]))
+    }
+
+    /// Lanes `o .. o + 8` of each per-channel constant row in `rows`
+    /// (`Requant::panels` order).
+    ///
+    /// # Safety
+    /// Each row has 8 readable values from `o`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn rq_lanes(rows: &[*const i32; RQ_FIELDS], o: usize) -> [__m256i; RQ_FIELDS] {
+        // SAFETY: the caller's promise.
+        unsafe {
+            [
+                _mm256_loadu_si256(rows[0].add(o) as *const __m256i),
+                _mm256_loadu_si256(rows[1].add(o) as *const __m256i),
+                _mm256_loadu_si256(rows[2].add(o) as *const __m256i),
+                _mm256_loadu_si256(rows[3].add(o) as *const __m256i),
+                _mm256_loadu_si256(rows[4].add(o) as *const __m256i),
+                _mm256_loadu_si256(rows[5].add(o) as *const __m256i),
+            ]
+        }
+    }
+
+    /// 16 int32 sums (bias included; two registers of 8 channels)
+    /// requantised as `mode` says and packed to `T`'s 16 bytes: `r` holds
+    /// each register's per-lane constants in `Requant::panels` order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn requant16<T: Q8>(x: [__m256i; 2], r: &[[__m256i; RQ_FIELDS]; 2], mode: RequantMode, oc: [i32; 3]) -> __m128i {
+        let (v0, v1) = match mode {
+            RequantMode::Short => (requant_short(x[0], r[0], oc), requant_short(x[1], r[1], oc)),
+            RequantMode::Full { lsh, min } => {
+                let [m0, l0, e0, mask0, half0, _] = r[0];
+                let [m1, l1, e1, mask1, half1, _] = r[1];
+                (
+                    requant_pre(x[0], [m0, l0, e0, mask0, half0], lsh, min, oc),
+                    requant_pre(x[1], [m1, l1, e1, mask1, half1], lsh, min, oc),
+                )
+            }
+        };
+        // Clamped into T's range already, so saturating packs are exact.
+        let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
+        let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+        if T::SIGNED {
+            _mm_packs_epi16(l, h)
+        } else {
+            _mm_packus_epi16(l, h)
+        }
     }
 
     /// [`RequantMode::Short`] on 8 int32 sums (bias included): `r` holds
