@@ -243,6 +243,20 @@ pub fn serial(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     (0..tasks).for_each(task)
 }
 
+/// Units `first .. first + n` cut where an image of `per_image` units ends:
+/// `(image, offset from first, units)` for each piece.
+fn image_runs(first: usize, n: usize, per_image: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let mut r = 0;
+    std::iter::from_fn(move || {
+        (r < n).then(|| {
+            let b = (first + r) / per_image;
+            let here = ((b + 1) * per_image - (first + r)).min(n - r);
+            r += here;
+            (b, r - here, here)
+        })
+    })
+}
+
 /// Values per quantisation task: rows shorter than two of these run whole.
 const QUANTIZE_CHUNK: usize = 32 * 1024;
 
@@ -979,13 +993,9 @@ impl HybridDepthwisePlan {
         let p = &self.p;
         if let (Some(inner), true) = (&self.inner, self.float) {
             // The float kernel sums and finishes, an image at a time.
-            let image = out_h * out_w;
             let image_row = |b: usize, iy: usize| (b * in_h + iy) * in_w * in_c;
             let mut scaled = Vec::new();
-            let mut i = 0;
-            while i < rows {
-                let b = (row_start + i) / image;
-                let here = ((b + 1) * image - (row_start + i)).min(rows - i);
+            for (b, i, here) in image_runs(row_start, rows, out_h * out_w) {
                 let epi = self.image_epilogue(q.scales[b], bias, &mut scaled);
                 inner.run_rows_from(
                     &q.xf,
@@ -994,7 +1004,6 @@ impl HybridDepthwisePlan {
                     &mut output_rows[i * out_c..(i + here) * out_c],
                     row_start + i,
                 );
-                i += here;
             }
             return;
         }
@@ -1163,16 +1172,11 @@ impl HybridDepthwisePlan {
             }
         };
         // The kernel finishes each sum itself, an image at a time.
-        let out_h = self.out_shape[1];
         let mut scaled = Vec::new();
-        let mut r = 0;
-        while r < n {
-            let b = (first + r) / out_h;
-            let here = ((b + 1) * out_h - (first + r)).min(n - r);
+        for (b, r, here) in image_runs(first, n, self.out_shape[1]) {
             let epi = self.image_epilogue(q.scales[b], bias, &mut scaled);
             let out = &mut output[r * out_row..(r + here) * out_row];
             inner.run_bands(band_rows, &epi, out, first + r, band, &fill);
-            r += here;
         }
     }
 
