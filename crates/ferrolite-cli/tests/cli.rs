@@ -4,8 +4,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The built CLI; under `FERROLITE_CLI_RUNNER` (a command and its
+/// arguments, e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu` when the tests
+/// run a cross-compiled build) through that runner.
 fn exe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+    let bin = env!("CARGO_BIN_EXE_ferrolite");
+    let runner = std::env::var("FERROLITE_CLI_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(bin);
+            cmd
+        }
+        None => Command::new(bin),
+    }
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -13,7 +13,9 @@
 //! vectorise them with the baseline instruction set.
 
 use crate::activation::ClampF32;
-use crate::optimized::isa::{Avx2Fma, IsaLevel};
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::isa::Avx2Fma;
+use crate::optimized::isa::IsaLevel;
 
 /// `out[i] = clamp(a[i] + b[i])`.
 pub fn add_f32(isa: IsaLevel, a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {

@@ -68,7 +68,9 @@ pub struct HybridInput {
     all_zero: bool,
 }
 
+/// Which of the two a [`QStore`] is, for the SIMD quantiser's store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum StoreKind {
     I16,
     F32,
@@ -76,6 +78,7 @@ enum StoreKind {
 
 /// The two stored forms of a quantised value `q - offset`.
 trait QStore: Copy + Default + std::fmt::Debug {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     const KIND: StoreKind;
     fn from_i32(v: i32) -> Self;
     fn to_i32(self) -> i32;

@@ -3,13 +3,19 @@
 //! Optimised kernels come in several variants (portable "scalar" code, AVX2 +
 //! FMA, ...). A plan picks one when it is built, from [`detect`]: the best
 //! level the CPU has, capped by the `FERROLITE_MAX_ISA` environment variable
-//! (`scalar`, `avx2` or `avx512`, read once) so the portable paths can be
-//! exercised on any machine.
+//! (`scalar`, `neon`, `avx2` or `avx512`, read once) so the portable paths
+//! can be exercised on any machine.
+//!
+//! The levels of the two architectures share one order (scalar < NEON <
+//! AVX2 < AVX-512) only so that a cap is a plain `min`: an x86-64 CPU never
+//! reports NEON (capping it at `neon` leaves the scalar kernels) and an
+//! aarch64 CPU never reports more than NEON.
 //!
 //! Soundness: every SIMD kernel is reached only through a token type
-//! ([`Avx2Fma`]) that can only be made after the CPU was found to support the
-//! features, so no caller-provided [`IsaLevel`] can run an instruction the CPU
-//! lacks: plans clamp the requested level with [`IsaLevel::clamp_to_cpu`].
+//! ([`Avx2Fma`], [`Neon`]) that can only be made on its architecture after
+//! the CPU was found to support the features, so no caller-provided
+//! [`IsaLevel`] can run an instruction the CPU lacks: plans clamp the
+//! requested level with [`IsaLevel::clamp_to_cpu`].
 
 use std::sync::OnceLock;
 
@@ -19,6 +25,9 @@ pub enum IsaLevel {
     /// Portable Rust, no explicit intrinsics (the compiler may still
     /// auto-vectorise with the target's baseline, e.g. SSE2).
     Scalar,
+    /// aarch64 Advanced SIMD (NEON, 4 floats per register; part of every
+    /// aarch64 Linux/Android target).
+    Neon,
     /// x86-64 AVX2 with FMA3 (8 floats per register).
     Avx2Fma,
     /// x86-64 AVX-512F. No kernel uses it yet: it runs the AVX2 kernels.
@@ -30,6 +39,7 @@ impl IsaLevel {
     pub fn parse(s: &str) -> Option<IsaLevel> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" | "none" | "generic" => Some(IsaLevel::Scalar),
+            "neon" | "asimd" => Some(IsaLevel::Neon),
             "avx2" | "avx2fma" | "avx2_fma" | "fma" => Some(IsaLevel::Avx2Fma),
             "avx512" | "avx512f" => Some(IsaLevel::Avx512),
             _ => None,
@@ -39,6 +49,7 @@ impl IsaLevel {
     pub fn name(self) -> &'static str {
         match self {
             IsaLevel::Scalar => "scalar",
+            IsaLevel::Neon => "neon",
             IsaLevel::Avx2Fma => "avx2_fma",
             IsaLevel::Avx512 => "avx512",
         }
@@ -67,7 +78,16 @@ fn probe_cpu() -> IsaLevel {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(target_arch = "aarch64")]
+fn probe_cpu() -> IsaLevel {
+    if std::arch::is_aarch64_feature_detected!("neon") {
+        IsaLevel::Neon
+    } else {
+        IsaLevel::Scalar
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn probe_cpu() -> IsaLevel {
     IsaLevel::Scalar
 }
@@ -90,7 +110,13 @@ pub fn detect() -> IsaLevel {
 /// Every level this CPU can run, lowest first (for tests and benchmarks,
 /// which should cover all of them regardless of the environment cap).
 pub fn available_levels() -> Vec<IsaLevel> {
-    [IsaLevel::Scalar, IsaLevel::Avx2Fma, IsaLevel::Avx512].into_iter().filter(|&l| l <= cpu_level()).collect()
+    let cpu = cpu_level();
+    let arch: &[IsaLevel] = match cpu {
+        IsaLevel::Scalar => &[IsaLevel::Scalar],
+        IsaLevel::Neon => &[IsaLevel::Scalar, IsaLevel::Neon],
+        _ => &[IsaLevel::Scalar, IsaLevel::Avx2Fma, IsaLevel::Avx512],
+    };
+    arch.iter().copied().filter(|&l| l <= cpu).collect()
 }
 
 /// Proof that the CPU supports AVX2 and FMA: the only way to reach the AVX2
@@ -101,8 +127,25 @@ pub struct Avx2Fma(());
 impl Avx2Fma {
     /// `Some` when the CPU has AVX2 + FMA and `level` asks for them.
     pub fn new(level: IsaLevel) -> Option<Avx2Fma> {
-        if level >= IsaLevel::Avx2Fma && cpu_level() >= IsaLevel::Avx2Fma {
+        if cfg!(target_arch = "x86_64") && level >= IsaLevel::Avx2Fma && cpu_level() >= IsaLevel::Avx2Fma {
             Some(Avx2Fma(()))
+        } else {
+            None
+        }
+    }
+}
+
+/// Proof that the CPU has aarch64's Advanced SIMD (NEON): the only way to
+/// reach the NEON kernels. Zero-sized; made only by [`Neon::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct Neon(());
+
+impl Neon {
+    /// `Some` on an aarch64 CPU with NEON when `level` asks for it (an
+    /// AVX level, meaningless there, counts as "the best there is").
+    pub fn new(level: IsaLevel) -> Option<Neon> {
+        if cfg!(target_arch = "aarch64") && level >= IsaLevel::Neon && cpu_level() == IsaLevel::Neon {
+            Some(Neon(()))
         } else {
             None
         }
@@ -119,11 +162,17 @@ mod tests {
         assert_eq!(IsaLevel::parse("avx2"), Some(IsaLevel::Avx2Fma));
         assert_eq!(IsaLevel::parse("avx512"), Some(IsaLevel::Avx512));
         assert_eq!(IsaLevel::parse("sse9"), None);
+        assert_eq!(IsaLevel::parse("neon"), Some(IsaLevel::Neon));
         assert!(IsaLevel::Scalar < IsaLevel::Avx2Fma && IsaLevel::Avx2Fma < IsaLevel::Avx512);
     }
 
     #[test]
     fn detect_is_within_cpu_and_cap() {
+        println!("levels: {:?} (detected {:?})", available_levels(), detect());
+        // Advanced SIMD is part of every aarch64 Linux CPU, so the NEON
+        // kernels are always the ones tested there.
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(cpu_level(), IsaLevel::Neon);
         let l = detect();
         assert!(l <= cpu_level());
         if let Some(cap) = env_cap() {
@@ -133,5 +182,9 @@ mod tests {
         assert_eq!(*available_levels().last().unwrap(), cpu_level());
         assert!(Avx2Fma::new(IsaLevel::Scalar).is_none());
         assert_eq!(Avx2Fma::new(IsaLevel::Avx512).is_some(), cpu_level() >= IsaLevel::Avx2Fma);
+        // Each architecture's token only on its own architecture.
+        assert!(Avx2Fma::new(IsaLevel::Avx512).is_none() || Neon::new(IsaLevel::Avx512).is_none());
+        assert_eq!(Neon::new(IsaLevel::Neon).is_some(), cfg!(target_arch = "aarch64") && cpu_level() == IsaLevel::Neon);
+        assert!(Neon::new(IsaLevel::Scalar).is_none());
     }
 }

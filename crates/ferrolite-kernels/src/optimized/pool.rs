@@ -15,7 +15,9 @@
 //! maximum kept, `-0.0` vs `0.0` keeps the earlier), and the clamp maps to
 //! `vmaxps`/`vminps` the same way, so the outputs are bit-identical.
 
-use crate::optimized::isa::{Avx2Fma, IsaLevel};
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::isa::Avx2Fma;
+use crate::optimized::isa::IsaLevel;
 use crate::reference::pool::{self, Pool2dParams};
 
 /// [`pool::max_pool_f32_rows`] at `isa` (clamped to the CPU).
