@@ -4,8 +4,9 @@
 //! the input (padding taps are skipped, as in the reference), then for each
 //! block of channels accumulates `input[tap] * weight[tap]` with one FMA per
 //! 8 channels per tap: `f32_dwconv_avx2_fma` keeps 4 registers (32 channels)
-//! in flight, then 8, then a masked tail; `f32_dwconv_scalar` is the
-//! portable twin. Weights are repacked at plan time to `[taps][c8]`, the
+//! in flight, then 8, then a masked tail; `f32_dwconv_neon` (aarch64) does
+//! the same with 4-channel registers (16 channels, then 4, then a tail
+//! through a small buffer); `f32_dwconv_scalar` is the portable twin. Weights are repacked at plan time to `[taps][c8]`, the
 //! channel count rounded up to 8 with zeros, so weight loads never need a
 //! mask. Any kernel size, stride, dilation and padding.
 //!
@@ -13,7 +14,11 @@
 //! fast); [`DepthwiseF32Plan::fast`] tells which path a plan takes.
 
 use crate::activation::ClampF32;
-use crate::optimized::isa::{Avx2Fma, IsaLevel};
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::isa::Avx2Fma;
+use crate::optimized::isa::IsaLevel;
+#[cfg(target_arch = "aarch64")]
+use crate::optimized::isa::Neon;
 use crate::reference::conv::DepthwiseParams;
 
 /// A DEPTHWISE_CONV_2D with repacked weights.
@@ -68,6 +73,35 @@ impl DwEpilogue<'_> {
 struct Taps {
     input: Vec<usize>,
     weight: Vec<usize>,
+}
+
+impl Taps {
+    /// The bounds a SIMD kernel's raw loads and stores rely on, for `np`
+    /// pixels `step` apart writing `out` (`np` pixels of `c` channels):
+    /// every tap's input for every pixel, its weights rounded up to whole
+    /// `lanes`-channel registers, and the epilogue's `c` values. Returns `c`.
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    fn check(
+        &self,
+        np: usize,
+        step: usize,
+        input: &[f32],
+        weights: &[f32],
+        epi: &DwEpilogue<'_>,
+        out: &[f32],
+        lanes: usize,
+    ) -> usize {
+        assert!(np >= 1 && out.len().is_multiple_of(np));
+        let c = out.len() / np;
+        let c_up = c.div_ceil(lanes) * lanes;
+        assert_eq!(self.input.len(), self.weight.len());
+        for (&io, &wo) in self.input.iter().zip(&self.weight) {
+            assert!(io + (np - 1) * step + c <= input.len() && wo + c_up <= weights.len());
+        }
+        epi.check(c);
+        c
+    }
 }
 
 impl DepthwiseF32Plan {
@@ -303,6 +337,8 @@ impl DepthwiseF32Plan {
             match kernel {
                 #[cfg(target_arch = "x86_64")]
                 Kernel::Avx2(t) => avx2::f32_dwconv_avx2_fma(t, &taps, np, step, input, &self.weights, epi, out),
+                #[cfg(target_arch = "aarch64")]
+                Kernel::Neon(t) => neon::f32_dwconv_neon(t, &taps, np, step, input, &self.weights, epi, out),
                 Kernel::Scalar => {
                     for (q, o) in out.chunks_exact_mut(out_c).enumerate() {
                         f32_dwconv_scalar(&taps, q * step, input, &self.weights, epi, o)
@@ -323,6 +359,8 @@ impl DepthwiseF32Plan {
 enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx2(Avx2Fma),
+    #[cfg(target_arch = "aarch64")]
+    Neon(Neon),
     Scalar,
     Multiplier(usize),
 }
@@ -335,6 +373,10 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         if let Some(t) = Avx2Fma::new(isa) {
             return Kernel::Avx2(t);
+        }
+        #[cfg(target_arch = "aarch64")]
+        if let Some(t) = Neon::new(isa) {
+            return Kernel::Neon(t);
         }
         let _ = isa;
         Kernel::Scalar
@@ -419,14 +461,7 @@ mod avx2 {
         epi: &DwEpilogue<'_>,
         out: &mut [f32],
     ) {
-        assert!(np >= 1 && out.len().is_multiple_of(np));
-        let c = out.len() / np;
-        let c8 = c.div_ceil(8) * 8;
-        assert_eq!(taps.input.len(), taps.weight.len());
-        for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
-            assert!(io + (np - 1) * step + c <= input.len() && wo + c8 <= weights.len());
-        }
-        epi.check(c);
+        let c = taps.check(np, step, input, weights, epi, out, 8);
         let _ = token;
         let mut q = 0;
         while q + 4 <= np {
@@ -620,6 +655,173 @@ mod avx2 {
                     _mm256_maskstore_ps(op.add(q * c + ch), mask, finish8(epi, a[q], ch, mask, lo, hi));
                 }
                 ch += n;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod neon {
+    use super::{DwEpilogue, Taps};
+    use crate::optimized::isa::Neon;
+    use std::arch::aarch64::*;
+
+    /// Safe entry, as `f32_dwconv_avx2_fma`: `np` output pixels whose taps
+    /// are `taps` shifted by `q * step` for pixel `q`; checks every offset
+    /// the kernels will touch, then runs them.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn f32_dwconv_neon(
+        token: Neon,
+        taps: &Taps,
+        np: usize,
+        step: usize,
+        input: &[f32],
+        weights: &[f32],
+        epi: &DwEpilogue<'_>,
+        out: &mut [f32],
+    ) {
+        let c = taps.check(np, step, input, weights, epi, out, 4);
+        let _ = token;
+        let mut q = 0;
+        while q + 4 <= np {
+            // SAFETY: the token proves NEON; every tap's input range for
+            // pixels `q .. q + 4` and its weight row were checked above.
+            unsafe {
+                dwconv_px::<4>(
+                    taps,
+                    q * step,
+                    step,
+                    input.as_ptr(),
+                    weights.as_ptr(),
+                    epi,
+                    &mut out[q * c..(q + 4) * c],
+                )
+            }
+            q += 4;
+        }
+        while q < np {
+            // SAFETY: as above, for pixel `q`.
+            unsafe {
+                dwconv_px::<1>(
+                    taps,
+                    q * step,
+                    step,
+                    input.as_ptr(),
+                    weights.as_ptr(),
+                    epi,
+                    &mut out[q * c..(q + 1) * c],
+                )
+            }
+            q += 1;
+        }
+    }
+
+    /// [`DwEpilogue::apply`] on the 4 channels from `ch`, all present.
+    ///
+    /// # Safety
+    /// `bias[ch..ch + 4]` and `scale[ch..ch + 4]` readable (if present).
+    #[inline(always)]
+    unsafe fn finish4(
+        epi: &DwEpilogue<'_>,
+        a: float32x4_t,
+        ch: usize,
+        lo: float32x4_t,
+        hi: float32x4_t,
+    ) -> float32x4_t {
+        // SAFETY: per the contract.
+        unsafe {
+            let v = match epi.scale {
+                None => vaddq_f32(a, epi.bias.map_or(vdupq_n_f32(0.0), |b| vld1q_f32(b.as_ptr().add(ch)))),
+                Some(s) => {
+                    let v = vmulq_f32(vaddq_f32(a, vdupq_n_f32(0.0)), vld1q_f32(s.as_ptr().add(ch)));
+                    epi.bias.map_or(v, |b| vaddq_f32(v, vld1q_f32(b.as_ptr().add(ch))))
+                }
+            };
+            // max / min pass a NaN on, like `ClampF32::apply`.
+            vminq_f32(hi, vmaxq_f32(lo, v))
+        }
+    }
+
+    /// `P` pixels (1 or 4) sharing their weights, pixel `q` reading at
+    /// `shift + q * step`: 16 channels (4 registers per pixel) at a time,
+    /// then 4, then the last 1-3 channels through a buffer, each weight
+    /// load feeding `P` FMAs.
+    ///
+    /// # Safety
+    /// For every tap and `q < P`, `input[io + shift + q*step .. + c]` and
+    /// `weights[wo .. wo + round_up(c, 4)]` in bounds (`c = out.len() / P`);
+    /// the epilogue's bias and scale, if any, hold `c` values.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dwconv_px<const P: usize>(
+        taps: &Taps,
+        shift: usize,
+        step: usize,
+        input: *const f32,
+        weights: *const f32,
+        epi: &DwEpilogue<'_>,
+        out: &mut [f32],
+    ) {
+        let c = out.len() / P;
+        let lo = vdupq_n_f32(epi.clamp.min);
+        let hi = vdupq_n_f32(epi.clamp.max);
+        let op = out.as_mut_ptr();
+        // SAFETY (whole body): input offsets stay below `c` past each
+        // pixel's start, weight offsets below round_up(c, 4) and output
+        // offsets below `P * c`, per the contract; the tail reads and
+        // writes only its `n < 4` values, through buffers.
+        unsafe {
+            let input = input.add(shift);
+            let mut ch = 0;
+            while ch + 16 <= c {
+                let mut a = [[vdupq_n_f32(0.0); 4]; P];
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    let w: [float32x4_t; 4] = std::array::from_fn(|u| vld1q_f32(weights.add(wo + ch + 4 * u)));
+                    for (q, aq) in a.iter_mut().enumerate() {
+                        let x = input.add(io + ch + q * step);
+                        for (u, au) in aq.iter_mut().enumerate() {
+                            *au = vfmaq_f32(*au, vld1q_f32(x.add(4 * u)), w[u]);
+                        }
+                    }
+                }
+                for (q, aq) in a.into_iter().enumerate() {
+                    for (u, au) in aq.into_iter().enumerate() {
+                        vst1q_f32(op.add(q * c + ch + 4 * u), finish4(epi, au, ch + 4 * u, lo, hi));
+                    }
+                }
+                ch += 16;
+            }
+            while ch + 4 <= c {
+                let mut a = [vdupq_n_f32(0.0); P];
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    let w = vld1q_f32(weights.add(wo + ch));
+                    for (q, aq) in a.iter_mut().enumerate() {
+                        *aq = vfmaq_f32(*aq, vld1q_f32(input.add(io + ch + q * step)), w);
+                    }
+                }
+                for (q, aq) in a.into_iter().enumerate() {
+                    vst1q_f32(op.add(q * c + ch), finish4(epi, aq, ch, lo, hi));
+                }
+                ch += 4;
+            }
+            if ch < c {
+                let n = c - ch;
+                let mut a = [vdupq_n_f32(0.0); P];
+                for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+                    let w = vld1q_f32(weights.add(wo + ch));
+                    for (q, aq) in a.iter_mut().enumerate() {
+                        let mut x = [0.0f32; 4];
+                        std::ptr::copy_nonoverlapping(input.add(io + ch + q * step), x.as_mut_ptr(), n);
+                        *aq = vfmaq_f32(*aq, vld1q_f32(x.as_ptr()), w);
+                    }
+                }
+                for (q, aq) in a.into_iter().enumerate() {
+                    let mut v = [0.0f32; 4];
+                    vst1q_f32(v.as_mut_ptr(), aq);
+                    for (j, &vj) in v[..n].iter().enumerate() {
+                        *op.add(q * c + ch + j) = epi.apply(vj, ch + j);
+                    }
+                }
             }
         }
     }

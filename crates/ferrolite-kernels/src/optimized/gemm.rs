@@ -15,6 +15,11 @@
 //!   one row (GEMV, batch-1 FULLY_CONNECTED) unrolls the depth loop four
 //!   ways to hide the FMA latency (another summation order, so 1-row tiles
 //!   of larger GEMMs keep the common one).
+//! - `f32_gemm_{1..6}x16_neon` (aarch64): the same tiles in 24 of NEON's
+//!   32 q registers (four per row), the same summation order (each sum
+//!   starts from the bias and adds one fused product per depth step), so a
+//!   conv gives the same bits on an AVX2 PC and an ARM phone; the GEMV
+//!   twin unrolls the depth like the AVX2 one.
 //! - `f32_gemm_{1..4}x16_scalar`: portable Rust, always compiled.
 //!
 //! A kernel call covers one row tile across a run of panels (looping over
@@ -35,7 +40,11 @@
 //! measured 4-8% slower than no blocking at 1 thread on the same layers.
 
 use crate::activation::ClampF32;
-use crate::optimized::isa::{Avx2Fma, IsaLevel};
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::isa::Avx2Fma;
+use crate::optimized::isa::IsaLevel;
+#[cfg(target_arch = "aarch64")]
+use crate::optimized::isa::Neon;
 
 /// Columns per packed panel (two AVX2 registers).
 pub const NR: usize = 16;
@@ -125,10 +134,7 @@ pub fn gemm_f32(
         return;
     }
     let rows = ARows { a, lda, starts: &[], bases: &[0], seg: k };
-    match Avx2Fma::new(isa) {
-        Some(token) => drive(token, m, rows, packed, bias, clamp, c, ldc),
-        None => drive(Scalar, m, rows, packed, bias, clamp, c, ldc),
-    }
+    dispatch(isa, m, rows, packed, bias, clamp, c, ldc)
 }
 
 /// [`gemm_f32`] over gathered rows: row `i`'s depth is, for each `base` in
@@ -163,10 +169,31 @@ pub fn gemm_f32_gather(
     if let Some(b) = bias {
         assert!(b.len() >= n, "bias: {} values for n={n}", b.len());
     }
-    match Avx2Fma::new(isa) {
-        Some(token) => drive(token, m, rows, packed, bias, clamp, c, ldc),
-        None => drive(Scalar, m, rows, packed, bias, clamp, c, ldc),
+    dispatch(isa, m, rows, packed, bias, clamp, c, ldc)
+}
+
+/// [`drive`] with the best micro-kernel family `isa` allows on this CPU.
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    isa: IsaLevel,
+    m: usize,
+    rows: ARows,
+    packed: &PackedWeightsF32,
+    bias: Option<&[f32]>,
+    clamp: ClampF32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(token) = Avx2Fma::new(isa) {
+        return drive(token, m, rows, packed, bias, clamp, c, ldc);
     }
+    #[cfg(target_arch = "aarch64")]
+    if let Some(token) = Neon::new(isa) {
+        return drive(token, m, rows, packed, bias, clamp, c, ldc);
+    }
+    let _ = isa;
+    drive(Scalar, m, rows, packed, bias, clamp, c, ldc)
 }
 
 /// Bias for the run's columns (padded with zeros to whole panels) and the
@@ -249,6 +276,19 @@ trait MicroKernel: Copy {
         c: &mut [f32],
         ldc: usize,
     );
+}
+
+/// The bounds the SIMD kernels' raw loads and stores rely on, checked
+/// once per [`MicroKernel::tiles`] call: up to 6 rows of `a`, every panel
+/// of the run at full depth, `mr` rows of `c` and 16 bias values per panel.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+fn check_tiles(mr: usize, cols: usize, a: ARows, w: &[f32], wstride: usize, epilogue: Epilogue, c: &[f32], ldc: usize) {
+    let (panels, kc) = (cols.div_ceil(NR), a.depth());
+    assert!((1..=6).contains(&mr) && cols >= 1 && kc >= 1 && wstride >= kc * NR);
+    assert!(a.holds(mr) && w.len() >= (panels - 1) * wstride + kc * NR);
+    assert!(c.len() >= (mr - 1) * ldc + cols);
+    assert!(epilogue.bias.len() >= panels * NR);
 }
 
 /// `c = clamp(A · Wᵀ + bias)` for the `m` rows of `a` (depth `packed.k()`).
@@ -374,32 +414,10 @@ fn f32_gemm_mx16_scalar<const M: usize>(nr: usize, a: ARows, w: &[f32], epilogue
     }
 }
 
-/// On other architectures the token can never be made; this keeps `drive`
-/// generic code compiling.
-#[cfg(not(target_arch = "x86_64"))]
-impl MicroKernel for Avx2Fma {
-    const MR: usize = 4;
-    #[allow(clippy::too_many_arguments)]
-    fn tiles(
-        self,
-        mr: usize,
-        gemv: bool,
-        cols: usize,
-        a: ARows,
-        w: &[f32],
-        wstride: usize,
-        epilogue: Epilogue,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
-        Scalar.tiles(mr.min(4), gemv, cols, a, w, wstride, epilogue, c, ldc)
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{ARows, Epilogue, MicroKernel, NR};
+    use super::{check_tiles, ARows, Epilogue, MicroKernel, NR};
     use crate::activation::ClampF32;
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
@@ -418,12 +436,7 @@ mod avx2 {
             c: &mut [f32],
             ldc: usize,
         ) {
-            // Bounds for the raw loads/stores inside the kernels.
-            let (panels, kc) = (cols.div_ceil(NR), a.depth());
-            assert!((1..=6).contains(&mr) && cols >= 1 && kc >= 1 && wstride >= kc * NR);
-            assert!(a.holds(mr) && w.len() >= (panels - 1) * wstride + kc * NR);
-            assert!(c.len() >= (mr - 1) * ldc + cols);
-            assert!(epilogue.bias.len() >= panels * NR);
+            check_tiles(mr, cols, a, w, wstride, epilogue, c, ldc);
             // SAFETY: `self` is an `Avx2Fma` token, which exists only when the
             // CPU supports AVX2 and FMA; the slice bounds the kernels rely on were
             // asserted just above.
@@ -642,6 +655,184 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod neon {
+    use super::{check_tiles, ARows, Epilogue, MicroKernel, NR};
+    use crate::optimized::isa::Neon;
+    use std::arch::aarch64::*;
+
+    impl MicroKernel for Neon {
+        const MR: usize = 6;
+        fn tiles(
+            self,
+            mr: usize,
+            gemv: bool,
+            cols: usize,
+            a: ARows,
+            w: &[f32],
+            wstride: usize,
+            epilogue: Epilogue,
+            c: &mut [f32],
+            ldc: usize,
+        ) {
+            check_tiles(mr, cols, a, w, wstride, epilogue, c, ldc);
+            // SAFETY: `self` is a `Neon` token, made only on an aarch64 CPU
+            // with Advanced SIMD; the slice bounds the kernels rely on were
+            // asserted just above.
+            unsafe {
+                match mr {
+                    1 if gemv => f32_gemm_1x16_neon(cols, a, w, wstride, epilogue, c),
+                    1 => f32_gemm_mx16_neon::<1>(cols, a, w, wstride, epilogue, c, ldc),
+                    2 => f32_gemm_mx16_neon::<2>(cols, a, w, wstride, epilogue, c, ldc),
+                    3 => f32_gemm_mx16_neon::<3>(cols, a, w, wstride, epilogue, c, ldc),
+                    4 => f32_gemm_mx16_neon::<4>(cols, a, w, wstride, epilogue, c, ldc),
+                    5 => f32_gemm_mx16_neon::<5>(cols, a, w, wstride, epilogue, c, ldc),
+                    _ => f32_gemm_mx16_neon::<6>(cols, a, w, wstride, epilogue, c, ldc),
+                }
+            }
+        }
+    }
+
+    /// Clamp a row of four registers (`max`/`min` pass a NaN on, as
+    /// `ClampF32::apply` does) and store its first `nr` columns.
+    ///
+    /// # Safety
+    /// `p` must be valid for `nr` writes, `nr <= 16`.
+    #[inline(always)]
+    unsafe fn finish_row(p: *mut f32, nr: usize, v: [float32x4_t; 4], lo: float32x4_t, hi: float32x4_t) {
+        let v = v.map(|x| vminq_f32(hi, vmaxq_f32(lo, x)));
+        // SAFETY: the caller guarantees `nr` writable floats at `p`; the
+        // short case goes through a local buffer.
+        unsafe {
+            if nr == NR {
+                for (q, x) in v.into_iter().enumerate() {
+                    vst1q_f32(p.add(4 * q), x);
+                }
+            } else {
+                let mut tmp = [0.0f32; NR];
+                for (q, x) in v.into_iter().enumerate() {
+                    vst1q_f32(tmp.as_mut_ptr().add(4 * q), x);
+                }
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, nr);
+            }
+        }
+    }
+
+    /// `f32_gemm_{M}x16_neon`, `M` in 1..=6: 4M accumulators, over each
+    /// panel of the run in turn; each depth step loads the panel's 16
+    /// weights once and broadcasts one value per row (`ld1r`).
+    ///
+    /// # Safety
+    /// `a` must hold its `M` rows ([`ARows::holds`]), `w` `(panels-1)*wstride
+    /// + depth*16` values, `c` `(M-1)*ldc + cols`, the epilogue's bias
+    /// `16*panels` (`panels = ceil(cols / 16)`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn f32_gemm_mx16_neon<const M: usize>(
+        cols: usize,
+        a: ARows,
+        w: &[f32],
+        wstride: usize,
+        epilogue: Epilogue,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let starts: [usize; M] = std::array::from_fn(|r| a.start(r));
+        let lo = vdupq_n_f32(epilogue.clamp.min);
+        let hi = vdupq_n_f32(epilogue.clamp.max);
+        // SAFETY: the caller guarantees the slice lengths documented above,
+        // so every segment row pointer `a + start(r) + base` has `seg`
+        // readable values, panel `j` at `w + j*wstride` has `depth` rows of
+        // 16, `c + r*ldc + col` has `nr` writable values and the bias 16
+        // from `col`.
+        unsafe {
+            let mut col = 0;
+            while col < cols {
+                let nr = NR.min(cols - col);
+                let bias = epilogue.bias.as_ptr().add(col);
+                let b: [float32x4_t; 4] = std::array::from_fn(|q| vld1q_f32(bias.add(4 * q)));
+                let mut acc = [b; M];
+                let mut wp = w.as_ptr().add(col / NR * wstride);
+                for &base in a.bases {
+                    let ap: [*const f32; M] = std::array::from_fn(|r| a.a.as_ptr().add(starts[r] + base));
+                    for p in 0..a.seg {
+                        let wv: [float32x4_t; 4] = std::array::from_fn(|q| vld1q_f32(wp.add(4 * q)));
+                        for r in 0..M {
+                            let x = vld1q_dup_f32(ap[r].add(p));
+                            for q in 0..4 {
+                                acc[r][q] = vfmaq_f32(acc[r][q], x, wv[q]);
+                            }
+                        }
+                        wp = wp.add(NR);
+                    }
+                }
+                for (r, row) in acc.into_iter().enumerate() {
+                    finish_row(c.as_mut_ptr().add(r * ldc + col), nr, row, lo, hi);
+                }
+                col += NR;
+            }
+        }
+    }
+
+    /// `f32_gemm_1x16_neon`: one row (GEMV), depth unrolled 4 ways into 16
+    /// accumulators so the FMA latency does not serialise the loop (summed
+    /// in the order of the AVX2 twin).
+    ///
+    /// # Safety
+    /// `a` must hold its row ([`ARows::holds`]), `w` `(panels-1)*wstride +
+    /// depth*16` values, `c` `cols`, the epilogue's bias `16*panels`.
+    pub(super) unsafe fn f32_gemm_1x16_neon(
+        cols: usize,
+        a: ARows,
+        w: &[f32],
+        wstride: usize,
+        epilogue: Epilogue,
+        c: &mut [f32],
+    ) {
+        let lo = vdupq_n_f32(epilogue.clamp.min);
+        let hi = vdupq_n_f32(epilogue.clamp.max);
+        // SAFETY: as documented: each segment's `seg` values readable, each
+        // panel's `depth*16` values readable, `c[..cols]` writable.
+        unsafe {
+            let mut col = 0;
+            while col < cols {
+                let nr = NR.min(cols - col);
+                let mut wp = w.as_ptr().add(col / NR * wstride);
+                let mut s = [[vdupq_n_f32(0.0); 4]; 4];
+                for &base in a.bases {
+                    let ap = a.a.as_ptr().add(a.start(0) + base);
+                    let mut p = 0;
+                    while p + 4 <= a.seg {
+                        for (u, su) in s.iter_mut().enumerate() {
+                            let x = vld1q_dup_f32(ap.add(p + u));
+                            for (q, sq) in su.iter_mut().enumerate() {
+                                *sq = vfmaq_f32(*sq, x, vld1q_f32(wp.add(u * NR + 4 * q)));
+                            }
+                        }
+                        wp = wp.add(4 * NR);
+                        p += 4;
+                    }
+                    while p < a.seg {
+                        let x = vld1q_dup_f32(ap.add(p));
+                        for (q, sq) in s[0].iter_mut().enumerate() {
+                            *sq = vfmaq_f32(*sq, x, vld1q_f32(wp.add(4 * q)));
+                        }
+                        wp = wp.add(NR);
+                        p += 1;
+                    }
+                }
+                let bias = epilogue.bias.as_ptr().add(col);
+                let v: [float32x4_t; 4] = std::array::from_fn(|q| {
+                    let sum = vaddq_f32(vaddq_f32(s[0][q], s[1][q]), vaddq_f32(s[2][q], s[3][q]));
+                    vaddq_f32(sum, vld1q_f32(bias.add(4 * q)))
+                });
+                finish_row(c.as_mut_ptr().add(col), nr, v, lo, hi);
+                col += NR;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,6 +1017,45 @@ mod tests {
             let mut c = [9.0; 6];
             gemm_f32(isa, 2, 0, &[], 0, &packed, Some(&[1.0, -2.0, 7.0]), ClampF32::RELU6, &mut c, 3);
             assert_eq!(c, [1.0, 0.0, 6.0, 1.0, 0.0, 6.0]);
+        }
+    }
+
+    /// The SIMD kernels (AVX2 and NEON alike) sum each output as the bias
+    /// plus one fused multiply-add per depth step, in depth order, for
+    /// tiles of any row count; the GEMV twin sums four interleaved partial
+    /// sums. So their results are the same bits on every SIMD level and
+    /// architecture, checked here against `f32::mul_add` (fused everywhere).
+    #[test]
+    fn simd_kernels_sum_in_the_documented_order() {
+        let mut rng = Rng::new(0xf3a);
+        for case in 0..40usize {
+            let m = if case.is_multiple_of(4) { 1 } else { rng.range(2, 15) };
+            let (k, n) = (rng.range(1, 90), rng.range(1, 40));
+            let (a, w, bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
+            let packed = PackedWeightsF32::pack(&w, n, k);
+            let want: Vec<f32> = (0..m * n)
+                .map(|i| {
+                    let (row, o) = (&a[i / n * k..][..k], &w[i % n * k..][..k]);
+                    if m > 1 {
+                        row.iter().zip(o).fold(bias[i % n], |s, (&x, &y)| x.mul_add(y, s))
+                    } else {
+                        // Partial sum `p % 4` over the whole groups of four,
+                        // the rest into partial sum 0.
+                        let mut s = [0.0f32; 4];
+                        for (p, (&x, &y)) in row.iter().zip(o).enumerate() {
+                            let j = if p < k / 4 * 4 { p % 4 } else { 0 };
+                            s[j] = x.mul_add(y, s[j]);
+                        }
+                        (s[0] + s[1]) + (s[2] + s[3]) + bias[i % n]
+                    }
+                })
+                .collect();
+            for &isa in available_levels().iter().filter(|&&l| l != IsaLevel::Scalar) {
+                let mut c = vec![0.0; m * n];
+                gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), ClampF32::NONE, &mut c, n);
+                let same = c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{isa:?} m={m} k={k} n={n}: {c:?} vs {want:?}");
+            }
         }
     }
 

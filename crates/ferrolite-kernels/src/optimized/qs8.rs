@@ -19,6 +19,13 @@
 //! - Depthwise: `qs8_dwconv_c8_avx2` vectorises over 8 channels at a time
 //!   (depth multiplier 1), widening the input to i32 and multiplying with
 //!   `_mm256_mullo_epi32` against pre-widened `w + filter_offset`.
+//! - aarch64: `qs8_gemm_2x16c2_neon` over the same packing, with `smlal`
+//!   (4 widening multiply-adds per instruction, the pairs' halves summed at
+//!   the end), and `requant4`, the reference requantisation in NEON
+//!   (`sqrdmulh` is TFLite's saturating rounding doubling high multiply bit
+//!   for bit; a sign fix-up before `srshl` turns its rounding half up into
+//!   the reference's ties away from zero). The depthwise conv runs the
+//!   portable sums there, with the NEON requantisation.
 //! - Portable `*_scalar` variants over the same packing, always compiled.
 //!
 //! Output rows are output pixels (or batch rows for FC), and `run_rows`
@@ -26,6 +33,8 @@
 //! across threads.
 
 use crate::optimized::conv::{im2col_block_rows, Im2col};
+#[cfg(target_arch = "aarch64")]
+use crate::optimized::isa::Neon;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::reference::conv::{Conv2dParams, DepthwiseParams};
 use crate::reference::quantized::conv::{finish, finish_fc};
@@ -214,9 +223,10 @@ impl Requant {
     }
 
     /// `out[i] = finish(acc[i] (+ bias[c0 + i]))` for channels `c0 ..`.
+    /// `isa` picks the vector code (clamped to the CPU).
     fn apply<T: Q8>(
         &self,
-        token: Option<Avx2Fma>,
+        isa: IsaLevel,
         q: &ConvQuantParams,
         acc: &[i32],
         bias: Option<&[i32]>,
@@ -225,7 +235,21 @@ impl Requant {
     ) {
         let n = out.len();
         let mut done = 0;
-        if let (Some(t), true) = (token, self.vector_ok) {
+        #[cfg(target_arch = "aarch64")]
+        if let (Some(t), true) = (Neon::new(isa), self.vector_ok) {
+            let mut tmp = [0i32; 4];
+            while done + 4 <= n {
+                let c = c0 + done;
+                let b = bias.map(|b| &b[c..c + 4]);
+                let (m, l, r) = (&self.mult[c..c + 4], &self.lsh[c..c + 4], &self.rsh[c..c + 4]);
+                neon::requant4(t, &acc[done..done + 4], b, m, l, r, [q.output_offset, q.act_min, q.act_max], &mut tmp);
+                for (o, &v) in out[done..done + 4].iter_mut().zip(&tmp) {
+                    *o = T::from_i32(v);
+                }
+                done += 4;
+            }
+        }
+        if let (Some(t), true) = (Avx2Fma::new(isa), self.vector_ok) {
             let mut tmp = [0i32; 8];
             while done + 8 <= n {
                 let c = c0 + done;
@@ -342,6 +366,7 @@ impl PackedQs8 {
 /// `v` as `scale` says, then `+ bias[c]`, then the clamp `[lo, hi]`.
 /// Per-channel weight scales and `bias` hold 16 channels per panel of the
 /// group, from panel 0 (zero past the last channel).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct FloatTail<'a> {
     pub scale: TailScale<'a>,
     pub s: f32,
@@ -351,6 +376,7 @@ pub(crate) struct FloatTail<'a> {
 
 /// How a [`FloatTail`] scales `a = f32(acc)`: the two reference kernels'
 /// operation orders.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[derive(Clone, Copy)]
 pub(crate) enum TailScale<'a> {
     /// `conv2d_hybrid`: `0 + a * s` (the `0 +` turns -0.0 into +0.0).
@@ -438,6 +464,8 @@ pub(crate) fn gemm_i32_panels(
     }
     assert!(a.len() >= (m - 1) * lda + 2 * k2 && acc.len() >= (m - 1) * ldc + NR * panels.len());
     let token = Avx2Fma::new(isa);
+    #[cfg(target_arch = "aarch64")]
+    let neon_token = Neon::new(isa);
     for (jc, j) in panels.enumerate() {
         let panel = w.panel(j);
         let mut r = 0;
@@ -445,11 +473,16 @@ pub(crate) fn gemm_i32_panels(
             let mr = MR.min(m - r);
             let a_tile = &a[r * lda..];
             let c_tile = &mut acc[r * ldc + jc * NR..];
+            r += mr;
+            #[cfg(target_arch = "aarch64")]
+            if let Some(t) = neon_token {
+                neon::gemm_tile(t, mr, k2, a_tile, lda, panel, c_tile, ldc);
+                continue;
+            }
             match token {
                 Some(t) => avx2::gemm_tile(t, mr, k2, a_tile, lda, panel, c_tile, ldc),
                 None => qs8_gemm_mx16c2_scalar(mr, k2, a_tile, lda, panel, c_tile, ldc),
             }
-            r += mr;
         }
     }
 }
@@ -695,7 +728,7 @@ impl Qs8ConvPlan {
                 gemm_i32(self.isa, m, &a[..m * kp], kp, packed, &mut acc[..m * ldc], ldc);
                 for i in 0..m {
                     let out = &mut output_rows[(r + i) * out_c + g * pg..(r + i) * out_c + (g + 1) * pg];
-                    self.requant.apply(token, &self.q, &acc[i * ldc..i * ldc + pg], bias, g * pg, out);
+                    self.requant.apply(self.isa, &self.q, &acc[i * ldc..i * ldc + pg], bias, g * pg, out);
                 }
             }
             r += m;
@@ -745,6 +778,7 @@ const DW_MAX_TAPS: usize = 64;
 /// `(x + input_offset) * w` over the valid taps (a padding tap adds
 /// `(-input_offset + input_offset) * w = 0`), in wrapping int32.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct DwFast {
     /// Input (and filter) type is signed.
     signed: bool,
@@ -923,7 +957,6 @@ impl Qs8DepthwisePlan {
         let dm = p.depth_multiplier;
         let off = self.q.input_offset;
         let token = if dm == 1 { Avx2Fma::new(self.isa) } else { None };
-        let rq_token = Avx2Fma::new(self.isa);
         if let (Some(f), Some(t)) = (&self.fast, token) {
             if f.signed == T::SIGNED {
                 self.run_rows_fast(t, f, input, bias, output_rows, row_start, scratch);
@@ -975,7 +1008,7 @@ impl Qs8DepthwisePlan {
                     }
                 }
             }
-            self.requant.apply(rq_token, &self.q, acc, bias, 0, out);
+            self.requant.apply(self.isa, &self.q, acc, bias, 0, out);
         }
     }
 }
@@ -1207,6 +1240,140 @@ impl Qs8FullyConnectedPlan {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod neon {
+    use super::{Panel, NR};
+    use crate::optimized::isa::Neon;
+    use std::arch::aarch64::*;
+
+    /// One tile of up to 6 rows × 16 columns of int32 sums (see
+    /// `gemm_i32` for the shapes), two rows at a time.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm_tile(
+        _t: Neon,
+        m: usize,
+        k2: usize,
+        a: &[i16],
+        lda: usize,
+        w: Panel<'_>,
+        c: &mut [i32],
+        ldc: usize,
+    ) {
+        let w_len = match w {
+            Panel::Narrow(w) => w.len(),
+            Panel::Wide(w) => w.len(),
+        };
+        assert!((1..=6).contains(&m));
+        assert!(a.len() >= (m - 1) * lda + 2 * k2 && w_len >= k2 * 2 * NR && c.len() >= (m - 1) * ldc + NR);
+        let mut r = 0;
+        while r < m {
+            let (ap, cp) = (a[r * lda..].as_ptr(), c[r * ldc..].as_mut_ptr());
+            // SAFETY: the token proves NEON; the asserts above bound every
+            // access (rows `r .. min(r + 2, m)` of `2 * k2` values at stride
+            // `lda`, `k2 * 32` weights, 16 sums per row at stride `ldc`).
+            unsafe {
+                match (w, m - r) {
+                    (Panel::Narrow(w), 1) => qs8_gemm_2x16c2_neon::<1, true>(k2, ap, lda, w.as_ptr().cast(), cp, ldc),
+                    (Panel::Narrow(w), _) => qs8_gemm_2x16c2_neon::<2, true>(k2, ap, lda, w.as_ptr().cast(), cp, ldc),
+                    (Panel::Wide(w), 1) => qs8_gemm_2x16c2_neon::<1, false>(k2, ap, lda, w.as_ptr().cast(), cp, ldc),
+                    (Panel::Wide(w), _) => qs8_gemm_2x16c2_neon::<2, false>(k2, ap, lda, w.as_ptr().cast(), cp, ldc),
+                }
+            }
+            r += 2;
+        }
+    }
+
+    /// `R` (1 or 2) rows × 16 columns: per depth pair, the panel's 32
+    /// weights as four registers of 4 channels' pairs, each row's pair of
+    /// activations broadcast, and `smlal`/`smlal2` into 8 accumulators a
+    /// row that keep each channel's even and odd taps apart (added with
+    /// `addp` at the end; int32 sums wrap, so the order does not matter).
+    ///
+    /// # Safety
+    /// NEON; `a` has `R` rows of `2 * k2` values at stride `lda`, `w` holds
+    /// `k2 * 32` weights (i8 when `NARROW`, else i16), `c` has `R` rows of
+    /// 16 at stride `ldc`.
+    #[inline(always)]
+    unsafe fn qs8_gemm_2x16c2_neon<const R: usize, const NARROW: bool>(
+        k2: usize,
+        a: *const i16,
+        lda: usize,
+        w: *const u8,
+        c: *mut i32,
+        ldc: usize,
+    ) {
+        // SAFETY: per the contract.
+        unsafe {
+            let mut acc = [[vdupq_n_s32(0); 8]; R];
+            for p in 0..k2 {
+                let wv: [int16x8_t; 4] = if NARROW {
+                    let wp = w.cast::<i8>().add(p * 2 * NR);
+                    let (b0, b1) = (vld1q_s8(wp), vld1q_s8(wp.add(16)));
+                    [vmovl_s8(vget_low_s8(b0)), vmovl_high_s8(b0), vmovl_s8(vget_low_s8(b1)), vmovl_high_s8(b1)]
+                } else {
+                    let wp = w.cast::<i16>().add(p * 2 * NR);
+                    std::array::from_fn(|q| vld1q_s16(wp.add(8 * q)))
+                };
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    // Lane 0 of the i32 is the even tap (little-endian).
+                    let pair = a.add(r * lda + 2 * p).cast::<i32>().read_unaligned();
+                    let x = vreinterpretq_s16_s32(vdupq_n_s32(pair));
+                    let xl = vget_low_s16(x);
+                    for (q, &wq) in wv.iter().enumerate() {
+                        acc_r[2 * q] = vmlal_s16(acc_r[2 * q], vget_low_s16(wq), xl);
+                        acc_r[2 * q + 1] = vmlal_high_s16(acc_r[2 * q + 1], wq, x);
+                    }
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                for q in 0..4 {
+                    vst1q_s32(c.add(r * ldc + 4 * q), vpaddq_s32(acc_r[2 * q], acc_r[2 * q + 1]));
+                }
+            }
+        }
+    }
+
+    /// `finish` on 4 channels, before the cast to the 8-bit type:
+    /// `clamp(MultiplyByQuantizedMultiplier(acc + bias, m, lsh - rsh) +
+    /// output_offset)`. `oc` is `[output_offset, act_min, act_max]`; shifts
+    /// as `Requant` keeps them (`lsh <= 30`, `rsh <= 31`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn requant4(
+        _t: Neon,
+        acc: &[i32],
+        bias: Option<&[i32]>,
+        mult: &[i32],
+        lsh: &[i32],
+        rsh: &[i32],
+        oc: [i32; 3],
+        out: &mut [i32; 4],
+    ) {
+        assert!(acc.len() >= 4 && mult.len() >= 4 && lsh.len() >= 4 && rsh.len() >= 4);
+        assert!(bias.is_none_or(|b| b.len() >= 4));
+        // SAFETY: the token proves NEON; every slice has 4 values.
+        unsafe {
+            let mut x = vld1q_s32(acc.as_ptr());
+            if let Some(b) = bias {
+                x = vaddq_s32(x, vld1q_s32(b.as_ptr()));
+            }
+            // The reference's wrapping `x << lsh`.
+            x = vshlq_s32(x, vld1q_s32(lsh.as_ptr()));
+            let hm = vqrdmulhq_s32(x, vld1q_s32(mult.as_ptr()));
+            // Rounding divide by 2^e, ties away from zero: `srshl` by -e
+            // rounds half up, so negative values first lose 1 (the sign bit
+            // of `hm & -e` is set exactly when hm < 0 and e > 0; saturating,
+            // so i32::MIN stays put: it has no remainder to round anyway).
+            let neg_e = vnegq_s32(vld1q_s32(rsh.as_ptr()));
+            let fixup = vshrq_n_s32::<31>(vandq_s32(hm, neg_e));
+            let v = vrshlq_s32(vqaddq_s32(hm, fixup), neg_e);
+            let v = vaddq_s32(v, vdupq_n_s32(oc[0]));
+            let v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(oc[1])), vdupq_n_s32(oc[2]));
+            vst1q_s32(out.as_mut_ptr(), v);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub(crate) mod avx2 {
@@ -1293,6 +1460,7 @@ pub(crate) mod avx2 {
     /// The fused epilogue of a group's panels: `Requant::panels`
     /// (`RQ_FIELDS * 16` values per panel), the bias (16 per panel), the
     /// mode, and `[output_offset, act_min, act_max]`.
+    #[allow(dead_code)]
     pub(super) struct Epilogue<'a> {
         pub rq: &'a [i32],
         pub bias: &'a [i32],
@@ -2157,6 +2325,7 @@ mod avx2 {
         unreachable!("no AVX2 token off x86-64")
     }
 
+    #[allow(dead_code)]
     pub(super) struct Epilogue<'a> {
         pub rq: &'a [i32],
         pub bias: &'a [i32],
@@ -2403,7 +2572,7 @@ mod tests {
             for &isa in &available_levels() {
                 let r = Requant::new(&q, n);
                 let mut got = vec![0i8; n];
-                r.apply(Avx2Fma::new(isa), &q, &acc, b.as_deref(), 0, &mut got);
+                r.apply(isa, &q, &acc, b.as_deref(), 0, &mut got);
                 assert_eq!(got, want, "case {i} {isa:?} {q:?} acc {acc:?}");
             }
         }
@@ -2443,6 +2612,11 @@ mod tests {
                 let hm = ((xc as i64 * m as i64 + (1 << 30)) >> 31) as i32;
                 ties += usize::from(hm & ((1 << e) - 1) == 1 << (e - 1));
             }
+            // (The short mode is an AVX2 epilogue; elsewhere only the
+            // bounds below are checked.)
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = want;
+            #[cfg(target_arch = "x86_64")]
             if let Some(t) = Avx2Fma::new(IsaLevel::Avx2Fma) {
                 let got = avx2::requant_short8(t, &r, 0, x, [q.output_offset, q.act_min, q.act_max]);
                 assert_eq!(got, want, "case {i}: x {x:?} {q:?}");
@@ -2451,6 +2625,7 @@ mod tests {
         assert!(ties > 100, "only {ties} ties drawn");
         // Past the bound the formula does go wrong (so the bound matters):
         // a sum near 2^31 with the largest multiplier wraps `hm + round_oc`.
+        #[cfg(target_arch = "x86_64")]
         if let Some(t) = Avx2Fma::new(IsaLevel::Avx2Fma) {
             let mut q = q_i8(&mut rng, 8);
             q.output_multiplier = vec![i32::MAX; 8];
