@@ -449,7 +449,7 @@ impl Conv2dF32Plan {
     /// `m` rows of `kh * kw * f_in` values in filter order, zeros for taps
     /// outside the input.
     fn im2col(&self, input: &[f32], first: usize, m: usize, g: usize, dst: &mut [f32]) {
-        self.geometry().rows(input, first, m, g, self.depth, dst, |src, d| d.copy_from_slice(src));
+        self.geometry().rows(input, first, m, g, self.depth, dst, 0.0, |src, d| d.copy_from_slice(src));
     }
 }
 
@@ -480,9 +480,9 @@ impl Im2col<'_> {
     }
 
     /// Rows for output pixels `first .. first + m`, group `g`, each
-    /// `dst.len() / m` long (at least `kh * kw * f_in`; the rest, and taps
-    /// outside the input, are `D::default()`). `convert(src, dst)` turns a
-    /// run of input values into operands of the same length.
+    /// `dst.len() / m` long (at least `kh * kw * f_in`; the rest is
+    /// `D::default()`, taps outside the input are `pad`). `convert(src,
+    /// dst)` turns a run of input values into operands of the same length.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn rows<S: Copy, D: Copy + Default>(
         &self,
@@ -492,6 +492,7 @@ impl Im2col<'_> {
         g: usize,
         k: usize,
         dst: &mut [D],
+        pad: D,
         convert: impl Fn(&[S], &mut [D]),
     ) {
         let [_, in_h, in_w, in_c] = self.in_shape;
@@ -547,7 +548,7 @@ impl Im2col<'_> {
                 let at = fy * seg;
                 if iy < 0 || iy >= in_h as isize {
                     for row in block.chunks_exact_mut(row_len.max(1)) {
-                        row[at..at + seg].fill(D::default());
+                        row[at..at + seg].fill(pad);
                     }
                     continue;
                 }
@@ -567,7 +568,7 @@ impl Im2col<'_> {
                 for (fx, tap) in frow.chunks_exact_mut(f_in.max(1)).enumerate() {
                     let ix = ix0 + (fx * p.dilation_w) as isize;
                     if ix < 0 || ix >= in_w as isize {
-                        tap.fill(D::default());
+                        tap.fill(pad);
                     } else {
                         let s = (line + ix as usize) * in_c + c0;
                         convert(&input[s..s + f_in], tap);

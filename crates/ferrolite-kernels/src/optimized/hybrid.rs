@@ -826,7 +826,9 @@ impl HybridConvPlan {
     fn im2col(&self, q: &HybridInput, first: usize, m: usize, g: usize, dst: &mut [i16]) {
         let geometry =
             Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape };
-        geometry.rows(&q.x, first, m, g, self.depth, &mut dst[..m * self.kp], |src, d| d.copy_from_slice(src));
+        geometry.rows(&q.x, first, m, g, self.depth, &mut dst[..m * self.kp], Default::default(), |src, d| {
+            d.copy_from_slice(src)
+        });
     }
 }
 

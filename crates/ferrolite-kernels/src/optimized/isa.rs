@@ -3,16 +3,17 @@
 //! Optimised kernels come in several variants (portable "scalar" code, AVX2 +
 //! FMA, ...). A plan picks one when it is built, from [`detect`]: the best
 //! level the CPU has, capped by the `FERROLITE_MAX_ISA` environment variable
-//! (`scalar`, `neon`, `avx2` or `avx512`, read once) so the portable paths
-//! can be exercised on any machine.
+//! (`scalar`, `neon`, `neondot`, `avx2` or `avx512`, read once) so the
+//! portable paths can be exercised on any machine.
 //!
 //! The levels of the two architectures share one order (scalar < NEON <
-//! AVX2 < AVX-512) only so that a cap is a plain `min`: an x86-64 CPU never
-//! reports NEON (capping it at `neon` leaves the scalar kernels) and an
-//! aarch64 CPU never reports more than NEON.
+//! NEON dot product < AVX2 < AVX-512) only so that a cap is a plain `min`:
+//! an x86-64 CPU never reports NEON (capping it at `neon` leaves the scalar
+//! kernels) and an aarch64 CPU never reports more than the dot product.
 //!
 //! Soundness: every SIMD kernel is reached only through a token type
-//! ([`Avx2Fma`], [`Neon`]) that can only be made on its architecture after
+//! ([`Avx2Fma`], [`Neon`], [`NeonDot`]) that can only be made on its
+//! architecture after
 //! the CPU was found to support the features, so no caller-provided
 //! [`IsaLevel`] can run an instruction the CPU lacks: plans clamp the
 //! requested level with [`IsaLevel::clamp_to_cpu`].
@@ -28,6 +29,9 @@ pub enum IsaLevel {
     /// aarch64 Advanced SIMD (NEON, 4 floats per register; part of every
     /// aarch64 Linux/Android target).
     Neon,
+    /// aarch64 NEON with the int8 dot product (`sdot`, FEAT_DotProd: most
+    /// phone cores since 2017's Cortex-A55/A75).
+    NeonDot,
     /// x86-64 AVX2 with FMA3 (8 floats per register).
     Avx2Fma,
     /// x86-64 AVX-512F. No kernel uses it yet: it runs the AVX2 kernels.
@@ -40,6 +44,7 @@ impl IsaLevel {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" | "none" | "generic" => Some(IsaLevel::Scalar),
             "neon" | "asimd" => Some(IsaLevel::Neon),
+            "neondot" | "dotprod" | "neon_dot" => Some(IsaLevel::NeonDot),
             "avx2" | "avx2fma" | "avx2_fma" | "fma" => Some(IsaLevel::Avx2Fma),
             "avx512" | "avx512f" => Some(IsaLevel::Avx512),
             _ => None,
@@ -50,6 +55,7 @@ impl IsaLevel {
         match self {
             IsaLevel::Scalar => "scalar",
             IsaLevel::Neon => "neon",
+            IsaLevel::NeonDot => "neon_dot",
             IsaLevel::Avx2Fma => "avx2_fma",
             IsaLevel::Avx512 => "avx512",
         }
@@ -80,10 +86,12 @@ fn probe_cpu() -> IsaLevel {
 
 #[cfg(target_arch = "aarch64")]
 fn probe_cpu() -> IsaLevel {
-    if std::arch::is_aarch64_feature_detected!("neon") {
-        IsaLevel::Neon
-    } else {
+    if !std::arch::is_aarch64_feature_detected!("neon") {
         IsaLevel::Scalar
+    } else if std::arch::is_aarch64_feature_detected!("dotprod") {
+        IsaLevel::NeonDot
+    } else {
+        IsaLevel::Neon
     }
 }
 
@@ -114,6 +122,7 @@ pub fn available_levels() -> Vec<IsaLevel> {
     let arch: &[IsaLevel] = match cpu {
         IsaLevel::Scalar => &[IsaLevel::Scalar],
         IsaLevel::Neon => &[IsaLevel::Scalar, IsaLevel::Neon],
+        IsaLevel::NeonDot => &[IsaLevel::Scalar, IsaLevel::Neon, IsaLevel::NeonDot],
         _ => &[IsaLevel::Scalar, IsaLevel::Avx2Fma, IsaLevel::Avx512],
     };
     arch.iter().copied().filter(|&l| l <= cpu).collect()
@@ -144,8 +153,27 @@ impl Neon {
     /// `Some` on an aarch64 CPU with NEON when `level` asks for it (an
     /// AVX level, meaningless there, counts as "the best there is").
     pub fn new(level: IsaLevel) -> Option<Neon> {
-        if cfg!(target_arch = "aarch64") && level >= IsaLevel::Neon && cpu_level() == IsaLevel::Neon {
+        let cpu = cpu_level();
+        if cfg!(target_arch = "aarch64") && level >= IsaLevel::Neon && matches!(cpu, IsaLevel::Neon | IsaLevel::NeonDot)
+        {
             Some(Neon(()))
+        } else {
+            None
+        }
+    }
+}
+
+/// Proof that the CPU has NEON and the int8 dot product (`sdot`). Made only
+/// by [`NeonDot::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct NeonDot(());
+
+impl NeonDot {
+    /// `Some` on an aarch64 CPU with the dot product when `level` asks for
+    /// it (or for an AVX level, as with [`Neon::new`]).
+    pub fn new(level: IsaLevel) -> Option<NeonDot> {
+        if cfg!(target_arch = "aarch64") && level >= IsaLevel::NeonDot && cpu_level() == IsaLevel::NeonDot {
+            Some(NeonDot(()))
         } else {
             None
         }
@@ -172,7 +200,7 @@ mod tests {
         // Advanced SIMD is part of every aarch64 Linux CPU, so the NEON
         // kernels are always the ones tested there.
         #[cfg(target_arch = "aarch64")]
-        assert_eq!(cpu_level(), IsaLevel::Neon);
+        assert!(cpu_level() >= IsaLevel::Neon && cpu_level() <= IsaLevel::NeonDot);
         let l = detect();
         assert!(l <= cpu_level());
         if let Some(cap) = env_cap() {
@@ -184,7 +212,10 @@ mod tests {
         assert_eq!(Avx2Fma::new(IsaLevel::Avx512).is_some(), cpu_level() >= IsaLevel::Avx2Fma);
         // Each architecture's token only on its own architecture.
         assert!(Avx2Fma::new(IsaLevel::Avx512).is_none() || Neon::new(IsaLevel::Avx512).is_none());
-        assert_eq!(Neon::new(IsaLevel::Neon).is_some(), cfg!(target_arch = "aarch64") && cpu_level() == IsaLevel::Neon);
+        let arm = cfg!(target_arch = "aarch64");
+        assert_eq!(Neon::new(IsaLevel::Neon).is_some(), arm && cpu_level() >= IsaLevel::Neon);
+        assert_eq!(NeonDot::new(IsaLevel::Avx512).is_some(), arm && cpu_level() == IsaLevel::NeonDot);
+        assert!(NeonDot::new(IsaLevel::Neon).is_none());
         assert!(Neon::new(IsaLevel::Scalar).is_none());
     }
 }

@@ -25,7 +25,10 @@
 //!   (`sqrdmulh` is TFLite's saturating rounding doubling high multiply bit
 //!   for bit; a sign fix-up before `srshl` turns its rounding half up into
 //!   the reference's ties away from zero). The depthwise conv runs the
-//!   portable sums there, with the NEON requantisation.
+//!   portable sums there, with the NEON requantisation. Where the CPU has
+//!   the dot product, int8 convs run `qs8_gemm_4x16c4_neondot` instead
+//!   (`sdot`, 16 multiply-adds per instruction, on the raw int8 values;
+//!   see `neon::DotConv` for the offset).
 //! - Portable `*_scalar` variants over the same packing, always compiled.
 //!
 //! Output rows are output pixels (or batch rows for FC), and `run_rows`
@@ -92,6 +95,9 @@ fn offset_fits<T: QType>(offset: i32) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct Qs8Scratch {
     pub(crate) a: Vec<i16>,
+    /// Raw int8 im2col rows (the dot-product conv).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub(crate) a8: Vec<i8>,
     pub(crate) acc: Vec<i32>,
     pub(crate) taps: Vec<(usize, usize)>,
     /// The bias laid out per 16-column panel (zero past each group's
@@ -555,6 +561,10 @@ pub struct Qs8ConvPlan {
     panel_rq: Vec<Vec<i32>>,
     /// [`sum_bound`] of the sums before the bias.
     weight_bound: i64,
+    /// The int8 conv on the dot product, where the CPU has it (then
+    /// `packed` holds empty panels: the dot path is the only one run).
+    #[cfg(target_arch = "aarch64")]
+    dot: Option<neon::DotConv>,
     supported: bool,
 }
 
@@ -596,11 +606,23 @@ impl Qs8ConvPlan {
             && offset_fits::<W>(q.input_offset);
         let per_group = if supported { out_c / groups } else { 0 };
         let depth = f_h * f_w * f_in;
+        #[cfg(target_arch = "aarch64")]
+        let dot = match (supported && W::SIGNED && filter_offset == 0, crate::optimized::isa::NeonDot::new(isa)) {
+            (true, Some(t)) => neon::DotConv::new(t, filter, groups, per_group, depth, q.input_offset),
+            _ => None,
+        };
+        #[cfg(target_arch = "aarch64")]
+        let dot_only = dot.is_some();
+        #[cfg(not(target_arch = "aarch64"))]
+        let dot_only = false;
         let packed = if supported {
             (0..groups)
-                .map(|g| {
-                    let w = &filter[g * per_group * depth..(g + 1) * per_group * depth];
-                    PackedQs8::pack(w, per_group, depth, filter_offset)
+                .map(|g| match dot_only {
+                    true => PackedQs8::empty(),
+                    false => {
+                        let w = &filter[g * per_group * depth..(g + 1) * per_group * depth];
+                        PackedQs8::pack(w, per_group, depth, filter_offset)
+                    }
                 })
                 .collect()
         } else {
@@ -628,6 +650,8 @@ impl Qs8ConvPlan {
             requant,
             panel_rq,
             weight_bound,
+            #[cfg(target_arch = "aarch64")]
+            dot,
             supported,
         }
     }
@@ -682,6 +706,38 @@ impl Qs8ConvPlan {
         let kp = self.kp;
         let ldc = pg.div_ceil(NR) * NR;
         let block = im2col_block_rows(kp, rows);
+        #[cfg(target_arch = "aarch64")]
+        if let (Some(dot), true) = (&self.dot, T::SIGNED) {
+            let geometry = Im2col {
+                p: &self.p,
+                in_shape: self.in_shape,
+                filter_shape: self.filter_shape,
+                out_shape: self.out_shape,
+            };
+            let Qs8Scratch { a8, acc, .. } = scratch;
+            let block = im2col_block_rows(dot.k16, rows);
+            a8.resize(block * dot.k16, 0);
+            acc.resize(block * ldc, 0);
+            let mut r = 0;
+            while r < rows {
+                let m = block.min(rows - r);
+                for g in 0..self.packed.len() {
+                    let a8 = &mut a8[..m * dot.k16];
+                    geometry.rows(input, row_start + r, m, g, self.depth, a8, dot.pad, |src, d| {
+                        for (d, s) in d.iter_mut().zip(src) {
+                            *d = s.to_i32() as i8;
+                        }
+                    });
+                    dot.gemm(g, m, a8, &mut acc[..m * ldc], ldc);
+                    for i in 0..m {
+                        let out = &mut output_rows[(r + i) * out_c + g * pg..(r + i) * out_c + (g + 1) * pg];
+                        self.requant.apply(self.isa, &self.q, &acc[i * ldc..i * ldc + pg], bias, g * pg, out);
+                    }
+                }
+                r += m;
+            }
+            return;
+        }
         let Qs8Scratch { a, acc, bias16, .. } = scratch;
         if a.len() < block * kp {
             a.resize(block * kp, 0);
@@ -741,7 +797,7 @@ impl Qs8ConvPlan {
         let geometry =
             Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape };
         let off = self.input_offset;
-        geometry.rows(input, first, m, g, self.depth, &mut dst[..m * self.kp], |src, d| widen(src, off, d));
+        geometry.rows(input, first, m, g, self.depth, &mut dst[..m * self.kp], 0, |src, d| widen(src, off, d));
     }
 }
 
@@ -1243,9 +1299,175 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon {
-    use super::{Panel, NR};
-    use crate::optimized::isa::Neon;
+    use super::{Panel, NR, Q8};
+    use crate::optimized::isa::{Neon, NeonDot};
     use std::arch::aarch64::*;
+
+    /// An int8 conv (per-channel int8 weights, no filter zero point) on
+    /// the dot product: `sdot` multiplies 4 int8 pairs and adds them to an
+    /// int32 lane, 16 multiply-adds per instruction. It needs both operands
+    /// raw, so the input is not offset: the sums are `sum_k x[k] * w[k]`,
+    /// and `input_offset * sum_k w[k]`, precomputed per channel, is where
+    /// they start. Mod 2^32 that is the reference's wrapping sum of
+    /// `(x + input_offset) * w`. Padding taps read the input zero point
+    /// (`-input_offset`), which is what makes them add nothing.
+    #[derive(Clone, Debug)]
+    pub(super) struct DotConv {
+        token: NeonDot,
+        /// Depth rounded up to 16 (zero weights past the depth): the im2col
+        /// row length and the kernel's step.
+        pub(super) k16: usize,
+        /// Per group, panels of 16 channels: for each quad of depth `t`,
+        /// 64 bytes, 4 registers of 4 channels' 4 taps
+        /// (`w[16j + 4q + l][4t + i]` at `t * 64 + 16q + 4l + i`).
+        packed: Vec<Vec<i8>>,
+        /// Per group, `input_offset * sum_k w[c][k]` (wrapping) for each
+        /// channel of its panels (zero past the group's channels).
+        corr: Vec<Vec<i32>>,
+        /// The input zero point, which padding taps read.
+        pub(super) pad: i8,
+    }
+
+    impl DotConv {
+        /// `None` where the zero point is not an int8 value.
+        pub(super) fn new<W: Q8>(
+            token: NeonDot,
+            filter: &[W],
+            groups: usize,
+            per_group: usize,
+            depth: usize,
+            input_offset: i32,
+        ) -> Option<DotConv> {
+            let pad = i8::try_from(input_offset.checked_neg()?).ok()?;
+            let k16 = depth.div_ceil(16) * 16;
+            let panels = per_group.div_ceil(NR);
+            let mut packed = Vec::with_capacity(groups);
+            let mut corr = Vec::with_capacity(groups);
+            for g in 0..groups {
+                let mut buf = vec![0i8; panels * k16 * NR];
+                let mut sums = vec![0i32; panels * NR];
+                for (oc, w) in filter[g * per_group * depth..].chunks_exact(depth.max(1)).take(per_group).enumerate() {
+                    let (j, q, l) = (oc / NR, oc % NR / 4, oc % 4);
+                    let panel = &mut buf[j * k16 * NR..(j + 1) * k16 * NR];
+                    for (k, &v) in w.iter().enumerate() {
+                        panel[(k / 4) * 64 + 16 * q + 4 * l + k % 4] = v.to_i32() as i8;
+                    }
+                    let sum = w.iter().fold(0i32, |s, &v| s.wrapping_add(v.to_i32()));
+                    sums[oc] = input_offset.wrapping_mul(sum);
+                }
+                packed.push(buf);
+                corr.push(sums);
+            }
+            Some(DotConv { token, k16, packed, corr, pad })
+        }
+
+        /// `acc[i][c]` = the offset sums of group `g` for the `m` raw rows
+        /// of `a` (`k16` each), channels `c < 16 * panels` at stride `ldc`.
+        pub(super) fn gemm(&self, g: usize, m: usize, a: &[i8], acc: &mut [i32], ldc: usize) {
+            let (w, corr, k16) = (&self.packed[g], &self.corr[g], self.k16);
+            let panels = corr.len() / NR;
+            if m == 0 || panels == 0 {
+                return;
+            }
+            assert!(k16.is_multiple_of(16) && w.len() >= panels * k16 * NR && a.len() >= m * k16);
+            assert!(ldc >= panels * NR && acc.len() >= (m - 1) * ldc + panels * NR);
+            let _ = self.token;
+            for j in 0..panels {
+                let mut r = 0;
+                while r < m {
+                    let (ap, wp) = (a[r * k16..].as_ptr(), w[j * k16 * NR..].as_ptr());
+                    let (cp, cc) = (acc[r * ldc + j * NR..].as_mut_ptr(), corr[j * NR..].as_ptr());
+                    // SAFETY: the token proves the dot product; the asserts
+                    // above bound every access (rows `r .. r + 4` (or `m`)
+                    // of `k16` bytes, panel `j`'s `k16 * 16` weights, 16
+                    // corrections, 16 sums per row at stride `ldc`).
+                    unsafe {
+                        match m - r {
+                            1 => qs8_gemm_4x16c4_neondot::<1>(k16, ap, wp, cc, cp, ldc),
+                            2 => qs8_gemm_4x16c4_neondot::<2>(k16, ap, wp, cc, cp, ldc),
+                            3 => qs8_gemm_4x16c4_neondot::<3>(k16, ap, wp, cc, cp, ldc),
+                            _ => qs8_gemm_4x16c4_neondot::<4>(k16, ap, wp, cc, cp, ldc),
+                        }
+                    }
+                    r += 4;
+                }
+            }
+        }
+    }
+
+    /// `sdot acc.4s, w.16b, a.4b[LANE]`: lane `l` of `acc` adds the dot
+    /// product of `w`'s bytes `4l .. 4l + 4` and `a`'s bytes `4 LANE ..`.
+    /// (Written as assembly: the `vdotq_laneq_s32` intrinsic is not stable.)
+    ///
+    /// # Safety
+    /// The CPU must have the dot product.
+    #[inline(always)]
+    unsafe fn sdot_lane<const LANE: i32>(acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
+        let mut acc = acc;
+        // SAFETY: a register-only instruction the caller's CPU has.
+        unsafe {
+            std::arch::asm!(
+                ".arch_extension dotprod",
+                "sdot {acc:v}.4s, {w:v}.16b, {a:v}.4b[{lane}]",
+                acc = inout(vreg) acc,
+                w = in(vreg) w,
+                a = in(vreg) a,
+                lane = const LANE,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        acc
+    }
+
+    /// `qs8_gemm_4x16c4_neondot`: `R` rows (1..=4) × 16 channels, 16
+    /// int32 accumulators starting from the corrections; per 16 bytes of
+    /// depth, each row's 16 activations in one register and four quads of
+    /// the panel (4 registers each), 16 `sdot`s per quad.
+    ///
+    /// # Safety
+    /// The dot product; `a` has `R` rows of `k16` bytes (`k16` a multiple
+    /// of 16), `w` `k16 * 16` bytes, `corr` 16 values, `c` `R` rows of 16
+    /// at stride `ldc`.
+    #[target_feature(enable = "dotprod")]
+    unsafe fn qs8_gemm_4x16c4_neondot<const R: usize>(
+        k16: usize,
+        a: *const i8,
+        w: *const i8,
+        corr: *const i32,
+        c: *mut i32,
+        ldc: usize,
+    ) {
+        // SAFETY: per the contract.
+        unsafe {
+            let start: [int32x4_t; 4] = std::array::from_fn(|q| vld1q_s32(corr.add(4 * q)));
+            let mut acc = [start; R];
+            let mut kb = 0;
+            while kb < k16 {
+                let av: [int8x16_t; R] = std::array::from_fn(|r| vld1q_s8(a.add(r * k16 + kb)));
+                macro_rules! quad {
+                    ($lane:literal) => {{
+                        let wp = w.add((kb + 4 * $lane) * NR);
+                        let wv: [int8x16_t; 4] = std::array::from_fn(|q| vld1q_s8(wp.add(16 * q)));
+                        for (acc_r, &a_r) in acc.iter_mut().zip(&av) {
+                            for (acc_q, &w_q) in acc_r.iter_mut().zip(&wv) {
+                                *acc_q = sdot_lane::<$lane>(*acc_q, w_q, a_r);
+                            }
+                        }
+                    }};
+                }
+                quad!(0);
+                quad!(1);
+                quad!(2);
+                quad!(3);
+                kb += 16;
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                for (q, &v) in acc_r.iter().enumerate() {
+                    vst1q_s32(c.add(r * ldc + 4 * q), v);
+                }
+            }
+        }
+    }
 
     /// One tile of up to 6 rows × 16 columns of int32 sums (see
     /// `gemm_i32` for the shapes), two rows at a time.
