@@ -24,8 +24,9 @@
 //!   the end), and `requant4`, the reference requantisation in NEON
 //!   (`sqrdmulh` is TFLite's saturating rounding doubling high multiply bit
 //!   for bit; a sign fix-up before `srshl` turns its rounding half up into
-//!   the reference's ties away from zero). The depthwise conv runs the
-//!   portable sums there, with the NEON requantisation. Where the CPU has
+//!   the reference's ties away from zero). The depthwise conv sums 16
+//!   channels at a time (`qs8_dwconv_c16_neon`, `mla` on widened values),
+//!   then requantises with it. Where the CPU has
 //!   the dot product, int8 convs run `qs8_gemm_4x16c4_neondot` instead
 //!   (`sdot`, 16 multiply-adds per instruction, on the raw int8 values;
 //!   see `neon::DotConv` for the offset).
@@ -824,6 +825,15 @@ pub struct Qs8DepthwisePlan {
     supported: bool,
 }
 
+/// The bounds the SIMD depthwise sums rely on: every tap's `c` input
+/// values and weight row (`w` is `[tap][c]`, `w_len` long).
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+fn check_dw_row(input_len: usize, w_len: usize, taps: &[(usize, usize)], c: usize) {
+    for &(xo, t) in taps {
+        assert!(xo + c <= input_len && (t + 1) * c <= w_len);
+    }
+}
+
 /// Most taps (`kh * kw`) the AVX2 depthwise kernel takes.
 const DW_MAX_TAPS: usize = 64;
 
@@ -1048,6 +1058,10 @@ impl Qs8DepthwisePlan {
             }
             let done = match token {
                 Some(t) => avx2::dwconv_row(t, input, &self.w, taps, off, acc),
+                #[cfg(target_arch = "aarch64")]
+                None if dm == 1 => {
+                    Neon::new(self.isa).map_or(0, |t| neon::dwconv_row(t, input, &self.w, taps, off, acc))
+                }
                 None => 0,
             };
             acc[done..].fill(0);
@@ -1299,7 +1313,7 @@ impl Qs8FullyConnectedPlan {
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon {
-    use super::{Panel, NR, Q8};
+    use super::{check_dw_row, Panel, NR, Q8};
     use crate::optimized::isa::{Neon, NeonDot};
     use std::arch::aarch64::*;
 
@@ -1556,6 +1570,86 @@ mod neon {
         }
     }
 
+    /// `acc[c] = sum over taps (x[c] + off) * w[t][c]` for the first
+    /// `c / 4 * 4` channels (returned; the caller does the rest), depth
+    /// multiplier 1: `taps` are (input offset, tap), `w` is `[tap][c]`.
+    pub(super) fn dwconv_row<T: Q8>(
+        _t: Neon,
+        input: &[T],
+        w: &[i32],
+        taps: &[(usize, usize)],
+        off: i32,
+        acc: &mut [i32],
+    ) -> usize {
+        let c = acc.len();
+        let done = c / 4 * 4;
+        check_dw_row(input.len(), w.len(), taps, c);
+        // SAFETY: the token proves NEON; every tap's input and weight rows
+        // have `c >= done` values (asserted above), `acc` has `c`, and `T`
+        // is one byte (i8 or u8).
+        unsafe { qs8_dwconv_c16_neon::<T>(done, input.as_ptr().cast(), w.as_ptr(), c, taps, off, acc.as_mut_ptr()) };
+        done
+    }
+
+    /// `qs8_dwconv_c16_neon`: 16 channels (4 registers of int32 sums) per
+    /// pass over the taps, then 4; each tap's bytes widened to i16 (where
+    /// `x + off` fits), then to i32 for `mla` against the i32 weights.
+    ///
+    /// # Safety
+    /// Every tap's `input[xo ..]` and `w[t * c ..]` hold `done` values,
+    /// `acc` `done`; `T` is i8 or u8.
+    unsafe fn qs8_dwconv_c16_neon<T: Q8>(
+        done: usize,
+        input: *const u8,
+        w: *const i32,
+        c: usize,
+        taps: &[(usize, usize)],
+        off: i32,
+        acc: *mut i32,
+    ) {
+        // `x + off` as i16: the plan checked that it fits.
+        let widen = |b: uint8x8_t| -> int16x8_t {
+            let x = if T::SIGNED { vmovl_s8(vreinterpret_s8_u8(b)) } else { vreinterpretq_s16_u16(vmovl_u8(b)) };
+            vaddq_s16(x, vdupq_n_s16(off as i16))
+        };
+        // SAFETY: per the contract.
+        unsafe {
+            let mut cb = 0;
+            while cb + 16 <= done {
+                let mut s = [vdupq_n_s32(0); 4];
+                for &(xo, t) in taps {
+                    let bytes = vld1q_u8(input.add(xo + cb));
+                    let (lo, hi) = (widen(vget_low_u8(bytes)), widen(vget_high_u8(bytes)));
+                    let x = [
+                        vmovl_s16(vget_low_s16(lo)),
+                        vmovl_high_s16(lo),
+                        vmovl_s16(vget_low_s16(hi)),
+                        vmovl_high_s16(hi),
+                    ];
+                    let wp = w.add(t * c + cb);
+                    for (q, sq) in s.iter_mut().enumerate() {
+                        *sq = vmlaq_s32(*sq, x[q], vld1q_s32(wp.add(4 * q)));
+                    }
+                }
+                for (q, &sq) in s.iter().enumerate() {
+                    vst1q_s32(acc.add(cb + 4 * q), sq);
+                }
+                cb += 16;
+            }
+            while cb < done {
+                let mut s = vdupq_n_s32(0);
+                for &(xo, t) in taps {
+                    // Four bytes, through a register's low lanes.
+                    let b = vreinterpret_u8_u32(vdup_n_u32(input.add(xo + cb).cast::<u32>().read_unaligned()));
+                    let x = vmovl_s16(vget_low_s16(widen(b)));
+                    s = vmlaq_s32(s, x, vld1q_s32(w.add(t * c + cb)));
+                }
+                vst1q_s32(acc.add(cb), s);
+                cb += 4;
+            }
+        }
+    }
+
     /// `finish` on 4 channels, before the cast to the 8-bit type:
     /// `clamp(MultiplyByQuantizedMultiplier(acc + bias, m, lsh - rsh) +
     /// output_offset)`. `oc` is `[output_offset, act_min, act_max]`; shifts
@@ -1600,8 +1694,8 @@ mod neon {
 #[allow(unsafe_code)]
 pub(crate) mod avx2 {
     use super::{
-        tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS, NR, PAD, Q8,
-        RQ_FIELDS,
+        check_dw_row, tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS, NR,
+        PAD, Q8, RQ_FIELDS,
     };
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
@@ -2485,9 +2579,7 @@ pub(crate) mod avx2 {
     ) -> usize {
         let c = acc.len();
         let done = c / 8 * 8;
-        for &(xo, t) in taps {
-            assert!(xo + c <= input.len() && (t + 1) * c <= w.len());
-        }
+        check_dw_row(input.len(), w.len(), taps, c);
         // SAFETY: AVX2 is proven by the token; every tap's input row and
         // weight row have `c >= done` values (asserted above), and `acc`
         // has `c`.
