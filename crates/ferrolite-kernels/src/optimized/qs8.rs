@@ -22,9 +22,7 @@
 //! - aarch64: `qs8_gemm_2x16c2_neon` over the same packing, with `smlal`
 //!   (4 widening multiply-adds per instruction, the pairs' halves summed at
 //!   the end), and `requant4`, the reference requantisation in NEON
-//!   (`sqrdmulh` is TFLite's saturating rounding doubling high multiply bit
-//!   for bit; a sign fix-up before `srshl` turns its rounding half up into
-//!   the reference's ties away from zero). The depthwise conv sums 16
+//!   (`neon::mul_shift`). The depthwise conv sums 16
 //!   channels at a time (`qs8_dwconv_c16_neon`, `mla` on widened values),
 //!   then requantises with it. Where the CPU has
 //!   the dot product, int8 convs run `qs8_gemm_4x16c4_neondot` instead
@@ -1312,7 +1310,7 @@ impl Qs8FullyConnectedPlan {
 
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
-mod neon {
+pub(crate) mod neon {
     use super::{check_dw_row, Panel, NR, Q8};
     use crate::optimized::isa::{Neon, NeonDot};
     use std::arch::aarch64::*;
@@ -1650,6 +1648,25 @@ mod neon {
         }
     }
 
+    /// TFLite's `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x,
+    /// m), e)` on 4 lanes, given `neg_e = -e` (`e` in `0..=31`). `sqrdmulh`
+    /// is the high multiply bit for bit; `srshl` by `-e` rounds half up, so
+    /// negative values first lose 1 to round ties away from zero (the sign
+    /// bit of `hm & -e` is set exactly when `hm < 0` and `e > 0`;
+    /// saturating, so `i32::MIN` stays put: it has nothing to round).
+    ///
+    /// # Safety
+    /// The CPU must have NEON (callers hold a [`Neon`] token).
+    #[inline(always)]
+    pub(crate) unsafe fn mul_shift(x: int32x4_t, m: int32x4_t, neg_e: int32x4_t) -> int32x4_t {
+        // SAFETY: register-only NEON instructions, per the contract.
+        unsafe {
+            let hm = vqrdmulhq_s32(x, m);
+            let fixup = vshrq_n_s32::<31>(vandq_s32(hm, neg_e));
+            vrshlq_s32(vqaddq_s32(hm, fixup), neg_e)
+        }
+    }
+
     /// `finish` on 4 channels, before the cast to the 8-bit type:
     /// `clamp(MultiplyByQuantizedMultiplier(acc + bias, m, lsh - rsh) +
     /// output_offset)`. `oc` is `[output_offset, act_min, act_max]`; shifts
@@ -1675,14 +1692,8 @@ mod neon {
             }
             // The reference's wrapping `x << lsh`.
             x = vshlq_s32(x, vld1q_s32(lsh.as_ptr()));
-            let hm = vqrdmulhq_s32(x, vld1q_s32(mult.as_ptr()));
-            // Rounding divide by 2^e, ties away from zero: `srshl` by -e
-            // rounds half up, so negative values first lose 1 (the sign bit
-            // of `hm & -e` is set exactly when hm < 0 and e > 0; saturating,
-            // so i32::MIN stays put: it has no remainder to round anyway).
             let neg_e = vnegq_s32(vld1q_s32(rsh.as_ptr()));
-            let fixup = vshrq_n_s32::<31>(vandq_s32(hm, neg_e));
-            let v = vrshlq_s32(vqaddq_s32(hm, fixup), neg_e);
+            let v = mul_shift(x, vld1q_s32(mult.as_ptr()), neg_e);
             let v = vaddq_s32(v, vdupq_n_s32(oc[0]));
             let v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(oc[1])), vdupq_n_s32(oc[2]));
             vst1q_s32(out.as_mut_ptr(), v);

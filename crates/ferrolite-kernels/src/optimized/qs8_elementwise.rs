@@ -6,8 +6,9 @@
 //! the output one, the output offset and the clamp. `qs8_add_avx2` runs the
 //! same integer steps on 16 elements at a time (the rounding doubling high
 //! multiply in 64-bit even/odd lanes, the rounding right shift with the
-//! reference's tie rule); `*_scalar` calls the reference's own element
-//! function. Broadcasting stays with the reference kernel.
+//! reference's tie rule); `qs8_add_neon` does the same on aarch64 with
+//! `sqrdmulh` and a rounding shift (`qs8::neon::mul_shift`); `*_scalar`
+//! calls the reference's own element function. Broadcasting stays with the reference kernel.
 
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::optimized::qs8::Q8;
@@ -50,6 +51,10 @@ impl Qs8AddPlan {
         let fits = self.p.act_min >= T::MIN && self.p.act_max <= T::MAX;
         let done = match Avx2Fma::new(self.isa) {
             Some(t) if self.vector_ok && fits => avx2::add(t, &self.p, a, b, out),
+            #[cfg(target_arch = "aarch64")]
+            None if self.vector_ok && fits => {
+                crate::optimized::isa::Neon::new(self.isa).map_or(0, |t| neon::add(t, &self.p, a, b, out))
+            }
             _ => 0,
         };
         qs8_add_scalar(&self.p, &a[done..], &b[done..], &mut out[done..]);
@@ -137,6 +142,71 @@ mod avx2 {
             let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
             // SAFETY: as for the loads.
             unsafe { _mm_storeu_si128(out.add(i) as *mut __m128i, bytes) };
+            i += 16;
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+mod neon {
+    use super::Q8;
+    use crate::optimized::isa::Neon;
+    use crate::optimized::qs8::neon::mul_shift;
+    use crate::reference::quantized::AddParams;
+    use std::arch::aarch64::*;
+
+    /// Whole groups of 16 elements; returns how many were done.
+    pub(super) fn add<T: Q8>(_t: Neon, p: &AddParams, a: &[T], b: &[T], out: &mut [T]) -> usize {
+        let n = out.len().min(a.len()).min(b.len()) / 16 * 16;
+        // SAFETY: the token proves NEON; `a`, `b` and `out` have at least
+        // `n` one-byte values (`T` is i8 or u8).
+        unsafe { qs8_add_neon::<T>(n, a.as_ptr().cast(), b.as_ptr().cast(), p, out.as_mut_ptr().cast()) };
+        n
+    }
+
+    /// # Safety
+    /// `n` a multiple of 16, with `n` bytes behind `a`, `b` and `out`.
+    unsafe fn qs8_add_neon<T: Q8>(n: usize, a: *const u8, b: *const u8, p: &AddParams, out: *mut u8) {
+        let d = vdupq_n_s32;
+        let (m1, m2, mo) = (d(p.input1_multiplier), d(p.input2_multiplier), d(p.output_multiplier));
+        let (e1, e2, eo) = (d(p.input1_shift), d(p.input2_shift), d(p.output_shift));
+        let (off1, off2, offo) = (d(p.input1_offset), d(p.input2_offset), d(p.output_offset));
+        let (lo, hi, ls) = (d(p.act_min), d(p.act_max), d(p.left_shift));
+        // 16 bytes as 4 registers of i32.
+        let widen = |v: uint8x16_t| -> [int32x4_t; 4] {
+            let (l, h) = if T::SIGNED {
+                let v = vreinterpretq_s8_u8(v);
+                (vmovl_s8(vget_low_s8(v)), vmovl_high_s8(v))
+            } else {
+                (vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(v))), vreinterpretq_s16_u16(vmovl_high_u8(v)))
+            };
+            [vmovl_s16(vget_low_s16(l)), vmovl_high_s16(l), vmovl_s16(vget_low_s16(h)), vmovl_high_s16(h)]
+        };
+        let mut i = 0;
+        while i < n {
+            // SAFETY: `i + 16 <= n` and the caller checked `n` values behind
+            // each pointer.
+            let (x, y) = unsafe { (widen(vld1q_u8(a.add(i))), widen(vld1q_u8(b.add(i)))) };
+            // (`mul_shift` needs NEON: the caller's token.)
+            let v: [int32x4_t; 4] = std::array::from_fn(|q| {
+                // The reference's `(x + offset) << left_shift`, then each
+                // input's multiplier (its shifts are right shifts: `e <= 0`).
+                let x = mul_shift(vshlq_s32(vaddq_s32(x[q], off1), ls), m1, e1);
+                let y = mul_shift(vshlq_s32(vaddq_s32(y[q], off2), ls), m2, e2);
+                let s = vaddq_s32(mul_shift(vaddq_s32(x, y), mo, eo), offo);
+                vminq_s32(vmaxq_s32(s, lo), hi)
+            });
+            // Clamped into T's range already, so saturating narrows are exact.
+            let w16 =
+                [vcombine_s16(vqmovn_s32(v[0]), vqmovn_s32(v[1])), vcombine_s16(vqmovn_s32(v[2]), vqmovn_s32(v[3]))];
+            let bytes = if T::SIGNED {
+                vreinterpretq_u8_s8(vcombine_s8(vqmovn_s16(w16[0]), vqmovn_s16(w16[1])))
+            } else {
+                vcombine_u8(vqmovun_s16(w16[0]), vqmovun_s16(w16[1]))
+            };
+            // SAFETY: as for the loads.
+            unsafe { vst1q_u8(out.add(i), bytes) };
             i += 16;
         }
     }
