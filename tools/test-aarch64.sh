@@ -29,8 +29,11 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
 fi
 if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
   echo "== installing the aarch64 cross linker and qemu-user"
-  timeout 900 as_root apt-get install -y -q gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user >/dev/null \
-    || skip "apt-get could not install gcc-aarch64-linux-gnu / qemu-user"
+  pkgs="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+  # A fresh machine may have no package lists yet: update once and retry.
+  as_root timeout 900 apt-get install -y -q $pkgs >/dev/null \
+    || { as_root timeout 600 apt-get update -q >/dev/null && as_root timeout 900 apt-get install -y -q $pkgs >/dev/null; } \
+    || skip "apt-get could not install $pkgs"
 fi
 
 sysroot=/usr/aarch64-linux-gnu
