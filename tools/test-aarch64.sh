@@ -48,3 +48,6 @@ echo "== aarch64: the CPU levels the emulated CPU reports"
 cargo test --release --target "$target" -p ferrolite-kernels --lib -- --nocapture isa::tests 2>&1 | grep -E "^(test |levels)" || true
 echo "== aarch64: cargo test --workspace (release, under qemu-aarch64)"
 cargo test --release --target "$target" --workspace "$@"
+echo "== aarch64: the whole-model tests again without the dot product (FERROLITE_MAX_ISA=neon)"
+FERROLITE_MAX_ISA=neon cargo test --release --target "$target" --workspace \
+  --test quantized_models --test float_models --test hybrid_models --test threads
