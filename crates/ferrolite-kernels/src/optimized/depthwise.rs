@@ -557,7 +557,9 @@ mod avx2 {
         // and below round_up(c, 8) for weights, per the contract; the tail
         // uses masked loads/stores limited to `c`.
         unsafe {
-            let input = input.add(shift);
+            // (wrapping: a pixel without valid taps may shift past `input`;
+            // every tap read is checked.)
+            let input = input.wrapping_add(shift);
             let mut ch = 0;
             while ch + 32 <= c {
                 let mut a = [_mm256_setzero_ps(); 4];
@@ -620,7 +622,9 @@ mod avx2 {
         // SAFETY (whole body): per the contract, as in `dwconv_1px`, for
         // each of the 4 pixels.
         unsafe {
-            let input = input.add(shift);
+            // (wrapping: a pixel without valid taps may shift past `input`;
+            // every tap read is checked.)
+            let input = input.wrapping_add(shift);
             let mut ch = 0;
             while ch + 16 <= c {
                 let mut a = [[_mm256_setzero_ps(); 2]; 4];
@@ -664,6 +668,7 @@ mod avx2 {
 #[allow(unsafe_code)]
 mod neon {
     use super::{DwEpilogue, Taps};
+    use crate::optimized::gemm::neon::clamp4;
     use crate::optimized::isa::Neon;
     use std::arch::aarch64::*;
 
@@ -738,8 +743,7 @@ mod neon {
                     epi.bias.map_or(v, |b| vaddq_f32(v, vld1q_f32(b.as_ptr().add(ch))))
                 }
             };
-            // max / min pass a NaN on, like `ClampF32::apply`.
-            vminq_f32(hi, vmaxq_f32(lo, v))
+            clamp4(v, lo, hi)
         }
     }
 
@@ -771,7 +775,9 @@ mod neon {
         // offsets below `P * c`, per the contract; the tail reads and
         // writes only its `n < 4` values, through buffers.
         unsafe {
-            let input = input.add(shift);
+            // (wrapping: a pixel without valid taps may shift past `input`;
+            // every tap read is checked.)
+            let input = input.wrapping_add(shift);
             let mut ch = 0;
             while ch + 16 <= c {
                 let mut a = [[vdupq_n_f32(0.0); 4]; P];
@@ -837,6 +843,48 @@ mod tests {
 
     fn abs(v: &[f32]) -> Vec<f32> {
         v.iter().map(|x| x.abs()).collect()
+    }
+
+    /// The vector epilogues clamp like `ClampF32::apply`, signed zeros
+    /// included: a zero sum times a negative scale is -0.0, which a ReLU
+    /// keeps (`fmax` would make it +0.0). Every level gives the portable
+    /// kernel's bits, in the vector blocks and the tail.
+    #[test]
+    fn epilogue_keeps_negative_zero_like_the_portable_kernel() {
+        let (in_c, kh, kw) = (23, 3, 3);
+        let p = DepthwiseParams {
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+            depth_multiplier: 1,
+            clamp: ClampF32::NONE,
+        };
+        let (in_shape, filter_shape, out_shape) = ([1, 5, 6, in_c], [1, kh, kw, in_c], [1, 5, 6, in_c]);
+        let mut rng = Rng::new(0x5160);
+        let filter = rng.vec(kh * kw * in_c);
+        // A zero input: every sum is +0.0 (other values may round
+        // differently with and without FMA).
+        let input = vec![0.0f32; 5 * 6 * in_c];
+        let scale: Vec<f32> = (0..in_c).map(|c| if c % 3 == 0 { 0.25 } else { -0.5 }).collect();
+        let row = |b: usize, iy: usize| (b * 5 + iy) * 6 * in_c;
+        let mut results = Vec::new();
+        for &isa in &available_levels() {
+            let plan = DepthwiseF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
+            for clamp in [ClampF32::RELU, ClampF32::RELU6] {
+                let epi = DwEpilogue { scale: Some(&scale), bias: None, clamp };
+                let mut out = vec![f32::NAN; 5 * 6 * in_c];
+                plan.run_rows_from(&input, &row, &epi, &mut out, 0);
+                results.push((isa, out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()));
+            }
+        }
+        let portable = &results[..2];
+        assert!(portable[0].1.contains(&(-0.0f32).to_bits()), "no -0.0 drawn");
+        for (k, (isa, bits)) in results.iter().enumerate() {
+            assert_eq!(bits, &portable[k % 2].1, "{isa:?}");
+        }
     }
 
     #[test]

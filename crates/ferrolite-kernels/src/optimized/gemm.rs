@@ -657,7 +657,7 @@ mod avx2 {
 
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
-mod neon {
+pub(crate) mod neon {
     use super::{check_tiles, ARows, Epilogue, MicroKernel, NR};
     use crate::optimized::isa::Neon;
     use std::arch::aarch64::*;
@@ -694,14 +694,14 @@ mod neon {
         }
     }
 
-    /// Clamp a row of four registers (`max`/`min` pass a NaN on, as
-    /// `ClampF32::apply` does) and store its first `nr` columns.
+    /// Clamp a row of four registers ([`clamp4`]) and store its first `nr`
+    /// columns.
     ///
     /// # Safety
     /// `p` must be valid for `nr` writes, `nr <= 16`.
     #[inline(always)]
     unsafe fn finish_row(p: *mut f32, nr: usize, v: [float32x4_t; 4], lo: float32x4_t, hi: float32x4_t) {
-        let v = v.map(|x| vminq_f32(hi, vmaxq_f32(lo, x)));
+        let v = v.map(|x| clamp4(x, lo, hi));
         // SAFETY: the caller guarantees `nr` writable floats at `p`; the
         // short case goes through a local buffer.
         unsafe {
@@ -716,6 +716,20 @@ mod neon {
                 }
                 std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, nr);
             }
+        }
+    }
+
+    /// `ClampF32::apply` on 4 lanes: `x < lo ? lo : x`, then `> hi ? hi`,
+    /// as compare-and-select. (`fmax`/`fmin` would turn -0.0 into +0.0
+    /// against a 0.0 bound, where the reference and AVX2's `max`/`min`
+    /// keep -0.0; a NaN fails both compares and passes through.)
+    #[inline(always)]
+    pub(crate) fn clamp4(x: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
+        // SAFETY: register-only NEON instructions; this module is only
+        // reached with a `Neon` token.
+        unsafe {
+            let v = vbslq_f32(vcltq_f32(x, lo), lo, x);
+            vbslq_f32(vcgtq_f32(v, hi), hi, v)
         }
     }
 
@@ -1024,14 +1038,23 @@ mod tests {
     /// plus one fused multiply-add per depth step, in depth order, for
     /// tiles of any row count; the GEMV twin sums four interleaved partial
     /// sums. So their results are the same bits on every SIMD level and
-    /// architecture, checked here against `f32::mul_add` (fused everywhere).
+    /// architecture, checked here against `f32::mul_add` (fused everywhere)
+    /// and `ClampF32::apply` (signed zeros included).
     #[test]
     fn simd_kernels_sum_in_the_documented_order() {
         let mut rng = Rng::new(0xf3a);
         for case in 0..40usize {
             let m = if case.is_multiple_of(4) { 1 } else { rng.range(2, 15) };
             let (k, n) = (rng.range(1, 90), rng.range(1, 40));
-            let (a, w, bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
+            let (mut a, mut w, mut bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
+            // Signed zeros: a +0.0 row against negative weights and a -0.0
+            // bias sums to -0.0, which a ReLU must keep as it is.
+            let clamp = if case % 2 == 1 { ClampF32::RELU } else { ClampF32::NONE };
+            if case % 3 == 1 {
+                a[..k].fill(0.0);
+                w.iter_mut().for_each(|v| *v = -v.abs());
+                bias.iter_mut().step_by(2).for_each(|b| *b = -0.0);
+            }
             let packed = PackedWeightsF32::pack(&w, n, k);
             let want: Vec<f32> = (0..m * n)
                 .map(|i| {
@@ -1049,10 +1072,11 @@ mod tests {
                         (s[0] + s[1]) + (s[2] + s[3]) + bias[i % n]
                     }
                 })
+                .map(|v| clamp.apply(v))
                 .collect();
             for &isa in available_levels().iter().filter(|&&l| l != IsaLevel::Scalar) {
                 let mut c = vec![0.0; m * n];
-                gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), ClampF32::NONE, &mut c, n);
+                gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), clamp, &mut c, n);
                 let same = c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
                 assert!(same, "{isa:?} m={m} k={k} n={n}: {c:?} vs {want:?}");
             }

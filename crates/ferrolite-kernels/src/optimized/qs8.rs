@@ -72,8 +72,17 @@ pub(crate) fn walk_tiles(m: usize, panels: usize, k2: usize, mut tiles: impl FnM
 }
 
 /// An 8-bit activation/weight type the fast kernels handle.
-pub trait Q8: QType + Send + Sync {
+///
+/// Sealed: the SIMD kernels read these values as bytes.
+pub trait Q8: QType + Send + Sync + sealed::OneByte {
     const SIGNED: bool;
+}
+
+mod sealed {
+    /// Implemented for `i8` and `u8` only.
+    pub trait OneByte {}
+    impl OneByte for i8 {}
+    impl OneByte for u8 {}
 }
 impl Q8 for i8 {
     const SIGNED: bool = true;
@@ -706,7 +715,10 @@ impl Qs8ConvPlan {
         let ldc = pg.div_ceil(NR) * NR;
         let block = im2col_block_rows(kp, rows);
         #[cfg(target_arch = "aarch64")]
-        if let (Some(dot), true) = (&self.dot, T::SIGNED) {
+        if let Some(dot) = &self.dot {
+            // Built for int8 weights, so for int8 inputs (the other paths'
+            // panels are not kept).
+            assert!(T::SIGNED, "an int8 conv plan run on uint8 data");
             let geometry = Im2col {
                 p: &self.p,
                 in_shape: self.in_shape,
@@ -1350,6 +1362,9 @@ pub(crate) mod neon {
             depth: usize,
             input_offset: i32,
         ) -> Option<DotConv> {
+            if depth == 0 {
+                return None;
+            }
             let pad = i8::try_from(input_offset.checked_neg()?).ok()?;
             let k16 = depth.div_ceil(16) * 16;
             let panels = per_group.div_ceil(NR);
@@ -1590,8 +1605,8 @@ pub(crate) mod neon {
     }
 
     /// `qs8_dwconv_c16_neon`: 16 channels (4 registers of int32 sums) per
-    /// pass over the taps, then 4; each tap's bytes widened to i16 (where
-    /// `x + off` fits), then to i32 for `mla` against the i32 weights.
+    /// pass over the taps, then 4; each tap's bytes widened to i32 and
+    /// offset, for `mla` against the i32 weights.
     ///
     /// # Safety
     /// Every tap's `input[xo ..]` and `w[t * c ..]` hold `done` values,
@@ -1605,11 +1620,16 @@ pub(crate) mod neon {
         off: i32,
         acc: *mut i32,
     ) {
-        // `x + off` as i16: the plan checked that it fits.
+        // The bytes as i16, exactly; the offset is added in i32 (a zero
+        // point need not be an 8-bit value).
         let widen = |b: uint8x8_t| -> int16x8_t {
-            let x = if T::SIGNED { vmovl_s8(vreinterpret_s8_u8(b)) } else { vreinterpretq_s16_u16(vmovl_u8(b)) };
-            vaddq_s16(x, vdupq_n_s16(off as i16))
+            if T::SIGNED {
+                vmovl_s8(vreinterpret_s8_u8(b))
+            } else {
+                vreinterpretq_s16_u16(vmovl_u8(b))
+            }
         };
+        let voff = vdupq_n_s32(off);
         // SAFETY: per the contract.
         unsafe {
             let mut cb = 0;
@@ -1623,7 +1643,8 @@ pub(crate) mod neon {
                         vmovl_high_s16(lo),
                         vmovl_s16(vget_low_s16(hi)),
                         vmovl_high_s16(hi),
-                    ];
+                    ]
+                    .map(|v| vaddq_s32(v, voff));
                     let wp = w.add(t * c + cb);
                     for (q, sq) in s.iter_mut().enumerate() {
                         *sq = vmlaq_s32(*sq, x[q], vld1q_s32(wp.add(4 * q)));
@@ -1639,7 +1660,7 @@ pub(crate) mod neon {
                 for &(xo, t) in taps {
                     // Four bytes, through a register's low lanes.
                     let b = vreinterpret_u8_u32(vdup_n_u32(input.add(xo + cb).cast::<u32>().read_unaligned()));
-                    let x = vmovl_s16(vget_low_s16(widen(b)));
+                    let x = vaddq_s32(vmovl_s16(vget_low_s16(widen(b))), voff);
                     s = vmlaq_s32(s, x, vld1q_s32(w.add(t * c + cb)));
                 }
                 vst1q_s32(acc.add(cb), s);
@@ -3070,7 +3091,12 @@ mod tests {
             let rows = out_len / out_c;
             let b = if i.is_multiple_of(3) { None } else { Some(bias_for_case(&mut rng, out_c, i)) };
             if i % 2 == 0 {
-                let q = q_i8(&mut rng, out_c);
+                let mut q = q_i8(&mut rng, out_c);
+                if i % 10 == 4 {
+                    // A zero point no 8-bit (or 16-bit) value reaches: the
+                    // offset inputs do not fit i16.
+                    q.input_offset = if i % 20 == 4 { 40_000 } else { -40_000 };
+                }
                 let x = i8s(&mut rng, g.in_shape.iter().product());
                 let w = i8s(&mut rng, filter_shape.iter().product());
                 let mut want = vec![0i8; out_len];
