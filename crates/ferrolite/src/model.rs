@@ -190,8 +190,9 @@ fn invalid(location: Location, message: impl Into<String>) -> Error {
 }
 
 /// The largest tensor we agree to describe: larger claims are corrupt files,
-/// and refusing them here keeps every later allocation bounded.
-const MAX_TENSOR_BYTES: usize = 1 << 40;
+/// and refusing them here keeps every later allocation bounded. (1 TiB, or
+/// the address space on a 32-bit target.)
+const MAX_TENSOR_BYTES: usize = if usize::BITS >= 64 { (1u64 << 40) as usize } else { usize::MAX };
 
 /// What one table costs the [`LoadBudget`] besides its strings and vectors:
 /// roughly the size of the Rust value the loader and interpreter keep for it.

@@ -157,12 +157,14 @@ impl AlignedBytes {
         if len == 0 {
             return Some(AlignedBytes::default());
         }
-        let words: Vec<u128> = bytemuck::allocation::try_zeroed_vec(len.div_ceil(16).checked_add(3)?).ok()?;
+        // Four spare words: enough to reach a 64-byte boundary from any
+        // start (a u128 is only 8-aligned on some 32-bit targets).
+        let words: Vec<u128> = bytemuck::allocation::try_zeroed_vec(len.div_ceil(16).checked_add(4)?).ok()?;
         let offset = (64 - words.as_ptr() as usize % 64) % 64;
         Some(AlignedBytes { words, offset, len })
     }
     fn layout(len: usize) -> std::alloc::Layout {
-        std::alloc::Layout::array::<u128>(len.div_ceil(16) + 3).unwrap_or(std::alloc::Layout::new::<u128>())
+        std::alloc::Layout::array::<u128>(len.div_ceil(16) + 4).unwrap_or(std::alloc::Layout::new::<u128>())
     }
     pub fn from_slice(bytes: &[u8]) -> AlignedBytes {
         let mut b = AlignedBytes::zeroed(bytes.len());

@@ -134,7 +134,8 @@ impl Operator for Range {
 
 /// Refuse ranges too large to hold (before allocating them).
 fn check_len(n: usize, dtype: DataType) -> Result<(), OpError> {
-    const MAX_BYTES: usize = 1 << 32;
+    // 4 GiB, or the address space on a 32-bit target.
+    const MAX_BYTES: usize = if usize::BITS >= 64 { (1u64 << 32) as usize } else { usize::MAX };
     match dtype.bytes_for(n) {
         Some(b) if b <= MAX_BYTES => Ok(()),
         _ => Err(OpError::Value(format!("RANGE of {n} elements is too large"))),
