@@ -236,6 +236,31 @@ impl Requant {
         v
     }
 
+    /// The whole groups of `N` channels of [`Self::apply`] through a vector
+    /// `kernel(acc, bias, [mult, lsh, rsh], results)`; returns how many
+    /// channels it did.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    fn in_groups<T: Q8, const N: usize>(
+        &self,
+        acc: &[i32],
+        bias: Option<&[i32]>,
+        c0: usize,
+        out: &mut [T],
+        kernel: impl Fn(&[i32], Option<&[i32]>, [&[i32]; 3], &mut [i32; N]),
+    ) -> usize {
+        let mut v = [0i32; N];
+        let groups = out.len() / N;
+        for (g, o) in out.chunks_exact_mut(N).enumerate() {
+            let (i, c) = (g * N, c0 + g * N);
+            let shifts = [&self.mult[c..c + N], &self.lsh[c..c + N], &self.rsh[c..c + N]];
+            kernel(&acc[i..i + N], bias.map(|b| &b[c..c + N]), shifts, &mut v);
+            for (o, &x) in o.iter_mut().zip(&v) {
+                *o = T::from_i32(x);
+            }
+        }
+        groups * N
+    }
+
     /// `out[i] = finish(acc[i] (+ bias[c0 + i]))` for channels `c0 ..`.
     /// `isa` picks the vector code (clamped to the CPU).
     fn apply<T: Q8>(
@@ -247,42 +272,16 @@ impl Requant {
         c0: usize,
         out: &mut [T],
     ) {
-        let n = out.len();
+        let oc = [q.output_offset, q.act_min, q.act_max];
         let mut done = 0;
         #[cfg(target_arch = "aarch64")]
         if let (Some(t), true) = (Neon::new(isa), self.vector_ok) {
-            let mut tmp = [0i32; 4];
-            while done + 4 <= n {
-                let c = c0 + done;
-                let b = bias.map(|b| &b[c..c + 4]);
-                let (m, l, r) = (&self.mult[c..c + 4], &self.lsh[c..c + 4], &self.rsh[c..c + 4]);
-                neon::requant4(t, &acc[done..done + 4], b, m, l, r, [q.output_offset, q.act_min, q.act_max], &mut tmp);
-                for (o, &v) in out[done..done + 4].iter_mut().zip(&tmp) {
-                    *o = T::from_i32(v);
-                }
-                done += 4;
-            }
+            done = self
+                .in_groups::<T, 4>(acc, bias, c0, out, |a, b, [m, l, r], v| neon::requant4(t, a, b, m, l, r, oc, v));
         }
         if let (Some(t), true) = (Avx2Fma::new(isa), self.vector_ok) {
-            let mut tmp = [0i32; 8];
-            while done + 8 <= n {
-                let c = c0 + done;
-                let b = bias.map(|b| &b[c..c + 8]);
-                avx2::requant8(
-                    t,
-                    &acc[done..done + 8],
-                    b,
-                    &self.mult[c..c + 8],
-                    &self.lsh[c..c + 8],
-                    &self.rsh[c..c + 8],
-                    [q.output_offset, q.act_min, q.act_max],
-                    &mut tmp,
-                );
-                for (o, &v) in out[done..done + 8].iter_mut().zip(&tmp) {
-                    *o = T::from_i32(v);
-                }
-                done += 8;
-            }
+            done = self
+                .in_groups::<T, 8>(acc, bias, c0, out, |a, b, [m, l, r], v| avx2::requant8(t, a, b, m, l, r, oc, v));
         }
         for (i, (o, &s)) in out.iter_mut().zip(acc).enumerate().skip(done) {
             *o = finish(q, s, bias, c0 + i, q.output_offset);
@@ -719,12 +718,7 @@ impl Qs8ConvPlan {
             // Built for int8 weights, so for int8 inputs (the other paths'
             // panels are not kept).
             assert!(T::SIGNED, "an int8 conv plan run on uint8 data");
-            let geometry = Im2col {
-                p: &self.p,
-                in_shape: self.in_shape,
-                filter_shape: self.filter_shape,
-                out_shape: self.out_shape,
-            };
+            let geometry = self.geometry();
             let Qs8Scratch { a8, acc, .. } = scratch;
             let block = im2col_block_rows(dot.k16, rows);
             a8.resize(block * dot.k16, 0);
@@ -802,13 +796,15 @@ impl Qs8ConvPlan {
         }
     }
 
+    fn geometry(&self) -> Im2col<'_> {
+        Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape }
+    }
+
     /// Receptive fields of pixels `first .. first + m`, group `g`, as
     /// `x + input_offset` (0 for padding taps and the even-depth pad).
     fn im2col<T: Q8>(&self, input: &[T], first: usize, m: usize, g: usize, dst: &mut [i16]) {
-        let geometry =
-            Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape };
         let off = self.input_offset;
-        geometry.rows(input, first, m, g, self.depth, &mut dst[..m * self.kp], 0, |src, d| widen(src, off, d));
+        self.geometry().rows(input, first, m, g, self.depth, &mut dst[..m * self.kp], 0, |src, d| widen(src, off, d));
     }
 }
 
