@@ -102,6 +102,9 @@ struct Node<'m> {
     /// prepared op reads (the model's list for the node otherwise), and the
     /// name it runs under in profiles and errors.
     fused: Option<(Vec<Option<usize>>, String)>,
+    /// Inputs (positions in the model's list) whose recorded range the
+    /// prepared op reads (`PrepareContext::reads_input_range`).
+    range_inputs: Vec<usize>,
 }
 
 impl Node<'_> {
@@ -130,6 +133,13 @@ pub struct Interpreter<'m> {
     options: InterpreterOptions,
     tensors: Vec<TensorInfo>,
     storage: Vec<Storage>,
+    /// Per tensor, the min/max of its values that the node which wrote it
+    /// in this invoke recorded, if it did (`EvalContext::input_range`).
+    /// Cleared at the start of each invoke and when the caller writes a
+    /// tensor.
+    ranges: Vec<Option<(f32, f32)>>,
+    /// Per tensor, whether a node reads its range (so its producer records it).
+    range_wanted: Vec<bool>,
     nodes: Vec<Node<'m>>,
     arena: AlignedBytes,
     arena_plan: ArenaPlan,
@@ -193,6 +203,7 @@ impl<'m> Interpreter<'m> {
                     folded: false,
                     fused_into: None,
                     fused: None,
+                    range_inputs: Vec::new(),
                 }
             })
             .collect();
@@ -216,6 +227,8 @@ impl<'m> Interpreter<'m> {
             options,
             tensors: sg.tensors.iter().map(|t| t.info.clone()).collect(),
             storage: vec![Storage::None; sg.tensors.len()],
+            ranges: vec![None; sg.tensors.len()],
+            range_wanted: vec![false; sg.tensors.len()],
             nodes,
             arena: AlignedBytes::default(),
             arena_plan: ArenaPlan::default(),
@@ -300,6 +313,7 @@ impl<'m> Interpreter<'m> {
             node.folded = false;
             node.fused_into = None;
             node.fused = None;
+            node.range_inputs.clear();
             let loc = Location::Operator { subgraph: si, index: ni, op: node.name.clone() };
             let code = model.operator_codes[op.opcode_index].builtin_code;
             if code == BuiltinOperator::While as i32 || code == BuiltinOperator::If as i32 {
@@ -341,9 +355,11 @@ impl<'m> Interpreter<'m> {
                 intermediates: op.intermediates.iter().filter_map(|&t| self.tensors.get(t)).collect(),
                 outputs: op.outputs.iter().map(|&t| self.tensors[t].clone()).collect(),
                 constant_outputs: vec![None; op.outputs.len()],
+                range_inputs: Vec::new(),
             };
             let prepared = reg.op.prepare(&mut ctx).map_err(|error| Error::Op { location: loc.clone(), error })?;
-            let PrepareContext { outputs, constant_outputs, .. } = ctx;
+            let PrepareContext { outputs, constant_outputs, range_inputs, .. } = ctx;
+            node.range_inputs = range_inputs;
             for ((&t, info), constant) in op.outputs.iter().zip(outputs).zip(constant_outputs) {
                 if info.dtype != self.tensors[t].dtype {
                     return Err(Error::Op {
@@ -375,6 +391,17 @@ impl<'m> Interpreter<'m> {
 
         if !self.options.reference_kernels && !self.options.preserve_all_tensors && self.options.fuse_ops {
             self.fuse_nodes();
+        }
+        // Which tensors' ranges a running node will read.
+        self.range_wanted.fill(false);
+        for (ni, op) in sg.operators.iter().enumerate() {
+            if !self.nodes[ni].skipped() {
+                for &i in &self.nodes[ni].range_inputs {
+                    if let Some(&Some(t)) = op.inputs.get(i) {
+                        self.range_wanted[t] = true;
+                    }
+                }
+            }
         }
         self.plan_arena()?;
         self.allocated = true;
@@ -643,6 +670,7 @@ impl<'m> Interpreter<'m> {
             return Err(Error::NotAllocated);
         }
         let mut arena = std::mem::take(&mut self.arena);
+        self.ranges.fill(None);
         let result = (|| {
             for ni in 0..self.nodes.len() {
                 if self.nodes[ni].skipped() {
@@ -674,7 +702,7 @@ impl<'m> Interpreter<'m> {
     fn eval_node(&mut self, ni: usize, arena: &mut [u8]) -> Result<(), OpError> {
         let model = self.model;
         let op = &model.subgraphs[self.subgraph].operators[ni];
-        let Interpreter { tensors, storage, nodes, pool, .. } = self;
+        let Interpreter { tensors, storage, ranges, range_wanted, nodes, pool, .. } = self;
         let Node { prepared, fused, .. } = &mut nodes[ni];
         let prepared = prepared.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
         let op_inputs: &[Option<usize>] = fused.as_ref().map_or(&op.inputs, |(i, _)| i);
@@ -767,8 +795,23 @@ impl<'m> Interpreter<'m> {
                     TensorRef { info: &tensors[t], bytes }
                 }));
             }
-            let mut ctx = EvalContext { inputs, outputs, variables, workers: Workers { pool: pool.as_deref() } };
-            prepared.eval(&mut ctx)
+            let input_ranges = op_inputs.iter().map(|t| t.and_then(|t| ranges[t])).collect();
+            let mut ctx = EvalContext {
+                inputs,
+                outputs,
+                variables,
+                input_ranges,
+                output_ranges: vec![None; op.outputs.len()],
+                ranges_wanted: op.outputs.iter().map(|&t| range_wanted[t]).collect(),
+                workers: Workers { pool: pool.as_deref() },
+            };
+            let result = prepared.eval(&mut ctx);
+            // What the node recorded about its outputs, or that nothing is
+            // known (an error may have left them half written).
+            for (k, &t) in op.outputs.iter().enumerate() {
+                ranges[t] = ctx.output_ranges[k].filter(|_| result.is_ok());
+            }
+            result
         };
         for (t, b) in owned_out {
             storage[t] = Storage::Owned(b);
@@ -848,6 +891,8 @@ impl<'m> Interpreter<'m> {
             return Err(Error::NotAllocated);
         }
         let info = self.tensors.get(t).ok_or_else(|| Error::InvalidArgument(format!("tensor {t} does not exist")))?;
+        // The caller may change the values.
+        self.ranges[t] = None;
         let bytes: &mut [u8] = match &mut self.storage[t] {
             Storage::Arena(r) => &mut self.arena.as_mut_slice()[r.clone()],
             Storage::Owned(b) => b.as_mut_slice(),

@@ -98,9 +98,21 @@ pub struct PrepareContext<'a> {
     pub(crate) intermediates: Vec<&'a TensorInfo>,
     pub(crate) outputs: Vec<TensorInfo>,
     pub(crate) constant_outputs: Vec<Option<AlignedBytes>>,
+    /// Inputs whose range the op reads at eval ([`Self::reads_input_range`]).
+    pub(crate) range_inputs: Vec<usize>,
 }
 
 impl<'a> PrepareContext<'a> {
+    /// Say that eval reads input `i`'s recorded range
+    /// ([`EvalContext::input_range`]): its producer then records it
+    /// ([`EvalContext::output_range_wanted`]). Producers that would have to
+    /// look at their output only for this skip it for other readers.
+    pub fn reads_input_range(&mut self, i: usize) {
+        if !self.range_inputs.contains(&i) {
+            self.range_inputs.push(i);
+        }
+    }
+
     pub fn num_inputs(&self) -> usize {
         self.inputs.len()
     }
@@ -207,6 +219,12 @@ pub struct EvalContext<'a> {
     pub(crate) outputs: Vec<TensorMut<'a>>,
     /// One slot per input: `Some` for a variable tensor's storage.
     pub(crate) variables: Vec<Option<TensorMut<'a>>>,
+    /// Per input, the min/max its producer recorded ([`Self::input_range`]).
+    pub(crate) input_ranges: Vec<Option<(f32, f32)>>,
+    /// Per output, what [`Self::set_output_range`] recorded.
+    pub(crate) output_ranges: Vec<Option<(f32, f32)>>,
+    /// Per output, whether a later node reads its range.
+    pub(crate) ranges_wanted: Vec<bool>,
     /// Worker threads for kernels that split their output.
     pub workers: Workers<'a>,
 }
@@ -265,6 +283,30 @@ impl<'a> EvalContext<'a> {
     /// All outputs at once (for ops with several, like SPLIT).
     pub fn outputs_mut(&mut self) -> &mut [TensorMut<'a>] {
         &mut self.outputs
+    }
+
+    /// The smallest and largest value of float input `i`, when the node
+    /// that wrote it in this invoke recorded them (hybrid ops do, while
+    /// their output is still in cache): a hybrid op that quantises the
+    /// input then needs no scan of its own. `None` says nothing is known.
+    pub fn input_range(&self, i: usize) -> Option<(f32, f32)> {
+        self.input_ranges.get(i).copied().flatten()
+    }
+
+    /// Whether a later node reads output `i`'s range
+    /// ([`PrepareContext::reads_input_range`]): only then is it worth
+    /// recording.
+    pub fn output_range_wanted(&self, i: usize) -> bool {
+        self.ranges_wanted.get(i).copied().unwrap_or(false)
+    }
+
+    /// Record the smallest and largest value this node wrote to float
+    /// output `i`: every value of the tensor, none of them NaN. Readers
+    /// trust it, so record only what was observed.
+    pub fn set_output_range(&mut self, i: usize, range: (f32, f32)) {
+        if let Some(slot) = self.output_ranges.get_mut(i) {
+            *slot = Some(range);
+        }
     }
 }
 

@@ -10,41 +10,57 @@ use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::reference::conv::{transpose_conv2d_f32, TransposeConvParams};
 use ferrolite_kernels::reference::padding::{Padding, Padding2d};
 
-/// A model with one custom op `name` mapping a [2, 3] float input to an
-/// output of the same shape.
-fn one_custom_op_model(name: &str) -> Vec<u8> {
-    let tensor = |n: &str| fb::Tensor {
+/// A chain of custom ops over [2, 3] float tensors: op `i` (name, one byte
+/// of custom options) maps tensor `i` to tensor `i + 1`; the first tensor
+/// is the input, the last the output.
+fn custom_chain_model(ops: &[(&str, u8)]) -> Vec<u8> {
+    let tensor = |i: usize| fb::Tensor {
         shape: Some(vec![2, 3]),
         type_: fb::TensorType::Float32,
         buffer: 0,
-        name: Some(n.into()),
+        name: Some(format!("t{i}")),
         ..Default::default()
     };
     let model = fb::Model {
         version: 3,
-        operator_codes: Some(vec![fb::OperatorCode {
-            deprecated_builtin_code: 32,
-            builtin_code: fb::BuiltinOperator::Custom,
-            custom_code: Some(name.into()),
-            version: 1,
-        }]),
+        operator_codes: Some(
+            ops.iter()
+                .map(|(name, _)| fb::OperatorCode {
+                    deprecated_builtin_code: 32,
+                    builtin_code: fb::BuiltinOperator::Custom,
+                    custom_code: Some((*name).into()),
+                    version: 1,
+                })
+                .collect(),
+        ),
         subgraphs: Some(vec![fb::SubGraph {
-            tensors: Some(vec![tensor("x"), tensor("y")]),
+            tensors: Some((0..=ops.len()).map(tensor).collect()),
             inputs: Some(vec![0]),
-            outputs: Some(vec![1]),
-            operators: Some(vec![fb::Operator {
-                opcode_index: 0,
-                inputs: Some(vec![0]),
-                outputs: Some(vec![1]),
-                custom_options: Some(vec![3]),
-                ..Default::default()
-            }]),
+            outputs: Some(vec![ops.len() as i32]),
+            operators: Some(
+                ops.iter()
+                    .enumerate()
+                    .map(|(i, &(_, option))| fb::Operator {
+                        opcode_index: i as u32,
+                        inputs: Some(vec![i as i32]),
+                        outputs: Some(vec![i as i32 + 1]),
+                        custom_options: Some(vec![option]),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             ..Default::default()
         }]),
         buffers: Some(vec![fb::Buffer::default()]),
         ..Default::default()
     };
     fb::finish_model(&mut planus::Builder::new(), &model)
+}
+
+/// A model with one custom op `name` mapping a [2, 3] float input to an
+/// output of the same shape (custom options: the byte 3).
+fn one_custom_op_model(name: &str) -> Vec<u8> {
+    custom_chain_model(&[(name, 3)])
 }
 
 /// `y = k * x`, with k read from the op's custom options.
@@ -179,4 +195,94 @@ fn selfie_segmentation_with_user_custom_op() {
     let corner = mean(0, oh / 8, 0, ow / 8);
     eprintln!("selfie mask: centre {centre:.3}, corner {corner:.3}");
     assert!(centre > 0.5 && corner < 0.5 && centre > corner + 0.3, "centre {centre} corner {corner}");
+}
+
+/// `y = x + 1`; records y's range when a reader wants it (option 1),
+/// always (option 2), or only at its first invoke (option 3: a later
+/// invoke must not hand the stale record to the reader).
+struct Produce;
+
+impl Operator for Produce {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        let mode = ctx.custom_options[0];
+        ctx.set_output_shape(0, vec![2, 3])?;
+        let mut invokes = 0;
+        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+            invokes += 1;
+            let x = ctx.input(0)?.as_slice::<f32>()?.to_vec();
+            let wanted = ctx.output_range_wanted(0);
+            let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+            for (y, v) in y.iter_mut().zip(&x) {
+                *y = v + 1.0;
+            }
+            let lo = y.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            if (mode == 1 && wanted) || mode == 2 || (mode == 3 && invokes == 1) {
+                ctx.set_output_range(0, (lo, hi));
+            }
+            Ok(())
+        }))
+    }
+}
+
+/// `z = [min, max, 0, ...]` of the recorded range of its input, NaNs where
+/// none; asks for the range when its option is 1.
+struct Consume;
+
+impl Operator for Consume {
+    fn prepare(&self, ctx: &mut PrepareContext<'_>) -> Result<Box<dyn PreparedOp>, OpError> {
+        if ctx.custom_options[0] == 1 {
+            ctx.reads_input_range(0);
+        }
+        ctx.set_output_shape(0, vec![2, 3])?;
+        Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+            let range = ctx.input_range(0);
+            let z = ctx.output(0)?.as_slice_mut::<f32>()?;
+            z.fill(0.0);
+            let (lo, hi) = range.unwrap_or((f32::NAN, f32::NAN));
+            z[0] = lo;
+            z[1] = hi;
+            Ok(())
+        }))
+    }
+}
+
+/// The range `Consume` saw at each of `invokes` invokes.
+fn run_producer_consumer(produce: u8, consume: u8, x: &[f32], invokes: usize) -> Vec<(f32, f32)> {
+    let bytes = custom_chain_model(&[("Produce", produce), ("Consume", consume)]);
+    let model = Model::from_bytes(&bytes).unwrap();
+    let mut resolver = OpResolver::with_builtins();
+    resolver.add_custom("Produce", Produce);
+    resolver.add_custom("Consume", Consume);
+    let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+    it.allocate_tensors().unwrap();
+    it.set_input(0, x).unwrap();
+    (0..invokes)
+        .map(|_| {
+            it.invoke().unwrap();
+            let z = it.output(0).unwrap().as_slice::<f32>().unwrap();
+            (z[0], z[1])
+        })
+        .collect()
+}
+
+fn unknown(r: (f32, f32)) -> bool {
+    r.0.is_nan() && r.1.is_nan()
+}
+
+#[test]
+fn a_recorded_range_reaches_the_reader_that_asked_for_it() {
+    let x = [1.0f32, -2.0, 0.5, 4.0, 0.0, 10.0];
+    // Asked for and recorded: the reader sees y's min and max, each time.
+    assert_eq!(run_producer_consumer(1, 1, &x, 2), [(-1.0, 11.0); 2]);
+    // Not asked for: the producer is told nobody wants it, records nothing.
+    assert!(run_producer_consumer(1, 0, &x, 1).into_iter().all(unknown));
+    // Recorded unasked: a reader sees it anyway (it is still true).
+    assert_eq!(run_producer_consumer(2, 0, &x, 1), [(-1.0, 11.0)]);
+    // Asked for but never recorded: nothing known.
+    assert!(run_producer_consumer(0, 1, &x, 1).into_iter().all(unknown));
+    // Recorded at the first invoke only: the second knows nothing.
+    let seen = run_producer_consumer(3, 1, &x, 2);
+    assert_eq!(seen[0], (-1.0, 11.0));
+    assert!(unknown(seen[1]), "a stale range reached the next invoke: {:?}", seen[1]);
 }

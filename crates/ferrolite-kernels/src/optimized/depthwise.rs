@@ -214,6 +214,7 @@ impl DepthwiseF32Plan {
     /// [`Self::epilogue`]; the hybrid conv passes its scales there). A fused
     /// producer (CONV_2D) or an input quantised band by band feeds the
     /// depthwise conv this way without the whole input in memory.
+    /// `finished` sees each band's output rows once they are written.
     #[allow(clippy::too_many_arguments)]
     pub fn run_bands(
         &self,
@@ -223,6 +224,7 @@ impl DepthwiseF32Plan {
         first: usize,
         band: &mut Vec<f32>,
         mut fill: impl FnMut(usize, std::ops::Range<usize>, &mut [f32]),
+        mut finished: impl FnMut(&[f32]),
     ) {
         let [_, in_h, in_w, in_c] = self.in_shape;
         let [_, out_h, out_w, out_c] = self.out_shape;
@@ -261,6 +263,7 @@ impl DepthwiseF32Plan {
             (have_b, have) = (b, lo..hi);
             let out = &mut output[r * out_row..(r + nb) * out_row];
             self.run_rows_from(band, &|_, iy| (iy - lo) * in_row, epi, out, (first + r) * out_w);
+            finished(out);
             r += nb;
         }
     }

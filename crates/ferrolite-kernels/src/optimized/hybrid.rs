@@ -41,6 +41,95 @@ use crate::reference::hybrid::{
 };
 use std::sync::Mutex;
 
+/// The min and max of the float values a kernel wrote, recorded while they
+/// are still in cache, so that the hybrid op reading them next can take its
+/// quantisation parameters from them instead of scanning its whole input
+/// again (`known` in [`HybridConvPlan::quantize_params_par`]). A NaN
+/// anywhere spoils it: the reader then scans, as the reference does.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ObservedRange {
+    state: RangeState,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum RangeState {
+    #[default]
+    Empty,
+    Seen(f32, f32),
+    NaN,
+}
+
+impl ObservedRange {
+    /// Take `values` into the range.
+    pub fn observe(&mut self, isa: IsaLevel, values: &[f32]) {
+        if values.is_empty() || self.state == RangeState::NaN {
+            return;
+        }
+        let seen = match Avx2Fma::new(isa.clamp_to_cpu()) {
+            Some(t) => avx2::minmax(t, values),
+            None if values.iter().any(|v| v.is_nan()) => None,
+            None => minmax_element(values),
+        };
+        self.merge(ObservedRange { state: seen.map_or(RangeState::NaN, |(lo, hi)| RangeState::Seen(lo, hi)) });
+    }
+
+    /// [`Self::observe`] for values that lie in `bounds` (a clamp's) and
+    /// are never NaN: once both bounds have been seen the range is final,
+    /// and later calls return without looking (ReLU6 outputs reach 0 and 6
+    /// within the first rows).
+    fn observe_bounded(&mut self, isa: IsaLevel, values: &[f32], bounds: Option<(f32, f32)>) {
+        if let (Some((lo, hi)), RangeState::Seen(a, b)) = (bounds, self.state) {
+            if a == lo && b == hi {
+                return;
+            }
+        }
+        self.observe(isa, values);
+    }
+
+    /// Take another part's range into this one.
+    pub fn merge(&mut self, other: ObservedRange) {
+        use RangeState::*;
+        self.state = match (self.state, other.state) {
+            (NaN, _) | (_, NaN) => NaN,
+            (Empty, x) | (x, Empty) => x,
+            (Seen(a, b), Seen(c, d)) => Seen(if c < a { c } else { a }, if d > b { d } else { b }),
+        };
+    }
+
+    /// `(min, max)` of every value observed; `None` when there was none or
+    /// one was NaN. (Which of two equal zeros comes out is not fixed: the
+    /// parameter helpers do not see the sign of a zero.)
+    pub fn get(&self) -> Option<(f32, f32)> {
+        match self.state {
+            RangeState::Seen(lo, hi) => Some((lo, hi)),
+            _ => None,
+        }
+    }
+}
+
+/// The clamp's bounds when an epilogue `clamp(f32(acc) * s_w * s_in + bias)`
+/// can give no NaN (so its outputs lie within them): every scale and bias
+/// finite, and `|acc| * max|s_w| * s_in` (with `|acc| < 2^31`) finite in
+/// any order of the products, so no `0 * inf` or `inf - inf` arises.
+/// The largest `|v|`, NaN if any `v` is.
+fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0.0f32, |m, &v| if m.is_nan() || v.is_nan() { f32::NAN } else { m.max(v.abs()) })
+}
+
+fn nan_free_bounds(clamp: ClampF32, max_abs_scale: f32, s_in: f32, bias: Option<&[f32]>) -> Option<(f32, f32)> {
+    const LIMIT: f64 = 1e37;
+    let acc_max = 2f64.powi(31);
+    let finite = max_abs_scale.is_finite()
+        && s_in.is_finite()
+        && (max_abs_scale as f64) * acc_max < LIMIT
+        && (max_abs_scale as f64) * (s_in.abs() as f64) * acc_max < LIMIT
+        && (s_in.abs() as f64) * acc_max < LIMIT
+        && bias.is_none_or(|b| b.iter().all(|v| v.is_finite()))
+        && !clamp.min.is_nan()
+        && !clamp.max.is_nan();
+    finite.then_some((clamp.min, clamp.max))
+}
+
 /// Float activations quantised the way the reference hybrid kernels do, one
 /// scale (and, asymmetric, one zero point) per row; rows are whole images
 /// for the convolutions and batch rows for FULLY_CONNECTED.
@@ -199,7 +288,10 @@ impl HybridInput {
     }
 
     /// Only the parameters of each of `rows` rows of `row_len` floats (as
-    /// [`Self::quantize_as`] would find them), not the values.
+    /// [`Self::quantize_as`] would find them), not the values. `known`, the
+    /// min/max of the whole input (see [`ObservedRange`]), replaces the
+    /// scan when there is one row.
+    #[allow(clippy::too_many_arguments)]
     fn quantize_params(
         &mut self,
         isa: IsaLevel,
@@ -207,6 +299,7 @@ impl HybridInput {
         rows: usize,
         row_len: usize,
         asymmetric: bool,
+        known: Option<(f32, f32)>,
         par: ParallelFor<'_>,
     ) {
         assert!(input.len() >= rows * row_len, "input too short");
@@ -217,10 +310,18 @@ impl HybridInput {
         self.quant.clear();
         self.all_zero = true;
         for r in 0..rows {
-            let (scale, offset, zero, rq) = if row_len == 0 {
-                (1.0, 0, true, None)
-            } else {
-                row_params(token, &input[r * row_len..(r + 1) * row_len], asymmetric, par)
+            let values = &input[r * row_len..(r + 1) * row_len];
+            let (scale, offset, zero, rq) = match known {
+                _ if row_len == 0 => (1.0, 0, true, None),
+                Some(range) if rows == 1 => {
+                    debug_assert!(
+                        minmax_element(values).is_some_and(|(lo, hi)| lo == range.0 && hi == range.1)
+                            && !values.iter().any(|v| v.is_nan()),
+                        "the known range {range:?} is not the input's"
+                    );
+                    row_quant(values, asymmetric, Some(range))
+                }
+                _ => row_params(token, values, asymmetric, par),
             };
             self.scales.push(scale);
             self.offsets.push(offset);
@@ -490,6 +591,8 @@ pub struct HybridConvPlan {
     /// Per-channel scales laid out per group and 16-column panel (zero
     /// past each group's channels), for the fused epilogue.
     scales16: Vec<f32>,
+    /// The largest `|scale|` (NaN if any is): see [`nan_free_bounds`].
+    max_abs_scale: f32,
     supported: bool,
 }
 
@@ -555,6 +658,12 @@ impl HybridConvPlan {
                 }
             }
         }
+        // Per-tensor: the one scale; per-channel: one per output channel.
+        let scales: Vec<f32> = match (supported, per_channel) {
+            (false, _) => Vec::new(),
+            (true, false) => vec![filter_scales[0]],
+            (true, true) => (0..out_c).map(|c| scale_at(filter_scales, c)).collect(),
+        };
         HybridConvPlan {
             isa: isa.clamp_to_cpu(),
             p: *params,
@@ -563,12 +672,8 @@ impl HybridConvPlan {
             out_shape,
             scales16,
             kind: if per_channel { ConvKind::PerChannel } else { ConvKind::PerTensor },
-            // Per-tensor: the one scale; per-channel: one per output channel.
-            scales: match (supported, per_channel) {
-                (false, _) => Vec::new(),
-                (true, false) => vec![filter_scales[0]],
-                (true, true) => (0..out_c).map(|c| scale_at(filter_scales, c)).collect(),
-            },
+            max_abs_scale: max_abs(&scales),
+            scales,
             per_group,
             depth,
             kp,
@@ -616,16 +721,26 @@ impl HybridConvPlan {
     }
 
     /// Each image's quantisation parameters without its values, for
-    /// [`Self::run_rows_quantizing`].
-    pub fn quantize_params_par(&self, input: &[f32], q: &mut HybridInput, par: ParallelFor<'_>) {
+    /// [`Self::run_rows_quantizing`]. `known` is the min/max of the whole
+    /// `input` when its producer recorded it ([`ObservedRange`]); it spares
+    /// the scan of a single image.
+    pub fn quantize_params_par(
+        &self,
+        input: &[f32],
+        q: &mut HybridInput,
+        known: Option<(f32, f32)>,
+        par: ParallelFor<'_>,
+    ) {
         let [batches, in_h, in_w, in_c] = self.in_shape;
-        q.quantize_params(self.isa, input, batches, in_h * in_w * in_c, self.kind == ConvKind::PerChannel, par);
+        let asymmetric = self.kind == ConvKind::PerChannel;
+        q.quantize_params(self.isa, input, batches, in_h * in_w * in_c, asymmetric, known, par);
     }
 
     /// [`Self::run_rows`] for a [`Self::banded`] plan, `q` from
     /// [`Self::quantize_params_par`]: each block of rows is quantised from
     /// `input` into the scratch just before its GEMM, so the quantised image
     /// never goes to memory and back. Same values as [`Self::run_rows`].
+    #[allow(clippy::too_many_arguments)]
     pub fn run_rows_quantizing(
         &self,
         input: &[f32],
@@ -634,6 +749,7 @@ impl HybridConvPlan {
         output_rows: &mut [f32],
         row_start: usize,
         scratch: &mut Qs8Scratch,
+        observed: Option<&mut ObservedRange>,
     ) {
         assert!(self.banded(), "run_rows_quantizing on a plan that is not banded");
         let [batches, in_h, in_w, in_c] = self.in_shape;
@@ -642,7 +758,7 @@ impl HybridConvPlan {
             q.params_only && q.rows == batches && q.row_len == in_h * in_w * in_c,
             "input parameters not found for this plan"
         );
-        self.run_rows_from(Some(input), q, bias, output_rows, row_start, scratch)
+        self.run_rows_from(Some(input), q, bias, output_rows, row_start, scratch, observed)
     }
 
     /// Quantise and compute the whole output.
@@ -656,11 +772,13 @@ impl HybridConvPlan {
     ) {
         self.quantize(input, q);
         let len = self.rows() * self.row_len();
-        self.run_rows(q, bias, &mut output[..len], 0, scratch);
+        self.run_rows(q, bias, &mut output[..len], 0, scratch, None);
     }
 
     /// Output pixels `row_start .. row_start + output_rows.len() / out_c`
-    /// from the input quantised by [`Self::quantize`].
+    /// from the input quantised by [`Self::quantize`]; `observed` (if
+    /// given) takes in the values written, block by block while they are in
+    /// cache.
     pub fn run_rows(
         &self,
         q: &HybridInput,
@@ -668,14 +786,16 @@ impl HybridConvPlan {
         output_rows: &mut [f32],
         row_start: usize,
         scratch: &mut Qs8Scratch,
+        observed: Option<&mut ObservedRange>,
     ) {
         let [batches, in_h, in_w, in_c] = self.in_shape;
         q.check(batches, in_h * in_w * in_c, false);
-        self.run_rows_from(None, q, bias, output_rows, row_start, scratch)
+        self.run_rows_from(None, q, bias, output_rows, row_start, scratch, observed)
     }
 
     /// [`Self::run_rows`], the rows quantised from `input` block by block
     /// when it is given (banded), else read from `q`.
+    #[allow(clippy::too_many_arguments)]
     fn run_rows_from(
         &self,
         input: Option<&[f32]>,
@@ -684,6 +804,7 @@ impl HybridConvPlan {
         output_rows: &mut [f32],
         row_start: usize,
         scratch: &mut Qs8Scratch,
+        mut observed: Option<&mut ObservedRange>,
     ) {
         assert!(self.supported, "unsupported hybrid conv plan: use the reference kernel");
         let out_c = self.out_shape[3];
@@ -696,6 +817,14 @@ impl HybridConvPlan {
         if let Some(b) = bias {
             assert!(b.len() >= out_c, "bias too short");
         }
+        // Where no output can be NaN, they lie within the clamp.
+        let bounds = observed.as_ref().and_then(|_| {
+            let per_image = q
+                .scales
+                .iter()
+                .map(|&s_in| nan_free_bounds(self.p.clamp, self.max_abs_scale, s_in, bias.map(|b| &b[..out_c])));
+            per_image.reduce(|a, b| a.filter(|_| b.is_some())).flatten()
+        });
         let [_, out_h, out_w, _] = self.out_shape;
         let pg = self.per_group;
         let kp = self.kp;
@@ -740,6 +869,9 @@ impl HybridConvPlan {
                         gemm_f32_tiles(token, MR.min(m - i), packed.k2, lhs, kp, packed, js, &tail, out, out_c, pg);
                     });
                 }
+                if let Some(range) = observed.as_deref_mut() {
+                    range.observe_bounded(self.isa, &output_rows[r * out_c..(r + m) * out_c], bounds);
+                }
                 r += m;
             }
             return;
@@ -760,6 +892,9 @@ impl HybridConvPlan {
                     let out = &mut output_rows[(r + i) * out_c + c0..(r + i) * out_c + c0 + pg];
                     self.epilogue(&acc[i * ldc..i * ldc + pg], c0, q.scales[b], bias, out);
                 }
+            }
+            if let Some(range) = observed.as_deref_mut() {
+                range.observe_bounded(self.isa, &output_rows[r * out_c..(r + m) * out_c], bounds);
             }
             r += m;
         }
@@ -861,6 +996,8 @@ pub struct HybridDepthwisePlan {
     /// over `wf` without bias or clamp (the sums are exact, so its
     /// summation order does not matter); the epilogue runs after it.
     inner: Option<DepthwiseF32Plan>,
+    /// The largest `|scale|` (NaN if any is): see [`nan_free_bounds`].
+    max_abs_scale: f32,
     supported: bool,
 }
 
@@ -915,13 +1052,16 @@ impl HybridDepthwisePlan {
             DepthwiseF32Plan::new(isa, &p, in_shape, &wf, filter_shape, out_shape)
         });
         let inner = inner.filter(|plan| plan.fast());
+        let scales: Vec<f32> =
+            if supported { (0..out_c).map(|c| scale_at(filter_scales, c)).collect() } else { Vec::new() };
         HybridDepthwisePlan {
             isa: isa.clamp_to_cpu(),
             p: *params,
             in_shape,
             filter_shape,
             out_shape,
-            scales: if supported { (0..out_c).map(|c| scale_at(filter_scales, c)).collect() } else { Vec::new() },
+            scales: scales.clone(),
+            max_abs_scale: max_abs(&scales),
             float,
             w: if float { Vec::new() } else { filter.iter().map(|&v| v as i32).collect() },
             // The inner plan holds its own (padded) copy.
@@ -1115,10 +1255,17 @@ impl HybridDepthwisePlan {
     }
 
     /// Each image's quantisation parameters without its values, for
-    /// [`Self::run_image_rows`].
-    pub fn quantize_params_par(&self, input: &[f32], q: &mut HybridInput, par: ParallelFor<'_>) {
+    /// [`Self::run_image_rows`]; `known` as for
+    /// [`HybridConvPlan::quantize_params_par`].
+    pub fn quantize_params_par(
+        &self,
+        input: &[f32],
+        q: &mut HybridInput,
+        known: Option<(f32, f32)>,
+        par: ParallelFor<'_>,
+    ) {
         let [batches, in_h, in_w, in_c] = self.in_shape;
-        q.quantize_params(self.isa, input, batches, in_h * in_w * in_c, true, par);
+        q.quantize_params(self.isa, input, batches, in_h * in_w * in_c, true, known, par);
     }
 
     /// Output image rows: `batches * out_h`.
@@ -1138,6 +1285,9 @@ impl HybridDepthwisePlan {
     /// summed and finished while they are still in cache. The values are
     /// those of quantising whole images first ([`Self::run_rows`]), without
     /// writing the quantised image to memory and reading it back.
+    /// `observed` (if given) takes in each band's output while it is in
+    /// cache.
+    #[allow(clippy::too_many_arguments)]
     pub fn run_image_rows(
         &self,
         input: &[f32],
@@ -1146,6 +1296,7 @@ impl HybridDepthwisePlan {
         output: &mut [f32],
         first: usize,
         band: &mut Vec<f32>,
+        mut observed: Option<&mut ObservedRange>,
     ) {
         let Some(inner) = self.inner.as_ref().filter(|_| self.banded()) else {
             panic!("run_image_rows on a plan that is not banded");
@@ -1181,7 +1332,16 @@ impl HybridDepthwisePlan {
         for (b, r, here) in image_runs(first, n, self.out_shape[1]) {
             let epi = self.image_epilogue(q.scales[b], bias, &mut scaled);
             let out = &mut output[r * out_row..(r + here) * out_row];
-            inner.run_bands(band_rows, &epi, out, first + r, band, &fill);
+            // Where no output can be NaN, they lie within the clamp.
+            let bounds = observed.as_ref().and_then(|_| {
+                // The sums are exact integers below 2^24 < 2^31.
+                nan_free_bounds(self.p.clamp, self.max_abs_scale, q.scales[b], bias)
+            });
+            inner.run_bands(band_rows, &epi, out, first + r, band, &fill, |done| {
+                if let Some(range) = observed.as_deref_mut() {
+                    range.observe_bounded(self.isa, done, bounds);
+                }
+            });
         }
     }
 

@@ -122,7 +122,7 @@ impl ConvDepthwiseF32 {
             k.conv.run_rows(k.x, k.filter, k.conv_bias, dst, (b * in_h + conv_rows.start) * in_w, scratch)
         };
         let band_rows = k.dw.band_rows(BAND_BYTES / 4);
-        k.dw.run_bands(band_rows, &k.dw.epilogue(k.dw_bias), rows, first, band, fill);
+        k.dw.run_bands(band_rows, &k.dw.epilogue(k.dw_bias), rows, first, band, fill, |_| {});
     }
 }
 

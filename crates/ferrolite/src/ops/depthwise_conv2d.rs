@@ -1,6 +1,8 @@
 //! DEPTHWISE_CONV_2D: each input channel filtered on its own, with a depth
 //! multiplier; filter `[1, kh, kw, out_c]`.
 
+use std::sync::Mutex;
+
 use ferrolite_kernels::reference::conv::{depthwise_conv2d_f32, DepthwiseParams};
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
@@ -12,7 +14,7 @@ use super::conv2d::with_qs8_scratch;
 use super::conv_depthwise::with_band_f32;
 use ferrolite_kernels::reference::quantized as qk;
 
-use ferrolite_kernels::optimized::hybrid::{HybridDepthwisePlan, HybridInput};
+use ferrolite_kernels::optimized::hybrid::{HybridDepthwisePlan, HybridInput, ObservedRange};
 use ferrolite_kernels::reference::hybrid::{depthwise_conv2d_hybrid_per_channel, HybridScratch};
 
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
@@ -97,6 +99,10 @@ impl Operator for DepthwiseConv2d {
                     }),
                 }
                 .filter(|plan| plan.supported());
+                if plan.as_ref().is_some_and(|plan| plan.banded()) {
+                    // Its producer's record of the input's range spares a scan.
+                    ctx.reads_input_range(0);
+                }
                 let mut scratch = HybridScratch::new();
                 let mut quantized = HybridInput::new();
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
@@ -109,14 +115,26 @@ impl Operator for DepthwiseConv2d {
                         // Each image's quantisation parameters, then bands of
                         // output rows quantise the input rows they reach.
                         let workers = ctx.workers;
-                        plan.quantize_params_par(x, &mut quantized, &|n, task| workers.run(n, task));
+                        let known = ctx.input_range(0);
+                        plan.quantize_params_par(x, &mut quantized, known, &|n, task| workers.run(n, task));
                         let q = &quantized;
                         let len = plan.image_rows() * plan.image_row_len();
+                        let wanted = ctx.output_range_wanted(0);
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        let whole = y.len() == len;
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
+                        // The output's range, for the hybrid op reading it next.
+                        let observed = Mutex::new(ObservedRange::default());
                         workers.for_each_chunk(y, plan.image_row_len(), |first, rows| {
-                            with_band_f32(|band| plan.run_image_rows(x, q, b, rows, first, band))
+                            let mut mine = ObservedRange::default();
+                            let observe = wanted.then_some(&mut mine);
+                            with_band_f32(|band| plan.run_image_rows(x, q, b, rows, first, band, observe));
+                            observed.lock().unwrap_or_else(|e| e.into_inner()).merge(mine);
                         });
+                        let observed = observed.into_inner().unwrap_or_else(|e| e.into_inner());
+                        if let (true, Some(range)) = (whole, observed.get()) {
+                            ctx.set_output_range(0, range);
+                        }
                         return Ok(());
                     }
                     if let Some(plan) = &plan {

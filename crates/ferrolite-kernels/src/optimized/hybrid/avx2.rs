@@ -24,23 +24,27 @@ unsafe fn minmax_avx2(x: *const f32, n: usize) -> Option<(f32, f32)> {
         let mut i = 0;
         let (mut lo, mut hi) = (x.read(), x.read());
         let mut nan = lo.is_nan();
-        if n >= 8 {
-            let mut vlo = _mm256_loadu_ps(x);
-            let mut vhi = vlo;
-            let mut vnan = _mm256_cmp_ps(vlo, vlo, _CMP_UNORD_Q);
-            i = 8;
-            while i + 8 <= n {
-                let v = _mm256_loadu_ps(x.add(i));
-                vlo = _mm256_min_ps(vlo, v);
-                vhi = _mm256_max_ps(vhi, v);
-                vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-                i += 8;
+        if n >= 16 {
+            // Two chains each, and one unordered compare finds a NaN in
+            // either of two vectors.
+            let (a, b) = (_mm256_loadu_ps(x), _mm256_loadu_ps(x.add(8)));
+            let (mut lo0, mut hi0, mut lo1, mut hi1) = (a, a, b, b);
+            let mut vnan = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
+            i = 16;
+            while i + 16 <= n {
+                let (a, b) = (_mm256_loadu_ps(x.add(i)), _mm256_loadu_ps(x.add(i + 8)));
+                lo0 = _mm256_min_ps(lo0, a);
+                hi0 = _mm256_max_ps(hi0, a);
+                lo1 = _mm256_min_ps(lo1, b);
+                hi1 = _mm256_max_ps(hi1, b);
+                vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
+                i += 16;
             }
             nan |= _mm256_movemask_ps(vnan) != 0;
             let mut l = [0f32; 8];
             let mut h = [0f32; 8];
-            _mm256_storeu_ps(l.as_mut_ptr(), vlo);
-            _mm256_storeu_ps(h.as_mut_ptr(), vhi);
+            _mm256_storeu_ps(l.as_mut_ptr(), _mm256_min_ps(lo0, lo1));
+            _mm256_storeu_ps(h.as_mut_ptr(), _mm256_max_ps(hi0, hi1));
             for k in 0..8 {
                 lo = if l[k] < lo { l[k] } else { lo };
                 hi = if h[k] > hi { h[k] } else { hi };

@@ -168,27 +168,51 @@ fn images(rng: &mut Rng, in_shape: [usize; 4]) -> Vec<f32> {
     (0..in_shape[0]).flat_map(|_| floats(rng, image)).collect()
 }
 
-/// Run `run` whole and in uneven row chunks; both must equal `want` bit for bit.
+/// Run `run` whole and in uneven row chunks; both must equal `want` bit for
+/// bit. Where the kernel `observes` what it writes, the ranges it records
+/// (merged over the chunks) must be `want`'s min and max.
 fn check_rows(
     rows: usize,
     row_len: usize,
     want: &[f32],
     rng: &mut Rng,
     ctx: &str,
-    mut run: impl FnMut(&mut [f32], usize, &mut Qs8Scratch),
+    observes: bool,
+    mut run: impl FnMut(&mut [f32], usize, &mut Qs8Scratch, &mut ObservedRange),
 ) {
     let mut scratch = Qs8Scratch::new();
     let mut got = vec![f32::NAN; want.len()];
-    run(&mut got, 0, &mut scratch);
+    let mut range = ObservedRange::default();
+    run(&mut got, 0, &mut scratch, &mut range);
     assert_eq!(bits(&got), bits(want), "{ctx}\n got {got:?}\nwant {want:?}");
+    let expected = if observes { minmax_element(want) } else { None };
+    assert_eq!(range.get(), expected, "{ctx}: observed range");
     if rows > 1 {
         let chunk = rng.range(1, rows);
         let mut got = vec![f32::NAN; want.len()];
+        let mut merged = ObservedRange::default();
         for (ci, part) in got.chunks_mut(chunk * row_len).enumerate() {
-            run(part, ci * chunk, &mut scratch);
+            let mut range = ObservedRange::default();
+            run(part, ci * chunk, &mut scratch, &mut range);
+            merged.merge(range);
         }
         assert_eq!(bits(&got), bits(want), "{ctx} chunk {chunk}");
+        assert_eq!(merged.get(), expected, "{ctx} chunk {chunk}: observed range");
     }
+}
+
+/// The min/max of `x` as a producer would have recorded it.
+fn observed(isa: IsaLevel, x: &[f32]) -> Option<(f32, f32)> {
+    let mut range = ObservedRange::default();
+    range.observe(isa, x);
+    range.get()
+}
+
+/// Parameters found with a known range equal those of the scan.
+fn same_params(a: &HybridInput, b: &HybridInput, ctx: &str) {
+    let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits32(&a.scales), bits32(&b.scales), "{ctx}: scales with a known range");
+    assert_eq!(a.offsets, b.offsets, "{ctx}: offsets with a known range");
 }
 
 #[test]
@@ -249,16 +273,23 @@ fn conv_matches_reference_exactly() {
                 "case {i} {isa:?} pc {per_channel} direct {} {:?} {filter_shape:?} {:?}",
                 plan.direct, g.in_shape, g.p
             );
-            check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
+            check_rows(rows, out_c, &want, &mut rng, &ctx, true, |o, r0, s, range| {
+                plan.run_rows(&q, b.as_deref(), o, r0, s, Some(range))
+            });
             let mut got = vec![0.0f32; out_len];
             plan.run(&x, b.as_deref(), &mut got, &mut q, &mut Qs8Scratch::new());
             assert_eq!(bits(&got), bits(&want), "{ctx} run");
             if plan.banded() {
                 let mut qp = HybridInput::new();
-                plan.quantize_params_par(&x, &mut qp, &serial);
+                plan.quantize_params_par(&x, &mut qp, None, &serial);
                 let ctx = format!("{ctx} banded");
-                check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| {
-                    plan.run_rows_quantizing(&x, &qp, b.as_deref(), o, r0, s)
+                if g.in_shape[0] == 1 {
+                    let mut known = HybridInput::new();
+                    plan.quantize_params_par(&x, &mut known, observed(isa, &x), &serial);
+                    same_params(&known, &qp, &ctx);
+                }
+                check_rows(rows, out_c, &want, &mut rng, &ctx, true, |o, r0, s, range| {
+                    plan.run_rows_quantizing(&x, &qp, b.as_deref(), o, r0, s, Some(range))
                 });
                 banded += 1;
             }
@@ -318,7 +349,9 @@ fn depthwise_matches_reference_exactly() {
             let mut q = HybridInput::new();
             plan.quantize(&x, &mut q);
             let ctx = format!("case {i} {isa:?} {:?} {filter_shape:?} {p:?}", g.in_shape);
-            check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
+            check_rows(rows, out_c, &want, &mut rng, &ctx, false, |o, r0, s, _| {
+                plan.run_rows(&q, b.as_deref(), o, r0, s)
+            });
             let mut got = vec![0.0f32; out_len];
             plan.run(&x, b.as_deref(), &mut got, &mut q, &mut Qs8Scratch::new());
             assert_eq!(bits(&got), bits(&want), "{ctx} run");
@@ -326,17 +359,25 @@ fn depthwise_matches_reference_exactly() {
                 // Random runs of image rows through one band buffer (as
                 // a worker thread keeps it), bands of a few rows.
                 let mut qp = HybridInput::new();
-                plan.quantize_params_par(&x, &mut qp, &serial);
+                plan.quantize_params_par(&x, &mut qp, None, &serial);
+                if g.in_shape[0] == 1 {
+                    let mut known = HybridInput::new();
+                    plan.quantize_params_par(&x, &mut known, observed(isa, &x), &serial);
+                    same_params(&known, &qp, &ctx);
+                }
                 let (row, n) = (plan.image_row_len(), plan.image_rows());
                 let mut got = vec![f32::NAN; out_len];
                 let mut band = Vec::new();
+                let mut range = ObservedRange::default();
                 let mut r = 0;
                 while r < n {
                     let k = rng.range(1, 5).min(n - r);
-                    plan.run_image_rows(&x, &qp, b.as_deref(), &mut got[r * row..(r + k) * row], r, &mut band);
+                    let out = &mut got[r * row..(r + k) * row];
+                    plan.run_image_rows(&x, &qp, b.as_deref(), out, r, &mut band, Some(&mut range));
                     r += k;
                 }
                 assert_eq!(bits(&got), bits(&want), "{ctx} banded");
+                assert_eq!(range.get(), minmax_element(&want), "{ctx} banded: observed range");
                 banded += 1;
             }
         }
@@ -380,7 +421,9 @@ fn fully_connected_matches_reference_exactly() {
             let mut q = HybridInput::new();
             plan.quantize(&x, batches, &mut q);
             let ctx = format!("case {i} {isa:?} b{batches} d{depth} u{units} asym {asymmetric}");
-            check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&q, b.as_deref(), o, r0, s));
+            check_rows(batches, units, &want, &mut rng, &ctx, false, |o, r0, s, _| {
+                plan.run_rows(&q, b.as_deref(), o, r0, s)
+            });
             if batches == 1 {
                 // The first row's units in ranges cut at multiples of 16.
                 let (mut got, mut s) = (vec![0.0f32; units], Qs8Scratch::new());
@@ -415,4 +458,62 @@ fn unsupported_shapes_are_reported() {
     // Too few per-channel scales.
     let plan = HybridFullyConnectedPlan::new(IsaLevel::Scalar, &[0; 12], &[1.0, 2.0], 3, 4, false, ClampF32::NONE);
     assert!(!plan.supported());
+}
+
+#[test]
+fn observed_range_is_the_min_and_max_or_nothing_after_a_nan() {
+    let mut rng = Rng::new(0x0b5);
+    for case in 0..400usize {
+        let n = rng.range(0, 70);
+        let mut v: Vec<f32> = (0..n).map(|_| rng.f32() * 100.0).collect();
+        if case % 4 == 1 && n > 0 {
+            let at = rng.range(0, n);
+            v[at] = f32::NAN;
+        }
+        let want = if v.iter().any(|x| x.is_nan()) { None } else { minmax_element(&v) };
+        for &isa in &available_levels() {
+            // Whole, and split in two parts merged.
+            let mut whole = ObservedRange::default();
+            whole.observe(isa, &v);
+            assert_eq!(whole.get(), want, "case {case} {isa:?} n {n}");
+            let cut = rng.range(0, n + 1);
+            let (mut a, mut b) = (ObservedRange::default(), ObservedRange::default());
+            a.observe(isa, &v[..cut]);
+            b.observe(isa, &v[cut..]);
+            a.merge(b);
+            assert_eq!(a.get(), want, "case {case} {isa:?} n {n} cut {cut}");
+        }
+    }
+}
+
+#[test]
+fn bounded_observation_stops_only_once_both_bounds_are_seen() {
+    let isa = available_levels()[0];
+    let mut r = ObservedRange::default();
+    r.observe_bounded(isa, &[0.0, 3.0], Some((0.0, 6.0)));
+    assert_eq!(r.get(), Some((0.0, 3.0)));
+    // Not final yet: 6 is still looked for.
+    r.observe_bounded(isa, &[6.0, 1.0], Some((0.0, 6.0)));
+    assert_eq!(r.get(), Some((0.0, 6.0)));
+    // Final: the rest is not read (a NaN here would be the caller's lie).
+    r.observe_bounded(isa, &[f32::NAN], Some((0.0, 6.0)));
+    assert_eq!(r.get(), Some((0.0, 6.0)));
+    // Unbounded, the same NaN spoils it.
+    r.observe_bounded(isa, &[f32::NAN], None);
+    assert_eq!(r.get(), None);
+}
+
+#[test]
+fn bounds_are_given_only_where_no_output_can_be_nan() {
+    let relu6 = ClampF32::RELU6;
+    assert_eq!(nan_free_bounds(relu6, 0.02, 0.5, Some(&[1.0, -2.0])), Some((0.0, 6.0)));
+    assert_eq!(nan_free_bounds(ClampF32::NONE, 0.02, 0.5, None), Some((f32::NEG_INFINITY, f32::INFINITY)));
+    // A NaN or infinite scale, input scale or bias; products near overflow.
+    assert_eq!(nan_free_bounds(relu6, f32::NAN, 0.5, None), None);
+    assert_eq!(nan_free_bounds(relu6, max_abs(&[0.1, f32::NAN]), 0.5, None), None);
+    assert_eq!(nan_free_bounds(relu6, 0.02, f32::INFINITY, None), None);
+    assert_eq!(nan_free_bounds(relu6, 0.02, 0.5, Some(&[1.0, f32::NAN])), None);
+    assert_eq!(nan_free_bounds(relu6, 0.02, 0.5, Some(&[f32::NEG_INFINITY])), None);
+    assert_eq!(nan_free_bounds(relu6, 1e30, 1e-30, None), None);
+    assert_eq!(nan_free_bounds(relu6, 1e20, 1e20, None), None);
 }
