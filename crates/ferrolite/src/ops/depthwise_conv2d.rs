@@ -125,7 +125,11 @@ impl Operator for DepthwiseConv2d {
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
                         // The output's range, for the hybrid op reading it next.
                         let observed = Mutex::new(ObservedRange::default());
-                        workers.for_each_chunk(y, plan.image_row_len(), |first, rows| {
+                        // One run of image rows per thread: each run quantises
+                        // the input rows its first band reaches again, so
+                        // finer chunks would repeat that work.
+                        let per_thread = plan.image_rows().div_ceil(workers.threads()).max(1);
+                        workers.for_each_chunk_min(y, plan.image_row_len(), per_thread, |first, rows| {
                             let mut mine = ObservedRange::default();
                             let observe = wanted.then_some(&mut mine);
                             with_band_f32(|band| plan.run_image_rows(x, q, b, rows, first, band, observe));
