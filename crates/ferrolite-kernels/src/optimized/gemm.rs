@@ -15,6 +15,8 @@
 //!   one row (GEMV, batch-1 FULLY_CONNECTED) unrolls the depth loop four
 //!   ways to hide the FMA latency (another summation order, so 1-row tiles
 //!   of larger GEMMs keep the common one).
+//! - `f32_gemm_{1..6}x32_avx512` (`gemm/avx512.rs`): the same sums with
+//!   one 512-bit register per panel row, two panels per tile.
 //! - `f32_gemm_{1..6}x16_neon` (aarch64): the same tiles in 24 of NEON's
 //!   32 q registers (four per row), the same summation order (each sum
 //!   starts from the bias and adds one fused product per depth step), so a
@@ -40,11 +42,11 @@
 //! measured 4-8% slower than no blocking at 1 thread on the same layers.
 
 use crate::activation::ClampF32;
-#[cfg(target_arch = "x86_64")]
-use crate::optimized::isa::Avx2Fma;
 use crate::optimized::isa::IsaLevel;
 #[cfg(target_arch = "aarch64")]
 use crate::optimized::isa::Neon;
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::isa::{Avx2Fma, Avx512};
 
 /// Columns per packed panel (two AVX2 registers).
 pub const NR: usize = 16;
@@ -185,6 +187,10 @@ fn dispatch(
     ldc: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
+    if let Some(token) = Avx512::new(isa) {
+        return drive(token, m, rows, packed, bias, clamp, c, ldc);
+    }
+    #[cfg(target_arch = "x86_64")]
     if let Some(token) = Avx2Fma::new(isa) {
         return drive(token, m, rows, packed, bias, clamp, c, ldc);
     }
@@ -321,18 +327,40 @@ fn drive<K: MicroKernel>(
     }
     let bias_pad = &*bias_pad;
     assert_eq!(a.depth(), k, "rows of depth {} for weights of depth {k}", a.depth());
-    let epilogue = Epilogue { bias: bias_pad, clamp };
-    let mut i = 0;
-    for mr in row_tiles(m, K::MR) {
-        let rows = match a.starts {
-            [] => ARows { a: &a.a[i * lda..], ..a },
-            starts => ARows { starts: &starts[i..], ..a },
-        };
-        let c_blk = &mut c[i * ldc..(i + mr - 1) * ldc + n];
-        kern.tiles(mr, m == 1, n, rows, &packed.buf[packed.offset..], k * NR, epilogue, c_blk, ldc);
-        i += mr;
+    let weights = &packed.buf[packed.offset..];
+    // Few rows against many weights (a 7x7 layer's 49 pixels, 1024 deep,
+    // 1024 wide: 4 MiB of weights): every row tile would stream all the
+    // weights from L3. Then the panels go in groups that stay in L2, each
+    // group over all the row tiles (the rows stay in L2 too). Every value
+    // is still one tile's sum over the full depth: the same bits.
+    let group = (GROUP_WEIGHT_BYTES / (k * NR * 4).max(1)).max(1);
+    let grouped = panels > group && m > K::MR && m * k * 4 <= GROUP_ROW_BYTES;
+    let group = if grouped { group } else { panels };
+    for g0 in (0..panels).step_by(group) {
+        let col = g0 * NR;
+        let cols = (n - col).min(group * NR);
+        let epilogue = Epilogue { bias: &bias_pad[col..], clamp };
+        let w = &weights[g0 * k * NR..];
+        let mut i = 0;
+        for mr in row_tiles(m, K::MR) {
+            let rows = match a.starts {
+                [] => ARows { a: &a.a[i * lda..], ..a },
+                starts => ARows { starts: &starts[i..], ..a },
+            };
+            let c_blk = &mut c[i * ldc + col..(i + mr - 1) * ldc + col + cols];
+            kern.tiles(mr, m == 1, cols, rows, w, k * NR, epilogue, c_blk, ldc);
+            i += mr;
+        }
     }
 }
+
+/// Weights per group of panels when the panels are grouped (see [`drive`]):
+/// a quarter of a 1 MiB L2, half of a 512 KiB one.
+const GROUP_WEIGHT_BYTES: usize = 256 * 1024;
+
+/// Largest row block (rows x depth floats) the panels are grouped for: it
+/// is read once per group, so it must stay in L2 too.
+const GROUP_ROW_BYTES: usize = 512 * 1024;
 
 /// The row counts of the tiles an `m`-row block is cut into: `mr`-row
 /// tiles and the remainder, except that a remainder of fewer than `mr - 2`
@@ -413,6 +441,12 @@ fn f32_gemm_mx16_scalar<const M: usize>(nr: usize, a: ARows, w: &[f32], epilogue
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+// Index loops over fixed register arrays are deliberate: they unroll.
+#[allow(clippy::needless_range_loop)]
+mod avx512;
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -1020,6 +1054,41 @@ mod tests {
                         "{isa:?} m={m} k={k} n={n} cut {cut}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Few rows against wide, deep weights go through the panels in L2-sized
+    /// groups: the same bits as tiles of at most one row tile each (which
+    /// are never grouped), and close to the reference.
+    #[test]
+    fn grouped_panels_give_the_same_bits() {
+        let mut rng = Rng::new(0x6209);
+        for case in 0..6usize {
+            // 64 KiB panels: groups of 4 panels, 5-7 panels here.
+            // No 1-row last call: a whole GEMM of one row sums another way.
+            let m = match rng.range(7, 40) {
+                m if m % 6 == 1 => m + 1,
+                m => m,
+            };
+            let (k, n) = (1024, rng.range(65, 112));
+            let (a, w, bias) = (rng.vec(m * k), rng.vec(n * k), rng.vec(n));
+            let packed = PackedWeightsF32::pack(&w, n, k);
+            assert!(packed.panels() > GROUP_WEIGHT_BYTES / (k * NR * 4) && m * k * 4 <= GROUP_ROW_BYTES);
+            let clamp = if case % 2 == 0 { ClampF32::RELU6 } else { ClampF32::NONE };
+            let (want, scale) = reference(&a, &w, Some(&bias), m, k, n, clamp);
+            for &isa in &available_levels() {
+                let mut whole = vec![0.0; m * n];
+                gemm_f32(isa, m, k, &a, k, &packed, Some(&bias), clamp, &mut whole, n);
+                assert_close(&whole, &want, &scale, 1e-5, &format!("grouped {isa:?} m={m} n={n}"));
+                let mut tiles = vec![0.0; m * n];
+                for r0 in (0..m).step_by(6) {
+                    let rows = 6.min(m - r0);
+                    let out = &mut tiles[r0 * n..];
+                    gemm_f32(isa, rows, k, &a[r0 * k..], k, &packed, Some(&bias), clamp, out, n);
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&whole), bits(&tiles), "{isa:?} m={m} n={n}");
             }
         }
     }

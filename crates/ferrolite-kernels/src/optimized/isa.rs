@@ -3,16 +3,18 @@
 //! Optimised kernels come in several variants (portable "scalar" code, AVX2 +
 //! FMA, ...). A plan picks one when it is built, from [`detect`]: the best
 //! level the CPU has, capped by the `FERROLITE_MAX_ISA` environment variable
-//! (`scalar`, `neon`, `neondot`, `avx2` or `avx512`, read once) so the
-//! portable paths can be exercised on any machine.
+//! (`scalar`, `neon`, `neondot`, `avx2`, `avx512` or `avx512vnni`, read
+//! once) so the portable paths can be exercised on any machine.
 //!
 //! The levels of the two architectures share one order (scalar < NEON <
-//! NEON dot product < AVX2 < AVX-512) only so that a cap is a plain `min`:
+//! NEON dot product < AVX2 < AVX-512 < AVX-512 VNNI) only so that a cap is
+//! a plain `min`:
 //! an x86-64 CPU never reports NEON (capping it at `neon` leaves the scalar
 //! kernels) and an aarch64 CPU never reports more than the dot product.
 //!
 //! Soundness: every SIMD kernel is reached only through a token type
-//! ([`Avx2Fma`], [`Neon`], [`NeonDot`]) that can only be made on its
+//! ([`Avx2Fma`], [`Avx512`], [`Avx512Vnni`], [`Neon`], [`NeonDot`]) that
+//! can only be made on its
 //! architecture after
 //! the CPU was found to support the features, so no caller-provided
 //! [`IsaLevel`] can run an instruction the CPU lacks: plans clamp the
@@ -34,8 +36,12 @@ pub enum IsaLevel {
     NeonDot,
     /// x86-64 AVX2 with FMA3 (8 floats per register).
     Avx2Fma,
-    /// x86-64 AVX-512F. No kernel uses it yet: it runs the AVX2 kernels.
+    /// x86-64 AVX-512 F, BW, VL and DQ (Skylake-SP and later servers, Ice
+    /// Lake and later; 16 floats per register), with AVX2 and FMA.
     Avx512,
+    /// AVX-512 with VNNI (`vpdpbusd`: four u8 x i8 products summed into each
+    /// i32 lane; Cascade Lake and later, Zen 4 and later).
+    Avx512Vnni,
 }
 
 impl IsaLevel {
@@ -47,6 +53,7 @@ impl IsaLevel {
             "neondot" | "dotprod" | "neon_dot" => Some(IsaLevel::NeonDot),
             "avx2" | "avx2fma" | "avx2_fma" | "fma" => Some(IsaLevel::Avx2Fma),
             "avx512" | "avx512f" => Some(IsaLevel::Avx512),
+            "avx512vnni" | "avx512_vnni" | "vnni" => Some(IsaLevel::Avx512Vnni),
             _ => None,
         }
     }
@@ -58,6 +65,7 @@ impl IsaLevel {
             IsaLevel::NeonDot => "neon_dot",
             IsaLevel::Avx2Fma => "avx2_fma",
             IsaLevel::Avx512 => "avx512",
+            IsaLevel::Avx512Vnni => "avx512_vnni",
         }
     }
 
@@ -75,9 +83,15 @@ pub fn cpu_level() -> IsaLevel {
 
 #[cfg(target_arch = "x86_64")]
 fn probe_cpu() -> IsaLevel {
+    let avx512 = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512dq");
     if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
         IsaLevel::Scalar
-    } else if is_x86_feature_detected!("avx512f") {
+    } else if avx512 && is_x86_feature_detected!("avx512vnni") {
+        IsaLevel::Avx512Vnni
+    } else if avx512 {
         IsaLevel::Avx512
     } else {
         IsaLevel::Avx2Fma
@@ -123,7 +137,7 @@ pub fn available_levels() -> Vec<IsaLevel> {
         IsaLevel::Scalar => &[IsaLevel::Scalar],
         IsaLevel::Neon => &[IsaLevel::Scalar, IsaLevel::Neon],
         IsaLevel::NeonDot => &[IsaLevel::Scalar, IsaLevel::Neon, IsaLevel::NeonDot],
-        _ => &[IsaLevel::Scalar, IsaLevel::Avx2Fma, IsaLevel::Avx512],
+        _ => &[IsaLevel::Scalar, IsaLevel::Avx2Fma, IsaLevel::Avx512, IsaLevel::Avx512Vnni],
     };
     arch.iter().copied().filter(|&l| l <= cpu).collect()
 }
@@ -141,6 +155,43 @@ impl Avx2Fma {
         } else {
             None
         }
+    }
+}
+
+/// Proof that the CPU supports AVX-512 F/BW/VL/DQ (and AVX2 + FMA): the
+/// only way to reach the AVX-512 kernels. Made only by [`Avx512::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512(());
+
+impl Avx512 {
+    /// `Some` when the CPU has AVX-512 and `level` asks for it.
+    pub fn new(level: IsaLevel) -> Option<Avx512> {
+        if cfg!(target_arch = "x86_64") && level >= IsaLevel::Avx512 && cpu_level() >= IsaLevel::Avx512 {
+            Some(Avx512(()))
+        } else {
+            None
+        }
+    }
+}
+
+/// Proof that the CPU supports AVX-512 with VNNI. Made only by
+/// [`Avx512Vnni::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512Vnni(());
+
+impl Avx512Vnni {
+    /// `Some` when the CPU has AVX-512 VNNI and `level` asks for it.
+    pub fn new(level: IsaLevel) -> Option<Avx512Vnni> {
+        if cfg!(target_arch = "x86_64") && level >= IsaLevel::Avx512Vnni && cpu_level() >= IsaLevel::Avx512Vnni {
+            Some(Avx512Vnni(()))
+        } else {
+            None
+        }
+    }
+
+    /// The plain AVX-512 token this one implies.
+    pub fn avx512(self) -> Avx512 {
+        Avx512(())
     }
 }
 
@@ -216,6 +267,10 @@ mod tests {
         assert_eq!(Neon::new(IsaLevel::Neon).is_some(), arm && cpu_level() >= IsaLevel::Neon);
         assert_eq!(NeonDot::new(IsaLevel::Avx512).is_some(), arm && cpu_level() == IsaLevel::NeonDot);
         assert!(NeonDot::new(IsaLevel::Neon).is_none());
+        assert_eq!(Avx512::new(IsaLevel::Avx512Vnni).is_some(), cpu_level() >= IsaLevel::Avx512);
+        assert!(Avx512::new(IsaLevel::Avx2Fma).is_none());
+        assert_eq!(Avx512Vnni::new(IsaLevel::Avx512Vnni).is_some(), cpu_level() == IsaLevel::Avx512Vnni);
+        assert!(Avx512Vnni::new(IsaLevel::Avx512).is_none());
         assert!(Neon::new(IsaLevel::Scalar).is_none());
     }
 }

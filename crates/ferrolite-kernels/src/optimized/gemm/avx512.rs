@@ -1,0 +1,167 @@
+//! `f32_gemm_{1..6}x32_avx512`: the float GEMM's AVX-512 micro-kernels over
+//! the same 16-column panels as the AVX2 ones. A panel row is one 512-bit
+//! register, and a tile covers two panels (32 columns) so each broadcast
+//! activation feeds two FMAs: 6 rows x 2 panels = 12 accumulators, 2
+//! weight loads and 6 broadcasts per depth step. An odd last panel runs as
+//! a one-panel tile.
+//!
+//! Each output lane starts from its bias and adds one fused product per
+//! depth step in depth order, exactly as the AVX2 and NEON kernels do, so
+//! every level gives the same bits. A GEMM of one row (GEMV) keeps the AVX2
+//! kernel (its unrolled summation order is documented there).
+
+use super::{check_tiles, ARows, Epilogue, MicroKernel, NR};
+use crate::optimized::isa::{Avx2Fma, Avx512};
+use std::arch::x86_64::*;
+
+impl MicroKernel for Avx512 {
+    const MR: usize = 6;
+    fn tiles(
+        self,
+        mr: usize,
+        gemv: bool,
+        cols: usize,
+        a: ARows,
+        w: &[f32],
+        wstride: usize,
+        epilogue: Epilogue,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        if mr == 1 && gemv {
+            let avx2 = Avx2Fma::new(crate::optimized::isa::IsaLevel::Avx2Fma).expect("AVX-512 implies AVX2 and FMA");
+            return avx2.tiles(mr, gemv, cols, a, w, wstride, epilogue, c, ldc);
+        }
+        check_tiles(mr, cols, a, w, wstride, epilogue, c, ldc);
+        // SAFETY: `self` is an `Avx512` token, which exists only when the CPU
+        // supports AVX-512 F (and AVX2 + FMA); the slice bounds the kernels
+        // rely on were asserted just above.
+        unsafe {
+            macro_rules! by_rows {
+                ($gather:literal) => {
+                    match mr {
+                        1 => f32_gemm_mx32_avx512::<1, $gather>(cols, a, w, wstride, epilogue, c, ldc),
+                        2 => f32_gemm_mx32_avx512::<2, $gather>(cols, a, w, wstride, epilogue, c, ldc),
+                        3 => f32_gemm_mx32_avx512::<3, $gather>(cols, a, w, wstride, epilogue, c, ldc),
+                        4 => f32_gemm_mx32_avx512::<4, $gather>(cols, a, w, wstride, epilogue, c, ldc),
+                        5 => f32_gemm_mx32_avx512::<5, $gather>(cols, a, w, wstride, epilogue, c, ldc),
+                        _ => f32_gemm_mx32_avx512::<6, $gather>(cols, a, w, wstride, epilogue, c, ldc),
+                    }
+                };
+            }
+            if a.bases.len() == 1 {
+                by_rows!(false)
+            } else {
+                by_rows!(true)
+            }
+        }
+    }
+}
+
+/// The lanes of the first `n <= 16` columns.
+#[inline(always)]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        !0
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+/// `M` rows of the tile at columns `col ..`: `P` panels (1 or 2), the last
+/// one's stored columns limited to `last_nr`.
+///
+/// # Safety
+/// AVX-512 F available; the bounds of [`f32_gemm_mx32_avx512`] hold for
+/// panels `col / 16 .. col / 16 + P`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const M: usize, const P: usize, const GATHER: bool>(
+    col: usize,
+    last_nr: usize,
+    rows: ARows,
+    starts: &[usize; M],
+    w: &[f32],
+    wstride: usize,
+    epilogue: Epilogue,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let ARows { a, bases, seg, .. } = rows;
+    // SAFETY: per the contract: each row pointer plus `seg` stays in `a`,
+    // each panel has `depth` rows of 16 floats, the bias 16 per panel, and
+    // `c` row `r` has the tile's columns.
+    unsafe {
+        let bias = epilogue.bias.as_ptr().add(col);
+        let mut acc: [[__m512; M]; P] = std::array::from_fn(|j| [_mm512_loadu_ps(bias.add(j * NR)); M]);
+        let mut wp: [*const f32; P] = std::array::from_fn(|j| w.as_ptr().add((col / NR + j) * wstride));
+        let mut run = |ap: [*const f32; M]| {
+            for p in 0..seg {
+                let b: [__m512; P] = std::array::from_fn(|j| _mm512_loadu_ps(wp[j].add(p * NR)));
+                for r in 0..M {
+                    let x = _mm512_set1_ps(*ap[r].add(p));
+                    for j in 0..P {
+                        acc[j][r] = _mm512_fmadd_ps(x, b[j], acc[j][r]);
+                    }
+                }
+            }
+            for q in wp.iter_mut() {
+                *q = q.add(seg * NR);
+            }
+        };
+        if !GATHER {
+            run(std::array::from_fn(|r| a.as_ptr().add(starts[r] + bases[0])));
+        } else {
+            for &base in bases {
+                run(std::array::from_fn(|r| a.as_ptr().add(starts[r] + base)));
+            }
+        }
+        // max(lo, v) / min(hi, v) return `v` when it is NaN, like
+        // `ClampF32::apply`.
+        let lo = _mm512_set1_ps(epilogue.clamp.min);
+        let hi = _mm512_set1_ps(epilogue.clamp.max);
+        for (j, panel) in acc.iter().enumerate() {
+            let mask = if j + 1 == P { lanes(last_nr) } else { !0 };
+            for (r, &v) in panel.iter().enumerate() {
+                let v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+                _mm512_mask_storeu_ps(c.as_mut_ptr().add(r * ldc + col + j * NR), mask, v);
+            }
+        }
+    }
+}
+
+/// `f32_gemm_{M}x32_avx512`, `M` in 1..=6, over the run's panels two at a
+/// time. `GATHER`: `a` has several segments (else exactly one).
+///
+/// # Safety
+/// AVX-512 F must be available; `a` must hold its `M` rows
+/// ([`ARows::holds`]), `w` `(panels-1)*wstride + depth*16` values, `c`
+/// `(M-1)*ldc + cols`, the epilogue's bias `16*panels` (`panels =
+/// ceil(cols / 16)`).
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_gemm_mx32_avx512<const M: usize, const GATHER: bool>(
+    cols: usize,
+    a: ARows,
+    w: &[f32],
+    wstride: usize,
+    epilogue: Epilogue,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    // Each row's start, once for all panels and segments.
+    let starts: [usize; M] = std::array::from_fn(|r| a.start(r));
+    let mut col = 0;
+    // SAFETY: the caller's bounds cover every panel of the run.
+    unsafe {
+        while col + NR < cols {
+            // Two panels: the second may be short.
+            let last = (cols - col - NR).min(NR);
+            tile::<M, 2, GATHER>(col, last, a, &starts, w, wstride, epilogue, c, ldc);
+            col += 2 * NR;
+        }
+        if col < cols {
+            tile::<M, 1, GATHER>(col, cols - col, a, &starts, w, wstride, epilogue, c, ldc);
+        }
+    }
+}
