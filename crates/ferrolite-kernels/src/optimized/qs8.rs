@@ -106,6 +106,9 @@ pub struct Qs8Scratch {
     /// Raw int8 im2col rows (the dot-product conv).
     #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
     pub(crate) a8: Vec<i8>,
+    /// Unsigned im2col rows, `x + 128` (the AVX-512 VNNI conv).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) a_u8: Vec<u8>,
     pub(crate) acc: Vec<i32>,
     pub(crate) taps: Vec<(usize, usize)>,
     /// The bias laid out per 16-column panel (zero past each group's
@@ -572,6 +575,10 @@ pub struct Qs8ConvPlan {
     /// `packed` holds empty panels: the dot path is the only one run).
     #[cfg(target_arch = "aarch64")]
     dot: Option<neon::DotConv>,
+    /// The int8 conv on AVX-512 VNNI, where the CPU has it (then `packed`
+    /// holds empty panels too).
+    #[cfg(target_arch = "x86_64")]
+    vnni: Option<vnni::VnniConv>,
     supported: bool,
 }
 
@@ -620,7 +627,19 @@ impl Qs8ConvPlan {
         };
         #[cfg(target_arch = "aarch64")]
         let dot_only = dot.is_some();
-        #[cfg(not(target_arch = "aarch64"))]
+        // The VNNI path requantises in its kernel, so it needs the vector
+        // requantisation's shift range.
+        #[cfg(target_arch = "x86_64")]
+        let vnni = match (
+            supported && filter_offset == 0 && Requant::new(q, out_c).vector_ok,
+            crate::optimized::isa::Avx512Vnni::new(isa),
+        ) {
+            (true, Some(t)) => vnni::VnniConv::new(t, filter, groups, per_group, depth, q.input_offset),
+            _ => None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        let dot_only = vnni.is_some();
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
         let dot_only = false;
         let packed = if supported {
             (0..groups)
@@ -659,6 +678,8 @@ impl Qs8ConvPlan {
             weight_bound,
             #[cfg(target_arch = "aarch64")]
             dot,
+            #[cfg(target_arch = "x86_64")]
+            vnni,
             supported,
         }
     }
@@ -743,6 +764,42 @@ impl Qs8ConvPlan {
             }
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v) = &self.vnni {
+            // Built for int8 weights, so for int8 inputs.
+            assert!(T::SIGNED, "an int8 conv plan run on uint8 data");
+            let geometry = self.geometry();
+            let Qs8Scratch { a_u8, bias16, acc, .. } = scratch;
+            let panels = pg.div_ceil(NR);
+            let block = im2col_block_rows(v.k4, rows);
+            // The unsigned bytes `x + 128`.
+            a_u8.resize(block * v.k4, 0);
+            let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
+            let mode = self.requant.mode(self.weight_bound, bias);
+            let mut r = 0;
+            while r < rows {
+                let m = block.min(rows - r);
+                for g in 0..self.packed.len() {
+                    bias16.clear();
+                    bias16.resize(panels * NR, 0);
+                    if let Some(b) = bias {
+                        bias16[..pg].copy_from_slice(&b[g * pg..(g + 1) * pg]);
+                    }
+                    v.start_values(g, bias16, acc);
+                    let a8 = &mut a_u8[..m * v.k4];
+                    geometry.rows(input, row_start + r, m, g, self.depth, a8, v.pad, |src, d| {
+                        for (d, s) in d.iter_mut().zip(src) {
+                            *d = (s.to_i32() + 128) as u8;
+                        }
+                    });
+                    let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: acc, mode, oc };
+                    let out = &mut output_rows[r * out_c + g * pg..];
+                    v.gemm_requant(g, m, a8, &epi, out, out_c, pg);
+                }
+                r += m;
+            }
+            return;
+        }
         let Qs8Scratch { a, acc, bias16, .. } = scratch;
         if a.len() < block * kp {
             a.resize(block * kp, 0);
@@ -798,6 +855,15 @@ impl Qs8ConvPlan {
 
     fn geometry(&self) -> Im2col<'_> {
         Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape }
+    }
+
+    /// Whether the plan runs on AVX-512 VNNI (for tests).
+    #[cfg(test)]
+    fn uses_vnni(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.vnni.is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     /// Receptive fields of pixels `first .. first + m`, group `g`, as
@@ -1323,6 +1389,12 @@ pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub(crate) mod avx2;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+// Index loops over fixed register arrays are deliberate: they unroll.
+#[allow(clippy::needless_range_loop)]
+mod vnni;
 
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "qs8/no_avx2.rs"]

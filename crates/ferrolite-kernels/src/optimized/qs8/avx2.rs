@@ -791,7 +791,7 @@ fn requant_pre(x: __m256i, r: [__m256i; 5], lsh: bool, min: bool, oc: [i32; 3]) 
 /// Each row has 8 readable values from `o`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn rq_lanes(rows: &[*const i32; RQ_FIELDS], o: usize) -> [__m256i; RQ_FIELDS] {
+pub(super) unsafe fn rq_lanes(rows: &[*const i32; RQ_FIELDS], o: usize) -> [__m256i; RQ_FIELDS] {
     // SAFETY: the caller's promise.
     unsafe {
         [
@@ -810,7 +810,12 @@ unsafe fn rq_lanes(rows: &[*const i32; RQ_FIELDS], o: usize) -> [__m256i; RQ_FIE
 /// each register's per-lane constants in `Requant::panels` order.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn requant16<T: Q8>(x: [__m256i; 2], r: &[[__m256i; RQ_FIELDS]; 2], mode: RequantMode, oc: [i32; 3]) -> __m128i {
+pub(super) fn requant16<T: Q8>(
+    x: [__m256i; 2],
+    r: &[[__m256i; RQ_FIELDS]; 2],
+    mode: RequantMode,
+    oc: [i32; 3],
+) -> __m128i {
     let (v0, v1) = match mode {
         RequantMode::Short => (requant_short(x[0], r[0], oc), requant_short(x[1], r[1], oc)),
         RequantMode::Full { lsh, min } => {

@@ -240,6 +240,7 @@ fn gemm_i32_matches_naive() {
 #[test]
 fn conv_matches_reference_exactly() {
     let mut rng = Rng::new(0x9508);
+    let mut vnni_cases = 0;
     for i in 0..160usize {
         let groups = if i % 5 == 1 { rng.range(2, 4) } else { 1 };
         let f_in = rng.range(1, 24);
@@ -266,6 +267,7 @@ fn conv_matches_reference_exactly() {
             for &isa in &available_levels() {
                 let plan = Qs8ConvPlan::new(isa, &g.p, &q, g.in_shape, &w, filter_shape, out_shape);
                 assert!(plan.supported());
+                vnni_cases += usize::from(plan.uses_vnni());
                 let ctx = format!("i8 case {i} {isa:?} {:?} {filter_shape:?} {:?}", g.in_shape, g.p);
                 check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
             }
@@ -282,6 +284,10 @@ fn conv_matches_reference_exactly() {
                 check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
             }
         }
+    }
+    // Where the CPU has VNNI, most int8 cases ran on it.
+    if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512Vnni {
+        assert!(vnni_cases > 40, "only {vnni_cases} cases on the VNNI path");
     }
 }
 
