@@ -32,6 +32,8 @@ use crate::activation::ClampF32;
 use crate::optimized::conv::{im2col_block_rows, Im2col};
 use crate::optimized::depthwise::{DepthwiseF32Plan, DwEpilogue};
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::qs8::vnni::VnniConv;
 use crate::optimized::qs8::{
     gemm_f32_tiles, gemm_i32, gemm_i32_panels, walk_tiles, FloatTail, PackedQs8, Qs8Scratch, TailScale, MR, NR,
 };
@@ -593,6 +595,10 @@ pub struct HybridConvPlan {
     scales16: Vec<f32>,
     /// The largest `|scale|` (NaN if any is): see [`nan_free_bounds`].
     max_abs_scale: f32,
+    /// The sums on AVX-512 VNNI, where the CPU has it (then `packed`
+    /// holds empty panels).
+    #[cfg(target_arch = "x86_64")]
+    vnni: Option<VnniConv>,
     supported: bool,
 }
 
@@ -630,10 +636,23 @@ impl HybridConvPlan {
         let per_group = if supported { out_c / groups } else { 0 };
         let depth = f_h * f_w * f_in;
         let kp = depth.div_ceil(2) * 2;
+        #[cfg(target_arch = "x86_64")]
+        let vnni = match (supported, crate::optimized::isa::Avx512Vnni::new(isa)) {
+            (true, Some(t)) => VnniConv::new(t, filter, groups, per_group, depth),
+            _ => None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        let vnni_only = vnni.is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        let vnni_only = false;
         let packed = if supported {
             (0..groups)
-                .map(|g| {
-                    PackedQs8::pack(&filter[g * per_group * depth..(g + 1) * per_group * depth], per_group, depth, 0)
+                .map(|g| match vnni_only {
+                    true => PackedQs8::empty(),
+                    false => {
+                        let w = &filter[g * per_group * depth..(g + 1) * per_group * depth];
+                        PackedQs8::pack(w, per_group, depth, 0)
+                    }
                 })
                 .collect()
         } else {
@@ -674,6 +693,8 @@ impl HybridConvPlan {
             kind: if per_channel { ConvKind::PerChannel } else { ConvKind::PerTensor },
             max_abs_scale: max_abs(&scales),
             scales,
+            #[cfg(target_arch = "x86_64")]
+            vnni,
             per_group,
             depth,
             kp,
@@ -830,11 +851,15 @@ impl HybridConvPlan {
         let kp = self.kp;
         let ldc = pg.div_ceil(NR) * NR;
         let block = im2col_block_rows(kp, rows);
-        let Qs8Scratch { a, acc, fbias16, .. } = scratch;
+        let Qs8Scratch { a, a_u8, acc, fbias16, .. } = scratch;
         if (!self.direct || input.is_some()) && a.len() < block * kp {
             a.resize(block * kp, 0);
         }
         let token = Avx2Fma::new(self.isa);
+        #[cfg(target_arch = "x86_64")]
+        let vnni = self.vnni.as_ref();
+        #[cfg(not(target_arch = "x86_64"))]
+        let vnni: Option<&()> = None;
         if token.is_some() {
             // The float epilogue runs in the micro-kernel, one image at a
             // time (its scale is per image).
@@ -863,6 +888,27 @@ impl HybridConvPlan {
                         ConvKind::PerChannel => (TailScale::PerChannel(&self.scales16[at..at + panels * NR]), s_in),
                     };
                     let tail = FloatTail { scale, s, bias: fb, clamp };
+                    #[cfg(target_arch = "x86_64")]
+                    if let Some(v) = vnni {
+                        // The same sums on VNNI: the bytes `q + 128`, the
+                        // correction for this image's zero point.
+                        let off = q.offsets[b];
+                        let k4 = v.k4;
+                        a_u8.resize(m * k4, 0);
+                        for (dst, src) in a_u8.chunks_exact_mut(k4).zip(lhs.chunks_exact(kp)) {
+                            let depth = self.depth;
+                            for (d, &x) in dst[..depth].iter_mut().zip(&src[..depth]) {
+                                *d = (x as i32 + off + 128) as u8;
+                            }
+                            // Zero weights there.
+                            dst[depth..].fill(0);
+                        }
+                        v.start_values(g, -off, None, acc);
+                        let out = &mut output_rows[r * out_c + g * pg..];
+                        v.gemm_f32(g, m, a_u8, acc, &tail, out, out_c, pg);
+                        continue;
+                    }
+                    let _ = (&vnni, &a_u8);
                     walk_tiles(m, panels, packed.k2, |i, js| {
                         let out = &mut output_rows[(r + i) * out_c + g * pg..];
                         let lhs = &lhs[i * kp..];

@@ -631,10 +631,13 @@ impl Qs8ConvPlan {
         // requantisation's shift range.
         #[cfg(target_arch = "x86_64")]
         let vnni = match (
-            supported && filter_offset == 0 && Requant::new(q, out_c).vector_ok,
+            supported
+                && filter_offset == 0
+                && vnni::pad_byte(q.input_offset).is_some()
+                && Requant::new(q, out_c).vector_ok,
             crate::optimized::isa::Avx512Vnni::new(isa),
         ) {
-            (true, Some(t)) => vnni::VnniConv::new(t, filter, groups, per_group, depth, q.input_offset),
+            (true, Some(t)) => vnni::VnniConv::new(t, filter, groups, per_group, depth),
             _ => None,
         };
         #[cfg(target_arch = "x86_64")]
@@ -776,6 +779,7 @@ impl Qs8ConvPlan {
             a_u8.resize(block * v.k4, 0);
             let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
             let mode = self.requant.mode(self.weight_bound, bias);
+            let pad = vnni::pad_byte(self.input_offset).unwrap_or(0);
             let mut r = 0;
             while r < rows {
                 let m = block.min(rows - r);
@@ -785,9 +789,9 @@ impl Qs8ConvPlan {
                     if let Some(b) = bias {
                         bias16[..pg].copy_from_slice(&b[g * pg..(g + 1) * pg]);
                     }
-                    v.start_values(g, bias16, acc);
+                    v.start_values(g, self.input_offset, Some(bias16), acc);
                     let a8 = &mut a_u8[..m * v.k4];
-                    geometry.rows(input, row_start + r, m, g, self.depth, a8, v.pad, |src, d| {
+                    geometry.rows(input, row_start + r, m, g, self.depth, a8, pad, |src, d| {
                         for (d, s) in d.iter_mut().zip(src) {
                             *d = (s.to_i32() + 128) as u8;
                         }
@@ -1394,7 +1398,7 @@ pub(crate) mod avx2;
 #[allow(unsafe_code)]
 // Index loops over fixed register arrays are deliberate: they unroll.
 #[allow(clippy::needless_range_loop)]
-mod vnni;
+pub(crate) mod vnni;
 
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "qs8/no_avx2.rs"]

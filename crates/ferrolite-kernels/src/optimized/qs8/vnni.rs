@@ -19,9 +19,11 @@
 //!
 //! Each sum then goes through the AVX2 requantisation (`avx2::requant16`,
 //! one 256-bit half at a time), so the outputs are those of the AVX2 path.
+//! The dynamic-range conv (`hybrid`) runs the same sums on its quantised
+//! image, with its float epilogue (`gemm_f32`).
 
 use super::avx2::{requant16, rq_lanes, Epilogue};
-use super::{Q8, RQ_FIELDS};
+use super::{FloatTail, TailScale, Q8, RQ_FIELDS};
 use crate::optimized::isa::Avx512Vnni;
 use std::arch::x86_64::*;
 
@@ -37,32 +39,33 @@ pub(crate) struct VnniConv {
     pub(crate) k4: usize,
     /// Per group, panels of `k4 / 4` quads of 64 bytes.
     packed: Vec<Vec<i8>>,
-    /// Per group, `(input_offset - 128) * sum_k w[c][k]` (wrapping) per
-    /// channel of its panels (zero past the group's channels).
-    corr: Vec<Vec<i32>>,
-    /// The byte a padding tap holds: `128 - input_offset`.
-    pub(crate) pad: u8,
+    /// Per group, `sum_k w[c][k]` (wrapping) per channel of its panels
+    /// (zero past the group's channels).
+    wsum: Vec<Vec<i32>>,
+}
+
+/// The byte a padding tap holds for this input offset: `128 -
+/// input_offset` (`None` outside `u8`: a zero point outside int8).
+pub(crate) fn pad_byte(input_offset: i32) -> Option<u8> {
+    u8::try_from(128i32.checked_sub(input_offset)?).ok()
 }
 
 impl VnniConv {
-    /// `None` where a padding tap's byte would not be a `u8` (an input
-    /// zero point outside int8).
+    /// `None` for uint8 weights.
     pub(crate) fn new<W: Q8>(
         token: Avx512Vnni,
         filter: &[W],
         groups: usize,
         per_group: usize,
         depth: usize,
-        input_offset: i32,
     ) -> Option<VnniConv> {
         if depth == 0 || !W::SIGNED {
             return None;
         }
-        let pad = u8::try_from(128i32.checked_sub(input_offset)?).ok()?;
         let k4 = depth.div_ceil(4) * 4;
         let panels = per_group.div_ceil(NR);
         let mut packed = Vec::with_capacity(groups);
-        let mut corr = Vec::with_capacity(groups);
+        let mut wsum = Vec::with_capacity(groups);
         for g in 0..groups {
             let mut buf = vec![0i8; panels * k4 * NR];
             let mut sums = vec![0i32; panels * NR];
@@ -72,27 +75,31 @@ impl VnniConv {
                 for (k, &v) in w.iter().enumerate() {
                     panel[(k / 4) * 64 + 4 * c + k % 4] = v.to_i32() as i8;
                 }
-                let sum = w.iter().fold(0i32, |s, &v| s.wrapping_add(v.to_i32()));
-                sums[oc] = input_offset.wrapping_sub(128).wrapping_mul(sum);
+                sums[oc] = w.iter().fold(0i32, |s, &v| s.wrapping_add(v.to_i32()));
             }
             packed.push(buf);
-            corr.push(sums);
+            wsum.push(sums);
         }
-        Some(VnniConv { token, k4, packed, corr, pad })
+        Some(VnniConv { token, k4, packed, wsum })
     }
 
-    /// Group `g`'s bias (panel-padded, as in `epi.bias`) plus its offset
-    /// correction, into `out`.
-    pub(crate) fn start_values(&self, g: usize, bias16: &[i32], out: &mut Vec<i32>) {
+    /// What group `g`'s sums start from, into `out`: the bias (`bias16`,
+    /// panel-padded, or none) plus the offset correction
+    /// `(input_offset - 128) * sum w`.
+    pub(crate) fn start_values(&self, g: usize, input_offset: i32, bias16: Option<&[i32]>, out: &mut Vec<i32>) {
+        let k = input_offset.wrapping_sub(128);
         out.clear();
-        out.extend(self.corr[g].iter().zip(bias16).map(|(&c, &b)| c.wrapping_add(b)));
+        out.extend(self.wsum[g].iter().enumerate().map(|(c, &s)| {
+            let b = bias16.map_or(0, |b| b[c]);
+            k.wrapping_mul(s).wrapping_add(b)
+        }));
     }
 
     /// The `m` rows of `a` (`k4` bytes each, `u = x + 128`) against group
     /// `g`'s panels, requantised into `out` (rows at stride `ldo`, the
     /// group's `cols` channels). `epi.bias` holds [`Self::start_values`].
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn gemm_requant<T: Q8>(
+    pub(super) fn gemm_requant<T: Q8>(
         &self,
         g: usize,
         m: usize,
@@ -102,18 +109,109 @@ impl VnniConv {
         ldo: usize,
         cols: usize,
     ) {
+        let panels = cols.div_ceil(NR);
+        self.check(g, m, a, cols, out.len(), ldo);
+        assert!(epi.rq.len() >= panels * RQ_FIELDS * NR && epi.bias.len() >= panels * NR);
+        let o = out.as_mut_ptr() as *mut u8;
+        self.walk(g, m, a, cols, |rows, args| {
+            let (r, j) = (args.row, args.panel);
+            let rq = epi.rq[j * RQ_FIELDS * NR..].as_ptr();
+            let start = epi.bias[j * NR..].as_ptr();
+            // SAFETY (pointer only): row `r`, column `16 j` lie in `out`.
+            let dst = unsafe { o.add(r * ldo + j * NR) };
+            // SAFETY: the token proves AVX-512 VNNI; `check` and the assert
+            // above bound every access: the tile's rows of `k4` bytes, its
+            // panels, their constants and start values, and `nc` bytes of
+            // each output row (`T` is a byte).
+            unsafe {
+                macro_rules! call {
+                    ($p:literal) => {
+                        match rows {
+                            1 => tile_rq::<T, 1, $p>(&args, rq, start, epi, dst, ldo),
+                            2 => tile_rq::<T, 2, $p>(&args, rq, start, epi, dst, ldo),
+                            3 => tile_rq::<T, 3, $p>(&args, rq, start, epi, dst, ldo),
+                            4 => tile_rq::<T, 4, $p>(&args, rq, start, epi, dst, ldo),
+                            5 => tile_rq::<T, 5, $p>(&args, rq, start, epi, dst, ldo),
+                            _ => tile_rq::<T, 6, $p>(&args, rq, start, epi, dst, ldo),
+                        }
+                    };
+                }
+                if args.pair {
+                    call!(2)
+                } else {
+                    call!(1)
+                }
+            }
+        });
+    }
+
+    /// [`Self::gemm_requant`] with the dynamic-range conv's float epilogue:
+    /// the sums start from `start` ([`Self::start_values`], no bias) and
+    /// `tail` (its scales and bias panel-padded like `start`) finishes them.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm_f32(
+        &self,
+        g: usize,
+        m: usize,
+        a: &[u8],
+        start: &[i32],
+        tail: &FloatTail<'_>,
+        out: &mut [f32],
+        ldo: usize,
+        cols: usize,
+    ) {
+        let panels = cols.div_ceil(NR);
+        self.check(g, m, a, cols, out.len(), ldo);
+        assert!(start.len() >= panels * NR && tail.bias.is_none_or(|b| b.len() >= panels * NR));
+        if let TailScale::PerChannel(w) = tail.scale {
+            assert!(w.len() >= panels * NR, "per-channel scales for the panels");
+        }
+        let o = out.as_mut_ptr();
+        self.walk(g, m, a, cols, |rows, args| {
+            let (r, j) = (args.row, args.panel);
+            // SAFETY (pointer only): row `r`, column `16 j` lie in `out`.
+            let dst = unsafe { o.add(r * ldo + j * NR) };
+            let start = start[j * NR..].as_ptr();
+            // SAFETY: as in `gemm_requant`, with 16 scales and biases per
+            // panel from panel `j` and `nc` floats per output row.
+            unsafe {
+                macro_rules! call {
+                    ($p:literal) => {
+                        match rows {
+                            1 => tile_f32::<1, $p>(&args, start, tail, dst, ldo),
+                            2 => tile_f32::<2, $p>(&args, start, tail, dst, ldo),
+                            3 => tile_f32::<3, $p>(&args, start, tail, dst, ldo),
+                            4 => tile_f32::<4, $p>(&args, start, tail, dst, ldo),
+                            5 => tile_f32::<5, $p>(&args, start, tail, dst, ldo),
+                            _ => tile_f32::<6, $p>(&args, start, tail, dst, ldo),
+                        }
+                    };
+                }
+                if args.pair {
+                    call!(2)
+                } else {
+                    call!(1)
+                }
+            }
+        });
+    }
+
+    /// The bounds every tile relies on: `m` rows of `k4` bytes, group `g`'s
+    /// panels for `cols` channels, `m` output rows of `cols` at `ldo`.
+    fn check(&self, g: usize, m: usize, a: &[u8], cols: usize, out_len: usize, ldo: usize) {
+        let (w, k4) = (&self.packed[g], self.k4);
+        assert!(k4.is_multiple_of(4) && w.len() >= cols.div_ceil(NR) * k4 * NR && a.len() >= m * k4);
+        assert!(m == 0 || (ldo >= cols && out_len >= (m - 1) * ldo + cols));
+    }
+
+    /// Call `tile(rows, args)` for each tile of the `m` rows against the
+    /// `cols` channels of group `g`: panel pairs outside, row tiles of up to
+    /// 6 inside (a pair's weights stay in L1 while every row of the block,
+    /// in L2, passes over them); an odd last panel alone.
+    fn walk(&self, g: usize, m: usize, a: &[u8], cols: usize, mut tile: impl FnMut(usize, TileArgs)) {
+        let _ = self.token;
         let (w, k4) = (&self.packed[g], self.k4);
         let panels = cols.div_ceil(NR);
-        if m == 0 || cols == 0 {
-            return;
-        }
-        assert!(k4.is_multiple_of(4) && w.len() >= panels * k4 * NR && a.len() >= m * k4);
-        assert!(epi.rq.len() >= panels * RQ_FIELDS * NR && epi.bias.len() >= panels * NR);
-        assert!(ldo >= cols && out.len() >= (m - 1) * ldo + cols);
-        let _ = self.token;
-        let o = out.as_mut_ptr() as *mut u8;
-        // Panel pairs outside, row tiles inside: a pair's weights stay in
-        // L1 while every row of the block (in L2) passes over them.
         let mut j = 0;
         while j < panels {
             let pair = panels - j >= 2;
@@ -121,43 +219,17 @@ impl VnniConv {
             let mut r = 0;
             while r < m {
                 let rows = (m - r).min(6);
-                let args = (
+                let args = TileArgs {
                     k4,
-                    a[r * k4..].as_ptr(),
-                    w[j * k4 * NR..].as_ptr(),
-                    k4 * NR,
-                    epi.rq[j * RQ_FIELDS * NR..].as_ptr(),
-                    epi.bias[j * NR..].as_ptr(),
-                    epi,
-                    // SAFETY (pointer only): row `r`, column `16 j` lie in
-                    // `out` (asserted above).
-                    unsafe { o.add(r * ldo + j * NR) },
-                    ldo,
+                    a: a[r * k4..].as_ptr(),
+                    w: w[j * k4 * NR..].as_ptr(),
+                    stride: k4 * NR,
+                    row: r,
+                    panel: j,
+                    pair,
                     nc,
-                );
-                // SAFETY: the token proves AVX-512 VNNI; the asserts above
-                // bound every access: rows `r .. r + rows` of `k4` bytes,
-                // panels `j, j + 1` of `k4 * 16` bytes, their epilogue
-                // constants, `nc` bytes of each output row (`T` is a byte).
-                unsafe {
-                    macro_rules! call {
-                        ($p:literal) => {
-                            match rows {
-                                1 => tile::<T, 1, $p>(args),
-                                2 => tile::<T, 2, $p>(args),
-                                3 => tile::<T, 3, $p>(args),
-                                4 => tile::<T, 4, $p>(args),
-                                5 => tile::<T, 5, $p>(args),
-                                _ => tile::<T, 6, $p>(args),
-                            }
-                        };
-                    }
-                    if pair {
-                        call!(2)
-                    } else {
-                        call!(1)
-                    }
-                }
+                };
+                tile(rows, args);
                 r += rows;
             }
             j += if pair { 2 } else { 1 };
@@ -165,54 +237,139 @@ impl VnniConv {
     }
 }
 
-/// The arguments of [`tile`]: depth `k4`, the first row, the first panel,
-/// the panel stride, its epilogue constants and start values, the
-/// epilogue, the output, its row stride, and the tile's columns.
-type TileArgs<'a> =
-    (usize, *const u8, *const i8, usize, *const i32, *const i32, &'a Epilogue<'a>, *mut u8, usize, usize);
+/// One tile's inputs: depth `k4`, its first row of `a` (rows `k4` apart),
+/// its first panel (`stride` bytes to the next), its place (first row,
+/// first panel), whether it covers two panels, and its columns.
+struct TileArgs {
+    k4: usize,
+    a: *const u8,
+    w: *const i8,
+    stride: usize,
+    row: usize,
+    panel: usize,
+    pair: bool,
+    nc: usize,
+}
 
-/// `qs8_gemm_{M}x{16 P}c4_vnni`: `M` rows x `P` panels, `M * P` int32
-/// accumulators starting from the start values; per quad of depth, `P`
-/// weight loads, one broadcast of each row's four bytes, `M * P`
-/// `vpdpbusd`; then the requantisation and `nc` bytes stored per row.
+/// `qs8_gemm_{M}x{16 P}c4_vnni`'s sums: `M * P` int32 accumulators
+/// starting from `start` (16 per panel); per quad of depth, `P` weight
+/// loads, one broadcast of each row's four bytes, `M * P` `vpdpbusd`.
 ///
 /// # Safety
-/// AVX-512 VNNI (and AVX2); `M` rows of `k4` bytes from `a` (rows `k4`
-/// apart), `P` panels of `k4 * 16` bytes `stride` apart from `w`,
-/// `RQ_FIELDS * 16 * P` constants and `16 * P` start values, `M` output
-/// rows of `nc <= 16 P` bytes at stride `ldo`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-unsafe fn tile<T: Q8, const M: usize, const P: usize>(args: TileArgs<'_>) {
-    let (k4, a, w, stride, rq, start, epi, out, ldo, nc) = args;
+/// AVX-512 VNNI; `M` rows of `k4` bytes, `P` panels of `k4 * 16` bytes,
+/// `16 P` start values.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn accumulate<const M: usize, const P: usize>(t: &TileArgs, start: *const i32) -> [[__m512i; M]; P] {
     // SAFETY: per the contract.
     unsafe {
         let mut acc: [[__m512i; M]; P] =
             std::array::from_fn(|j| [_mm512_loadu_si512(start.add(j * NR) as *const _); M]);
-        let rows: [*const u8; M] = std::array::from_fn(|r| a.add(r * k4));
-        for t in 0..k4 / 4 {
-            let wv: [__m512i; P] = std::array::from_fn(|j| _mm512_loadu_si512(w.add(j * stride + t * 64) as *const _));
+        let rows: [*const u8; M] = std::array::from_fn(|r| t.a.add(r * t.k4));
+        for q in 0..t.k4 / 4 {
+            let wv: [__m512i; P] =
+                std::array::from_fn(|j| _mm512_loadu_si512(t.w.add(j * t.stride + q * 64) as *const _));
             for r in 0..M {
-                let x = _mm512_set1_epi32((rows[r].add(4 * t) as *const i32).read_unaligned());
+                let x = _mm512_set1_epi32((rows[r].add(4 * q) as *const i32).read_unaligned());
                 for j in 0..P {
                     acc[j][r] = _mm512_dpbusd_epi32(acc[j][r], x, wv[j]);
                 }
             }
         }
+        acc
+    }
+}
+
+/// The lanes of the first `n <= 16` columns.
+#[inline(always)]
+fn lanes(n: usize) -> u32 {
+    if n >= 16 {
+        0xffff
+    } else {
+        (1u32 << n) - 1
+    }
+}
+
+/// `qs8_gemm_{M}x{16 P}c4_vnni` requantised: the sums of [`accumulate`],
+/// then `requant16` per panel and row, `nc` bytes stored per row.
+///
+/// # Safety
+/// As [`accumulate`]; `RQ_FIELDS * 16 * P` constants at `rq`, `M` output
+/// rows of `t.nc <= 16 P` bytes at stride `ldo` from `out`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+unsafe fn tile_rq<T: Q8, const M: usize, const P: usize>(
+    t: &TileArgs,
+    rq: *const i32,
+    start: *const i32,
+    epi: &Epilogue<'_>,
+    out: *mut u8,
+    ldo: usize,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let acc = accumulate::<M, P>(t, start);
         for j in 0..P {
             let q = rq.add(j * RQ_FIELDS * NR);
             let fields: [*const i32; RQ_FIELDS] = std::array::from_fn(|f| q.add(f * NR));
-            let lanes = [rq_lanes(&fields, 0), rq_lanes(&fields, 8)];
-            let here = nc.saturating_sub(j * NR).min(NR);
+            let consts = [rq_lanes(&fields, 0), rq_lanes(&fields, 8)];
+            let here = t.nc.saturating_sub(j * NR).min(NR);
             for r in 0..M {
                 let v = acc[j][r];
                 let halves = [_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)];
-                let bytes = requant16::<T>(halves, &lanes, epi.mode, epi.oc);
+                let bytes = requant16::<T>(halves, &consts, epi.mode, epi.oc);
                 let dst = out.add(r * ldo + j * NR);
                 if here == NR {
                     _mm_storeu_si128(dst as *mut __m128i, bytes);
                 } else {
-                    _mm_mask_storeu_epi8(dst as *mut i8, ((1u32 << here) - 1) as __mmask16, bytes);
+                    _mm_mask_storeu_epi8(dst as *mut i8, lanes(here) as __mmask16, bytes);
                 }
+            }
+        }
+    }
+}
+
+/// `qs8_gemm_{M}x{16 P}c4_vnni` with the hybrid float epilogue, in the
+/// reference's operation order (as `avx2::qs8_gemm_mx16c2_f32_avx2`):
+/// per-tensor `(0 + f32(acc) * s) + bias`, per-channel `(f32(acc) * w[c])
+/// * s + bias`, then the clamp.
+///
+/// # Safety
+/// As [`accumulate`]; the tail's scales and bias hold 16 values per panel
+/// from panel `t.panel`; `M` output rows of `t.nc` floats at stride `ldo`.
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn tile_f32<const M: usize, const P: usize>(
+    t: &TileArgs,
+    start: *const i32,
+    tail: &FloatTail<'_>,
+    out: *mut f32,
+    ldo: usize,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let acc = accumulate::<M, P>(t, start);
+        let vs = _mm512_set1_ps(tail.s);
+        let (lo, hi) = (_mm512_set1_ps(tail.clamp[0]), _mm512_set1_ps(tail.clamp[1]));
+        let zero = _mm512_setzero_ps();
+        for j in 0..P {
+            let col = (t.panel + j) * NR;
+            let b = tail.bias.map(|b| _mm512_loadu_ps(b.as_ptr().add(col)));
+            let w = match tail.scale {
+                TailScale::PerChannel(w) => Some(_mm512_loadu_ps(w.as_ptr().add(col))),
+                TailScale::PerTensor => None,
+            };
+            let mask = lanes(t.nc.saturating_sub(j * NR).min(NR)) as __mmask16;
+            for r in 0..M {
+                let x = _mm512_cvtepi32_ps(acc[j][r]);
+                let v = match w {
+                    Some(w) => _mm512_mul_ps(_mm512_mul_ps(x, w), vs),
+                    None => _mm512_add_ps(zero, _mm512_mul_ps(x, vs)),
+                };
+                let v = match b {
+                    Some(b) => _mm512_add_ps(v, b),
+                    None => v,
+                };
+                let v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+                _mm512_mask_storeu_ps(out.add(r * ldo + j * NR), mask, v);
             }
         }
     }
