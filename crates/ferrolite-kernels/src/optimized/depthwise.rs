@@ -14,11 +14,11 @@
 //! fast); [`DepthwiseF32Plan::fast`] tells which path a plan takes.
 
 use crate::activation::ClampF32;
-#[cfg(target_arch = "x86_64")]
-use crate::optimized::isa::Avx2Fma;
 use crate::optimized::isa::IsaLevel;
 #[cfg(target_arch = "aarch64")]
 use crate::optimized::isa::Neon;
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::isa::{Avx2Fma, Avx512};
 use crate::reference::conv::DepthwiseParams;
 
 /// A DEPTHWISE_CONV_2D with repacked weights.
@@ -339,6 +339,8 @@ impl DepthwiseF32Plan {
             let out = &mut output_rows[i * out_c..(i + np) * out_c];
             match kernel {
                 #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512(t) => avx512::f32_dwconv_avx512(t, &taps, np, step, input, &self.weights, epi, out),
+                #[cfg(target_arch = "x86_64")]
                 Kernel::Avx2(t) => avx2::f32_dwconv_avx2_fma(t, &taps, np, step, input, &self.weights, epi, out),
                 #[cfg(target_arch = "aarch64")]
                 Kernel::Neon(t) => neon::f32_dwconv_neon(t, &taps, np, step, input, &self.weights, epi, out),
@@ -361,6 +363,8 @@ impl DepthwiseF32Plan {
 #[derive(Clone, Copy)]
 enum Kernel {
     #[cfg(target_arch = "x86_64")]
+    Avx512(Avx512),
+    #[cfg(target_arch = "x86_64")]
     Avx2(Avx2Fma),
     #[cfg(target_arch = "aarch64")]
     Neon(Neon),
@@ -372,6 +376,10 @@ impl Kernel {
     fn pick(isa: IsaLevel, depth_multiplier: usize) -> Kernel {
         if depth_multiplier != 1 {
             return Kernel::Multiplier(depth_multiplier);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = Avx512::new(isa) {
+            return Kernel::Avx512(t);
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(t) = Avx2Fma::new(isa) {
@@ -436,6 +444,10 @@ fn f32_dwconv_multiplier_scalar(
         *o = epi.apply(acc, oc);
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512;
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -936,6 +948,8 @@ mod tests {
                 &mut scale,
                 out_shape,
             );
+            // The SIMD levels' bits (all fused multiply-adds in tap order).
+            let mut simd_bits: Option<Vec<u32>> = None;
             for &isa in &available_levels() {
                 let plan = DepthwiseF32Plan::new(isa, &p, in_shape, &filter, filter_shape, out_shape);
                 assert!(plan.supported());
@@ -944,6 +958,13 @@ mod tests {
                 let mut got = vec![f32::NAN; out_len];
                 plan.run(&input, bias.as_deref(), &mut got);
                 assert_close(&got, &want, &scale, 1e-5, &ctx);
+                if isa != IsaLevel::Scalar && dm == 1 {
+                    let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                    match &simd_bits {
+                        Some(first) => assert_eq!(&bits, first, "{ctx}: bits differ from the first SIMD level"),
+                        None => simd_bits = Some(bits),
+                    }
+                }
                 if plan.rows() > 1 {
                     let chunk = rng.range(1, plan.rows());
                     let mut got = vec![f32::NAN; out_len];
