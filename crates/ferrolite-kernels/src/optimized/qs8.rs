@@ -1189,6 +1189,8 @@ impl Qs8DepthwisePlan {
         let ox_hi = (in_w + p.pad_left).checked_sub(span_w + 1).map_or(0, |v| v / p.stride_w + 1).min(out_w);
         let whole = f.c16 == out_c;
         let mode = self.requant.mode(f.weight_bound, bias);
+        // The AVX-512 kernels, where the CPU has them.
+        let wide = crate::optimized::isa::Avx512::new(self.isa);
         let mut i = 0;
         while i < rows {
             let pix = row_start + i;
@@ -1203,7 +1205,8 @@ impl Qs8DepthwisePlan {
                 let n = (ox_hi - ox).min(rows - i);
                 let base = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
                 let out = &mut output_rows[i * out_c..(i + n) * out_c];
-                avx2::dwconv16_span(t, input, f, &self.requant, mode, bias, oc, base, p.stride_w * in_c, n, out);
+                let step = p.stride_w * in_c;
+                avx2::dwconv16_span(t, wide, input, f, &self.requant, mode, bias, oc, base, step, n, out);
                 i += n;
                 continue;
             }
@@ -1225,7 +1228,7 @@ impl Qs8DepthwisePlan {
                 }
             }
             let (head, tail) = out.split_at_mut(f.c16);
-            avx2::dwconv16_row(t, input, f, &self.requant, mode, bias, oc, taps, head);
+            avx2::dwconv16_row(t, wide, input, f, &self.requant, mode, bias, oc, taps, head);
             for (j, o) in tail.iter_mut().enumerate() {
                 let c = f.c16 + j;
                 let mut acc = 0i32;
@@ -1399,6 +1402,10 @@ pub(crate) mod avx2;
 // Index loops over fixed register arrays are deliberate: they unroll.
 #[allow(clippy::needless_range_loop)]
 pub(crate) mod vnni;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512;
 
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "qs8/no_avx2.rs"]

@@ -2,11 +2,12 @@
 //! fused requantising and float epilogues, the depthwise kernels and the
 //! exact requantisation. Reached only through the `Avx2Fma` token.
 
+use super::avx512;
 use super::{
     check_dw_row, tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS, NR, PAD,
     Q8, RQ_FIELDS,
 };
-use crate::optimized::isa::Avx2Fma;
+use crate::optimized::isa::{Avx2Fma, Avx512};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -493,10 +494,11 @@ unsafe fn requant8_avx2(
 
 /// Channels `0 .. f.c16` of one depthwise output pixel: `taps` lists
 /// every tap in order as (input offset, tap) with `PAD` for padding.
-/// `mode`: `rq.mode` for `bias`.
+/// `mode`: `rq.mode` for `bias`. `wide`: run the AVX-512 kernel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dwconv16_row<T: Q8>(
     _t: Avx2Fma,
+    wide: Option<Avx512>,
     input: &[T],
     f: &DwFast,
     rq: &Requant,
@@ -528,16 +530,21 @@ pub(super) fn dwconv16_row<T: Q8>(
     // arrays, bias and `out` at least `c` values (asserted above).
     unsafe {
         let k = DwArgs::new(f, rq, mode, bias, oc);
-        qs8_dwconv_c16_avx2::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8)
+        match wide {
+            Some(_) => avx512::qs8_dwconv_c16_avx512::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8),
+            None => qs8_dwconv_c16_avx2::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8),
+        }
     }
 }
 
 /// `n` interior pixels (no padding tap) of one output row, channels
 /// `0 .. f.c16 == out_c`: pixel `j`'s first tap at `base + j * step`,
 /// its outputs at `out[j * c ..]`. `mode`: `rq.mode` for `bias`.
+/// `wide`: run the AVX-512 kernels.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dwconv16_span<T: Q8>(
     _t: Avx2Fma,
+    wide: Option<Avx512>,
     input: &[T],
     f: &DwFast,
     rq: &Requant,
@@ -572,6 +579,16 @@ pub(super) fn dwconv16_span<T: Q8>(
         // Layers in the short mode (most) get a copy of the kernels
         // without the flag tests.
         let kernels: [unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8); 3] = match mode == RequantMode::Short {
+            true if wide.is_some() => [
+                avx512::qs8_dwconv_px_c16_avx512::<T, 4, true>,
+                avx512::qs8_dwconv_px_c16_avx512::<T, 2, true>,
+                avx512::qs8_dwconv_px_c16_avx512::<T, 1, true>,
+            ],
+            false if wide.is_some() => [
+                avx512::qs8_dwconv_px_c16_avx512::<T, 4, false>,
+                avx512::qs8_dwconv_px_c16_avx512::<T, 2, false>,
+                avx512::qs8_dwconv_px_c16_avx512::<T, 1, false>,
+            ],
             true => [
                 qs8_dwconv_px_c16_avx2::<T, 4, true>,
                 qs8_dwconv_px_c16_avx2::<T, 2, true>,
@@ -598,24 +615,31 @@ pub(super) fn dwconv16_span<T: Q8>(
     }
 }
 
-/// What `qs8_dwconv_px_c16_avx2` needs besides the pixels.
-struct DwArgs<'a> {
-    c: usize,
-    pd: &'a [(usize, usize)],
-    wp: *const i16,
-    corr: *const i32,
-    bias: Option<*const i32>,
+/// What `qs8_dwconv_px_c16_avx2` (and the AVX-512 twin) needs besides
+/// the pixels.
+pub(super) struct DwArgs<'a> {
+    pub c: usize,
+    pub pd: &'a [(usize, usize)],
+    pub wp: *const i16,
+    pub corr: *const i32,
+    pub bias: Option<*const i32>,
     /// Multiplier, left shift, right shift, mask, half, `round_oc`
     /// (per channel).
-    rq: [*const i32; RQ_FIELDS],
-    mode: RequantMode,
-    oc: [i32; 3],
+    pub rq: [*const i32; RQ_FIELDS],
+    pub mode: RequantMode,
+    pub oc: [i32; 3],
 }
 
 impl<'a> DwArgs<'a> {
     /// The arguments for channels `0 .. f.c16` (the callers check that
     /// `rq` and `bias` have that many).
-    fn new(f: &'a DwFast, rq: &Requant, mode: RequantMode, bias: Option<&[i32]>, oc: [i32; 3]) -> DwArgs<'a> {
+    pub(super) fn new(
+        f: &'a DwFast,
+        rq: &Requant,
+        mode: RequantMode,
+        bias: Option<&[i32]>,
+        oc: [i32; 3],
+    ) -> DwArgs<'a> {
         let rq_rows = [&rq.mult, &rq.lsh, &rq.rsh, &rq.mask, &rq.half, &rq.round_oc];
         DwArgs {
             c: f.c16,

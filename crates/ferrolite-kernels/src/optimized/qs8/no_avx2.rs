@@ -2,7 +2,7 @@
 //! the shared code compiling and are never called.
 
 use super::{DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, Q8};
-use crate::optimized::isa::Avx2Fma;
+use crate::optimized::isa::{Avx2Fma, Avx512};
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_float_tiles(
@@ -49,6 +49,7 @@ pub(super) fn gemm_requant_tiles<T: Q8>(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dwconv16_span<T: Q8>(
     _: Avx2Fma,
+    _: Option<Avx512>,
     _: &[T],
     _: &DwFast,
     _: &Requant,
@@ -66,6 +67,7 @@ pub(super) fn dwconv16_span<T: Q8>(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dwconv16_row<T: Q8>(
     _: Avx2Fma,
+    _: Option<Avx512>,
     _: &[T],
     _: &DwFast,
     _: &Requant,
