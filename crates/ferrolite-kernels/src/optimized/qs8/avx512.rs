@@ -3,7 +3,8 @@
 //! 16 lanes at once. Same sums (integers, order-free) and the same
 //! requantisation steps as `avx2`, so the same bytes. Reached through the
 //! AVX2 entry points (`avx2::dwconv16_row` / `dwconv16_span`), which
-//! check the bounds and take an `Avx512` token to pick these.
+//! check the bounds and take an `Avx512` token to pick these; the VNNI
+//! conv (`vnni`) requantises with [`requant16`] too.
 
 use super::avx2::DwArgs;
 use super::{RequantMode, Q8, RQ_FIELDS};
@@ -36,7 +37,7 @@ fn doubling_high_mul(a: __m512i, m: __m512i, saturate: bool) -> __m512i {
 /// exact). `r`: the per-lane constants in `Requant::panels` order.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn requant16<T: Q8>(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: RequantMode, oc: [i32; 3]) -> __m128i {
+pub(super) fn requant16<T: Q8>(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: RequantMode, oc: [i32; 3]) -> __m128i {
     let [m, l, e, mask, half, round_oc] = *r;
     let v = match mode {
         RequantMode::Short => {

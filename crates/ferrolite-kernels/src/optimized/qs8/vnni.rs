@@ -17,12 +17,14 @@
 //! `u = 128 - off`, whose product cancels its share of the correction;
 //! the depth is padded to a whole quad with zero weights.
 //!
-//! Each sum then goes through the AVX2 requantisation (`avx2::requant16`,
-//! one 256-bit half at a time), so the outputs are those of the AVX2 path.
+//! Each sum then goes through the exact requantisation on 16 lanes
+//! (`avx512::requant16`, the AVX2 steps), so the outputs are those of the
+//! AVX2 path.
 //! The dynamic-range conv (`hybrid`) runs the same sums on its quantised
 //! image, with its float epilogue (`gemm_f32`).
 
-use super::avx2::{requant16, rq_lanes, Epilogue};
+use super::avx2::Epilogue;
+use super::avx512::requant16;
 use super::{FloatTail, TailScale, Q8, RQ_FIELDS};
 use crate::optimized::isa::Avx512Vnni;
 use std::arch::x86_64::*;
@@ -310,13 +312,10 @@ unsafe fn tile_rq<T: Q8, const M: usize, const P: usize>(
         let acc = accumulate::<M, P>(t, start);
         for j in 0..P {
             let q = rq.add(j * RQ_FIELDS * NR);
-            let fields: [*const i32; RQ_FIELDS] = std::array::from_fn(|f| q.add(f * NR));
-            let consts = [rq_lanes(&fields, 0), rq_lanes(&fields, 8)];
+            let consts: [__m512i; RQ_FIELDS] = std::array::from_fn(|f| _mm512_loadu_si512(q.add(f * NR) as *const _));
             let here = t.nc.saturating_sub(j * NR).min(NR);
             for r in 0..M {
-                let v = acc[j][r];
-                let halves = [_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)];
-                let bytes = requant16::<T>(halves, &consts, epi.mode, epi.oc);
+                let bytes = requant16::<T>(acc[j][r], &consts, epi.mode, epi.oc);
                 let dst = out.add(r * ldo + j * NR);
                 if here == NR {
                     _mm_storeu_si128(dst as *mut __m128i, bytes);
