@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn planus_available() -> bool {
-    let on_path = Command::new("planus").arg("--help").output().is_ok();
+    // A successful run, not just a spawn: under qemu-user a missing program
+    // still "starts" (the emulator does) and then fails.
+    let on_path = Command::new("planus").arg("--help").output().is_ok_and(|o| o.status.success());
     let in_cargo_home =
         std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/planus").is_file()).unwrap_or(false);
     on_path || in_cargo_home
