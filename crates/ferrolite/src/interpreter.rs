@@ -519,6 +519,8 @@ impl<'m> Interpreter<'m> {
         let control = self.nodes[ni].control.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
         let outputs = control.run(inputs)?;
         for (&t, bytes) in op.outputs.iter().zip(outputs) {
+            // Copied values: nothing is known about their range.
+            self.ranges[t] = None;
             let dst: &mut [u8] = match &mut self.storage[t] {
                 Storage::Arena(r) => &mut arena[r.clone()],
                 Storage::Owned(b) => b.as_mut_slice(),

@@ -33,8 +33,8 @@ fn doubling_high_mul(a: __m512i, m: __m512i, saturate: bool) -> __m512i {
 
 /// 16 int32 sums (bias included) requantised as `mode` says (the steps of
 /// `avx2::requant_short` / `requant_pre`), then narrowed to `T`'s 16
-/// bytes (the values are clamped into `T`'s range, so truncation is
-/// exact). `r`: the per-lane constants in `Requant::panels` order.
+/// bytes with saturation, as the AVX2 packs do. `r`: the per-lane
+/// constants in `Requant::panels` order.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn requant16<T: Q8>(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: RequantMode, oc: [i32; 3]) -> __m128i {
@@ -58,7 +58,13 @@ pub(super) fn requant16<T: Q8>(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: Requa
         }
     };
     let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(oc[1])), _mm512_set1_epi32(oc[2]));
-    _mm512_cvtepi32_epi8(v)
+    // Saturated into T's range like the AVX2 packs (a clamp outside it
+    // would otherwise wrap).
+    if T::SIGNED {
+        _mm512_cvtsepi32_epi8(v)
+    } else {
+        _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()))
+    }
 }
 
 /// The per-channel constants of channels `cb .. cb + 16`.
