@@ -939,6 +939,12 @@ struct DwFast {
     /// (`((fy * dilation_h) * in_w + fx * dilation_w) * in_c`); an odd
     /// count repeats the last tap, whose pair weight is zero.
     pair_deltas: Vec<(usize, usize)>,
+    /// The same offsets tap by tap (the AVX-512 kernels).
+    deltas: Vec<usize>,
+    /// `w + filter_offset` per tap and channel as an i32 whose high half is
+    /// zero (`w32[t * c16 + c]`): against an input sign-extended to i32,
+    /// `vpmaddwd` gives `x * w` in each lane (the AVX-512 kernels).
+    w32: Vec<i32>,
 }
 
 impl DwFast {
@@ -966,6 +972,7 @@ impl DwFast {
         let c16 = out_c / 16 * 16;
         let pairs = taps.div_ceil(2);
         let mut wp = vec![0i16; pairs * c16 * 2];
+        let mut w32 = vec![0i32; taps * c16];
         let mut corr = vec![0i32; c16];
         let weight_bound = sum_bound::<W>(taps, q.input_offset, filter_offset);
         for t in 0..taps {
@@ -973,6 +980,7 @@ impl DwFast {
             for c in 0..c16 {
                 let w = filter[t * out_c + c].to_i32() + filter_offset;
                 wp[(pi * c16 + c) * 2 + s] = w as i16;
+                w32[t * c16 + c] = (w as i16 as u16) as i32;
                 corr[c] = corr[c].wrapping_add(w.wrapping_mul(q.input_offset));
             }
         }
@@ -984,6 +992,8 @@ impl DwFast {
             weight_bound,
             pad: vec![zp as u8; c16],
             pair_deltas: Vec::new(),
+            deltas: Vec::new(),
+            w32,
         })
     }
 }
@@ -1031,6 +1041,7 @@ impl Qs8DepthwisePlan {
                     .map(|t| ((t / f_w * params.dilation_h) * in_w + t % f_w * params.dilation_w) * in_c)
                     .collect();
                 f.pair_deltas = d.chunks(2).map(|c| (c[0], c[c.len() - 1])).collect();
+                f.deltas = d;
                 f
             })
         } else {

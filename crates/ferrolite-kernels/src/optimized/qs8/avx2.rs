@@ -512,7 +512,7 @@ pub(super) fn dwconv16_row<T: Q8>(
     debug_assert_eq!(mode, rq.mode(f.weight_bound, bias), "mode chosen for another bias");
     let n = taps.len();
     assert!(n <= DW_MAX_TAPS && out.len() >= c && f.pad.len() >= c && f.corr.len() >= c);
-    assert!(f.wp.len() >= n.div_ceil(2) * c * 2);
+    assert!(f.wp.len() >= n.div_ceil(2) * c * 2 && f.w32.len() >= n * c);
     assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
     assert!(rq.mask.len() >= c && rq.half.len() >= c && rq.round_oc.len() >= c);
     assert!(bias.is_none_or(|b| b.len() >= c));
@@ -531,7 +531,7 @@ pub(super) fn dwconv16_row<T: Q8>(
     unsafe {
         let k = DwArgs::new(f, rq, mode, bias, oc);
         match wide {
-            Some(_) => avx512::qs8_dwconv_c16_avx512::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8),
+            Some(_) => avx512::qs8_dwconv_c16_avx512::<T>(&k, &ptrs[..n], out.as_mut_ptr() as *mut u8),
             None => qs8_dwconv_c16_avx2::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8),
         }
     }
@@ -562,10 +562,10 @@ pub(super) fn dwconv16_span<T: Q8>(
         return;
     }
     let pairs = f.pair_deltas.len();
-    let reach = f.pair_deltas.iter().map(|&(a, b)| a.max(b)).max().unwrap_or(0);
+    let reach = f.pair_deltas.iter().map(|&(a, b)| a.max(b)).chain(f.deltas.iter().copied()).max().unwrap_or(0);
     let last = (n - 1).checked_mul(step).and_then(|v| v.checked_add(base + reach + c));
     assert!(last.is_some_and(|l| l <= input.len()) && out.len() >= n * c);
-    assert!(f.wp.len() >= pairs * c * 2 && f.corr.len() >= c);
+    assert!(f.wp.len() >= pairs * c * 2 && f.w32.len() >= f.deltas.len() * c && f.corr.len() >= c);
     assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
     assert!(rq.mask.len() >= c && rq.half.len() >= c && rq.round_oc.len() >= c);
     assert!(bias.is_none_or(|b| b.len() >= c));
@@ -620,6 +620,9 @@ pub(super) fn dwconv16_span<T: Q8>(
 pub(super) struct DwArgs<'a> {
     pub c: usize,
     pub pd: &'a [(usize, usize)],
+    /// Tap by tap, for the AVX-512 kernels: offsets and i32 weights.
+    pub deltas: &'a [usize],
+    pub w32: *const i32,
     pub wp: *const i16,
     pub corr: *const i32,
     pub bias: Option<*const i32>,
@@ -644,6 +647,8 @@ impl<'a> DwArgs<'a> {
         DwArgs {
             c: f.c16,
             pd: &f.pair_deltas,
+            deltas: &f.deltas,
+            w32: f.w32.as_ptr(),
             wp: f.wp.as_ptr(),
             corr: f.corr.as_ptr(),
             bias: bias.map(|b| b.as_ptr()),

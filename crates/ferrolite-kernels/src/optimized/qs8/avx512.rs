@@ -1,6 +1,8 @@
 //! AVX-512 twins of the `qs8` depthwise kernels: 16 channels per 512-bit
-//! register (the AVX2 kernels need two), and the exact requantisation on
-//! 16 lanes at once. Same sums (integers, order-free) and the same
+//! register, one tap at a time (the input sign-extended to i32 lanes, one
+//! `vpmaddwd` against weights whose high halves are zero: no shuffles to
+//! interleave tap pairs, which bound the AVX2 kernels' port), and the
+//! exact requantisation on 16 lanes at once. Same sums (integers, order-free) and the same
 //! requantisation steps as `avx2`, so the same bytes. Reached through the
 //! AVX2 entry points (`avx2::dwconv16_row` / `dwconv16_span`), which
 //! check the bounds and take an `Avx512` token to pick these; the VNNI
@@ -78,22 +80,22 @@ unsafe fn rq_lanes(rq: &[*const i32; RQ_FIELDS], cb: usize) -> [__m512i; RQ_FIEL
     unsafe { rq.map(|p| _mm512_loadu_si512(p.add(cb) as *const _)) }
 }
 
-/// Taps `a` and `b` of 16 channels as interleaved pairs widened to i16
-/// (channel order), for `vpmaddwd` against the weight pairs.
+/// 16 channels of one tap sign- (or zero-) extended to i32 lanes, whose
+/// low halves `vpmaddwd` multiplies by the zero-extended weights in
+/// `DwArgs::w32`: one widening per tap, no interleaving shuffles.
 ///
 /// # Safety
-/// 16 readable bytes at `a` and at `b`.
+/// 16 readable bytes at `x`.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn tap_pairs<T: Q8>(a: *const u8, b: *const u8) -> __m512i {
+#[target_feature(enable = "avx512f")]
+unsafe fn tap_lanes<T: Q8>(x: *const u8) -> __m512i {
     // SAFETY: the caller's promise.
     unsafe {
-        let (x0, x1) = (_mm_loadu_si128(a as *const __m128i), _mm_loadu_si128(b as *const __m128i));
-        let both = _mm256_set_m128i(_mm_unpackhi_epi8(x0, x1), _mm_unpacklo_epi8(x0, x1));
+        let v = _mm_loadu_si128(x as *const __m128i);
         if T::SIGNED {
-            _mm512_cvtepi8_epi16(both)
+            _mm512_cvtepi8_epi32(v)
         } else {
-            _mm512_cvtepu8_epi16(both)
+            _mm512_cvtepu8_epi32(v)
         }
     }
 }
@@ -117,11 +119,11 @@ pub(super) unsafe fn qs8_dwconv_px_c16_avx512<T: Q8, const P: usize, const SHORT
         let mut cb = 0;
         while cb < c {
             let mut s = [_mm512_setzero_si512(); P];
-            for (p, &(da, db)) in k.pd.iter().enumerate() {
-                let w = _mm512_loadu_si512(k.wp.add((p * c + cb) * 2) as *const _);
+            for (t, &d) in k.deltas.iter().enumerate() {
+                let w = _mm512_loadu_si512(k.w32.add(t * c + cb) as *const _);
                 for (q, sq) in s.iter_mut().enumerate() {
-                    let px = x.add(q * step + cb);
-                    *sq = _mm512_add_epi32(*sq, _mm512_madd_epi16(tap_pairs::<T>(px.add(da), px.add(db)), w));
+                    let xq = tap_lanes::<T>(x.add(q * step + cb + d));
+                    *sq = _mm512_add_epi32(*sq, _mm512_madd_epi16(xq, w));
                 }
             }
             let mut add = _mm512_loadu_si512(k.corr.add(cb) as *const _);
@@ -139,8 +141,8 @@ pub(super) unsafe fn qs8_dwconv_px_c16_avx512<T: Q8, const P: usize, const SHORT
     }
 }
 
-/// `qs8_dwconv_c16_avx512`: one pixel whose taps are `ptrs` (an input
-/// row or the padding bytes each; the last entry pairs with an odd tap).
+/// `qs8_dwconv_c16_avx512`: one pixel whose taps are `ptrs` (an input row
+/// or the padding bytes each).
 ///
 /// # Safety
 /// AVX-512 F/BW; the bounds `avx2::dwconv16_row` checks.
@@ -148,18 +150,16 @@ pub(super) unsafe fn qs8_dwconv_px_c16_avx512<T: Q8, const P: usize, const SHORT
 pub(super) unsafe fn qs8_dwconv_c16_avx512<T: Q8>(k: &DwArgs<'_>, ptrs: &[*const u8], out: *mut u8) {
     // SAFETY: per the contract.
     unsafe {
-        let (c, wp) = (k.c, k.wp);
-        let pairs = (ptrs.len() - 1).div_ceil(2);
+        let c = k.c;
         let mut cb = 0;
         while cb < c {
             let mut s = _mm512_loadu_si512(k.corr.add(cb) as *const _);
             if let Some(b) = k.bias {
                 s = _mm512_add_epi32(s, _mm512_loadu_si512(b.add(cb) as *const _));
             }
-            for p in 0..pairs {
-                let x = tap_pairs::<T>(ptrs[2 * p].add(cb), ptrs[2 * p + 1].add(cb));
-                let w = _mm512_loadu_si512(wp.add((p * c + cb) * 2) as *const _);
-                s = _mm512_add_epi32(s, _mm512_madd_epi16(x, w));
+            for (t, &p) in ptrs.iter().enumerate() {
+                let w = _mm512_loadu_si512(k.w32.add(t * c + cb) as *const _);
+                s = _mm512_add_epi32(s, _mm512_madd_epi16(tap_lanes::<T>(p.add(cb)), w));
             }
             let bytes = requant16::<T>(s, &rq_lanes(&k.rq, cb), k.mode, k.oc);
             _mm_storeu_si128(out.add(cb) as *mut __m128i, bytes);
