@@ -1416,7 +1416,7 @@ pub(crate) mod vnni;
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod avx512;
+pub(crate) mod avx512;
 
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "qs8/no_avx2.rs"]

@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 /// `MIN * MIN` gives `MAX`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn doubling_high_mul(a: __m512i, m: __m512i, saturate: bool) -> __m512i {
+pub(crate) fn doubling_high_mul(a: __m512i, m: __m512i, saturate: bool) -> __m512i {
     let nudge = _mm512_set1_epi64(1 << 30);
     // The odd lanes moved to the even positions (a shuffle, not a 64-bit
     // shift, which LLVM would turn into a full 64-bit multiply).
