@@ -785,7 +785,7 @@ fn long_custom_name_times_many_operators() {
         .map(|i| fb::Operator {
             opcode_index: 0,
             inputs: Some(vec![0]),
-            outputs: Some(vec![if i == 0 { 1 } else { 3 + i as i32 - 1 }]),
+            outputs: Some(vec![if i == 0 { 1 } else { 3 + i - 1 }]),
             ..Default::default()
         })
         .collect();

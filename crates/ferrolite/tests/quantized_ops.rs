@@ -314,7 +314,6 @@ fn resize_bilinear_int8_int16_and_uint8() {
         let opts = BuiltinOptions::ResizeBilinearOptions(Box::new(fb::ResizeBilinearOptions {
             align_corners: align,
             half_pixel_centers: half,
-            ..Default::default()
         }));
         let (s, z) = if ty == Int16 { (0.001, 0) } else { (0.05, -3) };
         let model = single_op(
@@ -375,7 +374,7 @@ fn sum_int8_is_within_one_unit_of_the_real_sum() {
     let (s_in, z_in, s_out, z_out) = (0.05f32, 3i32, 0.2f32, -5i32);
     let m = sum_model(Int8, s_in, z_in as i64, s_out, z_out as i64);
     let input = all_bytes(N);
-    let out = run("sum_i8", &m, &[input.clone()]);
+    let out = run("sum_i8", &m, std::slice::from_ref(&input));
     check("sum_i8", &out);
     for c in 0..8 {
         let real: f64 = (0..32).map(|p| (input[p * 8 + c] as i8 as i32 - z_in) as f64 * s_in as f64).sum();

@@ -120,8 +120,8 @@ fn large_concatenation_is_the_same_at_any_thread_count() {
             let options = InterpreterOptions { threads, ..Default::default() };
             let mut it = Interpreter::new(&model, &resolver, options).unwrap();
             it.allocate_tensors().unwrap();
-            for k in 0..2 {
-                let vals: Vec<f32> = (0..pixels).flat_map(|p| (0..c[k]).map(move |ch| value(k, p, ch))).collect();
+            for (k, &ck) in c.iter().enumerate() {
+                let vals: Vec<f32> = (0..pixels).flat_map(|p| (0..ck).map(move |ch| value(k, p, ch))).collect();
                 match ty {
                     TT::Float32 => it.set_input(k, &vals).unwrap(),
                     _ => it.set_input(k, &vals.iter().map(|&v| -(v as i64)).collect::<Vec<_>>()).unwrap(),

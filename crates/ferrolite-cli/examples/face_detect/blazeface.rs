@@ -313,8 +313,8 @@ mod tests {
         assert_eq!(a[511].x_center, 15.5 / 16.0);
         assert_eq!(a[511].y_center, 15.5 / 16.0);
         // Stride 16 (three layers merged): 8x8 cells, 6 anchors each.
-        for k in 512..518 {
-            assert_eq!(a[k], Anchor { x_center: 0.5 / 8.0, y_center: 0.5 / 8.0, w: 1.0, h: 1.0 });
+        for anchor in &a[512..518] {
+            assert_eq!(*anchor, Anchor { x_center: 0.5 / 8.0, y_center: 0.5 / 8.0, w: 1.0, h: 1.0 });
         }
         assert_eq!(a[518].x_center, 1.5 / 8.0);
         assert_eq!(a[512 + 6 * 8].y_center, 1.5 / 8.0);

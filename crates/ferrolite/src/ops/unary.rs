@@ -183,8 +183,10 @@ fn valid_scale(s: f32) -> bool {
     s.is_finite() && s > 0.0
 }
 
-/// The kernel a quantised activation runs.
+/// The kernel a quantised activation runs. (The 256-byte table stays inline:
+/// one per op, read on every element, so no box to chase.)
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 enum QuantKernel {
     Relu(ReluParams),
     LeakyRelu(LeakyReluParams),
