@@ -442,6 +442,30 @@ fn f32_gemm_mx16_scalar<const M: usize>(nr: usize, a: ARows, w: &[f32], epilogue
     }
 }
 
+/// `$kernel::<M, GATHER>(args)` for a tile of `$mr` rows (1..=6, more
+/// taken as 6) whose `a` has several segments (`$gather`) or one: plain
+/// matrices get their own instances, without the segment loop's
+/// bookkeeping. The x86 kernel families share it.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_by_rows {
+    ($kernel:ident, $mr:expr, $gather:expr, ($($arg:expr),*)) => {
+        match ($mr, $gather) {
+            (1, false) => $kernel::<1, false>($($arg),*),
+            (2, false) => $kernel::<2, false>($($arg),*),
+            (3, false) => $kernel::<3, false>($($arg),*),
+            (4, false) => $kernel::<4, false>($($arg),*),
+            (5, false) => $kernel::<5, false>($($arg),*),
+            (_, false) => $kernel::<6, false>($($arg),*),
+            (1, true) => $kernel::<1, true>($($arg),*),
+            (2, true) => $kernel::<2, true>($($arg),*),
+            (3, true) => $kernel::<3, true>($($arg),*),
+            (4, true) => $kernel::<4, true>($($arg),*),
+            (5, true) => $kernel::<5, true>($($arg),*),
+            (_, true) => $kernel::<6, true>($($arg),*),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 // Index loops over fixed register arrays are deliberate: they unroll.
@@ -475,26 +499,11 @@ mod avx2 {
             // CPU supports AVX2 and FMA; the slice bounds the kernels rely on were
             // asserted just above.
             unsafe {
-                // Plain matrices get their own instances, without the
-                // segment loop's bookkeeping.
-                macro_rules! by_rows {
-                    ($gather:literal) => {
-                        match mr {
-                            1 if gemv => f32_gemm_1x16_avx2_fma(cols, a, w, wstride, epilogue, c),
-                            1 => f32_gemm_mx16_avx2_fma::<1, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                            2 => f32_gemm_mx16_avx2_fma::<2, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                            3 => f32_gemm_mx16_avx2_fma::<3, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                            4 => f32_gemm_mx16_avx2_fma::<4, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                            5 => f32_gemm_mx16_avx2_fma::<5, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                            _ => f32_gemm_mx16_avx2_fma::<6, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                        }
-                    };
+                if mr == 1 && gemv {
+                    return f32_gemm_1x16_avx2_fma(cols, a, w, wstride, epilogue, c);
                 }
-                if a.bases.len() == 1 {
-                    by_rows!(false)
-                } else {
-                    by_rows!(true)
-                }
+                let gather = a.bases.len() > 1;
+                tile_by_rows!(f32_gemm_mx16_avx2_fma, mr, gather, (cols, a, w, wstride, epilogue, c, ldc))
             }
         }
     }

@@ -37,23 +37,8 @@ impl MicroKernel for Avx512 {
         // supports AVX-512 F (and AVX2 + FMA); the slice bounds the kernels
         // rely on were asserted just above.
         unsafe {
-            macro_rules! by_rows {
-                ($gather:literal) => {
-                    match mr {
-                        1 => f32_gemm_mx32_avx512::<1, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                        2 => f32_gemm_mx32_avx512::<2, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                        3 => f32_gemm_mx32_avx512::<3, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                        4 => f32_gemm_mx32_avx512::<4, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                        5 => f32_gemm_mx32_avx512::<5, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                        _ => f32_gemm_mx32_avx512::<6, $gather>(cols, a, w, wstride, epilogue, c, ldc),
-                    }
-                };
-            }
-            if a.bases.len() == 1 {
-                by_rows!(false)
-            } else {
-                by_rows!(true)
-            }
+            let gather = a.bases.len() > 1;
+            tile_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc))
         }
     }
 }
