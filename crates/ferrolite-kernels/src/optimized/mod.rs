@@ -4,7 +4,9 @@
 //! tested), plus SIMD variants selected at plan time from
 //! [`isa::detect`] (CPU features, capped by `FERROLITE_MAX_ISA`). Names
 //! follow XNNPACK's style: `f32_gemm_6x16_avx2_fma` is the float GEMM
-//! micro-kernel computing 6 rows by 16 columns with AVX2 + FMA.
+//! micro-kernel computing 6 rows by 16 columns with AVX2 + FMA,
+//! `qs8_gemm_6x32c4_vnni` the int8 one computing 6 rows by 32 channels
+//! over quads of depth with AVX-512 VNNI.
 //!
 //! Kernels that the runtime may split across threads (`run_rows`) write a
 //! caller-chosen slice of output pixels, so chunks can be computed in
@@ -12,7 +14,8 @@
 //!
 //! `unsafe` appears only in the SIMD submodules, around intrinsics, each
 //! block with its `SAFETY` argument; the SIMD code is reachable only through
-//! the [`isa::Avx2Fma`] token, made after runtime feature detection.
+//! the tokens ([`isa::Avx2Fma`], [`isa::Avx512`], [`isa::Avx512Vnni`],
+//! [`isa::Neon`], [`isa::NeonDot`]), made after runtime feature detection.
 
 pub mod conv;
 pub mod depthwise;
