@@ -856,10 +856,6 @@ impl HybridConvPlan {
             a.resize(block * kp, 0);
         }
         let token = Avx2Fma::new(self.isa);
-        #[cfg(target_arch = "x86_64")]
-        let vnni = self.vnni.as_ref();
-        #[cfg(not(target_arch = "x86_64"))]
-        let vnni: Option<&()> = None;
         if token.is_some() {
             // The float epilogue runs in the micro-kernel, one image at a
             // time (its scale is per image).
@@ -888,27 +884,10 @@ impl HybridConvPlan {
                         ConvKind::PerChannel => (TailScale::PerChannel(&self.scales16[at..at + panels * NR]), s_in),
                     };
                     let tail = FloatTail { scale, s, bias: fb, clamp };
-                    #[cfg(target_arch = "x86_64")]
-                    if let Some(v) = vnni {
-                        // The same sums on VNNI: the bytes `q + 128`, the
-                        // correction for this image's zero point.
-                        let off = q.offsets[b];
-                        let k4 = v.k4;
-                        a_u8.resize(m * k4, 0);
-                        for (dst, src) in a_u8.chunks_exact_mut(k4).zip(lhs.chunks_exact(kp)) {
-                            let depth = self.depth;
-                            for (d, &x) in dst[..depth].iter_mut().zip(&src[..depth]) {
-                                *d = (x as i32 + off + 128) as u8;
-                            }
-                            // Zero weights there.
-                            dst[depth..].fill(0);
-                        }
-                        v.start_values(g, -off, None, acc);
-                        let out = &mut output_rows[r * out_c + g * pg..];
-                        v.gemm_f32(g, m, a_u8, acc, &tail, out, out_c, pg);
+                    let out = &mut output_rows[r * out_c + g * pg..];
+                    if self.run_vnni(g, m, lhs, q.offsets[b], &tail, a_u8, acc, out) {
                         continue;
                     }
-                    let _ = (&vnni, &a_u8);
                     walk_tiles(m, panels, packed.k2, |i, js| {
                         let out = &mut output_rows[(r + i) * out_c + g * pg..];
                         let lhs = &lhs[i * kp..];
@@ -944,6 +923,59 @@ impl HybridConvPlan {
             }
             r += m;
         }
+    }
+
+    /// Rows `lhs` (`m` of them, `q - offset` as i16, image zero point
+    /// `offset`) of group `g` on the VNNI kernel, finished by `tail` into
+    /// `out`; false (nothing done) where the plan has no VNNI kernel. The
+    /// same sums as the int16 GEMM: the bytes `q + 128`, and the sums
+    /// starting from the correction for this image's zero point.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    fn run_vnni(
+        &self,
+        g: usize,
+        m: usize,
+        lhs: &[i16],
+        offset: i32,
+        tail: &FloatTail<'_>,
+        bytes: &mut Vec<u8>,
+        starts: &mut Vec<i32>,
+        out: &mut [f32],
+    ) -> bool {
+        let Some(v) = &self.vnni else { return false };
+        let (k4, kp, depth) = (v.k4, self.kp, self.depth);
+        bytes.resize(m * k4, 0);
+        for (dst, src) in bytes.chunks_exact_mut(k4).zip(lhs.chunks_exact(kp)) {
+            for (d, &x) in dst[..depth].iter_mut().zip(&src[..depth]) {
+                *d = (x as i32 + offset + 128) as u8;
+            }
+            // Zero weights there.
+            dst[depth..].fill(0);
+        }
+        starts.clear();
+        starts.resize(self.per_group.div_ceil(NR) * NR, 0);
+        v.add_correction(g, -offset, starts);
+        let out_c = self.out_shape[3];
+        v.gemm_f32(g, m, bytes, starts, tail, out, out_c, self.per_group);
+        true
+    }
+
+    /// Off x86-64 there is no VNNI kernel.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[allow(clippy::too_many_arguments)]
+    fn run_vnni(
+        &self,
+        _: usize,
+        _: usize,
+        _: &[i16],
+        _: i32,
+        _: &FloatTail<'_>,
+        _: &mut Vec<u8>,
+        _: &mut Vec<i32>,
+        _: &mut [f32],
+    ) -> bool {
+        false
     }
 
     /// The reference's float steps after the integer sum, for channels

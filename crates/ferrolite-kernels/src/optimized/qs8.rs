@@ -627,14 +627,12 @@ impl Qs8ConvPlan {
         };
         #[cfg(target_arch = "aarch64")]
         let dot_only = dot.is_some();
+        let requant = if supported { Requant::new(q, out_c) } else { Requant::default() };
         // The VNNI path requantises in its kernel, so it needs the vector
         // requantisation's shift range.
         #[cfg(target_arch = "x86_64")]
         let vnni = match (
-            supported
-                && filter_offset == 0
-                && vnni::pad_byte(q.input_offset).is_some()
-                && Requant::new(q, out_c).vector_ok,
+            supported && filter_offset == 0 && vnni::pad_byte(q.input_offset).is_some() && requant.vector_ok,
             crate::optimized::isa::Avx512Vnni::new(isa),
         ) {
             (true, Some(t)) => vnni::VnniConv::new(t, filter, groups, per_group, depth),
@@ -657,7 +655,6 @@ impl Qs8ConvPlan {
         } else {
             Vec::new()
         };
-        let requant = if supported { Requant::new(q, out_c) } else { Requant::default() };
         let weight_bound = sum_bound::<W>(depth, q.input_offset, filter_offset);
         let panel_rq = if requant.vector_ok {
             (0..packed.len()).map(|g| requant.panels(g * per_group, per_group)).collect()
@@ -772,7 +769,7 @@ impl Qs8ConvPlan {
             // Built for int8 weights, so for int8 inputs.
             assert!(T::SIGNED, "an int8 conv plan run on uint8 data");
             let geometry = self.geometry();
-            let Qs8Scratch { a_u8, bias16, acc, .. } = scratch;
+            let Qs8Scratch { a_u8, bias16, .. } = scratch;
             let panels = pg.div_ceil(NR);
             let block = im2col_block_rows(v.k4, rows);
             // The unsigned bytes `x + 128`.
@@ -780,23 +777,23 @@ impl Qs8ConvPlan {
             let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
             let mode = self.requant.mode(self.weight_bound, bias);
             let pad = vnni::pad_byte(self.input_offset).unwrap_or(0);
+            // The sums' start values, once per call: bias plus correction.
+            self.panel_bias(bias, bias16);
+            for (g, starts) in bias16.chunks_exact_mut(panels * NR).enumerate() {
+                v.add_correction(g, self.input_offset, starts);
+            }
             let mut r = 0;
             while r < rows {
                 let m = block.min(rows - r);
                 for g in 0..self.packed.len() {
-                    bias16.clear();
-                    bias16.resize(panels * NR, 0);
-                    if let Some(b) = bias {
-                        bias16[..pg].copy_from_slice(&b[g * pg..(g + 1) * pg]);
-                    }
-                    v.start_values(g, self.input_offset, Some(bias16), acc);
                     let a8 = &mut a_u8[..m * v.k4];
                     geometry.rows(input, row_start + r, m, g, self.depth, a8, pad, |src, d| {
                         for (d, s) in d.iter_mut().zip(src) {
                             *d = (s.to_i32() + 128) as u8;
                         }
                     });
-                    let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: acc, mode, oc };
+                    let starts = &bias16[g * panels * NR..(g + 1) * panels * NR];
+                    let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: starts, mode, oc };
                     let out = &mut output_rows[r * out_c + g * pg..];
                     v.gemm_requant(g, m, a8, &epi, out, out_c, pg);
                 }
@@ -813,13 +810,7 @@ impl Qs8ConvPlan {
             // Requantise in the micro-kernel: the int32 sums never leave
             // the registers.
             let panels = pg.div_ceil(NR);
-            bias16.clear();
-            bias16.resize(self.packed.len() * panels * NR, 0);
-            if let Some(b) = bias {
-                for (g, dst) in bias16.chunks_exact_mut(panels * NR).enumerate() {
-                    dst[..pg].copy_from_slice(&b[g * pg..(g + 1) * pg]);
-                }
-            }
+            self.panel_bias(bias, bias16);
             let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
             let mode = self.requant.mode(self.weight_bound, bias);
             let mut r = 0;
@@ -859,6 +850,20 @@ impl Qs8ConvPlan {
 
     fn geometry(&self) -> Im2col<'_> {
         Im2col { p: &self.p, in_shape: self.in_shape, filter_shape: self.filter_shape, out_shape: self.out_shape }
+    }
+
+    /// The bias laid out per group and 16-channel panel (zero past each
+    /// group's channels, and everywhere without a bias), into `dst`.
+    fn panel_bias(&self, bias: Option<&[i32]>, dst: &mut Vec<i32>) {
+        let pg = self.per_group;
+        let panels = pg.div_ceil(NR);
+        dst.clear();
+        dst.resize(self.packed.len() * panels * NR, 0);
+        if let Some(b) = bias {
+            for (g, d) in dst.chunks_exact_mut(panels * NR).enumerate() {
+                d[..pg].copy_from_slice(&b[g * pg..(g + 1) * pg]);
+            }
+        }
     }
 
     /// Whether the plan runs on AVX-512 VNNI (for tests).

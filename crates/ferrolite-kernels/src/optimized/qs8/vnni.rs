@@ -32,6 +32,28 @@ use std::arch::x86_64::*;
 /// Channels per panel: one 512-bit register of int32 sums.
 const NR: usize = 16;
 
+/// `$tile::<G.., M, P>(args)` for a tile of `$rows` rows (1..=6, more
+/// taken as 6) over one panel or a pair (`$pair`): the const-generic
+/// instances both epilogues have.
+macro_rules! by_shape {
+    ($rows:expr, $pair:expr, $tile:ident $(:: <$($g:ty),*>)? ($($arg:expr),*)) => {
+        match ($rows, $pair) {
+            (1, false) => $tile::<$($($g,)*)? 1, 1>($($arg),*),
+            (2, false) => $tile::<$($($g,)*)? 2, 1>($($arg),*),
+            (3, false) => $tile::<$($($g,)*)? 3, 1>($($arg),*),
+            (4, false) => $tile::<$($($g,)*)? 4, 1>($($arg),*),
+            (5, false) => $tile::<$($($g,)*)? 5, 1>($($arg),*),
+            (_, false) => $tile::<$($($g,)*)? 6, 1>($($arg),*),
+            (1, true) => $tile::<$($($g,)*)? 1, 2>($($arg),*),
+            (2, true) => $tile::<$($($g,)*)? 2, 2>($($arg),*),
+            (3, true) => $tile::<$($($g,)*)? 3, 2>($($arg),*),
+            (4, true) => $tile::<$($($g,)*)? 4, 2>($($arg),*),
+            (5, true) => $tile::<$($($g,)*)? 5, 2>($($arg),*),
+            (_, true) => $tile::<$($($g,)*)? 6, 2>($($arg),*),
+        }
+    };
+}
+
 /// An int8 conv's weights packed for `vpdpbusd`, with the offset
 /// correction per channel.
 #[derive(Clone, Debug)]
@@ -85,21 +107,21 @@ impl VnniConv {
         Some(VnniConv { token, k4, packed, wsum })
     }
 
-    /// What group `g`'s sums start from, into `out`: the bias (`bias16`,
-    /// panel-padded, or none) plus the offset correction
-    /// `(input_offset - 128) * sum w`.
-    pub(crate) fn start_values(&self, g: usize, input_offset: i32, bias16: Option<&[i32]>, out: &mut Vec<i32>) {
+    /// Add group `g`'s offset correction `(input_offset - 128) * sum w` to
+    /// what its sums start from (`starts`: one value per channel of its
+    /// panels, the bias or zero), making them [`Self::gemm_requant`]'s and
+    /// [`Self::gemm_f32`]'s start values.
+    pub(crate) fn add_correction(&self, g: usize, input_offset: i32, starts: &mut [i32]) {
         let k = input_offset.wrapping_sub(128);
-        out.clear();
-        out.extend(self.wsum[g].iter().enumerate().map(|(c, &s)| {
-            let b = bias16.map_or(0, |b| b[c]);
-            k.wrapping_mul(s).wrapping_add(b)
-        }));
+        for (v, &s) in starts.iter_mut().zip(&self.wsum[g]) {
+            *v = v.wrapping_add(k.wrapping_mul(s));
+        }
     }
 
     /// The `m` rows of `a` (`k4` bytes each, `u = x + 128`) against group
     /// `g`'s panels, requantised into `out` (rows at stride `ldo`, the
-    /// group's `cols` channels). `epi.bias` holds [`Self::start_values`].
+    /// group's `cols` channels). `epi.bias` holds the start values (see
+    /// [`Self::add_correction`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm_requant<T: Q8>(
         &self,
@@ -125,30 +147,12 @@ impl VnniConv {
             // above bound every access: the tile's rows of `k4` bytes, its
             // panels, their constants and start values, and `nc` bytes of
             // each output row (`T` is a byte).
-            unsafe {
-                macro_rules! call {
-                    ($p:literal) => {
-                        match rows {
-                            1 => tile_rq::<T, 1, $p>(&args, rq, start, epi, dst, ldo),
-                            2 => tile_rq::<T, 2, $p>(&args, rq, start, epi, dst, ldo),
-                            3 => tile_rq::<T, 3, $p>(&args, rq, start, epi, dst, ldo),
-                            4 => tile_rq::<T, 4, $p>(&args, rq, start, epi, dst, ldo),
-                            5 => tile_rq::<T, 5, $p>(&args, rq, start, epi, dst, ldo),
-                            _ => tile_rq::<T, 6, $p>(&args, rq, start, epi, dst, ldo),
-                        }
-                    };
-                }
-                if args.pair {
-                    call!(2)
-                } else {
-                    call!(1)
-                }
-            }
+            unsafe { by_shape!(rows, args.pair, tile_rq::<T>(&args, rq, start, epi, dst, ldo)) }
         });
     }
 
     /// [`Self::gemm_requant`] with the dynamic-range conv's float epilogue:
-    /// the sums start from `start` ([`Self::start_values`], no bias) and
+    /// the sums start from `start` ([`Self::add_correction`], no bias) and
     /// `tail` (its scales and bias panel-padded like `start`) finishes them.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gemm_f32(
@@ -176,25 +180,7 @@ impl VnniConv {
             let start = start[j * NR..].as_ptr();
             // SAFETY: as in `gemm_requant`, with 16 scales and biases per
             // panel from panel `j` and `nc` floats per output row.
-            unsafe {
-                macro_rules! call {
-                    ($p:literal) => {
-                        match rows {
-                            1 => tile_f32::<1, $p>(&args, start, tail, dst, ldo),
-                            2 => tile_f32::<2, $p>(&args, start, tail, dst, ldo),
-                            3 => tile_f32::<3, $p>(&args, start, tail, dst, ldo),
-                            4 => tile_f32::<4, $p>(&args, start, tail, dst, ldo),
-                            5 => tile_f32::<5, $p>(&args, start, tail, dst, ldo),
-                            _ => tile_f32::<6, $p>(&args, start, tail, dst, ldo),
-                        }
-                    };
-                }
-                if args.pair {
-                    call!(2)
-                } else {
-                    call!(1)
-                }
-            }
+            unsafe { by_shape!(rows, args.pair, tile_f32(&args, start, tail, dst, ldo)) }
         });
     }
 
