@@ -1,17 +1,15 @@
 //! CONV_2D: 2-D convolution, NHWC input, OHWI filter, optional bias.
 
-use std::sync::Mutex;
-
 use ferrolite_kernels::reference::conv::{conv2d_f32, Conv2dParams};
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::reference::quantized::{self as q, ConvQuantParams};
 
-use ferrolite_kernels::optimized::hybrid::{HybridConvPlan, HybridInput, ObservedRange};
+use ferrolite_kernels::optimized::hybrid::{HybridConvPlan, HybridInput};
 use ferrolite_kernels::reference::hybrid::{conv2d_hybrid, conv2d_hybrid_per_channel, HybridScratch};
 
-use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
+use super::quantized::{weighted_params, HybridWeights, OutputRange, QuantBias, WeightedOp};
 use ferrolite_kernels::optimized::qs8::{Qs8ConvPlan, Qs8Scratch};
 use ferrolite_kernels::optimized::{conv::Conv2dF32Plan, isa};
 
@@ -145,25 +143,20 @@ impl Operator for Conv2d {
                         }
                         let q = &quantized;
                         let len = plan.rows() * plan.row_len();
-                        let wanted = ctx.output_range_wanted(0);
+                        // The output's range, for the hybrid op reading it next.
+                        let range = OutputRange::new(ctx);
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         let whole = y.len() == len;
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
-                        // The output's range, for the hybrid op reading it next.
-                        let observed = Mutex::new(ObservedRange::default());
                         workers.for_each_gemm_rows_even(y, plan.row_len(), |first_row, rows| {
-                            let mut mine = ObservedRange::default();
-                            let observe = wanted.then_some(&mut mine);
-                            with_qs8_scratch(|s| match plan.banded() {
-                                true => plan.run_rows_quantizing(x, q, b, rows, first_row, s, observe),
-                                false => plan.run_rows(q, b, rows, first_row, s, observe),
-                            });
-                            observed.lock().unwrap_or_else(|e| e.into_inner()).merge(mine);
+                            range.observe(|observe| {
+                                with_qs8_scratch(|s| match plan.banded() {
+                                    true => plan.run_rows_quantizing(x, q, b, rows, first_row, s, observe),
+                                    false => plan.run_rows(q, b, rows, first_row, s, observe),
+                                })
+                            })
                         });
-                        let observed = observed.into_inner().unwrap_or_else(|e| e.into_inner());
-                        if let (true, Some(range)) = (whole, observed.get()) {
-                            ctx.set_output_range(0, range);
-                        }
+                        range.record(ctx, whole);
                         return Ok(());
                     }
                     let w = ctx.input(hw.input)?.as_slice::<i8>()?;

@@ -1,8 +1,6 @@
 //! DEPTHWISE_CONV_2D: each input channel filtered on its own, with a depth
 //! multiplier; filter `[1, kh, kw, out_c]`.
 
-use std::sync::Mutex;
-
 use ferrolite_kernels::reference::conv::{depthwise_conv2d_f32, DepthwiseParams};
 use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
@@ -14,10 +12,10 @@ use super::conv2d::with_qs8_scratch;
 use super::conv_depthwise::with_band_f32;
 use ferrolite_kernels::reference::quantized as qk;
 
-use ferrolite_kernels::optimized::hybrid::{HybridDepthwisePlan, HybridInput, ObservedRange};
+use ferrolite_kernels::optimized::hybrid::{HybridDepthwisePlan, HybridInput};
 use ferrolite_kernels::reference::hybrid::{depthwise_conv2d_hybrid_per_channel, HybridScratch};
 
-use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
+use super::quantized::{weighted_params, HybridWeights, OutputRange, QuantBias, WeightedOp};
 use super::{float_clamp, options, padding, positive, shape4, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
@@ -119,26 +117,21 @@ impl Operator for DepthwiseConv2d {
                         plan.quantize_params_par(x, &mut quantized, known, &|n, task| workers.run(n, task));
                         let q = &quantized;
                         let len = plan.image_rows() * plan.image_row_len();
-                        let wanted = ctx.output_range_wanted(0);
+                        // The output's range, for the hybrid op reading it next.
+                        let range = OutputRange::new(ctx);
                         let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                         let whole = y.len() == len;
                         let y = y.get_mut(..len).ok_or_else(|| OpError::Shape("output too small".into()))?;
-                        // The output's range, for the hybrid op reading it next.
-                        let observed = Mutex::new(ObservedRange::default());
                         // One run of image rows per thread: each run quantises
                         // the input rows its first band reaches again, so
                         // finer chunks would repeat that work.
                         let per_thread = plan.image_rows().div_ceil(workers.threads()).max(1);
                         workers.for_each_chunk_min(y, plan.image_row_len(), per_thread, |first, rows| {
-                            let mut mine = ObservedRange::default();
-                            let observe = wanted.then_some(&mut mine);
-                            with_band_f32(|band| plan.run_image_rows(x, q, b, rows, first, band, observe));
-                            observed.lock().unwrap_or_else(|e| e.into_inner()).merge(mine);
+                            range.observe(|observe| {
+                                with_band_f32(|band| plan.run_image_rows(x, q, b, rows, first, band, observe))
+                            })
                         });
-                        let observed = observed.into_inner().unwrap_or_else(|e| e.into_inner());
-                        if let (true, Some(range)) = (whole, observed.get()) {
-                            ctx.set_output_range(0, range);
-                        }
+                        range.record(ctx, whole);
                         return Ok(());
                     }
                     if let Some(plan) = &plan {

@@ -1,14 +1,48 @@
 //! Shared plumbing for quantised ops: reading scales and zero points from
 //! tensors, and the parameter sets TFLite's `Prepare` computes.
 
+use std::sync::Mutex;
+
+use ferrolite_kernels::optimized::hybrid::ObservedRange;
 use ferrolite_kernels::quant::FusedActivation;
 use ferrolite_kernels::reference::quantized::ConvQuantParams;
 use ferrolite_schema::ActivationFunctionType;
 
 use crate::dtype::DataType;
 use crate::error::OpError;
-use crate::op::{InputInfo, PrepareContext};
+use crate::op::{EvalContext, InputInfo, PrepareContext};
 use crate::tensor::{QuantParams, TensorInfo};
+
+/// The range of what a hybrid op's threads write to its output, observed
+/// only when a later op reads it (`EvalContext::output_range_wanted`) and
+/// merged over the threads for `EvalContext::set_output_range`.
+pub(crate) struct OutputRange {
+    wanted: bool,
+    merged: Mutex<ObservedRange>,
+}
+
+impl OutputRange {
+    pub(crate) fn new(ctx: &EvalContext<'_>) -> OutputRange {
+        OutputRange { wanted: ctx.output_range_wanted(0), merged: Mutex::new(ObservedRange::default()) }
+    }
+
+    /// Run one thread's part with the range it should observe into (`None`
+    /// when nobody reads it), then merge that.
+    pub(crate) fn observe<R>(&self, part: impl FnOnce(Option<&mut ObservedRange>) -> R) -> R {
+        let mut mine = ObservedRange::default();
+        let result = part(self.wanted.then_some(&mut mine));
+        self.merged.lock().unwrap_or_else(|e| e.into_inner()).merge(mine);
+        result
+    }
+
+    /// Record the merged range on output 0, if the parts wrote all of it.
+    pub(crate) fn record(self, ctx: &mut EvalContext<'_>, whole: bool) {
+        let merged = self.merged.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let (true, Some(range)) = (whole, merged.get()) {
+            ctx.set_output_range(0, range);
+        }
+    }
+}
 
 pub(crate) fn fused(act: ActivationFunctionType) -> Result<FusedActivation, OpError> {
     Ok(match act {
