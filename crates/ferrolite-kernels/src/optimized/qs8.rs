@@ -91,6 +91,38 @@ impl Q8 for u8 {
     const SIGNED: bool = false;
 }
 
+/// Int8 values as the unsigned bytes `x + 128` (the sign bit flipped).
+/// The im2col of a conv on few channels copies runs of a few bytes (a
+/// first conv's 3x3 RGB filter rows: 9), which a vectorised loop would do
+/// one byte at a time: a run of 4 to 32 bytes goes as two overlapping
+/// words instead (the first and the last 4, 8 or 16 bytes).
+fn flip_signs<T: Q8>(src: &[T], dst: &mut [u8]) {
+    let n = src.len().min(dst.len());
+    let (src, dst) = (&src[..n], &mut dst[..n]);
+    macro_rules! ends {
+        ($w:ty) => {{
+            const N: usize = std::mem::size_of::<$w>();
+            let word = |s: &[T]| {
+                let bytes: [u8; N] = std::array::from_fn(|i| s[i].to_i32() as u8);
+                (<$w>::from_le_bytes(bytes) ^ (<$w>::MAX / 255 * 0x80)).to_le_bytes()
+            };
+            let (head, tail) = (word(&src[..N]), word(&src[n - N..]));
+            dst[..N].copy_from_slice(&head);
+            dst[n - N..].copy_from_slice(&tail);
+        }};
+    }
+    match n {
+        4..8 => ends!(u32),
+        8..16 => ends!(u64),
+        16..=32 => ends!(u128),
+        _ => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = (s.to_i32() as u8) ^ 0x80;
+            }
+        }
+    }
+}
+
 /// Whether `v + offset` fits i16 for every `v` of type `T`.
 fn offset_fits<T: QType>(offset: i32) -> bool {
     let lo = T::MIN as i64 + offset as i64;
@@ -156,6 +188,9 @@ const SHORT_MAX_RSH: i32 = 21;
 
 /// Per-channel constants per panel in [`Requant::panels`].
 const RQ_FIELDS: usize = 6;
+
+/// Rows of constants per panel in [`Requant::product_panels`].
+const PRODUCT_FIELDS: usize = 5;
 
 /// A bound on `|sum_t (x_t + input_offset) * (w_t + filter_offset)|` over
 /// `depth` taps of any input and weights of type `W` (inputs and weights
@@ -237,6 +272,42 @@ impl Requant {
             }
         }
         v
+    }
+
+    /// The constants of channels `c0 .. c0 + n` for the VNNI conv's
+    /// product form of [`RequantMode::Short`] (`vnni::product16`), in
+    /// panels of 16: [`PRODUCT_FIELDS`] rows of 16 `i32` each. `None`
+    /// unless the short mode is open to the layer and every multiplier
+    /// exceeds `2^30`, which makes `hm < 0` the same as `x < 0`.
+    ///
+    /// Rows: `2m` per lane (`u32`); the odd lanes' `2m` at the even
+    /// positions; then per even lane and per odd lane (as eight `i64`s)
+    /// `K = 2^31 + (round_oc - 1 - m) * 2^32` (mod `2^64`); the right
+    /// shift per lane.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn product_panels(&self, c0: usize, n: usize) -> Option<Vec<i32>> {
+        let chans = c0..c0 + n;
+        if !self.short_ok || self.mult[chans.clone()].iter().any(|&m| m <= 1 << 30) {
+            return None;
+        }
+        let panels = n.div_ceil(NR);
+        let mut v = vec![0i32; panels * PRODUCT_FIELDS * NR];
+        for (i, c) in chans.enumerate() {
+            let (j, l) = (i / NR, i % NR);
+            let row = |f: usize| (j * PRODUCT_FIELDS + f) * NR;
+            let m = self.mult[c] as i64;
+            let m2 = (2 * m) as u32 as i32;
+            let k = (1i64 << 31).wrapping_add((self.round_oc[c] as i64 - 1 - m).wrapping_shl(32));
+            v[row(0) + l] = m2;
+            if l % 2 == 1 {
+                v[row(1) + l - 1] = m2;
+            }
+            let kf = row(2 + l % 2) + 2 * (l / 2);
+            v[kf] = k as i32;
+            v[kf + 1] = (k >> 32) as i32;
+            v[row(4) + l] = self.rsh[c];
+        }
+        Some(v)
     }
 
     /// The whole groups of `N` channels of [`Self::apply`] through a vector
@@ -579,6 +650,10 @@ pub struct Qs8ConvPlan {
     /// holds empty panels too).
     #[cfg(target_arch = "x86_64")]
     vnni: Option<vnni::VnniConv>,
+    /// Per group, `Requant::product_panels` for the VNNI conv (empty where
+    /// the product form does not apply).
+    #[cfg(target_arch = "x86_64")]
+    vnni_product: Vec<Vec<i32>>,
     supported: bool,
 }
 
@@ -655,6 +730,11 @@ impl Qs8ConvPlan {
         } else {
             Vec::new()
         };
+        #[cfg(target_arch = "x86_64")]
+        let vnni_product = match &vnni {
+            Some(_) => (0..groups).map_while(|g| requant.product_panels(g * per_group, per_group)).collect(),
+            None => Vec::new(),
+        };
         let weight_bound = sum_bound::<W>(depth, q.input_offset, filter_offset);
         let panel_rq = if requant.vector_ok {
             (0..packed.len()).map(|g| requant.panels(g * per_group, per_group)).collect()
@@ -680,6 +760,8 @@ impl Qs8ConvPlan {
             dot,
             #[cfg(target_arch = "x86_64")]
             vnni,
+            #[cfg(target_arch = "x86_64")]
+            vnni_product,
             supported,
         }
     }
@@ -777,25 +859,28 @@ impl Qs8ConvPlan {
             let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
             let mode = self.requant.mode(self.weight_bound, bias);
             let pad = vnni::pad_byte(self.input_offset).unwrap_or(0);
+            // The product form, where every group has its constants, takes
+            // the sums with their top bit flipped.
+            let product = mode == RequantMode::Short && self.vnni_product.len() == self.packed.len();
             // The sums' start values, once per call: bias plus correction.
             self.panel_bias(bias, bias16);
             for (g, starts) in bias16.chunks_exact_mut(panels * NR).enumerate() {
                 v.add_correction(g, self.input_offset, starts);
+                if product {
+                    starts.iter_mut().for_each(|s| *s ^= i32::MIN);
+                }
             }
             let mut r = 0;
             while r < rows {
                 let m = block.min(rows - r);
                 for g in 0..self.packed.len() {
                     let a8 = &mut a_u8[..m * v.k4];
-                    geometry.rows(input, row_start + r, m, g, self.depth, a8, pad, |src, d| {
-                        for (d, s) in d.iter_mut().zip(src) {
-                            *d = (s.to_i32() + 128) as u8;
-                        }
-                    });
+                    geometry.rows(input, row_start + r, m, g, self.depth, a8, pad, flip_signs);
                     let starts = &bias16[g * panels * NR..(g + 1) * panels * NR];
                     let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: starts, mode, oc };
                     let out = &mut output_rows[r * out_c + g * pg..];
-                    v.gemm_requant(g, m, a8, &epi, out, out_c, pg);
+                    let pc = product.then(|| self.vnni_product[g].as_slice());
+                    v.gemm_requant(g, m, a8, &epi, pc, out, out_c, pg);
                 }
                 r += m;
             }
@@ -871,6 +956,18 @@ impl Qs8ConvPlan {
     fn uses_vnni(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
         return self.vnni.is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// Whether a run with this bias requantises in the VNNI product form
+    /// (for tests).
+    #[cfg(test)]
+    fn uses_product(&self, bias: Option<&[i32]>) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.uses_vnni()
+            && self.requant.mode(self.weight_bound, bias) == RequantMode::Short
+            && self.vnni_product.len() == self.packed.len();
         #[cfg(not(target_arch = "x86_64"))]
         false
     }

@@ -40,8 +40,24 @@ pub(crate) fn doubling_high_mul(a: __m512i, m: __m512i, saturate: bool) -> __m51
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn requant16<T: Q8>(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: RequantMode, oc: [i32; 3]) -> __m128i {
+    let v = requant16_i32(x, r, mode, oc);
+    let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(oc[1])), _mm512_set1_epi32(oc[2]));
+    // Saturated into T's range like the AVX2 packs (a clamp outside it
+    // would otherwise wrap).
+    if T::SIGNED {
+        _mm512_cvtsepi32_epi8(v)
+    } else {
+        _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()))
+    }
+}
+
+/// [`requant16`] before the clamp: the requantised sums with the output
+/// offset added, as int32.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn requant16_i32(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: RequantMode, oc: [i32; 3]) -> __m512i {
     let [m, l, e, mask, half, round_oc] = *r;
-    let v = match mode {
+    match mode {
         RequantMode::Short => {
             let hm = doubling_high_mul(x, m, false);
             let t = _mm512_add_epi32(_mm512_add_epi32(hm, round_oc), _mm512_srai_epi32::<31>(hm));
@@ -58,14 +74,6 @@ pub(super) fn requant16<T: Q8>(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: Requa
             let q = _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1));
             _mm512_add_epi32(q, _mm512_set1_epi32(oc[0]))
         }
-    };
-    let v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(oc[1])), _mm512_set1_epi32(oc[2]));
-    // Saturated into T's range like the AVX2 packs (a clamp outside it
-    // would otherwise wrap).
-    if T::SIGNED {
-        _mm512_cvtsepi32_epi8(v)
-    } else {
-        _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()))
     }
 }
 

@@ -223,6 +223,67 @@ fn short_requant_matches_finish_within_its_bounds() {
 }
 
 #[test]
+fn product_requant_matches_finish_within_its_bounds() {
+    // `vnni::product16`'s claim: for the short mode's sums and shifts and
+    // multipliers above 2^30, `hi(u * 2m + K) + (u >> 31) >> e` from
+    // `u = x + 2^31` is the reference's requantisation plus the output
+    // offset, ties included; and no constants where some multiplier is
+    // 2^30 or less.
+    let mut rng = Rng::new(0x9a0d);
+    let mut ties = 0;
+    for i in 0..3000usize {
+        let n = rng.range(1, 40);
+        let mut q = q_i8(&mut rng, n);
+        q.output_multiplier = (0..n).map(|_| (1 << 30) + 1 + (rng.next_u64() as i32 & 0x3fff_fffe)).collect();
+        if i % 7 == 0 {
+            q.output_multiplier[rng.range(0, n)] = rng.pick(&[(1 << 30) + 1, i32::MAX]);
+        }
+        q.output_shift = (0..n).map(|_| -(rng.range(1, SHORT_MAX_RSH as usize + 1) as i32)).collect();
+        q.output_offset = rng.range(0, 511) as i32 - 255;
+        let r = Requant::new(&q, n);
+        let c0 = rng.range(0, n);
+        let consts = r.product_panels(c0, n - c0).expect("every multiplier above 2^30");
+        let lim = (1i64 << 30) - 1;
+        let x: Vec<i32> = (c0..n)
+            .map(|_| match rng.range(0, 6) {
+                0 => rng.pick(&[lim, -lim, 0, 1, -1, 2, -2]) as i32,
+                _ => (rng.next_u64() as i32) >> rng.range(2, 31),
+            })
+            .collect();
+        let want: Vec<i32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &xc)| {
+                let (m, s) = q.channel(c0 + i);
+                let hm = ((xc as i64 * m as i64 + (1 << 30)) >> 31) as i32;
+                ties += usize::from(hm & ((1 << -s) - 1) == 1 << (-s - 1));
+                xc.requantize(m, s) + q.output_offset
+            })
+            .collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (want, consts);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = crate::optimized::isa::Avx512::new(IsaLevel::Avx512) {
+            for (p, (xs, want)) in x.chunks(NR).zip(want.chunks(NR)).enumerate() {
+                let mut u = [0i32; NR];
+                for (u, &x) in u.iter_mut().zip(xs) {
+                    *u = x ^ i32::MIN;
+                }
+                let got = vnni::product_lanes(t, u, &consts[p * PRODUCT_FIELDS * NR..]);
+                assert_eq!(&got[..xs.len()], want, "case {i} panel {p}: x {xs:?} {q:?}");
+            }
+        }
+    }
+    assert!(ties > 100, "only {ties} ties drawn");
+    let mut q = q_i8(&mut rng, 3);
+    q.output_shift = vec![-3; 3];
+    q.output_multiplier = vec![(1 << 30) + 5, 1 << 30, (1 << 30) + 5];
+    let r = Requant::new(&q, 3);
+    assert!(r.short_ok && r.product_panels(0, 3).is_none(), "a multiplier of 2^30");
+    assert!(r.product_panels(2, 1).is_some(), "the channels after it");
+}
+
+#[test]
 fn gemm_i32_matches_naive() {
     let mut rng = Rng::new(1);
     for _ in 0..50 {
@@ -241,6 +302,7 @@ fn gemm_i32_matches_naive() {
 fn conv_matches_reference_exactly() {
     let mut rng = Rng::new(0x9508);
     let mut vnni_cases = 0;
+    let mut product_cases = 0;
     for i in 0..160usize {
         let groups = if i % 5 == 1 { rng.range(2, 4) } else { 1 };
         let f_in = rng.range(1, 24);
@@ -268,6 +330,7 @@ fn conv_matches_reference_exactly() {
                 let plan = Qs8ConvPlan::new(isa, &g.p, &q, g.in_shape, &w, filter_shape, out_shape);
                 assert!(plan.supported());
                 vnni_cases += usize::from(plan.uses_vnni());
+                product_cases += usize::from(plan.uses_product(b.as_deref()));
                 let ctx = format!("i8 case {i} {isa:?} {:?} {filter_shape:?} {:?}", g.in_shape, g.p);
                 check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
             }
@@ -288,6 +351,7 @@ fn conv_matches_reference_exactly() {
     // Where the CPU has VNNI, most int8 cases ran on it.
     if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512Vnni {
         assert!(vnni_cases > 40, "only {vnni_cases} cases on the VNNI path");
+        assert!(product_cases > 10, "only {product_cases} cases in the product form");
     }
 }
 

@@ -17,15 +17,18 @@
 //! `u = 128 - off`, whose product cancels its share of the correction;
 //! the depth is padded to a whole quad with zero weights.
 //!
-//! Each sum then goes through the exact requantisation on 16 lanes
-//! (`avx512::requant16`, the AVX2 steps), so the outputs are those of the
-//! AVX2 path.
+//! Each sum then goes through the exact requantisation on 16 lanes: in
+//! most trained layers the product form ([`product16`]: nine operations
+//! per 16 sums), else the AVX2 steps (`avx512::requant16_i32`); both give
+//! the AVX2 path's outputs. A layer with few input channels spends more
+//! on this than on its sums, so the narrowing to bytes packs four
+//! registers at a time ([`store_bytes`]) rather than one.
 //! The dynamic-range conv (`hybrid`) runs the same sums on its quantised
 //! image, with its float epilogue (`gemm_f32`).
 
 use super::avx2::Epilogue;
-use super::avx512::requant16;
-use super::{FloatTail, TailScale, Q8, RQ_FIELDS};
+use super::avx512::requant16_i32;
+use super::{FloatTail, RequantMode, TailScale, PRODUCT_FIELDS, Q8, RQ_FIELDS};
 use crate::optimized::isa::Avx512Vnni;
 use std::arch::x86_64::*;
 
@@ -121,7 +124,10 @@ impl VnniConv {
     /// The `m` rows of `a` (`k4` bytes each, `u = x + 128`) against group
     /// `g`'s panels, requantised into `out` (rows at stride `ldo`, the
     /// group's `cols` channels). `epi.bias` holds the start values (see
-    /// [`Self::add_correction`]).
+    /// [`Self::add_correction`]). With `product` (the group's
+    /// `Requant::product_panels`, for a run in `RequantMode::Short`) the
+    /// product form requantises, and the start values must be `2^31`
+    /// higher (wrapping) than the other form's.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm_requant<T: Q8>(
         &self,
@@ -129,25 +135,48 @@ impl VnniConv {
         m: usize,
         a: &[u8],
         epi: &Epilogue<'_>,
+        product: Option<&[i32]>,
         out: &mut [T],
         ldo: usize,
         cols: usize,
     ) {
         let panels = cols.div_ceil(NR);
         self.check(g, m, a, cols, out.len(), ldo);
-        assert!(epi.rq.len() >= panels * RQ_FIELDS * NR && epi.bias.len() >= panels * NR);
+        assert!(epi.bias.len() >= panels * NR);
+        let fields = match product {
+            Some(p) => {
+                assert!(epi.mode == RequantMode::Short && p.len() >= panels * PRODUCT_FIELDS * NR);
+                PRODUCT_FIELDS
+            }
+            None => {
+                assert!(epi.rq.len() >= panels * RQ_FIELDS * NR);
+                RQ_FIELDS
+            }
+        };
         let o = out.as_mut_ptr() as *mut u8;
         self.walk(g, m, a, cols, |rows, args| {
             let (r, j) = (args.row, args.panel);
-            let rq = epi.rq[j * RQ_FIELDS * NR..].as_ptr();
             let start = epi.bias[j * NR..].as_ptr();
             // SAFETY (pointer only): row `r`, column `16 j` lie in `out`.
             let dst = unsafe { o.add(r * ldo + j * NR) };
-            // SAFETY: the token proves AVX-512 VNNI; `check` and the assert
-            // above bound every access: the tile's rows of `k4` bytes, its
-            // panels, their constants and start values, and `nc` bytes of
-            // each output row (`T` is a byte).
-            unsafe { by_shape!(rows, args.pair, tile_rq::<T>(&args, rq, start, epi, dst, ldo)) }
+            let sink = ByteRows { out: dst, ldo, nc: args.nc, oc: epi.oc };
+            // SAFETY: the token proves AVX-512 VNNI; `check` and the
+            // asserts above bound every access: the tile's rows of `k4`
+            // bytes, its panels, their constants (`fields` rows each) and
+            // start values, and `nc` bytes of each output row (`T` is a
+            // byte).
+            unsafe {
+                match product {
+                    Some(p) => {
+                        let pc = p[j * fields * NR..].as_ptr();
+                        by_shape!(rows, args.pair, tile_product::<T>(&args, pc, start, &sink))
+                    }
+                    None => {
+                        let rq = epi.rq[j * fields * NR..].as_ptr();
+                        by_shape!(rows, args.pair, tile_rq::<T>(&args, rq, start, epi.mode, &sink))
+                    }
+                }
+            }
         });
     }
 
@@ -268,46 +297,206 @@ unsafe fn accumulate<const M: usize, const P: usize>(t: &TileArgs, start: *const
     }
 }
 
-/// The lanes of the first `n <= 16` columns.
+/// The mask of the first `n` lanes (all 32 from `n = 32` on).
 #[inline(always)]
 fn lanes(n: usize) -> u32 {
-    if n >= 16 {
-        0xffff
+    if n >= 32 {
+        u32::MAX
     } else {
         (1u32 << n) - 1
     }
 }
 
-/// `qs8_gemm_{M}x{16 P}c4_vnni` requantised: the sums of [`accumulate`],
-/// then `requant16` per panel and row, `nc` bytes stored per row.
+/// `qs8_gemm_{M}x{16 P}c4_vnni` requantised by the AVX2 steps: the sums
+/// of [`accumulate`], `requant16_i32` per panel and row, then
+/// [`store_bytes`].
 ///
 /// # Safety
-/// As [`accumulate`]; `RQ_FIELDS * 16 * P` constants at `rq`, `M` output
-/// rows of `t.nc <= 16 P` bytes at stride `ldo` from `out`.
+/// As [`accumulate`]; `RQ_FIELDS * 16 * P` constants at `rq`; `out` as
+/// [`store_bytes`] needs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 unsafe fn tile_rq<T: Q8, const M: usize, const P: usize>(
     t: &TileArgs,
     rq: *const i32,
     start: *const i32,
-    epi: &Epilogue<'_>,
-    out: *mut u8,
-    ldo: usize,
+    mode: RequantMode,
+    out: &ByteRows,
 ) {
     // SAFETY: per the contract.
     unsafe {
-        let acc = accumulate::<M, P>(t, start);
-        for j in 0..P {
+        let mut v = accumulate::<M, P>(t, start);
+        for (j, vj) in v.iter_mut().enumerate() {
             let q = rq.add(j * RQ_FIELDS * NR);
             let consts: [__m512i; RQ_FIELDS] = std::array::from_fn(|f| _mm512_loadu_si512(q.add(f * NR) as *const _));
-            let here = t.nc.saturating_sub(j * NR).min(NR);
-            for r in 0..M {
-                let bytes = requant16::<T>(acc[j][r], &consts, epi.mode, epi.oc);
-                let dst = out.add(r * ldo + j * NR);
-                if here == NR {
-                    _mm_storeu_si128(dst as *mut __m128i, bytes);
-                } else {
-                    _mm_mask_storeu_epi8(dst as *mut i8, lanes(here) as __mmask16, bytes);
+            for x in vj.iter_mut() {
+                *x = requant16_i32(*x, &consts, mode, out.oc);
+            }
+        }
+        store_bytes::<T, M, P>(&v, out);
+    }
+}
+
+/// `qs8_gemm_{M}x{16 P}c4_vnni` requantised in the product form: the sums
+/// of [`accumulate`] (started `2^31` up), [`product16`] per panel and row,
+/// then [`store_bytes`].
+///
+/// # Safety
+/// As [`accumulate`]; `PRODUCT_FIELDS * 16 * P` constants at `pc`; `out`
+/// as [`store_bytes`] needs.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+unsafe fn tile_product<T: Q8, const M: usize, const P: usize>(
+    t: &TileArgs,
+    pc: *const i32,
+    start: *const i32,
+    out: &ByteRows,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut v = accumulate::<M, P>(t, start);
+        for (j, vj) in v.iter_mut().enumerate() {
+            let q = pc.add(j * PRODUCT_FIELDS * NR);
+            let consts: [__m512i; PRODUCT_FIELDS] =
+                std::array::from_fn(|f| _mm512_loadu_si512(q.add(f * NR) as *const _));
+            for x in vj.iter_mut() {
+                *x = product16(*x, &consts);
+            }
+        }
+        store_bytes::<T, M, P>(&v, out);
+    }
+}
+
+/// `RequantMode::Short`'s `(hm + round_oc + (hm >> 31)) >> e` on 16 lanes
+/// from `u = x + 2^31` (the sum with its top bit flipped), where every
+/// multiplier `m` exceeds `2^30` (so `hm >> 31` is `x >> 31`):
+///
+/// `u * 2m + K = 2 x m + 2^31 + (round_oc - 1) * 2^32` (mod `2^64`, `K`
+/// from `Requant::product_panels`), whose high half is `hm + round_oc -
+/// 1`; `u >> 31` (logical) adds back the one for `x >= 0`. Two unsigned
+/// 32x32 multiplies (even and odd lanes) and one masked shuffle to gather
+/// the high halves, against the doubling high multiply's two multiplies,
+/// two shuffles and the separate rounding, offset and sign steps.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn product16(u: __m512i, c: &[__m512i; PRODUCT_FIELDS]) -> __m512i {
+    let [m2, m2_odd, k_even, k_odd, e] = *c;
+    let even = _mm512_add_epi64(_mm512_mul_epu32(u, m2), k_even);
+    let odd = _mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64::<32>(u), m2_odd), k_odd);
+    // The even lanes take `even`'s high halves (dwords 1 and 3 of each
+    // 128 bits to 0 and 2); the odd lanes already hold `odd`'s.
+    let high = _mm512_mask_shuffle_epi32::<0b11_11_01_01>(odd, 0x5555, even);
+    _mm512_srav_epi32(_mm512_add_epi32(high, _mm512_srli_epi32::<31>(u)), e)
+}
+
+/// [`product16`] on one panel's lanes `u` with its constants `pc`
+/// (`Requant::product_panels`), for tests.
+#[cfg(test)]
+pub(super) fn product_lanes(_t: crate::optimized::isa::Avx512, u: [i32; NR], pc: &[i32]) -> [i32; NR] {
+    assert!(pc.len() >= PRODUCT_FIELDS * NR);
+    let mut got = [0i32; NR];
+    // SAFETY: the token proves AVX-512 F; every load and store is 16 lanes
+    // of `u`, `got` or the first `PRODUCT_FIELDS * 16` values of `pc`.
+    unsafe {
+        let c: [__m512i; PRODUCT_FIELDS] =
+            std::array::from_fn(|f| _mm512_loadu_si512(pc[f * NR..].as_ptr() as *const _));
+        let v = product16(_mm512_loadu_si512(u.as_ptr() as *const _), &c);
+        _mm512_storeu_si512(got.as_mut_ptr() as *mut _, v);
+    }
+    got
+}
+
+/// Where a tile's bytes go: its first row and column (`out`), the row
+/// stride, the tile's columns and the output offset and clamp bounds.
+struct ByteRows {
+    out: *mut u8,
+    ldo: usize,
+    nc: usize,
+    oc: [i32; 3],
+}
+
+/// Four registers of requantised int32 lanes to 64 bytes of `T`, register
+/// `k`'s 16 in 128-bit lane `k`: two saturating packs to 16 bits, one to
+/// 8, one permutation to undo the packs' interleaving, then the clamp on
+/// bytes. Saturating first and clamping to the bounds saturated into `T`
+/// gives what clamping the int32 values and then saturating does (all
+/// monotone), in 7 operations per 64 outputs against 16 one register at a
+/// time.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn narrow4<T: Q8>(v: [__m512i; 4], lo: __m512i, hi: __m512i) -> __m512i {
+    let [a, b, c, d] = v;
+    let (ab, cd) = (_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+    let bytes = if T::SIGNED { _mm512_packs_epi16(ab, cd) } else { _mm512_packus_epi16(ab, cd) };
+    // Each 128-bit lane `i` now holds dword `i` of every register
+    // (`a, b, c, d`): gather each register's four dwords into lane `k`.
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let bytes = _mm512_permutexvar_epi32(order, bytes);
+    if T::SIGNED {
+        _mm512_min_epi8(_mm512_max_epi8(bytes, lo), hi)
+    } else {
+        _mm512_min_epu8(_mm512_max_epu8(bytes, lo), hi)
+    }
+}
+
+/// The clamp bounds of `oc` saturated into `T`, in every byte.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn byte_bounds<T: Q8>(oc: [i32; 3]) -> (__m512i, __m512i) {
+    let (min, max) = if T::SIGNED { (-128, 127) } else { (0, 255) };
+    let b = |v: i32| _mm512_set1_epi8(v.clamp(min, max) as i8);
+    (b(oc[1]), b(oc[2]))
+}
+
+/// A tile's `M x P` registers of requantised lanes (before the clamp),
+/// clamped, narrowed and stored: rows `0 .. M` of `out.nc` bytes. Two
+/// panels: two rows per [`narrow4`], 32 bytes each; one panel: four rows,
+/// 16 bytes each (a short last group repeats its last row, not stored).
+///
+/// # Safety
+/// AVX-512 F/BW/VL; `out.nc <= 16 P` writable bytes at `out.out + r *
+/// out.ldo` for each `r < M`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn store_bytes<T: Q8, const M: usize, const P: usize>(v: &[[__m512i; M]; P], out: &ByteRows) {
+    // SAFETY: per the contract.
+    unsafe {
+        let (lo, hi) = byte_bounds::<T>(out.oc);
+        let row = |r: usize| out.out.add(r * out.ldo);
+        if P == 2 {
+            let mask = lanes(out.nc);
+            let mut r = 0;
+            while r < M {
+                let r1 = (r + 1).min(M - 1);
+                let b = narrow4::<T>([v[0][r], v[1][r], v[0][r1], v[1][r1]], lo, hi);
+                let halves = [_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64::<1>(b)];
+                for (i, h) in halves.into_iter().enumerate().take(M - r) {
+                    if out.nc >= 32 {
+                        _mm256_storeu_si256(row(r + i) as *mut __m256i, h);
+                    } else {
+                        _mm256_mask_storeu_epi8(row(r + i) as *mut i8, mask, h);
+                    }
                 }
+                r += 2;
+            }
+        } else {
+            let mask = lanes(out.nc) as __mmask16;
+            let mut r = 0;
+            while r < M {
+                let at = |i: usize| v[0][(r + i).min(M - 1)];
+                let b = narrow4::<T>([at(0), at(1), at(2), at(3)], lo, hi);
+                let quarters = [
+                    _mm512_castsi512_si128(b),
+                    _mm512_extracti32x4_epi32::<1>(b),
+                    _mm512_extracti32x4_epi32::<2>(b),
+                    _mm512_extracti32x4_epi32::<3>(b),
+                ];
+                for (i, q) in quarters.into_iter().enumerate().take(M - r) {
+                    if out.nc >= 16 {
+                        _mm_storeu_si128(row(r + i) as *mut __m128i, q);
+                    } else {
+                        _mm_mask_storeu_epi8(row(r + i) as *mut i8, mask, q);
+                    }
+                }
+                r += 4;
             }
         }
     }
