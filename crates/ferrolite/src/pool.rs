@@ -40,27 +40,54 @@ use std::time::{Duration, Instant};
 const SPIN: Duration = Duration::from_millis(2);
 
 /// One parallel loop: tasks `0 .. tasks`, each `f(i)` once.
+///
+/// The tasks are dealt out as one contiguous range per thread, which each
+/// thread works through from the front before it helps with the others'
+/// (claiming through the same counters). Consecutive ops split their rows
+/// the same way, so a thread mostly reads what it wrote one op before,
+/// still in its own core's L2; handing out tasks first come, first served
+/// sent about half of every op's input across cores (MobileNet v2 int8 at
+/// 2 threads, medians of 500 runs: 2.33 -> 2.16 ms).
 struct Job<'a> {
     f: &'a (dyn Fn(usize) + Sync + 'a),
     tasks: usize,
-    next: AtomicUsize,
+    /// Per thread, how many tasks of its range have been claimed.
+    claimed: Vec<PaddedCounter>,
     done: AtomicUsize,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
+/// A counter alone on its cache line: threads claiming from different
+/// ranges do not contend.
+#[repr(align(64))]
+#[derive(Default)]
+struct PaddedCounter(AtomicUsize);
+
 impl Job<'_> {
-    /// Claim and run tasks until none is left.
-    fn work(&self) {
-        loop {
-            let i = self.next.fetch_add(1, SeqCst);
-            if i >= self.tasks {
-                return;
+    /// Thread `me`'s range of tasks.
+    fn range(&self, me: usize) -> std::ops::Range<usize> {
+        let parts = self.claimed.len();
+        self.tasks * me / parts..self.tasks * (me + 1) / parts
+    }
+
+    /// Claim and run tasks until none is left: thread `me`'s own range
+    /// first, then the others' in turn.
+    fn work(&self, me: usize) {
+        let parts = self.claimed.len();
+        for k in 0..parts {
+            let part = (me + k) % parts;
+            let range = self.range(part);
+            loop {
+                let i = range.start + self.claimed[part].0.fetch_add(1, SeqCst);
+                if i >= range.end {
+                    break;
+                }
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| (self.f)(i))) {
+                    let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+                    slot.get_or_insert(p);
+                }
+                self.done.fetch_add(1, SeqCst);
             }
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| (self.f)(i))) {
-                let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
-                slot.get_or_insert(p);
-            }
-            self.done.fetch_add(1, SeqCst);
         }
     }
 }
@@ -111,7 +138,8 @@ impl WorkerPool {
         let mut pool = WorkerPool { shared, submit: Mutex::new(()), workers: Vec::new() };
         for i in 1..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
-            let handle = std::thread::Builder::new().name(format!("ferrolite-{i}")).spawn(move || worker(&shared))?;
+            let handle =
+                std::thread::Builder::new().name(format!("ferrolite-{i}")).spawn(move || worker(&shared, i))?;
             pool.workers.push(handle);
         }
         Ok(pool)
@@ -131,7 +159,8 @@ impl WorkerPool {
             (0..tasks).for_each(f);
             return;
         };
-        let job = Job { f, tasks, next: AtomicUsize::new(0), done: AtomicUsize::new(0), panic: Mutex::new(None) };
+        let claimed = (0..self.threads()).map(|_| PaddedCounter::default()).collect();
+        let job = Job { f, tasks, claimed, done: AtomicUsize::new(0), panic: Mutex::new(None) };
         let shared = &*self.shared;
         // Only the lifetime changes; see the SAFETY note in `worker`.
         shared.job.store(&job as *const Job<'_> as *mut Job<'static>, SeqCst);
@@ -140,7 +169,7 @@ impl WorkerPool {
             let _lock = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
             shared.wake.notify_all();
         }
-        job.work();
+        job.work(0);
         wait_until(|| job.done.load(SeqCst) == tasks);
         // Withdraw the job, then wait for workers still holding it.
         shared.job.store(std::ptr::null_mut(), SeqCst);
@@ -199,7 +228,8 @@ fn wait_until(ready: impl Fn() -> bool) {
     }
 }
 
-fn worker(shared: &Shared) {
+/// Worker `me` (`1 ..`; the submitter is 0) of the pool's threads.
+fn worker(shared: &Shared, me: usize) {
     let mut seen = shared.epoch.load(SeqCst);
     // A new thread starts asleep, and one that missed whole jobs while it
     // spun goes back to sleep instead of spinning: see `STARVED`.
@@ -246,7 +276,7 @@ fn worker(shared: &Shared) {
             // `active` is 0 before that `Job` goes away. We loaded the
             // pointer after counting ourselves in `active` (both SeqCst), so
             // either `run` sees us and waits, or we see its null.
-            unsafe { &*job }.work();
+            unsafe { &*job }.work(me);
         }
         shared.active.fetch_sub(1, SeqCst);
     }
@@ -269,6 +299,22 @@ mod tests {
             }
             assert!(hits.iter().all(|h| h.load(SeqCst) == 200), "{tasks} tasks");
         }
+    }
+
+    #[test]
+    fn each_thread_starts_on_its_own_range_then_helps_the_others() {
+        // Alone (as when the other threads are late), thread 1 of 3 runs
+        // its own third first, then thread 2's, then thread 0's.
+        let order = Mutex::new(Vec::new());
+        let f = |i: usize| order.lock().unwrap().push(i);
+        let claimed = (0..3).map(|_| PaddedCounter::default()).collect();
+        let job = Job { f: &f, tasks: 10, claimed, done: AtomicUsize::new(0), panic: Mutex::new(None) };
+        job.work(1);
+        assert_eq!(*order.lock().unwrap(), [3, 4, 5, 6, 7, 8, 9, 0, 1, 2]);
+        assert_eq!(job.done.load(SeqCst), 10);
+        // A second thread arriving afterwards finds nothing left.
+        job.work(0);
+        assert_eq!(order.lock().unwrap().len(), 10);
     }
 
     #[test]
