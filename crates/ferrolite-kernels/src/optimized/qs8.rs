@@ -96,6 +96,7 @@ impl Q8 for u8 {
 /// first conv's 3x3 RGB filter rows: 9), which a vectorised loop would do
 /// one byte at a time: a run of 4 to 32 bytes goes as two overlapping
 /// words instead (the first and the last 4, 8 or 16 bytes).
+#[cfg(target_arch = "x86_64")]
 fn flip_signs<T: Q8>(src: &[T], dst: &mut [u8]) {
     let n = src.len().min(dst.len());
     let (src, dst) = (&src[..n], &mut dst[..n]);
@@ -308,6 +309,23 @@ impl Requant {
             v[row(4) + l] = self.rsh[c];
         }
         Some(v)
+    }
+
+    /// [`Self::product_panels`] of channels `0 .. n` with each field's
+    /// panels side by side: field `f` at `f * n16 ..` (`n16`: `n` rounded
+    /// up to 16), so a kernel finds channel `c`'s constants at `f * n16 +
+    /// c` (the depthwise kernels, which have no groups).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn product_rows(&self, n: usize) -> Option<Vec<i32>> {
+        let panels = self.product_panels(0, n)?;
+        let n16 = n.div_ceil(NR) * NR;
+        let mut rows = vec![0i32; panels.len()];
+        for (j, panel) in panels.chunks_exact(PRODUCT_FIELDS * NR).enumerate() {
+            for (f, field) in panel.chunks_exact(NR).enumerate() {
+                rows[f * n16 + j * NR..][..NR].copy_from_slice(field);
+            }
+        }
+        Some(rows)
     }
 
     /// The whole groups of `N` channels of [`Self::apply`] through a vector
@@ -969,7 +987,10 @@ impl Qs8ConvPlan {
             && self.requant.mode(self.weight_bound, bias) == RequantMode::Short
             && self.vnni_product.len() == self.packed.len();
         #[cfg(not(target_arch = "x86_64"))]
-        false
+        {
+            let _ = bias;
+            false
+        }
     }
 
     /// Receptive fields of pixels `first .. first + m`, group `g`, as
@@ -1043,6 +1064,9 @@ struct DwFast {
     pair_deltas: Vec<(usize, usize)>,
     /// The same offsets tap by tap (the AVX-512 kernels).
     deltas: Vec<usize>,
+    /// `Requant::product_rows` of the `c16` channels (empty where the
+    /// product form does not apply).
+    product: Vec<i32>,
     /// `w + filter_offset` per tap and channel as an i32 whose high half is
     /// zero (`w32[t * c16 + c]`): against an input sign-extended to i32,
     /// `vpmaddwd` gives `x * w` in each lane (the AVX-512 kernels).
@@ -1096,6 +1120,7 @@ impl DwFast {
             pair_deltas: Vec::new(),
             deltas: Vec::new(),
             w32,
+            product: requant.product_rows(c16).unwrap_or_default(),
         })
     }
 }

@@ -5,7 +5,7 @@
 use super::avx512;
 use super::{
     check_dw_row, tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS, NR, PAD,
-    Q8, RQ_FIELDS,
+    PRODUCT_FIELDS, Q8, RQ_FIELDS,
 };
 use crate::optimized::isa::{Avx2Fma, Avx512};
 use std::arch::x86_64::*;
@@ -569,6 +569,7 @@ pub(super) fn dwconv16_span<T: Q8>(
     assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
     assert!(rq.mask.len() >= c && rq.half.len() >= c && rq.round_oc.len() >= c);
     assert!(bias.is_none_or(|b| b.len() >= c));
+    assert!(f.product.is_empty() || f.product.len() >= PRODUCT_FIELDS * c);
     // SAFETY: AVX2 is proven by the token; pixel `j < n` reads `c`
     // bytes at `base + j * step + delta` for its deltas, all within
     // `input` (`last` above; `T` is one byte); the weights, the
@@ -578,7 +579,13 @@ pub(super) fn dwconv16_span<T: Q8>(
         let k = DwArgs::new(f, rq, mode, bias, oc);
         // Layers in the short mode (most) get a copy of the kernels
         // without the flag tests.
+        let product = mode == RequantMode::Short && !f.product.is_empty();
         let kernels: [unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8); 3] = match mode == RequantMode::Short {
+            true if wide.is_some() && product => [
+                avx512::qs8_dwconv_px_c16_product::<T, 4>,
+                avx512::qs8_dwconv_px_c16_product::<T, 2>,
+                avx512::qs8_dwconv_px_c16_product::<T, 1>,
+            ],
             true if wide.is_some() => [
                 avx512::qs8_dwconv_px_c16_avx512::<T, 4, true>,
                 avx512::qs8_dwconv_px_c16_avx512::<T, 2, true>,
@@ -629,6 +636,8 @@ pub(super) struct DwArgs<'a> {
     /// Multiplier, left shift, right shift, mask, half, `round_oc`
     /// (per channel).
     pub rq: [*const i32; RQ_FIELDS],
+    /// `DwFast::product`'s rows (dangling where it is empty).
+    pub product: [*const i32; PRODUCT_FIELDS],
     pub mode: RequantMode,
     pub oc: [i32; 3],
 }
@@ -653,6 +662,7 @@ impl<'a> DwArgs<'a> {
             corr: f.corr.as_ptr(),
             bias: bias.map(|b| b.as_ptr()),
             rq: rq_rows.map(|r| r.as_ptr()),
+            product: std::array::from_fn(|r| f.product.get(r * f.c16..).map_or(std::ptr::null(), |p| p.as_ptr())),
             mode,
             oc,
         }

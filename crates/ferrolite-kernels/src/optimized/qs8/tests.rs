@@ -417,6 +417,15 @@ fn depthwise_matches_reference_exactly() {
 #[test]
 fn depthwise_fast_path_matches_reference_exactly() {
     let mut rng = Rng::new(0xd516);
+    // Runs on the AVX-512 kernels in the product form of the requantisation.
+    let mut product_runs = 0;
+    let mut count_product = |plan: &Qs8DepthwisePlan, isa: IsaLevel, b: Option<&[i32]>| {
+        let product = plan
+            .fast
+            .as_ref()
+            .is_some_and(|f| !f.product.is_empty() && plan.requant.mode(f.weight_bound, b) == RequantMode::Short);
+        product_runs += usize::from(product && isa >= IsaLevel::Avx512);
+    };
     for i in 0..200usize {
         let in_c = rng.pick(&[16, 17, 31, 32, 33, 47, 48, 64, 96]);
         let (kh, kw) = rng.pick(&[(3, 3), (3, 3), (5, 5), (1, 1), (1, 3), (3, 2), (2, 2)]);
@@ -474,6 +483,7 @@ fn depthwise_fast_path_matches_reference_exactly() {
                 let plan = Qs8DepthwisePlan::new(isa, &p, &q, in_shape, &w, filter_shape, out_shape);
                 assert!(plan.supported());
                 assert_eq!(plan.fast.is_some(), dm == 1 && plan.requant.vector_ok, "case {i}");
+                count_product(&plan, isa, b.as_deref());
                 let ctx = format!("i8 case {i} {isa:?} {in_shape:?} {filter_shape:?} {p:?}");
                 check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, sc| plan.run_rows(&x, b.as_deref(), o, r0, sc));
             }
@@ -490,10 +500,14 @@ fn depthwise_fast_path_matches_reference_exactly() {
             for &isa in &available_levels() {
                 let plan = Qs8DepthwisePlan::new(isa, &p, &q, in_shape, &w, filter_shape, out_shape);
                 assert!(plan.supported());
+                count_product(&plan, isa, b.as_deref());
                 let ctx = format!("u8 case {i} {isa:?} {in_shape:?} {filter_shape:?} {p:?}");
                 check_rows(rows, out_c, &want, &mut rng, &ctx, |o, r0, sc| plan.run_rows(&x, b.as_deref(), o, r0, sc));
             }
         }
+    }
+    if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512 {
+        assert!(product_runs > 40, "only {product_runs} runs in the product form");
     }
 }
 

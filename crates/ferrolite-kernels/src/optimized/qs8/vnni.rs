@@ -27,7 +27,7 @@
 //! image, with its float epilogue (`gemm_f32`).
 
 use super::avx2::Epilogue;
-use super::avx512::requant16_i32;
+use super::avx512::{byte_bounds, narrow4, product16, requant16_i32};
 use super::{FloatTail, RequantMode, TailScale, PRODUCT_FIELDS, Q8, RQ_FIELDS};
 use crate::optimized::isa::Avx512Vnni;
 use std::arch::x86_64::*;
@@ -365,28 +365,6 @@ unsafe fn tile_product<T: Q8, const M: usize, const P: usize>(
     }
 }
 
-/// `RequantMode::Short`'s `(hm + round_oc + (hm >> 31)) >> e` on 16 lanes
-/// from `u = x + 2^31` (the sum with its top bit flipped), where every
-/// multiplier `m` exceeds `2^30` (so `hm >> 31` is `x >> 31`):
-///
-/// `u * 2m + K = 2 x m + 2^31 + (round_oc - 1) * 2^32` (mod `2^64`, `K`
-/// from `Requant::product_panels`), whose high half is `hm + round_oc -
-/// 1`; `u >> 31` (logical) adds back the one for `x >= 0`. Two unsigned
-/// 32x32 multiplies (even and odd lanes) and one masked shuffle to gather
-/// the high halves, against the doubling high multiply's two multiplies,
-/// two shuffles and the separate rounding, offset and sign steps.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn product16(u: __m512i, c: &[__m512i; PRODUCT_FIELDS]) -> __m512i {
-    let [m2, m2_odd, k_even, k_odd, e] = *c;
-    let even = _mm512_add_epi64(_mm512_mul_epu32(u, m2), k_even);
-    let odd = _mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64::<32>(u), m2_odd), k_odd);
-    // The even lanes take `even`'s high halves (dwords 1 and 3 of each
-    // 128 bits to 0 and 2); the odd lanes already hold `odd`'s.
-    let high = _mm512_mask_shuffle_epi32::<0b11_11_01_01>(odd, 0x5555, even);
-    _mm512_srav_epi32(_mm512_add_epi32(high, _mm512_srli_epi32::<31>(u)), e)
-}
-
 /// [`product16`] on one panel's lanes `u` with its constants `pc`
 /// (`Requant::product_panels`), for tests.
 #[cfg(test)]
@@ -411,39 +389,6 @@ struct ByteRows {
     ldo: usize,
     nc: usize,
     oc: [i32; 3],
-}
-
-/// Four registers of requantised int32 lanes to 64 bytes of `T`, register
-/// `k`'s 16 in 128-bit lane `k`: two saturating packs to 16 bits, one to
-/// 8, one permutation to undo the packs' interleaving, then the clamp on
-/// bytes. Saturating first and clamping to the bounds saturated into `T`
-/// gives what clamping the int32 values and then saturating does (all
-/// monotone), in 7 operations per 64 outputs against 16 one register at a
-/// time.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn narrow4<T: Q8>(v: [__m512i; 4], lo: __m512i, hi: __m512i) -> __m512i {
-    let [a, b, c, d] = v;
-    let (ab, cd) = (_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
-    let bytes = if T::SIGNED { _mm512_packs_epi16(ab, cd) } else { _mm512_packus_epi16(ab, cd) };
-    // Each 128-bit lane `i` now holds dword `i` of every register
-    // (`a, b, c, d`): gather each register's four dwords into lane `k`.
-    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    let bytes = _mm512_permutexvar_epi32(order, bytes);
-    if T::SIGNED {
-        _mm512_min_epi8(_mm512_max_epi8(bytes, lo), hi)
-    } else {
-        _mm512_min_epu8(_mm512_max_epu8(bytes, lo), hi)
-    }
-}
-
-/// The clamp bounds of `oc` saturated into `T`, in every byte.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn byte_bounds<T: Q8>(oc: [i32; 3]) -> (__m512i, __m512i) {
-    let (min, max) = if T::SIGNED { (-128, 127) } else { (0, 255) };
-    let b = |v: i32| _mm512_set1_epi8(v.clamp(min, max) as i8);
-    (b(oc[1]), b(oc[2]))
 }
 
 /// A tile's `M x P` registers of requantised lanes (before the clamp),
