@@ -123,6 +123,19 @@ pub(super) fn narrow4<T: Q8>(v: [__m512i; 4], lo: __m512i, hi: __m512i) -> __m51
     }
 }
 
+/// The four 128-bit lanes of `b` (one register's bytes each after
+/// [`narrow4`]).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn lanes128(b: __m512i) -> [__m128i; 4] {
+    [
+        _mm512_castsi512_si128(b),
+        _mm512_extracti32x4_epi32::<1>(b),
+        _mm512_extracti32x4_epi32::<2>(b),
+        _mm512_extracti32x4_epi32::<3>(b),
+    ]
+}
+
 /// The clamp bounds of `oc` saturated into `T`, in every byte.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -262,12 +275,7 @@ pub(super) unsafe fn qs8_dwconv_px_c16_product<T: Q8, const P: usize>(
             let v: [__m512i; P] = std::array::from_fn(|q| product16(_mm512_add_epi32(s[q], add), &consts));
             let at = |q: usize| v[q.min(P - 1)];
             let b = narrow4::<T>([at(0), at(1), at(2), at(3)], lo, hi);
-            let quarters = [
-                _mm512_castsi512_si128(b),
-                _mm512_extracti32x4_epi32::<1>(b),
-                _mm512_extracti32x4_epi32::<2>(b),
-                _mm512_extracti32x4_epi32::<3>(b),
-            ];
+            let quarters = lanes128(b);
             for (q, bytes) in quarters.into_iter().enumerate().take(P) {
                 _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
             }

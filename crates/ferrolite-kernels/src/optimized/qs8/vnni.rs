@@ -27,7 +27,7 @@
 //! image, with its float epilogue (`gemm_f32`).
 
 use super::avx2::Epilogue;
-use super::avx512::{byte_bounds, narrow4, product16, requant16_i32};
+use super::avx512::{byte_bounds, lanes128, narrow4, product16, requant16_i32};
 use super::{FloatTail, RequantMode, TailScale, PRODUCT_FIELDS, Q8, RQ_FIELDS};
 use crate::optimized::isa::Avx512Vnni;
 use std::arch::x86_64::*;
@@ -428,12 +428,7 @@ unsafe fn store_bytes<T: Q8, const M: usize, const P: usize>(v: &[[__m512i; M]; 
             while r < M {
                 let at = |i: usize| v[0][(r + i).min(M - 1)];
                 let b = narrow4::<T>([at(0), at(1), at(2), at(3)], lo, hi);
-                let quarters = [
-                    _mm512_castsi512_si128(b),
-                    _mm512_extracti32x4_epi32::<1>(b),
-                    _mm512_extracti32x4_epi32::<2>(b),
-                    _mm512_extracti32x4_epi32::<3>(b),
-                ];
+                let quarters = lanes128(b);
                 for (i, q) in quarters.into_iter().enumerate().take(M - r) {
                     if out.nc >= 16 {
                         _mm_storeu_si128(row(r + i) as *mut __m128i, q);
