@@ -190,7 +190,7 @@ const SHORT_MAX_RSH: i32 = 21;
 /// Per-channel constants per panel in [`Requant::panels`].
 const RQ_FIELDS: usize = 6;
 
-/// Rows of constants per panel in [`Requant::product_panels`].
+/// Rows of constants in [`Requant::product_rows`].
 const PRODUCT_FIELDS: usize = 5;
 
 /// A bound on `|sum_t (x_t + input_offset) * (w_t + filter_offset)|` over
@@ -275,57 +275,40 @@ impl Requant {
         v
     }
 
-    /// The constants of channels `c0 .. c0 + n` for the VNNI conv's
-    /// product form of [`RequantMode::Short`] (`vnni::product16`), in
-    /// panels of 16: [`PRODUCT_FIELDS`] rows of 16 `i32` each. `None`
-    /// unless the short mode is open to the layer and every multiplier
-    /// exceeds `2^30`, which makes `hm < 0` the same as `x < 0`.
+    /// The constants of channels `c0 .. c0 + n` for the product form of
+    /// [`RequantMode::Short`] (`avx512::product16`, in the VNNI conv and
+    /// the AVX-512 int8 depthwise conv): [`PRODUCT_FIELDS`] rows of `n16`
+    /// values (`n` rounded up to 16), channel `c0 + i` at `f * n16 + i`
+    /// in row `f`. `None` unless the short mode is open to the layer and
+    /// every multiplier exceeds `2^30`, which makes `hm < 0` the same as
+    /// `x < 0`.
     ///
     /// Rows: `2m` per lane (`u32`); the odd lanes' `2m` at the even
-    /// positions; then per even lane and per odd lane (as eight `i64`s)
-    /// `K = 2^31 + (round_oc - 1 - m) * 2^32` (mod `2^64`); the right
-    /// shift per lane.
+    /// positions; then per even lane and per odd lane (as `i64`s at the
+    /// pair's two positions) `K = 2^31 + (round_oc - 1 - m) * 2^32` (mod
+    /// `2^64`); the right shift per lane.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    fn product_panels(&self, c0: usize, n: usize) -> Option<Vec<i32>> {
+    fn product_rows(&self, c0: usize, n: usize) -> Option<Vec<i32>> {
         let chans = c0..c0 + n;
         if !self.short_ok || self.mult[chans.clone()].iter().any(|&m| m <= 1 << 30) {
             return None;
         }
-        let panels = n.div_ceil(NR);
-        let mut v = vec![0i32; panels * PRODUCT_FIELDS * NR];
+        let n16 = n.div_ceil(NR) * NR;
+        let mut v = vec![0i32; PRODUCT_FIELDS * n16];
         for (i, c) in chans.enumerate() {
-            let (j, l) = (i / NR, i % NR);
-            let row = |f: usize| (j * PRODUCT_FIELDS + f) * NR;
             let m = self.mult[c] as i64;
             let m2 = (2 * m) as u32 as i32;
             let k = (1i64 << 31).wrapping_add((self.round_oc[c] as i64 - 1 - m).wrapping_shl(32));
-            v[row(0) + l] = m2;
-            if l % 2 == 1 {
-                v[row(1) + l - 1] = m2;
+            v[i] = m2;
+            if i % 2 == 1 {
+                v[n16 + i - 1] = m2;
             }
-            let kf = row(2 + l % 2) + 2 * (l / 2);
+            let kf = (2 + i % 2) * n16 + (i & !1);
             v[kf] = k as i32;
             v[kf + 1] = (k >> 32) as i32;
-            v[row(4) + l] = self.rsh[c];
+            v[4 * n16 + i] = self.rsh[c];
         }
         Some(v)
-    }
-
-    /// [`Self::product_panels`] of channels `0 .. n` with each field's
-    /// panels side by side: field `f` at `f * n16 ..` (`n16`: `n` rounded
-    /// up to 16), so a kernel finds channel `c`'s constants at `f * n16 +
-    /// c` (the depthwise kernels, which have no groups).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    fn product_rows(&self, n: usize) -> Option<Vec<i32>> {
-        let panels = self.product_panels(0, n)?;
-        let n16 = n.div_ceil(NR) * NR;
-        let mut rows = vec![0i32; panels.len()];
-        for (j, panel) in panels.chunks_exact(PRODUCT_FIELDS * NR).enumerate() {
-            for (f, field) in panel.chunks_exact(NR).enumerate() {
-                rows[f * n16 + j * NR..][..NR].copy_from_slice(field);
-            }
-        }
-        Some(rows)
     }
 
     /// The whole groups of `N` channels of [`Self::apply`] through a vector
@@ -668,10 +651,10 @@ pub struct Qs8ConvPlan {
     /// holds empty panels too).
     #[cfg(target_arch = "x86_64")]
     vnni: Option<vnni::VnniConv>,
-    /// Per group, `Requant::product_panels` for the VNNI conv (empty where
-    /// the product form does not apply).
+    /// Per group, `Requant::product_rows` for the VNNI conv, where the
+    /// product form applies to every group.
     #[cfg(target_arch = "x86_64")]
-    vnni_product: Vec<Vec<i32>>,
+    vnni_product: Option<Vec<Vec<i32>>>,
     supported: bool,
 }
 
@@ -749,10 +732,8 @@ impl Qs8ConvPlan {
             Vec::new()
         };
         #[cfg(target_arch = "x86_64")]
-        let vnni_product = match &vnni {
-            Some(_) => (0..groups).map_while(|g| requant.product_panels(g * per_group, per_group)).collect(),
-            None => Vec::new(),
-        };
+        let vnni_product =
+            vnni.as_ref().and_then(|_| (0..groups).map(|g| requant.product_rows(g * per_group, per_group)).collect());
         let weight_bound = sum_bound::<W>(depth, q.input_offset, filter_offset);
         let panel_rq = if requant.vector_ok {
             (0..packed.len()).map(|g| requant.panels(g * per_group, per_group)).collect()
@@ -877,14 +858,13 @@ impl Qs8ConvPlan {
             let oc = [self.q.output_offset, self.q.act_min, self.q.act_max];
             let mode = self.requant.mode(self.weight_bound, bias);
             let pad = vnni::pad_byte(self.input_offset).unwrap_or(0);
-            // The product form, where every group has its constants, takes
-            // the sums with their top bit flipped.
-            let product = mode == RequantMode::Short && self.vnni_product.len() == self.packed.len();
+            // The product form takes the sums with their top bit flipped.
+            let product = self.vnni_product.as_ref().filter(|_| mode == RequantMode::Short);
             // The sums' start values, once per call: bias plus correction.
             self.panel_bias(bias, bias16);
             for (g, starts) in bias16.chunks_exact_mut(panels * NR).enumerate() {
                 v.add_correction(g, self.input_offset, starts);
-                if product {
+                if product.is_some() {
                     starts.iter_mut().for_each(|s| *s ^= i32::MIN);
                 }
             }
@@ -897,7 +877,7 @@ impl Qs8ConvPlan {
                     let starts = &bias16[g * panels * NR..(g + 1) * panels * NR];
                     let epi = avx2::Epilogue { rq: &self.panel_rq[g], bias: starts, mode, oc };
                     let out = &mut output_rows[r * out_c + g * pg..];
-                    let pc = product.then(|| self.vnni_product[g].as_slice());
+                    let pc = product.map(|p| p[g].as_slice());
                     v.gemm_requant(g, m, a8, &epi, pc, out, out_c, pg);
                 }
                 r += m;
@@ -985,7 +965,7 @@ impl Qs8ConvPlan {
         #[cfg(target_arch = "x86_64")]
         return self.uses_vnni()
             && self.requant.mode(self.weight_bound, bias) == RequantMode::Short
-            && self.vnni_product.len() == self.packed.len();
+            && self.vnni_product.is_some();
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = bias;
@@ -1120,7 +1100,7 @@ impl DwFast {
             pair_deltas: Vec::new(),
             deltas: Vec::new(),
             w32,
-            product: requant.product_rows(c16).unwrap_or_default(),
+            product: requant.product_rows(0, c16).unwrap_or_default(),
         })
     }
 }

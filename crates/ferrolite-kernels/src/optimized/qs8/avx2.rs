@@ -636,8 +636,9 @@ pub(super) struct DwArgs<'a> {
     /// Multiplier, left shift, right shift, mask, half, `round_oc`
     /// (per channel).
     pub rq: [*const i32; RQ_FIELDS],
-    /// `DwFast::product`'s rows (dangling where it is empty).
-    pub product: [*const i32; PRODUCT_FIELDS],
+    /// `DwFast::product`: `PRODUCT_FIELDS` rows of `c` values (unused
+    /// where it is empty).
+    pub product: *const i32,
     pub mode: RequantMode,
     pub oc: [i32; 3],
 }
@@ -662,7 +663,7 @@ impl<'a> DwArgs<'a> {
             corr: f.corr.as_ptr(),
             bias: bias.map(|b| b.as_ptr()),
             rq: rq_rows.map(|r| r.as_ptr()),
-            product: std::array::from_fn(|r| f.product.get(r * f.c16..).map_or(std::ptr::null(), |p| p.as_ptr())),
+            product: f.product.as_ptr(),
             mode,
             oc,
         }

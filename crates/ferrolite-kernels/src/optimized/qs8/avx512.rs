@@ -82,7 +82,7 @@ pub(super) fn requant16_i32(x: __m512i, r: &[__m512i; RQ_FIELDS], mode: RequantM
 /// multiplier `m` exceeds `2^30` (so `hm >> 31` is `x >> 31`):
 ///
 /// `u * 2m + K = 2 x m + 2^31 + (round_oc - 1) * 2^32` (mod `2^64`, `K`
-/// from `Requant::product_panels`), whose high half is `hm + round_oc -
+/// from `Requant::product_rows`), whose high half is `hm + round_oc -
 /// 1`; `u >> 31` (logical) adds back the one for `x >= 0`. Two unsigned
 /// 32x32 multiplies (even and odd lanes) and one masked shuffle to gather
 /// the high halves, against the doubling high multiply's two multiplies,
@@ -121,6 +121,18 @@ pub(super) fn narrow4<T: Q8>(v: [__m512i; 4], lo: __m512i, hi: __m512i) -> __m51
     } else {
         _mm512_min_epu8(_mm512_max_epu8(bytes, lo), hi)
     }
+}
+
+/// The product form's constants of 16 channels: `PRODUCT_FIELDS` rows
+/// `stride` apart from `pc` (`Requant::product_rows`).
+///
+/// # Safety
+/// 16 readable values at `pc + f * stride` for each field `f`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn product_consts(pc: *const i32, stride: usize) -> [__m512i; PRODUCT_FIELDS] {
+    // SAFETY: per the contract.
+    unsafe { std::array::from_fn(|f| _mm512_loadu_si512(pc.add(f * stride) as *const _)) }
 }
 
 /// The four 128-bit lanes of `b` (one register's bytes each after
@@ -254,7 +266,8 @@ pub(super) unsafe fn qs8_dwconv_px_c16_avx512<T: Q8, const P: usize, const SHORT
 /// at a time ([`narrow4`]; fewer repeat the last, not stored).
 ///
 /// # Safety
-/// As [`qs8_dwconv_px_c16_avx512`]; `k.product` rows of `k.c` values.
+/// As [`qs8_dwconv_px_c16_avx512`]; `k.product` holds `PRODUCT_FIELDS`
+/// rows of `k.c` values.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn qs8_dwconv_px_c16_product<T: Q8, const P: usize>(
     k: &DwArgs<'_>,
@@ -271,7 +284,7 @@ pub(super) unsafe fn qs8_dwconv_px_c16_product<T: Q8, const P: usize>(
         while cb < c {
             let s = dw_sums::<T, P>(k, x, step, cb);
             let add = _mm512_xor_si512(dw_start(k, cb), flip);
-            let consts: [__m512i; PRODUCT_FIELDS] = k.product.map(|p| _mm512_loadu_si512(p.add(cb) as *const _));
+            let consts = product_consts(k.product.add(cb), c);
             let v: [__m512i; P] = std::array::from_fn(|q| product16(_mm512_add_epi32(s[q], add), &consts));
             let at = |q: usize| v[q.min(P - 1)];
             let b = narrow4::<T>([at(0), at(1), at(2), at(3)], lo, hi);

@@ -242,7 +242,8 @@ fn product_requant_matches_finish_within_its_bounds() {
         q.output_offset = rng.range(0, 511) as i32 - 255;
         let r = Requant::new(&q, n);
         let c0 = rng.range(0, n);
-        let consts = r.product_panels(c0, n - c0).expect("every multiplier above 2^30");
+        let consts = r.product_rows(c0, n - c0).expect("every multiplier above 2^30");
+        let stride = (n - c0).div_ceil(NR) * NR;
         let lim = (1i64 << 30) - 1;
         let x: Vec<i32> = (c0..n)
             .map(|_| match rng.range(0, 6) {
@@ -261,7 +262,7 @@ fn product_requant_matches_finish_within_its_bounds() {
             })
             .collect();
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (want, consts);
+        let _ = (want, consts, stride);
         #[cfg(target_arch = "x86_64")]
         if let Some(t) = crate::optimized::isa::Avx512::new(IsaLevel::Avx512) {
             for (p, (xs, want)) in x.chunks(NR).zip(want.chunks(NR)).enumerate() {
@@ -269,7 +270,7 @@ fn product_requant_matches_finish_within_its_bounds() {
                 for (u, &x) in u.iter_mut().zip(xs) {
                     *u = x ^ i32::MIN;
                 }
-                let got = vnni::product_lanes(t, u, &consts[p * PRODUCT_FIELDS * NR..]);
+                let got = vnni::product_lanes(t, u, &consts[p * NR..], stride);
                 assert_eq!(&got[..xs.len()], want, "case {i} panel {p}: x {xs:?} {q:?}");
             }
         }
@@ -279,8 +280,8 @@ fn product_requant_matches_finish_within_its_bounds() {
     q.output_shift = vec![-3; 3];
     q.output_multiplier = vec![(1 << 30) + 5, 1 << 30, (1 << 30) + 5];
     let r = Requant::new(&q, 3);
-    assert!(r.short_ok && r.product_panels(0, 3).is_none(), "a multiplier of 2^30");
-    assert!(r.product_panels(2, 1).is_some(), "the channels after it");
+    assert!(r.short_ok && r.product_rows(0, 3).is_none(), "a multiplier of 2^30");
+    assert!(r.product_rows(2, 1).is_some(), "the channels after it");
 }
 
 #[test]

@@ -27,7 +27,7 @@
 //! image, with its float epilogue (`gemm_f32`).
 
 use super::avx2::Epilogue;
-use super::avx512::{byte_bounds, lanes128, narrow4, product16, requant16_i32};
+use super::avx512::{byte_bounds, lanes128, narrow4, product16, product_consts, requant16_i32};
 use super::{FloatTail, RequantMode, TailScale, PRODUCT_FIELDS, Q8, RQ_FIELDS};
 use crate::optimized::isa::Avx512Vnni;
 use std::arch::x86_64::*;
@@ -125,7 +125,7 @@ impl VnniConv {
     /// `g`'s panels, requantised into `out` (rows at stride `ldo`, the
     /// group's `cols` channels). `epi.bias` holds the start values (see
     /// [`Self::add_correction`]). With `product` (the group's
-    /// `Requant::product_panels`, for a run in `RequantMode::Short`) the
+    /// `Requant::product_rows`, for a run in `RequantMode::Short`) the
     /// product form requantises, and the start values must be `2^31`
     /// higher (wrapping) than the other form's.
     #[allow(clippy::too_many_arguments)]
@@ -143,16 +143,12 @@ impl VnniConv {
         let panels = cols.div_ceil(NR);
         self.check(g, m, a, cols, out.len(), ldo);
         assert!(epi.bias.len() >= panels * NR);
-        let fields = match product {
-            Some(p) => {
-                assert!(epi.mode == RequantMode::Short && p.len() >= panels * PRODUCT_FIELDS * NR);
-                PRODUCT_FIELDS
-            }
-            None => {
-                assert!(epi.rq.len() >= panels * RQ_FIELDS * NR);
-                RQ_FIELDS
-            }
-        };
+        // The product rows' length: the panels' channels.
+        let stride = panels * NR;
+        match product {
+            Some(p) => assert!(epi.mode == RequantMode::Short && p.len() >= PRODUCT_FIELDS * stride),
+            None => assert!(epi.rq.len() >= panels * RQ_FIELDS * NR),
+        }
         let o = out.as_mut_ptr() as *mut u8;
         self.walk(g, m, a, cols, |rows, args| {
             let (r, j) = (args.row, args.panel);
@@ -162,17 +158,16 @@ impl VnniConv {
             let sink = ByteRows { out: dst, ldo, nc: args.nc, oc: epi.oc };
             // SAFETY: the token proves AVX-512 VNNI; `check` and the
             // asserts above bound every access: the tile's rows of `k4`
-            // bytes, its panels, their constants (`fields` rows each) and
-            // start values, and `nc` bytes of each output row (`T` is a
-            // byte).
+            // bytes, its panels, their constants and start values, and `nc`
+            // bytes of each output row (`T` is a byte).
             unsafe {
                 match product {
                     Some(p) => {
-                        let pc = p[j * fields * NR..].as_ptr();
-                        by_shape!(rows, args.pair, tile_product::<T>(&args, pc, start, &sink))
+                        let pc = p[j * NR..].as_ptr();
+                        by_shape!(rows, args.pair, tile_product::<T>(&args, pc, stride, start, &sink))
                     }
                     None => {
-                        let rq = epi.rq[j * fields * NR..].as_ptr();
+                        let rq = epi.rq[j * RQ_FIELDS * NR..].as_ptr();
                         by_shape!(rows, args.pair, tile_rq::<T>(&args, rq, start, epi.mode, &sink))
                     }
                 }
@@ -341,12 +336,14 @@ unsafe fn tile_rq<T: Q8, const M: usize, const P: usize>(
 /// then [`store_bytes`].
 ///
 /// # Safety
-/// As [`accumulate`]; `PRODUCT_FIELDS * 16 * P` constants at `pc`; `out`
-/// as [`store_bytes`] needs.
+/// As [`accumulate`]; at `pc`, the tile's first panel in
+/// `PRODUCT_FIELDS` rows `stride` apart, `16 P` readable values each;
+/// `out` as [`store_bytes`] needs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 unsafe fn tile_product<T: Q8, const M: usize, const P: usize>(
     t: &TileArgs,
     pc: *const i32,
+    stride: usize,
     start: *const i32,
     out: &ByteRows,
 ) {
@@ -354,9 +351,7 @@ unsafe fn tile_product<T: Q8, const M: usize, const P: usize>(
     unsafe {
         let mut v = accumulate::<M, P>(t, start);
         for (j, vj) in v.iter_mut().enumerate() {
-            let q = pc.add(j * PRODUCT_FIELDS * NR);
-            let consts: [__m512i; PRODUCT_FIELDS] =
-                std::array::from_fn(|f| _mm512_loadu_si512(q.add(f * NR) as *const _));
+            let consts = product_consts(pc.add(j * NR), stride);
             for x in vj.iter_mut() {
                 *x = product16(*x, &consts);
             }
@@ -365,18 +360,16 @@ unsafe fn tile_product<T: Q8, const M: usize, const P: usize>(
     }
 }
 
-/// [`product16`] on one panel's lanes `u` with its constants `pc`
-/// (`Requant::product_panels`), for tests.
+/// [`product16`] on 16 lanes `u` whose constants start at `rows[0]`
+/// (`Requant::product_rows` of row length `stride`), for tests.
 #[cfg(test)]
-pub(super) fn product_lanes(_t: crate::optimized::isa::Avx512, u: [i32; NR], pc: &[i32]) -> [i32; NR] {
-    assert!(pc.len() >= PRODUCT_FIELDS * NR);
+pub(super) fn product_lanes(_t: crate::optimized::isa::Avx512, u: [i32; NR], rows: &[i32], stride: usize) -> [i32; NR] {
+    assert!(rows.len() >= (PRODUCT_FIELDS - 1) * stride + NR);
     let mut got = [0i32; NR];
     // SAFETY: the token proves AVX-512 F; every load and store is 16 lanes
-    // of `u`, `got` or the first `PRODUCT_FIELDS * 16` values of `pc`.
+    // of `u`, `got` or a row of `rows` (the assert above).
     unsafe {
-        let c: [__m512i; PRODUCT_FIELDS] =
-            std::array::from_fn(|f| _mm512_loadu_si512(pc[f * NR..].as_ptr() as *const _));
-        let v = product16(_mm512_loadu_si512(u.as_ptr() as *const _), &c);
+        let v = product16(_mm512_loadu_si512(u.as_ptr() as *const _), &product_consts(rows.as_ptr(), stride));
         _mm512_storeu_si512(got.as_mut_ptr() as *mut _, v);
     }
     got
