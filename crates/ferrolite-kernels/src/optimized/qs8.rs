@@ -1044,6 +1044,12 @@ struct DwFast {
     pair_deltas: Vec<(usize, usize)>,
     /// The same offsets tap by tap (the AVX-512 kernels).
     deltas: Vec<usize>,
+    /// Where each filter row is `fw` adjacent taps and pixels `stride`
+    /// columns apart, with `(fw, stride)` one the column-sharing VNNI
+    /// kernels are built for: `(fw, stride)`, and `rows` holds the filter
+    /// rows' first-tap offsets.
+    cols: Option<(usize, usize)>,
+    rows: Vec<usize>,
     /// `Requant::product_rows` of the `c16` channels (empty where the
     /// product form does not apply).
     product: Vec<i32>,
@@ -1099,6 +1105,8 @@ impl DwFast {
             pad: vec![zp as u8; c16],
             pair_deltas: Vec::new(),
             deltas: Vec::new(),
+            cols: None,
+            rows: Vec::new(),
             w32,
             product: requant.product_rows(0, c16).unwrap_or_default(),
         })
@@ -1148,6 +1156,11 @@ impl Qs8DepthwisePlan {
                     .map(|t| ((t / f_w * params.dilation_h) * in_w + t % f_w * params.dilation_w) * in_c)
                     .collect();
                 f.pair_deltas = d.chunks(2).map(|c| (c[0], c[c.len() - 1])).collect();
+                let shape = (f_w, params.stride_w);
+                if params.dilation_w == 1 && [(3, 1), (3, 2), (5, 1), (5, 2)].contains(&shape) {
+                    f.cols = Some(shape);
+                    f.rows = d.iter().step_by(f_w).copied().collect();
+                }
                 f.deltas = d;
                 f
             })
@@ -1309,6 +1322,7 @@ impl Qs8DepthwisePlan {
         let mode = self.requant.mode(f.weight_bound, bias);
         // The AVX-512 kernels, where the CPU has them.
         let wide = crate::optimized::isa::Avx512::new(self.isa);
+        let vnni = crate::optimized::isa::Avx512Vnni::new(self.isa);
         let mut i = 0;
         while i < rows {
             let pix = row_start + i;
@@ -1324,7 +1338,7 @@ impl Qs8DepthwisePlan {
                 let base = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
                 let out = &mut output_rows[i * out_c..(i + n) * out_c];
                 let step = p.stride_w * in_c;
-                avx2::dwconv16_span(t, wide, input, f, &self.requant, mode, bias, oc, base, step, n, out);
+                avx2::dwconv16_span(t, wide, vnni, input, f, &self.requant, mode, bias, oc, base, step, n, out);
                 i += n;
                 continue;
             }

@@ -7,7 +7,7 @@ use super::{
     check_dw_row, tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS, NR, PAD,
     PRODUCT_FIELDS, Q8, RQ_FIELDS,
 };
-use crate::optimized::isa::{Avx2Fma, Avx512};
+use crate::optimized::isa::{Avx2Fma, Avx512, Avx512Vnni};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -545,6 +545,7 @@ pub(super) fn dwconv16_row<T: Q8>(
 pub(super) fn dwconv16_span<T: Q8>(
     _t: Avx2Fma,
     wide: Option<Avx512>,
+    vnni: Option<Avx512Vnni>,
     input: &[T],
     f: &DwFast,
     rq: &Requant,
@@ -580,7 +581,7 @@ pub(super) fn dwconv16_span<T: Q8>(
         // Layers in the short mode (most) get a copy of the kernels
         // without the flag tests.
         let product = mode == RequantMode::Short && !f.product.is_empty();
-        let kernels: [unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8); 3] = match mode == RequantMode::Short {
+        let kernels: [DwPixelsKernel; 3] = match mode == RequantMode::Short {
             true if wide.is_some() && product => [
                 avx512::qs8_dwconv_px_c16_product::<T, 4>,
                 avx512::qs8_dwconv_px_c16_product::<T, 2>,
@@ -607,9 +608,15 @@ pub(super) fn dwconv16_span<T: Q8>(
                 qs8_dwconv_px_c16_avx2::<T, 1, false>,
             ],
         };
+        // Four pixels at a time share their columns where the filter
+        // allows (AVX-512 VNNI).
+        let four = match (vnni, f.cols) {
+            (Some(_), Some(shape)) if cols_fit(f, shape.0, c) => cols_kernel::<T>(shape, product).unwrap_or(kernels[0]),
+            _ => kernels[0],
+        };
         let mut j = 0;
         while j + 4 <= n {
-            kernels[0](&k, x.add(j * step), step, o.add(j * c));
+            four(&k, x.add(j * step), step, o.add(j * c));
             j += 4;
         }
         while j + 2 <= n {
@@ -622,6 +629,34 @@ pub(super) fn dwconv16_span<T: Q8>(
     }
 }
 
+/// The column-sharing four-pixel kernel for a filter row of `fw` taps and
+/// pixels `stride` columns apart (`DwFast::cols`), if one is built.
+fn cols_kernel<T: Q8>((fw, stride): (usize, usize), product: bool) -> Option<DwPixelsKernel> {
+    use avx512::qs8_dwconv_px4_cols_vnni as k;
+    Some(match (fw, stride, product) {
+        (3, 1, true) => k::<T, 3, 1, true>,
+        (3, 1, false) => k::<T, 3, 1, false>,
+        (3, 2, true) => k::<T, 3, 2, true>,
+        (3, 2, false) => k::<T, 3, 2, false>,
+        (5, 1, true) => k::<T, 5, 1, true>,
+        (5, 1, false) => k::<T, 5, 1, false>,
+        (5, 2, true) => k::<T, 5, 2, true>,
+        (5, 2, false) => k::<T, 5, 2, false>,
+        _ => return None,
+    })
+}
+
+/// Whether tap `fx` of filter row `fy` is `f.rows[fy] + fx * c` for every
+/// tap, so the column-sharing kernels read exactly the taps the bounds
+/// check covered.
+fn cols_fit(f: &DwFast, fw: usize, c: usize) -> bool {
+    f.rows.len() * fw == f.deltas.len()
+        && f.deltas.iter().enumerate().all(|(t, &d)| Some(d) == (t % fw).checked_mul(c).map(|o| f.rows[t / fw] + o))
+}
+
+/// A kernel for a few interior pixels: `(args, first tap, step, out)`.
+type DwPixelsKernel = unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8);
+
 /// What `qs8_dwconv_px_c16_avx2` (and the AVX-512 twin) needs besides
 /// the pixels.
 pub(super) struct DwArgs<'a> {
@@ -629,6 +664,8 @@ pub(super) struct DwArgs<'a> {
     pub pd: &'a [(usize, usize)],
     /// Tap by tap, for the AVX-512 kernels: offsets and i32 weights.
     pub deltas: &'a [usize],
+    /// `DwFast::rows`: the filter rows' first-tap offsets.
+    pub rows: &'a [usize],
     pub w32: *const i32,
     pub wp: *const i16,
     pub corr: *const i32,
@@ -658,6 +695,7 @@ impl<'a> DwArgs<'a> {
             c: f.c16,
             pd: &f.pair_deltas,
             deltas: &f.deltas,
+            rows: &f.rows,
             w32: f.w32.as_ptr(),
             wp: f.wp.as_ptr(),
             corr: f.corr.as_ptr(),

@@ -297,6 +297,101 @@ pub(super) unsafe fn qs8_dwconv_px_c16_product<T: Q8, const P: usize>(
     }
 }
 
+/// The sums of four neighbouring interior pixels for channels `cb .. cb +
+/// 16`, where each filter row is `FW` adjacent taps (unit dilation
+/// across) and the pixels are `S` columns apart: pixel `q`'s tap `fx`
+/// reads column `q * S + fx` of the filter row, so the `3 * S + FW`
+/// columns are widened once each and shared by the pixels that read
+/// them (a 3x3 stride-1 filter widens 18 vectors per four pixels instead
+/// of 36), and `vpdpwssd` adds each product in one instruction. The
+/// offset correction and bias not yet added; the same sums as
+/// [`dw_sums`].
+///
+/// # Safety
+/// AVX-512 F/BW + VNNI; the bounds `avx2::dwconv16_span` checks for four
+/// pixels, `cb + 16 <= k.c`, `k.rows` the filter rows' first-tap offsets
+/// with `k.deltas[fy * FW + fx] == k.rows[fy] + fx * k.c`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn dw_sums_cols<T: Q8, const FW: usize, const S: usize>(
+    k: &DwArgs<'_>,
+    x: *const u8,
+    cb: usize,
+) -> [__m512i; 4] {
+    // SAFETY: per the contract: column `q * S + fx` of row `fy` is
+    // pixel `q`'s tap `fy * FW + fx`.
+    unsafe {
+        let c = k.c;
+        let mut s = [_mm512_setzero_si512(); 4];
+        for (fy, &row) in k.rows.iter().enumerate() {
+            let x = x.add(row + cb);
+            // Loops, not closures: a closure here is compiled without
+            // this function's target features and called, not inlined.
+            let mut w = [_mm512_setzero_si512(); FW];
+            for (fx, wf) in w.iter_mut().enumerate() {
+                *wf = _mm512_loadu_si512(k.w32.add((fy * FW + fx) * c + cb) as *const _);
+            }
+            for j in 0..3 * S + FW {
+                let xj = tap_lanes::<T>(x.add(j * c));
+                for (fx, &wf) in w.iter().enumerate() {
+                    // Constant after unrolling: which pixel, if any, reads
+                    // column j at tap fx.
+                    if j >= fx && (j - fx) % S == 0 && (j - fx) / S < 4 {
+                        let q = (j - fx) / S;
+                        s[q] = _mm512_dpwssd_epi32(s[q], xj, wf);
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+/// `qs8_dwconv_3x3_px4_vnni` and kin: four interior pixels through
+/// [`dw_sums_cols`], requantised in the product form where `PRODUCT` (as
+/// [`qs8_dwconv_px_c16_product`]) or by [`requant16`] in `k.mode`.
+///
+/// # Safety
+/// As [`dw_sums_cols`]; with `PRODUCT`, the layer is in the short mode and
+/// `k.product` holds `PRODUCT_FIELDS` rows of `k.c` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn qs8_dwconv_px4_cols_vnni<T: Q8, const FW: usize, const S: usize, const PRODUCT: bool>(
+    k: &DwArgs<'_>,
+    x: *const u8,
+    _step: usize,
+    out: *mut u8,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let c = k.c;
+        let (lo, hi) = byte_bounds::<T>(k.oc);
+        let flip = _mm512_set1_epi32(i32::MIN);
+        let mut cb = 0;
+        while cb < c {
+            let s = dw_sums_cols::<T, FW, S>(k, x, cb);
+            if PRODUCT {
+                let add = _mm512_xor_si512(dw_start(k, cb), flip);
+                let consts = product_consts(k.product.add(cb), c);
+                let mut v = s;
+                for vq in v.iter_mut() {
+                    *vq = product16(_mm512_add_epi32(*vq, add), &consts);
+                }
+                for (q, bytes) in lanes128(narrow4::<T>(v, lo, hi)).into_iter().enumerate() {
+                    _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
+                }
+            } else {
+                let add = dw_start(k, cb);
+                let r = rq_lanes(&k.rq, cb);
+                for (q, &sq) in s.iter().enumerate() {
+                    let bytes = requant16::<T>(_mm512_add_epi32(sq, add), &r, k.mode, k.oc);
+                    _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
+                }
+            }
+            cb += 16;
+        }
+    }
+}
+
 /// `qs8_dwconv_c16_avx512`: one pixel whose taps are `ptrs` (an input row
 /// or the padding bytes each).
 ///

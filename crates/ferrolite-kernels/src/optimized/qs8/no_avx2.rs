@@ -2,7 +2,7 @@
 //! the shared code compiling and are never called.
 
 use super::{DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, Q8};
-use crate::optimized::isa::{Avx2Fma, Avx512};
+use crate::optimized::isa::{Avx2Fma, Avx512, Avx512Vnni};
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_float_tiles(
@@ -50,6 +50,7 @@ pub(super) fn gemm_requant_tiles<T: Q8>(
 pub(super) fn dwconv16_span<T: Q8>(
     _: Avx2Fma,
     _: Option<Avx512>,
+    _: Option<Avx512Vnni>,
     _: &[T],
     _: &DwFast,
     _: &Requant,

@@ -420,12 +420,21 @@ fn depthwise_fast_path_matches_reference_exactly() {
     let mut rng = Rng::new(0xd516);
     // Runs on the AVX-512 kernels in the product form of the requantisation.
     let mut product_runs = 0;
+    let mut cols_runs = std::collections::HashSet::new();
     let mut count_product = |plan: &Qs8DepthwisePlan, isa: IsaLevel, b: Option<&[i32]>| {
         let product = plan
             .fast
             .as_ref()
             .is_some_and(|f| !f.product.is_empty() && plan.requant.mode(f.weight_bound, b) == RequantMode::Short);
         product_runs += usize::from(product && isa >= IsaLevel::Avx512);
+        // Runs of four interior pixels on the column-sharing kernels, by
+        // filter width, stride and requantisation form.
+        if let Some((fw, s)) = plan.fast.as_ref().and_then(|f| f.cols) {
+            let interior = (plan.in_shape[2] + 2 * plan.p.pad_left).saturating_sub(fw) / s + 1;
+            if isa >= IsaLevel::Avx512Vnni && interior >= 4 && plan.out_shape[2] >= 4 {
+                cols_runs.insert((fw, s, product));
+            }
+        }
     };
     for i in 0..200usize {
         let in_c = rng.pick(&[16, 17, 31, 32, 33, 47, 48, 64, 96]);
@@ -433,7 +442,9 @@ fn depthwise_fast_path_matches_reference_exactly() {
         let s = rng.range(1, 3);
         let d = if i % 4 == 3 { 2 } else { 1 };
         let padding = if i % 3 == 0 { Padding::Valid } else { Padding::Same };
-        let (in_h, in_w) = (rng.range(1, 10), rng.range(1, 10));
+        // Rows wide enough for runs of four interior pixels at stride 2
+        // with a 5-wide filter (the column-sharing kernels) in some cases.
+        let (in_h, in_w) = (rng.range(1, 10), rng.range(1, if i % 3 == 0 { 10 } else { 24 }));
         let batches = rng.range(1, 3);
         let pw = Padding2d::compute(padding, in_h, in_w, kh, kw, s, s, d, d);
         let dm = if i % 10 == 9 { 2 } else { 1 };
@@ -509,6 +520,9 @@ fn depthwise_fast_path_matches_reference_exactly() {
     }
     if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512 {
         assert!(product_runs > 40, "only {product_runs} runs in the product form");
+    }
+    if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512Vnni {
+        assert_eq!(cols_runs.len(), 8, "column-sharing kernels run: {cols_runs:?}");
     }
 }
 
