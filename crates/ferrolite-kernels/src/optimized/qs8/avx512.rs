@@ -244,17 +244,10 @@ pub(super) unsafe fn qs8_dwconv_px_c16_avx512<T: Q8, const P: usize, const SHORT
 ) {
     // SAFETY: per the contract.
     unsafe {
-        let c = k.c;
+        let mode = if SHORT { RequantMode::Short } else { k.mode };
         let mut cb = 0;
-        while cb < c {
-            let s = dw_sums::<T, P>(k, x, step, cb);
-            let add = dw_start(k, cb);
-            let r = rq_lanes(&k.rq, cb);
-            let mode = if SHORT { RequantMode::Short } else { k.mode };
-            for (q, &sq) in s.iter().enumerate() {
-                let bytes = requant16::<T>(_mm512_add_epi32(sq, add), &r, mode, k.oc);
-                _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
-            }
+        while cb < k.c {
+            store_requant::<T, P>(k, dw_sums::<T, P>(k, x, step, cb), cb, mode, out);
             cb += 16;
         }
     }
@@ -277,22 +270,62 @@ pub(super) unsafe fn qs8_dwconv_px_c16_product<T: Q8, const P: usize>(
 ) {
     // SAFETY: per the contract.
     unsafe {
-        let c = k.c;
-        let (lo, hi) = byte_bounds::<T>(k.oc);
-        let flip = _mm512_set1_epi32(i32::MIN);
         let mut cb = 0;
-        while cb < c {
-            let s = dw_sums::<T, P>(k, x, step, cb);
-            let add = _mm512_xor_si512(dw_start(k, cb), flip);
-            let consts = product_consts(k.product.add(cb), c);
-            let v: [__m512i; P] = std::array::from_fn(|q| product16(_mm512_add_epi32(s[q], add), &consts));
-            let at = |q: usize| v[q.min(P - 1)];
-            let b = narrow4::<T>([at(0), at(1), at(2), at(3)], lo, hi);
-            let quarters = lanes128(b);
-            for (q, bytes) in quarters.into_iter().enumerate().take(P) {
-                _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
-            }
+        while cb < k.c {
+            store_product::<T, P>(k, dw_sums::<T, P>(k, x, step, cb), cb, out);
             cb += 16;
+        }
+    }
+}
+
+/// The outputs of `P <= 4` pixels' sums `s` (channels `cb .. cb + 16`, at
+/// `out + q * k.c + cb`) in the product form: started `2^31` up,
+/// [`product16`], narrowed four at a time ([`narrow4`]; fewer repeat the
+/// last, not stored). Loops, not closures: this is inlined into kernels
+/// with more target features, which a closure would not get.
+///
+/// # Safety
+/// `cb + 16 <= k.c`; the layer is in the short mode, `k.product` holds
+/// `PRODUCT_FIELDS` rows of `k.c` values; `out` has room for the pixels.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn store_product<T: Q8, const P: usize>(k: &DwArgs<'_>, s: [__m512i; P], cb: usize, out: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe {
+        let (lo, hi) = byte_bounds::<T>(k.oc);
+        let add = _mm512_xor_si512(dw_start(k, cb), _mm512_set1_epi32(i32::MIN));
+        let consts = product_consts(k.product.add(cb), k.c);
+        let mut v = [_mm512_setzero_si512(); 4];
+        for (q, vq) in v.iter_mut().enumerate() {
+            *vq = product16(_mm512_add_epi32(s[q.min(P - 1)], add), &consts);
+        }
+        for (q, bytes) in lanes128(narrow4::<T>(v, lo, hi)).into_iter().enumerate().take(P) {
+            _mm_storeu_si128(out.add(q * k.c + cb) as *mut __m128i, bytes);
+        }
+    }
+}
+
+/// The outputs of `P` pixels' sums `s` (channels `cb .. cb + 16`, at `out
+/// + q * k.c + cb`) by [`requant16`] in `mode`.
+///
+/// # Safety
+/// `cb + 16 <= k.c`; `out` has room for the pixels.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn store_requant<T: Q8, const P: usize>(
+    k: &DwArgs<'_>,
+    s: [__m512i; P],
+    cb: usize,
+    mode: RequantMode,
+    out: *mut u8,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let add = dw_start(k, cb);
+        let r = rq_lanes(&k.rq, cb);
+        for (q, &sq) in s.iter().enumerate() {
+            let bytes = requant16::<T>(_mm512_add_epi32(sq, add), &r, mode, k.oc);
+            _mm_storeu_si128(out.add(q * k.c + cb) as *mut __m128i, bytes);
         }
     }
 }
@@ -363,29 +396,13 @@ pub(super) unsafe fn qs8_dwconv_px4_cols_vnni<T: Q8, const FW: usize, const S: u
 ) {
     // SAFETY: per the contract.
     unsafe {
-        let c = k.c;
-        let (lo, hi) = byte_bounds::<T>(k.oc);
-        let flip = _mm512_set1_epi32(i32::MIN);
         let mut cb = 0;
-        while cb < c {
+        while cb < k.c {
             let s = dw_sums_cols::<T, FW, S>(k, x, cb);
             if PRODUCT {
-                let add = _mm512_xor_si512(dw_start(k, cb), flip);
-                let consts = product_consts(k.product.add(cb), c);
-                let mut v = s;
-                for vq in v.iter_mut() {
-                    *vq = product16(_mm512_add_epi32(*vq, add), &consts);
-                }
-                for (q, bytes) in lanes128(narrow4::<T>(v, lo, hi)).into_iter().enumerate() {
-                    _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
-                }
+                store_product::<T, 4>(k, s, cb, out);
             } else {
-                let add = dw_start(k, cb);
-                let r = rq_lanes(&k.rq, cb);
-                for (q, &sq) in s.iter().enumerate() {
-                    let bytes = requant16::<T>(_mm512_add_epi32(sq, add), &r, k.mode, k.oc);
-                    _mm_storeu_si128(out.add(q * c + cb) as *mut __m128i, bytes);
-                }
+                store_requant::<T, 4>(k, s, cb, k.mode, out);
             }
             cb += 16;
         }
