@@ -1384,6 +1384,15 @@ pub struct Qs8FullyConnectedPlan {
     isa: IsaLevel,
     q: ConvQuantParams,
     packed: PackedQs8,
+    /// The weights packed for `vpdpbusd` (int8 weights with a zero filter
+    /// offset, on AVX-512 VNNI): half the bytes of `packed`, which a
+    /// batch-1 FC streams from memory once per invoke.
+    #[cfg(target_arch = "x86_64")]
+    vnni: Option<vnni::VnniConv>,
+    /// The sums' start values for `vnni`: `(input_offset - 128) * sum w`
+    /// per output unit, 16 per panel.
+    #[cfg(target_arch = "x86_64")]
+    vnni_start: Vec<i32>,
     depth: usize,
     out_units: usize,
     supported: bool,
@@ -1406,7 +1415,37 @@ impl Qs8FullyConnectedPlan {
             && offset_fits::<W>(q.input_offset);
         let packed =
             if supported { PackedQs8::pack(weights, out_units, depth, q.filter_offset) } else { PackedQs8::empty() };
-        Qs8FullyConnectedPlan { isa: isa.clamp_to_cpu(), q: q.clone(), packed, depth, out_units, supported }
+        let isa = isa.clamp_to_cpu();
+        #[cfg(target_arch = "x86_64")]
+        let (vnni, vnni_start) = match crate::optimized::isa::Avx512Vnni::new(isa) {
+            Some(t) if supported && q.filter_offset == 0 => {
+                let v = vnni::VnniConv::new(t, weights, 1, out_units, depth);
+                let mut start = vec![0i32; out_units.div_ceil(NR) * NR];
+                if let Some(v) = &v {
+                    v.add_correction(0, q.input_offset, &mut start);
+                }
+                (v, start)
+            }
+            _ => (None, Vec::new()),
+        };
+        Qs8FullyConnectedPlan {
+            isa,
+            q: q.clone(),
+            packed,
+            #[cfg(target_arch = "x86_64")]
+            vnni,
+            #[cfg(target_arch = "x86_64")]
+            vnni_start,
+            depth,
+            out_units,
+            supported,
+        }
+    }
+
+    /// The VNNI weights, for int8 inputs.
+    #[cfg(target_arch = "x86_64")]
+    fn vnni_for<T: Q8>(&self) -> Option<&vnni::VnniConv> {
+        self.vnni.as_ref().filter(|_| T::SIGNED)
     }
 
     pub fn supported(&self) -> bool {
@@ -1443,6 +1482,27 @@ impl Qs8FullyConnectedPlan {
         if let Some(b) = bias {
             assert!(b.len() >= n, "bias too short");
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v) = self.vnni_for::<T>() {
+            let (k4, ldc) = (v.k4, n.div_ceil(NR) * NR);
+            let block = im2col_block_rows(k4, rows);
+            let Qs8Scratch { a_u8, acc, .. } = scratch;
+            // The unsigned bytes `x + 128`; the depth's padding meets zero
+            // weights.
+            a_u8.resize(a_u8.len().max(block * k4), 0);
+            acc.resize(acc.len().max(block * ldc), 0);
+            let mut r = 0;
+            while r < rows {
+                let m = block.min(rows - r);
+                for (i, dst) in a_u8[..m * k4].chunks_exact_mut(k4).enumerate() {
+                    flip_signs(&input[(row_start + r + i) * k..(row_start + r + i + 1) * k], &mut dst[..k]);
+                }
+                v.gemm_i32(0, 0, m, &a_u8[..m * k4], &self.vnni_start, &mut acc[..m * ldc], ldc, n);
+                self.finish_rows(&acc[..m * ldc], ldc, bias, &mut output_rows[r * n..(r + m) * n]);
+                r += m;
+            }
+            return;
+        }
         let kp = self.packed.k2 * 2;
         let ldc = self.packed.panels() * NR;
         let block = im2col_block_rows(kp, rows);
@@ -1463,13 +1523,18 @@ impl Qs8FullyConnectedPlan {
                 dst[k..].fill(0);
             }
             gemm_i32(self.isa, m, &a[..m * kp], kp, &self.packed, &mut acc[..m * ldc], ldc);
-            for i in 0..m {
-                let out = &mut output_rows[(r + i) * n..(r + i + 1) * n];
-                for (c, (o, &s)) in out.iter_mut().zip(&acc[i * ldc..i * ldc + n]).enumerate() {
-                    *o = finish_fc(&self.q, s, bias, c, self.q.output_offset);
-                }
-            }
+            self.finish_rows(&acc[..m * ldc], ldc, bias, &mut output_rows[r * n..(r + m) * n]);
             r += m;
+        }
+    }
+
+    /// Whole output rows from their sums (rows `ldc` apart in `acc`).
+    fn finish_rows<T: Q8>(&self, acc: &[i32], ldc: usize, bias: Option<&[i32]>, output_rows: &mut [T]) {
+        let n = self.out_units;
+        for (out, sums) in output_rows.chunks_exact_mut(n).zip(acc.chunks(ldc)) {
+            for (c, (o, &s)) in out.iter_mut().zip(sums).enumerate() {
+                *o = finish_fc(&self.q, s, bias, c, self.q.output_offset);
+            }
         }
     }
 
@@ -1493,6 +1558,19 @@ impl Qs8FullyConnectedPlan {
         }
         if let Some(b) = bias {
             assert!(b.len() >= self.out_units, "bias too short");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v) = self.vnni_for::<T>() {
+            let Qs8Scratch { a_u8, acc, .. } = scratch;
+            a_u8.resize(a_u8.len().max(v.k4), 0);
+            acc.resize(acc.len().max(n), 0);
+            flip_signs(&input_row[..k], &mut a_u8[..k]);
+            let start = &self.vnni_start[col_start..];
+            v.gemm_i32(0, col_start / NR, 1, &a_u8[..v.k4], start, &mut acc[..n], n, n);
+            for (i, (o, &s)) in out_cols.iter_mut().zip(acc.iter()).enumerate() {
+                *o = finish_fc(&self.q, s, bias, col_start + i, self.q.output_offset);
+            }
+            return;
         }
         let kp = self.packed.k2 * 2;
         let panels = col_start / NR..(col_start + n).div_ceil(NR);

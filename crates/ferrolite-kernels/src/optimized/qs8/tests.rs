@@ -585,6 +585,9 @@ fn check_cols<T: Q8 + PartialEq + std::fmt::Debug>(
 #[test]
 fn fully_connected_matches_reference_exactly() {
     let mut rng = Rng::new(0xfc);
+    // Plans that run on the VNNI weights.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    let mut vnni_plans = 0;
     for i in 0..120usize {
         let (batches, depth, units) = (rng.range(1, 9), rng.range(1, 300), rng.range(1, 50));
         let b = if i.is_multiple_of(3) { None } else { Some(bias(&mut rng, units)) };
@@ -604,6 +607,10 @@ fn fully_connected_matches_reference_exactly() {
             for &isa in &available_levels() {
                 let plan = Qs8FullyConnectedPlan::new(isa, &q, &w, units, depth);
                 assert!(plan.supported());
+                #[cfg(target_arch = "x86_64")]
+                {
+                    vnni_plans += usize::from(plan.vnni_for::<i8>().is_some());
+                }
                 let ctx = format!("i8 case {i} {isa:?} b{batches} d{depth} u{units}");
                 check_rows(batches, units, &want, &mut rng, &ctx, |o, r0, s| plan.run_rows(&x, b.as_deref(), o, r0, s));
                 check_cols(&want[..units], &mut rng, &ctx, |o, c0, s| {
@@ -627,4 +634,8 @@ fn fully_connected_matches_reference_exactly() {
             }
         }
     }
+    if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512Vnni {
+        assert!(vnni_plans >= 20, "only {vnni_plans} FC plans on VNNI");
+    }
+    let _ = vnni_plans;
 }

@@ -208,6 +208,40 @@ impl VnniConv {
         });
     }
 
+    /// The raw sums of the `m` rows of `a` against group `g`'s channels
+    /// `16 p0 .. 16 p0 + cols`: `out[r * ldo + c] = start[c] + sum_k a[r][k]
+    /// w[16 p0 + c][k]` (wrapping), for FULLY_CONNECTED, which requantises
+    /// them in `f64` afterwards. `start` holds the [`Self::add_correction`]
+    /// values of those channels (16 per panel).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn gemm_i32(
+        &self,
+        g: usize,
+        p0: usize,
+        m: usize,
+        a: &[u8],
+        start: &[i32],
+        out: &mut [i32],
+        ldo: usize,
+        cols: usize,
+    ) {
+        let (panels, k4) = (cols.div_ceil(NR), self.k4);
+        assert!(k4.is_multiple_of(4) && self.packed[g].len() >= (p0 + panels) * k4 * NR && a.len() >= m * k4);
+        assert!(m == 0 || (ldo >= cols && out.len() >= (m - 1) * ldo + cols));
+        assert!(start.len() >= panels * NR);
+        let o = out.as_mut_ptr();
+        self.walk_from(g, p0, m, a, cols, |rows, args| {
+            let (r, j) = (args.row, args.panel);
+            // SAFETY (pointer only): row `r`, column `16 j` lie in `out`.
+            let dst = unsafe { o.add(r * ldo + j * NR) };
+            let start = start[j * NR..].as_ptr();
+            // SAFETY: the token proves AVX-512 VNNI; the asserts above
+            // bound the tile's rows of `k4` bytes, its panels (from `p0`),
+            // 16 start values per panel and `nc` sums of each output row.
+            unsafe { by_shape!(rows, args.pair, tile_i32(&args, start, dst, ldo)) }
+        });
+    }
+
     /// The bounds every tile relies on: `m` rows of `k4` bytes, group `g`'s
     /// panels for `cols` channels, `m` output rows of `cols` at `ldo`.
     fn check(&self, g: usize, m: usize, a: &[u8], cols: usize, out_len: usize, ldo: usize) {
@@ -220,9 +254,15 @@ impl VnniConv {
     /// `cols` channels of group `g`: panel pairs outside, row tiles of up to
     /// 6 inside (a pair's weights stay in L1 while every row of the block,
     /// in L2, passes over them); an odd last panel alone.
-    fn walk(&self, g: usize, m: usize, a: &[u8], cols: usize, mut tile: impl FnMut(usize, TileArgs)) {
+    fn walk(&self, g: usize, m: usize, a: &[u8], cols: usize, tile: impl FnMut(usize, TileArgs)) {
+        self.walk_from(g, 0, m, a, cols, tile)
+    }
+
+    /// [`Self::walk`] over the panels from `p0` on (`cols` counted from
+    /// channel `16 p0`; `args.panel` counts from `p0` too).
+    fn walk_from(&self, g: usize, p0: usize, m: usize, a: &[u8], cols: usize, mut tile: impl FnMut(usize, TileArgs)) {
         let _ = self.token;
-        let (w, k4) = (&self.packed[g], self.k4);
+        let (w, k4) = (&self.packed[g][p0 * self.k4 * NR..], self.k4);
         let panels = cols.div_ceil(NR);
         let mut j = 0;
         while j < panels {
@@ -287,6 +327,49 @@ unsafe fn accumulate<const M: usize, const P: usize>(t: &TileArgs, start: *const
                     acc[j][r] = _mm512_dpbusd_epi32(acc[j][r], x, wv[j]);
                 }
             }
+        }
+        acc
+    }
+}
+
+/// [`accumulate`] for a single row (`M == 1`: a batch-1
+/// FULLY_CONNECTED): the even and odd quads of depth into separate sums,
+/// added at the end, so `2 P` chains of `vpdpbusd` hide its latency
+/// instead of `P`.
+///
+/// # Safety
+/// As [`accumulate`], with `M == 1`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn accumulate_one_row<const M: usize, const P: usize>(t: &TileArgs, start: *const i32) -> [[__m512i; M]; P] {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut even = [_mm512_setzero_si512(); P];
+        let mut odd = [_mm512_setzero_si512(); P];
+        for (j, e) in even.iter_mut().enumerate() {
+            *e = _mm512_loadu_si512(start.add(j * NR) as *const _);
+        }
+        let quads = t.k4 / 4;
+        let x = |q: usize| _mm512_set1_epi32((t.a.add(4 * q) as *const i32).read_unaligned());
+        let w = |j: usize, q: usize| _mm512_loadu_si512(t.w.add(j * t.stride + q * 64) as *const _);
+        let mut q = 0;
+        while q + 2 <= quads {
+            let (x0, x1) = (x(q), x(q + 1));
+            for j in 0..P {
+                even[j] = _mm512_dpbusd_epi32(even[j], x0, w(j, q));
+                odd[j] = _mm512_dpbusd_epi32(odd[j], x1, w(j, q + 1));
+            }
+            q += 2;
+        }
+        if q < quads {
+            let x0 = x(q);
+            for j in 0..P {
+                even[j] = _mm512_dpbusd_epi32(even[j], x0, w(j, q));
+            }
+        }
+        let mut acc = [[_mm512_setzero_si512(); M]; P];
+        for j in 0..P {
+            acc[j][0] = _mm512_add_epi32(even[j], odd[j]);
         }
         acc
     }
@@ -430,6 +513,25 @@ unsafe fn store_bytes<T: Q8, const M: usize, const P: usize>(v: &[[__m512i; M]; 
                     }
                 }
                 r += 4;
+            }
+        }
+    }
+}
+
+/// `qs8_gemm_{M}x{16 P}c4_vnni` with no epilogue: the int32 sums stored
+/// as they are (the first `t.nc` columns).
+///
+/// # Safety
+/// As [`accumulate`]; `M` output rows of `t.nc` sums at stride `ldo`.
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn tile_i32<const M: usize, const P: usize>(t: &TileArgs, start: *const i32, out: *mut i32, ldo: usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let acc = if M == 1 { accumulate_one_row::<M, P>(t, start) } else { accumulate::<M, P>(t, start) };
+        for (j, col) in acc.iter().enumerate() {
+            let mask = lanes(t.nc.saturating_sub(j * NR).min(NR)) as __mmask16;
+            for (r, &v) in col.iter().enumerate() {
+                _mm512_mask_storeu_epi32(out.add(r * ldo + j * NR) as *mut _, mask, v);
             }
         }
     }
