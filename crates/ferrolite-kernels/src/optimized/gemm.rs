@@ -333,7 +333,12 @@ fn drive<K: MicroKernel>(
     // weights from L3. Then the panels go in groups that stay in L2, each
     // group over all the row tiles (the rows stay in L2 too). Every value
     // is still one tile's sum over the full depth: the same bits.
-    let group = (GROUP_WEIGHT_BYTES / (k * NR * 4).max(1)).max(1);
+    // Whole pairs of panels, the AVX-512 kernel's tile: a deep layer's
+    // group of one panel (depth 2592: 166 KiB a panel) ran its rows at
+    // half the FMAs per load, slower than not grouping at all (Inception
+    // v3's 35x35x288 -> 384 stride 2 at 2 threads, whose 36-row blocks
+    // were grouped: 1.65 ms, 1.17 in pairs; LiteRT 1.16).
+    let group = (GROUP_WEIGHT_BYTES / (k * NR * 4).max(1)).max(2) & !1;
     let grouped = panels > group && m > K::MR && m * k * 4 <= GROUP_ROW_BYTES;
     let group = if grouped { group } else { panels };
     for g0 in (0..panels).step_by(group) {
