@@ -24,24 +24,35 @@ pub(super) fn f32_dwconv_avx512(
 ) {
     let c = taps.check(np, step, input, weights, epi, out, 1);
     let _ = token;
-    let mut q = 0;
-    while q + 4 <= np {
-        // SAFETY: the token proves AVX-512 F; every tap's input range for
-        // pixels `q .. q + 4` and its `c` weights were checked above, and
-        // the bias and scale hold `c` values.
-        unsafe {
-            dwconv_px::<4>(taps, q * step, step, input.as_ptr(), weights.as_ptr(), epi, &mut out[q * c..(q + 4) * c])
+    // A run of pixels goes channel chunk by chunk: the chunk's input rows
+    // for the whole run stay in L1 as the pixels sweep along, where all
+    // channels of a wide layer (14x14x576: 2.3 KB a pixel) would not.
+    for c0 in (0..c).step_by(CHUNK) {
+        let chans = c0..(c0 + CHUNK).min(c);
+        let mut q = 0;
+        while q + 4 <= np {
+            // SAFETY: the token proves AVX-512 F; every tap's input range
+            // for pixels `q .. q + 4` and its `c` weights were checked
+            // above, and the bias and scale hold `c` values.
+            unsafe {
+                let out = &mut out[q * c..(q + 4) * c];
+                dwconv_px::<4>(taps, q * step, step, input.as_ptr(), weights.as_ptr(), epi, out, chans.clone())
+            }
+            q += 4;
         }
-        q += 4;
-    }
-    while q < np {
-        // SAFETY: as above, for pixel `q`.
-        unsafe {
-            dwconv_px::<1>(taps, q * step, step, input.as_ptr(), weights.as_ptr(), epi, &mut out[q * c..(q + 1) * c])
+        while q < np {
+            // SAFETY: as above, for pixel `q`.
+            unsafe {
+                let out = &mut out[q * c..(q + 1) * c];
+                dwconv_px::<1>(taps, q * step, step, input.as_ptr(), weights.as_ptr(), epi, out, chans.clone())
+            }
+            q += 1;
         }
-        q += 1;
     }
 }
+
+/// Channels per pass over a run of pixels (see [`f32_dwconv_avx512`]).
+const CHUNK: usize = 128;
 
 /// The lanes of the first `n <= 16` channels.
 #[inline(always)]
@@ -82,9 +93,56 @@ unsafe fn finish16(epi: &DwEpilogue<'_>, a: __m512, ch: usize, mask: __mmask16, 
     }
 }
 
+/// `R` registers (16 channels each) of `P` pixels from channel `ch`:
+/// `P * R` independent sums, each from zero with one fused product per tap
+/// in tap order.
+///
+/// # Safety
+/// As [`dwconv_px`], with `ch + 16 * R <= c`; `input` already shifted.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dwconv_block<const P: usize, const R: usize>(
+    taps: &Taps,
+    step: usize,
+    input: *const f32,
+    weights: *const f32,
+    epi: &DwEpilogue<'_>,
+    op: *mut f32,
+    c: usize,
+    ch: usize,
+    (lo, hi): (__m512, __m512),
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut a = [[_mm512_setzero_ps(); R]; P];
+        for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
+            let mut w = [_mm512_setzero_ps(); R];
+            for (r, wr) in w.iter_mut().enumerate() {
+                *wr = _mm512_loadu_ps(weights.add(wo + ch + 16 * r));
+            }
+            let x = input.add(io + ch);
+            for (q, aq) in a.iter_mut().enumerate() {
+                let xq = x.add(q * step);
+                for (r, ar) in aq.iter_mut().enumerate() {
+                    *ar = _mm512_fmadd_ps(_mm512_loadu_ps(xq.add(16 * r)), w[r], *ar);
+                }
+            }
+        }
+        for (q, aq) in a.iter().enumerate() {
+            for (r, &ar) in aq.iter().enumerate() {
+                let at = ch + 16 * r;
+                _mm512_storeu_ps(op.add(q * c + at), finish16(epi, ar, at, 0xffff, lo, hi));
+            }
+        }
+    }
+}
+
 /// `P` pixels (1 or 4) sharing their weights, pixel `q` reading at `shift +
-/// q * step`, writing `out[q * c ..]`: 32 channels (two registers per
-/// pixel) at a time, then 16 with a mask on the last.
+/// q * step`, writing `out[q * c ..]`, channels `chans` of the `c` per
+/// pixel: eight sums at a time (32 channels
+/// of four pixels, or 128 of one: one pixel's two sums a tap would wait on
+/// the FMA latency, and the edge pixels of a 14x14 image are a quarter of
+/// its pixels), then 32 channels, then 16 with a mask on the last.
 ///
 /// # Safety
 /// AVX-512 F; for every tap and `q < P`, `input[io + shift + q*step ..][..c]`
@@ -100,8 +158,10 @@ unsafe fn dwconv_px<const P: usize>(
     weights: *const f32,
     epi: &DwEpilogue<'_>,
     out: &mut [f32],
+    chans: std::ops::Range<usize>,
 ) {
     let c = out.len() / P;
+    debug_assert!(chans.end <= c);
     let lo = _mm512_set1_ps(epi.clamp.min);
     let hi = _mm512_set1_ps(epi.clamp.max);
     let op = out.as_mut_ptr();
@@ -111,27 +171,19 @@ unsafe fn dwconv_px<const P: usize>(
         // (wrapping: a pixel without valid taps may shift past `input`;
         // every tap read is checked.)
         let input = input.wrapping_add(shift);
-        let mut ch = 0;
-        while ch + 32 <= c {
-            let mut a = [[_mm512_setzero_ps(); 2]; P];
-            for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
-                let w0 = _mm512_loadu_ps(weights.add(wo + ch));
-                let w1 = _mm512_loadu_ps(weights.add(wo + ch + 16));
-                let x = input.add(io + ch);
-                for (q, aq) in a.iter_mut().enumerate() {
-                    let xq = x.add(q * step);
-                    aq[0] = _mm512_fmadd_ps(_mm512_loadu_ps(xq), w0, aq[0]);
-                    aq[1] = _mm512_fmadd_ps(_mm512_loadu_ps(xq.add(16)), w1, aq[1]);
-                }
+        let (mut ch, c_end) = (chans.start, chans.end);
+        if P == 1 {
+            while ch + 128 <= c_end {
+                dwconv_block::<P, 8>(taps, step, input, weights, epi, op, c, ch, (lo, hi));
+                ch += 128;
             }
-            for (q, aq) in a.iter().enumerate() {
-                _mm512_storeu_ps(op.add(q * c + ch), finish16(epi, aq[0], ch, 0xffff, lo, hi));
-                _mm512_storeu_ps(op.add(q * c + ch + 16), finish16(epi, aq[1], ch + 16, 0xffff, lo, hi));
-            }
+        }
+        while ch + 32 <= c_end {
+            dwconv_block::<P, 2>(taps, step, input, weights, epi, op, c, ch, (lo, hi));
             ch += 32;
         }
-        while ch < c {
-            let mask = lanes(c - ch);
+        while ch < c_end {
+            let mask = lanes(c_end - ch);
             let mut a = [_mm512_setzero_ps(); P];
             for (&io, &wo) in taps.input.iter().zip(&taps.weight) {
                 let w = _mm512_maskz_loadu_ps(mask, weights.add(wo + ch));
