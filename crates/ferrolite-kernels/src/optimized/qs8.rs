@@ -28,6 +28,10 @@
 //!   the dot product, int8 convs run `qs8_gemm_4x16c4_neondot` instead
 //!   (`sdot`, 16 multiply-adds per instruction, on the raw int8 values;
 //!   see `neon::DotConv` for the offset).
+//! - AVX-512 VNNI (`vnni`): int8 convs with `vpdpbusd` on `x + 128`
+//!   against the raw int8 weights, requantised in the tile; a batch-1
+//!   int8 FULLY_CONNECTED streams the same byte weights (`gemm_i32`) and
+//!   requantises with `finish_fc`.
 //! - Portable `*_scalar` variants over the same packing, always compiled.
 //!
 //! Output rows are output pixels (or batch rows for FC), and `run_rows`

@@ -6,7 +6,10 @@
 //! requantisation steps as `avx2`, so the same bytes. Reached through the
 //! AVX2 entry points (`avx2::dwconv16_row` / `dwconv16_span`), which
 //! check the bounds and take an `Avx512` token to pick these; the VNNI
-//! conv (`vnni`) requantises with [`requant16`] too.
+//! conv (`vnni`) requantises with [`requant16`] too. With VNNI, runs of
+//! four interior pixels whose filter rows are 3 or 5 adjacent taps share
+//! their widened input columns and add with `vpdpwssd`
+//! ([`qs8_dwconv_px4_cols_vnni`]).
 
 use super::avx2::DwArgs;
 use super::{RequantMode, PRODUCT_FIELDS, Q8, RQ_FIELDS};
