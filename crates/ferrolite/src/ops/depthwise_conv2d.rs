@@ -209,13 +209,15 @@ impl Operator for DepthwiseConv2d {
                         if dtype == DataType::Int8 {
                             let x = ctx.input(0)?.as_slice::<i8>()?;
                             let out = ctx.output(0)?.as_slice_mut::<i8>()?;
-                            workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                            let min = dw_min_rows(plan.rows(), workers.threads());
+                            workers.for_each_chunk_min(out, plan.row_len(), min, |first_row, rows| {
                                 with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
                             });
                         } else {
                             let x = ctx.input(0)?.as_slice::<u8>()?;
                             let out = ctx.output(0)?.as_slice_mut::<u8>()?;
-                            workers.for_each_chunk(out, plan.row_len(), |first_row, rows| {
+                            let min = dw_min_rows(plan.rows(), workers.threads());
+                            workers.for_each_chunk_min(out, plan.row_len(), min, |first_row, rows| {
                                 with_qs8_scratch(|s| plan.run_rows(x, b32, rows, first_row, s))
                             });
                         }
@@ -304,10 +306,32 @@ impl PreparedOp for DepthwiseF32 {
         let workers = ctx.workers;
         let out = ctx.output(0)?.as_slice_mut::<f32>()?;
         if let Some(plan) = &self.plan {
-            workers.for_each_chunk(out, plan.row_len(), |first_row, rows| plan.run_rows(input, bias, rows, first_row));
+            let min = dw_min_rows(plan.rows(), workers.threads());
+            workers.for_each_chunk_min(out, plan.row_len(), min, |first_row, rows| {
+                plan.run_rows(input, bias, rows, first_row)
+            });
             return Ok(());
         }
         depthwise_conv2d_f32(&self.p, input, self.in_shape, filter, self.filter_shape, bias, out, self.out_shape);
         Ok(())
     }
 }
+
+/// Output pixels per chunk when a depthwise conv is split across threads:
+/// one chunk per thread for small outputs, where a chunk is a few
+/// microseconds of work and cutting it finer ends more runs of interior
+/// pixels early and pays the per-chunk setup more often (MobileNet v2's
+/// 14x14x576 and 7x7x960 layers at 2 threads: int8 0.019 -> 0.016 and
+/// 0.017 -> 0.014 ms, f32 0.021 -> 0.019 and 0.015 -> 0.013); larger
+/// outputs keep the finer split, which lets a thread that starts late be
+/// helped (no difference measured on the 56x56 and 112x112 layers).
+fn dw_min_rows(rows: usize, threads: usize) -> usize {
+    if rows <= SMALL_DW_OUTPUT {
+        rows.div_ceil(threads.max(1))
+    } else {
+        1
+    }
+}
+
+/// Largest output (in pixels) split one chunk per thread: 32x32.
+const SMALL_DW_OUTPUT: usize = 1024;
