@@ -65,6 +65,43 @@ mod avx2 {
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
+    /// A pixel kernel: `(input, window pixels, depth, clamp, output)`.
+    type PixelKernel = unsafe fn(*const f32, &[usize], usize, ClampF32, *mut f32);
+
+    /// Output pixels `row_start ..` of `out_rows` through `kernel`, each
+    /// window's pixels checked against `input` first. `false` (stopping
+    /// there) at a window with no pixel where `empty_fails` (the average,
+    /// which would divide by zero; the max gives `f32::MIN` there).
+    #[allow(clippy::too_many_arguments)]
+    fn pool_with(
+        kernel: PixelKernel,
+        empty_fails: bool,
+        p: &Pool2dParams,
+        input: &[f32],
+        in_shape: [usize; 4],
+        out_rows: &mut [f32],
+        row_start: usize,
+        out_shape: [usize; 4],
+    ) -> bool {
+        let depth = in_shape[3];
+        assert_eq!(depth, out_shape[3], "pooling keeps the channels");
+        assert!(input.len() >= in_shape.iter().product::<usize>(), "input shorter than its shape");
+        let clamp = p.clamp;
+        pool::pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
+            if empty_fails && pixels.is_empty() {
+                return false;
+            }
+            // `pool_rows` lists in-bounds pixels of `in_shape` only.
+            assert!(pixels.iter().all(|&px| (px + 1) * depth <= input.len()) && out.len() == depth);
+            // SAFETY: the callers hold an AVX2 token, which the kernels
+            // need; every pixel's `depth` values lie in `input`, `out`
+            // holds `depth` (asserted above), and the average kernel gets
+            // at least one pixel.
+            unsafe { kernel(input.as_ptr(), pixels, depth, clamp, out.as_mut_ptr()) };
+            true
+        })
+    }
+
     pub(super) fn max_pool_f32_rows(
         _t: Avx2Fma,
         p: &Pool2dParams,
@@ -74,18 +111,7 @@ mod avx2 {
         row_start: usize,
         out_shape: [usize; 4],
     ) {
-        let depth = in_shape[3];
-        assert_eq!(depth, out_shape[3], "max pool keeps the channels");
-        assert!(input.len() >= in_shape.iter().product::<usize>(), "input shorter than its shape");
-        let clamp = p.clamp;
-        pool::pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
-            // `pool_rows` lists in-bounds pixels of `in_shape` only.
-            assert!(pixels.iter().all(|&px| (px + 1) * depth <= input.len()) && out.len() == depth);
-            // SAFETY: the token proves AVX2; every pixel's `depth` values
-            // lie in `input` and `out` holds `depth` (asserted above).
-            unsafe { f32_maxpool_avx2(input.as_ptr(), pixels, depth, clamp, out.as_mut_ptr()) };
-            true
-        });
+        pool_with(f32_maxpool_avx2, false, p, input, in_shape, out_rows, row_start, out_shape);
     }
 
     /// One output pixel: the maximum over `pixels` (each `depth` values at
@@ -143,21 +169,7 @@ mod avx2 {
         row_start: usize,
         out_shape: [usize; 4],
     ) -> bool {
-        let depth = in_shape[3];
-        assert_eq!(depth, out_shape[3], "average pool keeps the channels");
-        assert!(input.len() >= in_shape.iter().product::<usize>(), "input shorter than its shape");
-        let clamp = p.clamp;
-        pool::pool_rows(p, in_shape, out_shape, out_rows, row_start, |pixels, out| {
-            if pixels.is_empty() {
-                return false;
-            }
-            // `pool_rows` lists in-bounds pixels of `in_shape` only.
-            assert!(pixels.iter().all(|&px| (px + 1) * depth <= input.len()) && out.len() == depth);
-            // SAFETY: the token proves AVX2; every pixel's `depth` values
-            // lie in `input` and `out` holds `depth` (asserted above).
-            unsafe { f32_avgpool_avx2(input.as_ptr(), pixels, depth, clamp, out.as_mut_ptr()) };
-            true
-        })
+        pool_with(f32_avgpool_avx2, true, p, input, in_shape, out_rows, row_start, out_shape)
     }
 
     /// One output pixel: per channel, the sum over `pixels` in order from

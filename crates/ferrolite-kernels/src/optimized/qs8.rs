@@ -1048,12 +1048,9 @@ struct DwFast {
     pair_deltas: Vec<(usize, usize)>,
     /// The same offsets tap by tap (the AVX-512 kernels).
     deltas: Vec<usize>,
-    /// Where each filter row is `fw` adjacent taps and pixels `stride`
-    /// columns apart, with `(fw, stride)` one the column-sharing VNNI
-    /// kernels are built for: `(fw, stride)`, and `rows` holds the filter
-    /// rows' first-tap offsets.
-    cols: Option<(usize, usize)>,
-    rows: Vec<usize>,
+    /// The column-sharing VNNI kernels' view of the taps, where they
+    /// apply.
+    cols: Option<DwCols>,
     /// `Requant::product_rows` of the `c16` channels (empty where the
     /// product form does not apply).
     product: Vec<i32>,
@@ -1110,10 +1107,38 @@ impl DwFast {
             pair_deltas: Vec::new(),
             deltas: Vec::new(),
             cols: None,
-            rows: Vec::new(),
             w32,
             product: requant.product_rows(0, c16).unwrap_or_default(),
         })
+    }
+}
+
+/// The taps as filter rows of `fw` adjacent taps, pixels `stride` columns
+/// of `col` bytes apart (the column-sharing VNNI depthwise kernels).
+#[derive(Clone, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct DwCols {
+    fw: usize,
+    stride: usize,
+    /// Bytes per input pixel (`in_c`): the kernels step columns by their
+    /// channel count, so they run only where the two are equal.
+    col: usize,
+    /// Each filter row's first-tap offset.
+    rows: Vec<usize>,
+}
+
+impl DwCols {
+    /// `Some` where the kernels are built for `(fw, stride)` and every tap
+    /// offset in `deltas` is its row's first plus `fx * col` (unit
+    /// dilation across), checked here once rather than per call.
+    fn new(deltas: &[usize], fw: usize, stride: usize, col: usize) -> Option<DwCols> {
+        if ![(3, 1), (3, 2), (5, 1), (5, 2)].contains(&(fw, stride)) || !deltas.len().is_multiple_of(fw) {
+            return None;
+        }
+        let rows: Vec<usize> = deltas.iter().step_by(fw).copied().collect();
+        let fits =
+            deltas.iter().enumerate().all(|(t, &d)| Some(d) == (t % fw).checked_mul(col).map(|o| rows[t / fw] + o));
+        fits.then_some(DwCols { fw, stride, col, rows })
     }
 }
 
@@ -1160,11 +1185,7 @@ impl Qs8DepthwisePlan {
                     .map(|t| ((t / f_w * params.dilation_h) * in_w + t % f_w * params.dilation_w) * in_c)
                     .collect();
                 f.pair_deltas = d.chunks(2).map(|c| (c[0], c[c.len() - 1])).collect();
-                let shape = (f_w, params.stride_w);
-                if params.dilation_w == 1 && [(3, 1), (3, 2), (5, 1), (5, 2)].contains(&shape) {
-                    f.cols = Some(shape);
-                    f.rows = d.iter().step_by(f_w).copied().collect();
-                }
+                f.cols = DwCols::new(&d, f_w, params.stride_w, in_c);
                 f.deltas = d;
                 f
             })

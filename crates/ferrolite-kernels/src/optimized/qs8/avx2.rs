@@ -610,8 +610,12 @@ pub(super) fn dwconv16_span<T: Q8>(
         };
         // Four pixels at a time share their columns where the filter
         // allows (AVX-512 VNNI).
-        let four = match (vnni, f.cols) {
-            (Some(_), Some(shape)) if cols_fit(f, shape.0, c) => cols_kernel::<T>(shape, product).unwrap_or(kernels[0]),
+        // (They step columns by `c` and pixels by `stride` columns, so
+        // only where those are the input's pixel and the span's step.)
+        let four = match (vnni, &f.cols) {
+            (Some(_), Some(cols)) if cols.col == c && step == cols.stride * c => {
+                cols_kernel::<T>(cols.fw, cols.stride, product).unwrap_or(kernels[0])
+            }
             _ => kernels[0],
         };
         let mut j = 0;
@@ -631,7 +635,7 @@ pub(super) fn dwconv16_span<T: Q8>(
 
 /// The column-sharing four-pixel kernel for a filter row of `fw` taps and
 /// pixels `stride` columns apart (`DwFast::cols`), if one is built.
-fn cols_kernel<T: Q8>((fw, stride): (usize, usize), product: bool) -> Option<DwPixelsKernel> {
+fn cols_kernel<T: Q8>(fw: usize, stride: usize, product: bool) -> Option<DwPixelsKernel> {
     use avx512::qs8_dwconv_px4_cols_vnni as k;
     Some(match (fw, stride, product) {
         (3, 1, true) => k::<T, 3, 1, true>,
@@ -646,14 +650,6 @@ fn cols_kernel<T: Q8>((fw, stride): (usize, usize), product: bool) -> Option<DwP
     })
 }
 
-/// Whether tap `fx` of filter row `fy` is `f.rows[fy] + fx * c` for every
-/// tap, so the column-sharing kernels read exactly the taps the bounds
-/// check covered.
-fn cols_fit(f: &DwFast, fw: usize, c: usize) -> bool {
-    f.rows.len() * fw == f.deltas.len()
-        && f.deltas.iter().enumerate().all(|(t, &d)| Some(d) == (t % fw).checked_mul(c).map(|o| f.rows[t / fw] + o))
-}
-
 /// A kernel for a few interior pixels: `(args, first tap, step, out)`.
 type DwPixelsKernel = unsafe fn(&DwArgs<'_>, *const u8, usize, *mut u8);
 
@@ -664,7 +660,8 @@ pub(super) struct DwArgs<'a> {
     pub pd: &'a [(usize, usize)],
     /// Tap by tap, for the AVX-512 kernels: offsets and i32 weights.
     pub deltas: &'a [usize],
-    /// `DwFast::rows`: the filter rows' first-tap offsets.
+    /// `DwCols::rows` (empty without them): the filter rows' first-tap
+    /// offsets.
     pub rows: &'a [usize],
     pub w32: *const i32,
     pub wp: *const i16,
@@ -695,7 +692,7 @@ impl<'a> DwArgs<'a> {
             c: f.c16,
             pd: &f.pair_deltas,
             deltas: &f.deltas,
-            rows: &f.rows,
+            rows: f.cols.as_ref().map_or(&[], |cols| &cols.rows),
             w32: f.w32.as_ptr(),
             wp: f.wp.as_ptr(),
             corr: f.corr.as_ptr(),

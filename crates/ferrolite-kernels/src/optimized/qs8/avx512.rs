@@ -383,12 +383,13 @@ unsafe fn dw_sums_cols<T: Q8, const FW: usize, const S: usize>(
     }
 }
 
-/// `qs8_dwconv_3x3_px4_vnni` and kin: four interior pixels through
+/// `qs8_dwconv_px4_cols_vnni`: four interior pixels through
 /// [`dw_sums_cols`], requantised in the product form where `PRODUCT` (as
 /// [`qs8_dwconv_px_c16_product`]) or by [`requant16`] in `k.mode`.
 ///
 /// # Safety
-/// As [`dw_sums_cols`]; with `PRODUCT`, the layer is in the short mode and
+/// As [`dw_sums_cols`], with the pixels `S * k.c` bytes apart (the
+/// unused `step`); with `PRODUCT`, the layer is in the short mode and
 /// `k.product` holds `PRODUCT_FIELDS` rows of `k.c` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub(super) unsafe fn qs8_dwconv_px4_cols_vnni<T: Q8, const FW: usize, const S: usize, const PRODUCT: bool>(

@@ -429,7 +429,7 @@ fn depthwise_fast_path_matches_reference_exactly() {
         product_runs += usize::from(product && isa >= IsaLevel::Avx512);
         // Runs of four interior pixels on the column-sharing kernels, by
         // filter width, stride and requantisation form.
-        if let Some((fw, s)) = plan.fast.as_ref().and_then(|f| f.cols) {
+        if let Some((fw, s)) = plan.fast.as_ref().and_then(|f| f.cols.as_ref()).map(|c| (c.fw, c.stride)) {
             let interior = (plan.in_shape[2] + 2 * plan.p.pad_left).saturating_sub(fw) / s + 1;
             if isa >= IsaLevel::Avx512Vnni && interior >= 4 && plan.out_shape[2] >= 4 {
                 cols_runs.insert((fw, s, product));
