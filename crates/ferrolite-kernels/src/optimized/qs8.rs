@@ -1438,8 +1438,6 @@ impl Qs8FullyConnectedPlan {
             && (nreal == 1 || nreal >= out_units)
             && offset_fits::<W>(q.filter_offset)
             && offset_fits::<W>(q.input_offset);
-        let packed =
-            if supported { PackedQs8::pack(weights, out_units, depth, q.filter_offset) } else { PackedQs8::empty() };
         let isa = isa.clamp_to_cpu();
         #[cfg(target_arch = "x86_64")]
         let (vnni, vnni_start) = match crate::optimized::isa::Avx512Vnni::new(isa) {
@@ -1452,6 +1450,17 @@ impl Qs8FullyConnectedPlan {
                 (v, start)
             }
             _ => (None, Vec::new()),
+        };
+        // The int16 panels only where the VNNI weights are not there: int8
+        // weights come with int8 inputs (the op checks), which take those.
+        #[cfg(target_arch = "x86_64")]
+        let int16 = vnni.is_none();
+        #[cfg(not(target_arch = "x86_64"))]
+        let int16 = true;
+        let packed = if supported && int16 {
+            PackedQs8::pack(weights, out_units, depth, q.filter_offset)
+        } else {
+            PackedQs8::empty()
         };
         Qs8FullyConnectedPlan {
             isa,
@@ -1528,6 +1537,7 @@ impl Qs8FullyConnectedPlan {
             }
             return;
         }
+        self.check_int16();
         let kp = self.packed.k2 * 2;
         let ldc = self.packed.panels() * NR;
         let block = im2col_block_rows(kp, rows);
@@ -1551,6 +1561,12 @@ impl Qs8FullyConnectedPlan {
             self.finish_rows(&acc[..m * ldc], ldc, bias, &mut output_rows[r * n..(r + m) * n]);
             r += m;
         }
+    }
+
+    /// The int16 path needs its panels, which a plan with VNNI weights
+    /// does not pack (it takes int8 inputs, not uint8).
+    fn check_int16(&self) {
+        assert!(self.packed.k2 * 2 >= self.depth, "an int8 FC plan packed for VNNI run on uint8 data");
     }
 
     /// Whole output rows from their sums (rows `ldc` apart in `acc`).
@@ -1597,6 +1613,7 @@ impl Qs8FullyConnectedPlan {
             }
             return;
         }
+        self.check_int16();
         let kp = self.packed.k2 * 2;
         let panels = col_start / NR..(col_start + n).div_ceil(NR);
         let ldc = panels.len() * NR;
