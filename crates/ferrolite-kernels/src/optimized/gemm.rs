@@ -375,7 +375,7 @@ const GROUP_ROW_BYTES: usize = 512 * 1024;
 /// step but no fewer than four (the FMA latency, with two accumulators a
 /// row), so 6+6+6+6+1 rows cost about what 5+5+5+5+5 do, and a thread can
 /// be handed any number of rows without a short tile costing it a full one.
-fn row_tiles(m: usize, mr: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn row_tiles(m: usize, mr: usize) -> impl Iterator<Item = usize> {
     let tiles = m.div_ceil(mr);
     let last = m - tiles.saturating_sub(1) * mr;
     let spread = last + 2 < mr && tiles * (mr - 1) <= m;

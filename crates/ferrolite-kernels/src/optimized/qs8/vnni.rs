@@ -36,25 +36,37 @@ use std::arch::x86_64::*;
 const NR: usize = 16;
 
 /// `$tile::<G.., M, P>(args)` for a tile of `$rows` rows (1..=6, more
-/// taken as 6) over one panel or a pair (`$pair`): the const-generic
-/// instances both epilogues have.
-macro_rules! by_shape {
-    ($rows:expr, $pair:expr, $tile:ident $(:: <$($g:ty),*>)? ($($arg:expr),*)) => {
-        match ($rows, $pair) {
-            (1, false) => $tile::<$($($g,)*)? 1, 1>($($arg),*),
-            (2, false) => $tile::<$($($g,)*)? 2, 1>($($arg),*),
-            (3, false) => $tile::<$($($g,)*)? 3, 1>($($arg),*),
-            (4, false) => $tile::<$($($g,)*)? 4, 1>($($arg),*),
-            (5, false) => $tile::<$($($g,)*)? 5, 1>($($arg),*),
-            (_, false) => $tile::<$($($g,)*)? 6, 1>($($arg),*),
-            (1, true) => $tile::<$($($g,)*)? 1, 2>($($arg),*),
-            (2, true) => $tile::<$($($g,)*)? 2, 2>($($arg),*),
-            (3, true) => $tile::<$($($g,)*)? 3, 2>($($arg),*),
-            (4, true) => $tile::<$($($g,)*)? 4, 2>($($arg),*),
-            (5, true) => $tile::<$($($g,)*)? 5, 2>($($arg),*),
-            (_, true) => $tile::<$($($g,)*)? 6, 2>($($arg),*),
+/// taken as 6): the const-generic instances a column kernel runs.
+macro_rules! by_rows {
+    ($rows:expr, $tile:ident :: <$($g:ty,)* @, $p:ident> ($($arg:expr),*)) => {
+        match $rows {
+            1 => $tile::<$($g,)* 1, $p>($($arg),*),
+            2 => $tile::<$($g,)* 2, $p>($($arg),*),
+            3 => $tile::<$($g,)* 3, $p>($($arg),*),
+            4 => $tile::<$($g,)* 4, $p>($($arg),*),
+            5 => $tile::<$($g,)* 5, $p>($($arg),*),
+            _ => $tile::<$($g,)* 6, $p>($($arg),*),
         }
     };
+}
+
+/// `$column::<G.., P>(args)` for one panel or a pair (`$pair`).
+macro_rules! by_pair {
+    ($pair:expr, $column:ident $(:: <$($g:ty),*>)? ($($arg:expr),*)) => {
+        match $pair {
+            false => $column::<$($($g,)*)? 1>($($arg),*),
+            true => $column::<$($($g,)*)? 2>($($arg),*),
+        }
+    };
+}
+
+/// The row counts of the tiles of an `m`-row column: 6-row tiles, with a
+/// short remainder spread so no tile has fewer than 5 rows where that can
+/// be done (`gemm::row_tiles`): a 1- or 2-row tile's few `vpdpbusd` chains
+/// wait on the instruction's latency, so 49 rows run as 6,6,6,6,5,5,5,5,5
+/// rather than eight 6-row tiles and a 1-row one.
+fn row_tiles(m: usize) -> impl Iterator<Item = usize> {
+    crate::optimized::gemm::row_tiles(m, 6)
 }
 
 /// An int8 conv's weights packed for `vpdpbusd`, with the offset
@@ -150,25 +162,25 @@ impl VnniConv {
             None => assert!(epi.rq.len() >= panels * RQ_FIELDS * NR),
         }
         let o = out.as_mut_ptr() as *mut u8;
-        self.walk(g, m, a, cols, |rows, args| {
-            let (r, j) = (args.row, args.panel);
+        self.walk(g, m, a, cols, |args| {
+            let j = args.panel;
             let start = epi.bias[j * NR..].as_ptr();
-            // SAFETY (pointer only): row `r`, column `16 j` lie in `out`.
-            let dst = unsafe { o.add(r * ldo + j * NR) };
+            // SAFETY (pointer only): column `16 j` lies in `out`'s rows.
+            let dst = unsafe { o.add(j * NR) };
             let sink = ByteRows { out: dst, ldo, nc: args.nc, oc: epi.oc };
             // SAFETY: the token proves AVX-512 VNNI; `check` and the
-            // asserts above bound every access: the tile's rows of `k4`
-            // bytes, its panels, their constants and start values, and `nc`
-            // bytes of each output row (`T` is a byte).
+            // asserts above bound every access: the column's `m` rows of
+            // `k4` bytes, its panels, their constants and start values, and
+            // `nc` bytes of each output row (`T` is a byte).
             unsafe {
                 match product {
                     Some(p) => {
                         let pc = p[j * NR..].as_ptr();
-                        by_shape!(rows, args.pair, tile_product::<T>(&args, pc, stride, start, &sink))
+                        by_pair!(args.pair, column_product::<T>(&args, m, pc, stride, start, &sink))
                     }
                     None => {
                         let rq = epi.rq[j * RQ_FIELDS * NR..].as_ptr();
-                        by_shape!(rows, args.pair, tile_rq::<T>(&args, rq, start, epi.mode, &sink))
+                        by_pair!(args.pair, column_rq::<T>(&args, m, rq, start, epi.mode, &sink))
                     }
                 }
             }
@@ -197,14 +209,14 @@ impl VnniConv {
             assert!(w.len() >= panels * NR, "per-channel scales for the panels");
         }
         let o = out.as_mut_ptr();
-        self.walk(g, m, a, cols, |rows, args| {
-            let (r, j) = (args.row, args.panel);
-            // SAFETY (pointer only): row `r`, column `16 j` lie in `out`.
-            let dst = unsafe { o.add(r * ldo + j * NR) };
+        self.walk(g, m, a, cols, |args| {
+            let j = args.panel;
+            // SAFETY (pointer only): column `16 j` lies in `out`'s rows.
+            let dst = unsafe { o.add(j * NR) };
             let start = start[j * NR..].as_ptr();
             // SAFETY: as in `gemm_requant`, with 16 scales and biases per
             // panel from panel `j` and `nc` floats per output row.
-            unsafe { by_shape!(rows, args.pair, tile_f32(&args, start, tail, dst, ldo)) }
+            unsafe { by_pair!(args.pair, column_f32(&args, m, start, tail, dst, ldo)) }
         });
     }
 
@@ -230,15 +242,15 @@ impl VnniConv {
         assert!(m == 0 || (ldo >= cols && out.len() >= (m - 1) * ldo + cols));
         assert!(start.len() >= panels * NR);
         let o = out.as_mut_ptr();
-        self.walk_from(g, p0, m, a, cols, |rows, args| {
-            let (r, j) = (args.row, args.panel);
-            // SAFETY (pointer only): row `r`, column `16 j` lie in `out`.
-            let dst = unsafe { o.add(r * ldo + j * NR) };
+        self.walk_from(g, p0, m, a, cols, |args| {
+            let j = args.panel;
+            // SAFETY (pointer only): column `16 j` lies in `out`'s rows.
+            let dst = unsafe { o.add(j * NR) };
             let start = start[j * NR..].as_ptr();
             // SAFETY: the token proves AVX-512 VNNI; the asserts above
-            // bound the tile's rows of `k4` bytes, its panels (from `p0`),
+            // bound the column's rows of `k4` bytes, its panels (from `p0`),
             // 16 start values per panel and `nc` sums of each output row.
-            unsafe { by_shape!(rows, args.pair, tile_i32(&args, start, dst, ldo)) }
+            unsafe { by_pair!(args.pair, column_i32(&args, m, start, dst, ldo)) }
         });
     }
 
@@ -250,57 +262,54 @@ impl VnniConv {
         assert!(m == 0 || (ldo >= cols && out_len >= (m - 1) * ldo + cols));
     }
 
-    /// Call `tile(rows, args)` for each tile of the `m` rows against the
-    /// `cols` channels of group `g`: panel pairs outside, row tiles of up to
-    /// 6 inside (a pair's weights stay in L1 while every row of the block,
-    /// in L2, passes over them); an odd last panel alone.
-    fn walk(&self, g: usize, m: usize, a: &[u8], cols: usize, tile: impl FnMut(usize, TileArgs)) {
-        self.walk_from(g, 0, m, a, cols, tile)
+    /// Call `column(args)` for each column of group `g`'s `cols`
+    /// channels: panel pairs, an odd last panel alone. The kernel runs the
+    /// column's `m` rows in tiles of up to 6 (a pair's weights stay in L1
+    /// while every row of the block, in L2, passes over them), with the
+    /// column's constants in registers throughout.
+    fn walk(&self, g: usize, m: usize, a: &[u8], cols: usize, column: impl FnMut(TileArgs)) {
+        self.walk_from(g, 0, m, a, cols, column)
     }
 
     /// [`Self::walk`] over the panels from `p0` on (`cols` counted from
     /// channel `16 p0`; `args.panel` counts from `p0` too).
-    fn walk_from(&self, g: usize, p0: usize, m: usize, a: &[u8], cols: usize, mut tile: impl FnMut(usize, TileArgs)) {
+    fn walk_from(&self, g: usize, p0: usize, m: usize, a: &[u8], cols: usize, mut column: impl FnMut(TileArgs)) {
         let _ = self.token;
         let (w, k4) = (&self.packed[g][p0 * self.k4 * NR..], self.k4);
         let panels = cols.div_ceil(NR);
         let mut j = 0;
-        while j < panels {
+        while j < panels && m > 0 {
             let pair = panels - j >= 2;
             let nc = (cols - j * NR).min(if pair { 2 * NR } else { NR });
-            let mut r = 0;
-            while r < m {
-                let rows = (m - r).min(6);
-                let args = TileArgs {
-                    k4,
-                    a: a[r * k4..].as_ptr(),
-                    w: w[j * k4 * NR..].as_ptr(),
-                    stride: k4 * NR,
-                    row: r,
-                    panel: j,
-                    pair,
-                    nc,
-                };
-                tile(rows, args);
-                r += rows;
-            }
+            column(TileArgs { k4, a: a.as_ptr(), w: w[j * k4 * NR..].as_ptr(), stride: k4 * NR, panel: j, pair, nc });
             j += if pair { 2 } else { 1 };
         }
     }
 }
 
-/// One tile's inputs: depth `k4`, its first row of `a` (rows `k4` apart),
-/// its first panel (`stride` bytes to the next), its place (first row,
-/// first panel), whether it covers two panels, and its columns.
+/// One column's inputs: depth `k4`, its first row of `a` (rows `k4`
+/// apart), its first panel (`stride` bytes to the next), the panel's
+/// index, whether it covers two panels, and its columns.
+#[derive(Clone, Copy)]
 struct TileArgs {
     k4: usize,
     a: *const u8,
     w: *const i8,
     stride: usize,
-    row: usize,
     panel: usize,
     pair: bool,
     nc: usize,
+}
+
+impl TileArgs {
+    /// The same column from row `r` on.
+    ///
+    /// # Safety
+    /// Row `r` lies in the rows `a` points to.
+    unsafe fn at_row(&self, r: usize) -> TileArgs {
+        // SAFETY: per the contract.
+        TileArgs { a: unsafe { self.a.add(r * self.k4) }, ..*self }
+    }
 }
 
 /// `qs8_gemm_{M}x{16 P}c4_vnni`'s sums: `M * P` int32 accumulators
@@ -385,17 +394,30 @@ fn lanes(n: usize) -> u32 {
     }
 }
 
+/// Runs `$body` with `$r` bound to each row `0 .. $m` (`$m <= 6`) as
+/// straight-line code. A loop over a tile's registers that LLVM leaves
+/// rolled keeps them in a stack array, a load and a store around every
+/// step: the product-form epilogue of the 6x32 tile ran 1.5x slower so.
+macro_rules! each_row {
+    ($m:expr, |$r:ident| $body:block) => {
+        each_row!(@ $m, $r, $body, 0 1 2 3 4 5)
+    };
+    (@ $m:expr, $r:ident, $body:block, $($i:literal)*) => {
+        $( if $i < $m { let $r: usize = $i; $body } )*
+    };
+}
+
 /// `qs8_gemm_{M}x{16 P}c4_vnni` requantised by the AVX2 steps: the sums
 /// of [`accumulate`], `requant16_i32` per panel and row, then
 /// [`store_bytes`].
 ///
 /// # Safety
-/// As [`accumulate`]; `RQ_FIELDS * 16 * P` constants at `rq`; `out` as
-/// [`store_bytes`] needs.
+/// As [`accumulate`]; `out` as [`store_bytes`] needs.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 unsafe fn tile_rq<T: Q8, const M: usize, const P: usize>(
     t: &TileArgs,
-    rq: *const i32,
+    consts: &[[__m512i; RQ_FIELDS]; P],
     start: *const i32,
     mode: RequantMode,
     out: &ByteRows,
@@ -403,14 +425,44 @@ unsafe fn tile_rq<T: Q8, const M: usize, const P: usize>(
     // SAFETY: per the contract.
     unsafe {
         let mut v = accumulate::<M, P>(t, start);
-        for (j, vj) in v.iter_mut().enumerate() {
+        each_row!(M, |r| {
+            for j in 0..P {
+                v[j][r] = requant16_i32(v[j][r], &consts[j], mode, out.oc);
+            }
+        });
+        store_bytes::<T, M, P>(&v, out);
+    }
+}
+
+/// [`tile_rq`] over the `m` rows of a column.
+///
+/// # Safety
+/// As [`accumulate`] for `m` rows; `RQ_FIELDS * 16 * P` constants at
+/// `rq`; `out` as [`store_bytes`] needs for `m` rows.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+unsafe fn column_rq<T: Q8, const P: usize>(
+    t: &TileArgs,
+    m: usize,
+    rq: *const i32,
+    start: *const i32,
+    mode: RequantMode,
+    out: &ByteRows,
+) {
+    // SAFETY: per the contract; each tile starts at a row below `m`.
+    unsafe {
+        let mut consts = [[_mm512_setzero_si512(); RQ_FIELDS]; P];
+        for (j, c) in consts.iter_mut().enumerate() {
             let q = rq.add(j * RQ_FIELDS * NR);
-            let consts: [__m512i; RQ_FIELDS] = std::array::from_fn(|f| _mm512_loadu_si512(q.add(f * NR) as *const _));
-            for x in vj.iter_mut() {
-                *x = requant16_i32(*x, &consts, mode, out.oc);
+            for (f, v) in c.iter_mut().enumerate() {
+                *v = _mm512_loadu_si512(q.add(f * NR) as *const _);
             }
         }
-        store_bytes::<T, M, P>(&v, out);
+        let mut r = 0;
+        for rows in row_tiles(m) {
+            let (t, out) = (t.at_row(r), out.at_row(r));
+            by_rows!(rows, tile_rq::<T, @, P>(&t, &consts, start, mode, &out));
+            r += rows;
+        }
     }
 }
 
@@ -419,27 +471,54 @@ unsafe fn tile_rq<T: Q8, const M: usize, const P: usize>(
 /// then [`store_bytes`].
 ///
 /// # Safety
-/// As [`accumulate`]; at `pc`, the tile's first panel in
-/// `PRODUCT_FIELDS` rows `stride` apart, `16 P` readable values each;
-/// `out` as [`store_bytes`] needs.
+/// As [`accumulate`]; `out` as [`store_bytes`] needs.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 unsafe fn tile_product<T: Q8, const M: usize, const P: usize>(
     t: &TileArgs,
-    pc: *const i32,
-    stride: usize,
+    consts: &[[__m512i; PRODUCT_FIELDS]; P],
     start: *const i32,
     out: &ByteRows,
 ) {
     // SAFETY: per the contract.
     unsafe {
         let mut v = accumulate::<M, P>(t, start);
-        for (j, vj) in v.iter_mut().enumerate() {
-            let consts = product_consts(pc.add(j * NR), stride);
-            for x in vj.iter_mut() {
-                *x = product16(*x, &consts);
+        each_row!(M, |r| {
+            for j in 0..P {
+                v[j][r] = product16(v[j][r], &consts[j]);
             }
-        }
+        });
         store_bytes::<T, M, P>(&v, out);
+    }
+}
+
+/// [`tile_product`] over the `m` rows of a column.
+///
+/// # Safety
+/// As [`accumulate`] for `m` rows; at `pc`, the column's first panel in
+/// `PRODUCT_FIELDS` rows `stride` apart, `16 P` readable values each;
+/// `out` as [`store_bytes`] needs for `m` rows.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+unsafe fn column_product<T: Q8, const P: usize>(
+    t: &TileArgs,
+    m: usize,
+    pc: *const i32,
+    stride: usize,
+    start: *const i32,
+    out: &ByteRows,
+) {
+    // SAFETY: per the contract; each tile starts at a row below `m`.
+    unsafe {
+        let mut consts = [[_mm512_setzero_si512(); PRODUCT_FIELDS]; P];
+        for (j, c) in consts.iter_mut().enumerate() {
+            *c = product_consts(pc.add(j * NR), stride);
+        }
+        let mut r = 0;
+        for rows in row_tiles(m) {
+            let (t, out) = (t.at_row(r), out.at_row(r));
+            by_rows!(rows, tile_product::<T, @, P>(&t, &consts, start, &out));
+            r += rows;
+        }
     }
 }
 
@@ -465,6 +544,17 @@ struct ByteRows {
     ldo: usize,
     nc: usize,
     oc: [i32; 3],
+}
+
+impl ByteRows {
+    /// The same columns from row `r` on.
+    ///
+    /// # Safety
+    /// Row `r` lies in the output `out` points into.
+    unsafe fn at_row(&self, r: usize) -> ByteRows {
+        // SAFETY: per the contract.
+        ByteRows { out: unsafe { self.out.add(r * self.ldo) }, ..*self }
+    }
 }
 
 /// A tile's `M x P` registers of requantised lanes (before the clamp),
@@ -523,6 +613,7 @@ unsafe fn store_bytes<T: Q8, const M: usize, const P: usize>(v: &[[__m512i; M]; 
 ///
 /// # Safety
 /// As [`accumulate`]; `M` output rows of `t.nc` sums at stride `ldo`.
+#[inline]
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn tile_i32<const M: usize, const P: usize>(t: &TileArgs, start: *const i32, out: *mut i32, ldo: usize) {
     // SAFETY: per the contract.
@@ -530,9 +621,25 @@ unsafe fn tile_i32<const M: usize, const P: usize>(t: &TileArgs, start: *const i
         let acc = if M == 1 { accumulate_one_row::<M, P>(t, start) } else { accumulate::<M, P>(t, start) };
         for (j, col) in acc.iter().enumerate() {
             let mask = lanes(t.nc.saturating_sub(j * NR).min(NR)) as __mmask16;
-            for (r, &v) in col.iter().enumerate() {
-                _mm512_mask_storeu_epi32(out.add(r * ldo + j * NR) as *mut _, mask, v);
-            }
+            each_row!(M, |r| {
+                _mm512_mask_storeu_epi32(out.add(r * ldo + j * NR) as *mut _, mask, col[r]);
+            });
+        }
+    }
+}
+
+/// [`tile_i32`] over the `m` rows of a column.
+///
+/// # Safety
+/// As [`tile_i32`] for `m` rows.
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn column_i32<const P: usize>(t: &TileArgs, m: usize, start: *const i32, out: *mut i32, ldo: usize) {
+    // SAFETY: per the contract; each tile starts at a row below `m`.
+    unsafe {
+        let mut r = 0;
+        for rows in row_tiles(m) {
+            by_rows!(rows, tile_i32::<@, P>(&t.at_row(r), start, out.add(r * ldo), ldo));
+            r += rows;
         }
     }
 }
@@ -545,6 +652,7 @@ unsafe fn tile_i32<const M: usize, const P: usize>(t: &TileArgs, start: *const i
 /// # Safety
 /// As [`accumulate`]; the tail's scales and bias hold 16 values per panel
 /// from panel `t.panel`; `M` output rows of `t.nc` floats at stride `ldo`.
+#[inline]
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn tile_f32<const M: usize, const P: usize>(
     t: &TileArgs,
@@ -567,7 +675,7 @@ unsafe fn tile_f32<const M: usize, const P: usize>(
                 TailScale::PerTensor => None,
             };
             let mask = lanes(t.nc.saturating_sub(j * NR).min(NR)) as __mmask16;
-            for r in 0..M {
+            each_row!(M, |r| {
                 let x = _mm512_cvtepi32_ps(acc[j][r]);
                 let v = match w {
                     Some(w) => _mm512_mul_ps(_mm512_mul_ps(x, w), vs),
@@ -579,7 +687,30 @@ unsafe fn tile_f32<const M: usize, const P: usize>(
                 };
                 let v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
                 _mm512_mask_storeu_ps(out.add(r * ldo + j * NR), mask, v);
-            }
+            });
+        }
+    }
+}
+
+/// [`tile_f32`] over the `m` rows of a column.
+///
+/// # Safety
+/// As [`tile_f32`] for `m` rows.
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn column_f32<const P: usize>(
+    t: &TileArgs,
+    m: usize,
+    start: *const i32,
+    tail: &FloatTail<'_>,
+    out: *mut f32,
+    ldo: usize,
+) {
+    // SAFETY: per the contract; each tile starts at a row below `m`.
+    unsafe {
+        let mut r = 0;
+        for rows in row_tiles(m) {
+            by_rows!(rows, tile_f32::<@, P>(&t.at_row(r), start, tail, out.add(r * ldo), ldo));
+            r += rows;
         }
     }
 }
