@@ -80,6 +80,8 @@ pub(crate) fn walk_tiles(m: usize, panels: usize, k2: usize, mut tiles: impl FnM
 /// Sealed: the SIMD kernels read these values as bytes.
 pub trait Q8: QType + Send + Sync + sealed::OneByte {
     const SIGNED: bool;
+    /// The scratch buffer a depthwise conv pads its input into.
+    fn padded(scratch: &mut Qs8Scratch) -> &mut Vec<Self>;
 }
 
 mod sealed {
@@ -90,9 +92,15 @@ mod sealed {
 }
 impl Q8 for i8 {
     const SIGNED: bool = true;
+    fn padded(scratch: &mut Qs8Scratch) -> &mut Vec<i8> {
+        &mut scratch.padded_i8
+    }
 }
 impl Q8 for u8 {
     const SIGNED: bool = false;
+    fn padded(scratch: &mut Qs8Scratch) -> &mut Vec<u8> {
+        &mut scratch.padded_u8
+    }
 }
 
 /// Int8 values as the unsigned bytes `x + 128` (the sign bit flipped).
@@ -153,6 +161,10 @@ pub struct Qs8Scratch {
     pub(crate) bias16: Vec<i32>,
     /// The same for a float bias (dynamic-range convs).
     pub(crate) fbias16: Vec<f32>,
+    /// A small depthwise layer's input rows with their padding
+    /// ([`DwPadded`]), per input type.
+    pub(crate) padded_i8: Vec<i8>,
+    pub(crate) padded_u8: Vec<u8>,
 }
 
 impl Qs8Scratch {
@@ -254,7 +266,8 @@ impl Requant {
     /// `weight_bound + max |bias|` in magnitude; `weight_bound` bounds the
     /// sums without the bias ([`sum_bound`]).
     fn mode(&self, weight_bound: i64, bias: Option<&[i32]>) -> RequantMode {
-        let bias_max = bias.map_or(0, |b| b.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0));
+        // (`u32` lanes, which vectorise: this runs on every call.)
+        let bias_max = bias.map_or(0, |b| b.iter().map(|&v| v.unsigned_abs()).max().unwrap_or(0) as i64);
         if self.short_ok && weight_bound + bias_max < 1 << 30 {
             RequantMode::Short
         } else {
@@ -1042,15 +1055,10 @@ struct DwFast {
     weight_bound: i64,
     /// `c16` bytes of the input zero point (`-input_offset`).
     pad: Vec<u8>,
-    /// Input offsets of the taps `(2p, 2p + 1)` from a pixel's first tap
-    /// (`((fy * dilation_h) * in_w + fx * dilation_w) * in_c`); an odd
-    /// count repeats the last tap, whose pair weight is zero.
-    pair_deltas: Vec<(usize, usize)>,
-    /// The same offsets tap by tap (the AVX-512 kernels).
-    deltas: Vec<usize>,
-    /// The column-sharing VNNI kernels' view of the taps, where they
-    /// apply.
-    cols: Option<DwCols>,
+    /// Where the taps lie in the input.
+    taps: DwTaps,
+    /// A small layer's padded copy, where it has one.
+    padded: Option<DwPadded>,
     /// `Requant::product_rows` of the `c16` channels (empty where the
     /// product form does not apply).
     product: Vec<i32>,
@@ -1104,14 +1112,61 @@ impl DwFast {
             corr,
             weight_bound,
             pad: vec![zp as u8; c16],
-            pair_deltas: Vec::new(),
-            deltas: Vec::new(),
-            cols: None,
+            taps: DwTaps::default(),
+            padded: None,
             w32,
             product: requant.product_rows(0, c16).unwrap_or_default(),
         })
     }
 }
+
+/// Where a depthwise pixel's taps lie from its first one, in an image
+/// whose rows are `width` pixels of `in_c` bytes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DwTaps {
+    /// Offsets of the taps `(2p, 2p + 1)` (`((fy * dilation_h) * width +
+    /// fx * dilation_w) * in_c`); an odd count repeats the last tap,
+    /// whose pair weight is zero.
+    pair_deltas: Vec<(usize, usize)>,
+    /// The same offsets tap by tap (the AVX-512 kernels).
+    deltas: Vec<usize>,
+    /// The column-sharing VNNI kernels' view of the taps, where they
+    /// apply.
+    cols: Option<DwCols>,
+}
+
+impl DwTaps {
+    fn new(params: &DepthwiseParams, f_h: usize, f_w: usize, width: usize, in_c: usize) -> DwTaps {
+        let d: Vec<usize> = (0..f_h * f_w)
+            .map(|t| ((t / f_w * params.dilation_h) * width + t % f_w * params.dilation_w) * in_c)
+            .collect();
+        DwTaps {
+            pair_deltas: d.chunks(2).map(|c| (c[0], c[c.len() - 1])).collect(),
+            cols: DwCols::new(&d, f_w, params.stride_w, in_c),
+            deltas: d,
+        }
+    }
+}
+
+/// A depthwise layer of stride 1 with padding runs on a copy of its input
+/// rows with the padding written out as the zero point, whose taps add
+/// nothing (as the reference's skipped ones): every pixel is then an
+/// interior one for the span kernels. Half a 7x7 layer's pixels touch the
+/// padding and went one at a time through the tap-list kernel (7x7x960:
+/// 20 -> 12 us); the copy costs one pass over the input, about the
+/// output's size at stride 1 (112x112x32: 92 -> 76 us). At stride 2 it is
+/// four times the output, for few edge pixels (right and bottom only with
+/// TensorFlow's padding of an even size): 112x112x96 ran 67 -> 79 us.
+#[derive(Clone, Debug)]
+struct DwPadded {
+    /// Pixels per padded row: the columns the outputs reach.
+    width: usize,
+    taps: DwTaps,
+}
+
+/// Bytes of padded input rows copied at a time (it stays in L2; the
+/// tests' small images take several blocks).
+const DW_PADDED_BLOCK_BYTES: usize = if cfg!(test) { 2048 } else { 256 * 1024 };
 
 /// The taps as filter rows of `fw` adjacent taps, pixels `stride` columns
 /// of `col` bytes apart (the column-sharing VNNI depthwise kernels).
@@ -1180,13 +1235,24 @@ impl Qs8DepthwisePlan {
         let requant = if supported { Requant::new(q, out_c) } else { Requant::default() };
         let fast = if supported && params.depth_multiplier == 1 {
             DwFast::new(q, &requant, filter, f_h * f_w, out_c, filter_offset).map(|mut f| {
-                let (in_w, in_c) = (in_shape[2], in_shape[3]);
-                let d: Vec<usize> = (0..f_h * f_w)
-                    .map(|t| ((t / f_w * params.dilation_h) * in_w + t % f_w * params.dilation_w) * in_c)
-                    .collect();
-                f.pair_deltas = d.chunks(2).map(|c| (c[0], c[c.len() - 1])).collect();
-                f.cols = DwCols::new(&d, f_w, params.stride_w, in_c);
-                f.deltas = d;
+                let (in_h, in_w, in_c) = (in_shape[1], in_shape[2], in_shape[3]);
+                let [_, out_h, out_w, _] = out_shape;
+                f.taps = DwTaps::new(params, f_h, f_w, in_w, in_c);
+                // The columns and rows (from the top padding's first) the
+                // outputs reach.
+                let reach = |out: usize, stride: usize, f: usize, dil: usize| (out - 1) * stride + (f - 1) * dil + 1;
+                let (pw, ph) = (
+                    reach(out_w, params.stride_w, f_w, params.dilation_w),
+                    reach(out_h, params.stride_h, f_h, params.dilation_h),
+                );
+                let pads = params.pad_left > 0
+                    || params.pad_top > 0
+                    || pw > params.pad_left + in_w
+                    || ph > params.pad_top + in_h;
+                let unit = params.stride_h == 1 && params.stride_w == 1;
+                if pads && unit && f.c16 == out_c {
+                    f.padded = Some(DwPadded { width: pw, taps: DwTaps::new(params, f_h, f_w, pw, in_c) });
+                }
                 f
             })
         } else {
@@ -1316,6 +1382,36 @@ impl Qs8DepthwisePlan {
 }
 
 impl Qs8DepthwisePlan {
+    /// Image `image`'s input rows that output rows `oy0 ..= oy1` read,
+    /// copied into `buf` between columns and rows of the zero point
+    /// (`DwPadded`): padded row `oy0 * stride_h` (counted from the top
+    /// padding's first) first, `pd.width` pixels a row.
+    fn pad_rows<T: Q8>(&self, pd: &DwPadded, input: &[T], image: usize, oy0: usize, oy1: usize, buf: &mut Vec<T>) {
+        let [_, in_h, in_w, in_c] = self.in_shape;
+        let p = &self.p;
+        let span_h = (self.filter_shape[1] - 1) * p.dilation_h;
+        let (r0, r1) = (oy0 * p.stride_h, oy1 * p.stride_h + span_h + 1);
+        let row_len = pd.width * in_c;
+        let zp = T::from_i32(-self.q.input_offset);
+        buf.resize((r1 - r0) * row_len, zp);
+        // Input pixels per row that some output reads, after `left` pixels
+        // of padding.
+        let left = p.pad_left.min(pd.width);
+        let cols = in_w.min(pd.width - left);
+        for (r, row) in (r0..r1).zip(buf.chunks_exact_mut(row_len)) {
+            match r.checked_sub(p.pad_top).filter(|&iy| iy < in_h && cols > 0) {
+                Some(iy) => {
+                    let (pad, rest) = row.split_at_mut(left * in_c);
+                    let (inside, right) = rest.split_at_mut(cols * in_c);
+                    pad.fill(zp);
+                    inside.copy_from_slice(&input[(image * in_h + iy) * in_w * in_c..][..cols * in_c]);
+                    right.fill(zp);
+                }
+                None => row.fill(zp),
+            }
+        }
+    }
+
     /// The AVX2 path (`self.fast`): all taps of each pixel (padding ones
     /// reading `f.pad`), 16 channels at a time, requantised in registers;
     /// the last `out_c % 16` channels run the portable loop.
@@ -1348,6 +1444,39 @@ impl Qs8DepthwisePlan {
         // The AVX-512 kernels, where the CPU has them.
         let wide = crate::optimized::isa::Avx512::new(self.isa);
         let vnni = crate::optimized::isa::Avx512Vnni::new(self.isa);
+        if let Some(pd) = &f.padded {
+            let step = p.stride_w * in_c;
+            let mut i = 0;
+            while i < rows {
+                // The chunk's pixels in this image from pixel `pix`: its
+                // output rows `oy0 ..= oy1`, whose taps start at padded row
+                // `oy0 * stride_h` of the copy.
+                let pix = row_start + i;
+                let image = pix / (out_w * out_h);
+                let oy0 = pix / out_w % out_h;
+                // At most a block of output rows at a time (each adds a
+                // padded row per unit of stride to the copy).
+                let block_rows = (DW_PADDED_BLOCK_BYTES / (pd.width * in_c * p.stride_h).max(1)).max(1);
+                let block_end = (pix / out_w + block_rows) * out_w;
+                let end = (row_start + rows).min((image + 1) * out_w * out_h).min(block_end);
+                let oy1 = (end - 1) / out_w % out_h;
+                let padded = T::padded(scratch);
+                self.pad_rows(pd, input, image, oy0, oy1, padded);
+                let mut q = pix;
+                while q < end {
+                    // One output row's pixels `ox .. ox + n`.
+                    let (ox, oy) = (q % out_w, q / out_w % out_h);
+                    let n = (out_w - ox).min(end - q);
+                    let x0 = ((oy - oy0) * p.stride_h * pd.width + ox * p.stride_w) * in_c;
+                    let out = &mut output_rows[(q - row_start) * out_c..(q - row_start + n) * out_c];
+                    let (taps, rq) = (&pd.taps, &self.requant);
+                    avx2::dwconv16_span(t, wide, vnni, padded, f, taps, rq, mode, bias, oc, x0, step, n, out);
+                    q += n;
+                }
+                i = end - row_start;
+            }
+            return;
+        }
         let mut i = 0;
         while i < rows {
             let pix = row_start + i;
@@ -1363,7 +1492,22 @@ impl Qs8DepthwisePlan {
                 let base = ((b * in_h + iy0 as usize) * in_w + ix0 as usize) * in_c;
                 let out = &mut output_rows[i * out_c..(i + n) * out_c];
                 let step = p.stride_w * in_c;
-                avx2::dwconv16_span(t, wide, vnni, input, f, &self.requant, mode, bias, oc, base, step, n, out);
+                avx2::dwconv16_span(
+                    t,
+                    wide,
+                    vnni,
+                    input,
+                    f,
+                    &f.taps,
+                    &self.requant,
+                    mode,
+                    bias,
+                    oc,
+                    base,
+                    step,
+                    n,
+                    out,
+                );
                 i += n;
                 continue;
             }

@@ -4,8 +4,8 @@
 
 use super::avx512;
 use super::{
-    check_dw_row, tile_run, DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS, NR, PAD,
-    PRODUCT_FIELDS, Q8, RQ_FIELDS,
+    check_dw_row, tile_run, DwFast, DwTaps, FloatTail, PackedQs8, Panel, Requant, RequantMode, TailScale, DW_MAX_TAPS,
+    NR, PAD, PRODUCT_FIELDS, Q8, RQ_FIELDS,
 };
 use crate::optimized::isa::{Avx2Fma, Avx512, Avx512Vnni};
 use std::arch::x86_64::*;
@@ -529,7 +529,7 @@ pub(super) fn dwconv16_row<T: Q8>(
     // one byte), the weights `ceil(n / 2) * c` pairs, the per-channel
     // arrays, bias and `out` at least `c` values (asserted above).
     unsafe {
-        let k = DwArgs::new(f, rq, mode, bias, oc);
+        let k = DwArgs::new(f, &f.taps, rq, mode, bias, oc);
         match wide {
             Some(_) => avx512::qs8_dwconv_c16_avx512::<T>(&k, &ptrs[..n], out.as_mut_ptr() as *mut u8),
             None => qs8_dwconv_c16_avx2::<T>(&k, &ptrs[..n + 1], out.as_mut_ptr() as *mut u8),
@@ -548,6 +548,7 @@ pub(super) fn dwconv16_span<T: Q8>(
     vnni: Option<Avx512Vnni>,
     input: &[T],
     f: &DwFast,
+    taps: &DwTaps,
     rq: &Requant,
     mode: RequantMode,
     bias: Option<&[i32]>,
@@ -562,11 +563,11 @@ pub(super) fn dwconv16_span<T: Q8>(
     if n == 0 || c == 0 {
         return;
     }
-    let pairs = f.pair_deltas.len();
-    let reach = f.pair_deltas.iter().map(|&(a, b)| a.max(b)).chain(f.deltas.iter().copied()).max().unwrap_or(0);
+    let pairs = taps.pair_deltas.len();
+    let reach = taps.pair_deltas.iter().map(|&(a, b)| a.max(b)).chain(taps.deltas.iter().copied()).max().unwrap_or(0);
     let last = (n - 1).checked_mul(step).and_then(|v| v.checked_add(base + reach + c));
     assert!(last.is_some_and(|l| l <= input.len()) && out.len() >= n * c);
-    assert!(f.wp.len() >= pairs * c * 2 && f.w32.len() >= f.deltas.len() * c && f.corr.len() >= c);
+    assert!(f.wp.len() >= pairs * c * 2 && f.w32.len() >= taps.deltas.len() * c && f.corr.len() >= c);
     assert!(rq.mult.len() >= c && rq.lsh.len() >= c && rq.rsh.len() >= c);
     assert!(rq.mask.len() >= c && rq.half.len() >= c && rq.round_oc.len() >= c);
     assert!(bias.is_none_or(|b| b.len() >= c));
@@ -577,7 +578,7 @@ pub(super) fn dwconv16_span<T: Q8>(
     // per-channel arrays and bias have enough values and `out` `n * c`.
     unsafe {
         let (x, o) = (input.as_ptr().add(base) as *const u8, out.as_mut_ptr() as *mut u8);
-        let k = DwArgs::new(f, rq, mode, bias, oc);
+        let k = DwArgs::new(f, taps, rq, mode, bias, oc);
         // Layers in the short mode (most) get a copy of the kernels
         // without the flag tests.
         let product = mode == RequantMode::Short && !f.product.is_empty();
@@ -612,7 +613,7 @@ pub(super) fn dwconv16_span<T: Q8>(
         // allows (AVX-512 VNNI).
         // (They step columns by `c` and pixels by `stride` columns, so
         // only where those are the input's pixel and the span's step.)
-        let four = match (vnni, &f.cols) {
+        let four = match (vnni, &taps.cols) {
             (Some(_), Some(cols)) if cols.col == c && step == cols.stride * c => {
                 cols_kernel::<T>(cols.fw, cols.stride, product).unwrap_or(kernels[0])
             }
@@ -622,6 +623,13 @@ pub(super) fn dwconv16_span<T: Q8>(
         while j + 4 <= n {
             four(&k, x.add(j * step), step, o.add(j * c));
             j += 4;
+        }
+        if j < n && n >= 4 {
+            // The last four pixels, again in part: a 7-pixel row as two
+            // runs of four, not four, two and one (each pixel's outputs
+            // are written twice with the same bytes).
+            four(&k, x.add((n - 4) * step), step, o.add((n - 4) * c));
+            j = n;
         }
         while j + 2 <= n {
             kernels[1](&k, x.add(j * step), step, o.add(j * c));
@@ -682,6 +690,7 @@ impl<'a> DwArgs<'a> {
     /// `rq` and `bias` have that many).
     pub(super) fn new(
         f: &'a DwFast,
+        taps: &'a DwTaps,
         rq: &Requant,
         mode: RequantMode,
         bias: Option<&[i32]>,
@@ -690,9 +699,9 @@ impl<'a> DwArgs<'a> {
         let rq_rows = [&rq.mult, &rq.lsh, &rq.rsh, &rq.mask, &rq.half, &rq.round_oc];
         DwArgs {
             c: f.c16,
-            pd: &f.pair_deltas,
-            deltas: &f.deltas,
-            rows: f.cols.as_ref().map_or(&[], |cols| &cols.rows),
+            pd: &taps.pair_deltas,
+            deltas: &taps.deltas,
+            rows: taps.cols.as_ref().map_or(&[], |cols| &cols.rows),
             w32: f.w32.as_ptr(),
             wp: f.wp.as_ptr(),
             corr: f.corr.as_ptr(),

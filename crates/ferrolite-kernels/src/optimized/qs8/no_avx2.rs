@@ -53,6 +53,7 @@ pub(super) fn dwconv16_span<T: Q8>(
     _: Option<Avx512Vnni>,
     _: &[T],
     _: &DwFast,
+    _: &DwTaps,
     _: &Requant,
     _: RequantMode,
     _: Option<&[i32]>,

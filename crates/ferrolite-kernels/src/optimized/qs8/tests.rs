@@ -420,6 +420,8 @@ fn depthwise_fast_path_matches_reference_exactly() {
     let mut rng = Rng::new(0xd516);
     // Runs on the AVX-512 kernels in the product form of the requantisation.
     let mut product_runs = 0;
+    // Runs on a padded copy of the input (stride 1 with padding).
+    let mut padded_runs = 0;
     let mut cols_runs = std::collections::HashSet::new();
     let mut count_product = |plan: &Qs8DepthwisePlan, isa: IsaLevel, b: Option<&[i32]>| {
         let product = plan
@@ -427,9 +429,10 @@ fn depthwise_fast_path_matches_reference_exactly() {
             .as_ref()
             .is_some_and(|f| !f.product.is_empty() && plan.requant.mode(f.weight_bound, b) == RequantMode::Short);
         product_runs += usize::from(product && isa >= IsaLevel::Avx512);
+        padded_runs += usize::from(isa >= IsaLevel::Avx2Fma && plan.fast.as_ref().is_some_and(|f| f.padded.is_some()));
         // Runs of four interior pixels on the column-sharing kernels, by
         // filter width, stride and requantisation form.
-        if let Some((fw, s)) = plan.fast.as_ref().and_then(|f| f.cols.as_ref()).map(|c| (c.fw, c.stride)) {
+        if let Some((fw, s)) = plan.fast.as_ref().and_then(|f| f.taps.cols.as_ref()).map(|c| (c.fw, c.stride)) {
             let interior = (plan.in_shape[2] + 2 * plan.p.pad_left).saturating_sub(fw) / s + 1;
             if isa >= IsaLevel::Avx512Vnni && interior >= 4 && plan.out_shape[2] >= 4 {
                 cols_runs.insert((fw, s, product));
@@ -520,6 +523,9 @@ fn depthwise_fast_path_matches_reference_exactly() {
     }
     if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512 {
         assert!(product_runs > 40, "only {product_runs} runs in the product form");
+    }
+    if crate::optimized::isa::cpu_level() >= IsaLevel::Avx2Fma {
+        assert!(padded_runs > 40, "only {padded_runs} runs on a padded copy");
     }
     if crate::optimized::isa::cpu_level() >= IsaLevel::Avx512Vnni {
         assert_eq!(cols_runs.len(), 8, "column-sharing kernels run: {cols_runs:?}");
