@@ -135,7 +135,7 @@ pub fn gemm_f32(
         }
         return;
     }
-    let rows = ARows { a, lda, starts: &[], bases: &[0], seg: k };
+    let rows = ARows::new(m, a, lda, &[], &[0], k);
     dispatch(isa, m, rows, packed, bias, clamp, c, ldc)
 }
 
@@ -165,7 +165,7 @@ pub fn gemm_f32_gather(
         return;
     }
     assert!(starts.len() >= m, "{} row starts for {m} rows", starts.len());
-    let rows = ARows { a, lda: 0, starts, bases, seg };
+    let rows = ARows::new(m, a, 0, starts, bases, seg);
     assert!(rows.holds(m), "a: {} values for {m} gathered rows", a.len());
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "c: {} values for m={m} ldc={ldc} n={n}", c.len());
     if let Some(b) = bias {
@@ -225,9 +225,26 @@ struct ARows<'a> {
     starts: &'a [usize],
     bases: &'a [usize],
     seg: usize,
+    /// How many rows there are, and one past the furthest value they read
+    /// (found once, by [`ARows::new`]: a block's kernel call and each of
+    /// its tiles check against them in O(1)).
+    rows: usize,
+    reach: usize,
 }
 
-impl ARows<'_> {
+impl<'a> ARows<'a> {
+    /// `m` rows: `lda` apart (`starts` empty) or at `starts[..m]`.
+    fn new(m: usize, a: &'a [f32], lda: usize, starts: &'a [usize], bases: &'a [usize], seg: usize) -> ARows<'a> {
+        let last_start = match starts {
+            [] => m.saturating_sub(1).checked_mul(lda),
+            starts => starts[..m].iter().copied().max().or(Some(0)),
+        };
+        let last_base = bases.iter().copied().max().unwrap_or(0);
+        // (An overflow reaches past any slice: `holds` is then false.)
+        let reach = last_start.and_then(|v| v.checked_add(last_base)?.checked_add(seg)).unwrap_or(usize::MAX);
+        ARows { a, lda, starts, bases, seg, rows: m, reach }
+    }
+
     fn depth(&self) -> usize {
         self.bases.len() * self.seg
     }
@@ -241,26 +258,32 @@ impl ARows<'_> {
         }
     }
 
-    /// Whether rows `0..mr` lie inside `a`: the furthest row start plus
-    /// the furthest segment.
+    /// The rows from row `i` on (`i < self.rows`).
+    #[inline(always)]
+    fn skip(&self, i: usize) -> Self {
+        let rows = self.rows - i;
+        match self.starts {
+            [] => ARows { a: &self.a[i * self.lda..], rows, reach: self.reach - i * self.lda, ..*self },
+            starts => ARows { starts: &starts[i..], rows, ..*self },
+        }
+    }
+
+    /// Whether rows `0..mr` exist and lie inside `a`.
     fn holds(&self, mr: usize) -> bool {
-        let last_start = match self.starts {
-            [] => (mr - 1) * self.lda,
-            starts if starts.len() >= mr => starts[..mr].iter().copied().max().unwrap_or(0),
-            _ => return false,
-        };
-        let last_base = self.bases.iter().copied().max().unwrap_or(0);
-        last_start + last_base + self.seg <= self.a.len()
+        mr <= self.rows && (self.starts.is_empty() || self.starts.len() >= mr) && self.reach <= self.a.len()
     }
 }
 
-/// One micro-kernel family: computes `mr` rows (`mr <= MR`) of a run of
+/// One micro-kernel family: computes a block of `m` rows of a run of
 /// consecutive panels (`cols` columns: whole panels but perhaps the last)
-/// over the full depth `a.depth()`. Looping over the panels inside the
-/// kernel keeps the row pointers and constants in registers, which matters
-/// for shallow GEMMs (depth 16: a 6x16 tile is only 96 FMA cycles).
+/// over the full depth `a.depth()`, in tiles of up to `MR` rows
+/// ([`row_tiles`]). Looping over the panels inside the kernel keeps the
+/// row pointers and constants in registers, which matters for shallow
+/// GEMMs (depth 16: a 6x16 tile is only 96 FMA cycles); checking the
+/// bounds once per block rather than per tile matters for them too (a
+/// first conv's 6x32 tiles of depth 27 spent 14% of their time there).
 ///
-/// - `a`: the tile's rows ([`ARows`]).
+/// - `a`: the block's rows ([`ARows`]).
 /// - `w`: panel `j` of the run is `w[j * wstride ..][..depth * NR]`.
 /// - `c`: row `r` is `c[r * ldc .. r * ldc + cols]`, overwritten.
 trait MicroKernel: Copy {
@@ -270,9 +293,9 @@ trait MicroKernel: Copy {
     /// of a larger GEMM must sum like the other tiles, so that a row's
     /// result does not depend on how the rows were split between threads.
     #[allow(clippy::too_many_arguments)]
-    fn tiles(
+    fn block(
         self,
-        mr: usize,
+        m: usize,
         gemv: bool,
         cols: usize,
         a: ARows,
@@ -285,15 +308,15 @@ trait MicroKernel: Copy {
 }
 
 /// The bounds the SIMD kernels' raw loads and stores rely on, checked
-/// once per [`MicroKernel::tiles`] call: up to 6 rows of `a`, every panel
-/// of the run at full depth, `mr` rows of `c` and 16 bias values per panel.
+/// once per [`MicroKernel::block`] call: the `m` rows of `a`, every panel
+/// of the run at full depth, `m` rows of `c` and 16 bias values per panel.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
-fn check_tiles(mr: usize, cols: usize, a: ARows, w: &[f32], wstride: usize, epilogue: Epilogue, c: &[f32], ldc: usize) {
+fn check_block(m: usize, cols: usize, a: ARows, w: &[f32], wstride: usize, epilogue: Epilogue, c: &[f32], ldc: usize) {
     let (panels, kc) = (cols.div_ceil(NR), a.depth());
-    assert!((1..=6).contains(&mr) && cols >= 1 && kc >= 1 && wstride >= kc * NR);
-    assert!(a.holds(mr) && w.len() >= (panels - 1) * wstride + kc * NR);
-    assert!(c.len() >= (mr - 1) * ldc + cols);
+    assert!(m >= 1 && cols >= 1 && kc >= 1 && wstride >= kc * NR);
+    assert!(a.holds(m) && w.len() >= (panels - 1) * wstride + kc * NR);
+    assert!(c.len() >= (m - 1) * ldc + cols);
     assert!(epilogue.bias.len() >= panels * NR);
 }
 
@@ -309,7 +332,7 @@ fn drive<K: MicroKernel>(
     c: &mut [f32],
     ldc: usize,
 ) {
-    let (n, k, lda) = (packed.n, packed.k, a.lda);
+    let (n, k) = (packed.n, packed.k);
     let panels = packed.panels();
     // Bias padded to whole panels, so every panel's epilogue reads 16
     // (on the stack for up to 256 channels: small calls, a GEMV or a
@@ -346,16 +369,7 @@ fn drive<K: MicroKernel>(
         let cols = (n - col).min(group * NR);
         let epilogue = Epilogue { bias: &bias_pad[col..], clamp };
         let w = &weights[g0 * k * NR..];
-        let mut i = 0;
-        for mr in row_tiles(m, K::MR) {
-            let rows = match a.starts {
-                [] => ARows { a: &a.a[i * lda..], ..a },
-                starts => ARows { starts: &starts[i..], ..a },
-            };
-            let c_blk = &mut c[i * ldc + col..(i + mr - 1) * ldc + col + cols];
-            kern.tiles(mr, m == 1, cols, rows, w, k * NR, epilogue, c_blk, ldc);
-            i += mr;
-        }
+        kern.block(m, m == 1, cols, a, w, k * NR, epilogue, &mut c[col..], ldc);
     }
 }
 
@@ -393,9 +407,9 @@ struct Scalar;
 
 impl MicroKernel for Scalar {
     const MR: usize = 4;
-    fn tiles(
+    fn block(
         self,
-        mr: usize,
+        m: usize,
         _gemv: bool,
         cols: usize,
         a: ARows,
@@ -406,18 +420,23 @@ impl MicroKernel for Scalar {
         ldc: usize,
     ) {
         let kc = a.depth();
-        for (j, col) in (0..cols).step_by(NR).enumerate() {
-            let nr = NR.min(cols - col);
-            let w = &w[j * wstride..j * wstride + kc * NR];
-            let e = Epilogue { bias: &epilogue.bias[col..col + NR], clamp: epilogue.clamp };
-            let c = &mut c[col..];
-            match mr {
-                1 => f32_gemm_mx16_scalar::<1>(nr, a, w, e, c, ldc),
-                2 => f32_gemm_mx16_scalar::<2>(nr, a, w, e, c, ldc),
-                3 => f32_gemm_mx16_scalar::<3>(nr, a, w, e, c, ldc),
-                4 => f32_gemm_mx16_scalar::<4>(nr, a, w, e, c, ldc),
-                _ => unreachable!("scalar gemm tile of {mr} rows"),
+        let mut i = 0;
+        for mr in row_tiles(m, Self::MR) {
+            let a = a.skip(i);
+            for (j, col) in (0..cols).step_by(NR).enumerate() {
+                let nr = NR.min(cols - col);
+                let w = &w[j * wstride..j * wstride + kc * NR];
+                let e = Epilogue { bias: &epilogue.bias[col..col + NR], clamp: epilogue.clamp };
+                let c = &mut c[i * ldc + col..];
+                match mr {
+                    1 => f32_gemm_mx16_scalar::<1>(nr, a, w, e, c, ldc),
+                    2 => f32_gemm_mx16_scalar::<2>(nr, a, w, e, c, ldc),
+                    3 => f32_gemm_mx16_scalar::<3>(nr, a, w, e, c, ldc),
+                    4 => f32_gemm_mx16_scalar::<4>(nr, a, w, e, c, ldc),
+                    _ => unreachable!("scalar gemm tile of {mr} rows"),
+                }
             }
+            i += mr;
         }
     }
 }
@@ -480,16 +499,16 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2 {
-    use super::{check_tiles, ARows, Epilogue, MicroKernel, NR};
+    use super::{check_block, row_tiles, ARows, Epilogue, MicroKernel, NR};
     use crate::activation::ClampF32;
     use crate::optimized::isa::Avx2Fma;
     use std::arch::x86_64::*;
 
     impl MicroKernel for Avx2Fma {
         const MR: usize = 6;
-        fn tiles(
+        fn block(
             self,
-            mr: usize,
+            m: usize,
             gemv: bool,
             cols: usize,
             a: ARows,
@@ -499,16 +518,21 @@ mod avx2 {
             c: &mut [f32],
             ldc: usize,
         ) {
-            check_tiles(mr, cols, a, w, wstride, epilogue, c, ldc);
-            // SAFETY: `self` is an `Avx2Fma` token, which exists only when the
-            // CPU supports AVX2 and FMA; the slice bounds the kernels rely on were
-            // asserted just above.
-            unsafe {
-                if mr == 1 && gemv {
-                    return f32_gemm_1x16_avx2_fma(cols, a, w, wstride, epilogue, c);
+            check_block(m, cols, a, w, wstride, epilogue, c, ldc);
+            let gather = a.bases.len() > 1;
+            let mut i = 0;
+            for mr in row_tiles(m, Self::MR) {
+                let (a, c) = (a.skip(i), &mut c[i * ldc..]);
+                // SAFETY: `self` is an `Avx2Fma` token, which exists only
+                // when the CPU supports AVX2 and FMA; the block's bounds,
+                // asserted above, hold for each of its row tiles.
+                unsafe {
+                    if m == 1 && gemv {
+                        return f32_gemm_1x16_avx2_fma(cols, a, w, wstride, epilogue, c);
+                    }
+                    tile_by_rows!(f32_gemm_mx16_avx2_fma, mr, gather, (cols, a, w, wstride, epilogue, c, ldc))
                 }
-                let gather = a.bases.len() > 1;
-                tile_by_rows!(f32_gemm_mx16_avx2_fma, mr, gather, (cols, a, w, wstride, epilogue, c, ldc))
+                i += mr;
             }
         }
     }
@@ -706,15 +730,15 @@ mod avx2 {
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 pub(crate) mod neon {
-    use super::{check_tiles, ARows, Epilogue, MicroKernel, NR};
+    use super::{check_block, row_tiles, ARows, Epilogue, MicroKernel, NR};
     use crate::optimized::isa::Neon;
     use std::arch::aarch64::*;
 
     impl MicroKernel for Neon {
         const MR: usize = 6;
-        fn tiles(
+        fn block(
             self,
-            mr: usize,
+            m: usize,
             gemv: bool,
             cols: usize,
             a: ARows,
@@ -724,20 +748,25 @@ pub(crate) mod neon {
             c: &mut [f32],
             ldc: usize,
         ) {
-            check_tiles(mr, cols, a, w, wstride, epilogue, c, ldc);
-            // SAFETY: `self` is a `Neon` token, made only on an aarch64 CPU
-            // with Advanced SIMD; the slice bounds the kernels rely on were
-            // asserted just above.
-            unsafe {
-                match mr {
-                    1 if gemv => f32_gemm_1x16_neon(cols, a, w, wstride, epilogue, c),
-                    1 => f32_gemm_mx16_neon::<1>(cols, a, w, wstride, epilogue, c, ldc),
-                    2 => f32_gemm_mx16_neon::<2>(cols, a, w, wstride, epilogue, c, ldc),
-                    3 => f32_gemm_mx16_neon::<3>(cols, a, w, wstride, epilogue, c, ldc),
-                    4 => f32_gemm_mx16_neon::<4>(cols, a, w, wstride, epilogue, c, ldc),
-                    5 => f32_gemm_mx16_neon::<5>(cols, a, w, wstride, epilogue, c, ldc),
-                    _ => f32_gemm_mx16_neon::<6>(cols, a, w, wstride, epilogue, c, ldc),
+            check_block(m, cols, a, w, wstride, epilogue, c, ldc);
+            let mut i = 0;
+            for mr in row_tiles(m, Self::MR) {
+                let (a, c) = (a.skip(i), &mut c[i * ldc..]);
+                // SAFETY: `self` is a `Neon` token, made only on an aarch64
+                // CPU with Advanced SIMD; the block's bounds, asserted above,
+                // hold for each of its row tiles.
+                unsafe {
+                    match mr {
+                        1 if gemv => f32_gemm_1x16_neon(cols, a, w, wstride, epilogue, c),
+                        1 => f32_gemm_mx16_neon::<1>(cols, a, w, wstride, epilogue, c, ldc),
+                        2 => f32_gemm_mx16_neon::<2>(cols, a, w, wstride, epilogue, c, ldc),
+                        3 => f32_gemm_mx16_neon::<3>(cols, a, w, wstride, epilogue, c, ldc),
+                        4 => f32_gemm_mx16_neon::<4>(cols, a, w, wstride, epilogue, c, ldc),
+                        5 => f32_gemm_mx16_neon::<5>(cols, a, w, wstride, epilogue, c, ldc),
+                        _ => f32_gemm_mx16_neon::<6>(cols, a, w, wstride, epilogue, c, ldc),
+                    }
                 }
+                i += mr;
             }
         }
     }

@@ -1123,6 +1123,7 @@ impl DwFast {
 /// Where a depthwise pixel's taps lie from its first one, in an image
 /// whose rows are `width` pixels of `in_c` bytes.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct DwTaps {
     /// Offsets of the taps `(2p, 2p + 1)` (`((fy * dilation_h) * width +
     /// fx * dilation_w) * in_c`); an odd count repeats the last tap,

@@ -10,15 +10,15 @@
 //! every level gives the same bits. A GEMM of one row (GEMV) keeps the AVX2
 //! kernel (its unrolled summation order is documented there).
 
-use super::{check_tiles, ARows, Epilogue, MicroKernel, NR};
+use super::{check_block, row_tiles, ARows, Epilogue, MicroKernel, NR};
 use crate::optimized::isa::{Avx2Fma, Avx512};
 use std::arch::x86_64::*;
 
 impl MicroKernel for Avx512 {
     const MR: usize = 6;
-    fn tiles(
+    fn block(
         self,
-        mr: usize,
+        m: usize,
         gemv: bool,
         cols: usize,
         a: ARows,
@@ -28,17 +28,20 @@ impl MicroKernel for Avx512 {
         c: &mut [f32],
         ldc: usize,
     ) {
-        if mr == 1 && gemv {
+        if m == 1 && gemv {
             let avx2 = Avx2Fma::new(crate::optimized::isa::IsaLevel::Avx2Fma).expect("AVX-512 implies AVX2 and FMA");
-            return avx2.tiles(mr, gemv, cols, a, w, wstride, epilogue, c, ldc);
+            return avx2.block(m, gemv, cols, a, w, wstride, epilogue, c, ldc);
         }
-        check_tiles(mr, cols, a, w, wstride, epilogue, c, ldc);
-        // SAFETY: `self` is an `Avx512` token, which exists only when the CPU
-        // supports AVX-512 F (and AVX2 + FMA); the slice bounds the kernels
-        // rely on were asserted just above.
-        unsafe {
-            let gather = a.bases.len() > 1;
-            tile_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc))
+        check_block(m, cols, a, w, wstride, epilogue, c, ldc);
+        let gather = a.bases.len() > 1;
+        let mut i = 0;
+        for mr in row_tiles(m, Self::MR) {
+            let (a, c) = (a.skip(i), &mut c[i * ldc..]);
+            // SAFETY: `self` is an `Avx512` token, which exists only when the
+            // CPU supports AVX-512 F (and AVX2 + FMA); the block's bounds,
+            // asserted above, hold for each of its row tiles.
+            unsafe { tile_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc)) }
+            i += mr;
         }
     }
 }

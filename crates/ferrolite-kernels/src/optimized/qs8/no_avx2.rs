@@ -1,7 +1,7 @@
 //! Off x86-64 the `Avx2Fma` token can never be made; these stand-ins keep
 //! the shared code compiling and are never called.
 
-use super::{DwFast, FloatTail, PackedQs8, Panel, Requant, RequantMode, Q8};
+use super::{DwFast, DwTaps, FloatTail, PackedQs8, Panel, Requant, RequantMode, Q8};
 use crate::optimized::isa::{Avx2Fma, Avx512, Avx512Vnni};
 
 #[allow(clippy::too_many_arguments)]
