@@ -14,6 +14,29 @@ use super::{check_block, row_tiles, ARows, Epilogue, MicroKernel, NR};
 use crate::optimized::isa::{Avx2Fma, Avx512};
 use std::arch::x86_64::*;
 
+/// Rows per tile where the run is one panel.
+const TALL_MR: usize = 12;
+
+/// [`tile_by_rows!`] for tiles of 7 to 12 rows (one panel).
+macro_rules! tall_by_rows {
+    ($kernel:ident, $mr:expr, $gather:expr, ($($arg:expr),*)) => {
+        match ($mr, $gather) {
+            (7, false) => $kernel::<7, false>($($arg),*),
+            (8, false) => $kernel::<8, false>($($arg),*),
+            (9, false) => $kernel::<9, false>($($arg),*),
+            (10, false) => $kernel::<10, false>($($arg),*),
+            (11, false) => $kernel::<11, false>($($arg),*),
+            (_, false) => $kernel::<12, false>($($arg),*),
+            (7, true) => $kernel::<7, true>($($arg),*),
+            (8, true) => $kernel::<8, true>($($arg),*),
+            (9, true) => $kernel::<9, true>($($arg),*),
+            (10, true) => $kernel::<10, true>($($arg),*),
+            (11, true) => $kernel::<11, true>($($arg),*),
+            (_, true) => $kernel::<12, true>($($arg),*),
+        }
+    };
+}
+
 impl MicroKernel for Avx512 {
     const MR: usize = 6;
     fn block(
@@ -34,13 +57,21 @@ impl MicroKernel for Avx512 {
         }
         check_block(m, cols, a, w, wstride, epilogue, c, ldc);
         let gather = a.bases.len() > 1;
+        // One panel: tiles of up to 12 rows, whose 12 sums cover the FMA
+        // latency where 6 rows of one panel (six chains) do not.
+        let tall = cols <= NR;
         let mut i = 0;
-        for mr in row_tiles(m, Self::MR) {
+        for mr in row_tiles(m, if tall { TALL_MR } else { Self::MR }) {
             let (a, c) = (a.skip(i), &mut c[i * ldc..]);
             // SAFETY: `self` is an `Avx512` token, which exists only when the
             // CPU supports AVX-512 F (and AVX2 + FMA); the block's bounds,
             // asserted above, hold for each of its row tiles.
-            unsafe { tile_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc)) }
+            unsafe {
+                match mr {
+                    ..=6 => tile_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc)),
+                    _ => tall_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc)),
+                }
+            }
             i += mr;
         }
     }
@@ -119,7 +150,8 @@ unsafe fn tile<const M: usize, const P: usize, const GATHER: bool>(
 }
 
 /// `f32_gemm_{M}x32_avx512`, `M` in 1..=6, over the run's panels two at a
-/// time. `GATHER`: `a` has several segments (else exactly one).
+/// time; `M` in 7..=12 for a run of one panel (`f32_gemm_{M}x16`).
+/// `GATHER`: `a` has several segments (else exactly one).
 ///
 /// # Safety
 /// AVX-512 F must be available; `a` must hold its `M` rows
