@@ -328,7 +328,7 @@ fn prepare_quantized(
                 let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
                 let workers = ctx.workers;
                 let out = ctx.output(0)?.as_slice_mut::<$T>()?;
-                split_same_shape(workers, a, b, out, |a, b, out| plan.run(a, b, out));
+                split_same_shape(workers, PARALLEL_ELEMENTS_Q8, a, b, out, |a, b, out| plan.run(a, b, out));
                 Ok(())
             }))
         }};
@@ -349,21 +349,27 @@ struct Shapes {
     out: Vec<usize>,
 }
 
-/// Same-shape element-wise outputs from this many values on are split
-/// between threads (MobileNet v2's residual ADDs: 75K-300K values).
+/// Same-shape float element-wise outputs from this many values on are
+/// split between threads (MobileNet v2's residual ADDs: 75K-300K values).
 const PARALLEL_ELEMENTS: usize = 16 * 1024;
 
+/// The same for 8-bit ADD, whose exact requantisation costs about ten
+/// times a float add per value: MobileNet v2's 14x14x64 residual ADD
+/// (12.5K values) took 5 us on one thread, and the same on two.
+const PARALLEL_ELEMENTS_Q8: usize = 4 * 1024;
+
 /// Run `f(a, b, out)` over matching pieces of same-length `a`, `b` and `out`,
-/// on several threads when `out` is long enough to be worth it.
+/// on several threads when `out` has at least `min` values.
 fn split_same_shape<T: Copy + Send + Sync>(
     workers: Workers<'_>,
+    min: usize,
     a: &[T],
     b: &[T],
     out: &mut [T],
     f: impl Fn(&[T], &[T], &mut [T]) + Sync,
 ) {
     const UNIT: usize = 64;
-    if workers.threads() > 1 && out.len() >= PARALLEL_ELEMENTS && a.len() == out.len() && b.len() == out.len() {
+    if workers.threads() > 1 && out.len() >= min && a.len() == out.len() && b.len() == out.len() {
         workers.for_each_chunk(out, UNIT, |first, chunk| {
             let at = first * UNIT;
             f(&a[at..at + chunk.len()], &b[at..at + chunk.len()], chunk)
@@ -400,7 +406,9 @@ fn eval_f32(ctx: &mut EvalContext<'_>, kind: Kind, clamp: ClampF32, s: &Shapes) 
         _ => k::add_f32,
     };
     if s.a == s.out && s.b == s.out {
-        split_same_shape(workers, a, b, out, |a, b, out| f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp));
+        split_same_shape(workers, PARALLEL_ELEMENTS, a, b, out, |a, b, out| {
+            f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp)
+        });
         return Ok(());
     }
     f(a, &s.a, b, &s.b, out, &s.out, clamp);
