@@ -2,6 +2,7 @@
 """Make one-layer float models shaped like MobileNet's and Inception's hot layers.
 
 usage: bench/make_layers.py OUT_DIR [f32,int8,dyn]
+       (LAYERS=name,name,... makes only those)
 
 Each model is a single op (with its fused activation) on a fixed-size input,
 so `bench/side_by_side.py --models OUT_DIR` times LiteRT and ferrolite layer
@@ -59,6 +60,17 @@ LAYERS = {
     "conv1x7_17x192_192": ((17, 17, 192), L.Conv2D(192, (1, 7), padding="same", activation="relu")),
     "conv7x1_17x192_192": ((17, 17, 192), L.Conv2D(192, (7, 1), padding="same", activation="relu")),
     "pw_17x768_192": ((17, 17, 768), L.Conv2D(192, 1, activation="relu")),
+    # MobileNet v2's middle and late 1x1 convs (expansions and projections).
+    "pw_28x32_192": ((28, 28, 32), L.Conv2D(192, 1, activation=relu6)),
+    "pw_28x192_32": ((28, 28, 192), L.Conv2D(32, 1)),
+    "pw_14x64_384": ((14, 14, 64), L.Conv2D(384, 1, activation=relu6)),
+    "pw_14x384_64": ((14, 14, 384), L.Conv2D(64, 1)),
+    "pw_7x160_960": ((7, 7, 160), L.Conv2D(960, 1, activation=relu6)),
+    "pw_7x960_160": ((7, 7, 960), L.Conv2D(160, 1)),
+    "pw_7x320_1280": ((7, 7, 320), L.Conv2D(1280, 1, activation=relu6)),
+    # MobileNet v2's stride-2 depthwise convs into 28x28 and 14x14.
+    "dw_56x144_s2": ((56, 56, 144), L.DepthwiseConv2D(3, strides=2, padding="same", activation=relu6)),
+    "dw_28x192_s1": ((28, 28, 192), L.DepthwiseConv2D(3, padding="same", activation=relu6)),
     # The classifier: a batch-1 FULLY_CONNECTED (a GEMV over 5 MB of weights).
     "fc_1280_1001": ((1280,), L.Dense(1001)),
 }
@@ -91,7 +103,10 @@ def main():
         sys.exit(__doc__)
     os.makedirs(out, exist_ok=True)
     tf.keras.utils.set_random_seed(0)
+    only = set(os.environ.get("LAYERS", "").split(",")) - {""}
     for name, (shape, layer) in LAYERS.items():
+        if only and name not in only:
+            continue
         keras_model = model(shape, layer)
         for kind in kinds:
             suffix = "" if kind == "f32" else "." + kind

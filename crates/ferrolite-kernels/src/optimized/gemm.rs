@@ -15,8 +15,9 @@
 //!   one row (GEMV, batch-1 FULLY_CONNECTED) unrolls the depth loop four
 //!   ways to hide the FMA latency (another summation order, so 1-row tiles
 //!   of larger GEMMs keep the common one).
-//! - `f32_gemm_{1..6}x32_avx512` (`gemm/avx512.rs`): the same sums with
-//!   one 512-bit register per panel row, two panels per tile.
+//! - `f32_gemm_{1..8}x32_avx512` (`gemm/avx512.rs`): the same sums with
+//!   one 512-bit register per panel row, two panels per tile (8 rows for
+//!   deep GEMMs, up to 12 over a single panel).
 //! - `f32_gemm_{1..6}x16_neon` (aarch64): the same tiles in 24 of NEON's
 //!   32 q registers (four per row), the same summation order (each sum
 //!   starts from the bias and adds one fused product per depth step), so a
