@@ -366,9 +366,18 @@ impl Conv2dF32Plan {
             // a few image rows however large the image.
             let (a, hp, wp, v0) = self.padded_rows(input, row_start + r, m, scratch);
             let bases: Vec<usize> = (0..f_h).map(|fy| fy * p.dilation_h * wp * in_c).collect();
-            for st in &mut starts[..m] {
-                *st = ((b * hp + oy * p.stride_h - v0) * wp + ox * p.stride_w) * in_c;
-                ox += 1;
+            // Along an output row the starts step by `stride_w` pixels;
+            // the row's first is found once.
+            let step = p.stride_w * in_c;
+            let mut q = 0;
+            while q < m {
+                let n = (out_w - ox).min(m - q);
+                let first = ((b * hp + oy * p.stride_h - v0) * wp + ox * p.stride_w) * in_c;
+                for (j, st) in starts[q..q + n].iter_mut().enumerate() {
+                    *st = first + j * step;
+                }
+                q += n;
+                ox += n;
                 if ox == out_w {
                     (ox, oy) = (0, oy + 1);
                     if oy == out_h {

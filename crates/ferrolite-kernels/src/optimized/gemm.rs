@@ -136,7 +136,7 @@ pub fn gemm_f32(
         }
         return;
     }
-    let rows = ARows::new(m, a, lda, &[], &[0], k);
+    let rows = ARows::new(isa, m, a, lda, &[], &[0], k);
     dispatch(isa, m, rows, packed, bias, clamp, c, ldc)
 }
 
@@ -166,7 +166,7 @@ pub fn gemm_f32_gather(
         return;
     }
     assert!(starts.len() >= m, "{} row starts for {m} rows", starts.len());
-    let rows = ARows::new(m, a, 0, starts, bases, seg);
+    let rows = ARows::new(isa, m, a, 0, starts, bases, seg);
     assert!(rows.holds(m), "a: {} values for {m} gathered rows", a.len());
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "c: {} values for m={m} ldc={ldc} n={n}", c.len());
     if let Some(b) = bias {
@@ -203,6 +203,18 @@ fn dispatch(
     drive(Scalar, m, rows, packed, bias, clamp, c, ldc)
 }
 
+/// The largest of `values` (0 for none). A gathered block's row starts
+/// are checked once per call this way; the baseline x86-64 build has no
+/// 64-bit vector max (SSE2), and its emulation took 5% of a first conv.
+fn max_of(isa: IsaLevel, values: &[usize]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(token) = Avx512::new(isa) {
+        return avx512::max_of(token, values);
+    }
+    let _ = isa;
+    values.iter().copied().max().unwrap_or(0)
+}
+
 /// Bias for the run's columns (padded with zeros to whole panels) and the
 /// clamp.
 #[derive(Clone, Copy)]
@@ -235,10 +247,18 @@ struct ARows<'a> {
 
 impl<'a> ARows<'a> {
     /// `m` rows: `lda` apart (`starts` empty) or at `starts[..m]`.
-    fn new(m: usize, a: &'a [f32], lda: usize, starts: &'a [usize], bases: &'a [usize], seg: usize) -> ARows<'a> {
+    fn new(
+        isa: IsaLevel,
+        m: usize,
+        a: &'a [f32],
+        lda: usize,
+        starts: &'a [usize],
+        bases: &'a [usize],
+        seg: usize,
+    ) -> ARows<'a> {
         let last_start = match starts {
             [] => m.saturating_sub(1).checked_mul(lda),
-            starts => starts[..m].iter().copied().max().or(Some(0)),
+            starts => Some(max_of(isa, &starts[..m])),
         };
         let last_base = bases.iter().copied().max().unwrap_or(0);
         // (An overflow reaches past any slice: `holds` is then false.)

@@ -94,6 +94,21 @@ impl MicroKernel for Avx512 {
     }
 }
 
+/// The largest of `values` (0 for none), with 512-bit `vpmaxuq`.
+pub(super) fn max_of(_token: Avx512, values: &[usize]) -> usize {
+    // SAFETY: the token proves AVX-512 F.
+    unsafe { max_of_avx512(values) }
+}
+
+/// [`max_of`], compiled for AVX-512 F so the loop vectorises.
+///
+/// # Safety
+/// AVX-512 F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn max_of_avx512(values: &[usize]) -> usize {
+    values.iter().copied().max().unwrap_or(0)
+}
+
 /// The lanes of the first `n <= 16` columns.
 #[inline(always)]
 fn lanes(n: usize) -> __mmask16 {
