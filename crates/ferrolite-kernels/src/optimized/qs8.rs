@@ -161,7 +161,7 @@ pub struct Qs8Scratch {
     pub(crate) bias16: Vec<i32>,
     /// The same for a float bias (dynamic-range convs).
     pub(crate) fbias16: Vec<f32>,
-    /// A small depthwise layer's input rows with their padding
+    /// A stride-1 depthwise layer's input rows with their padding
     /// ([`DwPadded`]), per input type.
     pub(crate) padded_i8: Vec<i8>,
     pub(crate) padded_u8: Vec<u8>,
@@ -1057,7 +1057,7 @@ struct DwFast {
     pad: Vec<u8>,
     /// Where the taps lie in the input.
     taps: DwTaps,
-    /// A small layer's padded copy, where it has one.
+    /// The taps in the padded copy of a stride-1 layer with padding.
     padded: Option<DwPadded>,
     /// `Requant::product_rows` of the `c16` channels (empty where the
     /// product form does not apply).
@@ -1241,7 +1241,9 @@ impl Qs8DepthwisePlan {
                 f.taps = DwTaps::new(params, f_h, f_w, in_w, in_c);
                 // The columns and rows (from the top padding's first) the
                 // outputs reach.
-                let reach = |out: usize, stride: usize, f: usize, dil: usize| (out - 1) * stride + (f - 1) * dil + 1;
+                let reach = |out: usize, stride: usize, f: usize, dil: usize| {
+                    out.saturating_sub(1) * stride + f.saturating_sub(1) * dil + 1
+                };
                 let (pw, ph) = (
                     reach(out_w, params.stride_w, f_w, params.dilation_w),
                     reach(out_h, params.stride_h, f_h, params.dilation_h),
@@ -1251,7 +1253,7 @@ impl Qs8DepthwisePlan {
                     || pw > params.pad_left + in_w
                     || ph > params.pad_top + in_h;
                 let unit = params.stride_h == 1 && params.stride_w == 1;
-                if pads && unit && f.c16 == out_c {
+                if pads && unit && f.c16 == out_c && out_h > 0 && out_w > 0 {
                     f.padded = Some(DwPadded { width: pw, taps: DwTaps::new(params, f_h, f_w, pw, in_c) });
                 }
                 f

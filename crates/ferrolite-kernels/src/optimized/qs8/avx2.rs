@@ -538,9 +538,10 @@ pub(super) fn dwconv16_row<T: Q8>(
 }
 
 /// `n` interior pixels (no padding tap) of one output row, channels
-/// `0 .. f.c16 == out_c`: pixel `j`'s first tap at `base + j * step`,
-/// its outputs at `out[j * c ..]`. `mode`: `rq.mode` for `bias`.
-/// `wide`: run the AVX-512 kernels.
+/// `0 .. f.c16 == out_c`: pixel `j`'s first tap at `base + j * step`, its
+/// other taps where `taps` says (`f.taps` for the input, or a padded
+/// copy's), its outputs at `out[j * c ..]`. `mode`: `rq.mode` for
+/// `bias`. `wide`: run the AVX-512 kernels.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dwconv16_span<T: Q8>(
     _t: Avx2Fma,
