@@ -32,6 +32,10 @@
 //!   against the raw int8 weights, requantised in the tile; a batch-1
 //!   int8 FULLY_CONNECTED streams the same byte weights (`gemm_i32`) and
 //!   requantises with `finish_fc`.
+//! - Depthwise at stride 1 with padding (`DwPadded`): the input rows are
+//!   copied between rows and columns of the zero point, so every pixel
+//!   runs on the multi-pixel span kernels instead of the edge ones going
+//!   one at a time.
 //! - Portable `*_scalar` variants over the same packing, always compiled.
 //!
 //! Output rows are output pixels (or batch rows for FC), and `run_rows`
