@@ -1,6 +1,8 @@
 //! AVERAGE_POOL_2D and MAX_POOL_2D (float), vectorised over channels.
 //!
-//! Average: `f32_avgpool_avx2`, 32 channels at a time in four registers
+//! Both run `f32_pool_avx2`, one kernel for the two folds.
+//!
+//! Average: 32 channels at a time in four registers
 //! over the window's taps (the reference compiled for AVX2 kept its sums
 //! in memory: 1.06 ms for Inception v3's nine pools on one thread).
 //! Each channel still sums its taps in the reference's order from `0.0`
@@ -9,7 +11,7 @@
 //! tests check bit for bit.
 //!
 //! Max: the reference compiled the same way ran 3x slower than its SSE2
-//! build, so `f32_maxpool_avx2` is written out: 32 channels at a time in
+//! build, so it is written out too: 32 channels at a time in
 //! four registers over the window's taps. `vmaxps(v, m)` is `v > m ? v : m`,
 //! exactly the reference's `m < v ? v : m` (a NaN input is skipped, a NaN
 //! maximum kept, `-0.0` vs `0.0` keeps the earlier), and the clamp maps to
@@ -111,53 +113,7 @@ mod avx2 {
         row_start: usize,
         out_shape: [usize; 4],
     ) {
-        pool_with(f32_maxpool_avx2, false, p, input, in_shape, out_rows, row_start, out_shape);
-    }
-
-    /// One output pixel: the maximum over `pixels` (each `depth` values at
-    /// `x + px * depth`) of every channel, from `f32::MIN`, then the clamp.
-    ///
-    /// # Safety
-    /// AVX2 must be available; every pixel's values must be readable and
-    /// `out` writable for `depth` values.
-    #[target_feature(enable = "avx2")]
-    unsafe fn f32_maxpool_avx2(x: *const f32, pixels: &[usize], depth: usize, clamp: ClampF32, out: *mut f32) {
-        // SAFETY: offsets stay below `depth` within each pixel (the caller's
-        // bounds).
-        unsafe {
-            let (lo, hi) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max));
-            let finish = |m: __m256| _mm256_min_ps(hi, _mm256_max_ps(lo, m));
-            let mut c = 0;
-            while c + 32 <= depth {
-                let mut m = [_mm256_set1_ps(f32::MIN); 4];
-                for &px in pixels {
-                    let v = x.add(px * depth + c);
-                    for (j, mj) in m.iter_mut().enumerate() {
-                        *mj = _mm256_max_ps(_mm256_loadu_ps(v.add(8 * j)), *mj);
-                    }
-                }
-                for (j, &mj) in m.iter().enumerate() {
-                    _mm256_storeu_ps(out.add(c + 8 * j), finish(mj));
-                }
-                c += 32;
-            }
-            while c + 8 <= depth {
-                let mut m = _mm256_set1_ps(f32::MIN);
-                for &px in pixels {
-                    m = _mm256_max_ps(_mm256_loadu_ps(x.add(px * depth + c)), m);
-                }
-                _mm256_storeu_ps(out.add(c), finish(m));
-                c += 8;
-            }
-            for c in c..depth {
-                let mut m = f32::MIN;
-                for &px in pixels {
-                    let v = *x.add(px * depth + c);
-                    m = if m < v { v } else { m };
-                }
-                *out.add(c) = clamp.apply(m);
-            }
-        }
+        pool_with(f32_pool_avx2::<true>, false, p, input, in_shape, out_rows, row_start, out_shape);
     }
 
     pub(super) fn average_pool_f32_rows(
@@ -169,55 +125,92 @@ mod avx2 {
         row_start: usize,
         out_shape: [usize; 4],
     ) -> bool {
-        pool_with(f32_avgpool_avx2, true, p, input, in_shape, out_rows, row_start, out_shape)
+        pool_with(f32_pool_avx2::<false>, true, p, input, in_shape, out_rows, row_start, out_shape)
     }
 
-    /// One output pixel: per channel, the sum over `pixels` in order from
-    /// `0.0` (the reference's order, so the same rounding), divided by
-    /// their count, then the clamp. The sums of 32 channels stay in four
-    /// registers across the taps; the reference compiled for AVX2 kept
-    /// them in memory, a load and a store per tap.
+    /// Folds tap value `v` into a channel's running value `m`: the
+    /// maximum (`vmaxps(v, m)`, `v > m ? v : m`) or the sum.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn fold<const MAX: bool>(m: __m256, v: __m256) -> __m256 {
+        if MAX {
+            _mm256_max_ps(v, m)
+        } else {
+            _mm256_add_ps(m, v)
+        }
+    }
+
+    /// A channel's output from its fold `m`: the maximum, or the sum over
+    /// the `n` taps divided by `n`; then the clamp to `[lo, hi]` (`max(lo,
+    /// v)` / `min(hi, v)` return `v` when it is NaN, like
+    /// `ClampF32::apply`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn finish<const MAX: bool>(m: __m256, n: __m256, lo: __m256, hi: __m256) -> __m256 {
+        let v = if MAX { m } else { _mm256_div_ps(m, n) };
+        _mm256_min_ps(hi, _mm256_max_ps(lo, v))
+    }
+
+    /// One output pixel: per channel, the maximum over `pixels` (each
+    /// `depth` values at `x + px * depth`) from `f32::MIN` (`MAX`), or
+    /// their sum in order from `0.0` divided by their count; then the
+    /// clamp. 32 channels stay in four registers across the taps (the
+    /// reference compiled for AVX2 kept the sums in memory, a load and a
+    /// store per tap), then 8, then one at a time.
     ///
     /// # Safety
     /// AVX2 must be available; every pixel's values must be readable and
-    /// `out` writable for `depth` values; `pixels` is not empty.
+    /// `out` writable for `depth` values; for the average, `pixels` is not
+    /// empty.
     #[target_feature(enable = "avx2")]
-    unsafe fn f32_avgpool_avx2(x: *const f32, pixels: &[usize], depth: usize, clamp: ClampF32, out: *mut f32) {
+    unsafe fn f32_pool_avx2<const MAX: bool>(
+        x: *const f32,
+        pixels: &[usize],
+        depth: usize,
+        clamp: ClampF32,
+        out: *mut f32,
+    ) {
         // SAFETY: offsets stay below `depth` within each pixel (the caller's
         // bounds).
         unsafe {
             let count = pixels.len() as f32;
-            let (lo, hi) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max));
-            let n = _mm256_set1_ps(count);
-            let finish = |s: __m256| _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_div_ps(s, n)));
+            let start = if MAX { f32::MIN } else { 0.0 };
+            let (lo, hi, n) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max), _mm256_set1_ps(count));
+            // (Loops and target-feature functions, not closures: a
+            // closure would not get the target features.)
             let mut c = 0;
             while c + 32 <= depth {
-                let mut s = [_mm256_setzero_ps(); 4];
+                let mut m = [_mm256_set1_ps(start); 4];
                 for &px in pixels {
                     let v = x.add(px * depth + c);
-                    for (j, sj) in s.iter_mut().enumerate() {
-                        *sj = _mm256_add_ps(*sj, _mm256_loadu_ps(v.add(8 * j)));
+                    for (j, mj) in m.iter_mut().enumerate() {
+                        *mj = fold::<MAX>(*mj, _mm256_loadu_ps(v.add(8 * j)));
                     }
                 }
-                for (j, &sj) in s.iter().enumerate() {
-                    _mm256_storeu_ps(out.add(c + 8 * j), finish(sj));
+                for (j, &mj) in m.iter().enumerate() {
+                    _mm256_storeu_ps(out.add(c + 8 * j), finish::<MAX>(mj, n, lo, hi));
                 }
                 c += 32;
             }
             while c + 8 <= depth {
-                let mut s = _mm256_setzero_ps();
+                let mut m = _mm256_set1_ps(start);
                 for &px in pixels {
-                    s = _mm256_add_ps(s, _mm256_loadu_ps(x.add(px * depth + c)));
+                    m = fold::<MAX>(m, _mm256_loadu_ps(x.add(px * depth + c)));
                 }
-                _mm256_storeu_ps(out.add(c), finish(s));
+                _mm256_storeu_ps(out.add(c), finish::<MAX>(m, n, lo, hi));
                 c += 8;
             }
             for c in c..depth {
-                let mut s = 0.0f32;
+                let mut m = start;
                 for &px in pixels {
-                    s += *x.add(px * depth + c);
+                    let v = *x.add(px * depth + c);
+                    m = match MAX {
+                        true if m < v => v,
+                        true => m,
+                        false => m + v,
+                    };
                 }
-                *out.add(c) = clamp.apply(s / count);
+                *out.add(c) = clamp.apply(if MAX { m } else { m / count });
             }
         }
     }

@@ -59,7 +59,8 @@ pub(crate) fn window_pixels(
 /// channels, all at once so the channel loops vectorise; the arithmetic per
 /// channel is unchanged (taps in row-major order). Stops and returns false
 /// as soon as `reduce` does.
-// Inlined so `optimized::pool` can compile it again with AVX2 enabled.
+// Inlined so each caller's `reduce` is inlined into the pixel loop
+// (`optimized::pool` runs its kernels through it).
 #[inline(always)]
 pub(crate) fn pool_rows<T>(
     p: &Pool2dParams,
@@ -104,8 +105,6 @@ pub fn average_pool_f32(
 /// [`average_pool_f32`] for output pixels `row_start ..` only (`out_rows`
 /// holds whole pixels), so threads can split the output.
 #[must_use]
-// Inlined so `optimized::pool` can compile it again with AVX2 enabled.
-#[inline(always)]
 pub fn average_pool_f32_rows(
     p: &Pool2dParams,
     input: &[f32],
@@ -184,8 +183,6 @@ pub fn l2_pool_f32_rows(
 /// each window's in-bounds elements, then the clamp; `false` if some window
 /// is empty.
 #[allow(clippy::too_many_arguments)]
-// Inlined so `optimized::pool` can compile it again with AVX2 enabled.
-#[inline(always)]
 fn sum_pool_rows(
     p: &Pool2dParams,
     input: &[f32],
