@@ -488,25 +488,23 @@ fn f32_gemm_mx16_scalar<const M: usize>(nr: usize, a: ARows, w: &[f32], epilogue
 }
 
 /// `$kernel::<M, GATHER>(args)` for a tile of `$mr` rows (1..=6, more
-/// taken as 6) whose `a` has several segments (`$gather`) or one: plain
-/// matrices get their own instances, without the segment loop's
-/// bookkeeping. The x86 kernel families share it.
+/// taken as 6; or the listed counts, more taken as the last) whose `a`
+/// has several segments (`$gather`) or one: plain matrices get their own
+/// instances, without the segment loop's bookkeeping. The x86 kernel
+/// families share it.
 #[cfg(target_arch = "x86_64")]
 macro_rules! tile_by_rows {
-    ($kernel:ident, $mr:expr, $gather:expr, ($($arg:expr),*)) => {
+    ($kernel:ident, $mr:expr, $gather:expr, $args:tt) => {
+        tile_by_rows!($kernel, $mr, $gather, $args, [1 2 3 4 5] 6)
+    };
+    ($kernel:ident, $mr:expr, $gather:expr, $args:tt, [$($m:literal)*] $last:literal) => {
         match ($mr, $gather) {
-            (1, false) => $kernel::<1, false>($($arg),*),
-            (2, false) => $kernel::<2, false>($($arg),*),
-            (3, false) => $kernel::<3, false>($($arg),*),
-            (4, false) => $kernel::<4, false>($($arg),*),
-            (5, false) => $kernel::<5, false>($($arg),*),
-            (_, false) => $kernel::<6, false>($($arg),*),
-            (1, true) => $kernel::<1, true>($($arg),*),
-            (2, true) => $kernel::<2, true>($($arg),*),
-            (3, true) => $kernel::<3, true>($($arg),*),
-            (4, true) => $kernel::<4, true>($($arg),*),
-            (5, true) => $kernel::<5, true>($($arg),*),
-            (_, true) => $kernel::<6, true>($($arg),*),
+            $(
+                ($m, false) => $kernel::<$m, false> $args,
+                ($m, true) => $kernel::<$m, true> $args,
+            )*
+            (_, false) => $kernel::<$last, false> $args,
+            (_, true) => $kernel::<$last, true> $args,
         }
     };
 }

@@ -18,27 +18,6 @@ use std::arch::x86_64::*;
 /// Rows per tile where the run is one panel.
 const TALL_MR: usize = 12;
 
-/// [`tile_by_rows!`] for tiles of 7 to 12 rows (up to 8 over panel pairs,
-/// more over one panel).
-macro_rules! tall_by_rows {
-    ($kernel:ident, $mr:expr, $gather:expr, ($($arg:expr),*)) => {
-        match ($mr, $gather) {
-            (7, false) => $kernel::<7, false>($($arg),*),
-            (8, false) => $kernel::<8, false>($($arg),*),
-            (9, false) => $kernel::<9, false>($($arg),*),
-            (10, false) => $kernel::<10, false>($($arg),*),
-            (11, false) => $kernel::<11, false>($($arg),*),
-            (_, false) => $kernel::<12, false>($($arg),*),
-            (7, true) => $kernel::<7, true>($($arg),*),
-            (8, true) => $kernel::<8, true>($($arg),*),
-            (9, true) => $kernel::<9, true>($($arg),*),
-            (10, true) => $kernel::<10, true>($($arg),*),
-            (11, true) => $kernel::<11, true>($($arg),*),
-            (_, true) => $kernel::<12, true>($($arg),*),
-        }
-    };
-}
-
 /// Rows per tile of a deep GEMM (at least [`DEEP`]): 8 x 32, 16 sums.
 const DEEP_MR: usize = 8;
 
@@ -80,14 +59,15 @@ impl MicroKernel for Avx512 {
         let mut i = 0;
         for mr in row_tiles(m, mr_max) {
             let (a, c) = (a.skip(i), &mut c[i * ldc..]);
+            // (Up to 8 rows over panel pairs, 12 over a single panel.)
             // SAFETY: `self` is an `Avx512` token, which exists only when the
             // CPU supports AVX-512 F (and AVX2 + FMA); the block's bounds,
             // asserted above, hold for each of its row tiles.
             unsafe {
-                match mr {
-                    ..=6 => tile_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc)),
-                    _ => tall_by_rows!(f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc)),
-                }
+                tile_by_rows!(
+                    f32_gemm_mx32_avx512, mr, gather, (cols, a, w, wstride, epilogue, c, ldc),
+                    [1 2 3 4 5 6 7 8 9 10 11] 12
+                )
             }
             i += mr;
         }
