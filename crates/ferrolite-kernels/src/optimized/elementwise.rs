@@ -1,9 +1,10 @@
 //! Element-wise float kernels for same-shape operands: ADD and MUL with a
-//! fused clamp, HARD_SWISH and LOGISTIC.
+//! fused clamp, the RELU family (a clamp), PRELU with a repeating alpha,
+//! HARD_SWISH and LOGISTIC.
 //!
-//! ADD, MUL and HARD_SWISH do the reference's operations in the same order
-//! (`x * relu6(x + 3) / 6` divides, it does not multiply by 1/6), so results
-//! are bit-identical. LOGISTIC keeps the reference's three ranges and
+//! ADD, MUL, the clamps, PRELU and HARD_SWISH do the reference's operations
+//! in the same order (`x * relu6(x + 3) / 6` divides, it does not multiply
+//! by 1/6), so results are bit-identical. LOGISTIC keeps the reference's three ranges and
 //! evaluates `exp` with a Cephes-style range reduction and degree-5
 //! polynomial: within ~2 ulp of the reference in the normal range, exact
 //! zero/denormal behaviour below `e^-87`.
@@ -52,6 +53,58 @@ pub fn logistic_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
     f32_vsigmoid_scalar(&input[..n], out)
 }
 
+/// The RELU family: `out[i] = clamp(input[i])` (RELU, RELU6, RELU_N1_TO_1,
+/// RELU_0_TO_1), NaN kept as `ClampF32::apply` keeps it.
+pub fn clamp_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], clamp: ClampF32) {
+    let n = out.len();
+    assert!(input.len() >= n, "input too short");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vclamp_avx2(t, &input[..n], out, clamp);
+    }
+    let _ = isa;
+    f32_vclamp_scalar(&input[..n], out, clamp)
+}
+
+/// PRELU with an alpha that repeats along the output (per channel, the
+/// usual case: `alpha.len()` is the channel count): `out[i] = x >= 0 ? x :
+/// x * alpha[i % alpha.len()]`, `x = input[i]`. `out.len()` must be a
+/// multiple of `alpha.len()`.
+pub fn prelu_f32(isa: IsaLevel, input: &[f32], alpha: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    assert!(input.len() >= n, "input too short");
+    assert!(!alpha.is_empty() && n.is_multiple_of(alpha.len()), "{n} outputs for an alpha period of {}", alpha.len());
+    // A short period (one alpha, or a few channels) is repeated to a
+    // vector-friendly row first, so the row loop is not all tail.
+    let mut wide = [0.0f32; PRELU_MIN_ROW * 2];
+    let alpha = if alpha.len() < PRELU_MIN_ROW && n >= PRELU_MIN_ROW {
+        let reps = PRELU_MIN_ROW.div_ceil(alpha.len());
+        let row = alpha.len() * reps;
+        for (k, v) in wide[..row].iter_mut().enumerate() {
+            *v = alpha[k % alpha.len()];
+        }
+        // The whole rows of the wider period, then the rest at the short one.
+        let body = n / row * row;
+        prelu_rows(isa, &input[..body], &wide[..row], &mut out[..body]);
+        return prelu_rows(isa, &input[body..n], alpha, &mut out[body..]);
+    } else {
+        alpha
+    };
+    prelu_rows(isa, &input[..n], alpha, out)
+}
+
+/// Rows shorter than this get their alpha repeated in [`prelu_f32`].
+const PRELU_MIN_ROW: usize = 32;
+
+fn prelu_rows(isa: IsaLevel, input: &[f32], alpha: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vprelu_avx2(t, input, alpha, out);
+    }
+    let _ = isa;
+    f32_vprelu_scalar(input, alpha, out)
+}
+
 #[derive(Clone, Copy)]
 enum Op {
     Add,
@@ -82,6 +135,29 @@ fn f32_vadd_scalar(a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {
 fn f32_vmul_scalar(a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         *o = clamp.apply(x * y);
+    }
+}
+
+fn f32_vclamp_scalar(input: &[f32], out: &mut [f32], clamp: ClampF32) {
+    for (o, &x) in out.iter_mut().zip(input) {
+        *o = clamp.apply(x);
+    }
+}
+
+#[inline(always)]
+fn prelu_scalar(x: f32, a: f32) -> f32 {
+    if x >= 0.0 {
+        x
+    } else {
+        x * a
+    }
+}
+
+fn f32_vprelu_scalar(input: &[f32], alpha: &[f32], out: &mut [f32]) {
+    for (orow, xrow) in out.chunks_mut(alpha.len()).zip(input.chunks(alpha.len())) {
+        for ((o, &x), &a) in orow.iter_mut().zip(xrow).zip(alpha) {
+            *o = prelu_scalar(x, a);
+        }
     }
 }
 
@@ -211,6 +287,74 @@ mod avx2 {
                     }
                 }
             )
+        }
+    }
+
+    pub(super) fn f32_vclamp_avx2(t: Avx2Fma, input: &[f32], out: &mut [f32], clamp: ClampF32) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX2; lengths are equal (checked above).
+        unsafe { vclamp(input, out, clamp) }
+    }
+
+    /// # Safety
+    /// AVX2 available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn vclamp(input: &[f32], out: &mut [f32], clamp: ClampF32) {
+        let n = out.len();
+        let (lo, hi) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max));
+        let (ip, op) = (input.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every access is below `n`, within both slices.
+        unsafe {
+            blocks!(
+                n,
+                i,
+                {
+                    _mm256_storeu_ps(op.add(i), clamp8(_mm256_loadu_ps(ip.add(i)), lo, hi));
+                },
+                {
+                    f32_vclamp_scalar(&input[i..n], &mut out[i..n], clamp);
+                }
+            )
+        }
+    }
+
+    pub(super) fn f32_vprelu_avx2(t: Avx2Fma, input: &[f32], alpha: &[f32], out: &mut [f32]) {
+        assert!(input.len() == out.len() && !alpha.is_empty() && out.len().is_multiple_of(alpha.len()));
+        let _ = t;
+        // SAFETY: the token proves AVX2; `input` and `out` are whole rows
+        // of `alpha.len()` values (checked above).
+        unsafe { vprelu(input, alpha, out) }
+    }
+
+    /// # Safety
+    /// AVX2 available; `input` and `out` the same whole number of rows of
+    /// `alpha.len()` values.
+    #[target_feature(enable = "avx2")]
+    unsafe fn vprelu(input: &[f32], alpha: &[f32], out: &mut [f32]) {
+        let p = alpha.len();
+        let zero = _mm256_setzero_ps();
+        let ap = alpha.as_ptr();
+        for (orow, xrow) in out.chunks_exact_mut(p).zip(input.chunks_exact(p)) {
+            let (ip, op) = (xrow.as_ptr(), orow.as_mut_ptr());
+            // SAFETY: every access is below `p`, within the row and alpha.
+            unsafe {
+                blocks!(
+                    p,
+                    i,
+                    {
+                        let x = _mm256_loadu_ps(ip.add(i));
+                        let ax = _mm256_mul_ps(x, _mm256_loadu_ps(ap.add(i)));
+                        // `x >= 0` is false for NaN, which takes `x * a` as
+                        // the reference does.
+                        let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(x, zero);
+                        _mm256_storeu_ps(op.add(i), _mm256_blendv_ps(ax, x, keep));
+                    },
+                    {
+                        f32_vprelu_scalar(&xrow[i..p], &alpha[i..p], &mut orow[i..p]);
+                    }
+                )
+            }
         }
     }
 
@@ -378,6 +522,47 @@ mod tests {
                     mul_f32(isa, &a, &b, &mut got, clamp);
                     for i in 0..n {
                         assert!(same(got[i], clamp.apply(a[i] * b[i])), "{isa:?} mul [{i}]");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clamp_bit_exact() {
+        let mut rng = Rng::new(0xc1a);
+        let x = inputs(&mut rng);
+        let zero_one = ClampF32 { min: 0.0, max: 1.0 };
+        for &isa in &available_levels() {
+            for clamp in [ClampF32::RELU, ClampF32::RELU6, ClampF32::RELU_N1_TO_1, zero_one] {
+                for n in [0, 1, 7, 8, 9, x.len()] {
+                    let mut got = vec![7.0; n];
+                    clamp_f32(isa, &x, &mut got, clamp);
+                    for i in 0..n {
+                        assert!(same(got[i], clamp.apply(x[i])), "{isa:?} {clamp:?} ({}) = {}", x[i], got[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prelu_bit_exact_for_every_period() {
+        let mut rng = Rng::new(0x9e1);
+        let x = inputs(&mut rng);
+        let alpha_all: Vec<f32> = (0..70).map(|_| rng.f32() * 2.0).collect();
+        for &isa in &available_levels() {
+            // One alpha, a few channels (repeated to a wider row), and
+            // rows with and without a vector tail.
+            for p in [1, 3, 8, 13, 16, 31, 32, 33, 70] {
+                let alpha = &alpha_all[..p];
+                for rows in [0, 1, 2, 5, x.len() / p] {
+                    let n = rows * p;
+                    let mut got = vec![7.0; n];
+                    prelu_f32(isa, &x, alpha, &mut got);
+                    for i in 0..n {
+                        let want = if x[i] >= 0.0 { x[i] } else { x[i] * alpha[i % p] };
+                        assert!(same(got[i], want), "{isa:?} p={p} [{i}]: prelu({}) = {}", x[i], got[i]);
                     }
                 }
             }

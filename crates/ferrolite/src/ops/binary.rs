@@ -351,7 +351,7 @@ struct Shapes {
 
 /// Same-shape float element-wise outputs from this many values on are
 /// split between threads (MobileNet v2's residual ADDs: 75K-300K values).
-const PARALLEL_ELEMENTS: usize = 16 * 1024;
+pub(crate) const PARALLEL_ELEMENTS: usize = 16 * 1024;
 
 /// The same for 8-bit ADD, whose exact requantisation costs about ten
 /// times a float add per value: MobileNet v2's 14x14x64 residual ADD

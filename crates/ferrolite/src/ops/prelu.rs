@@ -1,7 +1,13 @@
 //! PRELU: `x >= 0 ? x : alpha * x`, alpha broadcast (usually per channel).
 //! Quantised int8/uint8 (alpha of the same type) follows TFLite's reference
 //! `Prelu` / `BroadcastPrelu4DSlow` with two fixed-point multipliers.
+//!
+//! Float PRELU whose alpha repeats along the output (alpha `[1, 1, C]`
+//! against `[1, H, W, C]`: MediaPipe's face landmark model has 23 of them,
+//! 42% of its time on the broadcasting reference) runs a vector kernel,
+//! split between threads; other broadcasts take the reference.
 
+use ferrolite_kernels::optimized::{elementwise as fast, isa};
 use ferrolite_kernels::reference::activations::prelu_f32;
 use ferrolite_kernels::reference::elementwise::broadcast_shape;
 use ferrolite_schema::BuiltinOperator as B;
@@ -34,11 +40,28 @@ impl Operator for Prelu {
         match x.dtype() {
             DataType::Float32 => {
                 let alpha = FloatWeights::prepare(ctx, 1)?;
+                let period =
+                    if ctx.reference_kernels { None } else { alpha_period(&in_shape, &alpha_shape, &out_shape) };
+                let level = isa::detect();
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<f32>()?;
                     let a = alpha.get(ctx)?;
+                    let workers = ctx.workers;
                     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-                    prelu_f32(x, &in_shape, a, &alpha_shape, out, &out_shape);
+                    match period {
+                        Some(p) if a.len() == p && x.len() == out.len() => {
+                            let a = &a[..p];
+                            if workers.threads() > 1 && out.len() >= super::binary::PARALLEL_ELEMENTS {
+                                // Chunks of whole alpha periods, so each starts at alpha[0].
+                                workers.for_each_chunk(out, p, |first, chunk| {
+                                    fast::prelu_f32(level, &x[first * p..][..chunk.len()], a, chunk)
+                                });
+                            } else {
+                                fast::prelu_f32(level, x, a, out);
+                            }
+                        }
+                        _ => prelu_f32(x, &in_shape, a, &alpha_shape, out, &out_shape),
+                    }
                     Ok(())
                 }))
             }
@@ -77,5 +100,43 @@ impl Operator for Prelu {
             }
             other => Err(OpError::Unsupported(format!("PRELU on {other}"))),
         }
+    }
+}
+
+/// How many values alpha has when it repeats unchanged along the output:
+/// `x` has the output's shape and alpha, aligned to the output's last
+/// dimensions, is 1 in its leading dimensions and equal to the output in
+/// the rest (`[1, 1, C]` or `[C]` against `[N, H, W, C]`: `C`; a single
+/// alpha: 1). `None` for other broadcasts (alpha `[H, 1, C]`, say).
+fn alpha_period(x: &[usize], alpha: &[usize], out: &[usize]) -> Option<usize> {
+    if x != out || alpha.len() > out.len() {
+        return None;
+    }
+    let aligned = &out[out.len() - alpha.len()..];
+    let lead = alpha.iter().take_while(|&&d| d == 1).count();
+    if alpha[lead..] != aligned[lead..] {
+        return None;
+    }
+    let period: usize = alpha[lead..].iter().product();
+    (period >= 1 && out.iter().product::<usize>().is_multiple_of(period)).then_some(period)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alpha_period;
+
+    #[test]
+    fn alpha_repeats_only_along_trailing_dimensions() {
+        let x = [1, 4, 5, 3];
+        assert_eq!(alpha_period(&x, &[1, 1, 3], &x), Some(3));
+        assert_eq!(alpha_period(&x, &[3], &x), Some(3));
+        assert_eq!(alpha_period(&x, &[1], &x), Some(1));
+        assert_eq!(alpha_period(&x, &[], &x), Some(1));
+        assert_eq!(alpha_period(&x, &[5, 3], &x), Some(15));
+        // Broadcast inside alpha, or x broadcast against alpha: reference.
+        assert_eq!(alpha_period(&x, &[4, 1, 3], &x), None);
+        assert_eq!(alpha_period(&[1, 1, 5, 3], &[1, 4, 1, 1], &x), None);
+        // An empty output: a period of 0 is no period.
+        assert_eq!(alpha_period(&[2, 0], &[0], &[2, 0]), None);
     }
 }

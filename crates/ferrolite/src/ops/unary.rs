@@ -8,6 +8,8 @@
 //! LOGISTIC, TANH and ELU look up a 256-entry table built at prepare
 //! (int8, uint8; ELU int8 only), GELU likewise (int8, uint8), HARD_SWISH is 16-bit fixed point (int8, uint8).
 
+use ferrolite_kernels::activation::ClampF32;
+use ferrolite_kernels::optimized::{elementwise as fast, isa};
 use ferrolite_kernels::quant::{self as q, HardSwishParams};
 use ferrolite_kernels::reference::quantized::{self as qk, LeakyReluParams, QType, ReluParams};
 use ferrolite_kernels::reference::{activations as act, elementwise as ew};
@@ -17,7 +19,7 @@ use super::options;
 use super::quantized::{input_scale_zp, output_scale_zp};
 use crate::dtype::DataType;
 use crate::error::OpError;
-use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
+use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp, Workers};
 use crate::registry::OpResolver;
 
 pub fn register(r: &mut OpResolver) {
@@ -93,12 +95,25 @@ impl Operator for Unary {
         let approximate =
             if kind == Kind::Gelu { options!(ctx, GeluOptions).map(|o| o.approximate).unwrap_or(false) } else { false };
         match dtype {
-            DataType::Float32 => Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                let x = ctx.input(0)?.as_slice::<f32>()?;
-                let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                eval_f32(kind, alpha, approximate, x, y);
-                Ok(())
-            })),
+            DataType::Float32 => {
+                let fast = if ctx.reference_kernels { None } else { fast_f32(kind) };
+                let level = isa::detect();
+                if let Some(FastF32::Clamp(clamp)) = fast {
+                    return Ok(Box::new(FloatClamp { clamp, level }));
+                }
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let workers = ctx.workers;
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    split_f32(workers, x, y, |x, y| match fast {
+                        Some(FastF32::Clamp(c)) => fast::clamp_f32(level, x, y, c),
+                        Some(FastF32::HardSwish) => fast::hard_swish_f32(level, x, y),
+                        Some(FastF32::Logistic) => fast::logistic_f32(level, x, y),
+                        None => eval_f32(kind, alpha, approximate, x, y),
+                    });
+                    Ok(())
+                }))
+            }
             DataType::Int32 if matches!(kind, Kind::Abs | Kind::Neg | Kind::Square | Kind::Relu | Kind::Sign) => {
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<i32>()?;
@@ -331,6 +346,57 @@ fn prepare_quantized(
 
 fn relu<T: QType>(p: &ReluParams, x: &[T], y: &mut [T]) {
     qk::relu_quantized(p, x, y)
+}
+
+/// A float RELU-family op as prepared (a preceding float ADD can take it
+/// over: `binary::try_fuse_clamp`).
+pub(crate) struct FloatClamp {
+    pub(crate) clamp: ClampF32,
+    level: isa::IsaLevel,
+}
+
+impl PreparedOp for FloatClamp {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        let x = ctx.input(0)?.as_slice::<f32>()?;
+        let workers = ctx.workers;
+        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+        split_f32(workers, x, y, |x, y| fast::clamp_f32(self.level, x, y, self.clamp));
+        Ok(())
+    }
+}
+
+/// A float activation with a vector kernel (`optimized::elementwise`):
+/// the RELU family and HARD_SWISH give the reference's bits, LOGISTIC is
+/// within ~2 ulp of it.
+#[derive(Clone, Copy)]
+enum FastF32 {
+    Clamp(ClampF32),
+    HardSwish,
+    Logistic,
+}
+
+fn fast_f32(kind: Kind) -> Option<FastF32> {
+    Some(match kind {
+        Kind::Relu => FastF32::Clamp(ClampF32::RELU),
+        Kind::Relu6 => FastF32::Clamp(ClampF32::RELU6),
+        Kind::ReluN1To1 => FastF32::Clamp(ClampF32::RELU_N1_TO_1),
+        Kind::Relu0To1 => FastF32::Clamp(ClampF32 { min: 0.0, max: 1.0 }),
+        Kind::HardSwish => FastF32::HardSwish,
+        Kind::Logistic => FastF32::Logistic,
+        _ => return None,
+    })
+}
+
+/// Run `f(x, y)` over matching pieces of `x` and `y`, split between
+/// threads from [`super::binary::PARALLEL_ELEMENTS`] values (every op here
+/// is element by element).
+pub(crate) fn split_f32(workers: Workers<'_>, x: &[f32], y: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
+    const UNIT: usize = 64;
+    if workers.threads() > 1 && y.len() >= super::binary::PARALLEL_ELEMENTS && x.len() == y.len() {
+        workers.for_each_chunk(y, UNIT, |first, chunk| f(&x[first * UNIT..][..chunk.len()], chunk));
+    } else {
+        f(x, y)
+    }
 }
 
 fn eval_f32(kind: Kind, alpha: f32, approximate: bool, x: &[f32], y: &mut [f32]) {
