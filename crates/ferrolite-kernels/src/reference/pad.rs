@@ -24,10 +24,54 @@ fn padded_volume(dims: &[usize], paddings: &[(usize, usize)]) -> usize {
 /// Any rank works (TFLite accepts up to 5); rank 0 copies the scalar.
 pub fn pad<T: Copy>(input: &[T], in_shape: &[usize], paddings: &[(usize, usize)], pad_value: T, output: &mut [T]) {
     let out_len = padded_volume(in_shape, paddings);
-    pad_block(input, in_shape, paddings, pad_value, &mut output[..out_len]);
+    let (dims, pads) = coalesce(in_shape, paddings);
+    pad_outer_rows(input, &dims, &pads, pad_value, &mut output[..out_len], 0);
 }
 
-fn pad_block<T: Copy>(input: &[T], dims: &[usize], paddings: &[(usize, usize)], value: T, output: &mut [T]) {
+/// The same padding over fewer dimensions: a dimension whose inner
+/// neighbour is not padded merges into it (`[1, 64, 64, 24]` padded only
+/// in its channels is 4096 rows of 24; padded in H and W, `[1, 1, H, W *
+/// C]`, less its unpadded leading ones: `[H, W * C]` with `C` values of
+/// padding each side of a row). A channel pad then costs a copy and a
+/// fill per pixel, not three levels of recursion.
+pub fn coalesce(in_shape: &[usize], paddings: &[(usize, usize)]) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let mut dims: Vec<usize> = Vec::with_capacity(in_shape.len());
+    let mut pads: Vec<(usize, usize)> = Vec::with_capacity(in_shape.len());
+    // Built innermost first, reversed at the end.
+    for (&n, &(lo, hi)) in in_shape.iter().zip(paddings).rev() {
+        match (dims.last_mut(), pads.last_mut()) {
+            (Some(inner), Some(inner_pad)) if *inner_pad == (0, 0) => {
+                *inner_pad = (lo * *inner, hi * *inner);
+                *inner *= n;
+            }
+            _ => {
+                dims.push(n);
+                pads.push((lo, hi));
+            }
+        }
+    }
+    // Unpadded outer dimensions of size 1 say nothing.
+    while dims.len() > 1 && dims.last() == Some(&1) && pads.last() == Some(&(0, 0)) {
+        dims.pop();
+        pads.pop();
+    }
+    dims.reverse();
+    pads.reverse();
+    (dims, pads)
+}
+
+/// Rows `first ..` of dimension 0 of the padded output (as many as
+/// `output` holds whole rows of the inner dimensions): padding rows are
+/// filled, the others padded from their input row. With [`coalesce`]d
+/// dimensions, callers can split a large output between threads this way.
+pub fn pad_outer_rows<T: Copy>(
+    input: &[T],
+    dims: &[usize],
+    paddings: &[(usize, usize)],
+    value: T,
+    output: &mut [T],
+    first: usize,
+) {
     let Some((&n, inner_dims)) = dims.split_first() else {
         if let (Some(o), Some(&i)) = (output.first_mut(), input.first()) {
             *o = i;
@@ -38,23 +82,27 @@ fn pad_block<T: Copy>(input: &[T], dims: &[usize], paddings: &[(usize, usize)], 
     let inner_pads = &paddings[1..];
     let in_inner = volume(inner_dims);
     let out_inner = padded_volume(inner_dims, inner_pads);
-    let body_start = before * out_inner;
-    let body_end = body_start + n * out_inner;
-    output[..body_start].fill(value);
-    if inner_dims.is_empty() {
-        output[body_start..body_end].copy_from_slice(&input[..n]);
-    } else {
-        for i in 0..n {
-            pad_block(
-                &input[i * in_inner..(i + 1) * in_inner],
-                inner_dims,
-                inner_pads,
-                value,
-                &mut output[body_start + i * out_inner..body_start + (i + 1) * out_inner],
-            );
+    if out_inner == 0 {
+        return;
+    }
+    for (r, row) in output.chunks_exact_mut(out_inner).enumerate() {
+        let i = (first + r).wrapping_sub(before);
+        if i >= n {
+            row.fill(value);
+            continue;
+        }
+        let src = &input[i * in_inner..(i + 1) * in_inner];
+        match inner_pads {
+            [] => row[0] = src[0],
+            // The last dimension: a copy between two fills.
+            &[(lo, hi)] => {
+                row[..lo].fill(value);
+                row[lo..lo + in_inner].copy_from_slice(src);
+                row[lo + in_inner..lo + in_inner + hi].fill(value);
+            }
+            _ => pad_outer_rows(src, inner_dims, inner_pads, value, row, 0),
         }
     }
-    output[body_end..].fill(value);
 }
 
 /// MIRROR_PAD's mode.
@@ -184,6 +232,71 @@ mod tests {
         let mut s = [0];
         pad(&[42], &[], &[], 0, &mut s);
         assert_eq!(s, [42]);
+    }
+
+    /// Output element by element: where the output index minus the
+    /// padding before falls inside the input, the input value.
+    fn naive_pad(input: &[i32], shape: &[usize], pads: &[(usize, usize)], value: i32) -> Vec<i32> {
+        let out_shape: Vec<usize> = shape.iter().zip(pads).map(|(&n, &(a, b))| n + a + b).collect();
+        let total: usize = out_shape.iter().product();
+        (0..total)
+            .map(|mut flat| {
+                let mut src = 0;
+                let mut inside = true;
+                for d in (0..shape.len()).rev() {
+                    let o = flat % out_shape[d];
+                    flat /= out_shape[d];
+                    let stride: usize = shape[d + 1..].iter().product();
+                    match o.checked_sub(pads[d].0) {
+                        Some(i) if i < shape[d] => src += i * stride,
+                        _ => inside = false,
+                    }
+                }
+                if inside {
+                    input[src]
+                } else {
+                    value
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pad_matches_index_arithmetic_and_coalesces() {
+        let mut seed = 7u64;
+        let mut next = |m: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % m
+        };
+        for _ in 0..300 {
+            let rank = 1 + next(5);
+            let shape: Vec<usize> = (0..rank).map(|_| next(4) + usize::from(next(4) > 0)).collect();
+            let pads: Vec<(usize, usize)> = (0..rank).map(|_| (next(3) * next(2), next(3) * next(2))).collect();
+            let input: Vec<i32> = (0..shape.iter().product::<usize>() as i32).collect();
+            let want = naive_pad(&input, &shape, &pads, -1);
+            let mut got = vec![-9; want.len()];
+            pad(&input, &shape, &pads, -1, &mut got);
+            assert_eq!(got, want, "shape {shape:?} pads {pads:?}");
+            // The coalesced form pads the same way, and split at any row.
+            let (dims, cpads) = coalesce(&shape, &pads);
+            assert_eq!(naive_pad(&input, &dims, &cpads, -1), want, "coalesced {dims:?} {cpads:?}");
+            let rows = dims[0] + cpads[0].0 + cpads[0].1;
+            if rows > 1 && !want.is_empty() {
+                let row_len = want.len() / rows;
+                let cut = 1 + next(rows - 1);
+                let mut split = vec![-9; want.len()];
+                let (a, b) = split.split_at_mut(cut * row_len);
+                pad_outer_rows(&input, &dims, &cpads, -1, a, 0);
+                pad_outer_rows(&input, &dims, &cpads, -1, b, cut);
+                assert_eq!(split, want, "split at row {cut} of {dims:?} {cpads:?}");
+            }
+        }
+        // A channel pad of NHWC is rows of channels.
+        assert_eq!(
+            coalesce(&[1, 64, 64, 24], &[(0, 0), (0, 0), (0, 0), (0, 24)]),
+            (vec![4096, 24], vec![(0, 0), (0, 24)])
+        );
+        assert_eq!(coalesce(&[1, 8, 8, 3], &[(0, 0), (1, 1), (1, 1), (0, 0)]), (vec![8, 24], vec![(1, 1), (3, 3)]));
     }
 
     #[test]

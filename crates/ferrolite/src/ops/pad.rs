@@ -16,6 +16,10 @@ pub fn register(r: &mut OpResolver) {
     r.add_builtin(B::MirrorPad as i32, 1..=i32::MAX, Pad(Kind::Mirror));
 }
 
+/// Outputs from this many bytes on are padded by several threads (a copy
+/// is cheap: below ~64 KiB the hand-over costs more than it saves).
+const PARALLEL_BYTES: usize = 64 * 1024;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Zero,
@@ -89,8 +93,13 @@ impl Operator for Pad {
                 _ => vec![0; size],
             },
         };
+        // Constant padding runs over the fewest dimensions that describe it,
+        // its output rows split between threads when it is large.
+        let (dims, pads) = k::coalesce(&in_shape, &paddings);
+        let rows = dims.first().map_or(1, |&n| n + pads[0].0 + pads[0].1);
         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
             let x = ctx.input(0)?;
+            let workers = ctx.workers;
             with_element_size!(size, T, {
                 let x = elems::<T>(x.bytes)?;
                 let out = elems_mut::<T>(ctx.output(0)?.bytes)?;
@@ -98,7 +107,14 @@ impl Operator for Pad {
                     Some(m) => k::mirror_pad(x, &in_shape, &paddings, m, out),
                     None => {
                         let v: T = bytemuck::pod_read_unaligned(&fill);
-                        k::pad(x, &in_shape, &paddings, v, out)
+                        let row = out.len() / rows.max(1);
+                        if workers.threads() > 1 && out.len() >= PARALLEL_BYTES / size && rows > 1 && row > 0 {
+                            workers.for_each_chunk(out, row, |first, chunk| {
+                                k::pad_outer_rows(x, &dims, &pads, v, chunk, first)
+                            });
+                        } else {
+                            k::pad_outer_rows(x, &dims, &pads, v, out, 0)
+                        }
                     }
                 }
                 Ok(())
