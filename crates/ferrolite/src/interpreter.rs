@@ -553,7 +553,9 @@ impl<'m> Interpreter<'m> {
 
     /// Fuse each float CONV_2D into the DEPTHWISE_CONV_2D right after it
     /// when that is the only reader of its output (see
-    /// `ops::conv_depthwise`). The intermediate tensor then gets no memory.
+    /// `ops::conv_depthwise`), and each float ADD/SUB/MUL/DIV into a RELU
+    /// that reads it alone (`ops::binary::try_fuse_clamp`). The
+    /// intermediate tensor then gets no memory.
     fn fuse_nodes(&mut self) {
         let sg = self.sg();
         let mut readers = vec![0usize; self.tensors.len()];
@@ -584,13 +586,17 @@ impl<'m> Interpreter<'m> {
                 continue;
             }
             let (head, tail) = self.nodes.split_at_mut(nj);
+            let name = format!("{}+{}", head[ni].name, tail[0].name);
             if crate::ops::conv_depthwise::try_fuse(&mut head[ni].prepared, &mut tail[0].prepared, op.inputs.len()) {
                 let mut inputs = op.inputs.clone();
                 inputs.push(None);
                 inputs.extend(next.inputs.iter().skip(1));
-                let name = format!("{}+{}", head[ni].name, tail[0].name);
                 head[ni].fused_into = Some(nj);
                 tail[0].fused = Some((inputs, name));
+            } else if crate::ops::binary::try_fuse_clamp(&mut head[ni].prepared, &mut tail[0].prepared) {
+                // The producer's inputs, the consumer's output.
+                head[ni].fused_into = Some(nj);
+                tail[0].fused = Some((op.inputs.clone(), name));
             }
         }
     }

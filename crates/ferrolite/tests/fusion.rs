@@ -2,7 +2,7 @@
 //! the reference kernels compute for the two nodes apart, on shapes that
 //! cross band and thread-chunk boundaries (strides, SAME/VALID padding,
 //! dilation, batches, bands of one row), and must leave alone the pairs it
-//! may not fuse.
+//! may not fuse; and a float ADD/MUL taking the clamp of the RELU after it.
 
 use fb::{BuiltinOperator as Op, TensorType as TT};
 use ferrolite::schema as fb;
@@ -225,4 +225,75 @@ fn resizing_the_input_fuses_afresh() {
             assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{side}x{side}: {g} vs {w}");
         }
     }
+}
+
+/// `a (op) b` then `relu`, the binary op without an activation of its own
+/// unless `own_act`; `b` is `[c]` (broadcast) when `broadcast`. Returns the
+/// model and the input size.
+fn arith_relu_model(op: Op, relu: Op, own_act: bool, broadcast: bool, mid_is_output: bool) -> (Vec<u8>, usize) {
+    let shape = [1, 32, 32, 24];
+    let b_shape: &[i32] = if broadcast { &[24] } else { &shape };
+    let tensors: Vec<T> = vec![
+        act(TT::Float32, &shape),
+        konst(TT::Float32, b_shape, &values(7, b_shape.iter().product::<i32>() as usize)),
+        act(TT::Float32, &shape),
+        act(TT::Float32, &shape),
+    ];
+    let fused_activation_function =
+        if own_act { fb::ActivationFunctionType::Relu6 } else { fb::ActivationFunctionType::None };
+    let options = match op {
+        Op::Add => {
+            fb::BuiltinOptions::AddOptions(Box::new(fb::AddOptions { fused_activation_function, ..Default::default() }))
+        }
+        _ => fb::BuiltinOptions::MulOptions(Box::new(fb::MulOptions { fused_activation_function })),
+    };
+    let arith = node_with(op, &[0, 1], &[2], options);
+    let clamp = support::builder::node(relu, &[2], &[3]);
+    let outputs: &[i32] = if mid_is_output { &[3, 2] } else { &[3] };
+    (build(tensors, &[0], outputs, vec![arith, clamp]), shape.iter().product::<i32>() as usize)
+}
+
+/// Runs the model at 1-3 threads against the reference kernels (which do
+/// not fuse): the same bits. Returns whether the pair fused.
+fn check_arith_relu(bytes: &[u8], n: usize) -> bool {
+    let model = Model::from_bytes(bytes).unwrap();
+    let resolver = OpResolver::with_builtins();
+    // Both signs, zeros and values past 6 and -1, so every clamp bites.
+    let x: Vec<f32> = values(8, n).iter().map(|v| v * 8.0).collect();
+    let run = |options: InterpreterOptions| {
+        let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+        it.allocate_tensors().unwrap();
+        it.set_input::<f32>(0, &x).unwrap();
+        it.invoke().unwrap();
+        (it.output(0).unwrap().as_slice::<f32>().unwrap().to_vec(), it.fused_producer(1) == Some(0))
+    };
+    let (want, ref_fused) = run(InterpreterOptions { reference_kernels: true, ..Default::default() });
+    assert!(!ref_fused);
+    let mut fused_any = None;
+    for threads in 1..=3 {
+        let (got, fused) = run(InterpreterOptions { threads, ..Default::default() });
+        let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+        assert!(same && got.len() == want.len(), "threads {threads}: not the reference's bits");
+        assert!(fused_any.is_none_or(|f| f == fused));
+        fused_any = Some(fused);
+    }
+    fused_any.unwrap()
+}
+
+#[test]
+fn add_then_relu_fuses_into_one_pass_with_the_same_bits() {
+    for relu in [Op::Relu, Op::Relu6, Op::ReluN1To1] {
+        let (bytes, n) = arith_relu_model(Op::Add, relu, false, false, false);
+        assert!(check_arith_relu(&bytes, n), "ADD + {relu:?}");
+    }
+    let (bytes, n) = arith_relu_model(Op::Mul, Op::Relu6, false, true, false);
+    assert!(check_arith_relu(&bytes, n), "broadcast MUL + RELU6");
+}
+
+#[test]
+fn add_with_its_own_activation_or_a_second_reader_is_not_fused_with_relu() {
+    let (bytes, n) = arith_relu_model(Op::Add, Op::Relu, true, false, false);
+    assert!(!check_arith_relu(&bytes, n), "ADD with RELU6 already fused");
+    let (bytes, n) = arith_relu_model(Op::Add, Op::Relu, false, false, true);
+    assert!(!check_arith_relu(&bytes, n), "ADD whose output is a graph output too");
 }

@@ -1,9 +1,14 @@
 //! Element-wise binary ops with numpy broadcasting: ADD, SUB, MUL, DIV,
 //! SQUARED_DIFFERENCE, MAXIMUM, MINIMUM, POW, FLOOR_DIV, FLOOR_MOD.
+//!
+//! A float ADD, SUB, MUL or DIV without an activation whose only reader is
+//! a RELU-family op right after it takes that op's clamp ([`try_fuse_clamp`]:
+//! MediaPipe's face detector has 16 ADD + RELU pairs the converter left
+//! apart); the result is the same bits, without a pass over the tensor.
 
 use ferrolite_kernels::activation::ClampF32;
-use ferrolite_kernels::optimized::isa;
 use ferrolite_kernels::optimized::qs8_elementwise::Qs8AddPlan;
+use ferrolite_kernels::optimized::{elementwise as fast, isa};
 use ferrolite_kernels::reference::elementwise as k;
 use ferrolite_schema::{ActivationFunctionType, BuiltinOperator as B};
 
@@ -86,7 +91,8 @@ impl Operator for Binary {
         match a.dtype() {
             DataType::Float32 => {
                 let clamp = float_clamp(act)?;
-                Ok(Box::new(move |ctx: &mut EvalContext<'_>| eval_f32(ctx, kind, clamp, &shapes)))
+                let level = if ctx.reference_kernels { isa::IsaLevel::Scalar } else { isa::detect() };
+                Ok(Box::new(FloatArith { kind, clamp, shapes, level }))
             }
             DataType::Int32 | DataType::Int64
                 if act == ActivationFunctionType::None || act == ActivationFunctionType::Relu =>
@@ -343,6 +349,53 @@ fn prepare_quantized(
     }
 }
 
+/// A float binary op as prepared; the ones with a fused activation (ADD,
+/// SUB, MUL, DIV) can take a following RELU's clamp.
+pub(crate) struct FloatArith {
+    kind: Kind,
+    clamp: ClampF32,
+    shapes: Shapes,
+    /// For the same-shape ADD and MUL vector kernels.
+    level: isa::IsaLevel,
+}
+
+impl PreparedOp for FloatArith {
+    fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
+        eval_f32(ctx, self.kind, self.clamp, &self.shapes, self.level)
+    }
+}
+
+/// If `producer` is a float ADD, SUB, MUL or DIV without an activation and
+/// `consumer` a float RELU-family op (`unary::FloatClamp`), move the
+/// producer into the consumer's place with the consumer's clamp and return
+/// true. `clamp(x + y)` then runs in one pass: the same operations on the
+/// same values as the two ops apart.
+pub(crate) fn try_fuse_clamp(
+    producer: &mut Option<Box<dyn PreparedOp>>,
+    consumer: &mut Option<Box<dyn PreparedOp>>,
+) -> bool {
+    let clamp = match (producer.as_deref(), consumer.as_deref()) {
+        (Some(p), Some(c)) => {
+            let (p, c): (&dyn std::any::Any, &dyn std::any::Any) = (p, c);
+            match (p.downcast_ref::<FloatArith>(), c.downcast_ref::<super::unary::FloatClamp>()) {
+                (Some(a), Some(c))
+                    if matches!(a.kind, Kind::Add | Kind::Sub | Kind::Mul | Kind::Div) && a.clamp == ClampF32::NONE =>
+                {
+                    c.clamp
+                }
+                _ => return false,
+            }
+        }
+        _ => return false,
+    };
+    let Some(p) = producer.take() else { return false };
+    let p: Box<dyn std::any::Any> = p;
+    let Ok(mut arith) = p.downcast::<FloatArith>() else { unreachable!("type checked just above") };
+    arith.clamp = clamp;
+    *consumer = Some(arith);
+    true
+}
+
 struct Shapes {
     a: Vec<usize>,
     b: Vec<usize>,
@@ -379,7 +432,13 @@ fn split_same_shape<T: Copy + Send + Sync>(
     }
 }
 
-fn eval_f32(ctx: &mut EvalContext<'_>, kind: Kind, clamp: ClampF32, s: &Shapes) -> Result<(), OpError> {
+fn eval_f32(
+    ctx: &mut EvalContext<'_>,
+    kind: Kind,
+    clamp: ClampF32,
+    s: &Shapes,
+    level: isa::IsaLevel,
+) -> Result<(), OpError> {
     let a = ctx.input(0)?.as_slice::<f32>()?;
     let b = ctx.input(1)?.as_slice::<f32>()?;
     let workers = ctx.workers;
@@ -406,8 +465,11 @@ fn eval_f32(ctx: &mut EvalContext<'_>, kind: Kind, clamp: ClampF32, s: &Shapes) 
         _ => k::add_f32,
     };
     if s.a == s.out && s.b == s.out {
-        split_same_shape(workers, PARALLEL_ELEMENTS, a, b, out, |a, b, out| {
-            f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp)
+        // ADD and MUL have vector kernels (the same bits as the reference).
+        split_same_shape(workers, PARALLEL_ELEMENTS, a, b, out, |a, b, out| match kind {
+            Kind::Add => fast::add_f32(level, a, b, out, clamp),
+            Kind::Mul => fast::mul_f32(level, a, b, out, clamp),
+            _ => f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp),
         });
         return Ok(());
     }
