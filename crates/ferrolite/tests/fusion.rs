@@ -2,7 +2,8 @@
 //! the reference kernels compute for the two nodes apart, on shapes that
 //! cross band and thread-chunk boundaries (strides, SAME/VALID padding,
 //! dilation, batches, bands of one row), and must leave alone the pairs it
-//! may not fuse; and a float ADD/MUL taking the clamp of the RELU after it.
+//! may not fuse; and a float ADD/SUB/MUL/DIV taking the clamp of the RELU
+//! after it (same-shape and per-channel operands, the bits of the reference).
 
 use fb::{BuiltinOperator as Op, TensorType as TT};
 use ferrolite::schema as fb;
@@ -245,9 +246,15 @@ fn arith_relu_model(op: Op, relu: Op, own_act: bool, broadcast: bool, mid_is_out
         Op::Add => {
             fb::BuiltinOptions::AddOptions(Box::new(fb::AddOptions { fused_activation_function, ..Default::default() }))
         }
+        Op::Sub => {
+            fb::BuiltinOptions::SubOptions(Box::new(fb::SubOptions { fused_activation_function, ..Default::default() }))
+        }
+        Op::Div => fb::BuiltinOptions::DivOptions(Box::new(fb::DivOptions { fused_activation_function })),
         _ => fb::BuiltinOptions::MulOptions(Box::new(fb::MulOptions { fused_activation_function })),
     };
-    let arith = node_with(op, &[0, 1], &[2], options);
+    // A broadcast constant goes first for SUB and DIV, whose order matters.
+    let inputs: &[i32] = if broadcast && matches!(op, Op::Sub | Op::Div) { &[1, 0] } else { &[0, 1] };
+    let arith = node_with(op, inputs, &[2], options);
     let clamp = support::builder::node(relu, &[2], &[3]);
     let outputs: &[i32] = if mid_is_output { &[3, 2] } else { &[3] };
     (build(tensors, &[0], outputs, vec![arith, clamp]), shape.iter().product::<i32>() as usize)
@@ -286,8 +293,11 @@ fn add_then_relu_fuses_into_one_pass_with_the_same_bits() {
         let (bytes, n) = arith_relu_model(Op::Add, relu, false, false, false);
         assert!(check_arith_relu(&bytes, n), "ADD + {relu:?}");
     }
-    let (bytes, n) = arith_relu_model(Op::Mul, Op::Relu6, false, true, false);
-    assert!(check_arith_relu(&bytes, n), "broadcast MUL + RELU6");
+    // Per-channel operands (the row-broadcast kernel), second and first.
+    for op in [Op::Add, Op::Mul, Op::Sub, Op::Div] {
+        let (bytes, n) = arith_relu_model(op, Op::Relu6, false, true, false);
+        assert!(check_arith_relu(&bytes, n), "broadcast {op:?} + RELU6");
+    }
 }
 
 #[test]

@@ -53,6 +53,62 @@ pub fn logistic_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
     f32_vsigmoid_scalar(&input[..n], out)
 }
 
+/// ADD, SUB, MUL or DIV against an operand that repeats along the output
+/// (a per-channel bias or scale, `[C]` or `[1, 1, 1, C]` against `[N, H, W,
+/// C]`): `out[i] = clamp(x[i] (op) r[i % r.len()])`, or `clamp(r[..] (op)
+/// x[i])` when `repeat_first` (the repeating operand is the op's left one).
+/// The same operations in the same order as the reference, so the same
+/// bits. `out.len()` must be a multiple of `r.len()`.
+pub fn broadcast_rows_f32(
+    isa: IsaLevel,
+    op: ArithOp,
+    x: &[f32],
+    r: &[f32],
+    repeat_first: bool,
+    out: &mut [f32],
+    clamp: ClampF32,
+) {
+    let n = out.len();
+    assert!(x.len() >= n, "operand too short");
+    assert!(!r.is_empty() && n.is_multiple_of(r.len()), "{n} outputs for a period of {}", r.len());
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vrows_avx2(t, op, &x[..n], r, repeat_first, out, clamp);
+    }
+    let _ = isa;
+    f32_vrows_scalar(op, &x[..n], r, repeat_first, out, clamp)
+}
+
+/// The arithmetic of [`broadcast_rows_f32`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl ArithOp {
+    #[inline(always)]
+    fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            ArithOp::Add => a + b,
+            ArithOp::Sub => a - b,
+            ArithOp::Mul => a * b,
+            ArithOp::Div => a / b,
+        }
+    }
+}
+
+fn f32_vrows_scalar(op: ArithOp, x: &[f32], r: &[f32], repeat_first: bool, out: &mut [f32], clamp: ClampF32) {
+    for (orow, xrow) in out.chunks_mut(r.len()).zip(x.chunks(r.len())) {
+        for ((o, &v), &w) in orow.iter_mut().zip(xrow).zip(r) {
+            let (a, b) = if repeat_first { (w, v) } else { (v, w) };
+            *o = clamp.apply(op.apply(a, b));
+        }
+    }
+}
+
 /// The RELU family: `out[i] = clamp(input[i])` (RELU, RELU6, RELU_N1_TO_1,
 /// RELU_0_TO_1), NaN kept as `ClampF32::apply` keeps it.
 pub fn clamp_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], clamp: ClampF32) {
@@ -290,6 +346,71 @@ mod avx2 {
         }
     }
 
+    pub(super) fn f32_vrows_avx2(
+        t: Avx2Fma,
+        op: ArithOp,
+        x: &[f32],
+        r: &[f32],
+        repeat_first: bool,
+        out: &mut [f32],
+        clamp: ClampF32,
+    ) {
+        assert!(x.len() == out.len() && !r.is_empty() && out.len().is_multiple_of(r.len()));
+        let _ = t;
+        // SAFETY: the token proves AVX2; `x` and `out` are whole rows of
+        // `r.len()` values (checked above).
+        unsafe {
+            match (op, repeat_first) {
+                (ArithOp::Add, false) => vrows::<0, false>(x, r, out, clamp),
+                (ArithOp::Add, true) => vrows::<0, true>(x, r, out, clamp),
+                (ArithOp::Sub, false) => vrows::<1, false>(x, r, out, clamp),
+                (ArithOp::Sub, true) => vrows::<1, true>(x, r, out, clamp),
+                (ArithOp::Mul, false) => vrows::<2, false>(x, r, out, clamp),
+                (ArithOp::Mul, true) => vrows::<2, true>(x, r, out, clamp),
+                (ArithOp::Div, false) => vrows::<3, false>(x, r, out, clamp),
+                (ArithOp::Div, true) => vrows::<3, true>(x, r, out, clamp),
+            }
+        }
+    }
+
+    /// `OP`: 0 add, 1 sub, 2 mul, 3 div; `FIRST`: the repeating operand
+    /// is the left one.
+    ///
+    /// # Safety
+    /// AVX2 available; `x` and `out` the same whole number of rows of
+    /// `r.len()` values.
+    #[target_feature(enable = "avx2")]
+    unsafe fn vrows<const OP: u8, const FIRST: bool>(x: &[f32], r: &[f32], out: &mut [f32], clamp: ClampF32) {
+        let p = r.len();
+        let (lo, hi) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max));
+        let rp = r.as_ptr();
+        let op = [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div][OP as usize];
+        for (orow, xrow) in out.chunks_exact_mut(p).zip(x.chunks_exact(p)) {
+            let (xp, op_) = (xrow.as_ptr(), orow.as_mut_ptr());
+            // SAFETY: every access is below `p`, within the row and `r`.
+            unsafe {
+                blocks!(
+                    p,
+                    i,
+                    {
+                        let (v, w) = (_mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(rp.add(i)));
+                        let (a, b) = if FIRST { (w, v) } else { (v, w) };
+                        let y = match OP {
+                            0 => _mm256_add_ps(a, b),
+                            1 => _mm256_sub_ps(a, b),
+                            2 => _mm256_mul_ps(a, b),
+                            _ => _mm256_div_ps(a, b),
+                        };
+                        _mm256_storeu_ps(op_.add(i), clamp8(y, lo, hi));
+                    },
+                    {
+                        f32_vrows_scalar(op, &xrow[i..p], &r[i..p], FIRST, &mut orow[i..p], clamp);
+                    }
+                )
+            }
+        }
+    }
+
     pub(super) fn f32_vclamp_avx2(t: Avx2Fma, input: &[f32], out: &mut [f32], clamp: ClampF32) {
         assert_eq!(input.len(), out.len());
         let _ = t;
@@ -522,6 +643,33 @@ mod tests {
                     mul_f32(isa, &a, &b, &mut got, clamp);
                     for i in 0..n {
                         assert!(same(got[i], clamp.apply(a[i] * b[i])), "{isa:?} mul [{i}]");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn broadcast_rows_bit_exact() {
+        let mut rng = Rng::new(0xb0c);
+        let x = inputs(&mut rng);
+        let mut r_all = inputs(&mut rng);
+        r_all.reverse();
+        for &isa in &available_levels() {
+            for op in [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div] {
+                for first in [false, true] {
+                    for p in [1, 7, 8, 24, 37] {
+                        let r = &r_all[..p];
+                        for clamp in [ClampF32::NONE, ClampF32::RELU6] {
+                            let n = x.len() / p * p;
+                            let mut got = vec![7.0; n];
+                            broadcast_rows_f32(isa, op, &x, r, first, &mut got, clamp);
+                            for i in 0..n {
+                                let (a, b) = if first { (r[i % p], x[i]) } else { (x[i], r[i % p]) };
+                                let want = clamp.apply(op.apply(a, b));
+                                assert!(same(got[i], want), "{isa:?} {op:?} first={first} p={p} [{i}]: {a} {b}");
+                            }
+                        }
                     }
                 }
             }

@@ -5,6 +5,10 @@
 //! a RELU-family op right after it takes that op's clamp ([`try_fuse_clamp`]:
 //! MediaPipe's face detector has 16 ADD + RELU pairs the converter left
 //! apart); the result is the same bits, without a pass over the tensor.
+//! Float ADD/SUB/MUL/DIV against a per-channel operand (`[C]` against
+//! `[N, H, W, C]`, a squeeze-and-excitation scale or a bias) runs as rows
+//! on a vector kernel, split between threads; other broadcasts take the
+//! reference's index arithmetic.
 
 use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::optimized::qs8_elementwise::Qs8AddPlan;
@@ -92,7 +96,8 @@ impl Operator for Binary {
             DataType::Float32 => {
                 let clamp = float_clamp(act)?;
                 let level = if ctx.reference_kernels { isa::IsaLevel::Scalar } else { isa::detect() };
-                Ok(Box::new(FloatArith { kind, clamp, shapes, level }))
+                let rows = if ctx.reference_kernels { None } else { row_broadcast(&shapes) };
+                Ok(Box::new(FloatArith { kind, clamp, shapes, level, rows }))
             }
             DataType::Int32 | DataType::Int64
                 if act == ActivationFunctionType::None || act == ActivationFunctionType::Relu =>
@@ -355,13 +360,34 @@ pub(crate) struct FloatArith {
     kind: Kind,
     clamp: ClampF32,
     shapes: Shapes,
-    /// For the same-shape ADD and MUL vector kernels.
+    /// For the vector kernels.
     level: isa::IsaLevel,
+    /// One operand repeats along the output ([`row_broadcast`]).
+    rows: Option<RowBroadcast>,
+}
+
+/// A broadcast where one operand has the output's shape and the other
+/// repeats along it every `period` values (a per-channel operand).
+#[derive(Clone, Copy)]
+struct RowBroadcast {
+    period: usize,
+    /// The repeating operand is the first input.
+    repeat_first: bool,
+}
+
+fn row_broadcast(s: &Shapes) -> Option<RowBroadcast> {
+    if s.a == s.out && s.b != s.out {
+        super::repeat_period(&s.a, &s.b, &s.out).map(|period| RowBroadcast { period, repeat_first: false })
+    } else if s.b == s.out && s.a != s.out {
+        super::repeat_period(&s.b, &s.a, &s.out).map(|period| RowBroadcast { period, repeat_first: true })
+    } else {
+        None
+    }
 }
 
 impl PreparedOp for FloatArith {
     fn eval(&mut self, ctx: &mut EvalContext<'_>) -> Result<(), OpError> {
-        eval_f32(ctx, self.kind, self.clamp, &self.shapes, self.level)
+        eval_f32(ctx, self.kind, self.clamp, &self.shapes, self.level, self.rows)
     }
 }
 
@@ -438,6 +464,7 @@ fn eval_f32(
     clamp: ClampF32,
     s: &Shapes,
     level: isa::IsaLevel,
+    rows: Option<RowBroadcast>,
 ) -> Result<(), OpError> {
     let a = ctx.input(0)?.as_slice::<f32>()?;
     let b = ctx.input(1)?.as_slice::<f32>()?;
@@ -472,6 +499,30 @@ fn eval_f32(
             _ => f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp),
         });
         return Ok(());
+    }
+    let op = match kind {
+        Kind::Add => Some(fast::ArithOp::Add),
+        Kind::Sub => Some(fast::ArithOp::Sub),
+        Kind::Mul => Some(fast::ArithOp::Mul),
+        Kind::Div => Some(fast::ArithOp::Div),
+        _ => None,
+    };
+    if let (Some(RowBroadcast { period: p, repeat_first }), Some(op)) = (rows, op) {
+        // A per-channel operand: rows of the output against it, in chunks
+        // of whole rows per thread (the broadcasting reference walks every
+        // value through index arithmetic).
+        let (x, r) = if repeat_first { (b, a) } else { (a, b) };
+        if r.len() == p && x.len() == out.len() {
+            let run = |first: usize, chunk: &mut [f32]| {
+                fast::broadcast_rows_f32(level, op, &x[first * p..][..chunk.len()], r, repeat_first, chunk, clamp)
+            };
+            if workers.threads() > 1 && out.len() >= PARALLEL_ELEMENTS {
+                workers.for_each_chunk(out, p, run);
+            } else {
+                run(0, out);
+            }
+            return Ok(());
+        }
     }
     f(a, &s.a, b, &s.b, out, &s.out, clamp);
     Ok(())

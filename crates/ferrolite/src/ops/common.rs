@@ -223,3 +223,43 @@ thread_local! {
 pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
     SCRATCH_F32.with(|s| f(&mut s.borrow_mut()))
 }
+
+/// How many values `r` has when it repeats unchanged along the output:
+/// the other operand `x` has the output's shape and `r`, aligned to the
+/// output's last dimensions, is 1 in its leading dimensions and equal to
+/// the output in the rest (`[1, 1, C]` or `[C]` against `[N, H, W, C]`:
+/// `C`; a single value: 1). `None` for other broadcasts (`[H, 1, C]`,
+/// say). A PRELU alpha or a per-channel ADD/MUL operand then runs as rows
+/// of the output against `r`.
+pub(crate) fn repeat_period(x: &[usize], r: &[usize], out: &[usize]) -> Option<usize> {
+    if x != out || r.len() > out.len() {
+        return None;
+    }
+    let aligned = &out[out.len() - r.len()..];
+    let lead = r.iter().take_while(|&&d| d == 1).count();
+    if r[lead..] != aligned[lead..] {
+        return None;
+    }
+    let period: usize = r[lead..].iter().product();
+    (period >= 1 && out.iter().product::<usize>().is_multiple_of(period)).then_some(period)
+}
+
+#[cfg(test)]
+mod repeat_tests {
+    use super::repeat_period;
+
+    #[test]
+    fn repeats_only_along_trailing_dimensions() {
+        let x = [1, 4, 5, 3];
+        assert_eq!(repeat_period(&x, &[1, 1, 3], &x), Some(3));
+        assert_eq!(repeat_period(&x, &[3], &x), Some(3));
+        assert_eq!(repeat_period(&x, &[1], &x), Some(1));
+        assert_eq!(repeat_period(&x, &[], &x), Some(1));
+        assert_eq!(repeat_period(&x, &[5, 3], &x), Some(15));
+        // Broadcast inside r, or x broadcast against r: no period.
+        assert_eq!(repeat_period(&x, &[4, 1, 3], &x), None);
+        assert_eq!(repeat_period(&[1, 1, 5, 3], &[1, 4, 1, 1], &x), None);
+        // An empty output: a period of 0 is no period.
+        assert_eq!(repeat_period(&[2, 0], &[0], &[2, 0]), None);
+    }
+}

@@ -15,7 +15,7 @@ use ferrolite_schema::BuiltinOperator as B;
 use ferrolite_kernels::reference::quantized::{prelu_quantized, PreluParams};
 
 use super::quantized::{input_scale_zp, output_scale_zp};
-use super::FloatWeights;
+use super::{repeat_period, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
@@ -41,7 +41,7 @@ impl Operator for Prelu {
             DataType::Float32 => {
                 let alpha = FloatWeights::prepare(ctx, 1)?;
                 let period =
-                    if ctx.reference_kernels { None } else { alpha_period(&in_shape, &alpha_shape, &out_shape) };
+                    if ctx.reference_kernels { None } else { repeat_period(&in_shape, &alpha_shape, &out_shape) };
                 let level = isa::detect();
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(0)?.as_slice::<f32>()?;
@@ -100,43 +100,5 @@ impl Operator for Prelu {
             }
             other => Err(OpError::Unsupported(format!("PRELU on {other}"))),
         }
-    }
-}
-
-/// How many values alpha has when it repeats unchanged along the output:
-/// `x` has the output's shape and alpha, aligned to the output's last
-/// dimensions, is 1 in its leading dimensions and equal to the output in
-/// the rest (`[1, 1, C]` or `[C]` against `[N, H, W, C]`: `C`; a single
-/// alpha: 1). `None` for other broadcasts (alpha `[H, 1, C]`, say).
-fn alpha_period(x: &[usize], alpha: &[usize], out: &[usize]) -> Option<usize> {
-    if x != out || alpha.len() > out.len() {
-        return None;
-    }
-    let aligned = &out[out.len() - alpha.len()..];
-    let lead = alpha.iter().take_while(|&&d| d == 1).count();
-    if alpha[lead..] != aligned[lead..] {
-        return None;
-    }
-    let period: usize = alpha[lead..].iter().product();
-    (period >= 1 && out.iter().product::<usize>().is_multiple_of(period)).then_some(period)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::alpha_period;
-
-    #[test]
-    fn alpha_repeats_only_along_trailing_dimensions() {
-        let x = [1, 4, 5, 3];
-        assert_eq!(alpha_period(&x, &[1, 1, 3], &x), Some(3));
-        assert_eq!(alpha_period(&x, &[3], &x), Some(3));
-        assert_eq!(alpha_period(&x, &[1], &x), Some(1));
-        assert_eq!(alpha_period(&x, &[], &x), Some(1));
-        assert_eq!(alpha_period(&x, &[5, 3], &x), Some(15));
-        // Broadcast inside alpha, or x broadcast against alpha: reference.
-        assert_eq!(alpha_period(&x, &[4, 1, 3], &x), None);
-        assert_eq!(alpha_period(&[1, 1, 5, 3], &[1, 4, 1, 1], &x), None);
-        // An empty output: a period of 0 is no period.
-        assert_eq!(alpha_period(&[2, 0], &[0], &[2, 0]), None);
     }
 }
