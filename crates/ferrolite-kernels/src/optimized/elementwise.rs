@@ -161,6 +161,55 @@ fn prelu_rows(isa: IsaLevel, input: &[f32], alpha: &[f32], out: &mut [f32]) {
     f32_vprelu_scalar(input, alpha, out)
 }
 
+/// TANH: `1 - 2 / (1 + e^2|x|)` with the sign of `x`, from the same `exp`
+/// as LOGISTIC; below |x| = 0.25 an odd Taylor polynomial (there the
+/// difference would cancel). Within a few ulp of `f32::tanh`.
+pub fn tanh_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    assert!(input.len() >= n, "input too short");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vtanh_avx2_fma(t, &input[..n], out);
+    }
+    let _ = isa;
+    crate::reference::activations::tanh_f32(&input[..n], out)
+}
+
+/// GELU, exact (`0.5 x erfc(-x / sqrt 2)`, erfc from a Chebyshev fit with
+/// a relative error below 1.2e-7 everywhere, so the negative tail keeps
+/// its relative accuracy) or `approximate` (the tanh form). The reference
+/// sums erfc's series in double precision: ~70 ns a value.
+pub fn gelu_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], approximate: bool) {
+    let n = out.len();
+    assert!(input.len() >= n, "input too short");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vgelu_avx2_fma(t, &input[..n], out, approximate);
+    }
+    let _ = isa;
+    crate::reference::activations::gelu_f32(&input[..n], out, approximate)
+}
+
+/// The odd Taylor coefficients of tanh from x^3 (x^3 / 3 ... x^11).
+const TANH_TAYLOR: [f32; 5] = [-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155_925.0];
+/// Below this |x| tanh takes the polynomial (its next term, x^13 * 0.0036,
+/// is below 3e-11 there).
+const TANH_SMALL: f32 = 0.25;
+/// Numerical Recipes' `erfcc` fit: `erfc(z) = t exp(-z^2 + P(t))`, `t = 1 /
+/// (1 + z / 2)`, `z >= 0`, P's coefficients from t^0 up.
+const ERFC_P: [f32; 10] = [
+    -1.265_512_2,
+    1.000_023_7,
+    0.374_091_96,
+    0.096_784_18,
+    -0.186_288_06,
+    0.278_868_07,
+    -1.135_204,
+    1.488_515_9,
+    -0.822_152_2,
+    0.170_872_77,
+];
+
 #[derive(Clone, Copy)]
 enum Op {
     Add,
@@ -434,6 +483,116 @@ mod avx2 {
                     }
                 )
             }
+        }
+    }
+
+    /// `e^x` on one vector, as `exp_scalar` (with FMAs).
+    #[inline(always)]
+    fn exp8(x: __m256) -> __m256 {
+        exp8x4([x; 4])[0]
+    }
+
+    /// tanh on one vector (see `tanh_f32`).
+    #[inline(always)]
+    fn tanh8(x: __m256) -> __m256 {
+        // SAFETY: only inlined into `avx2,fma` functions; register-only ops.
+        unsafe {
+            let sign = _mm256_set1_ps(-0.0);
+            let a = _mm256_andnot_ps(sign, x);
+            let one = _mm256_set1_ps(1.0);
+            let e = exp8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0)));
+            let big = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+            let big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
+            let x2 = _mm256_mul_ps(x, x);
+            let c = TANH_TAYLOR.map(|c| _mm256_set1_ps(c));
+            let mut p = c[4];
+            p = _mm256_fmadd_ps(p, x2, c[3]);
+            p = _mm256_fmadd_ps(p, x2, c[2]);
+            p = _mm256_fmadd_ps(p, x2, c[1]);
+            p = _mm256_fmadd_ps(p, x2, c[0]);
+            let small = _mm256_fmadd_ps(_mm256_mul_ps(p, x2), x, x);
+            // NaN compares false and keeps `big` (NaN).
+            _mm256_blendv_ps(big, small, _mm256_cmp_ps::<_CMP_LT_OQ>(a, _mm256_set1_ps(TANH_SMALL)))
+        }
+    }
+
+    /// erfc on one vector (see `gelu_f32`).
+    #[inline(always)]
+    fn erfc8(x: __m256) -> __m256 {
+        // SAFETY: only inlined into `avx2,fma` functions; register-only ops.
+        unsafe {
+            let one = _mm256_set1_ps(1.0);
+            let z = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+            let t = _mm256_div_ps(one, _mm256_fmadd_ps(z, _mm256_set1_ps(0.5), one));
+            let c = ERFC_P.map(|c| _mm256_set1_ps(c));
+            let mut p = c[9];
+            for k in (0..9).rev() {
+                p = _mm256_fmadd_ps(p, t, c[k]);
+            }
+            let r = _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, p)));
+            // erfc(-z) = 2 - erfc(z).
+            let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
+            _mm256_blendv_ps(r, _mm256_sub_ps(_mm256_set1_ps(2.0), r), neg)
+        }
+    }
+
+    pub(super) fn f32_vtanh_avx2_fma(t: Avx2Fma, input: &[f32], out: &mut [f32]) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX2 + FMA; lengths are equal.
+        unsafe { vtanh(input, out) }
+    }
+
+    /// # Safety
+    /// AVX2 + FMA available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn vtanh(input: &[f32], out: &mut [f32]) {
+        let n = out.len();
+        let (ip, op) = (input.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every access is below `n`, within both slices.
+        unsafe {
+            blocks!(n, i, { _mm256_storeu_ps(op.add(i), tanh8(_mm256_loadu_ps(ip.add(i)))) }, {
+                crate::reference::activations::tanh_f32(&input[i..n], &mut out[i..n])
+            })
+        }
+    }
+
+    pub(super) fn f32_vgelu_avx2_fma(t: Avx2Fma, input: &[f32], out: &mut [f32], approximate: bool) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX2 + FMA; lengths are equal.
+        unsafe { vgelu(input, out, approximate) }
+    }
+
+    /// # Safety
+    /// AVX2 + FMA available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn vgelu(input: &[f32], out: &mut [f32], approximate: bool) {
+        let n = out.len();
+        let (ip, op) = (input.as_ptr(), out.as_mut_ptr());
+        let half = _mm256_set1_ps(0.5);
+        // sqrt(2 / pi), as the reference rounds it.
+        let k = _mm256_set1_ps((std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2) as f32);
+        // SAFETY: every access is below `n`, within both slices.
+        unsafe {
+            blocks!(
+                n,
+                i,
+                {
+                    let x = _mm256_loadu_ps(ip.add(i));
+                    let hx = _mm256_mul_ps(half, x);
+                    let v = if approximate {
+                        let x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+                        let inner = _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_set1_ps(0.044715), x3, x));
+                        _mm256_mul_ps(hx, _mm256_add_ps(_mm256_set1_ps(1.0), tanh8(inner)))
+                    } else {
+                        let t = _mm256_mul_ps(x, _mm256_set1_ps(-std::f32::consts::FRAC_1_SQRT_2));
+                        _mm256_mul_ps(hx, erfc8(t))
+                    };
+                    _mm256_storeu_ps(op.add(i), v);
+                },
+                { crate::reference::activations::gelu_f32(&input[i..n], &mut out[i..n], approximate) }
+            )
         }
     }
 
@@ -714,6 +873,49 @@ mod tests {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tanh_and_gelu_close_to_reference() {
+        use crate::reference::activations::gelu_scalar;
+        let mut rng = Rng::new(0x7a4);
+        let mut x = inputs(&mut rng);
+        x.extend((0..20000).map(|i| -40.0 + i as f32 * 0.004));
+        x.extend((0..2000).map(|i| (i as f32 - 1000.0) * 1e-4));
+        for &isa in &available_levels() {
+            let mut got = vec![0.0; x.len()];
+            tanh_f32(isa, &x, &mut got);
+            for i in 0..x.len() {
+                let want = x[i].tanh();
+                if want.is_nan() {
+                    assert!(got[i].is_nan(), "{isa:?} tanh(NaN)");
+                    continue;
+                }
+                let err = (got[i] - want).abs();
+                assert!(got[i] == want || err <= 4e-7 * want.abs() + 1e-37, "{isa:?} tanh({}) = {:e}, want {want:e}", x[i], got[i]);
+            }
+            for approximate in [false, true] {
+                gelu_f32(isa, &x, &mut got, approximate);
+                for i in 0..x.len() {
+                    let want = gelu_scalar(x[i], approximate);
+                    if want.is_nan() {
+                        assert!(got[i].is_nan(), "{isa:?} gelu(NaN)");
+                        continue;
+                    }
+                    // Relative, down to values the f32 tail still represents;
+                    // the tanh form's `1 + tanh` cancels for negative x in the
+                    // reference too (a tanh ulp there is ~1e-7 of |x|).
+                    let err = (got[i] - want).abs();
+                    let slack = if approximate { 2e-7 * x[i].abs() } else { 0.0 };
+                    assert!(
+                        got[i] == want || err <= 2e-6 * want.abs() + slack + 1e-30,
+                        "{isa:?} gelu({}, approximate {approximate}) = {:e}, want {want:e}",
+                        x[i],
+                        got[i]
+                    );
                 }
             }
         }
