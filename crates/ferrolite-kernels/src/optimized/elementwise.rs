@@ -190,6 +190,20 @@ pub fn gelu_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], approximate: bool
     crate::reference::activations::gelu_f32(&input[..n], out, approximate)
 }
 
+/// SOFTMAX over rows of `depth` values: `exp((x - max) * beta) / sum`,
+/// the reference's steps with the LOGISTIC kernel's `exp` (within a few
+/// ulp) and sums in eight lanes (another order: the reference sums one by
+/// one). `input` and `out` hold whole rows.
+pub fn softmax_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], depth: usize, beta: f32) {
+    assert!(depth > 0 && input.len() == out.len() && out.len().is_multiple_of(depth), "softmax rows of {depth}");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_softmax_avx2_fma(t, input, out, depth, beta);
+    }
+    let _ = isa;
+    crate::reference::softmax::softmax_f32(input, out, out.len() / depth, depth, beta)
+}
+
 /// The odd Taylor coefficients of tanh from x^3 (x^3 / 3 ... x^11).
 const TANH_TAYLOR: [f32; 5] = [-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155_925.0];
 /// Below this |x| tanh takes the polynomial (its next term, x^13 * 0.0036,
@@ -596,6 +610,66 @@ mod avx2 {
         }
     }
 
+    pub(super) fn f32_softmax_avx2_fma(t: Avx2Fma, input: &[f32], out: &mut [f32], depth: usize, beta: f32) {
+        assert!(depth > 0 && input.len() == out.len() && out.len().is_multiple_of(depth));
+        let _ = t;
+        for (x, y) in input.chunks_exact(depth).zip(out.chunks_exact_mut(depth)) {
+            // SAFETY: the token proves AVX2 + FMA; `x` and `y` are one row.
+            unsafe { softmax_row(x, y, beta) }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 + FMA available; `x` and `y` of the same length.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn softmax_row(x: &[f32], y: &mut [f32], beta: f32) {
+        let n = y.len();
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        // SAFETY: every access is below `n`, within both slices.
+        unsafe {
+            // The row's max (NaN-free rows as the reference's `m < x`; a
+            // NaN spreads to every output either way).
+            let mut m8 = _mm256_set1_ps(f32::MIN);
+            let mut i = 0;
+            while i + 8 <= n {
+                m8 = _mm256_max_ps(_mm256_loadu_ps(xp.add(i)), m8);
+                i += 8;
+            }
+            let lanes: [f32; 8] = std::mem::transmute(m8);
+            let mut max = lanes.iter().fold(f32::MIN, |m, &v| if m < v { v } else { m });
+            for &v in &x[i..] {
+                if max < v {
+                    max = v;
+                }
+            }
+            let (vmax, vbeta) = (_mm256_set1_ps(max), _mm256_set1_ps(beta));
+            let mut s8 = _mm256_setzero_ps();
+            let mut i = 0;
+            while i + 8 <= n {
+                let e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xp.add(i)), vmax), vbeta));
+                _mm256_storeu_ps(yp.add(i), e);
+                s8 = _mm256_add_ps(s8, e);
+                i += 8;
+            }
+            let lanes: [f32; 8] = std::mem::transmute(s8);
+            let mut sum: f32 = lanes.iter().sum();
+            for k in i..n {
+                let e = ((x[k] - max) * beta).exp();
+                y[k] = e;
+                sum += e;
+            }
+            let vsum = _mm256_set1_ps(sum);
+            let mut i = 0;
+            while i + 8 <= n {
+                _mm256_storeu_ps(yp.add(i), _mm256_div_ps(_mm256_loadu_ps(yp.add(i)), vsum));
+                i += 8;
+            }
+            for v in &mut y[i..] {
+                *v /= sum;
+            }
+        }
+    }
+
     pub(super) fn f32_vclamp_avx2(t: Avx2Fma, input: &[f32], out: &mut [f32], clamp: ClampF32) {
         assert_eq!(input.len(), out.len());
         let _ = t;
@@ -895,7 +969,12 @@ mod tests {
                     continue;
                 }
                 let err = (got[i] - want).abs();
-                assert!(got[i] == want || err <= 4e-7 * want.abs() + 1e-37, "{isa:?} tanh({}) = {:e}, want {want:e}", x[i], got[i]);
+                assert!(
+                    got[i] == want || err <= 4e-7 * want.abs() + 1e-37,
+                    "{isa:?} tanh({}) = {:e}, want {want:e}",
+                    x[i],
+                    got[i]
+                );
             }
             for approximate in [false, true] {
                 gelu_f32(isa, &x, &mut got, approximate);
@@ -916,6 +995,32 @@ mod tests {
                         x[i],
                         got[i]
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_close_to_reference() {
+        let mut rng = Rng::new(0x50f);
+        for &isa in &available_levels() {
+            for depth in [1, 5, 8, 13, 1000, 1001] {
+                for beta in [1.0f32, 0.5] {
+                    let rows = 3;
+                    let x: Vec<f32> = (0..rows * depth).map(|_| rng.f32() * 20.0).collect();
+                    let mut want = vec![0.0; x.len()];
+                    crate::reference::softmax::softmax_f32(&x, &mut want, rows, depth, beta);
+                    let mut got = vec![0.0; x.len()];
+                    softmax_f32(isa, &x, &mut got, depth, beta);
+                    for i in 0..x.len() {
+                        let err = (got[i] - want[i]).abs();
+                        assert!(
+                            err <= 1e-5 * want[i] + 1e-30, // the sums run in another order
+                            "{isa:?} depth {depth} [{i}]: {} vs {}",
+                            got[i],
+                            want[i]
+                        );
+                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! SOFTMAX and LOG_SOFTMAX over the last axis.
 
+use ferrolite_kernels::optimized::{elementwise as fast, isa};
 use ferrolite_kernels::reference::softmax::{log_softmax_f32, softmax_f32};
 use ferrolite_schema::BuiltinOperator as B;
 
@@ -38,16 +39,31 @@ impl Operator for Softmax {
         ctx.set_output_shape(0, shape)?;
         let log = self.log;
         match input.dtype() {
-            DataType::Float32 => Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                let x = ctx.input(0)?.as_slice::<f32>()?;
-                let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                if log {
-                    log_softmax_f32(x, y, outer, depth);
-                } else {
-                    softmax_f32(x, y, outer, depth, beta);
-                }
-                Ok(())
-            })),
+            DataType::Float32 => {
+                let level = if ctx.reference_kernels { None } else { Some(isa::detect()) };
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let workers = ctx.workers;
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    match level {
+                        _ if log => log_softmax_f32(x, y, outer, depth),
+                        // The vector kernel (exp and sums in eight lanes), whole
+                        // rows per thread when there are many values.
+                        Some(level) if depth > 0 && x.len() == outer * depth && y.len() == x.len() => {
+                            let run = |first: usize, rows: &mut [f32]| {
+                                fast::softmax_f32(level, &x[first * depth..][..rows.len()], rows, depth, beta)
+                            };
+                            if workers.threads() > 1 && outer > 1 && y.len() >= super::binary::PARALLEL_ELEMENTS {
+                                workers.for_each_chunk(y, depth, run);
+                            } else {
+                                run(0, y);
+                            }
+                        }
+                        _ => softmax_f32(x, y, outer, depth, beta),
+                    }
+                    Ok(())
+                }))
+            }
             DataType::Int8 | DataType::UInt8 if !log => {
                 let (in_s, _) = input_scale_zp(&input, "the input")?;
                 let params = softmax_params(beta, in_s).ok_or(OpError::Value("softmax scaling out of range".into()))?;
