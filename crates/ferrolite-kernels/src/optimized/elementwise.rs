@@ -204,26 +204,6 @@ pub fn softmax_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], depth: usize, 
     crate::reference::softmax::softmax_f32(input, out, out.len() / depth, depth, beta)
 }
 
-/// The odd Taylor coefficients of tanh from x^3 (x^3 / 3 ... x^11).
-const TANH_TAYLOR: [f32; 5] = [-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155_925.0];
-/// Below this |x| tanh takes the polynomial (its next term, x^13 * 0.0036,
-/// is below 3e-11 there).
-const TANH_SMALL: f32 = 0.25;
-/// Numerical Recipes' `erfcc` fit: `erfc(z) = t exp(-z^2 + P(t))`, `t = 1 /
-/// (1 + z / 2)`, `z >= 0`, P's coefficients from t^0 up.
-const ERFC_P: [f32; 10] = [
-    -1.265_512_2,
-    1.000_023_7,
-    0.374_091_96,
-    0.096_784_18,
-    -0.186_288_06,
-    0.278_868_07,
-    -1.135_204,
-    1.488_515_9,
-    -0.822_152_2,
-    0.170_872_77,
-];
-
 #[derive(Clone, Copy)]
 enum Op {
     Add,
@@ -349,6 +329,26 @@ fn f32_vsigmoid_scalar(input: &[f32], out: &mut [f32]) {
 mod avx2 {
     use super::*;
     use std::arch::x86_64::*;
+
+    /// The odd Taylor coefficients of tanh from x^3 (x^3 / 3 ... x^11).
+    const TANH_TAYLOR: [f32; 5] = [-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155_925.0];
+    /// Below this |x| tanh takes the polynomial (its next term, x^13 * 0.0036,
+    /// is below 3e-11 there).
+    const TANH_SMALL: f32 = 0.25;
+    /// Numerical Recipes' `erfcc` fit: `erfc(z) = t exp(-z^2 + P(t))`, `t = 1 /
+    /// (1 + z / 2)`, `z >= 0`, P's coefficients from t^0 up.
+    const ERFC_P: [f32; 10] = [
+        -1.265_512_2,
+        1.000_023_7,
+        0.374_091_96,
+        0.096_784_18,
+        -0.186_288_06,
+        0.278_868_07,
+        -1.135_204,
+        1.488_515_9,
+        -0.822_152_2,
+        0.170_872_77,
+    ];
 
     #[inline(always)]
     fn clamp8(v: __m256, lo: __m256, hi: __m256) -> __m256 {
