@@ -360,3 +360,54 @@ fn densify_rejects_indices_outside_the_shape() {
     let err = it.allocate_tensors().unwrap_err();
     assert!(err.to_string().contains("outside"), "{err}");
 }
+
+/// Float BATCH_MATMUL on the GEMM kernel (own or shared RHS, each side
+/// transposed or not, at 1-3 threads) against the reference kernels; a
+/// broadcast the kernel does not take (LHS shared, RHS batched) too.
+#[test]
+fn float_batch_matmul_matches_the_reference_kernels() {
+    let values = |seed: u32, n: usize| -> Vec<f32> {
+        (0..n as u32).map(|i| ((i.wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 1000.0 - 1.0).collect()
+    };
+    let resolver = OpResolver::with_builtins();
+    let (m, k, n) = (7usize, 19usize, 13usize);
+    for (lb, rb) in [(3, 3), (3, 1), (1, 3)] {
+        for (adj_x, adj_y) in [(false, false), (true, false), (false, true), (true, true)] {
+            let ls = if adj_x { [lb, k, m] } else { [lb, m, k] };
+            let rs = if adj_y { [rb, n, k] } else { [rb, k, n] };
+            let i = |s: [usize; 3]| s.map(|v| v as i32);
+            let out_b = lb.max(rb);
+            let tensors: Vec<T> = vec![
+                act(TT::Float32, &i(ls)),
+                konst(TT::Float32, &i(rs), &values(5, rs.iter().product())),
+                act(TT::Float32, &i([out_b, m, n])),
+            ];
+            let options = fb::BuiltinOptions::BatchMatMulOptions(Box::new(fb::BatchMatMulOptions {
+                adj_x,
+                adj_y,
+                ..Default::default()
+            }));
+            let bytes = build(tensors, &[0], &[2], vec![node_with(Op::BatchMatmul, &[0, 1], &[2], options)]);
+            let model = Model::from_bytes(&bytes).unwrap();
+            let x = values(9, ls.iter().product());
+            let run_with = |options: InterpreterOptions| {
+                let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+                it.allocate_tensors().unwrap();
+                it.set_input::<f32>(0, &x).unwrap();
+                it.invoke().unwrap();
+                out::<f32>(&it, 0)
+            };
+            let want = run_with(InterpreterOptions { reference_kernels: true, ..Default::default() });
+            assert_eq!(want.len(), out_b * m * n);
+            for threads in 1..=3 {
+                let got = run_with(InterpreterOptions { threads, ..Default::default() });
+                for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-5 * (k as f32),
+                        "batches {lb}x{rb} adj {adj_x}/{adj_y} threads {threads} [{j}]: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+}

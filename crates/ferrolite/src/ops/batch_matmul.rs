@@ -1,6 +1,13 @@
 //! BATCH_MATMUL: matrix products over broadcast batch dimensions, with
 //! optional transposition (adj_x / adj_y) of either side.
+//!
+//! Float products run on the in-place GEMM kernel (`gemm_nt::matmul_f32`),
+//! whole output matrices per thread, where every output matrix has its own
+//! LHS and its own or a shared RHS; the reference's triple loop took 40x
+//! LiteRT's time on 4 products of 64x64 matrices.
 
+use ferrolite_kernels::optimized::gemm_nt::matmul_f32;
+use ferrolite_kernels::optimized::isa;
 use ferrolite_kernels::reference::batch_matmul::batch_matmul_f32;
 use ferrolite_kernels::reference::elementwise::broadcast_shape;
 use ferrolite_kernels::reference::quantized::{batch_matmul_quantized, BatchMatmulParams};
@@ -63,11 +70,36 @@ impl Operator for BatchMatmul {
             }
             DataType::Float32 => {
                 let rhs_w = FloatWeights::prepare(ctx, 1)?;
+                // The GEMM kernel where each output matrix has its own LHS
+                // and either its own RHS or one shared by all (weights):
+                // other batch broadcasts take the reference.
+                let batch = |s: &[usize]| s[..s.len() - 2].iter().product::<usize>();
+                let batches = batch(&out_shape);
+                let shared_rhs = batch(&rs) == 1;
+                let fast = !ctx.reference_kernels && batch(&ls) == batches && (shared_rhs || batch(&rs) == batches);
+                let level = isa::detect();
+                let k = k1;
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let l = ctx.input(0)?.as_slice::<f32>()?;
                     let r = rhs_w.get(ctx)?;
+                    let workers = ctx.workers;
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                    batch_matmul_f32(l, &ls, r, &rs, adj_x, adj_y, y, &out_shape);
+                    let rhs_len = if shared_rhs { k * n } else { batches * k * n };
+                    let fits = l.len() == batches * m * k && r.len() == rhs_len && y.len() == batches * m * n;
+                    if !fast || !fits || m * n == 0 {
+                        batch_matmul_f32(l, &ls, r, &rs, adj_x, adj_y, y, &out_shape);
+                        return Ok(());
+                    }
+                    // Whole output matrices per thread.
+                    workers.for_each_chunk(y, m * n, |first, chunk| {
+                        let mut scratch = Vec::new();
+                        for (i, o) in chunk.chunks_exact_mut(m * n).enumerate() {
+                            let b = first + i;
+                            let lb = &l[b * m * k..(b + 1) * m * k];
+                            let rb = if shared_rhs { &r[..k * n] } else { &r[b * k * n..(b + 1) * k * n] };
+                            matmul_f32(level, m, n, k, lb, adj_x, rb, adj_y, o, &mut scratch);
+                        }
+                    });
                     Ok(())
                 }))
             }
