@@ -122,6 +122,19 @@ pub fn clamp_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], clamp: ClampF32)
     f32_vclamp_scalar(&input[..n], out, clamp)
 }
 
+/// LEAKY_RELU: `x > 0 ? x : alpha * x` (the reference's select and
+/// multiply: the same bits).
+pub fn leaky_relu_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], alpha: f32) {
+    let n = out.len();
+    assert!(input.len() >= n, "input too short");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vleaky_avx2(t, &input[..n], out, alpha);
+    }
+    let _ = isa;
+    crate::reference::activations::leaky_relu_f32(&input[..n], out, alpha)
+}
+
 /// PRELU with an alpha that repeats along the output (per channel, the
 /// usual case: `alpha.len()` is the channel count): `out[i] = x >= 0 ? x :
 /// x * alpha[i % alpha.len()]`, `x = input[i]`. `out.len()` must be a
@@ -670,6 +683,37 @@ mod avx2 {
         }
     }
 
+    pub(super) fn f32_vleaky_avx2(t: Avx2Fma, input: &[f32], out: &mut [f32], alpha: f32) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX2; lengths are equal (checked above).
+        unsafe { vleaky(input, out, alpha) }
+    }
+
+    /// # Safety
+    /// AVX2 available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn vleaky(input: &[f32], out: &mut [f32], alpha: f32) {
+        let n = out.len();
+        let (a, zero) = (_mm256_set1_ps(alpha), _mm256_setzero_ps());
+        let (ip, op) = (input.as_ptr(), out.as_mut_ptr());
+        // SAFETY: every access is below `n`, within both slices.
+        unsafe {
+            blocks!(
+                n,
+                i,
+                {
+                    let x = _mm256_loadu_ps(ip.add(i));
+                    // `x > 0` is false for NaN and zeros: `alpha * x`, as the
+                    // reference.
+                    let keep = _mm256_cmp_ps::<_CMP_GT_OQ>(x, zero);
+                    _mm256_storeu_ps(op.add(i), _mm256_blendv_ps(_mm256_mul_ps(x, a), x, keep));
+                },
+                { crate::reference::activations::leaky_relu_f32(&input[i..n], &mut out[i..n], alpha) }
+            )
+        }
+    }
+
     pub(super) fn f32_vclamp_avx2(t: Avx2Fma, input: &[f32], out: &mut [f32], clamp: ClampF32) {
         assert_eq!(input.len(), out.len());
         let _ = t;
@@ -1021,6 +1065,23 @@ mod tests {
                             want[i]
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn leaky_relu_bit_exact() {
+        let mut rng = Rng::new(0x1ea);
+        let x = inputs(&mut rng);
+        for &isa in &available_levels() {
+            for alpha in [0.1f32, -0.3, 0.0, 2.0] {
+                let mut want = vec![0.0; x.len()];
+                crate::reference::activations::leaky_relu_f32(&x, &mut want, alpha);
+                let mut got = vec![7.0; x.len()];
+                leaky_relu_f32(isa, &x, &mut got, alpha);
+                for i in 0..x.len() {
+                    assert!(same(got[i], want[i]), "{isa:?} leaky({}, {alpha}) = {}", x[i], got[i]);
                 }
             }
         }

@@ -110,6 +110,7 @@ impl Operator for Unary {
                         Some(FastF32::HardSwish) => fast::hard_swish_f32(level, x, y),
                         Some(FastF32::Logistic) => fast::logistic_f32(level, x, y),
                         Some(FastF32::Tanh) => fast::tanh_f32(level, x, y),
+                        Some(FastF32::LeakyRelu) => fast::leaky_relu_f32(level, x, y, alpha),
                         Some(FastF32::Gelu) => fast::gelu_f32(level, x, y, approximate),
                         None => eval_f32(kind, alpha, approximate, x, y),
                     });
@@ -368,7 +369,7 @@ impl PreparedOp for FloatClamp {
 }
 
 /// A float activation with a vector kernel (`optimized::elementwise`):
-/// the RELU family and HARD_SWISH give the reference's bits, LOGISTIC and
+/// the RELU family, LEAKY_RELU and HARD_SWISH give the reference's bits, LOGISTIC and
 /// TANH are within a few ulp of it, GELU within 2e-6 relative (the
 /// reference's erfc sums a series in double precision, ~70 ns a value).
 #[derive(Clone, Copy)]
@@ -378,6 +379,7 @@ enum FastF32 {
     Logistic,
     Tanh,
     Gelu,
+    LeakyRelu,
 }
 
 fn fast_f32(kind: Kind) -> Option<FastF32> {
@@ -390,6 +392,7 @@ fn fast_f32(kind: Kind) -> Option<FastF32> {
         Kind::Logistic => FastF32::Logistic,
         Kind::Tanh => FastF32::Tanh,
         Kind::Gelu => FastF32::Gelu,
+        Kind::LeakyRelu => FastF32::LeakyRelu,
         _ => return None,
     })
 }
