@@ -428,10 +428,6 @@ struct Shapes {
     out: Vec<usize>,
 }
 
-/// Same-shape float element-wise outputs from this many values on are
-/// split between threads (MobileNet v2's residual ADDs: 75K-300K values).
-pub(crate) const PARALLEL_ELEMENTS: usize = 16 * 1024;
-
 /// The same for 8-bit ADD, whose exact requantisation costs about ten
 /// times a float add per value: MobileNet v2's 14x14x64 residual ADD
 /// (12.5K values) took 5 us on one thread, and the same on two.
@@ -493,7 +489,7 @@ fn eval_f32(
     };
     if s.a == s.out && s.b == s.out {
         // ADD and MUL have vector kernels (the same bits as the reference).
-        split_same_shape(workers, PARALLEL_ELEMENTS, a, b, out, |a, b, out| match kind {
+        split_same_shape(workers, super::PARALLEL_ELEMENTS, a, b, out, |a, b, out| match kind {
             Kind::Add => fast::add_f32(level, a, b, out, clamp),
             Kind::Mul => fast::mul_f32(level, a, b, out, clamp),
             _ => f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp),
@@ -516,11 +512,7 @@ fn eval_f32(
             let run = |first: usize, chunk: &mut [f32]| {
                 fast::broadcast_rows_f32(level, op, &x[first * p..][..chunk.len()], r, repeat_first, chunk, clamp)
             };
-            if workers.threads() > 1 && out.len() >= PARALLEL_ELEMENTS {
-                workers.for_each_chunk(out, p, run);
-            } else {
-                run(0, out);
-            }
+            super::for_each_large_chunk(workers, out, p, run);
             return Ok(());
         }
     }

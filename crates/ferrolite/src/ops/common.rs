@@ -244,6 +244,26 @@ pub(crate) fn repeat_period(x: &[usize], r: &[usize], out: &[usize]) -> Option<u
     (period >= 1 && out.iter().product::<usize>().is_multiple_of(period)).then_some(period)
 }
 
+/// Float element-wise outputs from this many values on are split between
+/// threads (MobileNet v2's residual ADDs: 75K-300K values).
+pub(crate) const PARALLEL_ELEMENTS: usize = 16 * 1024;
+
+/// `f(first_unit, chunk)` over `out` in chunks of whole `unit`s (rows of
+/// a per-channel operand, softmax rows, ...): split between threads from
+/// [`PARALLEL_ELEMENTS`] values on, else one call over all of `out`.
+pub(crate) fn for_each_large_chunk<T: Send>(
+    workers: crate::op::Workers<'_>,
+    out: &mut [T],
+    unit: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if workers.threads() > 1 && out.len() >= PARALLEL_ELEMENTS {
+        workers.for_each_chunk(out, unit, f);
+    } else {
+        f(0, out);
+    }
+}
+
 #[cfg(test)]
 mod repeat_tests {
     use super::repeat_period;

@@ -51,14 +51,10 @@ impl Operator for Prelu {
                     match period {
                         Some(p) if a.len() == p && x.len() == out.len() => {
                             let a = &a[..p];
-                            if workers.threads() > 1 && out.len() >= super::binary::PARALLEL_ELEMENTS {
-                                // Chunks of whole alpha periods, so each starts at alpha[0].
-                                workers.for_each_chunk(out, p, |first, chunk| {
-                                    fast::prelu_f32(level, &x[first * p..][..chunk.len()], a, chunk)
-                                });
-                            } else {
-                                fast::prelu_f32(level, x, a, out);
-                            }
+                            // Chunks of whole alpha periods, so each starts at alpha[0].
+                            super::for_each_large_chunk(workers, out, p, |first, chunk| {
+                                fast::prelu_f32(level, &x[first * p..][..chunk.len()], a, chunk)
+                            });
                         }
                         _ => prelu_f32(x, &in_shape, a, &alpha_shape, out, &out_shape),
                     }

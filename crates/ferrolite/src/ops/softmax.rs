@@ -53,11 +53,7 @@ impl Operator for Softmax {
                             let run = |first: usize, rows: &mut [f32]| {
                                 fast::softmax_f32(level, &x[first * depth..][..rows.len()], rows, depth, beta)
                             };
-                            if workers.threads() > 1 && outer > 1 && y.len() >= super::binary::PARALLEL_ELEMENTS {
-                                workers.for_each_chunk(y, depth, run);
-                            } else {
-                                run(0, y);
-                            }
+                            super::for_each_large_chunk(workers, y, depth, run);
                         }
                         _ => softmax_f32(x, y, outer, depth, beta),
                     }

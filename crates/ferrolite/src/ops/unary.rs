@@ -106,13 +106,13 @@ impl Operator for Unary {
                     let workers = ctx.workers;
                     let y = ctx.output(0)?.as_slice_mut::<f32>()?;
                     split_f32(workers, x, y, |x, y| match fast {
-                        Some(FastF32::Clamp(c)) => fast::clamp_f32(level, x, y, c),
                         Some(FastF32::HardSwish) => fast::hard_swish_f32(level, x, y),
                         Some(FastF32::Logistic) => fast::logistic_f32(level, x, y),
                         Some(FastF32::Tanh) => fast::tanh_f32(level, x, y),
                         Some(FastF32::LeakyRelu) => fast::leaky_relu_f32(level, x, y, alpha),
                         Some(FastF32::Gelu) => fast::gelu_f32(level, x, y, approximate),
-                        None => eval_f32(kind, alpha, approximate, x, y),
+                        // (The clamps returned as `FloatClamp` above.)
+                        Some(FastF32::Clamp(_)) | None => eval_f32(kind, alpha, approximate, x, y),
                     });
                     Ok(())
                 }))
@@ -398,15 +398,14 @@ fn fast_f32(kind: Kind) -> Option<FastF32> {
 }
 
 /// Run `f(x, y)` over matching pieces of `x` and `y`, split between
-/// threads from [`super::binary::PARALLEL_ELEMENTS`] values (every op here
-/// is element by element).
-pub(crate) fn split_f32(workers: Workers<'_>, x: &[f32], y: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
+/// threads from [`super::PARALLEL_ELEMENTS`] values (every op here is
+/// element by element).
+fn split_f32(workers: Workers<'_>, x: &[f32], y: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
     const UNIT: usize = 64;
-    if workers.threads() > 1 && y.len() >= super::binary::PARALLEL_ELEMENTS && x.len() == y.len() {
-        workers.for_each_chunk(y, UNIT, |first, chunk| f(&x[first * UNIT..][..chunk.len()], chunk));
-    } else {
-        f(x, y)
+    if x.len() != y.len() {
+        return f(x, y);
     }
+    super::for_each_large_chunk(workers, y, UNIT, |first, chunk| f(&x[first * UNIT..][..chunk.len()], chunk));
 }
 
 fn eval_f32(kind: Kind, alpha: f32, approximate: bool, x: &[f32], y: &mut [f32]) {
