@@ -411,3 +411,69 @@ fn float_batch_matmul_matches_the_reference_kernels() {
         }
     }
 }
+
+/// Float TRANSPOSE_CONV on the GEMM + scatter plan (bands of output rows
+/// at 1-3 threads) against the reference kernels: SAME and VALID, strides
+/// 1-2, filters wider than the stride, with and without bias and RELU.
+#[test]
+fn float_transpose_conv_matches_the_reference_kernels() {
+    let values = |seed: u32, n: usize| -> Vec<f32> {
+        (0..n as u32).map(|i| ((i.wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 1000.0 - 1.0).collect()
+    };
+    let resolver = OpResolver::with_builtins();
+    let cases = [
+        // (in h, w, c), out c, (kh, kw), stride, same, bias, relu
+        ((12, 10, 8), 5, (3, 3), 2, true, true, false),
+        ((9, 7, 3), 16, (4, 4), 2, false, false, true),
+        ((20, 5, 17), 3, (3, 2), 1, true, true, true),
+        ((2, 3, 4), 6, (5, 5), 3, false, true, false),
+        ((16, 13, 8), 16, (3, 3), 2, true, true, false),
+    ];
+    for ((ih, iw, ic), oc, (kh, kw), s, same, with_bias, relu) in cases {
+        let (oh, ow) = if same { (ih * s, iw * s) } else { ((ih - 1) * s + kh, (iw - 1) * s + kw) };
+        let mut tensors: Vec<T> = vec![
+            konst(TT::Int32, &[4], &[2, oh as i32, ow as i32, oc as i32]),
+            konst(TT::Float32, &[oc as i32, kh as i32, kw as i32, ic as i32], &values(3, oc * kh * kw * ic)),
+            act(TT::Float32, &[2, ih as i32, iw as i32, ic as i32]),
+            act(TT::Float32, &[2, oh as i32, ow as i32, oc as i32]),
+        ];
+        let mut inputs = vec![0, 1, 2];
+        if with_bias {
+            tensors.push(konst(TT::Float32, &[oc as i32], &values(7, oc)));
+            inputs.push(4);
+        }
+        let options = fb::BuiltinOptions::TransposeConvOptions(Box::new(fb::TransposeConvOptions {
+            padding: if same { fb::Padding::Same } else { fb::Padding::Valid },
+            stride_h: s as i32,
+            stride_w: s as i32,
+            fused_activation_function: if relu {
+                fb::ActivationFunctionType::Relu
+            } else {
+                fb::ActivationFunctionType::None
+            },
+            ..Default::default()
+        }));
+        let bytes = build(tensors, &[2], &[3], vec![node_with(Op::TransposeConv, &inputs, &[3], options)]);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let x = values(11, 2 * ih * iw * ic);
+        let run_with = |options: InterpreterOptions| {
+            let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+            it.allocate_tensors().unwrap();
+            it.set_input::<f32>(0, &x).unwrap();
+            it.invoke().unwrap();
+            out::<f32>(&it, 0)
+        };
+        let want = run_with(InterpreterOptions { reference_kernels: true, ..Default::default() });
+        assert_eq!(want.len(), 2 * oh * ow * oc);
+        assert!(want.iter().any(|&v| v != 0.0));
+        for threads in 1..=3 {
+            let got = run_with(InterpreterOptions { threads, ..Default::default() });
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-5 * (ic * kh * kw) as f32,
+                    "in {ih}x{iw}x{ic} k {kh}x{kw} s{s} threads {threads} [{j}]: {g} vs {w}"
+                );
+            }
+        }
+    }
+}

@@ -6,12 +6,15 @@ use ferrolite_kernels::reference::padding::Padding2d;
 use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::activation::ClampF32;
+use ferrolite_kernels::optimized::isa;
+use ferrolite_kernels::optimized::transpose_conv::TransposeConvF32Plan;
 use ferrolite_kernels::reference::quantized as qk;
 
 use ferrolite_kernels::reference::hybrid::{transpose_conv2d_hybrid_per_channel, HybridScratch};
 
+use super::common::PARALLEL_ELEMENTS;
 use super::quantized::{weighted_params, HybridWeights, QuantBias, WeightedOp};
-use super::{float_clamp, int_values, options, padding, positive, shape4, to_dim, FloatWeights};
+use super::{float_clamp, int_values, options, padding, positive, shape4, to_dim, with_scratch, FloatWeights};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
@@ -106,6 +109,31 @@ impl Operator for TransposeConv {
                     Some(_) => Some(FloatWeights::prepare(ctx, 3)?),
                     None => None,
                 };
+                // Constant weights: the GEMM + scatter plan (see the kernel).
+                if let Some(w) = filter.at_prepare(ctx) {
+                    let plan = TransposeConvF32Plan::new(isa::detect(), &p, in_shape, w, filter_shape, out_shape);
+                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        let x = ctx.input(2)?.as_slice::<f32>()?;
+                        let b = match &bias {
+                            Some(b) => Some(b.get(ctx)?),
+                            None => None,
+                        };
+                        let workers = ctx.workers;
+                        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                        let run = |first_row: usize, rows: &mut [f32]| {
+                            with_scratch(|scratch| plan.run_rows(x, b, rows, first_row, scratch))
+                        };
+                        // One band per thread: bands recompute the input
+                        // rows they share, so fewer is better.
+                        let out_rows = out_shape[0] * out_shape[1];
+                        if workers.threads() > 1 && y.len() >= PARALLEL_ELEMENTS {
+                            workers.for_each_chunk_min(y, plan.row_len(), out_rows.div_ceil(workers.threads()), run);
+                        } else {
+                            run(0, y);
+                        }
+                        Ok(())
+                    }));
+                }
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(2)?.as_slice::<f32>()?;
                     let w = filter.get(ctx)?;
