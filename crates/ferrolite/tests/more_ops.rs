@@ -477,3 +477,71 @@ fn float_transpose_conv_matches_the_reference_kernels() {
         }
     }
 }
+
+/// Float binary ops under broadcasts the per-channel kernel does not take
+/// (`[N, H, W, 1]`, `[1, H, 1, C]`, both operands broadcast), split between
+/// threads over the outermost dimension: the same bits as the reference
+/// kernels at 1-3 threads, both operand orders.
+#[test]
+fn float_general_broadcasts_match_the_reference_kernels() {
+    let values = |seed: u32, n: usize| -> Vec<f32> {
+        (0..n as u32).map(|i| ((i.wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 100.0 - 10.0).collect()
+    };
+    let resolver = OpResolver::with_builtins();
+    let shapes: [(&[i32], &[i32]); 4] = [
+        (&[2, 24, 20, 32], &[2, 24, 20, 1]),
+        (&[1, 40, 30, 16], &[1, 40, 1, 16]),
+        (&[3, 1, 50, 40], &[3, 60, 1, 1]),
+        (&[30, 40, 1], &[50]),
+    ];
+    let ops = [
+        (Op::Add, None),
+        (Op::Sub, None),
+        (Op::Mul, None),
+        (Op::Div, None),
+        (Op::Maximum, None),
+        (Op::Minimum, None),
+        (Op::SquaredDifference, None),
+        (
+            Op::Sub,
+            Some(fb::BuiltinOptions::SubOptions(Box::new(fb::SubOptions {
+                fused_activation_function: fb::ActivationFunctionType::Relu6,
+                ..Default::default()
+            }))),
+        ),
+    ];
+    for (x_shape, y_shape) in shapes {
+        for swap in [false, true] {
+            let (s0, s1) = if swap { (y_shape, x_shape) } else { (x_shape, y_shape) };
+            let dims = |s: &[i32]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
+            let out_shape = ferrolite_kernels::reference::elementwise::broadcast_shape(&dims(s0), &dims(s1)).unwrap();
+            let out_i32: Vec<i32> = out_shape.iter().map(|&d| d as i32).collect();
+            for (op, options) in &ops {
+                let tensors: Vec<T> = vec![act(TT::Float32, s0), act(TT::Float32, s1), act(TT::Float32, &out_i32)];
+                let node = match options {
+                    Some(o) => node_with(*op, &[0, 1], &[2], o.clone()),
+                    None => node(*op, &[0, 1], &[2]),
+                };
+                let bytes = build(tensors, &[0, 1], &[2], vec![node]);
+                let model = Model::from_bytes(&bytes).unwrap();
+                let x0 = values(3, s0.iter().product::<i32>() as usize);
+                let x1 = values(8, s1.iter().product::<i32>() as usize);
+                let run_with = |options: InterpreterOptions| {
+                    let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+                    it.allocate_tensors().unwrap();
+                    it.set_input::<f32>(0, &x0).unwrap();
+                    it.set_input::<f32>(1, &x1).unwrap();
+                    it.invoke().unwrap();
+                    out::<f32>(&it, 0)
+                };
+                let want = run_with(InterpreterOptions { reference_kernels: true, ..Default::default() });
+                assert_eq!(want.len(), out_shape.iter().product::<usize>());
+                for threads in 1..=3 {
+                    let got = run_with(InterpreterOptions { threads, ..Default::default() });
+                    let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                    assert!(same, "{op:?} {s0:?} {s1:?} threads {threads}");
+                }
+            }
+        }
+    }
+}

@@ -86,6 +86,12 @@ pub enum ArithOp {
     Sub,
     Mul,
     Div,
+    /// `a > b ? a : b`, as the reference (a NaN `a` gives `b`).
+    Maximum,
+    /// `a < b ? a : b`.
+    Minimum,
+    /// `(a - b)²`.
+    SquaredDifference,
 }
 
 impl ArithOp {
@@ -96,8 +102,53 @@ impl ArithOp {
             ArithOp::Sub => a - b,
             ArithOp::Mul => a * b,
             ArithOp::Div => a / b,
+            ArithOp::Maximum => {
+                if a > b {
+                    a
+                } else {
+                    b
+                }
+            }
+            ArithOp::Minimum => {
+                if a < b {
+                    a
+                } else {
+                    b
+                }
+            }
+            ArithOp::SquaredDifference => {
+                let d = a - b;
+                d * d
+            }
         }
     }
+}
+
+/// `op` over `a` and `b` broadcast to `out_shape`, clamped: the
+/// reference's [`broadcast_binary`](crate::reference::elementwise::broadcast_binary)
+/// (rows of the coalesced innermost dimension, each operand advancing or
+/// held) compiled for AVX2 where the CPU has it, so its row loops run
+/// eight lanes wide. The same operations as the reference: the same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn broadcast_f32(
+    isa: IsaLevel,
+    op: ArithOp,
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    out: &mut [f32],
+    out_shape: &[usize],
+    clamp: ClampF32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        return avx2::f32_vbroadcast_avx2(t, op, a, a_shape, b, b_shape, out, out_shape, clamp);
+    }
+    let _ = isa;
+    crate::reference::elementwise::broadcast_binary(a, a_shape, b, b_shape, out, out_shape, |x, y| {
+        clamp.apply(op.apply(x, y))
+    })
 }
 
 fn f32_vrows_scalar(op: ArithOp, x: &[f32], r: &[f32], repeat_first: bool, out: &mut [f32], clamp: ClampF32) {
@@ -471,11 +522,77 @@ mod avx2 {
                 (ArithOp::Mul, true) => vrows::<2, true>(x, r, out, clamp),
                 (ArithOp::Div, false) => vrows::<3, false>(x, r, out, clamp),
                 (ArithOp::Div, true) => vrows::<3, true>(x, r, out, clamp),
+                (ArithOp::Maximum, false) => vrows::<4, false>(x, r, out, clamp),
+                (ArithOp::Maximum, true) => vrows::<4, true>(x, r, out, clamp),
+                (ArithOp::Minimum, false) => vrows::<5, false>(x, r, out, clamp),
+                (ArithOp::Minimum, true) => vrows::<5, true>(x, r, out, clamp),
+                (ArithOp::SquaredDifference, false) => vrows::<6, false>(x, r, out, clamp),
+                (ArithOp::SquaredDifference, true) => vrows::<6, true>(x, r, out, clamp),
             }
         }
     }
 
-    /// `OP`: 0 add, 1 sub, 2 mul, 3 div; `FIRST`: the repeating operand
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn f32_vbroadcast_avx2(
+        t: Avx2Fma,
+        op: ArithOp,
+        a: &[f32],
+        a_shape: &[usize],
+        b: &[f32],
+        b_shape: &[usize],
+        out: &mut [f32],
+        out_shape: &[usize],
+        clamp: ClampF32,
+    ) {
+        let _ = t;
+        // SAFETY: the token proves AVX2; the callee is safe code.
+        unsafe {
+            match op {
+                ArithOp::Add => vbroadcast::<0>(a, a_shape, b, b_shape, out, out_shape, clamp),
+                ArithOp::Sub => vbroadcast::<1>(a, a_shape, b, b_shape, out, out_shape, clamp),
+                ArithOp::Mul => vbroadcast::<2>(a, a_shape, b, b_shape, out, out_shape, clamp),
+                ArithOp::Div => vbroadcast::<3>(a, a_shape, b, b_shape, out, out_shape, clamp),
+                ArithOp::Maximum => vbroadcast::<4>(a, a_shape, b, b_shape, out, out_shape, clamp),
+                ArithOp::Minimum => vbroadcast::<5>(a, a_shape, b, b_shape, out, out_shape, clamp),
+                ArithOp::SquaredDifference => vbroadcast::<6>(a, a_shape, b, b_shape, out, out_shape, clamp),
+            }
+        }
+    }
+
+    /// The reference broadcast, its row loops compiled with AVX2 (`OP`
+    /// indexes [`OPS`], a constant so each loop holds one operation).
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn vbroadcast<const OP: u8>(
+        a: &[f32],
+        a_shape: &[usize],
+        b: &[f32],
+        b_shape: &[usize],
+        out: &mut [f32],
+        out_shape: &[usize],
+        clamp: ClampF32,
+    ) {
+        let op = OPS[OP as usize];
+        crate::reference::elementwise::broadcast_binary(a, a_shape, b, b_shape, out, out_shape, |x, y| {
+            clamp.apply(op.apply(x, y))
+        })
+    }
+
+    /// [`ArithOp`] by the index the const-generic kernels take.
+    const OPS: [ArithOp; 7] = [
+        ArithOp::Add,
+        ArithOp::Sub,
+        ArithOp::Mul,
+        ArithOp::Div,
+        ArithOp::Maximum,
+        ArithOp::Minimum,
+        ArithOp::SquaredDifference,
+    ];
+
+    /// `OP` indexes [`OPS`]; `FIRST`: the repeating operand
     /// is the left one.
     ///
     /// # Safety
@@ -486,7 +603,7 @@ mod avx2 {
         let p = r.len();
         let (lo, hi) = (_mm256_set1_ps(clamp.min), _mm256_set1_ps(clamp.max));
         let rp = r.as_ptr();
-        let op = [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div][OP as usize];
+        let op = OPS[OP as usize];
         for (orow, xrow) in out.chunks_exact_mut(p).zip(x.chunks_exact(p)) {
             let (xp, op_) = (xrow.as_ptr(), orow.as_mut_ptr());
             // SAFETY: every access is below `p`, within the row and `r`.
@@ -497,11 +614,20 @@ mod avx2 {
                     {
                         let (v, w) = (_mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(rp.add(i)));
                         let (a, b) = if FIRST { (w, v) } else { (v, w) };
+                        // max_ps / min_ps return their second operand
+                        // unless the comparison holds: the reference's
+                        // `a > b ? a : b` exactly, NaN included.
                         let y = match OP {
                             0 => _mm256_add_ps(a, b),
                             1 => _mm256_sub_ps(a, b),
                             2 => _mm256_mul_ps(a, b),
-                            _ => _mm256_div_ps(a, b),
+                            3 => _mm256_div_ps(a, b),
+                            4 => _mm256_max_ps(a, b),
+                            5 => _mm256_min_ps(a, b),
+                            _ => {
+                                let d = _mm256_sub_ps(a, b);
+                                _mm256_mul_ps(d, d)
+                            }
                         };
                         _mm256_storeu_ps(op_.add(i), clamp8(y, lo, hi));
                     },
@@ -976,7 +1102,7 @@ mod tests {
         let mut r_all = inputs(&mut rng);
         r_all.reverse();
         for &isa in &available_levels() {
-            for op in [ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div] {
+            for op in ALL_OPS {
                 for first in [false, true] {
                     for p in [1, 7, 8, 24, 37] {
                         let r = &r_all[..p];
@@ -990,6 +1116,67 @@ mod tests {
                                 assert!(same(got[i], want), "{isa:?} {op:?} first={first} p={p} [{i}]: {a} {b}");
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    const ALL_OPS: [ArithOp; 7] = [
+        ArithOp::Add,
+        ArithOp::Sub,
+        ArithOp::Mul,
+        ArithOp::Div,
+        ArithOp::Maximum,
+        ArithOp::Minimum,
+        ArithOp::SquaredDifference,
+    ];
+
+    /// The general broadcast against the reference's own functions, bit
+    /// for bit, on random shapes (operands of the output's rank or less,
+    /// random dimensions held at 1) with NaNs and infinities among the
+    /// values, at every level.
+    #[test]
+    fn general_broadcast_bit_exact() {
+        use crate::reference::elementwise as r;
+        let mut rng = Rng::new(0xbca5);
+        let values = inputs(&mut rng);
+        for case in 0..300 {
+            let rank = rng.range(1, 6);
+            let out_shape: Vec<usize> = (0..rank).map(|_| rng.pick(&[1, 2, 3, 8, 9, 17])).collect();
+            let operand = |rng: &mut Rng| -> Vec<usize> {
+                let skip = rng.range(0, rank);
+                out_shape[skip..].iter().map(|&d| if rng.range(0, 3) == 0 { 1 } else { d }).collect()
+            };
+            let (a_shape, b_shape) = (operand(&mut rng), operand(&mut rng));
+            let take = |shape: &[usize], rng: &mut Rng| -> Vec<f32> {
+                (0..shape.iter().product::<usize>()).map(|_| values[rng.range(0, values.len())]).collect()
+            };
+            let (a, b) = (take(&a_shape, &mut rng), take(&b_shape, &mut rng));
+            let n: usize = out_shape.iter().product();
+            let clamp = if case % 2 == 0 { ClampF32::NONE } else { ClampF32::RELU6 };
+            for op in ALL_OPS {
+                let mut want = vec![0.0; n];
+                let c = if matches!(op, ArithOp::Add | ArithOp::Sub | ArithOp::Mul | ArithOp::Div) {
+                    clamp
+                } else {
+                    ClampF32::NONE
+                };
+                let (aa, bb, o) = ((&a[..], &a_shape[..]), (&b[..], &b_shape[..]), &out_shape[..]);
+                match op {
+                    ArithOp::Add => r::add_f32(aa.0, aa.1, bb.0, bb.1, &mut want, o, c),
+                    ArithOp::Sub => r::sub_f32(aa.0, aa.1, bb.0, bb.1, &mut want, o, c),
+                    ArithOp::Mul => r::mul_f32(aa.0, aa.1, bb.0, bb.1, &mut want, o, c),
+                    ArithOp::Div => r::div_f32(aa.0, aa.1, bb.0, bb.1, &mut want, o, c),
+                    ArithOp::Maximum => r::maximum_f32(aa.0, aa.1, bb.0, bb.1, &mut want, o),
+                    ArithOp::Minimum => r::minimum_f32(aa.0, aa.1, bb.0, bb.1, &mut want, o),
+                    ArithOp::SquaredDifference => r::squared_difference_f32(aa.0, aa.1, bb.0, bb.1, &mut want, o),
+                }
+                for &isa in &available_levels() {
+                    let mut got = vec![7.0; n];
+                    broadcast_f32(isa, op, &a, &a_shape, &b, &b_shape, &mut got, &out_shape, c);
+                    for i in 0..n {
+                        assert!(same(got[i], want[i]), "{isa:?} {op:?} {a_shape:?} {b_shape:?} -> {out_shape:?} [{i}]");
                     }
                 }
             }

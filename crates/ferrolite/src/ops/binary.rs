@@ -5,10 +5,12 @@
 //! a RELU-family op right after it takes that op's clamp ([`try_fuse_clamp`]:
 //! MediaPipe's face detector has 16 ADD + RELU pairs the converter left
 //! apart); the result is the same bits, without a pass over the tensor.
-//! Float ADD/SUB/MUL/DIV against a per-channel operand (`[C]` against
-//! `[N, H, W, C]`, a squeeze-and-excitation scale or a bias) runs as rows
-//! on a vector kernel, split between threads; other broadcasts take the
-//! reference's index arithmetic.
+//! Float ADD/SUB/MUL/DIV/MAXIMUM/MINIMUM/SQUARED_DIFFERENCE against a
+//! per-channel operand (`[C]` against `[N, H, W, C]`, a squeeze-and-excitation
+//! scale or a bias) runs as rows on a vector kernel, split between threads;
+//! other broadcasts as rows of their coalesced innermost dimension, the
+//! other operand advancing with them or held (`[1, H, W, 1]` against
+//! `[1, H, W, C]`: rows of `C` against one value).
 
 use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::optimized::qs8_elementwise::Qs8AddPlan;
@@ -466,47 +468,37 @@ fn eval_f32(
     let b = ctx.input(1)?.as_slice::<f32>()?;
     let workers = ctx.workers;
     let out = ctx.output(0)?.as_slice_mut::<f32>()?;
-    // The ops without a fused activation run as is.
-    let plain = match kind {
-        Kind::Add | Kind::Sub | Kind::Mul | Kind::Div => None,
-        Kind::SquaredDifference => Some(k::squared_difference_f32 as PlainF32),
-        Kind::Maximum => Some(k::maximum_f32 as PlainF32),
-        Kind::Minimum => Some(k::minimum_f32 as PlainF32),
-        Kind::Pow => Some(k::pow_f32 as PlainF32),
-        Kind::FloorDiv => Some(k::floor_div_f32 as PlainF32),
-        Kind::FloorMod => Some(k::floor_mod_f32 as PlainF32),
-    };
-    if let Some(f) = plain {
-        f(a, &s.a, b, &s.b, out, &s.out);
-        return Ok(());
-    }
-    let f = match kind {
-        Kind::Sub => k::sub_f32,
-        Kind::Mul => k::mul_f32,
-        Kind::Div => k::div_f32,
-        // Add (the plain ops returned above).
-        _ => k::add_f32,
+    let op = match kind {
+        Kind::Add => fast::ArithOp::Add,
+        Kind::Sub => fast::ArithOp::Sub,
+        Kind::Mul => fast::ArithOp::Mul,
+        Kind::Div => fast::ArithOp::Div,
+        Kind::SquaredDifference => fast::ArithOp::SquaredDifference,
+        Kind::Maximum => fast::ArithOp::Maximum,
+        Kind::Minimum => fast::ArithOp::Minimum,
+        // The rest run on the reference as they are.
+        Kind::Pow | Kind::FloorDiv | Kind::FloorMod => {
+            let f = match kind {
+                Kind::Pow => k::pow_f32 as PlainF32,
+                Kind::FloorDiv => k::floor_div_f32,
+                _ => k::floor_mod_f32,
+            };
+            f(a, &s.a, b, &s.b, out, &s.out);
+            return Ok(());
+        }
     };
     if s.a == s.out && s.b == s.out {
         // ADD and MUL have vector kernels (the same bits as the reference).
-        split_same_shape(workers, super::PARALLEL_ELEMENTS, a, b, out, |a, b, out| match kind {
-            Kind::Add => fast::add_f32(level, a, b, out, clamp),
-            Kind::Mul => fast::mul_f32(level, a, b, out, clamp),
-            _ => f(a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp),
+        split_same_shape(workers, super::PARALLEL_ELEMENTS, a, b, out, |a, b, out| match op {
+            fast::ArithOp::Add => fast::add_f32(level, a, b, out, clamp),
+            fast::ArithOp::Mul => fast::mul_f32(level, a, b, out, clamp),
+            _ => fast::broadcast_f32(level, op, a, &[a.len()], b, &[b.len()], out, &[out.len()], clamp),
         });
         return Ok(());
     }
-    let op = match kind {
-        Kind::Add => Some(fast::ArithOp::Add),
-        Kind::Sub => Some(fast::ArithOp::Sub),
-        Kind::Mul => Some(fast::ArithOp::Mul),
-        Kind::Div => Some(fast::ArithOp::Div),
-        _ => None,
-    };
-    if let (Some(RowBroadcast { period: p, repeat_first }), Some(op)) = (rows, op) {
+    if let Some(RowBroadcast { period: p, repeat_first }) = rows {
         // A per-channel operand: rows of the output against it, in chunks
-        // of whole rows per thread (the broadcasting reference walks every
-        // value through index arithmetic).
+        // of whole rows per thread.
         let (x, r) = if repeat_first { (b, a) } else { (a, b) };
         if r.len() == p && x.len() == out.len() {
             let run = |first: usize, chunk: &mut [f32]| {
@@ -516,8 +508,55 @@ fn eval_f32(
             return Ok(());
         }
     }
-    f(a, &s.a, b, &s.b, out, &s.out, clamp);
+    // Other broadcasts: rows of the coalesced innermost dimension.
+    split_broadcast(workers, a, &s.a, b, &s.b, out, &s.out, |a, sa, b, sb, out, so| {
+        fast::broadcast_f32(level, op, a, sa, b, sb, out, so, clamp)
+    });
     Ok(())
+}
+
+/// Run the broadcast `f(a, a_shape, b, b_shape, out, out_shape)` on slices
+/// of the output's outermost dimension larger than 1, split between
+/// threads from [`super::PARALLEL_ELEMENTS`] values on: an operand that
+/// spans that dimension is sliced with it, one broadcast along it is
+/// passed whole.
+#[allow(clippy::too_many_arguments)]
+fn split_broadcast<T: Copy + Send + Sync>(
+    workers: Workers<'_>,
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    out: &mut [T],
+    out_shape: &[usize],
+    f: impl Fn(&[T], &[usize], &[T], &[usize], &mut [T], &[usize]) + Sync,
+) {
+    let outer = out_shape.iter().position(|&d| d > 1);
+    let (Some(d0), true) = (outer, workers.threads() > 1 && out.len() >= super::PARALLEL_ELEMENTS) else {
+        return f(a, a_shape, b, b_shape, out, out_shape);
+    };
+    let unit: usize = out_shape[d0 + 1..].iter().product();
+    let rank = out_shape.len();
+    // An operand's part for outer indices `first .. first + count`.
+    let part = |x: &'_ [T], shape: &[usize], first: usize, count: usize| -> (std::ops::Range<usize>, Vec<usize>) {
+        let mut sub = shape.to_vec();
+        match (d0 + shape.len()).checked_sub(rank) {
+            Some(i) if shape[i] == out_shape[d0] => {
+                let stride: usize = shape[i + 1..].iter().product();
+                sub[i] = count;
+                (first * stride..(first + count) * stride, sub)
+            }
+            _ => (0..x.len(), sub),
+        }
+    };
+    workers.for_each_chunk(out, unit, |first, chunk| {
+        let count = chunk.len() / unit.max(1);
+        let mut sub_out = out_shape.to_vec();
+        sub_out[d0] = count;
+        let (ra, sa) = part(a, a_shape, first, count);
+        let (rb, sb) = part(b, b_shape, first, count);
+        f(&a[ra], &sa, &b[rb], &sb, chunk, &sub_out)
+    });
 }
 
 /// A broadcasting float op without a fused activation.
