@@ -1,5 +1,7 @@
 //! TRANSPOSE by a constant permutation.
 
+use ferrolite_kernels::optimized::isa;
+use ferrolite_kernels::optimized::transpose::{transpose as transpose_tiled, transpose_x32};
 use ferrolite_kernels::reference::transpose::{transpose, transposed_shape};
 use ferrolite_schema::BuiltinOperator as B;
 
@@ -35,10 +37,22 @@ impl Operator for Transpose {
         }
         ctx.set_output_shape(0, transposed_shape(&in_shape, &perm))?;
         let size = element_size(dtype)?;
+        let reference = ctx.reference_kernels;
+        let level = isa::detect();
         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
             let x = ctx.input(0)?;
+            if size == 4 && !reference {
+                let y = elems_mut::<u32>(ctx.output(0)?.bytes)?;
+                transpose_x32(level, elems::<u32>(x.bytes)?, &in_shape, &perm, y);
+                return Ok(());
+            }
             with_element_size!(size, T, {
-                transpose(elems::<T>(x.bytes)?, &in_shape, &perm, elems_mut::<T>(ctx.output(0)?.bytes)?);
+                let (x, y) = (elems::<T>(x.bytes)?, elems_mut::<T>(ctx.output(0)?.bytes)?);
+                if reference {
+                    transpose(x, &in_shape, &perm, y);
+                } else {
+                    transpose_tiled(x, &in_shape, &perm, y);
+                }
                 Ok(())
             })
         }))
