@@ -545,3 +545,43 @@ fn float_general_broadcasts_match_the_reference_kernels() {
         }
     }
 }
+
+/// Float RESIZE_BILINEAR on the row kernel (rows split between threads)
+/// gives the reference kernels' bits at 1-3 threads, for every flag
+/// combination TFLite accepts, up- and down-sampling.
+#[test]
+fn float_resize_bilinear_matches_the_reference_kernels() {
+    let resolver = OpResolver::with_builtins();
+    for (in_hw, out_hw, align_corners, half_pixel_centers) in
+        [((20, 17), (40, 34), false, true), ((33, 30), (17, 45), true, false), ((12, 40), (29, 9), false, false)]
+    {
+        let c = 19;
+        let tensors: Vec<T> = vec![
+            act(TT::Float32, &[2, in_hw.0, in_hw.1, c]),
+            konst(TT::Int32, &[2], &[out_hw.0, out_hw.1]),
+            act(TT::Float32, &[2, out_hw.0, out_hw.1, c]),
+        ];
+        let options = fb::BuiltinOptions::ResizeBilinearOptions(Box::new(fb::ResizeBilinearOptions {
+            align_corners,
+            half_pixel_centers,
+        }));
+        let bytes = build(tensors, &[0], &[2], vec![node_with(Op::ResizeBilinear, &[0, 1], &[2], options)]);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let n = (2 * in_hw.0 * in_hw.1 * c) as u32;
+        let x: Vec<f32> = (0..n).map(|i| ((i.wrapping_mul(2654435761) >> 7) % 2001) as f32 / 1000.0 - 1.0).collect();
+        let run_with = |options: InterpreterOptions| {
+            let mut it = Interpreter::new(&model, &resolver, options).unwrap();
+            it.allocate_tensors().unwrap();
+            it.set_input::<f32>(0, &x).unwrap();
+            it.invoke().unwrap();
+            out::<f32>(&it, 0)
+        };
+        let want = run_with(InterpreterOptions { reference_kernels: true, ..Default::default() });
+        assert_eq!(want.len(), (2 * out_hw.0 * out_hw.1 * c) as usize);
+        for threads in 1..=3 {
+            let got = run_with(InterpreterOptions { threads, ..Default::default() });
+            let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(same, "{in_hw:?} -> {out_hw:?} align {align_corners} half {half_pixel_centers} threads {threads}");
+        }
+    }
+}

@@ -6,7 +6,7 @@
 /// than one output) the corner samples line up: `(in - 1) / (out - 1)`;
 /// otherwise `in / out`.
 #[inline]
-fn scale(in_size: usize, out_size: usize, align_corners: bool) -> f32 {
+pub(crate) fn scale(in_size: usize, out_size: usize, align_corners: bool) -> f32 {
     if align_corners && out_size > 1 {
         (in_size - 1) as f32 / (out_size - 1) as f32
     } else {
@@ -20,7 +20,12 @@ fn scale(in_size: usize, out_size: usize, align_corners: bool) -> f32 {
 /// The coordinate itself is not clamped, so near the border both weights can
 /// fall on the same pixel (one of them negative) and still sum to it.
 #[inline]
-fn interpolation_values(value: usize, scale: f32, half_pixel_centers: bool, in_size: usize) -> (f32, usize, usize) {
+pub(crate) fn interpolation_values(
+    value: usize,
+    scale: f32,
+    half_pixel_centers: bool,
+    in_size: usize,
+) -> (f32, usize, usize) {
     let v = value as f32;
     let scaled = if half_pixel_centers { (v + 0.5) * scale - 0.5 } else { v * scale };
     let last = in_size as i64 - 1;
