@@ -44,37 +44,48 @@ pub fn reduce<I: Copy, A: Copy>(
     for o in output.iter_mut() {
         *o = init;
     }
-    let rank = in_shape.len();
     let total: usize = in_shape.iter().product();
     if total == 0 || output.is_empty() {
         return;
     }
-    if rank == 0 {
+    // Merge neighbouring dimensions that are both reduced or both kept
+    // (size-1 dimensions dropped): MEAN over H and W of NHWC is `[H·W, C]`
+    // with the first dimension reduced. The order each output sees its
+    // inputs in does not change.
+    let mut dims: Vec<(usize, bool)> = Vec::new();
+    for (d, &n) in in_shape.iter().enumerate() {
+        let reduced = axes.contains(&d);
+        match dims.last_mut() {
+            _ if n == 1 => {}
+            Some((m, r)) if *r == reduced => *m *= n,
+            _ => dims.push((n, reduced)),
+        }
+    }
+    let Some(&(inner, inner_reduced)) = dims.last() else {
         output[0] = f(output[0], input[0]);
         return;
-    }
-    // Output stride of each input dimension: 0 on reduced dimensions.
+    };
+    let rank = dims.len();
+    // Output stride of each merged dimension: 0 on reduced ones.
     let mut out_strides = vec![0usize; rank];
     let mut step = 1usize;
     for d in (0..rank).rev() {
-        if !axes.contains(&d) {
+        if !dims[d].1 {
             out_strides[d] = step;
-            step *= in_shape[d];
+            step *= dims[d].0;
         }
     }
-    let inner = in_shape[rank - 1];
-    let inner_stride = out_strides[rank - 1];
     let mut counter = vec![0usize; rank - 1];
     let mut out_off = 0usize;
     for chunk in input[..total].chunks_exact(inner) {
-        if inner_stride == 0 {
+        if inner_reduced {
             let slot = &mut output[out_off];
             for &x in chunk {
                 *slot = f(*slot, x);
             }
         } else {
-            for (j, &x) in chunk.iter().enumerate() {
-                let slot = &mut output[out_off + j];
+            // A row of outputs, each taking one value: vectorisable.
+            for (slot, &x) in output[out_off..out_off + inner].iter_mut().zip(chunk) {
                 *slot = f(*slot, x);
             }
         }
@@ -83,10 +94,10 @@ pub fn reduce<I: Copy, A: Copy>(
             d -= 1;
             counter[d] += 1;
             out_off += out_strides[d];
-            if counter[d] < in_shape[d] {
+            if counter[d] < dims[d].0 {
                 break;
             }
-            out_off -= out_strides[d] * in_shape[d];
+            out_off -= out_strides[d] * dims[d].0;
             counter[d] = 0;
         }
     }
@@ -142,6 +153,47 @@ pub fn reduce_prod_f32(input: &[f32], in_shape: &[usize], axes: &[usize], output
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The merged-dimension walk against a plain one: every input index,
+    /// row-major, folded into the output index it maps to (sums in f32, so
+    /// a changed order would show in the bits).
+    #[test]
+    fn merged_walk_matches_the_plain_walk() {
+        let mut seed = 0x6d2u64;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for case in 0..400 {
+            let rank = 1 + next(5);
+            let shape: Vec<usize> = (0..rank).map(|_| [1, 2, 3, 7, 16][next(5)]).collect();
+            let axes: Vec<usize> = (0..rank).filter(|_| next(2) == 0).collect();
+            let x: Vec<f32> = (0..shape.iter().product::<usize>()).map(|i| 1.0 + (i % 97) as f32 * 0.013).collect();
+            let out_len: usize = reduced_shape(&shape, &axes, false).iter().product();
+            let mut got = vec![0.0f32; out_len];
+            sum_f32(&x, &shape, &axes, &mut got);
+            let mut want = vec![0.0f32; out_len];
+            let mut idx = vec![0usize; rank];
+            for &v in &x {
+                let mut o = 0;
+                for d in 0..rank {
+                    if !axes.contains(&d) {
+                        o = o * shape[d] + idx[d];
+                    }
+                }
+                want[o] += v;
+                for d in (0..rank).rev() {
+                    idx[d] += 1;
+                    if idx[d] < shape[d] {
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+            }
+            let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(same, "case {case}: {shape:?} axes {axes:?}");
+        }
+    }
 
     /// x[n,h,w,c] = 1000n + 100h + 10w + c over shape [2,2,3,2].
     fn nhwc() -> (Vec<f32>, [usize; 4]) {
