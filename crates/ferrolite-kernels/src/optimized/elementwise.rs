@@ -14,9 +14,9 @@
 //! vectorise them with the baseline instruction set.
 
 use crate::activation::ClampF32;
-#[cfg(target_arch = "x86_64")]
-use crate::optimized::isa::Avx2Fma;
 use crate::optimized::isa::IsaLevel;
+#[cfg(target_arch = "x86_64")]
+use crate::optimized::isa::{Avx2Fma, Avx512};
 
 /// `out[i] = clamp(a[i] + b[i])`.
 pub fn add_f32(isa: IsaLevel, a: &[f32], b: &[f32], out: &mut [f32], clamp: ClampF32) {
@@ -45,6 +45,10 @@ pub fn hard_swish_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
 pub fn logistic_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
     let n = out.len();
     assert!(input.len() >= n, "input too short");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx512::new(isa) {
+        return avx512::f32_vsigmoid_avx512(t, &input[..n], out);
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(t) = Avx2Fma::new(isa) {
         return avx2::f32_vsigmoid_avx2_fma(t, &input[..n], out);
@@ -232,6 +236,10 @@ pub fn tanh_f32(isa: IsaLevel, input: &[f32], out: &mut [f32]) {
     let n = out.len();
     assert!(input.len() >= n, "input too short");
     #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx512::new(isa) {
+        return avx512::f32_vtanh_avx512(t, &input[..n], out);
+    }
+    #[cfg(target_arch = "x86_64")]
     if let Some(t) = Avx2Fma::new(isa) {
         return avx2::f32_vtanh_avx2_fma(t, &input[..n], out);
     }
@@ -247,6 +255,10 @@ pub fn gelu_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], approximate: bool
     let n = out.len();
     assert!(input.len() >= n, "input too short");
     #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx512::new(isa) {
+        return avx512::f32_vgelu_avx512(t, &input[..n], out, approximate);
+    }
+    #[cfg(target_arch = "x86_64")]
     if let Some(t) = Avx2Fma::new(isa) {
         return avx2::f32_vgelu_avx2_fma(t, &input[..n], out, approximate);
     }
@@ -260,6 +272,10 @@ pub fn gelu_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], approximate: bool
 /// one). `input` and `out` hold whole rows.
 pub fn softmax_f32(isa: IsaLevel, input: &[f32], out: &mut [f32], depth: usize, beta: f32) {
     assert!(depth > 0 && input.len() == out.len() && out.len().is_multiple_of(depth), "softmax rows of {depth}");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx512::new(isa) {
+        return avx512::f32_softmax_avx512(t, input, out, depth, beta);
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(t) = Avx2Fma::new(isa) {
         return avx2::f32_softmax_avx2_fma(t, input, out, depth, beta);
@@ -395,13 +411,14 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// The odd Taylor coefficients of tanh from x^3 (x^3 / 3 ... x^11).
-    const TANH_TAYLOR: [f32; 5] = [-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155_925.0];
+    pub(super) const TANH_TAYLOR: [f32; 5] =
+        [-1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0, -1382.0 / 155_925.0];
     /// Below this |x| tanh takes the polynomial (its next term, x^13 * 0.0036,
     /// is below 3e-11 there).
-    const TANH_SMALL: f32 = 0.25;
+    pub(super) const TANH_SMALL: f32 = 0.25;
     /// Numerical Recipes' `erfcc` fit: `erfc(z) = t exp(-z^2 + P(t))`, `t = 1 /
     /// (1 + z / 2)`, `z >= 0`, P's coefficients from t^0 up.
-    const ERFC_P: [f32; 10] = [
+    pub(super) const ERFC_P: [f32; 10] = [
         -1.265_512_2,
         1.000_023_7,
         0.374_091_96,
@@ -1022,6 +1039,272 @@ mod avx2 {
             let p1 = x4!(k => _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n1[k], bias))));
             let p2 = x4!(k => _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_sub_epi32(n[k], n1[k]), bias))));
             x4!(k => _mm256_mul_ps(_mm256_mul_ps(y[k], p1[k]), p2[k]))
+        }
+    }
+}
+
+/// The exp-based kernels (LOGISTIC, TANH, GELU, SOFTMAX) sixteen lanes
+/// wide: the AVX2 versions' steps and constants on `__m512`, ragged ends
+/// through masked loads and stores instead of scalar code.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use super::avx2::{ERFC_P, TANH_SMALL, TANH_TAYLOR};
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// Lanes `0 .. n - i` of a 16-lane block starting at `i` (all 16 when
+    /// the block is whole).
+    #[inline(always)]
+    fn tail_mask(i: usize, n: usize) -> __mmask16 {
+        let left = n - i;
+        if left >= 16 {
+            0xffff
+        } else {
+            ((1u32 << left) - 1) as __mmask16
+        }
+    }
+
+    /// `e^x`, as `exp8x4` in the AVX2 module.
+    #[inline(always)]
+    fn exp16(x: __m512) -> __m512 {
+        // SAFETY: only inlined into `avx512f,avx512dq` functions; register-only ops.
+        unsafe {
+            // max(min, x) keeps a NaN x.
+            let x = _mm512_max_ps(_mm512_set1_ps(EXP_MIN_ARG), x);
+            let magic = _mm512_set1_ps(ROUND_MAGIC);
+            let t = _mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), magic);
+            let nf = _mm512_sub_ps(t, magic);
+            let r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(LN2_HI), x);
+            let r = _mm512_fnmadd_ps(nf, _mm512_set1_ps(LN2_LO), r);
+            let c = EXP_P.map(|c| _mm512_set1_ps(c));
+            let mut y = _mm512_fmadd_ps(c[0], r, c[1]);
+            y = _mm512_fmadd_ps(y, r, c[2]);
+            y = _mm512_fmadd_ps(y, r, c[3]);
+            y = _mm512_fmadd_ps(y, r, c[4]);
+            y = _mm512_fmadd_ps(y, r, c[5]);
+            let y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
+            // y · 2^n in one rounding, into the denormals (what the AVX2
+            // version does with two exact power-of-two factors).
+            _mm512_scalef_ps(y, nf)
+        }
+    }
+
+    /// `1 / d` from the 14-bit estimate and one Newton step (within an ulp
+    /// or two; `d` finite and non-zero: the sigmoid's and tanh's `1 + e`).
+    #[inline(always)]
+    fn recip16(d: __m512) -> __m512 {
+        // SAFETY: only inlined into `avx512f,avx512dq` functions; register-only ops.
+        unsafe {
+            let r = _mm512_rcp14_ps(d);
+            let e = _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0));
+            _mm512_fmadd_ps(r, e, r)
+        }
+    }
+
+    /// The reference's three ranges, as `sigmoid8x4`.
+    #[inline(always)]
+    fn sigmoid16(x: __m512) -> __m512 {
+        // SAFETY: only inlined into `avx512f,avx512dq` functions; register-only ops.
+        unsafe {
+            let one = _mm512_set1_ps(1.0);
+            let is_low = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(SIGMOID_LOWER));
+            let is_high = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_set1_ps(SIGMOID_UPPER));
+            // e^x below -9, e^-x otherwise (NaN stays NaN).
+            let arg = _mm512_mask_blend_ps(is_low, _mm512_sub_ps(_mm512_setzero_ps(), x), x);
+            let e = exp16(arg);
+            // A divide a value costs more than the rest together here.
+            let mid = recip16(_mm512_add_ps(one, e));
+            _mm512_mask_blend_ps(is_high, _mm512_mask_blend_ps(is_low, mid, e), one)
+        }
+    }
+
+    /// As `tanh8`.
+    #[inline(always)]
+    fn tanh16(x: __m512) -> __m512 {
+        // SAFETY: only inlined into `avx512f,avx512dq` functions; register-only ops.
+        unsafe {
+            let sign = _mm512_set1_ps(-0.0);
+            let a = _mm512_andnot_ps(sign, x);
+            let one = _mm512_set1_ps(1.0);
+            let e = exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0)));
+            let big = _mm512_mul_ps(_mm512_sub_ps(one, e), recip16(_mm512_add_ps(one, e)));
+            let big = _mm512_or_ps(big, _mm512_and_ps(x, sign));
+            let x2 = _mm512_mul_ps(x, x);
+            let c = TANH_TAYLOR.map(|c| _mm512_set1_ps(c));
+            let mut p = c[4];
+            p = _mm512_fmadd_ps(p, x2, c[3]);
+            p = _mm512_fmadd_ps(p, x2, c[2]);
+            p = _mm512_fmadd_ps(p, x2, c[1]);
+            p = _mm512_fmadd_ps(p, x2, c[0]);
+            let small = _mm512_fmadd_ps(_mm512_mul_ps(p, x2), x, x);
+            // NaN compares false and keeps `big` (NaN).
+            _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, _mm512_set1_ps(TANH_SMALL)), big, small)
+        }
+    }
+
+    /// As `erfc8`.
+    #[inline(always)]
+    fn erfc16(x: __m512) -> __m512 {
+        // SAFETY: only inlined into `avx512f,avx512dq` functions; register-only ops.
+        unsafe {
+            let one = _mm512_set1_ps(1.0);
+            let z = _mm512_andnot_ps(_mm512_set1_ps(-0.0), x);
+            let t = _mm512_div_ps(one, _mm512_fmadd_ps(z, _mm512_set1_ps(0.5), one));
+            let c = ERFC_P.map(|c| _mm512_set1_ps(c));
+            let mut p = c[9];
+            for k in (0..9).rev() {
+                p = _mm512_fmadd_ps(p, t, c[k]);
+            }
+            let r = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)));
+            // erfc(-z) = 2 - erfc(z).
+            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
+            _mm512_mask_blend_ps(neg, r, _mm512_sub_ps(_mm512_set1_ps(2.0), r))
+        }
+    }
+
+    /// `out[i] = f(input[i])` sixteen at a time, two blocks a step (two
+    /// independent dependency chains in flight), the end masked.
+    ///
+    /// # Safety
+    /// AVX-512 F/DQ available; `input` at least as long as `out`.
+    #[inline(always)]
+    unsafe fn map16(input: &[f32], out: &mut [f32], f: impl Fn(__m512) -> __m512) {
+        let n = out.len();
+        let (ip, op) = (input.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        // SAFETY: whole blocks below `n`; the last one masked to `n`.
+        unsafe {
+            while i + 32 <= n {
+                let (a, b) = (f(_mm512_loadu_ps(ip.add(i))), f(_mm512_loadu_ps(ip.add(i + 16))));
+                _mm512_storeu_ps(op.add(i), a);
+                _mm512_storeu_ps(op.add(i + 16), b);
+                i += 32;
+            }
+            while i < n {
+                let k = tail_mask(i, n);
+                _mm512_mask_storeu_ps(op.add(i), k, f(_mm512_maskz_loadu_ps(k, ip.add(i))));
+                i += 16;
+            }
+        }
+    }
+
+    pub(super) fn f32_vsigmoid_avx512(t: Avx512, input: &[f32], out: &mut [f32]) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX-512 F/DQ; lengths are equal.
+        unsafe { vsigmoid(input, out) }
+    }
+
+    /// # Safety
+    /// AVX-512 F/DQ available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn vsigmoid(input: &[f32], out: &mut [f32]) {
+        // SAFETY: the caller's guarantee.
+        // A closure, not the fn item: passed as is, the call was not
+        // inlined and every vector went through memory (30x slower).
+        #[allow(clippy::redundant_closure)]
+        unsafe {
+            map16(input, out, |x| sigmoid16(x))
+        }
+    }
+
+    pub(super) fn f32_vtanh_avx512(t: Avx512, input: &[f32], out: &mut [f32]) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX-512 F/DQ; lengths are equal.
+        unsafe { vtanh(input, out) }
+    }
+
+    /// # Safety
+    /// AVX-512 F/DQ available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn vtanh(input: &[f32], out: &mut [f32]) {
+        // SAFETY: the caller's guarantee.
+        // A closure: see `vsigmoid`.
+        #[allow(clippy::redundant_closure)]
+        unsafe {
+            map16(input, out, |x| tanh16(x))
+        }
+    }
+
+    pub(super) fn f32_vgelu_avx512(t: Avx512, input: &[f32], out: &mut [f32], approximate: bool) {
+        assert_eq!(input.len(), out.len());
+        let _ = t;
+        // SAFETY: the token proves AVX-512 F/DQ; lengths are equal.
+        unsafe { vgelu(input, out, approximate) }
+    }
+
+    /// # Safety
+    /// AVX-512 F/DQ available; `input` at least as long as `out`.
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn vgelu(input: &[f32], out: &mut [f32], approximate: bool) {
+        let half = _mm512_set1_ps(0.5);
+        // sqrt(2 / pi), as the reference rounds it.
+        let k = _mm512_set1_ps((std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2) as f32);
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            if approximate {
+                map16(input, out, |x| {
+                    let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+                    let inner = _mm512_mul_ps(k, _mm512_fmadd_ps(_mm512_set1_ps(0.044715), x3, x));
+                    _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(_mm512_set1_ps(1.0), tanh16(inner)))
+                })
+            } else {
+                map16(input, out, |x| {
+                    let t = _mm512_mul_ps(x, _mm512_set1_ps(-std::f32::consts::FRAC_1_SQRT_2));
+                    _mm512_mul_ps(_mm512_mul_ps(half, x), erfc16(t))
+                })
+            }
+        }
+    }
+
+    pub(super) fn f32_softmax_avx512(t: Avx512, input: &[f32], out: &mut [f32], depth: usize, beta: f32) {
+        assert!(depth > 0 && input.len() == out.len() && out.len().is_multiple_of(depth));
+        let _ = t;
+        for (x, y) in input.chunks_exact(depth).zip(out.chunks_exact_mut(depth)) {
+            // SAFETY: the token proves AVX-512 F/DQ; `x` and `y` are one row.
+            unsafe { softmax_row(x, y, beta) }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512 F/DQ available; `x` and `y` of the same length.
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    unsafe fn softmax_row(x: &[f32], y: &mut [f32], beta: f32) {
+        let n = y.len();
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        // SAFETY: every block is masked to `n`, within both slices.
+        unsafe {
+            let lowest = _mm512_set1_ps(f32::MIN);
+            let mut m = lowest;
+            let mut i = 0;
+            while i < n {
+                m = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, tail_mask(i, n), xp.add(i)), m);
+                i += 16;
+            }
+            let lanes: [f32; 16] = std::mem::transmute(m);
+            let max = lanes.iter().fold(f32::MIN, |m, &v| if m < v { v } else { m });
+            let (vmax, vbeta) = (_mm512_set1_ps(max), _mm512_set1_ps(beta));
+            let mut s = _mm512_setzero_ps();
+            let mut i = 0;
+            while i < n {
+                let k = tail_mask(i, n);
+                let e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, xp.add(i)), vmax), vbeta));
+                _mm512_mask_storeu_ps(yp.add(i), k, e);
+                s = _mm512_mask_add_ps(s, k, s, e);
+                i += 16;
+            }
+            let lanes: [f32; 16] = std::mem::transmute(s);
+            // Times the reciprocal, not a divide per value (one more
+            // rounding).
+            let inv = _mm512_set1_ps(1.0 / lanes.iter().sum::<f32>());
+            let mut i = 0;
+            while i < n {
+                let k = tail_mask(i, n);
+                _mm512_mask_storeu_ps(yp.add(i), k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, yp.add(i)), inv));
+                i += 16;
+            }
         }
     }
 }
