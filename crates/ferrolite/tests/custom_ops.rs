@@ -286,3 +286,88 @@ fn a_recorded_range_reaches_the_reader_that_asked_for_it() {
     assert_eq!(seen[0], (-1.0, 11.0));
     assert!(unknown(seen[1]), "a stale range reached the next invoke: {:?}", seen[1]);
 }
+
+/// `with_builtins` carries MediaPipe's `Convolution2DTransposeBias` (on the
+/// GEMM transposed-convolution kernel, at 1 and 2 threads): the selfie
+/// segmenter runs without user registration and gives the outputs of the
+/// user op above (the reference scatter) within float tolerance.
+#[test]
+fn selfie_segmentation_runs_with_the_builtin_mediapipe_op() {
+    let Some(path) = support::fixture("selfie_segmentation.tflite") else {
+        eprintln!("skipping: selfie_segmentation.tflite not found");
+        return;
+    };
+    let model = Model::from_file(&path).unwrap();
+    let run = |resolver: &OpResolver, threads: usize| {
+        let mut it = Interpreter::new(&model, resolver, InterpreterOptions { threads, ..Default::default() }).unwrap();
+        it.allocate_tensors().unwrap();
+        let n: usize = it.input(0).unwrap().shape().iter().product();
+        let x: Vec<f32> = (0..n as u32).map(|i| ((i.wrapping_mul(2654435761) >> 9) % 1000) as f32 / 1000.0).collect();
+        it.set_input(0, &x).unwrap();
+        it.invoke().unwrap();
+        it.output(0).unwrap().as_slice::<f32>().unwrap().to_vec()
+    };
+    let mut user = OpResolver::with_builtins();
+    user.add_custom("Convolution2DTransposeBias", Convolution2DTransposeBias);
+    let want = run(&user, 1);
+    for threads in [1, 2] {
+        let got = run(&OpResolver::with_builtins(), threads);
+        assert_eq!(got.len(), want.len());
+        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "threads {threads}: max |diff| {worst}");
+    }
+}
+
+/// Malformed options of the built-in `Convolution2DTransposeBias` are
+/// errors naming what is wrong, not panics.
+#[test]
+fn mediapipe_transpose_conv_rejects_bad_options() {
+    let ints = |v: [i32; 3]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for (options, want) in [(vec![1u8, 0, 0, 0], "12"), (ints([7, 2, 2]), "padding"), (ints([1, 0, 2]), "stride_w")] {
+        let tensor = |shape: Vec<i32>, buffer: u32| fb::Tensor {
+            shape: Some(shape),
+            type_: fb::TensorType::Float32,
+            buffer,
+            ..Default::default()
+        };
+        let floats = |n: usize| fb::Buffer {
+            data: Some((0..n).flat_map(|i| (i as f32 * 0.1).to_le_bytes()).collect()),
+            ..Default::default()
+        };
+        let model = fb::Model {
+            version: 3,
+            operator_codes: Some(vec![fb::OperatorCode {
+                deprecated_builtin_code: 32,
+                builtin_code: fb::BuiltinOperator::Custom,
+                custom_code: Some("Convolution2DTransposeBias".into()),
+                version: 1,
+            }]),
+            subgraphs: Some(vec![fb::SubGraph {
+                tensors: Some(vec![
+                    tensor(vec![1, 4, 4, 3], 0),
+                    tensor(vec![2, 3, 3, 3], 1),
+                    tensor(vec![2], 2),
+                    tensor(vec![1, 8, 8, 2], 0),
+                ]),
+                inputs: Some(vec![0]),
+                outputs: Some(vec![3]),
+                operators: Some(vec![fb::Operator {
+                    opcode_index: 0,
+                    inputs: Some(vec![0, 1, 2]),
+                    outputs: Some(vec![3]),
+                    custom_options: Some(options),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }]),
+            buffers: Some(vec![fb::Buffer::default(), floats(54), floats(2)]),
+            ..Default::default()
+        };
+        let bytes = fb::finish_model(&mut planus::Builder::new(), &model);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let resolver = OpResolver::with_builtins();
+        let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
+        let err = it.allocate_tensors().unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+}

@@ -35,6 +35,7 @@ pub mod fully_connected;
 pub mod gather;
 pub mod l2_normalization;
 pub mod local_response_norm;
+pub mod mediapipe;
 pub mod pad;
 pub mod pool2d;
 pub mod prelu;
@@ -80,6 +81,7 @@ pub fn register_all(r: &mut OpResolver) {
     gather::register(r);
     l2_normalization::register(r);
     local_response_norm::register(r);
+    mediapipe::register(r);
     pad::register(r);
     pool2d::register(r);
     prelu::register(r);

@@ -104,47 +104,7 @@ impl Operator for TransposeConv {
                     pad_left: pad.left,
                     clamp: float_clamp(o.fused_activation_function)?,
                 };
-                let filter = FloatWeights::prepare(ctx, 1)?;
-                let bias = match ctx.optional_input(3) {
-                    Some(_) => Some(FloatWeights::prepare(ctx, 3)?),
-                    None => None,
-                };
-                // Constant weights: the GEMM + scatter plan (see the kernel).
-                if let Some(w) = filter.at_prepare(ctx) {
-                    let plan = TransposeConvF32Plan::new(isa::detect(), &p, in_shape, w, filter_shape, out_shape);
-                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                        let x = ctx.input(2)?.as_slice::<f32>()?;
-                        let b = match &bias {
-                            Some(b) => Some(b.get(ctx)?),
-                            None => None,
-                        };
-                        let workers = ctx.workers;
-                        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                        let run = |first_row: usize, rows: &mut [f32]| {
-                            with_scratch(|scratch| plan.run_rows(x, b, rows, first_row, scratch))
-                        };
-                        // One band per thread: bands recompute the input
-                        // rows they share, so fewer is better.
-                        let out_rows = out_shape[0] * out_shape[1];
-                        if workers.threads() > 1 && y.len() >= PARALLEL_ELEMENTS {
-                            workers.for_each_chunk_min(y, plan.row_len(), out_rows.div_ceil(workers.threads()), run);
-                        } else {
-                            run(0, y);
-                        }
-                        Ok(())
-                    }));
-                }
-                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                    let x = ctx.input(2)?.as_slice::<f32>()?;
-                    let w = filter.get(ctx)?;
-                    let b = match &bias {
-                        Some(b) => Some(b.get(ctx)?),
-                        None => None,
-                    };
-                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                    transpose_conv2d_f32(&p, x, in_shape, w, filter_shape, b, y, out_shape);
-                    Ok(())
-                }))
+                prepare_float(ctx, p, [2, 1, 3], in_shape, filter_shape, out_shape)
             }
             dtype @ (DataType::Int8 | DataType::Int16) => {
                 // TFLite's reference_integer_ops::TransposeConv: per-channel
@@ -201,4 +161,59 @@ impl Operator for TransposeConv {
             other => Err(OpError::Unsupported(format!("TRANSPOSE_CONV on {other}"))),
         }
     }
+}
+
+/// The float kernel of TRANSPOSE_CONV and of MediaPipe's
+/// `Convolution2DTransposeBias` (the same operation, another input order):
+/// inputs `[input, filter, bias]` at the node's input indices `inputs`.
+pub(crate) fn prepare_float(
+    ctx: &mut PrepareContext<'_>,
+    p: TransposeConvParams,
+    inputs: [usize; 3],
+    in_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    out_shape: [usize; 4],
+) -> Result<Box<dyn PreparedOp>, OpError> {
+    let [input_at, filter_at, bias_at] = inputs;
+    let filter = FloatWeights::prepare(ctx, filter_at)?;
+    let bias = match ctx.optional_input(bias_at) {
+        Some(_) => Some(FloatWeights::prepare(ctx, bias_at)?),
+        None => None,
+    };
+    // Constant weights: the GEMM + scatter plan (see the kernel).
+    if let Some(w) = filter.at_prepare(ctx) {
+        let plan = TransposeConvF32Plan::new(isa::detect(), &p, in_shape, w, filter_shape, out_shape);
+        return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+            let x = ctx.input(input_at)?.as_slice::<f32>()?;
+            let b = match &bias {
+                Some(b) => Some(b.get(ctx)?),
+                None => None,
+            };
+            let workers = ctx.workers;
+            let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+            let run = |first_row: usize, rows: &mut [f32]| {
+                with_scratch(|scratch| plan.run_rows(x, b, rows, first_row, scratch))
+            };
+            // One band per thread: bands recompute the input
+            // rows they share, so fewer is better.
+            let out_rows = out_shape[0] * out_shape[1];
+            if workers.threads() > 1 && y.len() >= PARALLEL_ELEMENTS {
+                workers.for_each_chunk_min(y, plan.row_len(), out_rows.div_ceil(workers.threads()), run);
+            } else {
+                run(0, y);
+            }
+            Ok(())
+        }));
+    }
+    Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+        let x = ctx.input(input_at)?.as_slice::<f32>()?;
+        let w = filter.get(ctx)?;
+        let b = match &bias {
+            Some(b) => Some(b.get(ctx)?),
+            None => None,
+        };
+        let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+        transpose_conv2d_f32(&p, x, in_shape, w, filter_shape, b, y, out_shape);
+        Ok(())
+    }))
 }
