@@ -547,7 +547,7 @@ impl Im2col<'_> {
             let block = &mut dst[r * row_len..(r + np) * row_len];
             if row_len > k {
                 for row in block.chunks_exact_mut(row_len) {
-                    row[k..].fill(D::default());
+                    zero_short(&mut row[k..]);
                 }
             }
             let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
@@ -597,6 +597,21 @@ impl Im2col<'_> {
             }
             r += np;
         }
+    }
+}
+
+/// `t.fill(D::default())` for the 1-3 padding values that round a row's
+/// depth up to the kernel's step: stores, not a `memset` call per row (a
+/// first conv's 12544 rows of 27 + 1 bytes spent 16% of its time there).
+#[inline(always)]
+fn zero_short<D: Copy + Default>(t: &mut [D]) {
+    let z = D::default();
+    match t {
+        [] => {}
+        [a] => *a = z,
+        [a, b] => (*a, *b) = (z, z),
+        [a, b, c] => (*a, *b, *c) = (z, z, z),
+        _ => t.fill(z),
     }
 }
 
