@@ -19,6 +19,9 @@ Every fixture is MODEL.VARIANT.tflite plus, beside it:
   MODEL.VARIANT.ref0.npy ...  outputs of LiteRT's reference kernels
                               (OpResolverType.BUILTIN_REF, one thread):
                               integer outputs are to be matched bit for bit
+                              (fixtures.json names another resolver as
+                              ref_resolver for the few models whose ops
+                              the reference resolver lacks)
   MODEL.VARIANT.xnn0.npy ...  outputs of LiteRT's default path (XNNPACK):
                               the ref-vs-xnn gap shows how far two correct
                               float implementations drift apart
@@ -31,6 +34,9 @@ per-channel weights). Dynamic-range quantization only touches weight tensors
 of at least 1024 elements, so the models are sized for that. Each variant is
 converted and run in its own process: a variant the converter cannot make (or
 that crashes it) is reported and skipped, not fatal.
+
+Single-op models (FUNCTIONS: ONE_HOT, SCATTER_ND, segment ops...) are
+tf.functions converted with from_concrete_functions, f32 variant only.
 
 Weights are random but seeded, so rerunning gives the same files for the same
 TensorFlow/LiteRT versions.
@@ -217,6 +223,116 @@ MODELS = [
 ]
 
 
+# ------------------------------------------------ single-op tf.functions ---
+# Builtins that Keras has no layer for and that the fixtures above do not
+# reach. Each builder returns (tf.function body, input shapes): converted
+# with from_concrete_functions, float32 inputs only (integer and boolean
+# operands are computed from them inside), float variant only. Integer and
+# boolean results are cast to int32 so that they compare exactly.
+
+def fn_one_hot():
+    """ONE_HOT: float output on a middle axis, indices -1..5 for depth 4
+    (out-of-range rows are all off), and int32 output on the last axis."""
+    def f(x):
+        idx = tf.cast(tf.floor((x + 1.0) * 3.0) - 1.0, tf.int32)
+        a = tf.one_hot(idx, 4, on_value=2.5, off_value=-1.0, axis=1)
+        b = tf.one_hot(idx, 3, on_value=7, off_value=0, dtype=tf.int32)
+        return a, tf.cast(b, tf.float32)
+    return f, [(2, 3)]
+
+
+def fn_reduce_any_all():
+    """REDUCE_ANY over one axis, REDUCE_ALL over two with keep_dims."""
+    def f(x):
+        a = tf.reduce_any(x > 0.5, axis=1)
+        b = tf.reduce_all(x > -0.6, axis=[0, 2], keepdims=True)
+        return tf.cast(a, tf.int32), tf.cast(b, tf.int32)
+    return f, [(2, 3, 4)]
+
+
+def fn_atan2():
+    """ATAN2 on two same-shaped inputs."""
+    return (lambda y, x: tf.math.atan2(y, x)), [(3, 5), (3, 5)]
+
+
+def fn_scatter_nd():
+    """SCATTER_ND with a repeated index (its updates add up)."""
+    def f(x):
+        return tf.scatter_nd(tf.constant([[1], [3], [1]]), x, tf.constant([5, 4]))
+    return f, [(3, 4)]
+
+
+def fn_broadcast_args():
+    """BROADCAST_ARGS of two computed shapes: [a, 1, 3] with [b, 1] gives
+    [a, b, 3] (a, b in 1..4)."""
+    def f(x):
+        n = tf.cast(tf.floor(tf.abs(x) * 3.0) + 1.0, tf.int32)
+        return tf.raw_ops.BroadcastArgs(s0=tf.stack([n[0], 1, 3]), s1=tf.stack([n[1], 1]))
+    return f, [(2,)]
+
+
+def fn_segment_sum():
+    """SEGMENT_SUM with constant sorted segment ids."""
+    return (lambda x: tf.math.segment_sum(x, tf.constant([0, 0, 1, 2, 2, 2]))), [(6, 3)]
+
+
+def fn_unsorted_segment():
+    """UNSORTED_SEGMENT_SUM / MAX / MIN / PROD: a negative id (dropped) and
+    an empty segment (left at the reduction's identity), float and int32."""
+    ids = tf.constant([2, 0, -1, 2, 0])
+    def f(x):
+        xi = tf.cast(x * 10.0, tf.int32)
+        return (tf.math.unsorted_segment_sum(x, ids, 4),
+                tf.math.unsorted_segment_max(x, ids, 4),
+                tf.math.unsorted_segment_min(x, ids, 4),
+                tf.math.unsorted_segment_prod(x, ids, 4),
+                tf.cast(tf.math.unsorted_segment_sum(xi, ids, 3), tf.float32),
+                tf.cast(tf.math.unsorted_segment_max(xi, ids, 3), tf.float32))
+    return f, [(5, 2)]
+
+
+def fn_dynamic_update_slice():
+    """DYNAMIC_UPDATE_SLICE with computed start indices in -5..5, clamped
+    into the operand."""
+    from tensorflow.compiler.tf2xla.python import xla
+
+    def f(x, u):
+        start = tf.cast(x[0, :2] * 5.0, tf.int32)
+        return xla.dynamic_update_slice(x, u, start)
+    return f, [(4, 5), (2, 3)]
+
+
+def fn_bucketize():
+    """BUCKETIZE with boundaries that a value can equal."""
+    return (lambda x: tf.raw_ops.Bucketize(input=tf.floor(x * 4.0) / 4.0,
+                                           boundaries=[-0.5, 0.0, 0.25, 0.75])), [(3, 4)]
+
+
+def fn_reverse_sequence():
+    """REVERSE_SEQUENCE along axis 1 per batch entry (axis 0), and along
+    axis 0 per entry of axis 2."""
+    def f(x):
+        a = tf.reverse_sequence(x, tf.constant([1, 3, 4, 0]), seq_axis=1, batch_axis=0)
+        b = tf.reverse_sequence(x, tf.constant([2, 4]), seq_axis=0, batch_axis=2)
+        return a, b
+    return f, [(4, 5, 2)]
+
+
+FUNCTIONS = [
+    # name, builder (variant f32 only)
+    ("one_hot", fn_one_hot),
+    ("reduce_any_all", fn_reduce_any_all),
+    ("atan2", fn_atan2),
+    ("scatter_nd", fn_scatter_nd),
+    ("broadcast_args", fn_broadcast_args),
+    ("segment_sum", fn_segment_sum),
+    ("unsorted_segment", fn_unsorted_segment),
+    ("dynamic_update_slice", fn_dynamic_update_slice),
+    ("bucketize", fn_bucketize),
+    ("reverse_sequence", fn_reverse_sequence),
+]
+
+
 # ------------------------------------------------------------- converting ---
 
 def representative(shapes, seed=1, n=16):
@@ -225,6 +341,14 @@ def representative(shapes, seed=1, n=16):
         for _ in range(n):
             yield [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
     return gen
+
+
+def convert_function(fn, shapes):
+    """Convert a tf.function body with float32 inputs of the given shapes."""
+    specs = [tf.TensorSpec(s, tf.float32) for s in shapes]
+    f = tf.function(fn, input_signature=specs)
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    return c.convert()
 
 
 def convert(model, variant, shapes):
@@ -288,7 +412,16 @@ def write_fixture(out, name, blob, seed=7):
     inputs = [seeded_input(d, rng) for d in in_details]
     for i, x in enumerate(inputs):
         np.save(f"{base}.in{i}.npy", x)
-    ref = run_litert(path, inputs, litert.OpResolverType.BUILTIN_REF)
+    ref_resolver = "BUILTIN_REF"
+    try:
+        ref = run_litert(path, inputs, litert.OpResolverType.BUILTIN_REF)
+    except ValueError as e:
+        # The reference resolver lacks a few builtins (SEGMENT_SUM): take
+        # the builtin kernels without XNNPACK then, and say so in the index.
+        if "Didn't find op" not in str(e):
+            raise
+        ref_resolver = "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+        ref = run_litert(path, inputs, litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     xnn = run_litert(path, inputs, litert.OpResolverType.AUTO)
     for i, (r, x) in enumerate(zip(ref, xnn)):
         np.save(f"{base}.ref{i}.npy", r)
@@ -306,6 +439,8 @@ def write_fixture(out, name, blob, seed=7):
                     for d in out_details],
         "ref_vs_xnn_max_abs_diff": drift,
     }
+    if ref_resolver != "BUILTIN_REF":
+        entry["ref_resolver"] = ref_resolver
     print(f"{name}: {len(blob)} bytes, ref-vs-xnn max|diff| {drift:.3g}, ops {' '.join(ops)}",
           flush=True)
     return entry
@@ -313,9 +448,15 @@ def write_fixture(out, name, blob, seed=7):
 
 def make_one(out, name, variant):
     """Convert one variant and write its fixture (run in a child process)."""
-    build = {m[0]: m[1] for m in MODELS}[name]
     keras.utils.set_random_seed(SEED)
     tf.random.set_seed(SEED)
+    functions = dict(FUNCTIONS)
+    if name in functions:
+        fn, shapes = functions[name]()
+        entry = write_fixture(out, f"{name}.{variant}", convert_function(fn, shapes))
+        print("FIXTURE " + json.dumps(entry), flush=True)
+        return
+    build = {m[0]: m[1] for m in MODELS}[name]
     model = seeded_weights(build())
     shapes = [(1,) + tuple(t.shape[1:]) for t in model.inputs]
     full = f"{name}.{variant}"
@@ -339,7 +480,7 @@ def main():
         with open(index_path) as f:
             index = {e["name"]: e for e in json.load(f)["fixtures"]}
     failed = []
-    for name, _, variants in MODELS:
+    for name, _, variants in MODELS + [(n, f, ["f32"]) for n, f in FUNCTIONS]:
         if only and name not in only:
             continue
         for variant in variants:

@@ -58,6 +58,16 @@ pub mod transpose;
 pub mod transpose_conv;
 pub mod unary;
 pub mod unidirectional_sequence_lstm;
+pub mod atan2;
+pub mod broadcast_args;
+pub mod bucketize;
+pub mod dynamic_update_slice;
+pub mod one_hot;
+pub mod reduce_logical;
+pub mod reverse_sequence;
+pub mod scatter_nd;
+pub mod segment_sum;
+pub mod unsorted_segment;
 
 pub(crate) use common::*;
 
@@ -103,6 +113,16 @@ pub fn register_all(r: &mut OpResolver) {
     transpose_conv::register(r);
     unary::register(r);
     unidirectional_sequence_lstm::register(r);
+    atan2::register(r);
+    broadcast_args::register(r);
+    bucketize::register(r);
+    dynamic_update_slice::register(r);
+    one_hot::register(r);
+    reduce_logical::register(r);
+    reverse_sequence::register(r);
+    scatter_nd::register(r);
+    segment_sum::register(r);
+    unsorted_segment::register(r);
     for impure in [B::RandomUniform, B::RandomStandardNormal, B::Multinomial, B::AssignVariable, B::CallOnce] {
         r.mark_impure(impure as i32);
     }
