@@ -9,6 +9,7 @@ pub mod concat;
 pub mod conv;
 pub mod cumsum;
 pub mod densify;
+pub mod detection_postprocess;
 pub mod elementwise;
 pub mod embedding;
 pub mod fill;

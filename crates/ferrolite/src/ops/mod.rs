@@ -29,6 +29,7 @@ pub mod cumsum;
 pub mod densify;
 pub mod depthwise_conv2d;
 pub mod dequantize;
+pub mod detection_postprocess;
 pub mod embedding_lookup;
 pub mod fill;
 pub mod fully_connected;
@@ -71,7 +72,9 @@ pub mod unsorted_segment;
 
 pub(crate) use common::*;
 
-/// Register every builtin op this crate implements.
+/// Register every builtin op this crate implements, the custom op TFLite's
+/// default resolver has too (TFLite_Detection_PostProcess) and the one
+/// MediaPipe's segmenters need (Convolution2DTransposeBias).
 pub fn register_all(r: &mut OpResolver) {
     add_n::register(r);
     arg_min_max::register(r);
@@ -85,6 +88,7 @@ pub fn register_all(r: &mut OpResolver) {
     densify::register(r);
     depthwise_conv2d::register(r);
     dequantize::register(r);
+    detection_postprocess::register(r);
     embedding_lookup::register(r);
     fill::register(r);
     fully_connected::register(r);
