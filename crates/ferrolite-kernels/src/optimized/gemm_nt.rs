@@ -51,10 +51,11 @@ pub fn matmul_f32(
     }
     scratch.clear();
     let transpose = |src: &[f32], rows: usize, cols: usize, dst: &mut Vec<f32>| {
-        // `src` is rows x cols; append its cols x rows transpose.
-        for c in 0..cols {
-            dst.extend((0..rows).map(|r| src[r * cols + c]));
-        }
+        // `src` is rows x cols; append its cols x rows transpose (in tiles:
+        // column by column took as long as the product for 64 x 64).
+        let at = dst.len();
+        dst.resize(at + rows * cols, 0.0);
+        crate::optimized::transpose::transpose_x32(isa, src, &[rows, cols], &[1, 0], &mut dst[at..]);
     };
     // L as m rows of k: stored k x m when adj_x.
     let l_at = scratch.len();

@@ -23,9 +23,10 @@ pub fn transpose<T: Copy>(input: &[T], in_shape: &[usize], perm: &[usize], outpu
     drive(input, in_shape, perm, output, transpose_2d)
 }
 
-/// [`transpose`] for 4-byte elements (floats, int32s as their bits), with
-/// 8x8 register transposes where `isa` allows AVX2.
-pub fn transpose_x32(isa: IsaLevel, input: &[u32], in_shape: &[usize], perm: &[usize], output: &mut [u32]) {
+/// [`transpose`] for 4-byte elements (`f32`, `u32`, `i32`: only their
+/// bits move), with 8x8 register transposes where `isa` allows AVX2.
+pub fn transpose_x32<T: Copy>(isa: IsaLevel, input: &[T], in_shape: &[usize], perm: &[usize], output: &mut [T]) {
+    assert_eq!(std::mem::size_of::<T>(), 4, "transpose_x32 moves 4-byte elements");
     #[cfg(target_arch = "x86_64")]
     if let Some(t) = Avx2Fma::new(isa) {
         return drive(input, in_shape, perm, output, |x, stride, a, b, out| {
@@ -116,7 +117,7 @@ mod avx2 {
 
     /// [`super::transpose_2d`] on 4-byte values: 8x8 blocks through
     /// registers, the ragged edges as the scalar version.
-    pub(super) fn transpose_2d(t: Avx2Fma, input: &[u32], stride: usize, a: usize, b: usize, out: &mut [u32]) {
+    pub(super) fn transpose_2d<T: Copy>(t: Avx2Fma, input: &[T], stride: usize, a: usize, b: usize, out: &mut [T]) {
         let _ = t;
         assert!(out.len() >= a * b && (b == 0 || a == 0 || input.len() >= (b - 1) * stride + a));
         let (a8, b8) = (a / 8 * 8, b / 8 * 8);
@@ -125,8 +126,16 @@ mod avx2 {
                 // SAFETY: the token proves AVX2; rows j0..j0+8 of the input
                 // are read at columns i0..i0+8 (< a, within the asserted
                 // length) and rows i0..i0+8 of `out` written at columns
-                // j0..j0+8 (< b).
-                unsafe { block8(input.as_ptr().add(j0 * stride + i0), stride, out.as_mut_ptr().add(i0 * b + j0), b) }
+                // j0..j0+8 (< b); `T` is 4 bytes (asserted by the caller),
+                // moved as the bits of an f32 lane.
+                unsafe {
+                    block8(
+                        input.as_ptr().add(j0 * stride + i0) as *const f32,
+                        stride,
+                        out.as_mut_ptr().add(i0 * b + j0) as *mut f32,
+                        b,
+                    )
+                }
             }
         }
         // The right-hand columns and bottom rows the blocks left.
@@ -145,10 +154,10 @@ mod avx2 {
     /// AVX2 available; 8 rows of 8 values readable at `src` and writable
     /// at `dst` with those strides.
     #[target_feature(enable = "avx2")]
-    unsafe fn block8(src: *const u32, src_stride: usize, dst: *mut u32, dst_stride: usize) {
+    unsafe fn block8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
         // SAFETY: within the 8x8 blocks the caller guarantees.
         unsafe {
-            let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add(k * src_stride) as *const f32));
+            let r: [__m256; 8] = std::array::from_fn(|k| _mm256_loadu_ps(src.add(k * src_stride)));
             let t0 = _mm256_unpacklo_ps(r[0], r[1]);
             let t1 = _mm256_unpackhi_ps(r[0], r[1]);
             let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -176,7 +185,7 @@ mod avx2 {
                 _mm256_permute2f128_ps::<0x31>(s3, s7),
             ];
             for (k, v) in o.iter().enumerate() {
-                _mm256_storeu_ps(dst.add(k * dst_stride) as *mut f32, *v);
+                _mm256_storeu_ps(dst.add(k * dst_stride), *v);
             }
         }
     }
