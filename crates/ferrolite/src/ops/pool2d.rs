@@ -100,6 +100,8 @@ impl Operator for Pool {
                 let (qmin, qmax) = qrange(t)?;
                 let (lo, hi) = quantized_activation_range(fused(o.fused_activation_function)?, so, zo, qmin, qmax);
                 let clamp = ClampI32 { min: lo, max: hi };
+                // Vectorised, the reference's values (see the kernels).
+                let (level, reference) = (isa::detect(), ctx.reference_kernels);
                 let p = Pool2dParams {
                     stride_h,
                     stride_w,
@@ -117,11 +119,23 @@ impl Operator for Pool {
                             let y = ctx.output(0)?.as_slice_mut::<$T>()?;
                             let complete = AtomicBool::new(true);
                             workers.for_each_chunk(y, channels, |first, rows| {
-                                if kind == Kind::Max {
-                                    qk::max_pool_quantized_rows(&p, clamp, x, in_shape, rows, first, out_shape);
-                                } else if !qk::average_pool_quantized_rows(
-                                    &p, clamp, x, in_shape, rows, first, out_shape,
-                                ) {
+                                let averaged = match (kind, reference) {
+                                    (Kind::Max, false) => {
+                                        fast::max_pool_q8_rows(level, &p, clamp, x, in_shape, rows, first, out_shape);
+                                        true
+                                    }
+                                    (Kind::Max, true) => {
+                                        qk::max_pool_quantized_rows(&p, clamp, x, in_shape, rows, first, out_shape);
+                                        true
+                                    }
+                                    (_, false) => fast::average_pool_q8_rows(
+                                        level, &p, clamp, x, in_shape, rows, first, out_shape,
+                                    ),
+                                    (_, true) => {
+                                        qk::average_pool_quantized_rows(&p, clamp, x, in_shape, rows, first, out_shape)
+                                    }
+                                };
+                                if !averaged {
                                     complete.store(false, Ordering::Relaxed);
                                 }
                             });
