@@ -151,8 +151,9 @@ fn average_q8<T: QType>(
     let mut taps = Vec::with_capacity(p.filter_h * p.filter_w);
     // The float quotient needs |sum ± count/2| < 2^21.
     let largest = T::MAX.max(-T::MIN) as i64 + 1;
-    for (i, out) in out_rows.chunks_exact_mut(depth).enumerate() {
-        pool::window_pixels(p, in_shape, out_shape, row_start + i, &mut taps);
+    let mut walk = pool::PixelWalk::new(out_shape, row_start);
+    for out in out_rows.chunks_exact_mut(depth) {
+        pool::window_pixels(p, in_shape, walk.next_pixel(), &mut taps);
         if taps.is_empty() {
             return false;
         }
@@ -209,8 +210,9 @@ fn max_q8<T: QType>(
     }
     let mut acc = vec![T::MIN; depth];
     let mut taps = Vec::with_capacity(p.filter_h * p.filter_w);
-    for (i, out) in out_rows.chunks_exact_mut(depth).enumerate() {
-        pool::window_pixels(p, in_shape, out_shape, row_start + i, &mut taps);
+    let mut walk = pool::PixelWalk::new(out_shape, row_start);
+    for out in out_rows.chunks_exact_mut(depth) {
+        pool::window_pixels(p, in_shape, walk.next_pixel(), &mut taps);
         acc.fill(T::MIN);
         for &px in &taps {
             for (a, v) in acc.iter_mut().zip(&input[px * depth..(px + 1) * depth]) {

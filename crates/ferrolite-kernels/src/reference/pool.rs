@@ -28,19 +28,11 @@ fn clipped(origin: isize, filter: usize, size: usize) -> (usize, usize) {
 }
 
 /// The in-bounds input pixels (flat `(b, iy, ix)` indices) of output pixel
-/// `pix` (flat `(b, oy, ox)`), in row-major tap order, into `taps`.
-pub(crate) fn window_pixels(
-    p: &Pool2dParams,
-    in_shape: [usize; 4],
-    out_shape: [usize; 4],
-    pix: usize,
-    taps: &mut Vec<usize>,
-) {
+/// `at` (`(b, oy, ox)`), in row-major tap order, into `taps`.
+#[inline]
+pub(crate) fn window_pixels(p: &Pool2dParams, in_shape: [usize; 4], at: (usize, usize, usize), taps: &mut Vec<usize>) {
     let [_, in_h, in_w, _] = in_shape;
-    let [_, out_h, out_w, _] = out_shape;
-    let ox = pix % out_w.max(1);
-    let oy = (pix / out_w.max(1)) % out_h.max(1);
-    let b = pix / (out_w * out_h).max(1);
+    let (b, oy, ox) = at;
     let iy0 = (oy * p.stride_h) as isize - p.pad_top as isize;
     let ix0 = (ox * p.stride_w) as isize - p.pad_left as isize;
     let (fy0, fy1) = clipped(iy0, p.filter_h, in_h);
@@ -51,6 +43,40 @@ pub(crate) fn window_pixels(
         for fx in fx0..fx1 {
             taps.push((b * in_h + iy) * in_w + (ix0 + fx as isize) as usize);
         }
+    }
+}
+
+/// Output pixel coordinates `(b, oy, ox)` from flat pixel `first` on, one
+/// step at a time (no division per pixel: three of them cost a quarter of
+/// a small float pool's time).
+pub(crate) struct PixelWalk {
+    out_h: usize,
+    out_w: usize,
+    at: (usize, usize, usize),
+}
+
+impl PixelWalk {
+    pub(crate) fn new(out_shape: [usize; 4], first: usize) -> PixelWalk {
+        let [_, out_h, out_w, _] = out_shape;
+        let (h, w) = (out_h.max(1), out_w.max(1));
+        PixelWalk { out_h: h, out_w: w, at: (first / (w * h), (first / w) % h, first % w) }
+    }
+
+    /// The current pixel; then the walk moves to the next.
+    #[inline]
+    pub(crate) fn next_pixel(&mut self) -> (usize, usize, usize) {
+        let here = self.at;
+        let (b, oy, ox) = &mut self.at;
+        *ox += 1;
+        if *ox == self.out_w {
+            *ox = 0;
+            *oy += 1;
+            if *oy == self.out_h {
+                *oy = 0;
+                *b += 1;
+            }
+        }
+        here
     }
 }
 
@@ -75,8 +101,9 @@ pub(crate) fn pool_rows<T>(
         return true;
     }
     let mut taps = Vec::with_capacity(p.filter_h * p.filter_w);
-    for (i, out) in out_rows.chunks_exact_mut(depth).enumerate() {
-        window_pixels(p, in_shape, out_shape, row_start + i, &mut taps);
+    let mut walk = PixelWalk::new(out_shape, row_start);
+    for out in out_rows.chunks_exact_mut(depth) {
+        window_pixels(p, in_shape, walk.next_pixel(), &mut taps);
         if !reduce(&taps, out) {
             return false;
         }
