@@ -8,7 +8,6 @@ use ferrolite::{
 };
 use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::reference::conv::{transpose_conv2d_f32, TransposeConvParams};
-use ferrolite_kernels::reference::padding::{Padding, Padding2d};
 
 /// A chain of custom ops over [2, 3] float tensors: op `i` (name, one byte
 /// of custom options) maps tensor `i` to tensor `i + 1`; the first tensor
@@ -123,18 +122,22 @@ impl Operator for Convolution2DTransposeBias {
             return Err(OpError::Options(format!("{} option bytes, expected 12", o.len())));
         }
         let int = |i: usize| i32::from_le_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]);
-        let padding = if int(0) == 1 { Padding::Same } else { Padding::Valid };
+        let same = int(0) == 1;
         let (stride_w, stride_h) = (int(1) as usize, int(2) as usize);
         let in_shape: [usize; 4] = ctx.input(0)?.shape().try_into().map_err(|_| OpError::Shape("input".into()))?;
         let f_shape: [usize; 4] = ctx.input(1)?.shape().try_into().map_err(|_| OpError::Shape("filter".into()))?;
-        let (oh, ow) = match padding {
-            Padding::Same => (in_shape[1] * stride_h, in_shape[2] * stride_w),
-            Padding::Valid => ((in_shape[1] - 1) * stride_h + f_shape[1], (in_shape[2] - 1) * stride_w + f_shape[2]),
+        // MediaPipe's sizes: SAME pads k - 1 - (in - 1) % s in all (at
+        // least 0), half of it before; the output is s (in - 1) + k less it.
+        let side = |n: usize, k: usize, s: usize| {
+            let pad = if same { (k as i64 - 1 - ((n as i64 - 1) % s as i64)).max(0) as usize } else { 0 };
+            (pad, s * (n - 1) + k - pad)
         };
+        let ((pad_h, oh), (pad_w, ow)) =
+            (side(in_shape[1], f_shape[1], stride_h), side(in_shape[2], f_shape[2], stride_w));
         let out_shape = [in_shape[0], oh, ow, f_shape[0]];
         ctx.set_output_shape(0, out_shape.to_vec())?;
-        let pad = Padding2d::for_transpose_conv(padding, oh, ow, f_shape[1], f_shape[2], stride_h, stride_w);
-        let p = TransposeConvParams { stride_h, stride_w, pad_top: pad.top, pad_left: pad.left, clamp: ClampF32::NONE };
+        let p =
+            TransposeConvParams { stride_h, stride_w, pad_top: pad_h / 2, pad_left: pad_w / 2, clamp: ClampF32::NONE };
         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
             let x = ctx.input(0)?.as_slice::<f32>()?;
             let w = ctx.input(1)?.as_slice::<f32>()?;
@@ -318,56 +321,108 @@ fn selfie_segmentation_runs_with_the_builtin_mediapipe_op() {
     }
 }
 
+/// A one-node model of MediaPipe's `Convolution2DTransposeBias`: input
+/// `in_shape`, a constant filter `f_shape` and bias, `options` as the
+/// custom options bytes, output declared `out_shape`.
+fn mediapipe_model(in_shape: [i32; 4], f_shape: [i32; 4], options: Vec<u8>, out_shape: [i32; 4]) -> Vec<u8> {
+    let tensor = |shape: &[i32], buffer: u32| fb::Tensor {
+        shape: Some(shape.to_vec()),
+        type_: fb::TensorType::Float32,
+        buffer,
+        ..Default::default()
+    };
+    let floats = |n: i32, seed: u32| fb::Buffer {
+        data: Some(
+            (0..n as u32)
+                .flat_map(|i| (((i.wrapping_mul(2654435761) ^ seed) % 2001) as f32 / 1000.0 - 1.0).to_le_bytes())
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let model = fb::Model {
+        version: 3,
+        operator_codes: Some(vec![fb::OperatorCode {
+            deprecated_builtin_code: 32,
+            builtin_code: fb::BuiltinOperator::Custom,
+            custom_code: Some("Convolution2DTransposeBias".into()),
+            version: 1,
+        }]),
+        subgraphs: Some(vec![fb::SubGraph {
+            tensors: Some(vec![
+                tensor(&in_shape, 0),
+                tensor(&f_shape, 1),
+                tensor(&[f_shape[0]], 2),
+                tensor(&out_shape, 0),
+            ]),
+            inputs: Some(vec![0]),
+            outputs: Some(vec![3]),
+            operators: Some(vec![fb::Operator {
+                opcode_index: 0,
+                inputs: Some(vec![0, 1, 2]),
+                outputs: Some(vec![3]),
+                custom_options: Some(options),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }]),
+        buffers: Some(vec![fb::Buffer::default(), floats(f_shape.iter().product(), 3), floats(f_shape[0], 7)]),
+        ..Default::default()
+    };
+    fb::finish_model(&mut planus::Builder::new(), &model)
+}
+
+fn ints(v: [i32; 3]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
 /// Malformed options of the built-in `Convolution2DTransposeBias` are
 /// errors naming what is wrong, not panics.
 #[test]
 fn mediapipe_transpose_conv_rejects_bad_options() {
-    let ints = |v: [i32; 3]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     for (options, want) in [(vec![1u8, 0, 0, 0], "12"), (ints([7, 2, 2]), "padding"), (ints([1, 0, 2]), "stride_w")] {
-        let tensor = |shape: Vec<i32>, buffer: u32| fb::Tensor {
-            shape: Some(shape),
-            type_: fb::TensorType::Float32,
-            buffer,
-            ..Default::default()
-        };
-        let floats = |n: usize| fb::Buffer {
-            data: Some((0..n).flat_map(|i| (i as f32 * 0.1).to_le_bytes()).collect()),
-            ..Default::default()
-        };
-        let model = fb::Model {
-            version: 3,
-            operator_codes: Some(vec![fb::OperatorCode {
-                deprecated_builtin_code: 32,
-                builtin_code: fb::BuiltinOperator::Custom,
-                custom_code: Some("Convolution2DTransposeBias".into()),
-                version: 1,
-            }]),
-            subgraphs: Some(vec![fb::SubGraph {
-                tensors: Some(vec![
-                    tensor(vec![1, 4, 4, 3], 0),
-                    tensor(vec![2, 3, 3, 3], 1),
-                    tensor(vec![2], 2),
-                    tensor(vec![1, 8, 8, 2], 0),
-                ]),
-                inputs: Some(vec![0]),
-                outputs: Some(vec![3]),
-                operators: Some(vec![fb::Operator {
-                    opcode_index: 0,
-                    inputs: Some(vec![0, 1, 2]),
-                    outputs: Some(vec![3]),
-                    custom_options: Some(options),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }]),
-            buffers: Some(vec![fb::Buffer::default(), floats(54), floats(2)]),
-            ..Default::default()
-        };
-        let bytes = fb::finish_model(&mut planus::Builder::new(), &model);
+        let bytes = mediapipe_model([1, 4, 4, 3], [2, 3, 3, 3], options, [1, 8, 8, 2]);
         let model = Model::from_bytes(&bytes).unwrap();
         let resolver = OpResolver::with_builtins();
         let mut it = Interpreter::new(&model, &resolver, InterpreterOptions::default()).unwrap();
         let err = it.allocate_tensors().unwrap_err().to_string();
         assert!(err.contains(want), "{err}");
+    }
+}
+
+/// MediaPipe's output sizes and padding, which differ from TRANSPOSE_CONV's
+/// where the input size is not a multiple of the stride or the filter is
+/// smaller than the stride: shapes (hand-computed from MediaPipe's
+/// formulas) and values of the built-in op against the user op above.
+#[test]
+fn mediapipe_transpose_conv_sizes_follow_mediapipe() {
+    // (input h/w, filter h/w, stride, padding 1 SAME / 2 VALID, expected output h/w)
+    let cases = [
+        ((3, 4), (3, 3), 2, 1, (5, 8)),
+        ((4, 4), (1, 1), 2, 1, (7, 7)),
+        ((5, 3), (4, 2), 3, 1, (14, 8)),
+        ((3, 4), (3, 3), 2, 2, (7, 9)),
+        ((6, 6), (2, 2), 2, 1, (12, 12)),
+    ];
+    for ((ih, iw), (kh, kw), s, padding, (oh, ow)) in cases {
+        let bytes = mediapipe_model([1, ih, iw, 3], [4, kh, kw, 3], ints([padding, s, s]), [1, oh, ow, 4]);
+        let model = Model::from_bytes(&bytes).unwrap();
+        let x: Vec<f32> = (0..(ih * iw * 3) as u32).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
+        let run = |resolver: &OpResolver, threads: usize| {
+            let mut it =
+                Interpreter::new(&model, resolver, InterpreterOptions { threads, ..Default::default() }).unwrap();
+            it.allocate_tensors().unwrap();
+            assert_eq!(it.output(0).unwrap().shape(), &[1, oh as usize, ow as usize, 4], "{ih}x{iw} k{kh}x{kw} s{s}");
+            it.set_input(0, &x).unwrap();
+            it.invoke().unwrap();
+            it.output(0).unwrap().as_slice::<f32>().unwrap().to_vec()
+        };
+        let mut user = OpResolver::with_builtins();
+        user.add_custom("Convolution2DTransposeBias", Convolution2DTransposeBias);
+        let want = run(&user, 1);
+        for threads in [1, 2] {
+            let got = run(&OpResolver::with_builtins(), threads);
+            let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{ih}x{iw} k{kh}x{kw} s{s} threads {threads}: {worst}");
+        }
     }
 }

@@ -1200,9 +1200,9 @@ mod avx512 {
     /// AVX-512 F/DQ available; `input` at least as long as `out`.
     #[target_feature(enable = "avx512f,avx512dq,fma")]
     unsafe fn vsigmoid(input: &[f32], out: &mut [f32]) {
-        // SAFETY: the caller's guarantee.
         // A closure, not the fn item: passed as is, the call was not
         // inlined and every vector went through memory (30x slower).
+        // SAFETY: the caller's guarantee.
         #[allow(clippy::redundant_closure)]
         unsafe {
             map16(input, out, |x| sigmoid16(x))
@@ -1220,8 +1220,8 @@ mod avx512 {
     /// AVX-512 F/DQ available; `input` at least as long as `out`.
     #[target_feature(enable = "avx512f,avx512dq,fma")]
     unsafe fn vtanh(input: &[f32], out: &mut [f32]) {
-        // SAFETY: the caller's guarantee.
         // A closure: see `vsigmoid`.
+        // SAFETY: the caller's guarantee.
         #[allow(clippy::redundant_closure)]
         unsafe {
             map16(input, out, |x| tanh16(x))

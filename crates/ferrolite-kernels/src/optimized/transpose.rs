@@ -23,10 +23,23 @@ pub fn transpose<T: Copy>(input: &[T], in_shape: &[usize], perm: &[usize], outpu
     drive(input, in_shape, perm, output, transpose_2d)
 }
 
-/// [`transpose`] for 4-byte elements (`f32`, `u32`, `i32`: only their
-/// bits move), with 8x8 register transposes where `isa` allows AVX2.
-pub fn transpose_x32<T: Copy>(isa: IsaLevel, input: &[T], in_shape: &[usize], perm: &[usize], output: &mut [T]) {
-    assert_eq!(std::mem::size_of::<T>(), 4, "transpose_x32 moves 4-byte elements");
+/// Plain 4-byte values without padding, which [`transpose_x32`] may move
+/// as the bits of an `f32` lane.
+pub trait X32: Copy + sealed::Sealed {}
+impl X32 for f32 {}
+impl X32 for u32 {}
+impl X32 for i32 {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u32 {}
+    impl Sealed for i32 {}
+}
+
+/// [`transpose`] for 4-byte elements (only their bits move), with 8x8
+/// register transposes where `isa` allows AVX2.
+pub fn transpose_x32<T: X32>(isa: IsaLevel, input: &[T], in_shape: &[usize], perm: &[usize], output: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(t) = Avx2Fma::new(isa) {
         return drive(input, in_shape, perm, output, |x, stride, a, b, out| {
@@ -117,7 +130,7 @@ mod avx2 {
 
     /// [`super::transpose_2d`] on 4-byte values: 8x8 blocks through
     /// registers, the ragged edges as the scalar version.
-    pub(super) fn transpose_2d<T: Copy>(t: Avx2Fma, input: &[T], stride: usize, a: usize, b: usize, out: &mut [T]) {
+    pub(super) fn transpose_2d<T: X32>(t: Avx2Fma, input: &[T], stride: usize, a: usize, b: usize, out: &mut [T]) {
         let _ = t;
         assert!(out.len() >= a * b && (b == 0 || a == 0 || input.len() >= (b - 1) * stride + a));
         let (a8, b8) = (a / 8 * 8, b / 8 * 8);
@@ -126,7 +139,7 @@ mod avx2 {
                 // SAFETY: the token proves AVX2; rows j0..j0+8 of the input
                 // are read at columns i0..i0+8 (< a, within the asserted
                 // length) and rows i0..i0+8 of `out` written at columns
-                // j0..j0+8 (< b); `T` is 4 bytes (asserted by the caller),
+                // j0..j0+8 (< b); `T` is a plain 4-byte value (`X32`),
                 // moved as the bits of an f32 lane.
                 unsafe {
                     block8(

@@ -131,6 +131,10 @@ impl TransposeConvF32Plan {
         let p = &self.params;
         let row_len = out_w * out_c;
         let oy1 = oy0 + band.len() / row_len;
+        if kh == 0 || kw == 0 {
+            // An empty filter contributes nothing: the band stays the bias.
+            return;
+        }
         // Input rows reaching [oy0, oy1): iy·sh + fy - pad_top in range for
         // some fy < kh.
         let lowest = (oy0 + p.pad_top).saturating_sub(kh - 1);
@@ -200,7 +204,7 @@ mod tests {
             let batches = rng.range(1, 3);
             let (in_h, in_w) = (rng.range(1, 7), rng.range(1, 7));
             let (in_c, out_c) = (rng.range(1, 20), rng.range(1, 37));
-            let (kh, kw) = (rng.range(1, 5), rng.range(1, 5));
+            let (kh, kw) = (rng.range(0, 5), rng.range(0, 5));
             let (sh, sw) = (rng.range(1, 4), rng.range(1, 4));
             let padding = rng.pick(&[Padding::Same, Padding::Valid]);
             let (out_h, out_w) = match padding {

@@ -5,7 +5,6 @@
 
 use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::reference::conv::TransposeConvParams;
-use ferrolite_kernels::reference::padding::{Padding, Padding2d};
 
 use super::{shape4, transpose_conv};
 use crate::dtype::DataType;
@@ -19,9 +18,10 @@ pub fn register(r: &mut OpResolver) {
 
 /// TRANSPOSE_CONV with a bias and inputs `[input, filter, bias]`; options
 /// are TFLite's `TfLiteTransposeConvParams` as raw bytes: padding (1 SAME,
-/// 2 VALID), stride width, stride height, each an int32. The output size
-/// follows from the padding: `in · stride` (SAME) or `(in - 1) · stride +
-/// filter` (VALID).
+/// 0 or 2 VALID), stride width, stride height, each an int32. The output
+/// size is MediaPipe's own, not TRANSPOSE_CONV's: SAME pads
+/// `max(0, k - 1 - (in - 1) % s)` in all (half of it, rounded down,
+/// before), and the output is `s (in - 1) + k` less that padding.
 pub struct Convolution2DTransposeBias;
 
 impl Operator for Convolution2DTransposeBias {
@@ -36,9 +36,9 @@ impl Operator for Convolution2DTransposeBias {
             )));
         }
         let int = |i: usize| i32::from_le_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]);
-        let padding = match int(0) {
-            1 => Padding::Same,
-            2 => Padding::Valid,
+        let same = match int(0) {
+            1 => true,
+            0 | 2 => false,
             other => return Err(OpError::Options(format!("padding {other}, expected 1 (SAME) or 2 (VALID)"))),
         };
         let stride = |i: usize, what: &str| match int(i) {
@@ -59,17 +59,24 @@ impl Operator for Convolution2DTransposeBias {
                 ctx.input(2)?.shape()
             )));
         }
-        let size = |n: usize, k: usize, s: usize| match padding {
-            Padding::Same => n.checked_mul(s),
-            Padding::Valid => n.checked_sub(1).and_then(|m| m.checked_mul(s)).and_then(|m| m.checked_add(k)),
+        if kh == 0 || kw == 0 || in_shape[1] == 0 || in_shape[2] == 0 {
+            return Err(OpError::Shape(format!("empty input {in_shape:?} or filter {filter_shape:?}")));
+        }
+        // Total padding and output size along one side (MediaPipe's Prepare).
+        let side = |n: usize, k: usize, s: usize| -> Option<(usize, usize)> {
+            let pad = if same { (k - 1).saturating_sub((n - 1) % s) } else { 0 };
+            let out = s.checked_mul(n - 1)?.checked_add(k)? - pad;
+            Some((pad, out))
         };
-        let (Some(out_h), Some(out_w)) = (size(in_shape[1], kh, stride_h), size(in_shape[2], kw, stride_w)) else {
+        let (Some((pad_h, out_h)), Some((pad_w, out_w))) =
+            (side(in_shape[1], kh, stride_h), side(in_shape[2], kw, stride_w))
+        else {
             return Err(OpError::Shape(format!("no output size for input {in_shape:?} and filter {filter_shape:?}")));
         };
         let out_shape = [in_shape[0], out_h, out_w, out_c];
         ctx.set_output_shape(0, out_shape.to_vec())?;
-        let pad = Padding2d::for_transpose_conv(padding, out_h, out_w, kh, kw, stride_h, stride_w);
-        let p = TransposeConvParams { stride_h, stride_w, pad_top: pad.top, pad_left: pad.left, clamp: ClampF32::NONE };
+        let p =
+            TransposeConvParams { stride_h, stride_w, pad_top: pad_h / 2, pad_left: pad_w / 2, clamp: ClampF32::NONE };
         transpose_conv::prepare_float(ctx, p, [0, 1, 2], in_shape, filter_shape, out_shape)
     }
 }
