@@ -9,16 +9,20 @@
 pub fn depth_to_space<T: Copy>(input: &[T], in_shape: [usize; 4], block: usize, output: &mut [T]) {
     let [batches, in_h, in_w, in_c] = in_shape;
     let out_h = in_h * block;
-    let out_w = in_w * block;
     let out_c = if block == 0 { 0 } else { in_c / (block * block) };
+    // Output row `y` takes, from each input pixel of row `y / block`, the
+    // `block` consecutive groups of `out_c` that start at group
+    // `(y % block) * block`: one copy of `block * out_c` values per pixel.
+    let run = block * out_c;
     let mut dst = 0;
     for b in 0..batches {
         for y in 0..out_h {
-            for x in 0..out_w {
-                let pixel = ((b * in_h + y / block) * in_w + x / block) * in_c;
-                let src = pixel + ((y % block) * block + x % block) * out_c;
-                output[dst..dst + out_c].copy_from_slice(&input[src..src + out_c]);
-                dst += out_c;
+            let row = (b * in_h + y / block) * in_w;
+            let offset = (y % block) * run;
+            for x in 0..in_w {
+                let src = (row + x) * in_c + offset;
+                output[dst..dst + run].copy_from_slice(&input[src..src + run]);
+                dst += run;
             }
         }
     }
