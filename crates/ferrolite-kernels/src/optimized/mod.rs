@@ -28,6 +28,7 @@ pub mod isa;
 pub mod pool;
 pub mod qs8;
 pub mod qs8_elementwise;
+pub mod reduce;
 pub mod resize;
 pub mod transpose;
 pub mod transpose_conv;

@@ -1,5 +1,7 @@
 //! MEAN, SUM, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD over constant axes.
 
+use ferrolite_kernels::optimized::isa;
+use ferrolite_kernels::optimized::reduce::{reduce_f32, ReduceF32};
 use ferrolite_kernels::reference::reduce as k;
 use ferrolite_schema::BuiltinOperator as B;
 
@@ -56,18 +58,23 @@ impl Operator for Reduce {
         ctx.set_output_shape(0, out_shape)?;
         let kind = self.0;
         match input.dtype() {
-            DataType::Float32 => Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
-                let x = ctx.input(0)?.as_slice::<f32>()?;
-                let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                match kind {
-                    Kind::Mean => k::mean_f32(x, &in_shape, &axes, y),
-                    Kind::Sum => k::sum_f32(x, &in_shape, &axes, y),
-                    Kind::Max => k::reduce_max_f32(x, &in_shape, &axes, y),
-                    Kind::Min => k::reduce_min_f32(x, &in_shape, &axes, y),
-                    Kind::Prod => k::reduce_prod_f32(x, &in_shape, &axes, y),
-                }
-                Ok(())
-            })),
+            DataType::Float32 => {
+                // The reference's walk, compiled for the CPU (same bits).
+                let level = if ctx.reference_kernels { isa::IsaLevel::Scalar } else { isa::detect() };
+                let f = match kind {
+                    Kind::Mean => ReduceF32::Mean,
+                    Kind::Sum => ReduceF32::Sum,
+                    Kind::Max => ReduceF32::Max,
+                    Kind::Min => ReduceF32::Min,
+                    Kind::Prod => ReduceF32::Prod,
+                };
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?.as_slice::<f32>()?;
+                    let y = ctx.output(0)?.as_slice_mut::<f32>()?;
+                    reduce_f32(level, f, x, &in_shape, &axes, y);
+                    Ok(())
+                }))
+            }
             // SUM shares MEAN's preparation in TFLite (one `s_in / s_out`
             // multiplier); only the eval differs.
             t @ (DataType::Int8 | DataType::UInt8 | DataType::Int16) if matches!(kind, Kind::Mean | Kind::Sum) => {
