@@ -517,7 +517,7 @@ fn eval_f32(
 
 /// Run the broadcast `f(a, a_shape, b, b_shape, out, out_shape)` on slices
 /// of the output's outermost dimension larger than 1, split between
-/// threads from [`super::PARALLEL_ELEMENTS`] values on: an operand that
+/// threads as [`super::for_each_large_chunk`] splits: an operand that
 /// spans that dimension is sliced with it, one broadcast along it is
 /// passed whole.
 #[allow(clippy::too_many_arguments)]
@@ -531,8 +531,7 @@ fn split_broadcast<T: Copy + Send + Sync>(
     out_shape: &[usize],
     f: impl Fn(&[T], &[usize], &[T], &[usize], &mut [T], &[usize]) + Sync,
 ) {
-    let outer = out_shape.iter().position(|&d| d > 1);
-    let (Some(d0), true) = (outer, workers.threads() > 1 && out.len() >= super::PARALLEL_ELEMENTS) else {
+    let Some(d0) = out_shape.iter().position(|&d| d > 1) else {
         return f(a, a_shape, b, b_shape, out, out_shape);
     };
     let unit: usize = out_shape[d0 + 1..].iter().product();
@@ -549,7 +548,7 @@ fn split_broadcast<T: Copy + Send + Sync>(
             _ => (0..x.len(), sub),
         }
     };
-    workers.for_each_chunk(out, unit, |first, chunk| {
+    super::for_each_large_chunk(workers, out, unit, |first, chunk| {
         let count = chunk.len() / unit.max(1);
         let mut sub_out = out_shape.to_vec();
         sub_out[d0] = count;
