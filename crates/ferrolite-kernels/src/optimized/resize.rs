@@ -14,32 +14,11 @@ use crate::optimized::isa::Avx2Fma;
 use crate::optimized::isa::IsaLevel;
 use crate::reference::resize::{interpolation_values, scale};
 
-/// Output rows `first_row ..` (rows counted over batches: row `r` is batch
-/// `r / out_h`, row `r % out_h`) of RESIZE_BILINEAR, as many whole rows as
-/// `rows` holds; shapes and flags as
-/// [`crate::reference::resize::resize_bilinear_f32`].
-#[allow(clippy::too_many_arguments)]
-pub fn resize_bilinear_f32_rows(
+/// A float RESIZE_BILINEAR prepared once: the shapes and the per-column
+/// coordinates shared by every row and every invoke.
+#[derive(Clone, Debug)]
+pub struct ResizeBilinearF32Plan {
     isa: IsaLevel,
-    input: &[f32],
-    in_shape: [usize; 4],
-    rows: &mut [f32],
-    first_row: usize,
-    out_shape: [usize; 4],
-    align_corners: bool,
-    half_pixel_centers: bool,
-) {
-    let p = Plan::new(in_shape, out_shape, align_corners, half_pixel_centers);
-    #[cfg(target_arch = "x86_64")]
-    if let Some(t) = Avx2Fma::new(isa) {
-        return avx2::rows(t, &p, input, rows, first_row);
-    }
-    let _ = isa;
-    p.rows(input, rows, first_row)
-}
-
-/// The shapes and the per-column coordinates, shared by every row.
-struct Plan {
     in_shape: [usize; 4],
     out_shape: [usize; 4],
     h_scale: f32,
@@ -48,8 +27,15 @@ struct Plan {
     columns: Vec<(f32, usize, usize)>,
 }
 
-impl Plan {
-    fn new(in_shape: [usize; 4], out_shape: [usize; 4], align_corners: bool, half_pixel_centers: bool) -> Plan {
+impl ResizeBilinearF32Plan {
+    /// Shapes and flags as [`crate::reference::resize::resize_bilinear_f32`].
+    pub fn new(
+        isa: IsaLevel,
+        in_shape: [usize; 4],
+        out_shape: [usize; 4],
+        align_corners: bool,
+        half_pixel_centers: bool,
+    ) -> ResizeBilinearF32Plan {
         let (in_w, out_w) = (in_shape[2], out_shape[2]);
         let w_scale = scale(in_w, out_w, align_corners);
         let columns = (0..out_w)
@@ -59,7 +45,24 @@ impl Plan {
             })
             .collect();
         let h_scale = scale(in_shape[1], out_shape[1], align_corners);
-        Plan { in_shape, out_shape, h_scale, half_pixel_centers, columns }
+        ResizeBilinearF32Plan { isa, in_shape, out_shape, h_scale, half_pixel_centers, columns }
+    }
+
+    /// Values in one output row (`out_w · channels`): the unit of
+    /// [`Self::run_rows`].
+    pub fn row_len(&self) -> usize {
+        self.out_shape[2] * self.out_shape[3]
+    }
+
+    /// Output rows `first_row ..` (rows counted over batches: row `r` is
+    /// batch `r / out_h`, row `r % out_h`), as many whole rows as `rows`
+    /// holds.
+    pub fn run_rows(&self, input: &[f32], rows: &mut [f32], first_row: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = Avx2Fma::new(self.isa) {
+            return avx2::rows(t, self, input, rows, first_row);
+        }
+        self.rows(input, rows, first_row)
     }
 
     #[inline(always)]
@@ -106,19 +109,19 @@ fn blend(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32], d: &[f32], dy: f32, d
 mod avx2 {
     use super::*;
 
-    pub(super) fn rows(t: Avx2Fma, p: &Plan, input: &[f32], rows: &mut [f32], first_row: usize) {
+    pub(super) fn rows(t: Avx2Fma, p: &ResizeBilinearF32Plan, input: &[f32], rows: &mut [f32], first_row: usize) {
         let _ = t;
         // SAFETY: the token proves AVX2; the callee is safe code.
         unsafe { rows_avx2(p, input, rows, first_row) }
     }
 
-    /// [`Plan::rows`] compiled for AVX2 (no FMA: the reference rounds each
+    /// [`ResizeBilinearF32Plan::run_rows`]' body compiled for AVX2 (no FMA: the reference rounds each
     /// product).
     ///
     /// # Safety
     /// AVX2 available.
     #[target_feature(enable = "avx2")]
-    unsafe fn rows_avx2(p: &Plan, input: &[f32], rows: &mut [f32], first_row: usize) {
+    unsafe fn rows_avx2(p: &ResizeBilinearF32Plan, input: &[f32], rows: &mut [f32], first_row: usize) {
         p.rows(input, rows, first_row)
     }
 }
@@ -149,13 +152,14 @@ mod tests {
             let mut want = vec![0.0; n];
             resize_bilinear_f32(&x, in_shape, &mut want, out_shape, align, half);
             for &isa in &available_levels() {
+                let plan = ResizeBilinearF32Plan::new(isa, in_shape, out_shape, align, half);
                 let mut got = vec![f32::NAN; n];
-                let row_len = out_w * depth;
+                let row_len = plan.row_len();
                 let mut r = 0;
                 while r < batches * out_h {
                     let k = rng.range(1, batches * out_h - r + 1);
                     let rows = &mut got[r * row_len..(r + k) * row_len];
-                    resize_bilinear_f32_rows(isa, &x, in_shape, rows, r, out_shape, align, half);
+                    plan.run_rows(&x, rows, r);
                     r += k;
                 }
                 let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());

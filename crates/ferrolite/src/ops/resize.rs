@@ -5,7 +5,7 @@
 //! alone: the output is read with the input's scale and zero point).
 
 use ferrolite_kernels::optimized::isa;
-use ferrolite_kernels::optimized::resize::resize_bilinear_f32_rows;
+use ferrolite_kernels::optimized::resize::ResizeBilinearF32Plan;
 use ferrolite_kernels::reference::quantized::resize_bilinear_integer;
 use ferrolite_kernels::reference::resize::{resize_bilinear_f32, resize_bilinear_u8, resize_nearest_neighbor};
 use ferrolite_schema::BuiltinOperator as B;
@@ -97,23 +97,14 @@ impl Operator for Resize {
             }
             // Rows of the output on the vectorised kernel (same bits),
             // split between threads.
-            let level = isa::detect();
+            let plan =
+                ResizeBilinearF32Plan::new(isa::detect(), in_shape, out_shape, align_corners, half_pixel_centers);
             return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                 let x = ctx.input(0)?.as_slice::<f32>()?;
                 let workers = ctx.workers;
                 let y = ctx.output(0)?.as_slice_mut::<f32>()?;
-                let row_len = out_shape[2] * out_shape[3];
-                super::for_each_large_chunk(workers, y, row_len, |first_row, rows| {
-                    resize_bilinear_f32_rows(
-                        level,
-                        x,
-                        in_shape,
-                        rows,
-                        first_row,
-                        out_shape,
-                        align_corners,
-                        half_pixel_centers,
-                    )
+                super::for_each_large_chunk(workers, y, plan.row_len(), |first_row, rows| {
+                    plan.run_rows(x, rows, first_row)
                 });
                 Ok(())
             }));
