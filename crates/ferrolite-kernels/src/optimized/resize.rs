@@ -62,6 +62,8 @@ impl ResizeBilinearF32Plan {
         if let Some(t) = Avx2Fma::new(self.isa) {
             return avx2::rows(t, self, input, rows, first_row);
         }
+        // Read on every target: only x86-64 has a vector build today.
+        let _ = self.isa;
         self.rows(input, rows, first_row)
     }
 
