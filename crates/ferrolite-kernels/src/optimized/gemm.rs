@@ -66,14 +66,23 @@ pub struct PackedWeightsF32 {
 impl PackedWeightsF32 {
     /// Pack row-major `weights[n][k]`.
     pub fn pack(weights: &[f32], n: usize, k: usize) -> PackedWeightsF32 {
+        let mut packed = PackedWeightsF32::empty();
+        packed.repack(weights, n, k);
+        packed
+    }
+
+    /// No weights (`n = k = 0`): a buffer for [`Self::repack`] and
+    /// [`Self::repack_kn`].
+    pub fn empty() -> PackedWeightsF32 {
+        PackedWeightsF32 { n: 0, k: 0, buf: Vec::new(), offset: 0 }
+    }
+
+    /// [`Self::pack`] into this buffer (a matrix product packs its
+    /// right-hand side on every invoke).
+    pub fn repack(&mut self, weights: &[f32], n: usize, k: usize) {
         assert!(weights.len() >= n * k, "weights: {} values for n={n} k={k}", weights.len());
-        let panels = n.div_ceil(NR);
-        let len = panels * k * NR;
-        let mut buf = vec![0.0f32; len + NR];
-        let misalign = (buf.as_ptr() as usize % 64) / 4;
-        let offset = (NR - misalign) % NR;
-        let data = &mut buf[offset..offset + len];
-        for (j, panel) in data.chunks_exact_mut((k * NR).max(1)).enumerate().take(panels) {
+        let data = self.zeroed(n, k);
+        for (j, panel) in data.chunks_exact_mut((k * NR).max(1)).enumerate() {
             for c in 0..NR.min(n - j * NR) {
                 let row = &weights[(j * NR + c) * k..(j * NR + c + 1) * k];
                 for (step, &v) in panel.chunks_exact_mut(NR).zip(row) {
@@ -81,7 +90,33 @@ impl PackedWeightsF32 {
                 }
             }
         }
-        PackedWeightsF32 { n, k, buf, offset }
+    }
+
+    /// Pack `weights` stored depth-major, `[k][n]` (a matrix product's
+    /// right-hand side as it comes), into the panels [`Self::pack`] makes
+    /// of its transpose. Each depth step of a panel is then 16 adjacent
+    /// values of one row: a copy, not a gather.
+    pub fn repack_kn(&mut self, weights: &[f32], k: usize, n: usize) {
+        assert!(weights.len() >= n * k, "weights: {} values for k={k} n={n}", weights.len());
+        let data = self.zeroed(n, k);
+        for (j, panel) in data.chunks_exact_mut((k * NR).max(1)).enumerate() {
+            let cols = NR.min(n - j * NR);
+            for (p, step) in panel.chunks_exact_mut(NR).enumerate() {
+                step[..cols].copy_from_slice(&weights[p * n + j * NR..][..cols]);
+            }
+        }
+    }
+
+    /// Zeroed panels for `n x k` weights, 64-byte aligned, as the one
+    /// mutable slice.
+    fn zeroed(&mut self, n: usize, k: usize) -> &mut [f32] {
+        let len = n.div_ceil(NR) * k * NR;
+        self.buf.clear();
+        self.buf.resize(len + NR, 0.0);
+        let misalign = (self.buf.as_ptr() as usize % 64) / 4;
+        self.offset = (NR - misalign) % NR;
+        (self.n, self.k) = (n, k);
+        &mut self.buf[self.offset..self.offset + len]
     }
 
     /// Output channels (columns of C).
@@ -96,6 +131,12 @@ impl PackedWeightsF32 {
 
     fn panels(&self) -> usize {
         self.n.div_ceil(NR)
+    }
+
+    /// The panels as the kernels read them (for tests).
+    #[cfg(test)]
+    pub(crate) fn panel_data(&self) -> &[f32] {
+        &self.buf[self.offset..self.offset + self.panels() * self.k * NR]
     }
 }
 

@@ -26,56 +26,6 @@ use crate::optimized::isa::{Avx2Fma, IsaLevel};
 /// Bytes of weights per column group (half a 512 KiB L2).
 const L2_BLOCK_BYTES: usize = 256 * 1024;
 
-/// One matrix product of BATCH_MATMUL, `out = L · R` (`m x n`, row-major),
-/// with `L` stored `m x k` (or `k x m` when `adj_x`) and `R` stored `k x n`
-/// (or `n x k` when `adj_y`). The kernel below wants `L` as rows of depth
-/// and `R` as rows of depth (`n x k`): a side stored the other way is
-/// transposed into `scratch` first (O(k) per output row against O(k n)
-/// multiply-adds). Sums in eight lanes, not one by one as the reference.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_f32(
-    isa: IsaLevel,
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: &[f32],
-    adj_x: bool,
-    rhs: &[f32],
-    adj_y: bool,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    assert!(lhs.len() >= m * k && rhs.len() >= k * n && out.len() >= m * n, "matmul operands too short");
-    if m == 0 || n == 0 {
-        return;
-    }
-    scratch.clear();
-    let transpose = |src: &[f32], rows: usize, cols: usize, dst: &mut Vec<f32>| {
-        // `src` is rows x cols; append its cols x rows transpose (in tiles:
-        // column by column took as long as the product for 64 x 64).
-        let at = dst.len();
-        dst.resize(at + rows * cols, 0.0);
-        crate::optimized::transpose::transpose_x32(isa, src, &[rows, cols], &[1, 0], &mut dst[at..]);
-    };
-    // L as m rows of k: stored k x m when adj_x.
-    let l_at = scratch.len();
-    if adj_x {
-        transpose(&lhs[..m * k], k, m, scratch);
-    }
-    // R as n rows of k: stored k x n unless adj_y.
-    let r_at = scratch.len();
-    if !adj_y {
-        transpose(&rhs[..k * n], k, n, scratch);
-    }
-    let a = if adj_x { &scratch[l_at..l_at + m * k] } else { &lhs[..m * k] };
-    let w = if adj_y { &rhs[..n * k] } else { &scratch[r_at..r_at + n * k] };
-    if k == 0 {
-        out[..m * n].fill(0.0);
-        return;
-    }
-    gemm_nt_f32(isa, m, n, k, a, k, w, None, ClampF32::NONE, &mut out[..m * n], n);
-}
-
 /// `c[i][o] = clamp(sum_p a[i][p] * w[o][p] + bias[o])` for `i < m`, `o < n`.
 ///
 /// `a`: `m` rows of `k` values, row stride `lda`; `w`: `n` rows of `k`
@@ -408,31 +358,6 @@ mod tests {
     use crate::optimized::isa::available_levels;
     use crate::optimized::testutil::{assert_close, Rng};
     use crate::reference::fully_connected::fully_connected_f32;
-
-    #[test]
-    fn matmul_matches_reference_batch_matmul_for_every_transposition() {
-        use crate::reference::batch_matmul::batch_matmul_f32;
-        let mut rng = Rng::new(0xb3);
-        let mut scratch = Vec::new();
-        for case in 0..60usize {
-            let (m, n, k) = (rng.range(1, 20), rng.range(1, 40), rng.range(0, 70));
-            let (adj_x, adj_y) = (case % 2 == 1, case % 4 >= 2);
-            let (l, r) = (rng.vec(m * k), rng.vec(k * n));
-            let ls = if adj_x { [k, m] } else { [m, k] };
-            let rs = if adj_y { [n, k] } else { [k, n] };
-            let mut want = vec![0.0; m * n];
-            batch_matmul_f32(&l, &ls, &r, &rs, adj_x, adj_y, &mut want, &[m, n]);
-            let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
-            let mut scale = vec![0.0; m * n];
-            batch_matmul_f32(&abs(&l), &ls, &abs(&r), &rs, adj_x, adj_y, &mut scale, &[m, n]);
-            for &isa in &available_levels() {
-                let mut got = vec![f32::NAN; m * n];
-                matmul_f32(isa, m, n, k, &l, adj_x, &r, adj_y, &mut got, &mut scratch);
-                let ctx = format!("{isa:?} m={m} n={n} k={k} adj_x={adj_x} adj_y={adj_y}");
-                assert_close(&got, &want, &scale, 1e-5, &ctx);
-            }
-        }
-    }
 
     #[test]
     fn nt_gemm_matches_reference_on_random_shapes() {

@@ -1,13 +1,13 @@
 //! BATCH_MATMUL: matrix products over broadcast batch dimensions, with
 //! optional transposition (adj_x / adj_y) of either side.
 //!
-//! Float products run on the in-place GEMM kernel (`gemm_nt::matmul_f32`),
-//! whole output matrices per thread, where every output matrix has its own
-//! LHS and its own or a shared RHS; the reference's triple loop took 40x
+//! Float products run on the packed GEMM (`optimized::matmul`), whole
+//! output matrices per thread, where every output matrix has its own LHS
+//! and its own or a shared RHS; the reference's triple loop took 40x
 //! LiteRT's time on 4 products of 64x64 matrices.
 
-use ferrolite_kernels::optimized::gemm_nt::matmul_f32;
 use ferrolite_kernels::optimized::isa;
+use ferrolite_kernels::optimized::matmul::{matmul_f32, MatmulScratch};
 use ferrolite_kernels::reference::batch_matmul::batch_matmul_f32;
 use ferrolite_kernels::reference::elementwise::broadcast_shape;
 use ferrolite_kernels::reference::quantized::{batch_matmul_quantized, BatchMatmulParams};
@@ -92,7 +92,7 @@ impl Operator for BatchMatmul {
                     }
                     // Whole output matrices per thread.
                     workers.for_each_chunk(y, m * n, |first, chunk| {
-                        let mut scratch = Vec::new();
+                        let mut scratch = MatmulScratch::default();
                         for (i, o) in chunk.chunks_exact_mut(m * n).enumerate() {
                             let b = first + i;
                             let lb = &l[b * m * k..(b + 1) * m * k];
