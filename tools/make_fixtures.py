@@ -318,6 +318,94 @@ def fn_reverse_sequence():
     return f, [(4, 5, 2)]
 
 
+def fn_rfft2d():
+    """RFFT2D from tf.signal.rfft2d (input zero-padded to the FFT size, and
+    cropped) and from tf.signal.rfft (a magnitude spectrum of 64-sample
+    frames, as audio front ends compute), read out through REAL, IMAG and
+    COMPLEX_ABS (the fixtures hold no complex arrays)."""
+    def f(x, frames):
+        a = tf.signal.rfft2d(x, fft_length=[4, 8])
+        b = tf.signal.rfft2d(x, fft_length=[2, 4])
+        c = tf.signal.rfft(frames)
+        return tf.math.real(a), tf.math.imag(a), tf.abs(b), tf.abs(c), tf.math.imag(c)
+    return f, [(2, 3, 6), (3, 64)]
+
+
+def fn_non_max_suppression():
+    """NON_MAX_SUPPRESSION_V4 (hard NMS; once on scores with many ties,
+    whose order LiteRT's heap decides) and _V5 (soft-NMS) on 16 boxes made
+    from the inputs (either corner first), with score thresholds that leave
+    padded slots."""
+    def f(b, s):
+        size = tf.abs(b[:, 2:]) * 0.6 + 0.05
+        boxes = tf.concat([b[:, :2], b[:, :2] + size], axis=1)
+        flipped = tf.concat([boxes[:8, 2:], boxes[:8, :2]], axis=1)
+        boxes = tf.concat([flipped, boxes[8:]], axis=0)
+        scores = (s + 1.0) * 0.5
+        ties = tf.round(scores * 3.0) / 3.0
+        sel4, n4 = tf.raw_ops.NonMaxSuppressionV4(
+            boxes=boxes, scores=scores, max_output_size=10, iou_threshold=0.3,
+            score_threshold=0.55, pad_to_max_output_size=True)
+        tie4, tn4 = tf.raw_ops.NonMaxSuppressionV4(
+            boxes=boxes, scores=ties, max_output_size=12, iou_threshold=0.5,
+            score_threshold=0.3, pad_to_max_output_size=True)
+        sel5, sc5, n5 = tf.raw_ops.NonMaxSuppressionV5(
+            boxes=boxes, scores=scores, max_output_size=12, iou_threshold=0.6,
+            score_threshold=0.35, soft_nms_sigma=0.4, pad_to_max_output_size=True)
+        return sel4, n4, tie4, tn4, sel5, sc5, n5
+    return f, [(16, 4), (16,)]
+
+
+def fn_sparse_to_dense():
+    """SPARSE_TO_DENSE with computed index tuples (repeats possible: the
+    last one wins) into a [3, 4] matrix, and 1-D indices into a vector,
+    float and int32 values."""
+    def f(x):
+        rows = tf.cast(tf.floor((x[:, 0] + 1.0) * 1.5), tf.int32)
+        cols = tf.cast(tf.floor((x[:, 1] + 1.0) * 2.0), tf.int32)
+        a = tf.raw_ops.SparseToDense(sparse_indices=tf.stack([rows, cols], axis=1),
+                                     output_shape=tf.constant([3, 4]), sparse_values=x[:, 2],
+                                     default_value=tf.constant(-2.0))
+        b = tf.raw_ops.SparseToDense(sparse_indices=tf.constant([5, 0, 3]),
+                                     output_shape=tf.constant([7]),
+                                     sparse_values=tf.cast(x[:3, 0] * 100.0, tf.int32),
+                                     default_value=tf.constant(9))
+        return a, b
+    return f, [(5, 3)]
+
+
+def fn_matrix_diag():
+    """MATRIX_DIAG of float and int32 vectors, MATRIX_SET_DIAG on wide
+    (3 x 4) matrices."""
+    def f(x, m):
+        return (tf.linalg.diag(x), tf.linalg.diag(tf.cast(x * 10.0, tf.int32)),
+                tf.linalg.set_diag(m, x))
+    return f, [(2, 3), (2, 3, 4)]
+
+
+def fn_unique():
+    """UNIQUE of int32 (int32 positions) and float (int64 positions)
+    vectors. Its output size depends on the values, so it sits in an IF
+    branch (the condition always holds), which ferrolite runs eagerly; the
+    branch pads the unique values to the input's length."""
+    def f(x):
+        v = tf.cast(tf.round(x * 3.0), tf.int32)
+        w = tf.round(x * 2.0) / 2.0
+
+        def then():
+            u, idx = tf.unique(v)
+            uf, idf = tf.unique(w, out_idx=tf.int64)
+            pad = tf.concat([u, tf.zeros([8], tf.int32)], 0)[:8]
+            padf = tf.concat([uf, tf.zeros([8])], 0)[:8]
+            return pad, idx, padf, tf.cast(idf, tf.int32)
+
+        def other():
+            z = tf.zeros([8], tf.int32)
+            return z, z, tf.zeros([8]), z
+        return tf.cond(x[0] > -2.0, then, other)
+    return f, [(8,)]
+
+
 FUNCTIONS = [
     # name, builder (variant f32 only)
     ("one_hot", fn_one_hot),
@@ -330,6 +418,11 @@ FUNCTIONS = [
     ("dynamic_update_slice", fn_dynamic_update_slice),
     ("bucketize", fn_bucketize),
     ("reverse_sequence", fn_reverse_sequence),
+    ("rfft2d", fn_rfft2d),
+    ("non_max_suppression", fn_non_max_suppression),
+    ("sparse_to_dense", fn_sparse_to_dense),
+    ("matrix_diag", fn_matrix_diag),
+    ("unique", fn_unique),
 ]
 
 
