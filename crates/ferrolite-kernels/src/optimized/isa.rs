@@ -174,6 +174,24 @@ impl Avx512 {
     }
 }
 
+/// Proof that the CPU supports AVX-512 (as [`Avx512`]) and its byte
+/// permutes (VBMI: `vpermi2b`, a 128-byte table lookup per instruction).
+/// Made only by [`Avx512Vbmi::new`].
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512Vbmi(());
+
+impl Avx512Vbmi {
+    /// `Some` when the CPU has AVX-512 VBMI and `level` asks for AVX-512.
+    pub fn new(level: IsaLevel) -> Option<Avx512Vbmi> {
+        #[cfg(target_arch = "x86_64")]
+        if Avx512::new(level).is_some() && is_x86_feature_detected!("avx512vbmi") {
+            return Some(Avx512Vbmi(()));
+        }
+        let _ = level;
+        None
+    }
+}
+
 /// Proof that the CPU supports AVX-512 with VNNI. Made only by
 /// [`Avx512Vnni::new`].
 #[derive(Clone, Copy, Debug)]

@@ -25,6 +25,7 @@ pub mod gemm;
 pub mod gemm_nt;
 pub mod hybrid;
 pub mod isa;
+pub mod lut;
 pub mod matmul;
 pub mod pool;
 pub mod qs8;
