@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Make one-op float models of the ops real models have besides convolutions.
 
-usage: bench/make_ops.py OUT_DIR
-       (OPS=name,name,... makes only those)
+usage: bench/make_ops.py OUT_DIR [f32,int8]
+       (OPS=name,name,... makes only those; variants default to f32)
 
 MobileNet and Inception are convolutions, pools and a few ADDs; models met
 in the wild (MediaPipe's, detectors, transformers) also run activations,
@@ -10,6 +10,10 @@ broadcasts, resizes, softmaxes and matrix products. Each model here is one
 such op on a mid-sized tensor, so `bench/side_by_side.py --models OUT_DIR`
 shows an op that still runs on a slow path (it found PRELU, TANH, GELU,
 SOFTMAX and per-channel MUL/SUB 8x to 130x behind LiteRT).
+The int8 variant (NAME.int8.tflite) is the same op fully integer
+quantised (int8 in and out, calibrated on uniform [-1, 1] inputs), as an
+int8 detector or segmenter runs it. Ops without an int8 kernel in TFLite
+fall back to float between QUANTIZE/DEQUANTIZE pairs and are reported.
 Needs tensorflow-cpu (bench/requirements.txt).
 """
 import os
@@ -54,21 +58,42 @@ OPS = {
 }
 
 
+def convert(name, shapes, fn, variant):
+    f = tf.function(fn, input_signature=[tf.TensorSpec(s, tf.float32) for s in shapes])
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    if variant == "int8":
+        def calibration():
+            rng = np.random.default_rng(1)
+            for _ in range(8):
+                yield [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = calibration
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     out = sys.argv[1]
+    variants = sys.argv[2].split(",") if len(sys.argv) == 3 else ["f32"]
     os.makedirs(out, exist_ok=True)
     only = [s for s in os.environ.get("OPS", "").split(",") if s]
     for name, (shapes, fn) in OPS.items():
         if only and name not in only:
             continue
-        f = tf.function(fn, input_signature=[tf.TensorSpec(s, tf.float32) for s in shapes])
-        conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()])
-        path = os.path.join(out, name + ".tflite")
-        with open(path, "wb") as fh:
-            fh.write(conv.convert())
-        print("wrote", path, flush=True)
+        for variant in variants:
+            path = os.path.join(out, name + ("" if variant == "f32" else "." + variant) + ".tflite")
+            try:
+                model = convert(name, shapes, fn, variant)
+            except Exception as e:  # an op TFLite cannot quantise: say so, go on
+                print(f"skipped {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
+                continue
+            with open(path, "wb") as fh:
+                fh.write(model)
+            print("wrote", path, flush=True)
 
 
 if __name__ == "__main__":
