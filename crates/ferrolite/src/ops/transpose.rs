@@ -1,7 +1,7 @@
 //! TRANSPOSE by a constant permutation.
 
 use ferrolite_kernels::optimized::isa;
-use ferrolite_kernels::optimized::transpose::{transpose as transpose_tiled, transpose_x32};
+use ferrolite_kernels::optimized::transpose::{transpose as transpose_tiled, transpose_x32, transpose_x8};
 use ferrolite_kernels::reference::transpose::{transpose, transposed_shape};
 use ferrolite_schema::BuiltinOperator as B;
 
@@ -44,6 +44,10 @@ impl Operator for Transpose {
             if size == 4 && !reference {
                 let y = elems_mut::<u32>(ctx.output(0)?.bytes)?;
                 transpose_x32(level, elems::<u32>(x.bytes)?, &in_shape, &perm, y);
+                return Ok(());
+            }
+            if size == 1 && !reference {
+                transpose_x8(level, x.bytes, &in_shape, &perm, ctx.output(0)?.bytes);
                 return Ok(());
             }
             with_element_size!(size, T, {
