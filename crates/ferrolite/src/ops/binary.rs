@@ -332,24 +332,35 @@ fn prepare_quantized(
             }))
         }};
     }
-    // Same-shape 8-bit ADD: the vector kernel (bit-exact with the reference).
+    // 8-bit ADD and SUB: the vector kernels (bit-exact with the
+    // reference), broadcasts by rows.
     macro_rules! fast_add {
         ($T:ty) => {{
             let p = qk::AddParams::new::<$T>(s1, z1, s2, z2, so, zo, act).ok_or_else(bad)?;
-            let plan = Qs8AddPlan::new(isa::detect(), &p);
+            let plan = match kind {
+                Kind::Sub => Qs8AddPlan::subtract(isa::detect(), &p),
+                _ => Qs8AddPlan::new(isa::detect(), &p),
+            };
+            let same_shape = s.a == s.out && s.b == s.out;
             Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                 let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
                 let workers = ctx.workers;
                 let out = ctx.output(0)?.as_slice_mut::<$T>()?;
-                split_same_shape(workers, PARALLEL_ELEMENTS_Q8, a, b, out, |a, b, out| plan.run(a, b, out));
+                if same_shape {
+                    split_same_shape(workers, PARALLEL_ELEMENTS_Q8, a, b, out, |a, b, out| plan.run(a, b, out));
+                } else {
+                    split_broadcast(workers, a, &s.a, b, &s.b, out, &s.out, |a, sa, b, sb, out, so| {
+                        plan.run_broadcast(a, sa, b, sb, out, so)
+                    });
+                }
                 Ok(())
             }))
         }};
     }
-    let same_shape = s.a == s.out && s.b == s.out;
+    let add_sub = matches!(kind, Kind::Add | Kind::Sub) && !ctx.reference_kernels;
     match t {
-        DataType::Int8 if kind == Kind::Add && same_shape && !ctx.reference_kernels => fast_add!(i8),
-        DataType::UInt8 if kind == Kind::Add && same_shape && !ctx.reference_kernels => fast_add!(u8),
+        DataType::Int8 if add_sub => fast_add!(i8),
+        DataType::UInt8 if add_sub => fast_add!(u8),
         DataType::Int8 => typed!(i8),
         DataType::UInt8 => typed!(u8),
         _ => typed!(i16),
