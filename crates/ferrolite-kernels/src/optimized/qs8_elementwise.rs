@@ -16,7 +16,7 @@ use crate::optimized::isa::Avx512;
 use crate::optimized::isa::{Avx2Fma, IsaLevel};
 use crate::optimized::qs8::Q8;
 use crate::reference::elementwise::{broadcast_rows, Operand};
-use crate::reference::quantized::AddParams;
+use crate::reference::quantized::{AddParams, MulParams};
 
 /// A quantised ADD with its parameters checked for the vector kernel.
 #[derive(Clone, Debug)]
@@ -77,11 +77,8 @@ impl Qs8AddPlan {
         qs8_add_scalar(&self.p, self.subtract, &a[done..], &b[done..], &mut out[done..]);
     }
 
-    /// [`Self::run`] with `a` and `b` broadcast to `out_shape`: rows of the
-    /// coalesced innermost dimension, an operand held on one value along
-    /// a row repeated into a scratch row first (the reference walked
-    /// every value through the scalar element function: a per-pixel
-    /// `[1, 56, 56, 64] - [1, 56, 56, 1]` took 80x LiteRT's time).
+    /// [`Self::run`] with `a` and `b` broadcast to `out_shape` (see
+    /// [`broadcast_by_rows`]).
     #[allow(clippy::too_many_arguments)]
     pub fn run_broadcast<T: Q8>(
         &self,
@@ -92,29 +89,102 @@ impl Qs8AddPlan {
         out: &mut [T],
         out_shape: &[usize],
     ) {
-        let (mut held_a, mut held_b) = (Vec::new(), Vec::new());
-        let fill = |v: T, n: usize, buf: &mut Vec<T>| {
-            buf.clear();
-            buf.resize(n, v);
+        broadcast_by_rows(a, a_shape, b, b_shape, out, out_shape, |a, b, out| self.run(a, b, out))
+    }
+}
+
+/// A same-shape kernel `run(a, b, out)` over `a` and `b` broadcast to
+/// `out_shape`: rows of the coalesced innermost dimension, an operand held
+/// on one value along a row repeated into a scratch row first (the
+/// reference walked every value through the scalar element function: a
+/// per-pixel `[1, 56, 56, 64] - [1, 56, 56, 1]` took 80x LiteRT's time).
+#[allow(clippy::too_many_arguments)]
+fn broadcast_by_rows<T: Q8>(
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    out: &mut [T],
+    out_shape: &[usize],
+    run: impl Fn(&[T], &[T], &mut [T]),
+) {
+    let (mut held_a, mut held_b) = (Vec::new(), Vec::new());
+    let fill = |v: T, n: usize, buf: &mut Vec<T>| {
+        buf.clear();
+        buf.resize(n, v);
+    };
+    broadcast_rows(a, a_shape, b, b_shape, out, out_shape, |x, y, row| {
+        let n = row.len();
+        let x = match x {
+            Operand::Run(x) => x,
+            Operand::Held(v) => {
+                fill(v, n, &mut held_a);
+                &held_a[..]
+            }
         };
-        broadcast_rows(a, a_shape, b, b_shape, out, out_shape, |x, y, row| {
-            let n = row.len();
-            let x = match x {
-                Operand::Run(x) => x,
-                Operand::Held(v) => {
-                    fill(v, n, &mut held_a);
-                    &held_a[..]
-                }
-            };
-            let y = match y {
-                Operand::Run(y) => y,
-                Operand::Held(v) => {
-                    fill(v, n, &mut held_b);
-                    &held_b[..]
-                }
-            };
-            self.run(x, y, row);
-        });
+        let y = match y {
+            Operand::Run(y) => y,
+            Operand::Held(v) => {
+                fill(v, n, &mut held_b);
+                &held_b[..]
+            }
+        };
+        run(x, y, row);
+    });
+}
+
+/// A quantised 8-bit MUL (TFLite's `reference_ops::Mul` for int8/uint8):
+/// `(a + o1) (b + o2)` requantised by the output multiplier, offset and
+/// clamped, 16 values at a time where the CPU allows.
+#[derive(Clone, Debug)]
+pub struct Qs8MulPlan {
+    isa: IsaLevel,
+    p: MulParams,
+    /// The shift within what the vector kernels take (`-31..=30`, a clamp
+    /// ordered), else only the scalar loop runs.
+    vector_ok: bool,
+}
+
+impl Qs8MulPlan {
+    /// `isa` is clamped to what the CPU supports.
+    pub fn new(isa: IsaLevel, p: &MulParams) -> Qs8MulPlan {
+        let vector_ok = (-31..=30).contains(&p.output_shift) && p.act_min <= p.act_max;
+        Qs8MulPlan { isa: isa.clamp_to_cpu(), p: *p, vector_ok }
+    }
+
+    /// `out[i] = a[i] * b[i]` (quantised) for `i < out.len()`, `a` and
+    /// `b` at least as long.
+    pub fn run<T: Q8>(&self, a: &[T], b: &[T], out: &mut [T]) {
+        let n = out.len().min(a.len()).min(b.len());
+        let (a, b, out) = (&a[..n], &b[..n], &mut out[..n]);
+        let fits = self.p.act_min >= T::MIN && self.p.act_max <= T::MAX;
+        let done = match () {
+            #[cfg(target_arch = "x86_64")]
+            () if self.vector_ok && fits && Avx512::new(self.isa).is_some() => {
+                Avx512::new(self.isa).map_or(0, |t| avx512::mul(t, &self.p, a, b, out))
+            }
+            #[cfg(target_arch = "x86_64")]
+            () if self.vector_ok && fits => Avx2Fma::new(self.isa).map_or(0, |t| avx2::mul(t, &self.p, a, b, out)),
+            () => 0,
+        };
+        for ((o, &x), &y) in out[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
+            *o = T::from_i32(self.p.mul(x.to_i32(), y.to_i32()));
+        }
+    }
+
+    /// [`Self::run`] with `a` and `b` broadcast to `out_shape` (see
+    /// [`broadcast_by_rows`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_broadcast<T: Q8>(
+        &self,
+        a: &[T],
+        a_shape: &[usize],
+        b: &[T],
+        b_shape: &[usize],
+        out: &mut [T],
+        out_shape: &[usize],
+    ) {
+        broadcast_by_rows(a, a_shape, b, b_shape, out, out_shape, |a, b, out| self.run(a, b, out))
     }
 }
 
@@ -132,7 +202,7 @@ mod avx2 {
     use super::Q8;
     use crate::optimized::isa::Avx2Fma;
     use crate::optimized::qs8::avx2::{doubling_high_mul, rounds_up};
-    use crate::reference::quantized::AddParams;
+    use crate::reference::quantized::{AddParams, MulParams};
     use std::arch::x86_64::*;
 
     /// Whole groups of 16 elements; returns how many were done.
@@ -208,6 +278,59 @@ mod avx2 {
             i += 16;
         }
     }
+
+    /// Whole groups of 16 elements of a MUL; returns how many were done.
+    pub(super) fn mul<T: Q8>(_t: Avx2Fma, p: &MulParams, a: &[T], b: &[T], out: &mut [T]) -> usize {
+        let n = out.len().min(a.len()).min(b.len()) / 16 * 16;
+        // SAFETY: AVX2 is proven by the token; `a`, `b` and `out` have at
+        // least `n` one-byte values (`T` is i8 or u8).
+        unsafe {
+            qs8_mul_avx2::<T>(n, a.as_ptr() as *const u8, b.as_ptr() as *const u8, p, out.as_mut_ptr() as *mut u8)
+        };
+        n
+    }
+
+    /// # Safety
+    /// AVX2; `n` (a multiple of 16) bytes behind each pointer; the output
+    /// shift in `-31..=30` and the clamp within `T`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn qs8_mul_avx2<T: Q8>(n: usize, a: *const u8, b: *const u8, p: &MulParams, out: *mut u8) {
+        // `multiply_by_quantized_multiplier`: a left shift of `max(s, 0)`,
+        // the high multiply, a rounding right shift of `max(-s, 0)`.
+        let (lsh, e) = (_mm_cvtsi32_si128(p.output_shift.max(0)), (-p.output_shift).max(0));
+        let (mask, half) =
+            (_mm256_set1_epi32(((1i64 << e) - 1) as i32), _mm256_set1_epi32((((1i64 << e) - 1) >> 1) as i32));
+        let e = _mm_cvtsi32_si128(e);
+        let m = _mm256_set1_epi32(p.output_multiplier);
+        let (off1, off2, offo) = (
+            _mm256_set1_epi32(p.input1_offset),
+            _mm256_set1_epi32(p.input2_offset),
+            _mm256_set1_epi32(p.output_offset),
+        );
+        let (lo, hi) = (_mm256_set1_epi32(p.act_min), _mm256_set1_epi32(p.act_max));
+        let widen = |v: __m128i| if T::SIGNED { _mm256_cvtepi8_epi32(v) } else { _mm256_cvtepu8_epi32(v) };
+        let eight = |x: __m128i, y: __m128i| {
+            let prod = _mm256_mullo_epi32(_mm256_add_epi32(widen(x), off1), _mm256_add_epi32(widen(y), off2));
+            let hm = doubling_high_mul(_mm256_sll_epi32(prod, lsh), m, true);
+            let v = _mm256_sub_epi32(_mm256_sra_epi32(hm, e), rounds_up(hm, mask, half));
+            _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, offo), lo), hi)
+        };
+        let mut i = 0;
+        while i < n {
+            // SAFETY: `i + 16 <= n` and the caller checked `n` values behind
+            // each pointer.
+            let (x, y) =
+                unsafe { (_mm_loadu_si128(a.add(i) as *const __m128i), _mm_loadu_si128(b.add(i) as *const __m128i)) };
+            let (v0, v1) = (eight(x, y), eight(_mm_srli_si128(x, 8), _mm_srli_si128(y, 8)));
+            // Clamped into T's range already, so saturating packs are exact.
+            let w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0b11_01_10_00);
+            let (l, h) = (_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+            let bytes = if T::SIGNED { _mm_packs_epi16(l, h) } else { _mm_packus_epi16(l, h) };
+            // SAFETY: as for the loads.
+            unsafe { _mm_storeu_si128(out.add(i) as *mut __m128i, bytes) };
+            i += 16;
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -216,7 +339,7 @@ mod avx512 {
     use super::Q8;
     use crate::optimized::isa::Avx512;
     use crate::optimized::qs8::avx512::doubling_high_mul;
-    use crate::reference::quantized::AddParams;
+    use crate::reference::quantized::{AddParams, MulParams};
     use std::arch::x86_64::*;
 
     /// Whole groups of 16 elements; returns how many were done.
@@ -291,6 +414,60 @@ mod avx512 {
             let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
             // Clamped into T's range already (checked by the caller), so the
             // saturating narrowing is exact.
+            let bytes = if T::SIGNED {
+                _mm512_cvtsepi32_epi8(v)
+            } else {
+                _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()))
+            };
+            // SAFETY: as for the loads.
+            unsafe { _mm_storeu_si128(out.add(i) as *mut __m128i, bytes) };
+            i += 16;
+        }
+    }
+
+    /// Whole groups of 16 elements of a MUL; returns how many were done.
+    pub(super) fn mul<T: Q8>(_t: Avx512, p: &MulParams, a: &[T], b: &[T], out: &mut [T]) -> usize {
+        let n = out.len().min(a.len()).min(b.len()) / 16 * 16;
+        // SAFETY: AVX-512 is proven by the token; `a`, `b` and `out` have
+        // at least `n` one-byte values (`T` is i8 or u8).
+        unsafe {
+            qs8_mul_avx512::<T>(n, a.as_ptr() as *const u8, b.as_ptr() as *const u8, p, out.as_mut_ptr() as *mut u8)
+        };
+        n
+    }
+
+    /// # Safety
+    /// AVX-512 F; `n` (a multiple of 16) bytes behind each pointer; the
+    /// output shift in `-31..=30` and the clamp within `T`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn qs8_mul_avx512<T: Q8>(n: usize, a: *const u8, b: *const u8, p: &MulParams, out: *mut u8) {
+        let (lsh, e) = (_mm_cvtsi32_si128(p.output_shift.max(0)), (-p.output_shift).max(0));
+        let (mask, half) =
+            (_mm512_set1_epi32(((1i64 << e) - 1) as i32), _mm512_set1_epi32((((1i64 << e) - 1) >> 1) as i32));
+        let e = _mm_cvtsi32_si128(e);
+        let m = _mm512_set1_epi32(p.output_multiplier);
+        let (off1, off2, offo) = (
+            _mm512_set1_epi32(p.input1_offset),
+            _mm512_set1_epi32(p.input2_offset),
+            _mm512_set1_epi32(p.output_offset),
+        );
+        let (lo, hi) = (_mm512_set1_epi32(p.act_min), _mm512_set1_epi32(p.act_max));
+        let widen = |v: __m128i| if T::SIGNED { _mm512_cvtepi8_epi32(v) } else { _mm512_cvtepu8_epi32(v) };
+        let mut i = 0;
+        while i < n {
+            // SAFETY: `i + 16 <= n` and the caller checked `n` values behind
+            // each pointer.
+            let (x, y) =
+                unsafe { (_mm_loadu_si128(a.add(i) as *const __m128i), _mm_loadu_si128(b.add(i) as *const __m128i)) };
+            let prod = _mm512_mullo_epi32(_mm512_add_epi32(widen(x), off1), _mm512_add_epi32(widen(y), off2));
+            let hm = doubling_high_mul(_mm512_sll_epi32(prod, lsh), m, true);
+            // The rounding right shift as `mul_shift` does it.
+            let rem = _mm512_and_si512(hm, mask);
+            let up = _mm512_cmpgt_epi32_mask(rem, _mm512_sub_epi32(half, _mm512_srai_epi32::<31>(hm)));
+            let q = _mm512_sra_epi32(hm, e);
+            let v = _mm512_add_epi32(_mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1)), offo);
+            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            // Clamped into T's range already, so the narrowing is exact.
             let bytes = if T::SIGNED {
                 _mm512_cvtsepi32_epi8(v)
             } else {
@@ -433,6 +610,73 @@ mod tests {
             assert_eq!(got, want, "case {i} {isa:?} {p:?}");
             Qs8AddPlan::subtract(isa, &p).run(&a, &b, &mut got);
             assert_eq!(got, want_sub, "SUB case {i} {isa:?} {p:?}");
+        }
+    }
+
+    /// MUL, same-shape and broadcast, int8 and uint8, with random scales
+    /// (output shifts both ways) and clamps, against the reference.
+    #[test]
+    fn mul_matches_reference_exactly() {
+        use crate::reference::quantized::{mul_quantized, MulParams};
+        let mut rng = Rng::new(0x301);
+        let shapes: [(&[usize], &[usize]); 5] = [
+            (&[70], &[70]),
+            (&[1, 5, 6, 40], &[40]),
+            (&[1, 5, 6, 40], &[1, 5, 6, 1]),
+            (&[1], &[33]),
+            (&[3, 1, 2], &[1, 4, 1]),
+        ];
+        for i in 0..600usize {
+            let (sa, sb) = shapes[i % shapes.len()];
+            let act = rng.pick(&[FusedActivation::None, FusedActivation::Relu, FusedActivation::Relu6]);
+            // Products of scales from 1e-8 to 1e2 against output scales of
+            // 1e-4 .. 1: real multipliers far below and above one.
+            let (s1, s2, so) = (scale(&mut rng), scale(&mut rng) * 100.0, scale(&mut rng));
+            let so_ = crate::reference::elementwise::broadcast_shape(sa, sb).unwrap();
+            let (na, nb, no) = (sa.iter().product(), sb.iter().product(), so_.iter().product::<usize>());
+            if i % 2 == 0 {
+                let Some(p) = MulParams::new::<i8>(
+                    s1,
+                    zp(&mut rng, -128, 127),
+                    s2,
+                    zp(&mut rng, -128, 127),
+                    so,
+                    zp(&mut rng, -128, 127),
+                    act,
+                ) else {
+                    continue;
+                };
+                let a: Vec<i8> = (0..na).map(|_| rng.next_u64() as i8).collect();
+                let b: Vec<i8> = (0..nb).map(|_| rng.next_u64() as i8).collect();
+                let mut want = vec![0i8; no];
+                mul_quantized(&p, &a, sa, &b, sb, &mut want, &so_);
+                for &isa in &available_levels() {
+                    let mut got = vec![0i8; no];
+                    Qs8MulPlan::new(isa, &p).run_broadcast(&a, sa, &b, sb, &mut got, &so_);
+                    assert_eq!(got, want, "case {i} {isa:?} {p:?}");
+                }
+            } else {
+                let Some(p) = MulParams::new::<u8>(
+                    s1,
+                    zp(&mut rng, 0, 255),
+                    s2,
+                    zp(&mut rng, 0, 255),
+                    so,
+                    zp(&mut rng, 0, 255),
+                    act,
+                ) else {
+                    continue;
+                };
+                let a: Vec<u8> = (0..na).map(|_| rng.next_u64() as u8).collect();
+                let b: Vec<u8> = (0..nb).map(|_| rng.next_u64() as u8).collect();
+                let mut want = vec![0u8; no];
+                mul_quantized(&p, &a, sa, &b, sb, &mut want, &so_);
+                for &isa in &available_levels() {
+                    let mut got = vec![0u8; no];
+                    Qs8MulPlan::new(isa, &p).run_broadcast(&a, sa, &b, sb, &mut got, &so_);
+                    assert_eq!(got, want, "case {i} {isa:?} {p:?}");
+                }
+            }
         }
     }
 

@@ -13,7 +13,7 @@
 //! `[1, H, W, C]`: rows of `C` against one value).
 
 use ferrolite_kernels::activation::ClampF32;
-use ferrolite_kernels::optimized::qs8_elementwise::Qs8AddPlan;
+use ferrolite_kernels::optimized::qs8_elementwise::{Qs8AddPlan, Qs8MulPlan};
 use ferrolite_kernels::optimized::{elementwise as fast, isa};
 use ferrolite_kernels::reference::elementwise as k;
 use ferrolite_schema::{ActivationFunctionType, BuiltinOperator as B};
@@ -357,10 +357,29 @@ fn prepare_quantized(
             }))
         }};
     }
+    // 8-bit MUL: the vector kernel, broadcasts by rows.
+    macro_rules! fast_mul {
+        ($T:ty) => {{
+            let p = qk::MulParams::new::<$T>(s1, z1, s2, z2, so, zo, act).ok_or_else(bad)?;
+            let plan = Qs8MulPlan::new(isa::detect(), &p);
+            Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                let (a, b) = (ctx.input(0)?.as_slice::<$T>()?, ctx.input(1)?.as_slice::<$T>()?);
+                let workers = ctx.workers;
+                let out = ctx.output(0)?.as_slice_mut::<$T>()?;
+                split_broadcast(workers, a, &s.a, b, &s.b, out, &s.out, |a, sa, b, sb, out, so| {
+                    plan.run_broadcast(a, sa, b, sb, out, so)
+                });
+                Ok(())
+            }))
+        }};
+    }
     let add_sub = matches!(kind, Kind::Add | Kind::Sub) && !ctx.reference_kernels;
+    let mul = kind == Kind::Mul && !ctx.reference_kernels;
     match t {
         DataType::Int8 if add_sub => fast_add!(i8),
         DataType::UInt8 if add_sub => fast_add!(u8),
+        DataType::Int8 if mul => fast_mul!(i8),
+        DataType::UInt8 if mul => fast_mul!(u8),
         DataType::Int8 => typed!(i8),
         DataType::UInt8 => typed!(u8),
         _ => typed!(i16),
