@@ -30,6 +30,7 @@ pub mod matmul;
 pub mod pool;
 pub mod qs8;
 pub mod qs8_elementwise;
+pub mod qs8_transpose_conv;
 pub mod reduce;
 pub mod resize;
 pub mod transpose;

@@ -385,6 +385,26 @@ impl Requant {
     }
 }
 
+/// A conv-style requantisation of whole pixels (`finish` on each of
+/// `channels` int32 sums), vectorised where the CPU and the constants
+/// allow: for kernels outside this module (TRANSPOSE_CONV's scatter).
+#[derive(Clone, Debug)]
+pub(crate) struct PixelRequant {
+    q: ConvQuantParams,
+    rq: Requant,
+}
+
+impl PixelRequant {
+    pub(crate) fn new(q: &ConvQuantParams, channels: usize) -> PixelRequant {
+        PixelRequant { q: q.clone(), rq: Requant::new(q, channels) }
+    }
+
+    /// `out[c] = finish(acc[c] (+ bias[c]))` for one pixel's channels.
+    pub(crate) fn pixel<T: Q8>(&self, isa: IsaLevel, acc: &[i32], bias: Option<&[i32]>, out: &mut [T]) {
+        self.rq.apply(isa, &self.q, acc, bias, 0, out)
+    }
+}
+
 /// Weights `[n, k]` as `w + offset` in panels of 16 columns: panel `j`,
 /// depth pair `p` holds 32 values, `[w[16j + l][2p], w[16j + l][2p + 1]]`
 /// for `l in 0..16`. Zero past `n` and past `k`. Stored as i8 when every

@@ -7,6 +7,7 @@ use ferrolite_schema::BuiltinOperator as B;
 
 use ferrolite_kernels::activation::ClampF32;
 use ferrolite_kernels::optimized::isa;
+use ferrolite_kernels::optimized::qs8_transpose_conv::{Qs8TransposeConvPlan, Qs8TransposeConvScratch};
 use ferrolite_kernels::optimized::transpose_conv::TransposeConvF32Plan;
 use ferrolite_kernels::reference::quantized as qk;
 
@@ -121,6 +122,15 @@ impl Operator for TransposeConv {
                 let (xs, fs, os) = (in_shape, filter_shape, out_shape);
                 let mut s32: Vec<i32> = Vec::new();
                 let mut s64: Vec<i64> = Vec::new();
+                // int8 with constant weights: the packed GEMM and scatter
+                // (`optimized::qs8_transpose_conv`, the reference's bits).
+                let fast = match (dtype, ctx.input(1)?.constant_as::<i8>()?) {
+                    (DataType::Int8, Some(w)) if !ctx.reference_kernels => {
+                        Qs8TransposeConvPlan::new(isa::detect(), &p, &q, xs, w, fs, os)
+                    }
+                    _ => None,
+                };
+                let mut fast_scratch = Qs8TransposeConvScratch::default();
                 Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                     let x = ctx.input(2)?;
                     let w = ctx.input(1)?.as_slice::<i8>()?;
@@ -132,7 +142,10 @@ impl Operator for TransposeConv {
                                 return Err(OpError::Unsupported("int8 TRANSPOSE_CONV with an int64 bias".into()));
                             }
                             let y = out.as_slice_mut::<i8>()?;
-                            qk::transpose_conv2d_i8(&p, &q, x.as_slice()?, xs, w, fs, b32, y, os, &mut s32);
+                            match &fast {
+                                Some(plan) => plan.run(x.as_slice()?, b32, y, &mut fast_scratch),
+                                None => qk::transpose_conv2d_i8(&p, &q, x.as_slice()?, xs, w, fs, b32, y, os, &mut s32),
+                            }
                         }
                         _ => {
                             let y = out.as_slice_mut::<i16>()?;
