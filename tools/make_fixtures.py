@@ -406,6 +406,25 @@ def fn_unique():
     return f, [(8,)]
 
 
+def fn_resource_variables():
+    """VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE and the CALL_ONCE whose
+    subgraph gives the variables their initial values: a decaying running
+    sum and a step counter that a tf.Module keeps across invokes (the
+    variables are read again after they are assigned). The builder returns
+    a bound method, so the module is the converter's trackable object."""
+    class State(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.acc = tf.Variable([[0.5, -1.0, 2.0], [1.0, 0.0, -0.25]], name="acc")
+            self.steps = tf.Variable([0.0], name="steps")
+
+        def step(self, x):
+            self.acc.assign(self.acc * 0.5 + x)
+            self.steps.assign_add([1.0])
+            return self.acc.read_value(), self.steps.read_value() * 2.0
+    return State().step, [(2, 3)]
+
+
 FUNCTIONS = [
     # name, builder (variant f32 only)
     ("one_hot", fn_one_hot),
@@ -423,6 +442,7 @@ FUNCTIONS = [
     ("sparse_to_dense", fn_sparse_to_dense),
     ("matrix_diag", fn_matrix_diag),
     ("unique", fn_unique),
+    ("resource_variables", fn_resource_variables),
 ]
 
 
@@ -437,10 +457,13 @@ def representative(shapes, seed=1, n=16):
 
 
 def convert_function(fn, shapes):
-    """Convert a tf.function body with float32 inputs of the given shapes."""
+    """Convert a tf.function body with float32 inputs of the given shapes.
+    A bound method of a tf.Module converts with the module as the trackable
+    object (its variables stay resource variables)."""
     specs = [tf.TensorSpec(s, tf.float32) for s in shapes]
     f = tf.function(fn, input_signature=specs)
-    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()],
+                                                        getattr(fn, "__self__", f))
     return c.convert()
 
 

@@ -1,8 +1,10 @@
-//! WHILE and IF: operators that run other subgraphs of the model.
+//! WHILE, IF and CALL_ONCE: operators that run other subgraphs of the model.
 //!
 //! TFLite models get these from `tf.while_loop` / `tf.cond`, and from every
 //! Keras RNN layer that the converter does not fuse (GRU, SimpleRNN): the
-//! recurrence becomes a WHILE whose body subgraph is one time step.
+//! recurrence becomes a WHILE whose body subgraph is one time step. Models
+//! with resource variables start with a CALL_ONCE, which runs the subgraph
+//! that initialises them on the interpreter's first invoke and never again.
 //!
 //! The interpreter handles them itself rather than through the op registry,
 //! because a node here owns whole interpreters for its subgraphs, borrowing
@@ -28,11 +30,15 @@ use crate::error::{Error, OpError};
 use crate::interpreter::{Interpreter, InterpreterOptions};
 use crate::model::Model;
 use crate::registry::OpResolver;
+use crate::resource::{self, SharedResources};
 
-/// The subgraphs a control-flow node runs.
+/// The subgraphs a control-flow node runs. A CALL_ONCE runs `init` unless
+/// a CALL_ONCE of this interpreter already ran subgraph `subgraph` (TFLite
+/// keeps that per interpreter, not per node).
 pub(crate) enum ControlFlow<'m> {
     While { cond: Child<'m>, body: Child<'m>, max_iterations: u64 },
     If { then_branch: Child<'m>, else_branch: Child<'m> },
+    CallOnce { init: Child<'m>, subgraph: usize, resources: SharedResources },
 }
 
 /// A subgraph's interpreter: planned once (`eager: false`), or re-prepared
@@ -75,9 +81,9 @@ impl Child<'_> {
 /// shape is known only after an eager run.
 pub(crate) type OutputTypes = Vec<(DataType, Option<Vec<usize>>)>;
 
-/// The subgraphs running above a node (to refuse recursion) and their
-/// worker pool (shared with the node's subgraphs).
-pub(crate) type Caller<'a> = (&'a [usize], Option<Arc<crate::pool::WorkerPool>>);
+/// The subgraphs running above a node (to refuse recursion), their worker
+/// pool and resource variables (shared with the node's subgraphs).
+pub(crate) type Caller<'a> = (&'a [usize], Option<Arc<crate::pool::WorkerPool>>, SharedResources);
 
 /// A node's input as the parent sees it at prepare.
 pub(crate) struct NodeInput {
@@ -97,7 +103,7 @@ fn child<'m>(
     subgraph: usize,
     resolver: &OpResolver,
     options: &InterpreterOptions,
-    (stack, pool): Caller<'_>,
+    (stack, pool, resources): Caller<'_>,
     inputs: &[NodeInput],
     role: &str,
 ) -> Result<Child<'m>, OpError> {
@@ -117,8 +123,9 @@ fn child<'m>(
             inputs.len()
         )));
     }
-    let mut it = Interpreter::for_subgraph_nested(model, subgraph, resolver, options.clone(), stack, pool)
-        .map_err(|e| op_error(&format!("{role} subgraph {subgraph}"), e))?;
+    let mut it =
+        Interpreter::for_subgraph_nested(model, subgraph, resolver, options.clone(), stack, pool, Some(resources))
+            .map_err(|e| op_error(&format!("{role} subgraph {subgraph}"), e))?;
     for (k, input) in inputs.iter().enumerate() {
         let t = sg.inputs[k];
         let want = sg.tensors[t].info.dtype;
@@ -219,6 +226,31 @@ impl<'m> ControlFlow<'m> {
         Ok((ControlFlow::If { then_branch: then_it, else_branch: else_it }, merged))
     }
 
+    /// Prepare a CALL_ONCE node: it takes no inputs and gives no outputs,
+    /// and neither may its subgraph.
+    pub(crate) fn prepare_call_once(
+        model: &'m Model<'m>,
+        resolver: &OpResolver,
+        options: &InterpreterOptions,
+        caller: Caller<'_>,
+        init: usize,
+        inputs: &[NodeInput],
+    ) -> Result<(Self, OutputTypes), OpError> {
+        if !inputs.is_empty() {
+            return Err(OpError::Arity { what: "inputs", expected: "0".into(), got: inputs.len() });
+        }
+        let resources = caller.2.clone();
+        let init_it = child(model, init, resolver, options, caller, inputs, "CALL_ONCE init")?;
+        let outs = init_it.output_types()?;
+        if !outs.is_empty() {
+            return Err(OpError::Value(format!(
+                "CALL_ONCE init subgraph {init} must have no outputs, it has {}",
+                outs.len()
+            )));
+        }
+        Ok((ControlFlow::CallOnce { init: init_it, subgraph: init, resources }, Vec::new()))
+    }
+
     /// Run the node on `inputs` (the bytes of its input tensors) and return
     /// the bytes of its outputs.
     pub(crate) fn run(&mut self, inputs: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, OpError> {
@@ -256,6 +288,15 @@ impl<'m> ControlFlow<'m> {
                 let take_then = inputs.first().and_then(|c| c.first()).is_some_and(|&b| b != 0);
                 let branch = if take_then { then_branch } else { else_branch };
                 branch.run(&inputs[1..])
+            }
+            ControlFlow::CallOnce { init, subgraph, resources } => {
+                // Not locked while the subgraph runs: its ops lock the store.
+                if resource::lock(resources).is_initialized(*subgraph) {
+                    return Ok(Vec::new());
+                }
+                init.run(&[])?;
+                resource::lock(resources).mark_initialized(*subgraph);
+                Ok(Vec::new())
             }
         }
     }

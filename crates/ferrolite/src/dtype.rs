@@ -55,16 +55,17 @@ impl DataType {
     }
 
     /// Bytes per element; `None` for types without a fixed element size
-    /// (strings, resources, variants) and for sub-byte `Int4`.
+    /// (strings, variants) and for sub-byte `Int4`. A resource tensor holds
+    /// a variable's `i32` id, as TFLite's VAR_HANDLE writes it.
     pub fn size(self) -> Option<usize> {
         use DataType::*;
         Some(match self {
-            Float32 | Int32 | UInt32 => 4,
+            Float32 | Int32 | UInt32 | Resource => 4,
             Float16 | Int16 | UInt16 | BFloat16 => 2,
             UInt8 | Int8 | Bool => 1,
             Int64 | Float64 | UInt64 | Complex64 => 8,
             Complex128 => 16,
-            String | Resource | Variant | Int4 => return None,
+            String | Variant | Int4 => return None,
         })
     }
 

@@ -18,6 +18,7 @@ use crate::model::{Model, SignatureDef, SubgraphDef};
 use crate::op::{EvalContext, InputInfo, PrepareContext, PreparedOp, Workers};
 use crate::pool::WorkerPool;
 use crate::registry::{OpResolver, Registration};
+use crate::resource::SharedResources;
 use crate::tensor::{AlignedBytes, TensorInfo, TensorMut, TensorRef};
 use ferrolite_schema::{self as fb, BuiltinOperator};
 
@@ -157,6 +158,9 @@ pub struct Interpreter<'m> {
     /// Input values for an eager run (see `run_eager`): while set,
     /// `allocate_tensors` treats the inputs as constants.
     eager_inputs: Option<Vec<Vec<u8>>>,
+    /// Resource variables and CALL_ONCE marks: made by a top-level
+    /// interpreter, shared with its subgraphs' and signature runners'.
+    resources: SharedResources,
 }
 
 impl<'m> Interpreter<'m> {
@@ -172,11 +176,12 @@ impl<'m> Interpreter<'m> {
         resolver: &OpResolver,
         options: InterpreterOptions,
     ) -> Result<Interpreter<'m>> {
-        Interpreter::for_subgraph_nested(model, subgraph, resolver, options, &[], None)
+        Interpreter::for_subgraph_nested(model, subgraph, resolver, options, &[], None, None)
     }
 
-    /// An interpreter for a subgraph run by a WHILE/IF node of the
-    /// subgraphs in `callers`, sharing the caller's worker pool.
+    /// An interpreter for a subgraph run by a WHILE/IF/CALL_ONCE node of
+    /// the subgraphs in `callers`, sharing the caller's worker pool and
+    /// resource variables.
     pub(crate) fn for_subgraph_nested(
         model: &'m Model<'m>,
         subgraph: usize,
@@ -184,6 +189,7 @@ impl<'m> Interpreter<'m> {
         options: InterpreterOptions,
         callers: &[usize],
         shared_pool: Option<Arc<WorkerPool>>,
+        shared_resources: Option<SharedResources>,
     ) -> Result<Interpreter<'m>> {
         let sg = model
             .subgraphs
@@ -222,6 +228,7 @@ impl<'m> Interpreter<'m> {
             resolver: resolver.clone(),
             callers: callers.to_vec(),
             eager_inputs: None,
+            resources: shared_resources.unwrap_or_default(),
             model,
             subgraph,
             options,
@@ -316,7 +323,8 @@ impl<'m> Interpreter<'m> {
             node.range_inputs.clear();
             let loc = Location::Operator { subgraph: si, index: ni, op: node.name.clone() };
             let code = model.operator_codes[op.opcode_index].builtin_code;
-            if code == BuiltinOperator::While as i32 || code == BuiltinOperator::If as i32 {
+            let subgraph_ops = [BuiltinOperator::While, BuiltinOperator::If, BuiltinOperator::CallOnce];
+            if subgraph_ops.iter().any(|&c| c as i32 == code) {
                 self.prepare_control_flow(ni, &loc)?;
                 continue;
             }
@@ -412,7 +420,8 @@ impl<'m> Interpreter<'m> {
     /// at each invoke and which otherwise carries over to the next) back to
     /// its initial value from the model, or zeros -- for int8 the zero point
     /// (TFLite's `ResetVariableTensors`). `allocate_tensors()` does this too; TFLite's
-    /// skips a call that changes nothing, keeping the state.
+    /// skips a call that changes nothing, keeping the state. Resource
+    /// variables (VAR_HANDLE) keep their values, as in TFLite.
     pub fn reset_variable_tensors(&mut self) -> Result<()> {
         let model = self.model;
         let sg = self.sg();
@@ -445,8 +454,8 @@ impl<'m> Interpreter<'m> {
         outputs
     }
 
-    /// Build and prepare the subgraph interpreters of a WHILE or IF node and
-    /// give its outputs their types and shapes.
+    /// Build and prepare the subgraph interpreters of a WHILE, IF or
+    /// CALL_ONCE node and give its outputs their types and shapes.
     fn prepare_control_flow(&mut self, ni: usize, loc: &Location) -> Result<()> {
         let model = self.model;
         let op = &self.sg().operators[ni];
@@ -463,7 +472,7 @@ impl<'m> Interpreter<'m> {
                 model,
                 &self.resolver,
                 &self.options,
-                (&callers, self.pool.clone()),
+                (&callers, self.pool.clone(), self.resources.clone()),
                 subgraph_index(o.cond_subgraph_index).map_err(err)?,
                 subgraph_index(o.body_subgraph_index).map_err(err)?,
                 &inputs,
@@ -472,9 +481,17 @@ impl<'m> Interpreter<'m> {
                 model,
                 &self.resolver,
                 &self.options,
-                (&callers, self.pool.clone()),
+                (&callers, self.pool.clone(), self.resources.clone()),
                 subgraph_index(o.then_subgraph_index).map_err(err)?,
                 subgraph_index(o.else_subgraph_index).map_err(err)?,
+                &inputs,
+            ),
+            Some(fb::BuiltinOptions::CallOnceOptions(o)) => ControlFlow::prepare_call_once(
+                model,
+                &self.resolver,
+                &self.options,
+                (&callers, self.pool.clone(), self.resources.clone()),
+                subgraph_index(o.init_subgraph_index).map_err(err)?,
                 &inputs,
             ),
             _ => Err(OpError::Options(format!("{} without its options", self.nodes[ni].name))),
@@ -503,7 +520,8 @@ impl<'m> Interpreter<'m> {
         Ok(())
     }
 
-    /// Run a WHILE or IF node: copy its inputs in, its outputs back.
+    /// Run a WHILE, IF or CALL_ONCE node: copy its inputs in, its outputs
+    /// back.
     fn eval_control_flow(&mut self, ni: usize, arena: &mut [u8]) -> Result<(), OpError> {
         let model = self.model;
         let op = &model.subgraphs[self.subgraph].operators[ni];
@@ -710,7 +728,7 @@ impl<'m> Interpreter<'m> {
     fn eval_node(&mut self, ni: usize, arena: &mut [u8]) -> Result<(), OpError> {
         let model = self.model;
         let op = &model.subgraphs[self.subgraph].operators[ni];
-        let Interpreter { tensors, storage, ranges, range_wanted, nodes, pool, .. } = self;
+        let Interpreter { tensors, storage, ranges, range_wanted, nodes, pool, resources, .. } = self;
         let Node { prepared, fused, .. } = &mut nodes[ni];
         let prepared = prepared.as_mut().ok_or_else(|| OpError::Value("node was not prepared".into()))?;
         let op_inputs: &[Option<usize>] = fused.as_ref().map_or(&op.inputs, |(i, _)| i);
@@ -753,8 +771,13 @@ impl<'m> Interpreter<'m> {
         let mut owned_var: Vec<(usize, usize, AlignedBytes)> = Vec::new();
         for (k, t) in op_inputs.iter().enumerate() {
             let Some(t) = *t else { continue };
-            if !tensors[t].is_variable || op.outputs.contains(&t) || owned_var.iter().any(|(_, u, _)| *u == t) {
+            if !tensors[t].is_variable || op.outputs.contains(&t) {
                 continue;
+            }
+            if owned_var.iter().any(|(_, u, _)| *u == t) {
+                // Lent mutably to the first input, it has no bytes for a
+                // second one: refuse rather than hand the op an empty view.
+                return Err(OpError::Value(format!("variable tensor {t} is wired to two inputs of this node")));
             }
             if let Storage::Owned(b) = &mut storage[t] {
                 owned_var.push((k, t, std::mem::take(b)));
@@ -812,6 +835,7 @@ impl<'m> Interpreter<'m> {
                 output_ranges: vec![None; op.outputs.len()],
                 ranges_wanted: op.outputs.iter().map(|&t| range_wanted[t]).collect(),
                 workers: Workers { pool: pool.as_deref() },
+                resources,
             };
             let result = prepared.eval(&mut ctx);
             // What the node recorded about its outputs, or that nothing is
@@ -1001,8 +1025,10 @@ impl<'m> Interpreter<'m> {
     }
 
     /// An interpreter bound to a signature, with named inputs and outputs.
+    /// It shares this interpreter's resource variables (as TFLite's
+    /// signature runners share their interpreter's).
     pub fn signature_runner(&self, key: &str, resolver: &OpResolver) -> Result<SignatureRunner<'m>> {
-        SignatureRunner::new(self.model, key, resolver, self.options.clone())
+        SignatureRunner::with_resources(self.model, key, resolver, self.options.clone(), Some(self.resources.clone()))
     }
 }
 
@@ -1014,12 +1040,23 @@ pub struct SignatureRunner<'m> {
 
 impl<'m> SignatureRunner<'m> {
     pub fn new(model: &'m Model<'m>, key: &str, resolver: &OpResolver, options: InterpreterOptions) -> Result<Self> {
+        SignatureRunner::with_resources(model, key, resolver, options, None)
+    }
+
+    fn with_resources(
+        model: &'m Model<'m>,
+        key: &str,
+        resolver: &OpResolver,
+        options: InterpreterOptions,
+        resources: Option<SharedResources>,
+    ) -> Result<Self> {
         let signature = model
             .signatures
             .iter()
             .find(|s| s.key == key)
             .ok_or_else(|| Error::InvalidArgument(format!("no signature '{key}'")))?;
-        let mut interpreter = Interpreter::for_subgraph(model, signature.subgraph, resolver, options)?;
+        let mut interpreter =
+            Interpreter::for_subgraph_nested(model, signature.subgraph, resolver, options, &[], None, resources)?;
         interpreter.allocate_tensors()?;
         Ok(SignatureRunner { interpreter, signature })
     }

@@ -27,6 +27,7 @@ pub mod op;
 pub mod ops;
 mod pool;
 pub mod registry;
+mod resource;
 pub mod tensor;
 
 pub use dtype::{DataType, Element};

@@ -11,8 +11,9 @@ use ferrolite_schema as fb;
 
 use crate::dtype::{DataType, Element};
 use crate::error::{Error, OpError};
+use crate::resource::Resources;
 use crate::tensor::{AlignedBytes, QuantParams, TensorInfo, TensorMut, TensorRef};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// A kind of operator: builtin or user-registered custom.
 pub trait Operator: Send + Sync {
@@ -227,6 +228,9 @@ pub struct EvalContext<'a> {
     pub(crate) ranges_wanted: Vec<bool>,
     /// Worker threads for kernels that split their output.
     pub workers: Workers<'a>,
+    /// The interpreter's resource variables (VAR_HANDLE, READ_VARIABLE,
+    /// ASSIGN_VARIABLE), shared with its subgraphs.
+    pub(crate) resources: &'a Mutex<Resources>,
 }
 
 impl<'a> EvalContext<'a> {
@@ -283,6 +287,12 @@ impl<'a> EvalContext<'a> {
     /// All outputs at once (for ops with several, like SPLIT).
     pub fn outputs_mut(&mut self) -> &mut [TensorMut<'a>] {
         &mut self.outputs
+    }
+
+    /// The interpreter's resource variables, locked: ops lock them only for
+    /// the copy in or out.
+    pub(crate) fn resources(&self) -> MutexGuard<'a, Resources> {
+        crate::resource::lock(self.resources)
     }
 
     /// The smallest and largest value of float input `i`, when the node

@@ -19,6 +19,8 @@ pub mod add_n;
 pub mod arg_min_max;
 pub mod atan2;
 pub mod batch_matmul;
+pub mod bidirectional_sequence_lstm;
+pub mod bidirectional_sequence_rnn;
 pub mod binary;
 pub mod broadcast_args;
 pub mod bucketize;
@@ -55,9 +57,11 @@ pub mod reduce;
 pub mod reduce_logical;
 pub mod reshape;
 pub mod resize;
+pub mod resource_variable;
 pub mod reverse;
 pub mod reverse_sequence;
 pub mod rfft2d;
+pub mod rnn;
 pub mod scatter_nd;
 pub mod segment_sum;
 pub mod select;
@@ -68,12 +72,14 @@ pub mod space_batch;
 pub mod space_depth;
 pub mod sparse_to_dense;
 pub mod split;
+pub mod svdf;
 pub mod tile;
 pub mod topk;
 pub mod transpose;
 pub mod transpose_conv;
 pub mod unary;
 pub mod unidirectional_sequence_lstm;
+pub mod unidirectional_sequence_rnn;
 pub mod unique;
 pub mod unsorted_segment;
 
@@ -141,7 +147,21 @@ pub fn register_all(r: &mut OpResolver) {
     sparse_to_dense::register(r);
     unique::register(r);
     unsorted_segment::register(r);
-    for impure in [B::RandomUniform, B::RandomStandardNormal, B::Multinomial, B::AssignVariable, B::CallOnce] {
+    resource_variable::register(r);
+    svdf::register(r);
+    rnn::register(r);
+    unidirectional_sequence_rnn::register(r);
+    bidirectional_sequence_rnn::register(r);
+    bidirectional_sequence_lstm::register(r);
+    for impure in [
+        B::RandomUniform,
+        B::RandomStandardNormal,
+        B::Multinomial,
+        B::AssignVariable,
+        B::CallOnce,
+        B::VarHandle,
+        B::ReadVariable,
+    ] {
         r.mark_impure(impure as i32);
     }
 }
