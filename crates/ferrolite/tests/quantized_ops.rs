@@ -135,6 +135,8 @@ const EXPECTED: &[(&str, u64, [u8; 8])] = &[
     ("concat_u8", 0x971c093048a0927a, [0, 0, 83, 0, 0, 56, 0, 95]),
     ("hard_swish_i8", 0xf80fa3f3755f8c35, [166, 78, 150, 222, 156, 146, 33, 156]),
     ("hard_swish_u8", 0xb63a805c3420330f, [30, 28, 187, 30, 71, 245, 17, 142]),
+    ("l2_normalization_i8", 0x59a3c7281a6f3a19, [2, 62, 220, 23, 181, 241, 45, 203]),
+    ("l2_normalization_u8", 0x8f7840ee3dab53cd, [50, 108, 166, 71, 129, 186, 92, 149]),
     ("leaky_relu_i16", 0x9876b8674b1a4718, [205, 204, 193, 208, 181, 212, 170, 216]),
     ("leaky_relu_i8", 0xc33aaf4e9552e1f0, [219, 84, 186, 6, 163, 199, 50, 176]),
     ("leaky_relu_u8", 0x0993553cc5b0aead, [12, 48, 143, 25, 65, 186, 38, 109]),
@@ -231,6 +233,19 @@ fn hard_swish_int8_and_uint8() {
     check("hard_swish_i8", &o);
     let o = unary_case("hard_swish_u8", Op::HardSwish, UInt8, 0.05, 100, 0.03, 30);
     check("hard_swish_u8", &o);
+}
+
+#[test]
+fn l2_normalization_int8_and_uint8() {
+    // Rows of 8 over the whole byte range (some near the zero point, so
+    // small norms), output fixed at scale 1/128.
+    let o = unary_case("l2_normalization_i8", Op::L2Normalization, Int8, 0.05, -3, 1.0 / 128.0, 0);
+    check("l2_normalization_i8", &o);
+    let o = unary_case("l2_normalization_u8", Op::L2Normalization, UInt8, 0.05, 131, 1.0 / 128.0, 128);
+    check("l2_normalization_u8", &o);
+    // TFLite's Prepare rejects any other output quantisation.
+    let m = single_op(Op::L2Normalization, None, vec![t(Int8, &SHAPE, 0.05, 0)], t(Int8, &SHAPE, 1.0 / 127.0, 0));
+    assert!(allocate_error(&m).contains("1/128"));
 }
 
 #[test]

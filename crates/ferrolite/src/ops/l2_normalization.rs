@@ -1,8 +1,9 @@
-//! L2_NORMALIZATION over the last axis.
+//! L2_NORMALIZATION over the last axis (float32, int8, uint8).
 
-use ferrolite_kernels::reference::l2norm::l2_normalize_f32;
+use ferrolite_kernels::reference::l2norm::{l2_normalize_f32, l2_normalize_i8, l2_normalize_u8};
 use ferrolite_schema::BuiltinOperator as B;
 
+use super::quantized::{input_scale_zp, output_scale_zp};
 use crate::dtype::DataType;
 use crate::error::OpError;
 use crate::op::{EvalContext, Operator, PrepareContext, PreparedOp};
@@ -33,6 +34,35 @@ impl Operator for L2Normalization {
                 l2_normalize_f32(x, y, outer, depth, EPSILON);
                 Ok(())
             })),
+            dtype @ (DataType::Int8 | DataType::UInt8) => {
+                // TFLite's Prepare fixes the output quantisation: values in
+                // [-1, 1] at scale 1/128 (zero point 0, or 128 for uint8).
+                let (_, zp) = input_scale_zp(&input, "the input")?;
+                let (so, zo) = output_scale_zp(ctx.output(0)?)?;
+                let want_zo = if dtype == DataType::UInt8 { 128 } else { 0 };
+                if so as f64 != 1.0 / 128.0 || zo != want_zo {
+                    return Err(OpError::Value(format!(
+                        "quantised L2_NORMALIZATION needs output scale 1/128 and zero point {want_zo}, got {so} and {zo}"
+                    )));
+                }
+                if ctx.output_dtype(0)? != dtype {
+                    return Err(OpError::DType {
+                        tensor: "output".into(),
+                        expected: dtype.to_string(),
+                        got: ctx.output_dtype(0)?.to_string(),
+                    });
+                }
+                Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                    let x = ctx.input(0)?;
+                    let y = ctx.output(0)?;
+                    if dtype == DataType::Int8 {
+                        l2_normalize_i8(x.as_slice::<i8>()?, y.as_slice_mut::<i8>()?, outer, depth, zp);
+                    } else {
+                        l2_normalize_u8(x.bytes, y.bytes, outer, depth, zp);
+                    }
+                    Ok(())
+                }))
+            }
             other => Err(OpError::Unsupported(format!("L2_NORMALIZATION on {other}"))),
         }
     }
