@@ -7,7 +7,7 @@
 //! LiteRT's time on 4 products of 64x64 matrices.
 
 use ferrolite_kernels::optimized::isa;
-use ferrolite_kernels::optimized::matmul::{matmul_f32, MatmulScratch};
+use ferrolite_kernels::optimized::matmul::{matmul_f32, matmul_i8, MatmulI8Scratch, MatmulScratch};
 use ferrolite_kernels::reference::batch_matmul::batch_matmul_f32;
 use ferrolite_kernels::reference::elementwise::broadcast_shape;
 use ferrolite_kernels::reference::quantized::{batch_matmul_quantized, BatchMatmulParams};
@@ -133,6 +133,42 @@ impl Operator for BatchMatmul {
                             Ok(())
                         }))
                     };
+                }
+                // int8 where each output matrix has its own LHS and its own
+                // or a shared RHS: the packed int16 GEMM, whole matrices
+                // per thread (other batch broadcasts take the reference).
+                let batch = |s: &[usize]| s[..s.len() - 2].iter().product::<usize>();
+                let batches = batch(&out_shape);
+                let shared_rhs = batch(&rs) == 1;
+                let fast = t == DataType::Int8
+                    && !ctx.reference_kernels
+                    && batch(&ls) == batches
+                    && (shared_rhs || batch(&rs) == batches);
+                if fast {
+                    let level = isa::detect();
+                    let k = k1;
+                    return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
+                        let l = ctx.input(0)?.as_slice::<i8>()?;
+                        let r = ctx.input(1)?.as_slice::<i8>()?;
+                        let workers = ctx.workers;
+                        let y = ctx.output(0)?.as_slice_mut::<i8>()?;
+                        let rhs_len = if shared_rhs { k * n } else { batches * k * n };
+                        if l.len() != batches * m * k || r.len() != rhs_len || y.len() != batches * m * n || m * n == 0
+                        {
+                            batch_matmul_quantized(&p, l, &ls, r, &rs, adj_x, adj_y, y, &out_shape);
+                            return Ok(());
+                        }
+                        workers.for_each_chunk(y, m * n, |first, chunk| {
+                            let mut scratch = MatmulI8Scratch::default();
+                            for (i, o) in chunk.chunks_exact_mut(m * n).enumerate() {
+                                let b = first + i;
+                                let lb = &l[b * m * k..(b + 1) * m * k];
+                                let rb = if shared_rhs { &r[..k * n] } else { &r[b * k * n..(b + 1) * k * n] };
+                                matmul_i8(level, &p, m, n, k, lb, adj_x, rb, adj_y, o, &mut scratch);
+                            }
+                        });
+                        Ok(())
+                    }));
                 }
                 if t == DataType::Int8 {
                     typed!(i8)
