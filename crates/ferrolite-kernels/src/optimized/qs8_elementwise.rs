@@ -152,20 +152,29 @@ impl Qs8MulPlan {
         Qs8MulPlan { isa: isa.clamp_to_cpu(), p: *p, vector_ok }
     }
 
+    pub fn isa(&self) -> IsaLevel {
+        self.isa
+    }
+
     /// `out[i] = a[i] * b[i]` (quantised) for `i < out.len()`, `a` and
     /// `b` at least as long.
     pub fn run<T: Q8>(&self, a: &[T], b: &[T], out: &mut [T]) {
         let n = out.len().min(a.len()).min(b.len());
         let (a, b, out) = (&a[..n], &b[..n], &mut out[..n]);
-        let fits = self.p.act_min >= T::MIN && self.p.act_max <= T::MAX;
+        // The vector kernels narrow with saturation: exact when the clamp
+        // is inside T's range. (x86-64 only for now: NEON runs the loop.)
+        let vector = self.vector_ok && self.p.act_min >= T::MIN && self.p.act_max <= T::MAX;
         let done = match () {
             #[cfg(target_arch = "x86_64")]
-            () if self.vector_ok && fits && Avx512::new(self.isa).is_some() => {
+            () if vector && Avx512::new(self.isa).is_some() => {
                 Avx512::new(self.isa).map_or(0, |t| avx512::mul(t, &self.p, a, b, out))
             }
             #[cfg(target_arch = "x86_64")]
-            () if self.vector_ok && fits => Avx2Fma::new(self.isa).map_or(0, |t| avx2::mul(t, &self.p, a, b, out)),
-            () => 0,
+            () if vector => Avx2Fma::new(self.isa).map_or(0, |t| avx2::mul(t, &self.p, a, b, out)),
+            () => {
+                let _ = vector;
+                0
+            }
         };
         for ((o, &x), &y) in out[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
             *o = T::from_i32(self.p.mul(x.to_i32(), y.to_i32()));
@@ -558,7 +567,7 @@ mod avx2 {
     use crate::optimized::isa::Avx2Fma;
     use crate::reference::quantized::AddParams;
 
-    pub(super) fn add<T: Q8>(_: Avx2Fma, _: &AddParams, _: &[T], _: &[T], _: &mut [T]) -> usize {
+    pub(super) fn add<T: Q8>(_: Avx2Fma, _: &AddParams, _: bool, _: &[T], _: &[T], _: &mut [T]) -> usize {
         unreachable!("no AVX2 token off x86-64")
     }
 }
