@@ -1120,8 +1120,9 @@ mod avx512 {
 
     /// The reference's sigmoid from `e = e^-|x|` alone: `e / (1 + e)` for
     /// negative x (`e` itself below `SIGMOID_LOWER`, as the reference
-    /// returns `e^x` there), `1 - e / (1 + e)` for positive x (which
-    /// rounds to the reference's 1.0 above `SIGMOID_UPPER`). One exp and
+    /// returns `e^x` there), `1 - e / (1 + e)` for positive x (above
+    /// `SIGMOID_UPPER`, where the reference returns 1.0, that is 1.0 or
+    /// the float below it up to x = 17.33: one ulp). One exp and
     /// a divide: on Zen 5 a divide costs less than `rcp14` and a Newton
     /// step (logistic 0.075 -> 0.052 ms on [1, 56, 56, 96] with the
     /// shorter exp; tanh's divide took it 0.055 -> 0.047).

@@ -128,7 +128,7 @@ pub fn matmul_i8(
     }
     for (o, acc) in out[..m * n].chunks_exact_mut(n).zip(scratch.acc.chunks_exact(ldc)) {
         for (o, &a) in o.iter_mut().zip(acc) {
-            let v = multiply_by_quantized_multiplier(a, p.multiplier, p.shift) + p.output_zero_point;
+            let v = multiply_by_quantized_multiplier(a, p.multiplier, p.shift).wrapping_add(p.output_zero_point);
             *o = v.clamp(-128, 127) as i8;
         }
     }

@@ -628,8 +628,9 @@ mod tests {
     fn mul_matches_reference_exactly() {
         use crate::reference::quantized::{mul_quantized, MulParams};
         let mut rng = Rng::new(0x301);
-        let shapes: [(&[usize], &[usize]); 5] = [
+        let shapes: [(&[usize], &[usize]); 6] = [
             (&[70], &[70]),
+            (&[0, 5], &[0, 5]),
             (&[1, 5, 6, 40], &[40]),
             (&[1, 5, 6, 40], &[1, 5, 6, 1]),
             (&[1], &[33]),
@@ -695,7 +696,10 @@ mod tests {
     #[test]
     fn broadcast_matches_reference_exactly() {
         let mut rng = Rng::new(0xb0ad);
-        let cases: [(&[usize], &[usize]); 8] = [
+        let cases: [(&[usize], &[usize]); 11] = [
+            (&[0], &[0]),
+            (&[2, 0], &[1, 0]),
+            (&[0, 5], &[0, 5]),
             (&[1, 5, 6, 40], &[1, 5, 6, 1]),
             (&[1, 5, 6, 40], &[40]),
             (&[2, 3, 17], &[1]),

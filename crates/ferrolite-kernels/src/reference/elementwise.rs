@@ -237,6 +237,10 @@ pub fn broadcast_rows<A: Copy, B: Copy, O>(
     let a_strides = broadcast_strides(a_shape, out_shape);
     let b_strides = broadcast_strides(b_shape, out_shape);
     let (dims, a_strides, b_strides) = coalesce(out_shape, &a_strides, &b_strides);
+    if out_shape.contains(&0) {
+        // Nothing to visit (and rows of 0 values cannot be chunked).
+        return;
+    }
     let Some(&inner) = dims.last() else {
         if let Some(o) = out.first_mut() {
             row(Operand::Held(a[0]), Operand::Held(b[0]), std::slice::from_mut(o));
