@@ -1,7 +1,7 @@
 //! MEAN, SUM, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD over constant axes.
 
 use ferrolite_kernels::optimized::isa;
-use ferrolite_kernels::optimized::reduce::{reduce_f32, ReduceF32};
+use ferrolite_kernels::optimized::reduce::{self as fast_reduce, reduce_f32, ReduceF32};
 use ferrolite_kernels::reference::reduce as k;
 use ferrolite_schema::BuiltinOperator as B;
 
@@ -89,11 +89,12 @@ impl Operator for Reduce {
                 macro_rules! typed {
                     ($T:ty, $as_bytes:expr) => {{
                         let p = qk::QuantizedMeanParams::new::<$T>(si, zi, so, zo).ok_or_else(bad)?;
+                        let level = if ctx.reference_kernels { isa::IsaLevel::Scalar } else { isa::detect() };
                         Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                             let x = ctx.input(0)?.as_slice::<$T>()?;
                             let y = ctx.output(0)?.as_slice_mut::<$T>()?;
                             if !sum {
-                                qk::mean_quantized(&p, x, &in_shape, &axes, y);
+                                fast_reduce::mean_quantized(level, &p, x, &in_shape, &axes, y);
                             } else {
                                 $as_bytes(&p, x, &in_shape, &axes, y);
                             }

@@ -66,6 +66,8 @@ impl QuantizedMeanParams {
 /// `1/n` is folded into the multiplier as
 /// `m' = (m << k) / n`, `shift' = shift - k` with `k = min(floor(log2 n), 32,
 /// 31 + shift)`; then `out = clamp(MBQM(sum - zp_in * n, m', shift') + zp_out)`.
+// Inlined so `optimized::reduce::mean_quantized` compiles it for AVX2.
+#[inline(always)]
 pub fn mean_quantized<T: QType>(
     p: &QuantizedMeanParams,
     input: &[T],
