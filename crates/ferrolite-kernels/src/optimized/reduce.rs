@@ -59,6 +59,44 @@ unsafe fn reduce_avx2(kind: ReduceF32, input: &[f32], in_shape: &[usize], axes: 
     reduce_any(kind, input, in_shape, axes, output)
 }
 
+/// The quantised MEAN (`reference::quantized::mean_quantized`) at `isa`:
+/// its int32 sums of a kept innermost run widened and added eight lanes
+/// at a time (int8 MEAN over H and W ran 6x LiteRT's time on the
+/// baseline build's scalar loop).
+pub fn mean_quantized<T: QType>(
+    isa: IsaLevel,
+    p: &QuantizedMeanParams,
+    input: &[T],
+    in_shape: &[usize],
+    axes: &[usize],
+    output: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        let _ = t;
+        // SAFETY: the token proves AVX2; the body is safe code.
+        #[allow(unsafe_code)]
+        return unsafe { mean_quantized_avx2(p, input, in_shape, axes, output) };
+    }
+    let _ = isa;
+    mean_q(p, input, in_shape, axes, output)
+}
+
+/// # Safety
+/// AVX2 available.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+unsafe fn mean_quantized_avx2<T: QType>(
+    p: &QuantizedMeanParams,
+    input: &[T],
+    in_shape: &[usize],
+    axes: &[usize],
+    output: &mut [T],
+) {
+    mean_q(p, input, in_shape, axes, output)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,42 +168,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The quantised MEAN (`reference::quantized::mean_quantized`) at `isa`:
-/// its int32 sums of a kept innermost run widened and added eight lanes
-/// at a time (int8 MEAN over H and W ran 6x LiteRT's time on the
-/// baseline build's scalar loop).
-pub fn mean_quantized<T: QType>(
-    isa: IsaLevel,
-    p: &QuantizedMeanParams,
-    input: &[T],
-    in_shape: &[usize],
-    axes: &[usize],
-    output: &mut [T],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(t) = Avx2Fma::new(isa) {
-        let _ = t;
-        // SAFETY: the token proves AVX2; the body is safe code.
-        #[allow(unsafe_code)]
-        return unsafe { mean_quantized_avx2(p, input, in_shape, axes, output) };
-    }
-    let _ = isa;
-    mean_q(p, input, in_shape, axes, output)
-}
-
-/// # Safety
-/// AVX2 available.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-#[target_feature(enable = "avx2")]
-unsafe fn mean_quantized_avx2<T: QType>(
-    p: &QuantizedMeanParams,
-    input: &[T],
-    in_shape: &[usize],
-    axes: &[usize],
-    output: &mut [T],
-) {
-    mean_q(p, input, in_shape, axes, output)
 }
