@@ -128,8 +128,125 @@ mod avx2 {
     }
 }
 
+/// int8 RESIZE_BILINEAR, bit-exact with
+/// `reference::quantized::resize_bilinear_integer::<i8>`: the same 10-bit
+/// coordinates, per-pixel weights and rounding, but in i32 (an int8 value
+/// times weights that sum to 2^20, even with the negative offsets of
+/// half-pixel centres, stays below 2^29) instead of the reference's i64 and
+/// its division per value, and compiled for AVX2 so each pixel's channels
+/// run eight lanes at a time (int8 [1,56,56,64] -> 112x112 took 8.6x
+/// LiteRT's time on the reference). Shapes as the reference's.
+pub fn resize_bilinear_i8(
+    isa: IsaLevel,
+    input: &[i8],
+    in_shape: [usize; 4],
+    output: &mut [i8],
+    out_shape: [usize; 4],
+    align_corners: bool,
+    half_pixel_centers: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = Avx2Fma::new(isa) {
+        let _ = t;
+        // SAFETY: the token proves AVX2; the body is safe code.
+        #[allow(unsafe_code)]
+        return unsafe { bilinear_i8_avx2(input, in_shape, output, out_shape, align_corners, half_pixel_centers) };
+    }
+    let _ = isa;
+    bilinear_i8(input, in_shape, output, out_shape, align_corners, half_pixel_centers)
+}
+
+/// # Safety
+/// AVX2 available.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+unsafe fn bilinear_i8_avx2(
+    input: &[i8],
+    in_shape: [usize; 4],
+    output: &mut [i8],
+    out_shape: [usize; 4],
+    align_corners: bool,
+    half_pixel_centers: bool,
+) {
+    bilinear_i8(input, in_shape, output, out_shape, align_corners, half_pixel_centers)
+}
+
+#[inline(always)]
+fn bilinear_i8(
+    input: &[i8],
+    in_shape: [usize; 4],
+    output: &mut [i8],
+    out_shape: [usize; 4],
+    align_corners: bool,
+    half_pixel_centers: bool,
+) {
+    use crate::reference::quantized::misc::{interpolation_values_integer as values, scale_10};
+    let [batches, in_h, in_w, depth] = in_shape;
+    let [_, out_h, out_w, _] = out_shape;
+    if [in_h, in_w, out_h, out_w, depth].contains(&0) {
+        return;
+    }
+    let (ih, iw) = (in_h as i32, in_w as i32);
+    let (hs, ws) = (scale_10(ih, out_h as i32, align_corners), scale_10(iw, out_w as i32, align_corners));
+    // Per output column: its two input columns and `dx`.
+    let cols: Vec<(usize, usize, i32)> = (0..out_w as i32)
+        .map(|x| {
+            let (v, x0, x1) = values(x, ws, half_pixel_centers, iw);
+            (x0 as usize, x1 as usize, v - (1 << 10) * x0)
+        })
+        .collect();
+    let row = |b: usize, y: i32| &input[(b * in_h + y as usize) * in_w * depth..][..in_w * depth];
+    let mut out_pixels = output.chunks_exact_mut(depth);
+    for b in 0..batches {
+        for y in 0..out_h as i32 {
+            let (v, y0, y1) = values(y, hs, half_pixel_centers, ih);
+            let dy = v - (1 << 10) * y0;
+            let (top, bottom) = (row(b, y0), row(b, y1));
+            for &(x0, x1, dx) in &cols {
+                let Some(out) = out_pixels.next() else { return };
+                let w = [((1 << 10) - dy) * ((1 << 10) - dx), dy * ((1 << 10) - dx), ((1 << 10) - dy) * dx, dy * dx];
+                let (a, bb) = (&top[x0 * depth..][..depth], &bottom[x0 * depth..][..depth]);
+                let (c, d) = (&top[x1 * depth..][..depth], &bottom[x1 * depth..][..depth]);
+                for ((((o, &a), &bb), &c), &d) in out.iter_mut().zip(a).zip(bb).zip(c).zip(d) {
+                    let s = a as i32 * w[0] + bb as i32 * w[1] + c as i32 * w[2] + d as i32 * w[3];
+                    // `(s ± 2^19) / 2^20`, truncating: half away from zero.
+                    let q = if s > 0 { (s + (1 << 19)) >> 20 } else { -((-s + (1 << 19)) >> 20) };
+                    *o = q as i8;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// int8 against the integer reference: random sizes up and down, both
+    /// flags, every level.
+    #[test]
+    fn int8_bilinear_equals_the_reference() {
+        use crate::reference::quantized::resize_bilinear_integer;
+        let mut rng = crate::optimized::testutil::Rng::new(0x8e5);
+        for case in 0..150 {
+            let (b, ih, iw, c) = (rng.range(1, 3), rng.range(1, 9), rng.range(1, 9), rng.range(1, 40));
+            let (oh, ow) = (rng.range(1, 20), rng.range(1, 20));
+            let (align, half) = match case % 3 {
+                0 => (false, false),
+                1 => (true, false),
+                _ => (false, true),
+            };
+            let x: Vec<i8> = (0..b * ih * iw * c).map(|_| rng.next_u64() as i8).collect();
+            let (is, os) = ([b, ih, iw, c], [b, oh, ow, c]);
+            let mut want = vec![0i8; b * oh * ow * c];
+            resize_bilinear_integer(&x, is, &mut want, os, align, half);
+            for &isa in &crate::optimized::isa::available_levels() {
+                let mut got = vec![7i8; want.len()];
+                resize_bilinear_i8(isa, &x, is, &mut got, os, align, half);
+                assert_eq!(got, want, "case {case} {isa:?} {is:?} -> {os:?} align {align} half {half}");
+            }
+        }
+    }
     use super::*;
     use crate::optimized::isa::available_levels;
     use crate::optimized::testutil::Rng;

@@ -5,7 +5,7 @@
 //! alone: the output is read with the input's scale and zero point).
 
 use ferrolite_kernels::optimized::isa;
-use ferrolite_kernels::optimized::resize::ResizeBilinearF32Plan;
+use ferrolite_kernels::optimized::resize::{resize_bilinear_i8, ResizeBilinearF32Plan};
 use ferrolite_kernels::reference::quantized::resize_bilinear_integer;
 use ferrolite_kernels::reference::resize::{resize_bilinear_f32, resize_bilinear_u8, resize_nearest_neighbor};
 use ferrolite_schema::BuiltinOperator as B;
@@ -62,12 +62,14 @@ impl Operator for Resize {
             match dtype {
                 DataType::Float32 => {}
                 DataType::Int8 => {
+                    // The reference's arithmetic in i32, vectorised (same bits).
+                    let level = if ctx.reference_kernels { isa::IsaLevel::Scalar } else { isa::detect() };
                     return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {
                         let x = ctx.input(0)?.as_slice::<i8>()?;
                         let y = ctx.output(0)?.as_slice_mut::<i8>()?;
-                        resize_bilinear_integer(x, in_shape, y, out_shape, align_corners, half_pixel_centers);
+                        resize_bilinear_i8(level, x, in_shape, y, out_shape, align_corners, half_pixel_centers);
                         Ok(())
-                    }))
+                    }));
                 }
                 DataType::Int16 => {
                     return Ok(Box::new(move |ctx: &mut EvalContext<'_>| {

@@ -100,7 +100,19 @@ pub fn concat_with_scaling<T: QType>(
 /// TFLite's `ComputeInterpolationValuesInteger`: the source coordinate in
 /// 1/1024 units and the two neighbouring rows/columns.
 #[inline]
-fn interpolation_values_integer(
+/// The input-per-output step of [`resize_bilinear_integer`] along one
+/// side, in 1/1024 units (`out > 0`).
+pub(crate) fn scale_10(input: i32, out: i32, align_corners: bool) -> i32 {
+    if align_corners && out > 1 {
+        ((1 << 10) * (input - 1) + (out - 1) / 2) / (out - 1)
+    } else {
+        ((1 << 10) * input + out / 2) / out
+    }
+}
+
+/// `(scaled, lower, upper)`: output index `value`'s input coordinate in
+/// 1/1024 units and the two input indices it falls between.
+pub(crate) fn interpolation_values_integer(
     value: i32,
     scale_10: i32,
     half_pixel_centers: bool,
@@ -131,14 +143,7 @@ pub fn resize_bilinear_integer<T: QType>(
         return;
     }
     let (ih, iw, oh, ow) = (in_h as i32, in_w as i32, out_h as i32, out_w as i32);
-    let mut h_scale_10 = ((1 << 10) * ih + oh / 2) / oh;
-    let mut w_scale_10 = ((1 << 10) * iw + ow / 2) / ow;
-    if align_corners && oh > 1 {
-        h_scale_10 = ((1 << 10) * (ih - 1) + (oh - 1) / 2) / (oh - 1);
-    }
-    if align_corners && ow > 1 {
-        w_scale_10 = ((1 << 10) * (iw - 1) + (ow - 1) / 2) / (ow - 1);
-    }
+    let (h_scale_10, w_scale_10) = (scale_10(ih, oh, align_corners), scale_10(iw, ow, align_corners));
     let at = |b: usize, y: i32, x: i32, c: usize| -> i64 {
         input[((b * in_h + y as usize) * in_w + x as usize) * depth + c].to_i32() as i64
     };
