@@ -51,26 +51,11 @@ const AUX_INPUT: usize = 39;
 /// Tensors per direction, from its input-to-input weights on.
 const CELL_TENSORS: usize = 17;
 
-/// The role of a direction's k-th tensor, for messages.
-const ROLES: [&str; CELL_TENSORS] = [
-    "input_to_input_weights",
-    "input_to_forget_weights",
-    "input_to_cell_weights",
-    "input_to_output_weights",
-    "recurrent_to_input_weights",
-    "recurrent_to_forget_weights",
-    "recurrent_to_cell_weights",
-    "recurrent_to_output_weights",
-    "cell_to_input_weights",
-    "cell_to_forget_weights",
-    "cell_to_output_weights",
-    "input_gate_bias",
-    "forget_gate_bias",
-    "cell_gate_bias",
-    "output_gate_bias",
-    "projection_weights",
-    "projection_bias",
-];
+/// The role of a direction's k-th tensor, for messages: the
+/// unidirectional op's inputs 1..=17, in the same order.
+fn role(k: usize) -> &'static str {
+    super::unidirectional_sequence_lstm::INPUT_NAMES.get(1 + k).copied().unwrap_or("?")
+}
 
 /// Positions (within a direction) of the float32 vectors: biases.
 fn is_bias(k: usize) -> bool {
@@ -84,7 +69,7 @@ fn is_required(k: usize) -> bool {
 
 fn name(first: usize, k: usize) -> String {
     let dir = if first == FW { "forward" } else { "backward" };
-    format!("input {} ({dir} {})", first + k, ROLES[k])
+    format!("input {} ({dir} {})", first + k, role(k))
 }
 
 /// How each of a direction's tensors is stored (`None`: absent).

@@ -248,7 +248,7 @@ impl Operator for UnidirectionalSequenceLstm {
 }
 
 /// The op's inputs by index, for messages.
-const INPUT_NAMES: [&str; 24] = [
+pub(crate) const INPUT_NAMES: [&str; 24] = [
     "input",
     "input_to_input_weights",
     "input_to_forget_weights",
