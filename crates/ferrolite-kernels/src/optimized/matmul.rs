@@ -50,13 +50,36 @@ pub fn matmul_f32(
     scratch: &mut MatmulScratch,
 ) {
     assert!(lhs.len() >= m * k && rhs.len() >= k * n && out.len() >= m * n, "matmul operands too short");
+    scratch.pack_rhs(rhs, k, n, adj_y);
+    matmul_f32_packed(isa, m, lhs, adj_x, scratch, out);
+}
+
+impl MatmulScratch {
+    /// Pack a right-hand side stored `k x n` (or `n x k` when `adj_y`)
+    /// for [`matmul_f32_packed`]: once for all the products that share it.
+    pub fn pack_rhs(&mut self, rhs: &[f32], k: usize, n: usize, adj_y: bool) {
+        if adj_y {
+            self.rhs.repack(&rhs[..n * k], n, k);
+        } else {
+            self.rhs.repack_kn(&rhs[..k * n], k, n);
+        }
+    }
+}
+
+/// [`matmul_f32`] against the right-hand side [`MatmulScratch::pack_rhs`]
+/// packed (its `k` and `n`).
+pub fn matmul_f32_packed(
+    isa: IsaLevel,
+    m: usize,
+    lhs: &[f32],
+    adj_x: bool,
+    scratch: &mut MatmulScratch,
+    out: &mut [f32],
+) {
+    let (n, k) = (scratch.rhs.n(), scratch.rhs.k());
+    assert!(lhs.len() >= m * k && out.len() >= m * n, "matmul operands too short");
     if m == 0 || n == 0 {
         return;
-    }
-    if adj_y {
-        scratch.rhs.repack(&rhs[..n * k], n, k);
-    } else {
-        scratch.rhs.repack_kn(&rhs[..k * n], k, n);
     }
     let a = if adj_x {
         scratch.lhs.clear();
@@ -70,13 +93,22 @@ pub fn matmul_f32(
 }
 
 /// Buffers one thread's int8 products reuse.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MatmulI8Scratch {
     /// The left-hand side as `x - lhs_zero_point`, rows of `2 * k2`.
     lhs: Vec<i16>,
-    /// The right-hand side as `[n][k]` rows.
+    /// The right-hand side as `[n][k]` rows, and packed.
     rhs: Vec<i8>,
+    packed: PackedQs8,
+    n: usize,
+    k: usize,
     acc: Vec<i32>,
+}
+
+impl Default for MatmulI8Scratch {
+    fn default() -> MatmulI8Scratch {
+        MatmulI8Scratch { lhs: Vec::new(), rhs: Vec::new(), packed: PackedQs8::empty(), n: 0, k: 0, acc: Vec::new() }
+    }
 }
 
 /// One int8 matrix product of BATCH_MATMUL, bit-exact with
@@ -101,6 +133,39 @@ pub fn matmul_i8(
     scratch: &mut MatmulI8Scratch,
 ) {
     assert!(lhs.len() >= m * k && rhs.len() >= k * n && out.len() >= m * n, "matmul operands too short");
+    scratch.pack_rhs(p, rhs, k, n, adj_y);
+    matmul_i8_packed(isa, p, m, lhs, adj_x, scratch, out);
+}
+
+impl MatmulI8Scratch {
+    /// Pack an int8 right-hand side stored `k x n` (or `n x k` when
+    /// `adj_y`) for [`matmul_i8_packed`]: once for all the products that
+    /// share it.
+    pub fn pack_rhs(&mut self, p: &BatchMatmulParams, rhs: &[i8], k: usize, n: usize, adj_y: bool) {
+        self.rhs.clear();
+        if adj_y {
+            self.rhs.extend_from_slice(&rhs[..n * k]);
+        } else {
+            self.rhs.extend((0..n * k).map(|i| rhs[(i % k) * n + i / k]));
+        }
+        self.packed = PackedQs8::pack(&self.rhs, n, k, -p.rhs_zero_point);
+        (self.n, self.k) = (n, k);
+    }
+}
+
+/// [`matmul_i8`] against the right-hand side [`MatmulI8Scratch::pack_rhs`]
+/// packed (its `k` and `n`; the same `p`).
+pub fn matmul_i8_packed(
+    isa: IsaLevel,
+    p: &BatchMatmulParams,
+    m: usize,
+    lhs: &[i8],
+    adj_x: bool,
+    scratch: &mut MatmulI8Scratch,
+    out: &mut [i8],
+) {
+    let (n, k) = (scratch.n, scratch.k);
+    assert!(lhs.len() >= m * k && out.len() >= m * n, "matmul operands too short");
     if m == 0 || n == 0 {
         return;
     }
@@ -113,18 +178,11 @@ pub fn matmul_i8(
             *v = (x as i32 - p.lhs_zero_point) as i16;
         }
     }
-    scratch.rhs.clear();
-    if adj_y {
-        scratch.rhs.extend_from_slice(&rhs[..n * k]);
-    } else {
-        scratch.rhs.extend((0..n * k).map(|i| rhs[(i % k) * n + i / k]));
-    }
-    let packed = PackedQs8::pack(&scratch.rhs, n, k, -p.rhs_zero_point);
-    let ldc = 16 * packed.panels();
+    let ldc = 16 * scratch.packed.panels();
     scratch.acc.clear();
     scratch.acc.resize(m * ldc, 0);
     if lda > 0 {
-        gemm_i32(isa, m, &scratch.lhs, lda, &packed, &mut scratch.acc, ldc);
+        gemm_i32(isa, m, &scratch.lhs, lda, &scratch.packed, &mut scratch.acc, ldc);
     }
     for (o, acc) in out[..m * n].chunks_exact_mut(n).zip(scratch.acc.chunks_exact(ldc)) {
         for (o, &a) in o.iter_mut().zip(acc) {

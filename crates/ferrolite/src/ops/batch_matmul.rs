@@ -7,7 +7,7 @@
 //! LiteRT's time on 4 products of 64x64 matrices.
 
 use ferrolite_kernels::optimized::isa;
-use ferrolite_kernels::optimized::matmul::{matmul_f32, matmul_i8, MatmulI8Scratch, MatmulScratch};
+use ferrolite_kernels::optimized::matmul::{matmul_f32_packed, matmul_i8_packed, MatmulI8Scratch, MatmulScratch};
 use ferrolite_kernels::reference::batch_matmul::batch_matmul_f32;
 use ferrolite_kernels::reference::elementwise::broadcast_shape;
 use ferrolite_kernels::reference::quantized::{batch_matmul_quantized, BatchMatmulParams};
@@ -93,11 +93,17 @@ impl Operator for BatchMatmul {
                     // Whole output matrices per thread.
                     workers.for_each_chunk(y, m * n, |first, chunk| {
                         let mut scratch = MatmulScratch::default();
+                        // A shared RHS is packed once per chunk.
+                        if shared_rhs {
+                            scratch.pack_rhs(&r[..k * n], k, n, adj_y);
+                        }
                         for (i, o) in chunk.chunks_exact_mut(m * n).enumerate() {
                             let b = first + i;
                             let lb = &l[b * m * k..(b + 1) * m * k];
-                            let rb = if shared_rhs { &r[..k * n] } else { &r[b * k * n..(b + 1) * k * n] };
-                            matmul_f32(level, m, n, k, lb, adj_x, rb, adj_y, o, &mut scratch);
+                            if !shared_rhs {
+                                scratch.pack_rhs(&r[b * k * n..(b + 1) * k * n], k, n, adj_y);
+                            }
+                            matmul_f32_packed(level, m, lb, adj_x, &mut scratch, o);
                         }
                     });
                     Ok(())
@@ -160,11 +166,16 @@ impl Operator for BatchMatmul {
                         }
                         workers.for_each_chunk(y, m * n, |first, chunk| {
                             let mut scratch = MatmulI8Scratch::default();
+                            if shared_rhs {
+                                scratch.pack_rhs(&p, &r[..k * n], k, n, adj_y);
+                            }
                             for (i, o) in chunk.chunks_exact_mut(m * n).enumerate() {
                                 let b = first + i;
                                 let lb = &l[b * m * k..(b + 1) * m * k];
-                                let rb = if shared_rhs { &r[..k * n] } else { &r[b * k * n..(b + 1) * k * n] };
-                                matmul_i8(level, &p, m, n, k, lb, adj_x, rb, adj_y, o, &mut scratch);
+                                if !shared_rhs {
+                                    scratch.pack_rhs(&p, &r[b * k * n..(b + 1) * k * n], k, n, adj_y);
+                                }
+                                matmul_i8_packed(level, &p, m, lb, adj_x, &mut scratch, o);
                             }
                         });
                         Ok(())
